@@ -1,3 +1,34 @@
-//! Async network probes (ICMP, UDP, TCP, SCTP) with TTL, traceroute sessions and the `mtr-packet` protocol.
+//! Async network probes (ICMP, UDP, TCP, SCTP) with TTL, traceroute sessions and the
+//! `mtr-packet` protocol.
+//!
+//! Open a [`Prober`] once, then call [`Prober::probe`] many times concurrently: thousands
+//! of probes share a few raw sockets, replies are matched in O(1) and checked against the
+//! probed destination.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), netloom_probe::ProbeError> {
+//! use netloom_probe::{Prober, ProberConfig, ProbeOptions, Protocol};
+//! let prober = Prober::open(ProberConfig::default()).await?;
+//! let reply = prober
+//!     .probe("127.0.0.1".parse().unwrap(), ProbeOptions::default().with_ttl(8))
+//!     .await?;
+//! println!("{:?} from {:?} in {:?}", reply.outcome, reply.responder, reply.rtt);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+mod config;
+mod error;
+pub mod wire;
+mod options;
+mod prober;
+mod reply;
+mod resolve;
+
+pub use config::{PrivilegeMode, ProberConfig};
+pub use error::{ProbeError, RouteScope};
+pub use options::{IpVersion, ProbeOptions, Protocol};
+pub use prober::{Prober, ProberStats};
+pub use reply::{MplsLabel, Outcome, ProbeReply, UnreachableKind};
+pub use resolve::resolve;

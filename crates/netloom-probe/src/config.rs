@@ -1,0 +1,55 @@
+//! Prober-wide settings: [`ProberConfig`] and [`PrivilegeMode`].
+
+/// Which sockets the prober opens.
+///
+/// ```
+/// use netloom_probe::PrivilegeMode;
+/// assert_eq!(PrivilegeMode::default(), PrivilegeMode::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PrivilegeMode {
+    /// Raw sockets when permitted (CAP_NET_RAW), otherwise unprivileged.
+    #[default]
+    Auto,
+    /// Raw sockets only; opening fails with
+    /// [`ProbeError::PermissionDenied`](crate::ProbeError::PermissionDenied) without CAP_NET_RAW.
+    Raw,
+    /// ICMP datagram sockets (allowed by `net.ipv4.ping_group_range`) and UDP/TCP sockets,
+    /// with errors read through `IP_RECVERR` / `IPV6_RECVERR`. No MPLS labels in this mode.
+    Unprivileged,
+}
+
+/// Settings of a [`Prober`](crate::Prober). Every limit is enforced with an error naming it.
+///
+/// ```
+/// use netloom_probe::ProberConfig;
+/// let config = ProberConfig { max_in_flight: 50_000, ..Default::default() };
+/// assert_eq!(ProberConfig::default().max_in_flight, 16_384);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProberConfig {
+    /// Most probes outstanding at once; more fail with
+    /// [`ProbeError::ProbesExhausted`](crate::ProbeError::ProbesExhausted). At most 65,536
+    /// per protocol and IP version (the 16-bit sequence space). Default 16,384.
+    pub max_in_flight: usize,
+    /// Raw or unprivileged sockets.
+    pub privilege: PrivilegeMode,
+    /// Largest probe packet accepted in [`ProbeOptions::size`](crate::ProbeOptions::size)
+    /// (default 9,000 bytes, mtr-packet's buffer).
+    pub max_packet_size: usize,
+    /// Raise the soft `RLIMIT_NOFILE` to the hard limit when opening, so thousands of TCP
+    /// probes (one socket each) fit (default true).
+    pub raise_fd_limit: bool,
+}
+
+impl Default for ProberConfig {
+    fn default() -> Self {
+        ProberConfig {
+            max_in_flight: 16_384,
+            privilege: PrivilegeMode::Auto,
+            max_packet_size: 9_000,
+            raise_fd_limit: true,
+        }
+    }
+}

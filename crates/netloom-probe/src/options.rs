@@ -1,0 +1,213 @@
+//! Per-probe settings: [`ProbeOptions`], [`Protocol`], [`IpVersion`].
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The IP version of an address or a lookup.
+///
+/// ```
+/// use netloom_probe::IpVersion;
+/// assert_eq!(IpVersion::of(&"::1".parse().unwrap()), IpVersion::V6);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum IpVersion {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl IpVersion {
+    /// The version of `addr`.
+    ///
+    /// ```
+    /// use netloom_probe::IpVersion;
+    /// assert_eq!(IpVersion::of(&"127.0.0.1".parse().unwrap()), IpVersion::V4);
+    /// ```
+    pub fn of(addr: &IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => IpVersion::V4,
+            IpAddr::V6(_) => IpVersion::V6,
+        }
+    }
+}
+
+/// The transport a probe uses.
+///
+/// ```
+/// use netloom_probe::Protocol;
+/// assert_eq!("udp".parse::<Protocol>().unwrap(), Protocol::Udp);
+/// assert_eq!(Protocol::Tcp.to_string(), "tcp");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// ICMP / ICMPv6 echo request.
+    #[default]
+    Icmp,
+    /// A UDP datagram; the target answers port-unreachable from a closed port.
+    Udp,
+    /// A TCP SYN (nonblocking connect); SYN-ACK or RST from the target means reached.
+    Tcp,
+    /// An SCTP INIT (only where the kernel supports SCTP).
+    Sctp,
+}
+
+impl Protocol {
+    /// The lowercase name mtr-packet uses.
+    ///
+    /// ```
+    /// assert_eq!(netloom_probe::Protocol::Sctp.name(), "sctp");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::Icmp => "icmp",
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = crate::ProbeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "icmp" => Ok(Protocol::Icmp),
+            "udp" => Ok(Protocol::Udp),
+            "tcp" => Ok(Protocol::Tcp),
+            "sctp" => Ok(Protocol::Sctp),
+            other => Err(crate::ProbeError::InvalidArgument {
+                what: format!("protocol {other:?} (expected icmp, udp, tcp or sctp)"),
+            }),
+        }
+    }
+}
+
+/// How one probe is sent: mtr-packet's `send-probe` arguments. The IP version follows the
+/// target address.
+///
+/// Build with struct update syntax or the `with_*` methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use netloom_probe::{ProbeOptions, Protocol};
+/// let a = ProbeOptions { ttl: 3, protocol: Protocol::Udp, ..Default::default() };
+/// let b = ProbeOptions::default().with_protocol(Protocol::Udp).with_ttl(3);
+/// assert_eq!(a, b);
+/// assert_eq!(a.timeout, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOptions {
+    /// Transport protocol (default ICMP).
+    pub protocol: Protocol,
+    /// Time to live / hop limit, 1..=255 (default 255, as mtr-packet).
+    pub ttl: u8,
+    /// Destination port for UDP/TCP/SCTP. `None`: UDP varies the port per probe
+    /// (from 33434, classic traceroute) unless `constant_flow`; TCP/SCTP use 80.
+    pub port: Option<u16>,
+    /// Source address (default: chosen by the routing table).
+    pub local_addr: Option<IpAddr>,
+    /// Source port for UDP/TCP/SCTP (default: chosen per probe).
+    pub local_port: Option<u16>,
+    /// How long to wait for an answer (default 10 s, as mtr-packet).
+    pub timeout: Duration,
+    /// Size of the whole IP packet in bytes; raised to the header size if smaller
+    /// (default: headers plus a small payload).
+    pub size: Option<usize>,
+    /// Byte the payload is filled with (default 0).
+    pub bit_pattern: u8,
+    /// IPv4 type of service / IPv6 traffic class (default 0).
+    pub tos: u8,
+    /// Linux routing mark (`SO_MARK`, needs CAP_NET_ADMIN).
+    pub mark: Option<u32>,
+    /// Send through this interface only (`SO_BINDTODEVICE`).
+    pub device: Option<String>,
+    /// Paris-traceroute style: keep the flow identifiers (ports, ICMP checksum) constant
+    /// for every probe to one target, so ECMP routers keep them on one path; probes are
+    /// told apart by the UDP checksum / ICMP sequence instead.
+    pub constant_flow: bool,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            protocol: Protocol::Icmp,
+            ttl: 255,
+            port: None,
+            local_addr: None,
+            local_port: None,
+            timeout: Duration::from_secs(10),
+            size: None,
+            bit_pattern: 0,
+            tos: 0,
+            mark: None,
+            device: None,
+            constant_flow: false,
+        }
+    }
+}
+
+impl ProbeOptions {
+    /// Sets [`ProbeOptions::protocol`].
+    ///
+    /// ```
+    /// # use netloom_probe::{ProbeOptions, Protocol};
+    /// assert_eq!(ProbeOptions::default().with_protocol(Protocol::Tcp).protocol, Protocol::Tcp);
+    /// ```
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets [`ProbeOptions::ttl`].
+    ///
+    /// ```
+    /// # use netloom_probe::ProbeOptions;
+    /// assert_eq!(ProbeOptions::default().with_ttl(4).ttl, 4);
+    /// ```
+    pub fn with_ttl(mut self, ttl: u8) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets [`ProbeOptions::port`].
+    ///
+    /// ```
+    /// # use netloom_probe::ProbeOptions;
+    /// assert_eq!(ProbeOptions::default().with_port(443).port, Some(443));
+    /// ```
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Sets [`ProbeOptions::timeout`].
+    ///
+    /// ```
+    /// # use netloom_probe::ProbeOptions;
+    /// # use std::time::Duration;
+    /// assert_eq!(ProbeOptions::default().with_timeout(Duration::from_secs(1)).timeout.as_secs(), 1);
+    /// ```
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`ProbeOptions::constant_flow`] (Paris traceroute).
+    ///
+    /// ```
+    /// # use netloom_probe::ProbeOptions;
+    /// assert!(ProbeOptions::default().with_constant_flow(true).constant_flow);
+    /// ```
+    pub fn with_constant_flow(mut self, on: bool) -> Self {
+        self.constant_flow = on;
+        self
+    }
+}

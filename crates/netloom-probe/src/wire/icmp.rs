@@ -1,0 +1,293 @@
+//! ICMPv4 and ICMPv6 message views and builders (they share the 8-byte header layout).
+use std::net::Ipv6Addr;
+
+use super::{Malformed, be16, checksum, malformed, pseudo_header_sum};
+
+/// ICMPv4 message types used by probes (RFC 792).
+///
+/// ```
+/// assert_eq!(netloom_probe::wire::icmpv4::TIME_EXCEEDED, 11);
+/// ```
+pub mod icmpv4 {
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 0;
+    /// Destination unreachable.
+    pub const DEST_UNREACHABLE: u8 = 3;
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 8;
+    /// Time exceeded.
+    pub const TIME_EXCEEDED: u8 = 11;
+    /// Destination unreachable code: port unreachable.
+    pub const CODE_PORT_UNREACHABLE: u8 = 3;
+}
+
+/// ICMPv6 message types used by probes (RFC 4443).
+///
+/// ```
+/// assert_eq!(netloom_probe::wire::icmpv6::TIME_EXCEEDED, 3);
+/// ```
+pub mod icmpv6 {
+    /// Destination unreachable.
+    pub const DEST_UNREACHABLE: u8 = 1;
+    /// Packet too big.
+    pub const PACKET_TOO_BIG: u8 = 2;
+    /// Time exceeded.
+    pub const TIME_EXCEEDED: u8 = 3;
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 128;
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 129;
+    /// Destination unreachable code: port unreachable.
+    pub const CODE_PORT_UNREACHABLE: u8 = 4;
+}
+
+/// A view over an ICMP or ICMPv6 message; `new_checked` requires the 8-byte header.
+///
+/// ```
+/// use netloom_probe::wire::{IcmpPacket, IcmpRepr, icmpv4};
+/// let b = IcmpRepr::echo(icmpv4::ECHO_REQUEST, 0x1234, 7).emit_v4(b"data");
+/// let p = IcmpPacket::new_checked(&b[..]).unwrap();
+/// assert_eq!((p.msg_type(), p.ident(), p.seq()), (8, 0x1234, 7));
+/// assert!(p.verify_checksum_v4());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct IcmpPacket<T> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> IcmpPacket<T> {
+    /// Validates and wraps `buf` (at least 8 bytes).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert!(IcmpPacket::new_checked(&[0u8; 7][..]).is_err());
+    /// ```
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        if buf.as_ref().len() < 8 {
+            return malformed("ICMP header shorter than 8 bytes");
+        }
+        Ok(IcmpPacket { buf })
+    }
+
+    /// Message type.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[11u8, 0, 0, 0, 0, 0, 0, 0][..]).unwrap().msg_type(), 11);
+    /// ```
+    pub fn msg_type(&self) -> u8 {
+        self.buf.as_ref()[0]
+    }
+
+    /// Message code.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[3u8, 3, 0, 0, 0, 0, 0, 0][..]).unwrap().code(), 3);
+    /// ```
+    pub fn code(&self) -> u8 {
+        self.buf.as_ref()[1]
+    }
+
+    /// Checksum field.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[0u8, 0, 0xbe, 0xef, 0, 0, 0, 0][..]).unwrap().checksum(), 0xbeef);
+    /// ```
+    pub fn checksum(&self) -> u16 {
+        be16(self.buf.as_ref(), 2)
+    }
+
+    /// Echo identifier (bytes 4-5).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[0u8, 0, 0, 0, 1, 2, 0, 0][..]).unwrap().ident(), 0x102);
+    /// ```
+    pub fn ident(&self) -> u16 {
+        be16(self.buf.as_ref(), 4)
+    }
+
+    /// Echo sequence number (bytes 6-7).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[0u8, 0, 0, 0, 0, 0, 3, 4][..]).unwrap().seq(), 0x304);
+    /// ```
+    pub fn seq(&self) -> u16 {
+        be16(self.buf.as_ref(), 6)
+    }
+
+    /// RFC 4884 length of the original datagram in bytes, for ICMPv4 errors: byte 5
+    /// counts 32-bit words. 0 means "not given".
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[11u8, 0, 0, 0, 0, 32, 0, 0][..]).unwrap().original_len_v4(), 128);
+    /// ```
+    pub fn original_len_v4(&self) -> usize {
+        usize::from(self.buf.as_ref()[5]) * 4
+    }
+
+    /// RFC 4884 length of the original datagram in bytes, for ICMPv6 errors: byte 4
+    /// counts 64-bit words. 0 means "not given".
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[3u8, 0, 0, 0, 16, 0, 0, 0][..]).unwrap().original_len_v6(), 128);
+    /// ```
+    pub fn original_len_v6(&self) -> usize {
+        usize::from(self.buf.as_ref()[4]) * 8
+    }
+
+    /// Bytes after the 8-byte header (echo data, or the quoted datagram of an error).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert_eq!(IcmpPacket::new_checked(&[0u8, 0, 0, 0, 0, 0, 0, 0, 9][..]).unwrap().body(), &[9]);
+    /// ```
+    pub fn body(&self) -> &[u8] {
+        &self.buf.as_ref()[8..]
+    }
+
+    /// True if the ICMPv4 checksum (over the message alone) verifies.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// assert!(!IcmpPacket::new_checked(&[0u8, 0, 0, 1, 0, 0, 0, 0][..]).unwrap().verify_checksum_v4());
+    /// ```
+    pub fn verify_checksum_v4(&self) -> bool {
+        checksum(self.buf.as_ref()) == 0
+    }
+
+    /// True if the ICMPv6 checksum (with the pseudo header) verifies.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{IcmpPacket, IcmpRepr, icmpv6};
+    /// let (s, d) = ("::1".parse().unwrap(), "::2".parse().unwrap());
+    /// let b = IcmpRepr::echo(icmpv6::ECHO_REPLY, 1, 2).emit_v6(s, d, &[]);
+    /// assert!(IcmpPacket::new_checked(&b[..]).unwrap().verify_checksum_v6(s, d));
+    /// ```
+    pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        let b = self.buf.as_ref();
+        let mut c = pseudo_header_sum(src.into(), dst.into(), 58, b.len() as u32);
+        c.add_bytes(b);
+        c.finish() == 0
+    }
+}
+
+/// An ICMP/ICMPv6 header to emit: type, code and the 4 "rest of header" bytes.
+///
+/// ```
+/// use netloom_probe::wire::{IcmpRepr, icmpv4};
+/// let r = IcmpRepr::error(icmpv4::TIME_EXCEEDED, 0);
+/// assert_eq!(r.rest, [0; 4]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpRepr {
+    /// Message type.
+    pub msg_type: u8,
+    /// Message code.
+    pub code: u8,
+    /// Bytes 4..8: identifier + sequence, or unused + RFC 4884 length.
+    pub rest: [u8; 4],
+}
+
+impl IcmpRepr {
+    /// An echo request or reply header.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{IcmpRepr, icmpv6};
+    /// assert_eq!(IcmpRepr::echo(icmpv6::ECHO_REQUEST, 1, 2).rest, [0, 1, 0, 2]);
+    /// ```
+    pub fn echo(msg_type: u8, ident: u16, seq: u16) -> Self {
+        let [a, b] = ident.to_be_bytes();
+        let [c, d] = seq.to_be_bytes();
+        IcmpRepr {
+            msg_type,
+            code: 0,
+            rest: [a, b, c, d],
+        }
+    }
+
+    /// An error header (time exceeded, unreachable) without an RFC 4884 length.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpRepr;
+    /// assert_eq!(IcmpRepr::error(3, 1).code, 1);
+    /// ```
+    pub fn error(msg_type: u8, code: u8) -> Self {
+        IcmpRepr {
+            msg_type,
+            code,
+            rest: [0; 4],
+        }
+    }
+
+    fn header(&self) -> [u8; 8] {
+        let r = self.rest;
+        [self.msg_type, self.code, 0, 0, r[0], r[1], r[2], r[3]]
+    }
+
+    /// Emits an ICMPv4 message with `body`, checksum over the message.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{IcmpPacket, IcmpRepr};
+    /// let b = IcmpRepr::echo(8, 1, 1).emit_v4(&[1, 2, 3]);
+    /// assert!(IcmpPacket::new_checked(&b[..]).unwrap().verify_checksum_v4());
+    /// ```
+    pub fn emit_v4(&self, body: &[u8]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(8 + body.len());
+        b.extend_from_slice(&self.header());
+        b.extend_from_slice(body);
+        let c = checksum(&b);
+        b[2..4].copy_from_slice(&c.to_be_bytes());
+        b
+    }
+
+    /// Emits an ICMPv6 message with `body`, checksum with the `src` → `dst` pseudo header.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{IcmpPacket, IcmpRepr};
+    /// let (s, d) = ("::1".parse().unwrap(), "::1".parse().unwrap());
+    /// let b = IcmpRepr::echo(128, 1, 1).emit_v6(s, d, &[7]);
+    /// assert!(IcmpPacket::new_checked(&b[..]).unwrap().verify_checksum_v6(s, d));
+    /// ```
+    pub fn emit_v6(&self, src: Ipv6Addr, dst: Ipv6Addr, body: &[u8]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(8 + body.len());
+        b.extend_from_slice(&self.header());
+        b.extend_from_slice(body);
+        let mut c = pseudo_header_sum(src.into(), dst.into(), 58, b.len() as u32);
+        c.add_bytes(&b);
+        b[2..4].copy_from_slice(&c.finish().to_be_bytes());
+        b
+    }
+
+    /// The body of an RFC 4884 error: `original` zero-padded to at least 128 bytes and to
+    /// a multiple of `word` (4 for ICMPv4, 8 for ICMPv6), then `extensions`; sets the
+    /// length field in `self.rest`. Without extensions the body is `original` unchanged.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpRepr;
+    /// let mut r = IcmpRepr::error(11, 0);
+    /// let body = r.rfc4884_body(&[0x45; 30], &[0x20, 0, 0, 0], 4);
+    /// assert_eq!((body.len(), r.rest[1]), (132, 32));
+    /// ```
+    pub fn rfc4884_body(&mut self, original: &[u8], extensions: &[u8], word: usize) -> Vec<u8> {
+        if extensions.is_empty() {
+            return original.to_vec();
+        }
+        let padded = original.len().max(128).div_ceil(word) * word;
+        let mut body = original.to_vec();
+        body.resize(padded, 0);
+        let words = u8::try_from(padded / word).unwrap_or(u8::MAX);
+        if word == 8 {
+            self.rest[0] = words;
+        } else {
+            self.rest[1] = words;
+        }
+        body.extend_from_slice(extensions);
+        body
+    }
+}

@@ -1,0 +1,184 @@
+//! IPv6 fixed header view and builder.
+use std::net::Ipv6Addr;
+
+use super::{Malformed, be16, malformed};
+
+/// A view over an IPv6 packet (possibly a truncated one quoted inside an ICMPv6 error).
+///
+/// `new_checked` requires 40 bytes and version 6. The payload length may exceed the
+/// buffer; [`Ipv6Packet::payload`] ends at whichever comes first. Extension headers are
+/// not walked: [`Ipv6Packet::next_header`] is the first one.
+///
+/// ```
+/// use netloom_probe::wire::Ipv6Packet;
+/// assert!(Ipv6Packet::new_checked(&[0x60u8; 39][..]).is_err());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Ipv6Packet<T> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// Validates and wraps `buf`.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 17, hop_limit: 1, traffic_class: 0, flow_label: 0 }.emit(&[]);
+    /// assert!(Ipv6Packet::new_checked(&b[..]).is_ok());
+    /// ```
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        let b = buf.as_ref();
+        if b.len() < 40 {
+            return malformed("IPv6 header shorter than 40 bytes");
+        }
+        if b[0] >> 4 != 6 {
+            return malformed("IPv6 version field is not 6");
+        }
+        Ok(Ipv6Packet { buf })
+    }
+
+    /// Traffic class.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 17, hop_limit: 1, traffic_class: 0xb8, flow_label: 0 }.emit(&[]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().traffic_class(), 0xb8);
+    /// ```
+    pub fn traffic_class(&self) -> u8 {
+        let b = self.buf.as_ref();
+        (b[0] << 4) | (b[1] >> 4)
+    }
+
+    /// Flow label (20 bits).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 17, hop_limit: 1, traffic_class: 0, flow_label: 0xabcde }.emit(&[]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().flow_label(), 0xabcde);
+    /// ```
+    pub fn flow_label(&self) -> u32 {
+        let b = self.buf.as_ref();
+        (u32::from(b[1] & 0x0f) << 16) | u32::from(be16(b, 2))
+    }
+
+    /// Payload length field.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 17, hop_limit: 1, traffic_class: 0, flow_label: 0 }.emit(&[1, 2]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().payload_len(), 2);
+    /// ```
+    pub fn payload_len(&self) -> u16 {
+        be16(self.buf.as_ref(), 4)
+    }
+
+    /// Next header (protocol of the payload or first extension header).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 58, hop_limit: 1, traffic_class: 0, flow_label: 0 }.emit(&[]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().next_header(), 58);
+    /// ```
+    pub fn next_header(&self) -> u8 {
+        self.buf.as_ref()[6]
+    }
+
+    /// Hop limit.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 58, hop_limit: 7, traffic_class: 0, flow_label: 0 }.emit(&[]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().hop_limit(), 7);
+    /// ```
+    pub fn hop_limit(&self) -> u8 {
+        self.buf.as_ref()[7]
+    }
+
+    /// Source address.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 58, hop_limit: 7, traffic_class: 0, flow_label: 0 }.emit(&[]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().src(), "::1".parse::<std::net::Ipv6Addr>().unwrap());
+    /// ```
+    pub fn src(&self) -> Ipv6Addr {
+        addr(&self.buf.as_ref()[8..24])
+    }
+
+    /// Destination address.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 58, hop_limit: 7, traffic_class: 0, flow_label: 0 }.emit(&[]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().dst(), "::2".parse::<std::net::Ipv6Addr>().unwrap());
+    /// ```
+    pub fn dst(&self) -> Ipv6Addr {
+        addr(&self.buf.as_ref()[24..40])
+    }
+
+    /// Bytes after the fixed header, up to the payload length or the end of the buffer.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 58, hop_limit: 7, traffic_class: 0, flow_label: 0 }.emit(&[4, 5]);
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..41]).unwrap().payload(), &[4]);
+    /// ```
+    pub fn payload(&self) -> &[u8] {
+        let b = self.buf.as_ref();
+        let end = (40 + usize::from(self.payload_len())).min(b.len());
+        &b[40..end]
+    }
+}
+
+fn addr(b: &[u8]) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(b);
+    Ipv6Addr::from(o)
+}
+
+/// The fields of an IPv6 fixed header to emit.
+///
+/// ```
+/// use netloom_probe::wire::Ipv6Repr;
+/// let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::1".parse().unwrap(), next_header: 58, hop_limit: 64, traffic_class: 0, flow_label: 0 }.emit(&[0; 8]);
+/// assert_eq!(b.len(), 48);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Repr {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// Payload protocol.
+    pub next_header: u8,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// Traffic class.
+    pub traffic_class: u8,
+    /// Flow label (20 bits used).
+    pub flow_label: u32,
+}
+
+impl Ipv6Repr {
+    /// Emits the header followed by `payload` (the payload length saturates at 65,535).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::1".parse().unwrap(), next_header: 17, hop_limit: 1, traffic_class: 0, flow_label: 0 }.emit(b"x");
+    /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().payload(), b"x");
+    /// ```
+    pub fn emit(&self, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+        let fl = self.flow_label & 0xfffff;
+        let mut b = Vec::with_capacity(40 + payload.len());
+        b.push(0x60 | (self.traffic_class >> 4));
+        b.push((self.traffic_class << 4) | (fl >> 16) as u8);
+        b.extend_from_slice(&(fl as u16).to_be_bytes());
+        b.extend_from_slice(&len.to_be_bytes());
+        b.extend_from_slice(&[self.next_header, self.hop_limit]);
+        b.extend_from_slice(&self.src.octets());
+        b.extend_from_slice(&self.dst.octets());
+        b.extend_from_slice(payload);
+        b
+    }
+}
