@@ -1,0 +1,74 @@
+//! `bench-echo`: every echo server through every case, side by side, in one run.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use netloom_bench::compare::server::ServerSpec;
+use netloom_bench::compare::{Plan, table};
+
+/// Runs the echo comparison and writes results.md and results.json.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// A server as NAME=PROGRAM ARG... (repeatable, in table order). `{port}` in an argument
+    /// is replaced by a free port; otherwise the server prints its address first.
+    #[arg(long = "server", required = true)]
+    servers: Vec<ServerSpec>,
+    /// Core the servers are pinned to.
+    #[arg(long, default_value_t = 0)]
+    server_cpu: usize,
+    /// Core this client is pinned to.
+    #[arg(long, default_value_t = 1)]
+    client_cpu: usize,
+    /// Warm-up seconds per case.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measured seconds per case.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Idle connections for the memory measurement (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    idle_connections: usize,
+    /// Directory for results.md, results.json and server logs.
+    #[arg(long, default_value = "target/bench-echo")]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let secs = |flag: &str, value: f64| {
+        Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value}"))
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let nofile = netloom_bench::compare::raise_nofile_limit()?;
+    anyhow::ensure!(
+        nofile as usize > args.idle_connections + 100,
+        "RLIMIT_NOFILE hard limit {nofile} is too low for {} idle connections (run `ulimit -n 65536` as root)",
+        args.idle_connections
+    );
+    netloom_bench::compare::pin_current_thread(args.client_cpu)?;
+    let mut plan = Plan::new(args.servers);
+    plan.server_cpu = args.server_cpu;
+    plan.client_cpu = args.client_cpu;
+    plan.warmup = secs("--warmup", args.warmup)?;
+    plan.duration = secs("--duration", args.duration)?;
+    plan.idle_connections = args.idle_connections;
+    plan.log_dir = args.out.clone();
+    let comparison = netloom_bench::compare::run(&plan, |line| eprintln!("bench-echo: {line}"));
+    let markdown = table::markdown(&comparison);
+    let md_path = args.out.join("results.md");
+    std::fs::write(&md_path, &markdown)
+        .with_context(|| format!("writing {}", md_path.display()))?;
+    let json_path = args.out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&comparison)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    println!("{markdown}");
+    eprintln!(
+        "bench-echo: wrote {} and {}",
+        md_path.display(),
+        json_path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Markdown tables of a [`Comparison`], with the ratios the netloom-channel targets use.
+use std::fmt::Write;
+
+use super::{Comparison, ServerResult};
+use crate::report::LoadReport;
+
+/// The server whose ratios are reported.
+pub const SUBJECT: &str = "netloom";
+/// The plain tokio anchor.
+pub const TOKIO: &str = "tokio";
+/// The Java Netty anchor.
+pub const NETTY: &str = "netty";
+/// Target: p50 at most this times tokio's.
+pub const P50_TARGET: f64 = 1.1;
+/// Target: idle RSS per connection at most this many KiB.
+pub const IDLE_KIB_TARGET: f64 = 8.0;
+
+/// Renders every case's table, the targets summary and the idle-memory table.
+///
+/// ```
+/// use netloom_bench::compare::{Comparison, table::markdown};
+/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0 };
+/// assert!(markdown(&empty).contains("Targets"));
+/// ```
+pub fn markdown(comparison: &Comparison) -> String {
+    let mut out = String::new();
+    servers_table(&mut out, comparison);
+    for (index, case) in comparison.cases.iter().enumerate() {
+        let _ = writeln!(out, "\n### {}\n", case.name);
+        let _ = writeln!(
+            out,
+            "| server | msg/s | MB/s | p50 µs | p90 µs | p99 µs | max µs | server CPU µs/msg | client CPU % | errors |"
+        );
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for server in &comparison.servers {
+            case_row(&mut out, server, index);
+        }
+        let ratios = Ratios::of(comparison, index);
+        let _ = writeln!(
+            out,
+            "\nnetloom / tokio: msg/s {}, p50 {}, CPU/msg {} · netloom / max(tokio, Netty) msg/s: {}",
+            times(ratios.msgs_vs_tokio),
+            times(ratios.p50_vs_tokio),
+            times(ratios.cpu_vs_tokio),
+            times(ratios.msgs_vs_best),
+        );
+    }
+    targets_table(&mut out, comparison);
+    idle_table(&mut out, comparison);
+    out
+}
+
+fn servers_table(out: &mut String, comparison: &Comparison) {
+    let _ = writeln!(
+        out,
+        "| server | threads (from /proc, under load) | command |"
+    );
+    let _ = writeln!(out, "|---|--:|---|");
+    for server in &comparison.servers {
+        let threads = server.threads.map_or("?".into(), |t| t.to_string());
+        let _ = writeln!(
+            out,
+            "| {} | {threads} | `{}` |",
+            server.name,
+            server.command.join(" ")
+        );
+    }
+}
+
+fn case_row(out: &mut String, server: &ServerResult, index: usize) {
+    match server.cases.get(index) {
+        Some(Ok(r)) => {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {} |",
+                server.name,
+                thousands(r.msgs_per_sec),
+                r.bytes_per_sec / 1e6,
+                r.latency_us.p50,
+                r.latency_us.p90,
+                r.latency_us.p99,
+                r.latency_us.max,
+                r.server_cpu_us_per_msg
+                    .map_or("?".into(), |cpu| format!("{cpu:.2}")),
+                r.client_cpu_percent,
+                r.errors,
+            );
+        }
+        Some(Err(err)) => {
+            let _ = writeln!(
+                out,
+                "| {} | failed: {} |||||||||",
+                server.name,
+                one_line(err)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "| {} | not run |||||||||", server.name);
+        }
+    }
+}
+
+/// netloom's ratios in one case (None where a side is missing or failed).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ratios {
+    /// netloom msg/s over tokio's (target ≥ 1).
+    pub msgs_vs_tokio: Option<f64>,
+    /// netloom msg/s over the better of tokio and Netty (target ≥ 1).
+    pub msgs_vs_best: Option<f64>,
+    /// netloom p50 over tokio's (target ≤ 1.1).
+    pub p50_vs_tokio: Option<f64>,
+    /// netloom server CPU per message over tokio's (target ≤ 1).
+    pub cpu_vs_tokio: Option<f64>,
+}
+
+impl Ratios {
+    /// The ratios of case `index`.
+    ///
+    /// ```
+    /// use netloom_bench::compare::{Comparison, table::Ratios};
+    /// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0 };
+    /// assert_eq!(Ratios::of(&empty, 0).msgs_vs_tokio, None);
+    /// ```
+    pub fn of(comparison: &Comparison, index: usize) -> Self {
+        let report = |name: &str| -> Option<&LoadReport> {
+            let server = comparison.servers.iter().find(|s| s.name == name)?;
+            server
+                .cases
+                .get(index)?
+                .as_ref()
+                .ok()
+                .filter(|r| r.errors == 0 && r.messages > 0)
+        };
+        let (Some(subject), tokio) = (report(SUBJECT), report(TOKIO)) else {
+            return Self::default();
+        };
+        let best = [tokio, report(NETTY)]
+            .into_iter()
+            .flatten()
+            .map(|r| r.msgs_per_sec)
+            .reduce(f64::max);
+        Self {
+            msgs_vs_tokio: tokio.map(|t| subject.msgs_per_sec / t.msgs_per_sec),
+            msgs_vs_best: best.map(|b| subject.msgs_per_sec / b),
+            p50_vs_tokio: tokio.map(|t| subject.latency_us.p50 / t.latency_us.p50),
+            cpu_vs_tokio: tokio
+                .and_then(|t| Some(subject.server_cpu_us_per_msg? / t.server_cpu_us_per_msg?)),
+        }
+    }
+}
+
+fn targets_table(out: &mut String, comparison: &Comparison) {
+    let _ = writeln!(out, "\n### Targets (netloom vs the anchors)\n");
+    let _ = writeln!(
+        out,
+        "| case | msg/s ÷ max(tokio, Netty) (≥ 1) | p50 ÷ tokio (≤ {P50_TARGET}) | CPU/msg ÷ tokio (≤ 1) |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|");
+    for (index, case) in comparison.cases.iter().enumerate() {
+        let r = Ratios::of(comparison, index);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            case.name,
+            verdict(r.msgs_vs_best, |x| x >= 1.0),
+            verdict(r.p50_vs_tokio, |x| x <= P50_TARGET),
+            verdict(r.cpu_vs_tokio, |x| x <= 1.0),
+        );
+    }
+}
+
+fn idle_table(out: &mut String, comparison: &Comparison) {
+    let _ = writeln!(out, "\n### Idle connections: server RSS\n");
+    let _ = writeln!(
+        out,
+        "| server | connections | baseline RSS KiB | RSS with connections KiB | KiB per connection (target netloom ≤ {IDLE_KIB_TARGET}) |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|");
+    for server in &comparison.servers {
+        match &server.idle {
+            Some(Ok(idle)) => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.2} |",
+                    server.name,
+                    idle.connections,
+                    idle.baseline_rss_kib,
+                    idle.loaded_rss_kib,
+                    idle.kib_per_connection
+                );
+            }
+            Some(Err(err)) => {
+                let _ = writeln!(out, "| {} | failed: {} ||||", server.name, one_line(err));
+            }
+            None => {
+                let _ = writeln!(out, "| {} | skipped ||||", server.name);
+            }
+        }
+    }
+}
+
+fn times(ratio: Option<f64>) -> String {
+    ratio.map_or("n/a".into(), |r| format!("**{r:.2}x**"))
+}
+
+fn verdict(ratio: Option<f64>, met: impl Fn(f64) -> bool) -> String {
+    match ratio {
+        Some(r) if met(r) => format!("{r:.2}x ✔"),
+        Some(r) => format!("{r:.2}x ✘"),
+        None => "n/a".into(),
+    }
+}
+
+/// `1234567.8` -> `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '|'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+    }
+}

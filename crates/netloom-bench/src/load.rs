@@ -1,0 +1,419 @@
+//! The load client: N connections, each with K messages in flight (or streaming), every echo
+//! checked byte for byte, round-trip times in an HDR histogram.
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::BenchError;
+use crate::connect::{connect, source_for};
+use crate::payload::{EchoChecker, fill};
+use crate::procfs::ProcSample;
+use crate::report::{Latency, LoadReport};
+
+/// Most messages a streaming connection may have sent and not yet seen echoed; a safety cap,
+/// TCP back-pressure is what normally holds the writer back.
+pub const STREAM_MAX_IN_FLIGHT: usize = 1024;
+/// Most connections one load run opens.
+pub const MAX_CONNECTIONS: usize = 100_000;
+/// Largest message size.
+pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
+/// Longest warm-up or measurement.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// How many error descriptions a report keeps.
+const ERROR_SAMPLES: usize = 5;
+
+/// How each connection sends its messages.
+///
+/// ```
+/// use netloom_bench::load::Mode;
+/// assert_eq!(Mode::Pipelined { in_flight: 16 }.in_flight(), 16);
+/// assert_eq!(Mode::Streaming.to_string(), "streaming");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// At most `in_flight` messages sent and not yet echoed, per connection.
+    Pipelined {
+        /// Messages in flight per connection (1 = request/response).
+        in_flight: usize,
+    },
+    /// The writer never waits for echoes: only TCP back-pressure (and
+    /// [`STREAM_MAX_IN_FLIGHT`]) holds it back.
+    Streaming,
+}
+
+impl Mode {
+    /// The cap on messages in flight per connection.
+    pub fn in_flight(self) -> usize {
+        match self {
+            Mode::Pipelined { in_flight } => in_flight,
+            Mode::Streaming => STREAM_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::Pipelined { in_flight } => write!(f, "{in_flight} in flight"),
+            Mode::Streaming => f.write_str("streaming"),
+        }
+    }
+}
+
+/// One load run against one echo server.
+///
+/// ```
+/// use netloom_bench::load::{LoadConfig, Mode};
+/// let config = LoadConfig::new("127.0.0.1:7".parse().unwrap(), 64, Mode::Pipelined { in_flight: 16 }, 32);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The echo server.
+    pub addr: SocketAddr,
+    /// Number of connections.
+    pub connections: usize,
+    /// How messages are sent.
+    pub mode: Mode,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Traffic before measuring starts (not recorded).
+    pub warmup: Duration,
+    /// Length of the measurement.
+    pub duration: Duration,
+    /// Measurement also ends once this many messages were echoed in it.
+    pub max_messages: u64,
+    /// Per-connection connect timeout.
+    pub connect_timeout: Duration,
+    /// After the measurement, how long to wait for outstanding echoes (still checked).
+    pub drain_timeout: Duration,
+    /// Source addresses, round robin over connections; empty lets the kernel choose.
+    pub sources: Vec<IpAddr>,
+    /// The server's process id: its CPU time is read before and after the measurement.
+    pub server_pid: Option<u32>,
+}
+
+impl LoadConfig {
+    /// A configuration with 1 s warm-up, 5 s measurement and generous timeouts.
+    pub fn new(addr: SocketAddr, connections: usize, mode: Mode, size: usize) -> Self {
+        Self {
+            addr,
+            connections,
+            mode,
+            size,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(5),
+            max_messages: u64::MAX,
+            connect_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(5),
+            sources: Vec::new(),
+            server_pid: None,
+        }
+    }
+
+    /// Checks every limit, naming the one that is exceeded.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let bad = |what: String| Err(BenchError::InvalidConfig { what });
+        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
+            return bad(format!(
+                "connections is {}, must be 1..={MAX_CONNECTIONS}",
+                self.connections
+            ));
+        }
+        if self.size == 0 || self.size > MAX_MESSAGE_SIZE {
+            return bad(format!(
+                "message size is {}, must be 1..={MAX_MESSAGE_SIZE}",
+                self.size
+            ));
+        }
+        let in_flight = self.mode.in_flight();
+        if in_flight == 0 || in_flight > STREAM_MAX_IN_FLIGHT {
+            return bad(format!(
+                "in flight is {in_flight}, must be 1..={STREAM_MAX_IN_FLIGHT}"
+            ));
+        }
+        if self.duration.is_zero() || self.duration > MAX_DURATION || self.warmup > MAX_DURATION {
+            return bad(format!(
+                "warm-up {:?} / duration {:?}: duration must be non-zero, both at most {MAX_DURATION:?}",
+                self.warmup, self.duration
+            ));
+        }
+        if self.max_messages == 0 {
+            return bad("max messages must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Measure,
+    Stop,
+}
+
+/// State shared by all connections of one run (all on one thread).
+struct Shared {
+    phase: Cell<Phase>,
+    histogram: RefCell<Histogram<u64>>,
+    measured: Cell<u64>,
+    max_messages: u64,
+    limit_reached: Notify,
+    stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn record(&self, rtt: Duration) {
+        if self.phase.get() != Phase::Measure {
+            return;
+        }
+        let nanos = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.histogram.borrow_mut().saturating_record(nanos);
+        self.measured.set(self.measured.get() + 1);
+        if self.measured.get() >= self.max_messages {
+            self.limit_reached.notify_one();
+        }
+    }
+}
+
+/// Runs `config` on a new single-threaded runtime (the client uses one core) and reports.
+///
+/// ```no_run
+/// use netloom_bench::load::{run, LoadConfig, Mode};
+/// let config = LoadConfig::new("127.0.0.1:7".parse().unwrap(), 1, Mode::Pipelined { in_flight: 1 }, 32);
+/// let report = run(&config)?;
+/// println!("{:.0} msg/s, p50 {:.1} µs", report.msgs_per_sec, report.latency_us.p50);
+/// # Ok::<(), netloom_bench::BenchError>(())
+/// ```
+pub fn run(config: &LoadConfig) -> Result<LoadReport, BenchError> {
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| BenchError::io("starting the client runtime", err))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, run_local(config))
+}
+
+async fn run_local(config: &LoadConfig) -> Result<LoadReport, BenchError> {
+    let mut streams = Vec::with_capacity(config.connections);
+    for index in 0..config.connections {
+        let from = source_for(&config.sources, index);
+        streams.push(connect(from, config.addr, config.connect_timeout).await?);
+    }
+    let histogram = Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|err| {
+        BenchError::InvalidConfig {
+            what: format!("histogram bounds: {err}"),
+        }
+    })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Rc::new(Shared {
+        phase: Cell::new(Phase::Warmup),
+        histogram: RefCell::new(histogram),
+        measured: Cell::new(0),
+        max_messages: config.max_messages,
+        limit_reached: Notify::new(),
+        stop: stop_rx,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, stream) in streams.into_iter().enumerate() {
+        let shared = Rc::clone(&shared);
+        let (mode, size, drain) = (config.mode, config.size, config.drain_timeout);
+        tasks.spawn_local(async move {
+            drive_connection(index, stream, mode, size, drain, &shared)
+                .await
+                .map_err(|what| format!("connection {index}: {what}"))
+        });
+    }
+
+    tokio::time::sleep(config.warmup).await;
+    let cpu_before = server_cpu(config.server_pid)?;
+    let client_before = client_cpu_us();
+    let started = Instant::now();
+    shared.phase.set(Phase::Measure);
+    tokio::select! {
+        () = tokio::time::sleep(config.duration) => {}
+        () = shared.limit_reached.notified() => {}
+    }
+    shared.phase.set(Phase::Stop);
+    let elapsed = started.elapsed();
+    let cpu_after = server_cpu(config.server_pid)?;
+    let client_after = client_cpu_us();
+    // Every receiver is held by `shared`, so this cannot fail.
+    let _ = stop_tx.send(true);
+
+    let mut errors = 0;
+    let mut error_samples = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let failure = match joined {
+            Ok(Ok(())) => continue,
+            Ok(Err(what)) => what,
+            Err(join_error) => format!("connection task failed: {join_error}"),
+        };
+        errors += 1;
+        if error_samples.len() < ERROR_SAMPLES {
+            error_samples.push(failure);
+        }
+    }
+
+    let messages = shared.measured.get();
+    let secs = elapsed.as_secs_f64();
+    let server_cpu_us = cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b));
+    let histogram = shared.histogram.borrow();
+    Ok(LoadReport {
+        connections: config.connections,
+        mode: config.mode,
+        size: config.size,
+        duration_secs: secs,
+        messages,
+        msgs_per_sec: messages as f64 / secs,
+        bytes_per_sec: (messages as f64 * config.size as f64) / secs,
+        latency_us: Latency::from_histogram_nanos(&histogram),
+        errors,
+        error_samples,
+        server_cpu_us,
+        server_cpu_us_per_msg: server_cpu_us
+            .filter(|_| messages > 0)
+            .map(|us| us as f64 / messages as f64),
+        client_cpu_percent: client_after.saturating_sub(client_before) as f64 / secs / 1e4,
+    })
+}
+
+fn server_cpu(pid: Option<u32>) -> Result<Option<u64>, BenchError> {
+    pid.map(|pid| ProcSample::read(pid).map(|s| s.cpu_us))
+        .transpose()
+}
+
+/// This process's user + system CPU time in µs (0 if unavailable).
+fn client_cpu_us() -> u64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|usage| {
+            let us = |tv: nix::sys::time::TimeVal| {
+                (tv.tv_sec().max(0) as u64) * 1_000_000 + tv.tv_usec().max(0) as u64
+            };
+            us(usage.user_time()) + us(usage.system_time())
+        })
+        .unwrap_or(0)
+}
+
+/// Per-connection state shared by its writer and reader halves.
+struct Conn {
+    window: Semaphore,
+    sent_at: RefCell<VecDeque<Instant>>,
+    writer_done: Cell<bool>,
+    writer_finished: Notify,
+}
+
+/// Sends messages until the run stops, reads and checks every echo, then drains.
+async fn drive_connection(
+    index: usize,
+    mut stream: TcpStream,
+    mode: Mode,
+    size: usize,
+    drain_timeout: Duration,
+    shared: &Shared,
+) -> Result<(), String> {
+    let conn = Conn {
+        window: Semaphore::new(mode.in_flight()),
+        sent_at: RefCell::new(VecDeque::with_capacity(mode.in_flight())),
+        writer_done: Cell::new(false),
+        writer_finished: Notify::new(),
+    };
+    let (mut rd, mut wr) = stream.split();
+    let id = index as u64;
+    let writer = async {
+        let result = write_messages(id, &mut wr, size, &conn, shared.stop.clone()).await;
+        conn.writer_done.set(true);
+        conn.writer_finished.notify_one();
+        result
+    };
+    let reader = async {
+        let mut stop = shared.stop.clone();
+        let mut checker = EchoChecker::new(id, size);
+        let mut buf = vec![0u8; size.clamp(4096, 64 * 1024)];
+        let mut drain_deadline = None;
+        loop {
+            if conn.writer_done.get() && conn.sent_at.borrow().is_empty() {
+                return Ok(());
+            }
+            if drain_deadline.is_none() && *stop.borrow() {
+                drain_deadline = Some(tokio::time::Instant::now() + drain_timeout);
+            }
+            let n = tokio::select! {
+                read = rd.read(&mut buf) => read.map_err(|err| format!("read: {err}"))?,
+                () = conn.writer_finished.notified() => continue,
+                _ = stop.changed(), if drain_deadline.is_none() => continue,
+                () = sleep_until(drain_deadline) => {
+                    return Err(format!(
+                        "{} echoes still missing {drain_timeout:?} after the end",
+                        conn.sent_at.borrow().len()
+                    ));
+                }
+            };
+            if n == 0 {
+                return Err(format!(
+                    "server closed the connection with {} echoes outstanding",
+                    conn.sent_at.borrow().len()
+                ));
+            }
+            let completed = checker.feed(&buf[..n]).map_err(|m| m.to_string())?;
+            let now = Instant::now();
+            for _ in 0..completed {
+                let sent = conn.sent_at.borrow_mut().pop_front().ok_or_else(|| {
+                    format!(
+                        "echo of message {} arrived before it was sent",
+                        checker.next_seq() - 1
+                    )
+                })?;
+                shared.record(now - sent);
+            }
+            conn.window.add_permits(completed as usize);
+        }
+    };
+    let (written, read) = tokio::join!(writer, reader);
+    written.and(read)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_messages(
+    id: u64,
+    wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    size: usize,
+    conn: &Conn,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let mut msg = vec![0u8; size];
+    let mut seq = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
+            permit = conn.window.acquire() => match permit {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Ok(()),
+            },
+        }
+        fill(id, seq, &mut msg);
+        conn.sent_at.borrow_mut().push_back(Instant::now());
+        wr.write_all(&msg)
+            .await
+            .map_err(|err| format!("write of message {seq}: {err}"))?;
+        seq += 1;
+    }
+}

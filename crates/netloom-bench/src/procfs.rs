@@ -1,0 +1,98 @@
+//! Server CPU time, resident memory and thread count, read from /proc.
+use std::path::PathBuf;
+
+use crate::BenchError;
+
+/// A snapshot of one process's counters.
+///
+/// ```no_run
+/// let before = netloom_bench::procfs::ProcSample::read(std::process::id())?;
+/// // ... load the process ...
+/// let after = netloom_bench::procfs::ProcSample::read(std::process::id())?;
+/// println!("{} µs of CPU", after.cpu_us - before.cpu_us);
+/// # Ok::<(), netloom_bench::BenchError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcSample {
+    /// User plus system CPU time of all the process's threads (utime + stime), in µs.
+    pub cpu_us: u64,
+    /// Resident set size (VmRSS), in KiB.
+    pub rss_kib: u64,
+    /// Number of threads.
+    pub threads: u64,
+}
+
+impl ProcSample {
+    /// Reads /proc/`pid`/stat and /proc/`pid`/status.
+    pub fn read(pid: u32) -> Result<Self, BenchError> {
+        let stat_path = PathBuf::from(format!("/proc/{pid}/stat"));
+        let stat = read(&stat_path)?;
+        let ticks = parse_cpu_ticks(&stat).ok_or_else(|| BenchError::Proc {
+            path: stat_path.clone(),
+            what: "no utime/stime fields".into(),
+        })?;
+        let status_path = PathBuf::from(format!("/proc/{pid}/status"));
+        let status = read(&status_path)?;
+        let field = |name: &str| {
+            status_field_kib(&status, name).ok_or_else(|| BenchError::Proc {
+                path: status_path.clone(),
+                what: format!("no {name} line"),
+            })
+        };
+        Ok(Self {
+            cpu_us: ticks.saturating_mul(1_000_000) / clock_ticks_per_second(),
+            rss_kib: field("VmRSS:")?,
+            threads: field("Threads:")?,
+        })
+    }
+}
+
+fn read(path: &PathBuf) -> Result<String, BenchError> {
+    std::fs::read_to_string(path).map_err(|err| BenchError::Proc {
+        path: path.clone(),
+        what: err.to_string(),
+    })
+}
+
+/// utime + stime (fields 14 and 15 of /proc/PID/stat), in clock ticks.
+///
+/// The command name (field 2) may hold spaces and parentheses, so fields are counted after
+/// the last `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The number on the line of /proc/PID/status that starts with `name` (e.g. `VmRSS:`).
+fn status_field_kib(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
+fn clock_ticks_per_second() -> u64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(ticks)) if ticks > 0 => ticks.unsigned_abs(),
+        _ => 100,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_stat_line_with_a_tricky_command_name() {
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 3 0 99";
+        assert_eq!(parse_cpu_ticks(stat), Some(280));
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let sample = ProcSample::read(std::process::id()).unwrap();
+        assert!(sample.rss_kib > 0);
+        assert!(sample.threads >= 1);
+    }
+}
