@@ -1,3 +1,51 @@
-//! Reset connections on purpose: own sockets, other processes, host/port pairs; blackholes and a test fixture.
+//! Reset connections on purpose — own sockets, other processes, host/port pairs — plus
+//! blackholes, keep-alive helpers and a test fixture that tracks the connections code under
+//! test opens.
+//!
+//! | want to | use | privilege |
+//! |---|---|---|
+//! | reset a socket you hold | [`reset`], [`abortive_close`], [`reset_after`], [`reset_in_background`] | none |
+//! | reset everything matching a [`Filter`] | [`reset_connections`] with a [`Method`] | by method |
+//! | reset what your test's code opened | [`Tracker`] | none for own sockets |
+//! | make a peer go silent | [`Blackhole`] | `CAP_NET_ADMIN` |
+//! | notice a silent peer fast | [`Keepalive`] | none |
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::io::Read;
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+//! let (mut server, _) = listener.accept()?;
+//! netloom_fault::reset(&client)?;
+//! assert_eq!(server.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+mod blackhole;
+mod caps;
+mod conn;
+mod keepalive;
+pub mod diag;
+mod error;
+mod filter;
+pub mod inject;
+mod method;
+pub mod pidfd;
+mod procfs;
+mod reset;
+mod select;
+mod tracker;
+
+pub use blackhole::Blackhole;
+pub use caps::Capability;
+pub use conn::{Connection, TcpState};
+pub use error::{FaultError, Result};
+pub use filter::{Endpoint, Filter, IpFamily, Role};
+pub use keepalive::Keepalive;
+pub use method::{Method, ResetOptions, ResetReport, reset_connections};
+pub use procfs::{FdRef, socket_inodes};
+pub use reset::{abortive_close, reset, reset_after, reset_in_background};
+pub use select::{Matched, list_connections, list_matches};
+pub use tracker::Tracker;

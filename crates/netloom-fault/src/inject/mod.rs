@@ -1,0 +1,162 @@
+//! RST injection with raw sockets: learn the exact sequence numbers, then reset both ends.
+//!
+//! No window sweep: a SYN with a random sequence number, sent to the remote end as if it came
+//! from the local end, makes the remote stack answer with a challenge ACK (RFC 5961 §4) that
+//! carries its `snd_nxt` (= what the local end expects) and its `rcv_nxt` (= what it expects).
+//! That answer travels to the local end, so a raw socket on this host reads it even on an
+//! idle connection. Two RSTs with exactly those numbers then reset both ends.
+pub mod wire;
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::conn::Connection;
+use crate::error::{FaultError, Result};
+use wire::{TcpSegment, build_segment, flags, parse_ipv4, parse_tcp};
+
+/// How long [`inject_reset`] waits for the challenge ACK.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = netloom_fault::inject::InjectOptions { attempts: 2, wait: Duration::from_millis(600) };
+/// assert_eq!(opts.attempts, 2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InjectOptions {
+    /// Probes to send. The kernel answers at most one probe per socket every
+    /// `net.ipv4.tcp_invalid_ratelimit` (500 ms by default).
+    pub attempts: u32,
+    /// How long to wait for an answer after each probe.
+    pub wait: Duration,
+}
+
+impl Default for InjectOptions {
+    fn default() -> Self {
+        InjectOptions { attempts: 3, wait: Duration::from_millis(600) }
+    }
+}
+
+/// The sequence numbers the RSTs carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Injected {
+    /// Sequence number of the RST sent to the local end (the remote end's `snd_nxt`).
+    pub seq_to_local: u32,
+    /// Sequence number of the RST sent to the remote end (its `rcv_nxt`).
+    pub seq_to_remote: u32,
+}
+
+/// Resets `conn` (seen from its local end) by injecting exact RSTs to both ends.
+/// Needs `CAP_NET_RAW`; the local end must be on this host (it is, for anything
+/// [`list_connections`](crate::list_connections) returns).
+///
+/// ```no_run
+/// # fn main() -> netloom_fault::Result<()> {
+/// use netloom_fault::{inject, list_connections, Filter};
+/// for conn in list_connections(&Filter::new().remote("127.0.0.1:6379".parse()?))? {
+///     inject::inject_reset(&conn, inject::InjectOptions::default())?;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn inject_reset(conn: &Connection, opts: InjectOptions) -> Result<Injected> {
+    let (local, remote) = (conn.local, conn.remote);
+    let v6 = local.is_ipv6();
+    let (domain, sniff_domain) = if v6 { (Domain::IPV6, Domain::IPV6) } else { (Domain::IPV4, Domain::IPV4) };
+    let sniff = Socket::new(sniff_domain, Type::RAW.cloexec(), Some(Protocol::TCP))
+        .map_err(|e| FaultError::socket("socket(SOCK_RAW, IPPROTO_TCP)", conn, e))?;
+    let send = Socket::new(domain, Type::RAW.cloexec(), Some(Protocol::from(libc::IPPROTO_RAW)))
+        .map_err(|e| FaultError::socket("socket(SOCK_RAW, IPPROTO_RAW)", conn, e))?;
+    let started = Instant::now();
+    for attempt in 1..=opts.attempts {
+        let probe_seq = random_u32();
+        send_packet(&send, local, remote, probe_seq, 0, flags::SYN, conn)?;
+        tracing::debug!(%conn, attempt, "sent SYN probe for a challenge ACK");
+        if let Some(seg) = await_reply(&sniff, local, remote, opts.wait, conn)? {
+            let injected = Injected { seq_to_local: seg.next_seq(), seq_to_remote: seg.ack };
+            send_packet(&send, local, remote, injected.seq_to_remote, 0, flags::RST, conn)?;
+            send_packet(&send, remote, local, injected.seq_to_local, 0, flags::RST, conn)?;
+            tracing::debug!(%conn, ?injected, "sent RSTs to both ends");
+            return Ok(injected);
+        }
+    }
+    Err(FaultError::NoChallengeAck {
+        connection: conn.to_string(),
+        attempts: opts.attempts,
+        waited_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn send_packet(
+    sock: &Socket,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    tcp_flags: u8,
+    conn: &Connection,
+) -> Result<()> {
+    let pkt = build_segment(src, dst, seq, ack, tcp_flags);
+    let to = SockAddr::from(SocketAddr::new(dst.ip(), 0));
+    sock.send_to(&pkt, &to)
+        .map_err(|e| FaultError::socket("sendto(raw)", conn, e))?;
+    Ok(())
+}
+
+/// Waits for a segment from `remote` to `local` that is not a SYN or RST.
+fn await_reply(
+    sniff: &Socket,
+    local: SocketAddr,
+    remote: SocketAddr,
+    wait: Duration,
+    conn: &Connection,
+) -> Result<Option<TcpSegment>> {
+    let deadline = Instant::now() + wait;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        sniff
+            .set_read_timeout(Some(left))
+            .map_err(|e| FaultError::socket("setsockopt(SO_RCVTIMEO)", conn, e))?;
+        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and recv_from only writes
+        // initialised bytes into the (already initialised) buffer.
+        let uninit = unsafe { &mut *(buf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        let (n, from) = match sniff.recv_from(uninit) {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Ok(None);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(FaultError::socket("recvfrom(raw)", conn, e)),
+        };
+        let bytes = &buf[..n];
+        let parsed = if local.is_ipv6() {
+            // IPv6 raw sockets receive the TCP segment without the IP header.
+            let src = from.as_socket().map(|a| a.ip());
+            parse_tcp(bytes).ok().map(|seg| (src, Some(local.ip()), seg))
+        } else {
+            parse_ipv4(bytes)
+                .ok()
+                .map(|(s, d, seg)| (Some(IpAddr::V4(s)), Some(IpAddr::V4(d)), seg))
+        };
+        let Some((src, dst, seg)) = parsed else { continue };
+        let from_remote = src == Some(remote.ip()) && seg.src_port == remote.port();
+        let to_local = dst == Some(local.ip()) && seg.dst_port == local.port();
+        if from_remote && to_local && seg.flags & (flags::SYN | flags::RST) == 0 && seg.flags & flags::ACK != 0 {
+            return Ok(Some(seg));
+        }
+    }
+}
+
+/// A random sequence number for the probe (any value works; randomness keeps it out of window).
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish() as u32
+}

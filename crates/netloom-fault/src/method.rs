@@ -1,0 +1,280 @@
+//! Choosing how to reset each connection, and doing it.
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::caps::Capability;
+use crate::diag::{DestroyOptions, DiagSocket};
+use crate::error::{FaultError, Result};
+use crate::filter::Filter;
+use crate::inject::{InjectOptions, inject_reset};
+use crate::pidfd::borrow_socket;
+use crate::procfs::{FdRef, find_owners, socket_inodes};
+use crate::select::{Matched, list_matches};
+
+/// How to reset a connection.
+///
+/// | method | needs | reaches | this end sees | peer sees |
+/// |---|---|---|---|---|
+/// | `Fd` | nothing | sockets of this process | `ECONNRESET` | `ECONNRESET` |
+/// | `Destroy` | `CAP_NET_ADMIN`, `CONFIG_INET_DIAG_DESTROY` | any socket | `ECONNABORTED` | `ECONNRESET` |
+/// | `Pidfd` | ptrace rights over the owner | sockets of children / ptraceable processes | `ECONNRESET` | `ECONNRESET` |
+/// | `Inject` | `CAP_NET_RAW` | any connection with a local end | `ECONNRESET` | `ECONNRESET` |
+///
+/// `Auto` picks, per connection, the first that applies: `Fd` for this process's sockets,
+/// then `Destroy`, `Pidfd`, `Inject`.
+///
+/// ```
+/// use netloom_fault::Method;
+/// assert_eq!("destroy".parse::<Method>().unwrap(), Method::Destroy);
+/// assert!("sweep".parse::<Method>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// The best method allowed, chosen per connection.
+    #[default]
+    Auto,
+    /// `connect(AF_UNSPEC)` on a descriptor of this process.
+    Fd,
+    /// netlink `SOCK_DESTROY`.
+    Destroy,
+    /// Raw-socket RSTs with exact sequence numbers.
+    Inject,
+    /// `pidfd_getfd` from the owning process, then `connect(AF_UNSPEC)`.
+    Pidfd,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Auto => "auto",
+            Method::Fd => "fd",
+            Method::Destroy => "destroy",
+            Method::Inject => "inject",
+            Method::Pidfd => "pidfd",
+        })
+    }
+}
+
+impl FromStr for Method {
+    type Err = FaultError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => Method::Auto,
+            "fd" => Method::Fd,
+            "destroy" => Method::Destroy,
+            "inject" => Method::Inject,
+            "pidfd" => Method::Pidfd,
+            _ => return Err(FaultError::invalid("method", s, "expected auto, fd, destroy, inject or pidfd")),
+        })
+    }
+}
+
+impl Method {
+    /// Fails up front, naming the capability and the alternative, when this process may not
+    /// use the method. `Fd`, `Pidfd` and `Auto` need no capability.
+    ///
+    /// ```
+    /// netloom_fault::Method::Fd.check_allowed().unwrap();
+    /// ```
+    pub fn check_allowed(self) -> Result<()> {
+        let (cap, alternative) = match self {
+            Method::Destroy => (
+                Capability::NetAdmin,
+                "without it use method fd (this process's sockets) or pidfd (a child or ptraceable process)",
+            ),
+            Method::Inject => (
+                Capability::NetRaw,
+                "without it use method fd (this process's sockets) or pidfd (a child or ptraceable process)",
+            ),
+            Method::Auto | Method::Fd | Method::Pidfd => return Ok(()),
+        };
+        if cap.is_effective()? {
+            Ok(())
+        } else {
+            Err(FaultError::MissingCapability { method: self, capability: cap, alternative })
+        }
+    }
+}
+
+/// Options of [`reset_connections`].
+///
+/// ```
+/// let opts = netloom_fault::ResetOptions { method: netloom_fault::Method::Fd, ..Default::default() };
+/// assert!(!opts.dry_run);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResetOptions {
+    /// The method (default: auto).
+    pub method: Method,
+    /// List what would be reset, and by which method, without resetting.
+    pub dry_run: bool,
+    /// SOCK_DESTROY batching.
+    pub destroy: DestroyOptions,
+    /// RST injection timing.
+    pub inject: InjectOptions,
+}
+
+/// What happened to one connection.
+#[derive(Debug, serde::Serialize)]
+pub struct ResetReport {
+    /// The connection.
+    #[serde(flatten)]
+    pub matched: Matched,
+    /// The method that ran (or would run, in a dry run).
+    pub method: Method,
+    /// `None` on success; otherwise what failed.
+    pub error: Option<String>,
+}
+
+impl ResetReport {
+    /// Whether the reset succeeded (or, in a dry run, would be attempted).
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let reports = netloom_fault::reset_connections(&netloom_fault::Filter::new(), Default::default())?;
+    /// assert!(reports.iter().all(|r| r.ok()));
+    /// # Ok(()) }
+    /// ```
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Resets every connection `filter` matches, in any process, and reports per connection which
+/// method ran. The privilege needed depends on the method (see [`Method`]); a method this
+/// process may not use fails before anything is touched.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::io::Read;
+/// use netloom_fault::{Filter, Method, ResetOptions, reset_connections};
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+/// let (mut server, _) = listener.accept()?;
+/// let filter = Filter::new().pid(std::process::id()).local(client.local_addr()?.into());
+/// let reports = reset_connections(&filter, ResetOptions::default())?;
+/// assert_eq!(reports.len(), 1);
+/// assert_eq!(reports[0].method, Method::Fd); // our own socket: no privilege needed
+/// assert!(server.read(&mut [0u8; 4]).is_err());
+/// # Ok(()) }
+/// ```
+pub fn reset_connections(filter: &Filter, opts: ResetOptions) -> Result<Vec<ResetReport>> {
+    opts.method.check_allowed()?;
+    let matched = list_matches(filter)?;
+    reset_matched(matched, opts)
+}
+
+/// Resets connections already listed (by [`list_matches`] or a tracker).
+pub(crate) fn reset_matched(mut matched: Vec<Matched>, opts: ResetOptions) -> Result<Vec<ResetReport>> {
+    opts.method.check_allowed()?;
+    fill_owners(&mut matched, opts.method)?;
+    let can_destroy = Capability::NetAdmin.is_effective()?;
+    let can_inject = Capability::NetRaw.is_effective()?;
+    let me = std::process::id();
+    let mut plan: Vec<(Matched, Method)> = matched
+        .into_iter()
+        .map(|m| {
+            let method = match opts.method {
+                Method::Auto => {
+                    if m.owner.is_some_and(|o| o.pid == me) {
+                        Method::Fd
+                    } else if can_destroy {
+                        Method::Destroy
+                    } else if m.owner.is_some() {
+                        Method::Pidfd
+                    } else if can_inject {
+                        Method::Inject
+                    } else {
+                        Method::Pidfd
+                    }
+                }
+                other => other,
+            };
+            (m, method)
+        })
+        .collect();
+    if opts.dry_run {
+        return Ok(plan
+            .into_iter()
+            .map(|(matched, method)| ResetReport { matched, method, error: None })
+            .collect());
+    }
+    let mut errors: Vec<Option<String>> = vec![None; plan.len()];
+    let destroy_idx: Vec<usize> = (0..plan.len()).filter(|i| plan[*i].1 == Method::Destroy).collect();
+    if !destroy_idx.is_empty() {
+        let conns: Vec<_> = destroy_idx.iter().map(|i| plan[*i].0.connection.clone()).collect();
+        let results = DiagSocket::new()?.destroy(&conns, opts.destroy)?;
+        for (i, r) in destroy_idx.iter().zip(results) {
+            errors[*i] = r.err().map(|e| format!("SOCK_DESTROY: {e}"));
+        }
+    }
+    for (i, (m, method)) in plan.iter_mut().enumerate() {
+        let result = match method {
+            Method::Destroy | Method::Auto => continue,
+            Method::Fd | Method::Pidfd => reset_through_fd(m, *method, me),
+            Method::Inject => inject_reset(&m.connection, opts.inject).map(|_| ()),
+        };
+        errors[i] = result.err().map(|e| e.to_string());
+    }
+    Ok(plan
+        .into_iter()
+        .zip(errors)
+        .map(|((matched, method), error)| {
+            match &error {
+                None => tracing::info!(conn = %matched.connection, %method, "reset"),
+                Some(e) => tracing::warn!(conn = %matched.connection, %method, error = %e, "reset failed"),
+            }
+            ResetReport { matched, method, error }
+        })
+        .collect())
+}
+
+fn reset_through_fd(m: &Matched, method: Method, me: u32) -> Result<()> {
+    let conn = &m.connection;
+    let owner = m.owner.ok_or_else(|| FaultError::NotApplicable {
+        method,
+        connection: conn.to_string(),
+        reason: "no process of ours holds this socket (it may belong to another user or be \
+                 TIME-WAIT); use method destroy (CAP_NET_ADMIN) or inject (CAP_NET_RAW)"
+            .into(),
+    })?;
+    if method == Method::Fd && owner.pid != me {
+        return Err(FaultError::NotApplicable {
+            method,
+            connection: conn.to_string(),
+            reason: format!("held by pid {}, not this process; use method pidfd", owner.pid),
+        });
+    }
+    let fd = borrow_socket(owner, conn.inode)?;
+    crate::reset::reset(&fd)
+}
+
+/// Finds who holds each socket when the method needs a descriptor.
+fn fill_owners(matched: &mut [Matched], method: Method) -> Result<()> {
+    if !matches!(method, Method::Auto | Method::Fd | Method::Pidfd) {
+        return Ok(());
+    }
+    let me = std::process::id();
+    let mine = socket_inodes(me)?;
+    let mut unknown = HashSet::new();
+    for m in matched.iter_mut().filter(|m| m.owner.is_none()) {
+        match mine.get(&m.connection.inode) {
+            Some(fd) if m.connection.inode != 0 => m.owner = Some(FdRef { pid: me, fd: *fd }),
+            _ => {
+                unknown.insert(m.connection.inode);
+            }
+        }
+    }
+    let need_scan = method == Method::Pidfd
+        || (method == Method::Auto && !Capability::NetAdmin.is_effective()?);
+    if need_scan && !unknown.is_empty() {
+        let owners = find_owners(&unknown)?;
+        for m in matched.iter_mut().filter(|m| m.owner.is_none()) {
+            m.owner = owners.get(&m.connection.inode).copied();
+        }
+    }
+    Ok(())
+}
