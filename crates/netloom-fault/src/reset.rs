@@ -1,11 +1,11 @@
 //! Reset primitives on a socket descriptor: `connect(AF_UNSPEC)` and the abortive close.
 //!
-//! What each end observes on Linux (checked by `tests/observe.rs` on every run):
+//! What each end observes on Linux 6.x (asserted by `tests/methods.rs` on every run):
 //!
-//! | primitive | this end, next `read` | this end, next `write` | the peer |
+//! | primitive | this end, next `read` | this end, then `write` | the peer's next `read` |
 //! |---|---|---|---|
-//! | [`reset`] | `ECONNRESET` once, then EOF | `EPIPE` | RST: `ECONNRESET` on read, then `EPIPE` on write |
-//! | [`abortive_close`] | descriptor is gone | descriptor is gone | RST: `ECONNRESET` |
+//! | [`reset`] | `ECONNRESET` | `EPIPE` | `ECONNRESET` (it received an RST) |
+//! | [`abortive_close`] | (descriptor closed) | (descriptor closed) | `ECONNRESET` |
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::thread::JoinHandle;

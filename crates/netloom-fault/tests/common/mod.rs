@@ -1,0 +1,180 @@
+//! Shared helpers of the integration tests: a loopback echo server that reports what its end of
+//! each connection observed, a redis-server per test, observation of a socket's next call.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What the next call on a socket returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Bytes arrived.
+    Data(usize),
+    /// Orderly end of stream.
+    Eof,
+    /// An error with this errno.
+    Errno(i32),
+    /// Nothing at all within the timeout.
+    Silence,
+}
+
+impl Observed {
+    pub fn of(result: io::Result<usize>) -> Observed {
+        match result {
+            Ok(0) => Observed::Eof,
+            Ok(n) => Observed::Data(n),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Observed::Silence,
+            Err(e) => Observed::Errno(e.raw_os_error().unwrap_or(-1)),
+        }
+    }
+}
+
+pub const ECONNRESET: Observed = Observed::Errno(libc::ECONNRESET);
+pub const ECONNABORTED: Observed = Observed::Errno(libc::ECONNABORTED);
+pub const EPIPE: Observed = Observed::Errno(libc::EPIPE);
+pub const ETIMEDOUT: Observed = Observed::Errno(libc::ETIMEDOUT);
+
+/// Reads once with a timeout.
+pub fn read_once(stream: &mut TcpStream, timeout: Duration) -> Observed {
+    stream.set_read_timeout(Some(timeout)).expect("set_read_timeout");
+    Observed::of(stream.read(&mut [0u8; 256]))
+}
+
+/// Writes once.
+pub fn write_once(stream: &mut TcpStream) -> Observed {
+    Observed::of(stream.write(b"x"))
+}
+
+/// Sends `msg` and expects it echoed back within a second.
+pub fn roundtrip(stream: &mut TcpStream, msg: &[u8]) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(msg)?;
+    let mut got = vec![0u8; msg.len()];
+    stream.read_exact(&mut got)?;
+    assert_eq!(got, msg);
+    Ok(())
+}
+
+/// A thread-per-connection TCP echo server on loopback. For each connection it reports the
+/// first error or EOF its end observed, keyed by the client's address.
+pub struct Echo {
+    pub addr: SocketAddr,
+    reports: mpsc::Receiver<(SocketAddr, Observed)>,
+    seen: Vec<(SocketAddr, Observed)>,
+}
+
+impl Echo {
+    pub fn start(ip: IpAddr) -> Echo {
+        let listener = TcpListener::bind((ip, 0)).expect("bind echo");
+        let addr = listener.local_addr().expect("echo addr");
+        let (tx, reports) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let Ok(peer) = stream.peer_addr() else { return };
+                    let mut buf = [0u8; 4096];
+                    let observed = loop {
+                        match stream.read(&mut buf) {
+                            Ok(0) => break Observed::Eof,
+                            Ok(n) => {
+                                if let Err(e) = stream.write_all(&buf[..n]) {
+                                    break Observed::of(Err(e));
+                                }
+                            }
+                            Err(e) => break Observed::of(Err(e)),
+                        }
+                    };
+                    let _ = tx.send((peer, observed));
+                });
+            }
+        });
+        Echo { addr, reports, seen: Vec::new() }
+    }
+
+    /// What the server end of the connection from `client` observed, waiting up to `timeout`.
+    pub fn observed(&mut self, client: SocketAddr, timeout: Duration) -> Observed {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((_, o)) = self.seen.iter().find(|(a, _)| *a == client) {
+                return *o;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.reports.recv_timeout(left) {
+                Ok(r) => self.seen.push(r),
+                Err(_) => return Observed::Silence,
+            }
+        }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect to echo");
+        s.set_nodelay(true).expect("nodelay");
+        s
+    }
+}
+
+/// A redis-server child on a free loopback port (IPv4 and ::1), killed on drop.
+pub struct Redis {
+    pub port: u16,
+    child: Child,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1 ::1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt package redis-server; scripts/install-test-deps installs it)");
+        let redis = Redis { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn addr(&self, ip: IpAddr) -> SocketAddr {
+        SocketAddr::new(ip, self.port)
+    }
+
+    pub fn url(&self, ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V4(v4) => format!("redis://{v4}:{}/", self.port),
+            IpAddr::V6(v6) => format!("redis://[{v6}]:{}/", self.port),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw RESP PING over a plain socket: the bystander's way to prove it still works.
+pub fn redis_ping(stream: &mut TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"PING\r\n")?;
+    let mut got = [0u8; 7];
+    stream.read_exact(&mut got)?;
+    assert_eq!(&got, b"+PONG\r\n");
+    Ok(())
+}
+
+pub const V4: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+pub const V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
