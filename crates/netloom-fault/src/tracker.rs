@@ -20,6 +20,10 @@ use crate::select::{Matched, list_matches};
 /// Privilege: none for this process's own sockets (method `fd`); see [`Method`](crate::Method)
 /// for other processes.
 ///
+/// The tracker sees every socket of the process. Tests that run as threads of one process
+/// (`cargo test`) see each other's connections; run them one process per test (`cargo
+/// nextest`) or narrow the tracker with [`with_filter`](Self::with_filter).
+///
 /// Resetting a redis connection mid-test and checking that the client reconnected:
 ///
 /// ```no_run
@@ -42,6 +46,7 @@ use crate::select::{Matched, list_matches};
 /// ```
 pub struct Tracker {
     pid: u32,
+    filter: Filter,
     baseline: HashSet<u32>,
     at_last_reset: Mutex<HashSet<u32>>,
     options: ResetOptions,
@@ -70,6 +75,7 @@ impl Tracker {
         tracing::debug!(pid, sockets = baseline.len(), "tracker snapshot");
         Ok(Tracker {
             pid,
+            filter: Filter::new(),
             baseline,
             at_last_reset: Mutex::new(HashSet::new()),
             options: ResetOptions::default(),
@@ -86,6 +92,19 @@ impl Tracker {
     /// ```
     pub fn with_options(mut self, options: ResetOptions) -> Tracker {
         self.options = options;
+        self
+    }
+
+    /// Only tracks connections that also match `filter` (its pid and role are ignored).
+    ///
+    /// ```
+    /// use netloom_fault::{Filter, Tracker};
+    /// let redis_only = Tracker::new().unwrap()
+    ///     .with_filter(Filter::new().remote("127.0.0.1:6379".parse().unwrap()));
+    /// # let _ = redis_only;
+    /// ```
+    pub fn with_filter(mut self, filter: Filter) -> Tracker {
+        self.filter = filter;
         self
     }
 
@@ -158,7 +177,7 @@ impl Tracker {
     }
 
     fn opened_since(&self, role: Option<Role>) -> Result<Vec<Matched>> {
-        let mut filter = Filter::new().pid(self.pid);
+        let mut filter = self.filter.clone().pid(self.pid);
         filter.role = role;
         Ok(list_matches(&filter)?
             .into_iter()

@@ -1,0 +1,170 @@
+//! A real redis-server (Debian's) and a real client (the `redis` crate): connections are reset
+//! mid-test through the tracker or by filter, the client reconnects, and a bystander connection
+//! opened before the tracker is never touched.
+mod common;
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+use netloom_fault::{Filter, Method, ResetOptions, Tracker};
+
+/// The OS error under a redis error (redis-rs keeps only its text: "... (os error N)").
+fn io_kind(err: &redis::RedisError) -> Option<ErrorKind> {
+    let text = err.to_string();
+    let errno = text.split("(os error ").nth(1)?.split(')').next()?.parse().ok()?;
+    Some(std::io::Error::from_raw_os_error(errno).kind())
+}
+
+/// Synchronous client, `#[test]`: the first command after the reset fails with exactly the
+/// error the method produces; the client reconnects and the tracker counts the new connection.
+fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) {
+    let redis = Redis::start();
+    let mut bystander = TcpStream::connect(redis.addr(ip)).unwrap();
+    let tracker = Tracker::new()
+        .unwrap()
+        .with_filter(Filter::new().remote(redis.addr(ip).into()))
+        .with_options(ResetOptions { method, ..Default::default() });
+    let client = redis::Client::open(redis.url(ip)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).unwrap();
+
+    let reports = tracker.reset_client_tcp_connections().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!((reports[0].method, reports[0].ok()), (ran, true), "{reports:?}");
+
+    let err = redis::cmd("GET").arg("k").query::<String>(&mut conn).unwrap_err();
+    assert_eq!(io_kind(&err), Some(first_error), "{err:?}");
+    let mut conn = client.get_connection().unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
+    assert_eq!(v, "v");
+    assert_eq!(tracker.reestablished(redis.addr(ip).into()).unwrap(), 1);
+    redis_ping(&mut bystander).unwrap();
+}
+
+#[test]
+fn tracker_fd_ipv4() {
+    sync_client(V4, Method::Auto, Method::Fd, ErrorKind::ConnectionReset);
+}
+
+#[test]
+fn tracker_fd_ipv6() {
+    sync_client(V6, Method::Fd, Method::Fd, ErrorKind::ConnectionReset);
+}
+
+#[test]
+fn tracker_destroy_ipv4() {
+    sync_client(V4, Method::Destroy, Method::Destroy, ErrorKind::ConnectionAborted);
+}
+
+#[test]
+fn tracker_destroy_ipv6() {
+    sync_client(V6, Method::Destroy, Method::Destroy, ErrorKind::ConnectionAborted);
+}
+
+#[test]
+fn tracker_inject_ipv4() {
+    sync_client(V4, Method::Inject, Method::Inject, ErrorKind::ConnectionReset);
+}
+
+#[test]
+fn tracker_inject_ipv6() {
+    sync_client(V6, Method::Inject, Method::Inject, ErrorKind::ConnectionReset);
+}
+
+/// The server's end, inside redis-server (our child), borrowed with pidfd_getfd: the client
+/// receives the RST.
+fn pidfd_server_end(ip: IpAddr) {
+    let redis = Redis::start();
+    let mut bystander = TcpStream::connect(redis.addr(ip)).unwrap();
+    let client = redis::Client::open(redis.url(ip)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).unwrap();
+    let me = Filter::new()
+        .pid(std::process::id())
+        .remote(redis.addr(ip).into());
+    let mine = netloom_fault::list_connections(&me).unwrap();
+    let ours = mine
+        .iter()
+        .find(|c| c.local != bystander.local_addr().unwrap())
+        .unwrap()
+        .local;
+
+    let filter = Filter::new().pid(redis.pid()).remote(ours.into());
+    let opts = ResetOptions { method: Method::Pidfd, ..Default::default() };
+    let reports = netloom_fault::reset_connections(&filter, opts).unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].ok(), "{reports:?}");
+    assert_eq!(reports[0].matched.role, netloom_fault::Role::Server);
+
+    let err = redis::cmd("GET").arg("k").query::<String>(&mut conn).unwrap_err();
+    assert_eq!(io_kind(&err), Some(ErrorKind::ConnectionReset), "{err:?}");
+    let mut conn = client.get_connection().unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
+    assert_eq!(v, "v");
+    redis_ping(&mut bystander).unwrap();
+}
+
+#[test]
+fn pidfd_redis_server_end_ipv4() {
+    pidfd_server_end(V4);
+}
+
+#[test]
+fn pidfd_redis_server_end_ipv6() {
+    pidfd_server_end(V6);
+}
+
+/// `#[tokio::test]` with redis-rs's ConnectionManager, which reconnects by itself.
+async fn manager_reconnects(ip: IpAddr, method: Method) {
+    let redis = Redis::start();
+    let mut bystander = TcpStream::connect(redis.addr(ip)).unwrap();
+    let tracker = Tracker::new()
+        .unwrap()
+        .with_filter(Filter::new().remote(redis.addr(ip).into()))
+        .with_options(ResetOptions { method, ..Default::default() });
+    let client = redis::Client::open(redis.url(ip)).unwrap();
+    let mut manager = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query_async(&mut manager).await.unwrap();
+
+    let reports = tracker.reset_client_tcp_connections().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].ok(), "{reports:?}");
+
+    // The manager notices the dead connection (the first command may fail) and reconnects.
+    let mut value = None;
+    for _ in 0..20 {
+        match redis::cmd("GET").arg("k").query_async::<String>(&mut manager).await {
+            Ok(v) => {
+                value = Some(v);
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_connection_dropped() || e.is_io_error(), "{e:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert_eq!(value.as_deref(), Some("v"));
+    let n = tracker
+        .wait_reestablished(redis.addr(ip).into(), 1, Duration::from_secs(3))
+        .unwrap();
+    assert_eq!(n, 1);
+    redis_ping(&mut bystander).unwrap();
+}
+
+#[tokio::test]
+async fn connection_manager_fd_ipv4() {
+    manager_reconnects(V4, Method::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_manager_destroy_ipv6() {
+    manager_reconnects(V6, Method::Destroy).await;
+}
+
+#[tokio::test]
+async fn connection_manager_inject_ipv4() {
+    manager_reconnects(V4, Method::Inject).await;
+}
