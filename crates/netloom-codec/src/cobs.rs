@@ -1,0 +1,300 @@
+//! Consistent Overhead Byte Stuffing, plain and with zero-pair elimination (Tendril
+//! `COBSFramer`).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::CodecError;
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit};
+use crate::terminated::{Search, Step, Terminated, Terminator};
+
+/// Which COBS code table is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CobsVariant {
+    /// Plain COBS: code `n` (1–0xFE) is `n-1` bytes then a zero; 0xFF is 254 bytes.
+    #[default]
+    Plain,
+    /// COBS/ZPE as Tendril ships it: codes 1–0xDF are `n-1` bytes then a zero, 0xE0 is
+    /// 223 bytes, and 0xE1–0xFF are `n-0xE1` bytes (0–30) then a *pair* of zeros.
+    ZeroPairElimination,
+}
+
+impl CobsVariant {
+    /// Code of a full block without a trailing zero, and the number of bytes it holds.
+    fn full_block(self) -> (u8, usize) {
+        match self {
+            Self::Plain => (0xff, 254),
+            Self::ZeroPairElimination => (0xe0, 223),
+        }
+    }
+
+    /// Data bytes and zeros after them for a block code (never 0).
+    #[inline]
+    fn block(self, code: u8) -> (usize, usize) {
+        let (full, full_len) = self.full_block();
+        if code == full {
+            (full_len, 0)
+        } else if code > full {
+            (usize::from(code - 0xe1), 2)
+        } else {
+            (usize::from(code) - 1, 1)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Zero;
+
+impl Terminator for Zero {
+    #[inline]
+    fn find(&mut self, buf: &[u8], from: usize) -> Search {
+        match memchr::memchr(0, &buf[from..]) {
+            Some(i) => Search::Found {
+                frame_len: from + i,
+                consumed: from + i + 1,
+            },
+            None => Search::NotFound { resume: buf.len() },
+        }
+    }
+}
+
+/// COBS framing: frames are COBS-encoded and each ends with a `0x00` delimiter.
+///
+/// The encoding is Tendril's (every frame ends with a block code, so a frame ending in
+/// a full block gets an extra `0x01`); decoding accepts both that and the classic form.
+/// An empty run between two delimiters is skipped (senders may send a lone `0x00` to
+/// resynchronise; the encoding of an empty frame is `01 00`).
+///
+/// **Resync:** a malformed frame (a block code pointing past the delimiter) is consumed up
+/// to its delimiter and reported as [`CodecError::InvalidCobs`]; decoding continues with
+/// the next frame. An encoded frame longer than the maximum (8 MiB by default, measured on
+/// the wire without the delimiter) is discarded up to its delimiter and reported as
+/// [`CodecError::FrameTooLong`].
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use netloom_codec::Cobs;
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut cobs = Cobs::new();
+/// let mut wire = BytesMut::new();
+/// cobs.encode(Bytes::from_static(b"\x11\x22\x00\x33"), &mut wire)?;
+/// assert_eq!(&wire[..], b"\x03\x11\x22\x02\x33\x00");
+/// assert_eq!(cobs.decode(&mut wire)?, Some(Bytes::from_static(b"\x11\x22\x00\x33")));
+///
+/// let mut zpe = Cobs::zpe();
+/// let mut wire = BytesMut::new();
+/// zpe.encode(Bytes::from_static(b"\x11\x00\x00\x22"), &mut wire)?;
+/// assert_eq!(&wire[..], b"\xe2\x11\x02\x22\x00");
+/// # Ok::<(), netloom_codec::CodecError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cobs {
+    engine: Terminated<Zero>,
+    variant: CobsVariant,
+}
+
+impl Default for Cobs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cobs {
+    /// Plain COBS, frames up to 8 MiB, fail-fast.
+    ///
+    /// ```
+    /// use netloom_codec::{Cobs, CobsVariant};
+    /// assert_eq!(Cobs::new().variant(), CobsVariant::Plain);
+    /// ```
+    pub fn new() -> Self {
+        Self::with_variant(CobsVariant::Plain)
+    }
+
+    /// COBS with zero-pair elimination.
+    ///
+    /// ```
+    /// use netloom_codec::{Cobs, CobsVariant};
+    /// assert_eq!(Cobs::zpe().variant(), CobsVariant::ZeroPairElimination);
+    /// ```
+    pub fn zpe() -> Self {
+        Self::with_variant(CobsVariant::ZeroPairElimination)
+    }
+
+    /// COBS with the given code table.
+    ///
+    /// ```
+    /// let cobs = netloom_codec::Cobs::with_variant(netloom_codec::CobsVariant::Plain);
+    /// ```
+    pub fn with_variant(variant: CobsVariant) -> Self {
+        Self {
+            engine: Terminated::new(Zero, Limit::new(DEFAULT_MAX_FRAME_LENGTH)),
+            variant,
+        }
+    }
+
+    /// Sets the maximum encoded frame length (without the delimiter).
+    ///
+    /// ```
+    /// let cobs = netloom_codec::Cobs::new().with_max_frame_length(1500);
+    /// ```
+    pub fn with_max_frame_length(mut self, max: usize) -> Self {
+        self.engine.limit.max = max;
+        self
+    }
+
+    /// Report an oversize frame as soon as it is detected (`true`, the default) or after
+    /// it has been discarded up to its delimiter.
+    ///
+    /// ```
+    /// let cobs = netloom_codec::Cobs::new().with_fail_fast(false);
+    /// ```
+    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
+        self.engine.limit.fail_fast = fail_fast;
+        self
+    }
+
+    /// The maximum encoded frame length.
+    ///
+    /// ```
+    /// assert_eq!(netloom_codec::Cobs::new().max_frame_length(), 8 << 20);
+    /// ```
+    pub fn max_frame_length(&self) -> usize {
+        self.engine.limit.max
+    }
+
+    /// The code table.
+    ///
+    /// ```
+    /// let _ = netloom_codec::Cobs::new().variant();
+    /// ```
+    pub fn variant(&self) -> CobsVariant {
+        self.variant
+    }
+
+    /// Validates `enc` and returns the decoded length and whether decoding can write in
+    /// place (the output never overtakes the input).
+    fn measure(&self, enc: &[u8]) -> Result<(usize, bool), CodecError> {
+        let (mut r, mut w, mut zeros) = (0usize, 0usize, 0usize);
+        let mut in_place = true;
+        while r < enc.len() {
+            let code = enc[r];
+            let (n, z) = self.variant.block(code);
+            if r + 1 + n > enc.len() {
+                return Err(CodecError::InvalidCobs {
+                    reason: "the block runs past the end of the frame",
+                    code,
+                    offset: r,
+                });
+            }
+            r += 1 + n;
+            w += n + z;
+            zeros = z;
+            in_place &= w <= r;
+        }
+        Ok((w - zeros.min(1), in_place))
+    }
+
+    /// Decodes `enc` in place (when the output fits) or into a new buffer.
+    fn decode_frame(&self, mut raw: BytesMut, frame_len: usize) -> Result<Bytes, CodecError> {
+        let (out_len, in_place) = self.measure(&raw[..frame_len])?;
+        if in_place {
+            let (mut r, mut w) = (0usize, 0usize);
+            while r < frame_len {
+                let (n, z) = self.variant.block(raw[r]);
+                raw.copy_within(r + 1..r + 1 + n, w);
+                w += n;
+                r += 1 + n;
+                // w + z <= r holds (checked by `measure`), so the zeros overwrite only
+                // bytes already read.
+                let zeros_end = (w + z).min(out_len);
+                raw[w..zeros_end].fill(0);
+                w += z;
+            }
+            raw.truncate(out_len);
+            Ok(raw.freeze())
+        } else {
+            let mut out = BytesMut::with_capacity(out_len + 2);
+            let mut r = 0usize;
+            while r < frame_len {
+                let (n, z) = self.variant.block(raw[r]);
+                out.put_slice(&raw[r + 1..r + 1 + n]);
+                out.put_bytes(0, z);
+                r += 1 + n;
+            }
+            out.truncate(out_len);
+            Ok(out.freeze())
+        }
+    }
+}
+
+impl Decoder for Cobs {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        loop {
+            match self.engine.step(buf)? {
+                Step::Frame { frame_len: 0, .. } | Step::Discarded => continue,
+                Step::Frame { raw, frame_len } => {
+                    return self.decode_frame(raw, frame_len).map(Some);
+                }
+                Step::NeedMore => return Ok(None),
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None => self.engine.at_eof("cobs", buf).map(|()| None),
+        }
+    }
+}
+
+impl Encoder<Bytes> for Cobs {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let start = dst.len();
+        let (full_code, full_len) = self.variant.full_block();
+        let zpe = self.variant == CobsVariant::ZeroPairElimination;
+        dst.reserve(frame.len() + frame.len() / full_len + 2);
+        let mut rest: &[u8] = &frame;
+        loop {
+            let (mut block, after) = match memchr::memchr(0, rest) {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
+            };
+            while block.len() >= full_len {
+                dst.put_u8(full_code);
+                dst.put_slice(&block[..full_len]);
+                block = &block[full_len..];
+            }
+            let mut next = after;
+            // A zero followed directly by another zero: one pair code (ZPE only).
+            let code = match after {
+                Some(tail) if zpe && block.len() <= 30 && tail.first().is_none_or(|&b| b == 0) => {
+                    // The second zero is either the next byte or the implicit one that
+                    // ends the frame.
+                    next = tail.get(1..);
+                    0xe1 + block.len() as u8
+                }
+                _ => block.len() as u8 + 1,
+            };
+            dst.put_u8(code);
+            dst.put_slice(block);
+            match next {
+                Some(tail) => rest = tail,
+                None => break,
+            }
+        }
+        let encoded = dst.len() - start;
+        if let Err(err) = self.engine.limit.check_encode(encoded) {
+            dst.truncate(start);
+            return Err(err);
+        }
+        dst.put_u8(0);
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! Fixed-length framing.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::CodecError;
+
+/// Frames of exactly `n` bytes (Netty `FixedLengthFrameDecoder`, Tendril `ChunkFramer`).
+///
+/// The frame length is also the limit: nothing longer is ever buffered for a frame. The
+/// encoder refuses frames of any other length with [`CodecError::Unencodable`].
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use netloom_codec::Fixed;
+/// use tokio_util::codec::Decoder;
+///
+/// let mut fixed = Fixed::new(4)?;
+/// let mut buf = BytesMut::from(&b"abcdefg"[..]);
+/// assert_eq!(fixed.decode(&mut buf)?, Some(Bytes::from_static(b"abcd")));
+/// assert_eq!(fixed.decode(&mut buf)?, None);
+/// # Ok::<(), netloom_codec::CodecError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixed {
+    len: usize,
+}
+
+impl Fixed {
+    /// Frames of `len` bytes; `len` must be at least 1.
+    ///
+    /// ```
+    /// assert!(netloom_codec::Fixed::new(0).is_err());
+    /// ```
+    pub fn new(len: usize) -> Result<Self, CodecError> {
+        if len == 0 {
+            return Err(CodecError::config(
+                "fixed",
+                "the frame length must be at least 1",
+            ));
+        }
+        Ok(Self { len })
+    }
+
+    /// The frame length (which is also the maximum frame length).
+    ///
+    /// ```
+    /// assert_eq!(netloom_codec::Fixed::new(16)?.frame_length(), 16);
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn frame_length(&self) -> usize {
+        self.len
+    }
+}
+
+impl Decoder for Fixed {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if buf.len() < self.len {
+            return Ok(None);
+        }
+        Ok(Some(buf.split_to(self.len).freeze()))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None if buf.is_empty() => Ok(None),
+            None => {
+                let buffered = buf.len();
+                buf.clear();
+                Err(CodecError::TruncatedFrame {
+                    framer: "fixed",
+                    buffered,
+                })
+            }
+        }
+    }
+}
+
+impl Encoder<Bytes> for Fixed {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        if frame.len() != self.len {
+            return Err(CodecError::unencodable(
+                "fixed",
+                frame.len(),
+                format!("frames must be exactly {} bytes", self.len),
+            ));
+        }
+        dst.put_slice(&frame);
+        Ok(())
+    }
+}

@@ -1,0 +1,379 @@
+//! Length-field framing (Netty `LengthFieldBasedFrameDecoder`, Tendril `StructFramer`).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Discard, Limit};
+use crate::{CodecError, FieldType};
+
+/// Frames announced by a length field, with every parameter of Netty's
+/// `LengthFieldBasedFrameDecoder`.
+///
+/// A frame on the wire is `[header bytes][length field][more header][body]`. The field at
+/// `length_field_offset` holds a value `v`; the whole frame is
+/// `length_field_offset + size + length_adjustment + v` bytes long; the decoder returns it
+/// without its first `initial_bytes_to_strip` bytes (by default the offset plus the field,
+/// i.e. the body only).
+///
+/// Errors: a negative value of a signed field ([`CodecError::NegativeLength`]) or an
+/// adjusted length shorter than the header or the bytes to strip
+/// ([`CodecError::FrameLengthTooShort`]) are fatal: the stream is out of sync. A frame
+/// longer than the maximum (8 MiB by default; the whole frame, header included, as in
+/// Netty) is discarded as it arrives, never buffered, and reported as
+/// [`CodecError::FrameTooLong`] with the announced length, at once (fail-fast, the
+/// default) or once discarded; decoding then continues.
+///
+/// The encoder writes the inverse: zero bytes up to the field, the field, zero bytes up to
+/// `initial_bytes_to_strip`, then the frame. When fewer bytes are stripped than the
+/// header holds, the frame must carry the rest of the header, with the right length.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use netloom_codec::LengthField;
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut framer = LengthField::builder().length_field_type("u16be".parse()?).build()?;
+/// let mut wire = BytesMut::new();
+/// framer.encode(Bytes::from_static(b"hello"), &mut wire)?;
+/// assert_eq!(&wire[..], b"\x00\x05hello");
+/// assert_eq!(framer.decode(&mut wire)?, Some(Bytes::from_static(b"hello")));
+/// # Ok::<(), netloom_codec::CodecError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LengthField {
+    field: FieldType,
+    offset: usize,
+    /// `offset + field.size()`.
+    end: usize,
+    adjustment: i64,
+    strip: usize,
+    limit: Limit,
+    /// Bytes still to drop of an oversize frame.
+    discarding: Option<(usize, Discard)>,
+}
+
+/// Builds a [`LengthField`]; every parameter has Netty's meaning.
+///
+/// ```
+/// use netloom_codec::LengthField;
+///
+/// // Netty's javadoc example: 2 header bytes, a 2-byte length, 1 more header byte, the
+/// // length counts only the body, and the first 3 bytes are stripped.
+/// let framer = LengthField::builder()
+///     .length_field_offset(2)
+///     .length_field_type("u16be".parse()?)
+///     .length_adjustment(1)
+///     .initial_bytes_to_strip(4)
+///     .max_frame_length(1 << 20)
+///     .fail_fast(false)
+///     .build()?;
+/// # Ok::<(), netloom_codec::CodecError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LengthFieldBuilder {
+    field: FieldType,
+    offset: usize,
+    adjustment: i64,
+    strip: Option<usize>,
+    max: usize,
+    fail_fast: bool,
+}
+
+impl Default for LengthFieldBuilder {
+    fn default() -> Self {
+        Self {
+            field: FieldType::U32_BE,
+            offset: 0,
+            adjustment: 0,
+            strip: None,
+            max: DEFAULT_MAX_FRAME_LENGTH,
+            fail_fast: true,
+        }
+    }
+}
+
+impl LengthFieldBuilder {
+    /// The length field's type (default `u32be`).
+    ///
+    /// ```
+    /// let b = netloom_codec::LengthField::builder().length_field_type("u8".parse()?);
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn length_field_type(mut self, field: FieldType) -> Self {
+        self.field = field;
+        self
+    }
+
+    /// Bytes before the length field (default 0).
+    ///
+    /// ```
+    /// let b = netloom_codec::LengthField::builder().length_field_offset(2);
+    /// ```
+    pub fn length_field_offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Added to the field's value to get the length of what follows the field
+    /// (default 0; negative when the value counts the header too).
+    ///
+    /// ```
+    /// // The field counts itself: a u16 value of 7 means 5 body bytes.
+    /// let b = netloom_codec::LengthField::builder().length_adjustment(-2);
+    /// ```
+    pub fn length_adjustment(mut self, adjustment: i64) -> Self {
+        self.adjustment = adjustment;
+        self
+    }
+
+    /// Bytes stripped from the front of each decoded frame (default: offset + field size,
+    /// so frames are bodies).
+    ///
+    /// ```
+    /// // Keep the whole frame, header included.
+    /// let b = netloom_codec::LengthField::builder().initial_bytes_to_strip(0);
+    /// ```
+    pub fn initial_bytes_to_strip(mut self, strip: usize) -> Self {
+        self.strip = Some(strip);
+        self
+    }
+
+    /// The maximum length of a whole frame, header included (default 8 MiB).
+    ///
+    /// ```
+    /// let b = netloom_codec::LengthField::builder().max_frame_length(4096);
+    /// ```
+    pub fn max_frame_length(mut self, max: usize) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Report an oversize frame as soon as its header is read (`true`, the default) or
+    /// after all its bytes have been discarded.
+    ///
+    /// ```
+    /// let b = netloom_codec::LengthField::builder().fail_fast(false);
+    /// ```
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// Checks the parameters (the header must fit in the maximum frame length).
+    ///
+    /// ```
+    /// let err = netloom_codec::LengthField::builder().max_frame_length(2).build();
+    /// assert!(err.is_err());
+    /// ```
+    pub fn build(self) -> Result<LengthField, CodecError> {
+        let end = self
+            .offset
+            .checked_add(self.field.size())
+            .filter(|end| *end <= self.max)
+            .ok_or_else(|| {
+                CodecError::config(
+                    "length-field",
+                    format!(
+                        "the length field ends at {} + {}, past the maximum frame length {}",
+                        self.offset,
+                        self.field.size(),
+                        self.max
+                    ),
+                )
+            })?;
+        Ok(LengthField {
+            field: self.field,
+            offset: self.offset,
+            end,
+            adjustment: self.adjustment,
+            strip: self.strip.unwrap_or(end),
+            limit: Limit {
+                max: self.max,
+                fail_fast: self.fail_fast,
+            },
+            discarding: None,
+        })
+    }
+}
+
+impl LengthField {
+    /// A builder with the defaults: `u32be` at offset 0, no adjustment, header stripped,
+    /// 8 MiB, fail-fast.
+    ///
+    /// ```
+    /// let framer = netloom_codec::LengthField::builder().build()?;
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn builder() -> LengthFieldBuilder {
+        LengthFieldBuilder::default()
+    }
+
+    /// A length prefix of type `field` and nothing else: the common case.
+    ///
+    /// ```
+    /// let framer = netloom_codec::LengthField::new("u32le".parse()?);
+    /// assert_eq!(framer.max_frame_length(), 8 * 1024 * 1024);
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn new(field: FieldType) -> Self {
+        let end = field.size();
+        Self {
+            field,
+            offset: 0,
+            end,
+            adjustment: 0,
+            strip: end,
+            limit: Limit::new(DEFAULT_MAX_FRAME_LENGTH),
+            discarding: None,
+        }
+    }
+
+    /// The maximum frame length (header included).
+    ///
+    /// ```
+    /// let framer = netloom_codec::LengthField::builder().max_frame_length(99).build()?;
+    /// assert_eq!(framer.max_frame_length(), 99);
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn max_frame_length(&self) -> usize {
+        self.limit.max
+    }
+
+    /// The length field's type.
+    ///
+    /// ```
+    /// let framer = netloom_codec::LengthField::builder().build()?;
+    /// assert_eq!(framer.field_type().to_string(), "u32be");
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn field_type(&self) -> FieldType {
+        self.field
+    }
+
+    fn continue_discard(&mut self, buf: &mut BytesMut) -> Result<bool, CodecError> {
+        let Some((remaining, discard)) = &mut self.discarding else {
+            return Ok(true);
+        };
+        let n = (*remaining).min(buf.len());
+        buf.advance(n);
+        *remaining -= n;
+        if *remaining > 0 {
+            return Ok(false);
+        }
+        let discard = *discard;
+        self.discarding = None;
+        match self.limit.end_discard(discard, 0) {
+            Some(err) => Err(err),
+            None => Ok(true),
+        }
+    }
+}
+
+impl Decoder for LengthField {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    #[inline]
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if self.discarding.is_some() && !self.continue_discard(buf)? {
+            return Ok(None);
+        }
+        let Some(value) = buf.get(self.offset..).and_then(|b| self.field.read(b)) else {
+            return Ok(None);
+        };
+        if value < 0 {
+            return Err(CodecError::NegativeLength {
+                value: value as i64,
+            });
+        }
+        let frame_length = value + i128::from(self.adjustment) + self.end as i128;
+        if frame_length < self.end as i128 {
+            return Err(CodecError::FrameLengthTooShort {
+                length: frame_length,
+                minimum: self.end,
+                what: "the end of the length field",
+            });
+        }
+        if frame_length > self.limit.max as i128 {
+            let announced = usize::try_from(frame_length).unwrap_or(usize::MAX);
+            if announced <= buf.len() {
+                buf.advance(announced);
+                return Err(self.limit.too_long(announced));
+            }
+            let remaining = announced - buf.len();
+            buf.clear();
+            let (discard, now) = self.limit.begin_discard(announced);
+            self.discarding = Some((remaining, discard));
+            return match now {
+                Some(err) => Err(err),
+                None => Ok(None),
+            };
+        }
+        // Checked against the maximum above, so it fits.
+        let frame_length = frame_length as usize;
+        if self.strip > frame_length {
+            return Err(CodecError::FrameLengthTooShort {
+                length: frame_length as i128,
+                minimum: self.strip,
+                what: "the initial bytes to strip",
+            });
+        }
+        if buf.len() < frame_length {
+            buf.reserve(frame_length - buf.len());
+            return Ok(None);
+        }
+        buf.advance(self.strip);
+        Ok(Some(buf.split_to(frame_length - self.strip).freeze()))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None if buf.is_empty() => Ok(None),
+            None => {
+                let buffered = buf.len();
+                buf.clear();
+                Err(CodecError::TruncatedFrame {
+                    framer: "length-field",
+                    buffered,
+                })
+            }
+        }
+    }
+}
+
+impl Encoder<Bytes> for LengthField {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let frame_length = self.strip + frame.len();
+        self.limit.check_encode(frame_length)?;
+        let value = frame_length as i128 - self.end as i128 - i128::from(self.adjustment);
+        let mut header = BytesMut::with_capacity(self.end.max(self.strip));
+        header.put_bytes(0, self.offset);
+        self.field.write(value, &mut header)?;
+        if self.strip >= self.end {
+            header.put_bytes(0, self.strip - self.end);
+        } else {
+            // The frame carries header[strip..end]; its length field must be right.
+            let carried = self.end - self.strip;
+            let from = self.offset.max(self.strip);
+            let ok = frame.len() >= carried
+                && frame[from - self.strip..carried] == header[from..self.end];
+            if !ok {
+                return Err(CodecError::unencodable(
+                    "length-field",
+                    frame.len(),
+                    format!(
+                        "the frame must begin with the last {carried} header bytes, holding length {value}"
+                    ),
+                ));
+            }
+            header.truncate(self.strip);
+        }
+        dst.reserve(header.len() + frame.len());
+        dst.put_slice(&header);
+        dst.put_slice(&frame);
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! Protobuf varint32 length prefixes (Netty `ProtobufVarint32FrameDecoder` and
+//! `ProtobufVarint32LengthFieldPrepender`).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::CodecError;
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Discard, Limit};
+
+/// The longest varint32: 5 bytes of 7 bits.
+const MAX_VARINT_LEN: usize = 5;
+
+/// Frames prefixed by their length as a protobuf base-128 varint (at most 5 bytes,
+/// 32 bits); the prefix is stripped.
+///
+/// A prefix longer than 5 bytes or above 32 bits is [`CodecError::InvalidVarint`], fatal.
+/// Frames above the maximum (8 MiB by default, without the prefix) are discarded as they
+/// arrive and reported as [`CodecError::FrameTooLong`]; decoding then continues.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use netloom_codec::Varint;
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut varint = Varint::new();
+/// let mut wire = BytesMut::new();
+/// varint.encode(Bytes::from(vec![7u8; 300]), &mut wire)?;
+/// assert_eq!(&wire[..2], [0xac, 0x02]);
+/// assert_eq!(varint.decode(&mut wire)?.map(|f| f.len()), Some(300));
+/// # Ok::<(), netloom_codec::CodecError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Varint {
+    limit: Limit,
+    discarding: Option<(usize, Discard)>,
+}
+
+impl Default for Varint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads a varint32 from the front of `buf`: `Ok(None)` when incomplete, else the value
+/// and the prefix length.
+fn read_varint32(buf: &[u8]) -> Result<Option<(u32, usize)>, CodecError> {
+    let mut value: u32 = 0;
+    for (i, &byte) in buf.iter().take(MAX_VARINT_LEN).enumerate() {
+        let bits = u32::from(byte & 0x7f);
+        if i == MAX_VARINT_LEN - 1 && (byte & 0x80 != 0 || bits > 0x0f) {
+            return Err(CodecError::InvalidVarint {
+                bytes: buf[..MAX_VARINT_LEN].to_vec(),
+            });
+        }
+        value |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    Ok(None)
+}
+
+impl Varint {
+    /// Varint framing with frames up to 8 MiB, fail-fast.
+    ///
+    /// ```
+    /// assert_eq!(netloom_codec::Varint::new().max_frame_length(), 8 << 20);
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            limit: Limit::new(DEFAULT_MAX_FRAME_LENGTH),
+            discarding: None,
+        }
+    }
+
+    /// Sets the maximum frame length (without the prefix).
+    ///
+    /// ```
+    /// let varint = netloom_codec::Varint::new().with_max_frame_length(1024);
+    /// ```
+    pub fn with_max_frame_length(mut self, max: usize) -> Self {
+        self.limit.max = max;
+        self
+    }
+
+    /// Report an oversize frame as soon as its prefix is read (`true`, the default) or
+    /// after its bytes have been discarded.
+    ///
+    /// ```
+    /// let varint = netloom_codec::Varint::new().with_fail_fast(false);
+    /// ```
+    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
+        self.limit.fail_fast = fail_fast;
+        self
+    }
+
+    /// The maximum frame length.
+    ///
+    /// ```
+    /// assert_eq!(netloom_codec::Varint::new().with_max_frame_length(9).max_frame_length(), 9);
+    /// ```
+    pub fn max_frame_length(&self) -> usize {
+        self.limit.max
+    }
+}
+
+impl Decoder for Varint {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if let Some((remaining, discard)) = &mut self.discarding {
+            let n = (*remaining).min(buf.len());
+            buf.advance(n);
+            *remaining -= n;
+            if *remaining > 0 {
+                return Ok(None);
+            }
+            let discard = *discard;
+            self.discarding = None;
+            if let Some(err) = self.limit.end_discard(discard, 0) {
+                return Err(err);
+            }
+        }
+        let Some((len, prefix)) = read_varint32(buf)? else {
+            return Ok(None);
+        };
+        let len = len as usize;
+        if len > self.limit.max {
+            buf.advance(prefix);
+            if len <= buf.len() {
+                buf.advance(len);
+                return Err(self.limit.too_long(len));
+            }
+            let remaining = len - buf.len();
+            buf.clear();
+            let (discard, now) = self.limit.begin_discard(len);
+            self.discarding = Some((remaining, discard));
+            return now.map_or(Ok(None), Err);
+        }
+        if buf.len() < prefix + len {
+            buf.reserve(prefix + len - buf.len());
+            return Ok(None);
+        }
+        buf.advance(prefix);
+        Ok(Some(buf.split_to(len).freeze()))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None if buf.is_empty() => Ok(None),
+            None => {
+                let buffered = buf.len();
+                buf.clear();
+                Err(CodecError::TruncatedFrame {
+                    framer: "varint",
+                    buffered,
+                })
+            }
+        }
+    }
+}
+
+impl Encoder<Bytes> for Varint {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.limit.check_encode(frame.len())?;
+        let Ok(mut len) = u32::try_from(frame.len()) else {
+            return Err(CodecError::LengthOutOfRange {
+                length: frame.len() as i128,
+                field: "varint32".to_owned(),
+            });
+        };
+        dst.reserve(MAX_VARINT_LEN + frame.len());
+        while len >= 0x80 {
+            dst.put_u8((len as u8 & 0x7f) | 0x80);
+            len >>= 7;
+        }
+        dst.put_u8(len as u8);
+        dst.put_slice(&frame);
+        Ok(())
+    }
+}
