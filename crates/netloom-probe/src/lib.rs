@@ -21,6 +21,7 @@
 mod config;
 mod error;
 pub mod wire;
+pub mod mtr_packet;
 mod options;
 mod prober;
 mod reply;

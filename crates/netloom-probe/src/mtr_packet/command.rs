@@ -132,7 +132,9 @@ pub fn parse_line(line: &[u8]) -> Result<Command<'_>, CommandParseError> {
         };
         arguments.push((arg_name, value));
     }
-    let token = strtol(token).ok_or(CommandParseError::TokenOutOfRange)?.value;
+    let token = strtol(token)
+        .ok_or(CommandParseError::TokenOutOfRange)?
+        .value;
     Ok(Command {
         // C stores the long in an int: keep the low 32 bits.
         token: token as i32,
@@ -386,7 +388,10 @@ mod tests {
 
     #[test]
     fn token_follows_strtol_and_wraps_like_int() {
-        assert_eq!(parse_line(b"99999999999 x").map(|c| c.token), Ok(1_215_752_191));
+        assert_eq!(
+            parse_line(b"99999999999 x").map(|c| c.token),
+            Ok(1_215_752_191)
+        );
         assert_eq!(parse_line(b"4294967297 x").map(|c| c.token), Ok(1));
         assert_eq!(parse_line(b"-5 x").map(|c| c.token), Ok(-5));
         assert_eq!(parse_line(b"12abc x").map(|c| c.token), Ok(12));
@@ -420,7 +425,10 @@ mod tests {
             Err(CommandParseError::TooManyArguments)
         );
         // A NUL ends the C string.
-        assert_eq!(parse_line(b"1\0 send-probe"), Err(CommandParseError::TooFewTokens));
+        assert_eq!(
+            parse_line(b"1\0 send-probe"),
+            Err(CommandParseError::TooFewTokens)
+        );
     }
 
     #[test]
@@ -445,7 +453,10 @@ mod tests {
         assert_eq!(p.local(), Ok(Some("10.0.0.2".parse().expect("addr"))));
         assert_eq!(p.protocol, Protocol::Tcp);
         assert_eq!((p.port, p.local_port, p.tos, p.mark), (443, 2000, 16, 7));
-        assert_eq!((p.size, p.bit_pattern, p.ttl, p.timeout_secs), (100, 255, 9, 2));
+        assert_eq!(
+            (p.size, p.bit_pattern, p.ttl, p.timeout_secs),
+            (100, 255, 9, 2)
+        );
         assert_eq!(p.device.as_deref(), Some("eth0"));
     }
 
@@ -501,5 +512,4 @@ mod tests {
             }
         );
     }
-
 }

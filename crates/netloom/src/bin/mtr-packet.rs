@@ -1,5 +1,118 @@
 //! A drop-in `mtr-packet`: speaks mtr's probe command protocol on stdin/stdout.
-fn main() -> std::process::ExitCode {
-    eprintln!("mtr-packet: not built yet (see issue: netloom-probe)");
-    std::process::ExitCode::from(1)
+//!
+//! Point mtr or Python's mtrpacket at it with `MTR_PACKET=/path/to/mtr-packet`. It reads
+//! commands until stdin closes, then exits once every outstanding probe has been answered
+//! or has timed out. Logs go to stderr (`RUST_LOG=debug` for more).
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use netloom_probe::mtr_packet::{
+    DEFAULT_COMMAND_BUFFER_SIZE, Dialect, ParseLimits, Session, SessionConfig, Support,
+};
+use netloom_probe::{PrivilegeMode, Prober, ProberConfig};
+
+/// Send and receive network probes for mtr and mtrpacket (mtr-packet's stdin/stdout
+/// command protocol).
+#[derive(Parser, Debug)]
+#[command(name = "mtr-packet", version, about, long_about = None)]
+struct Args {
+    /// Reply words to use: `current` (mtr 0.96+: no-route-host, no-route-network,
+    /// host-down) or `0.95` (Debian 12's mtr: no-route).
+    #[arg(long, value_enum, default_value_t = DialectArg::Current)]
+    dialect: DialectArg,
+    /// Most probes in flight; more get `probes-exhausted`.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    max_in_flight: u32,
+    /// Command buffer size in bytes; a longer line gets `0 command-buffer-overflow`.
+    #[arg(long, default_value_t = DEFAULT_COMMAND_BUFFER_SIZE as u32, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    command_buffer_size: u32,
+    /// Largest `size` a probe may ask for, in bytes.
+    #[arg(long, default_value_t = 9_000)]
+    max_packet_size: u16,
+    /// Answer `invalid-argument` to unknown `send-probe` arguments (mtr-packet ignores them).
+    #[arg(long)]
+    strict_arguments: bool,
+    /// Sockets to use: `auto` (raw if permitted), `raw`, or `unprivileged` (ICMP datagram
+    /// sockets, see net.ipv4.ping_group_range).
+    #[arg(long, value_enum, default_value_t = PrivilegeArg::Auto)]
+    privilege: PrivilegeArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DialectArg {
+    Current,
+    #[value(name = "0.95")]
+    Mtr095,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PrivilegeArg {
+    Auto,
+    Raw,
+    Unprivileged,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mtr-packet: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let max_in_flight = args.max_in_flight as usize;
+    let max_packet_size = usize::from(args.max_packet_size);
+    let prober_config = ProberConfig {
+        max_in_flight,
+        max_packet_size,
+        privilege: match args.privilege {
+            PrivilegeArg::Auto => PrivilegeMode::Auto,
+            PrivilegeArg::Raw => PrivilegeMode::Raw,
+            PrivilegeArg::Unprivileged => PrivilegeMode::Unprivileged,
+        },
+        ..ProberConfig::default()
+    };
+    let config = SessionConfig {
+        dialect: match args.dialect {
+            DialectArg::Current => Dialect::Current,
+            DialectArg::Mtr095 => Dialect::Mtr095,
+        },
+        max_in_flight,
+        command_buffer_size: args.command_buffer_size as usize,
+        limits: ParseLimits {
+            max_packet_size,
+            strict_arguments: args.strict_arguments,
+            ..ParseLimits::default()
+        },
+    };
+    // One thread: the session and the engine's receive tasks share it, which costs the
+    // least CPU per probe.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let prober = Prober::open(prober_config)
+            .await
+            .context("opening probe sockets")?;
+        let session = Session::new(prober, config, Support::detect());
+        let stats = session
+            .run(tokio::io::stdin(), tokio::io::stdout())
+            .await
+            .context("reading commands / writing replies")?;
+        tracing::info!(?stats, "command stream closed, all probes finished");
+        Ok(())
+    })
 }

@@ -1,0 +1,324 @@
+//! The session loop: commands in, probes through the engine, replies out.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinSet;
+
+use super::command::{ParseLimits, Request, SendProbe, parse_line};
+use super::lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
+use super::reply::{Dialect, ErrorReply, Reply};
+use crate::{ProbeError, ProbeOptions, ProbeReply, Prober, Protocol};
+
+/// Settings of a [`Session`]; every limit is enforced with the reply mtr-packet uses.
+///
+/// ```
+/// use netloom_probe::mtr_packet::SessionConfig;
+/// let c = SessionConfig::default();
+/// assert_eq!((c.max_in_flight, c.command_buffer_size), (16_384, 4096));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Which mtr-packet's words to speak.
+    pub dialect: Dialect,
+    /// Most probes outstanding; more get `probes-exhausted` (mtr-packet 0.95: 1,024).
+    pub max_in_flight: usize,
+    /// The command buffer: a line of this size minus one without a newline gets
+    /// `0 command-buffer-overflow` (mtr-packet: 4,096).
+    pub command_buffer_size: usize,
+    /// Argument limits and strictness.
+    pub limits: ParseLimits,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            dialect: Dialect::Current,
+            max_in_flight: 16_384,
+            command_buffer_size: DEFAULT_COMMAND_BUFFER_SIZE,
+            limits: ParseLimits::default(),
+        }
+    }
+}
+
+/// What this host can do, for `check-support` and for refusing probes up front.
+///
+/// ```
+/// use netloom_probe::mtr_packet::Support;
+/// let s = Support { ip4: true, ip6: false, sctp: false };
+/// assert_eq!(s.feature("ip-6", "0.96"), "no");
+/// assert_eq!(s.feature("udp", "0.96"), "ok");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Support {
+    /// IPv4 sockets can be opened.
+    pub ip4: bool,
+    /// IPv6 sockets can be opened.
+    pub ip6: bool,
+    /// The kernel has SCTP.
+    pub sctp: bool,
+}
+
+impl Support {
+    /// Asks the kernel, as mtr-packet does: can an IPv4 / IPv6 socket and an SCTP socket be
+    /// created.
+    ///
+    /// ```
+    /// let s = netloom_probe::mtr_packet::Support::detect();
+    /// assert!(s.ip4 || s.ip6);
+    /// ```
+    pub fn detect() -> Self {
+        use socket2::{Domain, Protocol as P, Socket, Type};
+        let can = |d, t, p| Socket::new(d, t, Some(p)).is_ok();
+        Support {
+            ip4: can(Domain::IPV4, Type::DGRAM, P::UDP),
+            ip6: can(Domain::IPV6, Type::DGRAM, P::UDP),
+            sctp: can(Domain::IPV4, Type::STREAM, P::from(libc::IPPROTO_SCTP)),
+        }
+    }
+
+    /// The `support` value for a feature name (`command.c`'s `check_support`).
+    ///
+    /// ```
+    /// use netloom_probe::mtr_packet::Support;
+    /// let s = Support { ip4: true, ip6: true, sctp: false };
+    /// assert_eq!(s.feature("version", "0.95"), "0.95");
+    /// assert_eq!(s.feature("sctp", "0.95"), "no");
+    /// assert_eq!(s.feature("teleport", "0.95"), "no");
+    /// ```
+    pub fn feature(&self, name: &str, version: &'static str) -> &'static str {
+        let yes = |b: bool| if b { "ok" } else { "no" };
+        match name {
+            "version" => version,
+            "ip-4" => yes(self.ip4),
+            "ip-6" => yes(self.ip6),
+            "send-probe" | "icmp" | "udp" | "tcp" | "mark" => "ok",
+            "sctp" => yes(self.sctp),
+            _ => "no",
+        }
+    }
+}
+
+/// Counters of one session.
+///
+/// ```
+/// assert_eq!(netloom_probe::mtr_packet::SessionStats::default().commands, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Lines read (including malformed ones).
+    pub commands: u64,
+    /// Probes handed to the engine.
+    pub probes: u64,
+    /// Lines answered with `0 command-parse-error`.
+    pub parse_errors: u64,
+    /// `0 command-buffer-overflow` replies.
+    pub overflows: u64,
+    /// Probes refused with `probes-exhausted`.
+    pub exhausted: u64,
+}
+
+/// One mtr-packet session over a command stream and a reply stream.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use netloom_probe::{Prober, mtr_packet::{Session, SessionConfig, Support}};
+/// let prober = Prober::open(Default::default()).await?;
+/// let session = Session::new(prober, SessionConfig::default(), Support::detect());
+/// let stats = session.run(tokio::io::stdin(), tokio::io::stdout()).await?;
+/// eprintln!("{} probes", stats.probes);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    prober: Prober,
+    config: SessionConfig,
+    support: Support,
+}
+
+type Finished = (i32, Result<ProbeReply, ProbeError>);
+
+impl Session {
+    /// A session that sends its probes through `prober`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), netloom_probe::ProbeError> {
+    /// use netloom_probe::mtr_packet::{Dialect, Session, SessionConfig, Support};
+    /// let prober = netloom_probe::Prober::open(Default::default()).await?;
+    /// let config = SessionConfig { dialect: Dialect::Mtr095, ..Default::default() };
+    /// let session = Session::new(prober, config, Support::detect());
+    /// # let _ = session; Ok(()) }
+    /// ```
+    pub fn new(prober: Prober, config: SessionConfig, support: Support) -> Self {
+        Session {
+            prober,
+            config,
+            support,
+        }
+    }
+
+    /// Reads commands from `input` until it ends, answers each on `output`, and returns
+    /// once every probe sent has been answered or has timed out. Fails only when the
+    /// streams fail.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: netloom_probe::mtr_packet::Session) -> std::io::Result<()> {
+    /// let input: &[u8] = b"1 check-support feature version\n";
+    /// let mut output = Vec::new();
+    /// session.run(input, &mut output).await?;
+    /// assert_eq!(output, b"1 feature-support support 0.96\n");
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<R, W>(&self, mut input: R, mut output: W) -> io::Result<SessionStats>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut splitter = LineSplitter::new(self.config.command_buffer_size);
+        let mut in_flight: JoinSet<Finished> = JoinSet::new();
+        let mut stats = SessionStats::default();
+        let mut read_buf = vec![0u8; 64 * 1024];
+        let mut out = String::with_capacity(64 * 1024);
+        let mut input_open = true;
+        while input_open || !in_flight.is_empty() {
+            tokio::select! {
+                biased;
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    self.write_finished(done, &mut out);
+                    while let Some(done) = in_flight.try_join_next() {
+                        self.write_finished(done, &mut out);
+                    }
+                }
+                read = input.read(&mut read_buf), if input_open => {
+                    let n = read?;
+                    if n == 0 {
+                        input_open = false;
+                    } else {
+                        splitter.push(&read_buf[..n], |event| {
+                            self.handle(event, &mut in_flight, &mut stats, &mut out);
+                        });
+                    }
+                }
+            }
+            if !out.is_empty() {
+                output.write_all(out.as_bytes()).await?;
+                output.flush().await?;
+                out.clear();
+            }
+        }
+        Ok(stats)
+    }
+
+    fn write_finished(&self, done: Result<Finished, tokio::task::JoinError>, out: &mut String) {
+        match done {
+            Ok((token, Ok(reply))) => Reply::Probe { token, reply },
+            Ok((token, Err(error))) => {
+                tracing::debug!(token, %error, "probe failed");
+                Reply::Error {
+                    token,
+                    error: ErrorReply::from_probe_error(&error),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "probe task failed; its command gets no reply");
+                return;
+            }
+        }
+        .write_line(self.config.dialect, out);
+    }
+
+    fn handle(
+        &self,
+        event: LineEvent<'_>,
+        in_flight: &mut JoinSet<Finished>,
+        stats: &mut SessionStats,
+        out: &mut String,
+    ) {
+        let dialect = self.config.dialect;
+        let line = match event {
+            LineEvent::Line(line) => line,
+            LineEvent::Overflow => {
+                stats.overflows += 1;
+                Reply::CommandBufferOverflow.write_line(dialect, out);
+                return;
+            }
+        };
+        stats.commands += 1;
+        let command = match parse_line(line) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "command parse error");
+                stats.parse_errors += 1;
+                Reply::CommandParseError.write_line(dialect, out);
+                return;
+            }
+        };
+        let token = command.token;
+        let reply = match Request::decode(&command, &self.config.limits) {
+            Request::Unknown => Reply::UnknownCommand { token },
+            Request::InvalidArgument => Reply::Error {
+                token,
+                error: ErrorReply::InvalidArgument,
+            },
+            Request::CheckSupport { feature } => Reply::FeatureSupport {
+                token,
+                support: self.support.feature(&feature, dialect.version()),
+            },
+            Request::SendProbe(probe) => match self.start_probe(token, probe, in_flight) {
+                Ok(()) => {
+                    stats.probes += 1;
+                    return;
+                }
+                Err(error) => {
+                    if error == ErrorReply::ProbesExhausted {
+                        stats.exhausted += 1;
+                    }
+                    Reply::Error { token, error }
+                }
+            },
+        };
+        reply.write_line(dialect, out);
+    }
+
+    /// `send_probe_command()`: the checks in mtr-packet's order, then the engine.
+    fn start_probe(
+        &self,
+        token: i32,
+        p: SendProbe,
+        in_flight: &mut JoinSet<Finished>,
+    ) -> Result<(), ErrorReply> {
+        let version_ok = match p.ip_version {
+            4 => self.support.ip4,
+            6 => self.support.ip6,
+            _ => false,
+        };
+        if !version_ok {
+            return Err(ErrorReply::IpVersionNotSupported);
+        }
+        if p.protocol == Protocol::Sctp && !self.support.sctp {
+            return Err(ErrorReply::ProtocolNotSupported);
+        }
+        if in_flight.len() >= self.config.max_in_flight {
+            return Err(ErrorReply::ProbesExhausted);
+        }
+        let target = p.remote().ok_or(ErrorReply::InvalidArgument)?;
+        let local_addr = p.local().map_err(|()| ErrorReply::InvalidArgument)?;
+        let options = ProbeOptions {
+            protocol: p.protocol,
+            ttl: p.ttl,
+            port: (p.port != 0).then_some(p.port),
+            local_addr,
+            local_port: (p.local_port != 0).then_some(p.local_port),
+            timeout: std::time::Duration::from_secs(p.timeout_secs),
+            size: Some(p.size),
+            bit_pattern: p.bit_pattern,
+            tos: p.tos,
+            mark: (p.mark != 0).then_some(p.mark),
+            device: p.device,
+            constant_flow: false,
+        };
+        let prober = self.prober.clone();
+        in_flight.spawn(async move { (token, prober.probe(target, options).await) });
+        Ok(())
+    }
+}
