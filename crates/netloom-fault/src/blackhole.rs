@@ -15,9 +15,14 @@ use crate::select::list_connections;
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A blackhole: an nftables table (its own, uniquely named `netloom_bh_<pid>_<n>`) that drops
-/// both directions of some connections in the input and output hooks. Neither end gets an
+/// both directions of some connections as they arrive (input hook). Neither end gets an
 /// error: the connection goes silent (half-open) until [`Keepalive`](crate::Keepalive) or the
 /// application's own timeout notices. The table is deleted when the value is dropped.
+///
+/// Drops happen on arrival, like a broken network, not on departure: a packet dropped in the
+/// output hook fails the local send with `EPERM`, which TCP treats as local congestion and
+/// never times out. On loopback both directions arrive here, so both ends go silent. With a
+/// remote peer, our segments still leave and its answers vanish: each side hears nothing back.
 ///
 /// Needs `CAP_NET_ADMIN` and the `nft` tool (package `nftables`).
 ///
@@ -111,16 +116,10 @@ fn ruleset(table: &str, conns: &[Connection]) -> String {
     let mut s = format!(
         "table inet {table} {{\n  chain input {{ type filter hook input priority -300; policy accept;\n"
     );
-    let rules: Vec<String> = conns
-        .iter()
-        .flat_map(|c| [rule(c.remote, c.local), rule(c.local, c.remote)])
-        .collect();
-    for r in &rules {
-        s.push_str(&format!("    {r} drop\n"));
-    }
-    s.push_str("  }\n  chain output { type filter hook output priority -300; policy accept;\n");
-    for r in &rules {
-        s.push_str(&format!("    {r} drop\n"));
+    for c in conns {
+        for r in [rule(c.remote, c.local), rule(c.local, c.remote)] {
+            s.push_str(&format!("    {r} drop\n"));
+        }
     }
     s.push_str("  }\n}\n");
     s

@@ -26,7 +26,8 @@ impl Observed {
         match result {
             Ok(0) => Observed::Eof,
             Ok(n) => Observed::Data(n),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Observed::Silence,
+            // SO_RCVTIMEO expiring is EAGAIN; ETIMEDOUT is a real TCP timeout.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Observed::Silence,
             Err(e) => Observed::Errno(e.raw_os_error().unwrap_or(-1)),
         }
     }
