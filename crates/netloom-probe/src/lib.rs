@@ -19,10 +19,12 @@
 #![warn(missing_docs)]
 
 mod config;
+mod engine;
 mod error;
 pub mod wire;
 pub mod mtr_packet;
 mod options;
+pub mod parse;
 mod prober;
 mod reply;
 mod resolve;

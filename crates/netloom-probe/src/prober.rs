@@ -2,6 +2,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
+
+use crate::engine::{self, Engine};
 use crate::{ProbeError, ProbeOptions, ProbeReply, ProberConfig};
 
 /// Counters of a prober since it was opened.
@@ -34,9 +37,32 @@ pub struct ProberStats {
 /// assert!(reply.outcome.reached_target());
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Prober {
-    inner: Arc<ProberConfig>,
+    inner: Arc<Inner>,
+}
+
+/// Owns the receive tasks: they stop when the last `Prober` clone is dropped.
+struct Inner {
+    engine: Arc<Engine>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Prober {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prober")
+            .field("raw", &self.inner.engine.raw)
+            .field("stats", &self.stats())
+            .finish()
+    }
 }
 
 impl Prober {
@@ -50,8 +76,14 @@ impl Prober {
     /// # let _ = prober; Ok(()) }
     /// ```
     pub async fn open(config: ProberConfig) -> Result<Prober, ProbeError> {
+        let engine = Arc::new(Engine::open(config)?);
+        let tasks = [false, true]
+            .into_iter()
+            .filter(|v6| engine.family(*v6).is_ok())
+            .map(|v6| tokio::spawn(engine::recv::run(engine.clone(), v6)))
+            .collect();
         Ok(Prober {
-            inner: Arc::new(config),
+            inner: Arc::new(Inner { engine, tasks }),
         })
     }
 
@@ -69,10 +101,7 @@ impl Prober {
         target: IpAddr,
         options: ProbeOptions,
     ) -> Result<ProbeReply, ProbeError> {
-        let _ = (target, options, &self.inner);
-        Err(ProbeError::NotSupported {
-            what: "the probe engine is not built yet".into(),
-        })
+        self.inner.engine.probe(target, &options).await
     }
 
     /// Counters since [`Prober::open`].
@@ -83,6 +112,55 @@ impl Prober {
     /// # }
     /// ```
     pub fn stats(&self) -> ProberStats {
-        ProberStats::default()
+        self.inner.engine.stats()
+    }
+
+    /// True if the prober uses raw sockets (CAP_NET_RAW), false in unprivileged mode.
+    ///
+    /// ```no_run
+    /// # fn demo(prober: netloom_probe::Prober) {
+    /// if !prober.is_raw() {
+    ///     println!("unprivileged: no MPLS labels");
+    /// }
+    /// # }
+    /// ```
+    pub fn is_raw(&self) -> bool {
+        self.inner.engine.raw
+    }
+
+    /// True if SCTP probes are possible on this kernel.
+    ///
+    /// ```no_run
+    /// # fn demo(prober: netloom_probe::Prober) {
+    /// println!("sctp: {}", prober.supports_sctp());
+    /// # }
+    /// ```
+    pub fn supports_sctp(&self) -> bool {
+        self.inner.engine.sctp
+    }
+
+    /// True if probes to addresses of this IP version can be sent.
+    ///
+    /// ```no_run
+    /// # fn demo(prober: netloom_probe::Prober) {
+    /// println!("ipv6: {}", prober.supports(netloom_probe::IpVersion::V6));
+    /// # }
+    /// ```
+    pub fn supports(&self, version: crate::IpVersion) -> bool {
+        self.inner
+            .engine
+            .family(version == crate::IpVersion::V6)
+            .is_ok()
+    }
+
+    /// Probes currently outstanding (counted against `max_in_flight`).
+    ///
+    /// ```no_run
+    /// # fn demo(prober: netloom_probe::Prober) {
+    /// assert_eq!(prober.in_flight(), 0);
+    /// # }
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.inner.engine.in_flight()
     }
 }

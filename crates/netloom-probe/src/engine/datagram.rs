@@ -1,0 +1,254 @@
+//! ICMP echo and UDP probes over the shared sockets (raw mode), and UDP probes over a
+//! socket of their own with IP_RECVERR (unprivileged mode).
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol as SockProto, Socket, Type};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::packet::{self, payload_len};
+use super::sys::{self, SendMeta};
+use super::table::{KeyKind, key};
+use super::{Engine, UDP_DEFAULT_PORT, UDP_PORT_BASE, UDP_PORT_COUNT, sockets};
+use crate::parse::classify_error;
+use crate::wire::pseudo_header_sum;
+use crate::{ProbeError, ProbeOptions, ProbeReply};
+
+/// How long a send may wait for buffer space (ENOBUFS / EAGAIN) before failing.
+const SEND_RETRY_FOR: Duration = Duration::from_secs(1);
+
+fn ip_header_len(v6: bool) -> usize {
+    if v6 { 40 } else { 20 }
+}
+
+fn meta(opts: &ProbeOptions) -> SendMeta {
+    SendMeta {
+        ttl: opts.ttl,
+        tos: opts.tos,
+        src: opts.local_addr,
+    }
+}
+
+/// Sends one datagram, waiting briefly while the socket buffer is full.
+async fn send(fd: RawFd, buf: &[u8], dst: SocketAddr, m: &SendMeta) -> Result<(), ProbeError> {
+    let deadline = Instant::now() + SEND_RETRY_FOR;
+    loop {
+        match sys::send_with(fd, buf, dst, m) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if (e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(libc::ENOBUFS))
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            Err(e) => {
+                let local = SocketAddr::new(m.src.unwrap_or(if dst.is_ipv6() {
+                    IpAddr::from([0u16; 8])
+                } else {
+                    IpAddr::from([0u8; 4])
+                }), 0);
+                return Err(ProbeError::from_send(e, dst.ip(), local));
+            }
+        }
+    }
+}
+
+impl Engine {
+    pub(super) async fn probe_icmp(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+    ) -> Result<ProbeReply, ProbeError> {
+        let v6 = target.is_ipv6();
+        let fam = self.family(v6)?;
+        let extra = if opts.mark.is_some() || opts.device.is_some() {
+            if !self.raw {
+                return Err(ProbeError::NotSupported {
+                    what: "a mark or device on ICMP probes in unprivileged mode".into(),
+                });
+            }
+            Some(self.sockets.send_socket(v6, false, opts)?)
+        } else {
+            None
+        };
+        let fd = extra
+            .as_ref()
+            .map_or(fam.icmp.get_ref().as_raw_fd(), |s| s.as_raw_fd());
+        let ident = fam.ident;
+        let start = self.icmp_seq[usize::from(v6)].fetch_add(1, Ordering::Relaxed);
+        let keys = (0..=u16::MAX).map(|i| key(v6, KeyKind::Icmp, ident, start.wrapping_add(i), 0));
+        let (k, _guard, rx) = self.table.insert(target, keys, self.config.max_in_flight)?;
+        let seq = (k >> 16) as u16;
+        let len = payload_len(opts.size, ip_header_len(v6) + 8);
+        let constant = if opts.constant_flow {
+            let pseudo = if v6 {
+                let src = self.sockets.source_for(target, opts)?;
+                pseudo_header_sum(src, target, 58, (8 + len) as u32)
+            } else {
+                Default::default()
+            };
+            Some((pseudo, self.udp_tag))
+        } else {
+            None
+        };
+        let buf = packet::echo_request(v6, ident, seq, len, opts.bit_pattern, constant, !v6 && self.raw);
+        let sent = Instant::now();
+        send(fd, &buf, SocketAddr::new(target, 0), &meta(opts)).await?;
+        self.count_sent();
+        Ok(self.wait(rx, sent, opts.timeout).await)
+    }
+
+    pub(super) async fn probe_udp_raw(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+    ) -> Result<ProbeReply, ProbeError> {
+        let v6 = target.is_ipv6();
+        let fam = self.family(v6)?;
+        let extra = if opts.mark.is_some() || opts.device.is_some() {
+            Some(self.sockets.send_socket(v6, true, opts)?)
+        } else {
+            None
+        };
+        let fd = match (&extra, &fam.udp) {
+            (Some(s), _) => s.as_raw_fd(),
+            (None, Some(s)) => s.as_raw_fd(),
+            (None, None) => {
+                return Err(ProbeError::NotSupported {
+                    what: "raw UDP sending socket".into(),
+                });
+            }
+        };
+        let src = self.sockets.source_for(target, opts)?;
+        let dst_port = opts.port.unwrap_or(UDP_DEFAULT_PORT);
+        // Identity: a varying source port with this prober's checksum tag, or (fixed
+        // source port: constant flow or a given local port) a varying checksum.
+        let fixed_src = opts
+            .local_port
+            .or(opts.constant_flow.then_some(self.flow_port));
+        let limit = self.config.max_in_flight;
+        let (k, _guard, rx) = match fixed_src {
+            Some(sp) => {
+                let start = self.udp_checksum.fetch_add(1, Ordering::Relaxed);
+                let keys = (0..=u16::MAX)
+                    .map(|i| start.wrapping_add(i))
+                    .filter(|c| *c != 0)
+                    .map(|c| key(v6, KeyKind::Udp, sp, dst_port, c));
+                self.table.insert(target, keys, limit)?
+            }
+            None => {
+                let start = self.udp_port.fetch_add(1, Ordering::Relaxed);
+                let keys = (0..UDP_PORT_COUNT).map(|i| {
+                    let p = UDP_PORT_BASE + start.wrapping_add(i) % UDP_PORT_COUNT;
+                    key(v6, KeyKind::Udp, p, dst_port, self.udp_tag)
+                });
+                self.table.insert(target, keys, limit)?
+            }
+        };
+        let (src_port, checksum) = ((k >> 32) as u16, k as u16);
+        let len = payload_len(opts.size, ip_header_len(v6) + 8);
+        let buf = packet::udp_datagram((src, src_port), (target, dst_port), len, opts.bit_pattern, checksum);
+        let sent = Instant::now();
+        send(fd, &buf, SocketAddr::new(target, 0), &meta(opts)).await?;
+        self.count_sent();
+        Ok(self.wait(rx, sent, opts.timeout).await)
+    }
+
+    /// Unprivileged UDP: a connected socket of its own with IP_RECVERR; the error queue
+    /// says ttl-expired / unreachable, a datagram back means an open port answered.
+    pub(super) async fn probe_udp_socket(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+    ) -> Result<ProbeReply, ProbeError> {
+        let v6 = target.is_ipv6();
+        let dst = SocketAddr::new(target, opts.port.unwrap_or(UDP_DEFAULT_PORT));
+        let local = SocketAddr::new(
+            opts.local_addr.unwrap_or(if v6 {
+                IpAddr::from([0u16; 8])
+            } else {
+                IpAddr::from([0u8; 4])
+            }),
+            opts.local_port.unwrap_or(0),
+        );
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let sock = Socket::new(domain, Type::DGRAM, Some(SockProto::UDP))
+            .map_err(|e| ProbeError::io("opening a UDP probe socket", e))?;
+        sock.set_nonblocking(true)
+            .and_then(|()| sys::set_recverr(sock.as_raw_fd(), v6))
+            .map_err(|e| ProbeError::io("configuring a UDP probe socket", e))?;
+        sockets::apply_mark_device(&sock, opts)?;
+        sock.bind(&local.into())
+            .map_err(|e| ProbeError::from_send(e, target, local))?;
+        sock.connect(&dst.into())
+            .map_err(|e| ProbeError::from_send(e, target, local))?;
+        let afd = sys::register(sock, Interest::READABLE | Interest::ERROR)
+            .map_err(|e| ProbeError::io("registering a UDP probe socket", e))?;
+        let len = payload_len(opts.size, ip_header_len(v6) + 8);
+        let payload = vec![opts.bit_pattern; len];
+        let sent = Instant::now();
+        send(afd.get_ref().as_raw_fd(), &payload, dst, &meta(opts)).await?;
+        self.count_sent();
+        let answer = tokio::time::timeout(opts.timeout, socket_answer(&afd, v6, target));
+        match answer.await {
+            Ok(Ok(Some((outcome, responder)))) => Ok(self.answered(
+                super::table::Delivery {
+                    outcome,
+                    responder,
+                    mpls: Vec::new(),
+                    at: Instant::now(),
+                },
+                sent,
+            )),
+            Ok(Err(e)) => Err(ProbeError::io(format!("waiting for a UDP answer from {target}"), e)),
+            _ => Ok(self.no_reply()),
+        }
+    }
+}
+
+/// Waits on a per-probe socket for an ICMP error (error queue) or data from the target.
+pub(super) async fn socket_answer(
+    afd: &AsyncFd<Socket>,
+    v6: bool,
+    target: IpAddr,
+) -> io::Result<Option<(crate::Outcome, IpAddr)>> {
+    let mut buf = [0u8; 512];
+    loop {
+        let mut guard = afd.ready(Interest::READABLE | Interest::ERROR).await?;
+        let fd = afd.get_ref().as_raw_fd();
+        match sys::recv_error(fd, &mut buf) {
+            Ok(e) if e.from_icmp => {
+                if let Some(outcome) = classify_error(v6, e.icmp_type, e.icmp_code) {
+                    return Ok(Some((outcome, e.offender.unwrap_or(target))));
+                }
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        // SAFETY: `buf` is a live buffer of the given length.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(Some((crate::Outcome::Reply, target)));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            guard.clear_ready();
+        }
+        // Other errors (ECONNREFUSED, EHOSTUNREACH) are reported through the error
+        // queue, read on the next turn.
+    }
+}

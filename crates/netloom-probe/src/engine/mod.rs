@@ -1,0 +1,257 @@
+//! The probe engine: shared sockets, the match table, receive tasks and send paths.
+//!
+//! ICMP and UDP probes share one socket per IP version and protocol (raw sockets, or
+//! ICMP datagram sockets in unprivileged mode); TCP/SCTP probes use one nonblocking
+//! connecting socket each. Replies are matched through [`table::Table`] in O(1).
+mod datagram;
+mod packet;
+pub(crate) mod recv;
+mod sockets;
+mod stream;
+mod sys;
+mod table;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+pub(crate) use sockets::Family;
+use table::{Delivery, InFlight, Table};
+
+use crate::parse::{Message, Parsed, Quote};
+use crate::{ProbeError, ProbeOptions, ProbeReply, ProberConfig, ProberStats, Protocol};
+
+/// Counters behind [`ProberStats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    sent: AtomicU64,
+    answered: AtomicU64,
+    timed_out: AtomicU64,
+    unmatched: AtomicU64,
+    malformed: AtomicU64,
+}
+
+/// Everything the probe futures and the receive tasks share.
+pub(crate) struct Engine {
+    pub(crate) config: ProberConfig,
+    pub(crate) raw: bool,
+    pub(crate) v4: Result<Family, String>,
+    pub(crate) v6: Result<Family, String>,
+    pub(crate) sctp: bool,
+    table: Table,
+    in_flight: InFlight,
+    counters: Counters,
+    /// Nonzero UDP checksum that marks this prober's varying-port UDP probes.
+    udp_tag: u16,
+    /// Source port of constant-flow UDP probes without a local port.
+    flow_port: u16,
+    icmp_seq: [AtomicU16; 2],
+    udp_port: AtomicU16,
+    udp_checksum: AtomicU16,
+    sockets: sockets::Extra,
+}
+
+/// First and count of the source ports varying-port UDP probes use.
+const UDP_PORT_BASE: u16 = 33_000;
+const UDP_PORT_COUNT: u16 = 32_000;
+/// Destination port of UDP probes without one (classic traceroute).
+const UDP_DEFAULT_PORT: u16 = 33_434;
+/// Destination port of TCP/SCTP probes without one (as mtr-packet).
+const STREAM_DEFAULT_PORT: u16 = 80;
+
+impl Engine {
+    pub(crate) fn open(config: ProberConfig) -> Result<Engine, ProbeError> {
+        if config.raise_fd_limit {
+            match sys::raise_nofile_limit() {
+                Ok(n) => tracing::debug!(limit = n, "RLIMIT_NOFILE soft limit"),
+                Err(err) => tracing::warn!(%err, "could not raise RLIMIT_NOFILE"),
+            }
+        }
+        let (raw, v4, v6) = sockets::open_families(config.privilege)?;
+        let nonzero = |x: u16| if x == 0 { 1 } else { x };
+        Ok(Engine {
+            raw,
+            v4,
+            v6,
+            sctp: sockets::sctp_supported(),
+            table: Table::default(),
+            in_flight: InFlight::default(),
+            counters: Counters::default(),
+            udp_tag: nonzero(sys::random_u16()),
+            flow_port: UDP_PORT_BASE + sys::random_u16() % UDP_PORT_COUNT,
+            icmp_seq: [
+                AtomicU16::new(sys::random_u16()),
+                AtomicU16::new(sys::random_u16()),
+            ],
+            udp_port: AtomicU16::new(sys::random_u16()),
+            udp_checksum: AtomicU16::new(sys::random_u16()),
+            sockets: sockets::Extra::default(),
+            config,
+        })
+    }
+
+    pub(crate) fn family(&self, v6: bool) -> Result<&Family, ProbeError> {
+        let fam = if v6 { &self.v6 } else { &self.v4 };
+        fam.as_ref().map_err(|why| ProbeError::NotSupported {
+            what: format!("IPv{}: {why}", if v6 { 6 } else { 4 }),
+        })
+    }
+
+    pub(crate) fn stats(&self) -> ProberStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ProberStats {
+            sent: get(&c.sent),
+            answered: get(&c.answered),
+            timed_out: get(&c.timed_out),
+            unmatched: get(&c.unmatched),
+            malformed: get(&c.malformed),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.current()
+    }
+
+    pub(crate) async fn probe(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+    ) -> Result<ProbeReply, ProbeError> {
+        validate(&self.config, target, opts)?;
+        let _permit = self.in_flight.acquire(self.config.max_in_flight)?;
+        match opts.protocol {
+            Protocol::Icmp => self.probe_icmp(target, opts).await,
+            Protocol::Udp if self.raw => self.probe_udp_raw(target, opts).await,
+            Protocol::Udp => self.probe_udp_socket(target, opts).await,
+            Protocol::Tcp => self.probe_stream(target, opts).await,
+            Protocol::Sctp if self.sctp => self.probe_stream(target, opts).await,
+            Protocol::Sctp => Err(ProbeError::NotSupported {
+                what: "SCTP probes: this kernel has no SCTP support".into(),
+            }),
+        }
+    }
+
+    /// Waits for the receive path or the timeout; maps the result to a [`ProbeReply`].
+    async fn wait(
+        &self,
+        rx: oneshot::Receiver<Delivery>,
+        sent: Instant,
+        timeout: Duration,
+    ) -> ProbeReply {
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(d)) => self.answered(d, sent),
+            _ => self.no_reply(),
+        }
+    }
+
+    fn answered(&self, d: Delivery, sent: Instant) -> ProbeReply {
+        self.counters.answered.fetch_add(1, Ordering::Relaxed);
+        ProbeReply {
+            outcome: d.outcome,
+            responder: Some(d.responder),
+            rtt: Some(d.at.saturating_duration_since(sent)),
+            mpls: d.mpls,
+        }
+    }
+
+    fn no_reply(&self) -> ProbeReply {
+        self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+        ProbeReply::no_reply()
+    }
+
+    fn count_sent(&self) {
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_malformed(&self) {
+        self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Matches a parsed ICMP message to a waiting probe and hands it over.
+    pub(crate) fn dispatch(&self, v6: bool, ident: u16, parsed: Parsed, at: Instant) {
+        if parsed.extension_malformed {
+            self.count_malformed();
+        }
+        let (key, target, outcome) = match parsed.message {
+            Message::Echo { ident: id, seq } if id == ident => (
+                table::key(v6, table::KeyKind::Icmp, id, seq, 0),
+                parsed.responder,
+                crate::Outcome::Reply,
+            ),
+            Message::Echo { .. } => return self.unmatched(),
+            Message::Error {
+                outcome,
+                quoted_dst,
+                quote,
+                ..
+            } => {
+                let key = match quote {
+                    Quote::Icmp { ident: id, seq } if id == ident => {
+                        table::key(v6, table::KeyKind::Icmp, id, seq, 0)
+                    }
+                    Quote::Icmp { .. } => return self.unmatched(),
+                    Quote::Udp {
+                        src_port,
+                        dst_port,
+                        checksum,
+                    } => table::key(v6, table::KeyKind::Udp, src_port, dst_port, checksum),
+                    Quote::Tcp { src_port, dst_port } => {
+                        table::key(v6, table::KeyKind::Tcp, src_port, dst_port, 0)
+                    }
+                    Quote::Sctp { src_port, dst_port } => {
+                        table::key(v6, table::KeyKind::Sctp, src_port, dst_port, 0)
+                    }
+                };
+                (key, quoted_dst, outcome)
+            }
+        };
+        let delivery = Delivery {
+            outcome,
+            responder: parsed.responder,
+            mpls: parsed.mpls,
+            at,
+        };
+        if !self.table.deliver(key, target, delivery) {
+            self.unmatched();
+        }
+    }
+
+    fn unmatched(&self) {
+        self.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Checks options against the target and the configured limits.
+fn validate(config: &ProberConfig, target: IpAddr, opts: &ProbeOptions) -> Result<(), ProbeError> {
+    let invalid = |what: String| Err(ProbeError::InvalidArgument { what });
+    if opts.ttl == 0 {
+        return invalid("ttl 0 (must be 1..=255)".into());
+    }
+    if let Some(size) = opts.size
+        && size > config.max_packet_size
+    {
+        return invalid(format!(
+            "size {size} exceeds ProberConfig::max_packet_size ({})",
+            config.max_packet_size
+        ));
+    }
+    if let Some(local) = opts.local_addr
+        && local.is_ipv4() != target.is_ipv4()
+    {
+        return invalid(format!(
+            "local address {local} is not the same IP version as target {target}"
+        ));
+    }
+    if target.is_unspecified() || target.is_multicast() {
+        return invalid(format!("target {target} is not a unicast address"));
+    }
+    if let Some(dev) = &opts.device
+        && (dev.is_empty() || dev.len() >= libc::IFNAMSIZ || dev.contains('\0'))
+    {
+        return invalid(format!("device {dev:?} is not a valid interface name"));
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The receive tasks: one per shared ICMP socket, reading batches with `recvmmsg` and
+//! handing each parsed message to [`Engine::dispatch`].
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::Interest;
+
+use super::Engine;
+use super::sys::{self, RecvBatch};
+use crate::parse::{self, Message, Parsed, Quote, classify_error};
+
+/// Datagrams read per `recvmmsg` call.
+const BATCH: usize = 32;
+/// Bytes kept of each datagram: ICMP errors quote at most 576 (v4) / 1280 (v6) bytes
+/// plus extensions; echo replies only need their header.
+const DATAGRAM: usize = 1536;
+
+/// Reads the shared ICMP socket of one IP version until the prober is dropped.
+pub(crate) async fn run(engine: Arc<Engine>, v6: bool) {
+    let Ok(fam) = engine.family(v6) else { return };
+    let fd = fam.icmp.get_ref().as_raw_fd();
+    let ident = fam.ident;
+    let mut batch = RecvBatch::new(BATCH, DATAGRAM);
+    let mut errbuf = [0u8; 256];
+    loop {
+        let mut guard = match fam.icmp.ready(Interest::READABLE | Interest::ERROR).await {
+            Ok(g) => g,
+            Err(err) => {
+                tracing::error!(%err, v6, "ICMP socket failed; receive task stops");
+                return;
+            }
+        };
+        if !engine.raw {
+            drain_error_queue(&engine, fd, v6, ident, &mut errbuf);
+        }
+        match batch.recv(fd) {
+            Ok(n) => {
+                let now = Instant::now();
+                for i in 0..n {
+                    let (bytes, from) = batch.get(i);
+                    handle(&engine, v6, ident, bytes, from, now);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A datagram socket reports a pending ICMP error once through recv; the
+            // details are on the error queue, read on the next turn.
+            Err(e) if !engine.raw => tracing::trace!(%e, "ICMP socket error"),
+            Err(err) => {
+                tracing::error!(%err, v6, "receiving from the ICMP socket failed");
+                return;
+            }
+        }
+    }
+}
+
+fn handle(engine: &Engine, v6: bool, ident: u16, bytes: &[u8], from: Option<IpAddr>, at: Instant) {
+    let parsed = match (v6, engine.raw, from) {
+        (false, true, _) => parse::parse_ipv4_icmp(bytes),
+        (false, false, Some(src)) => parse::parse_icmpv4(bytes, src),
+        (true, _, Some(src)) => parse::parse_icmpv6(bytes, src),
+        (_, _, None) => return engine.count_malformed(),
+    };
+    match parsed {
+        Ok(Some(p)) => engine.dispatch(v6, ident, p, at),
+        Ok(None) => {}
+        Err(err) => {
+            tracing::trace!(%err, "ignored a malformed ICMP packet");
+            engine.count_malformed();
+        }
+    }
+}
+
+/// Unprivileged mode: errors about our echo requests come through the error queue with
+/// the original ICMP header as payload and the ICMP sender as offender.
+fn drain_error_queue(engine: &Engine, fd: i32, v6: bool, ident: u16, buf: &mut [u8]) {
+    while let Ok(e) = sys::recv_error(fd, buf) {
+        let at = Instant::now();
+        let (Some(dest), Some(offender)) = (e.dest, e.offender) else {
+            engine.count_malformed();
+            continue;
+        };
+        if !e.from_icmp || e.len < 8 {
+            engine.count_malformed();
+            continue;
+        }
+        let Some(outcome) = classify_error(v6, e.icmp_type, e.icmp_code) else {
+            continue;
+        };
+        let seq = u16::from_be_bytes([buf[6], buf[7]]);
+        let parsed = Parsed {
+            responder: offender,
+            message: Message::Error {
+                outcome,
+                quoted_src: if v6 { IpAddr::from([0u16; 8]) } else { IpAddr::from([0u8; 4]) },
+                quoted_dst: dest.ip(),
+                quote: Quote::Icmp { ident, seq },
+            },
+            mpls: Vec::new(),
+            extension_malformed: false,
+        };
+        engine.dispatch(v6, ident, parsed, at);
+    }
+}

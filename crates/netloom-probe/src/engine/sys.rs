@@ -1,0 +1,436 @@
+//! Thin wrappers over the Linux system calls the engine needs beyond socket2: sendmsg
+//! with per-packet TTL/TOS/source control messages, recvmmsg batches, the socket error
+//! queue (IP_RECVERR), ICMP type filters, and resource limits.
+use std::io;
+use std::mem::{MaybeUninit, size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+
+/// Per-packet settings passed as control messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SendMeta {
+    pub ttl: u8,
+    pub tos: u8,
+    pub src: Option<IpAddr>,
+}
+
+/// A control-message buffer aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 160]);
+
+fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// Reads an IPv4/IPv6 socket address out of `ss` (None for other families).
+pub(crate) fn socket_addr_of(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Appends one control message; returns the new used length.
+fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value: T) -> usize {
+    // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+    let (space, len) = unsafe {
+        (
+            libc::CMSG_SPACE(size_of::<T>() as u32) as usize,
+            libc::CMSG_LEN(size_of::<T>() as u32) as usize,
+        )
+    };
+    assert!(used + space <= buf.0.len(), "control buffer sized for all messages");
+    let hdr = libc::cmsghdr {
+        cmsg_len: len as _,
+        cmsg_level: level,
+        cmsg_type: ty,
+    };
+    // SAFETY: `used` is a multiple of CMSG_SPACE alignment within an 8-aligned buffer,
+    // and the assert above keeps header + data inside it. CMSG_DATA of a header at that
+    // position points just after the (aligned) header.
+    unsafe {
+        let p = buf.0.as_mut_ptr().add(used) as *mut libc::cmsghdr;
+        std::ptr::write_unaligned(p, hdr);
+        std::ptr::write_unaligned(libc::CMSG_DATA(p) as *mut T, value);
+    }
+    used + space
+}
+
+/// `sendmsg` to `dst` with TTL/hop limit, TOS/traffic class and optional source address
+/// as control messages, so one socket serves probes with different settings.
+pub(crate) fn send_with(fd: RawFd, buf: &[u8], dst: SocketAddr, meta: &SendMeta) -> io::Result<usize> {
+    let (mut name, name_len) = sockaddr_of(dst);
+    let mut cbuf = CmsgBuf([0; 160]);
+    let mut used = 0;
+    let ttl = libc::c_int::from(meta.ttl);
+    let tos = libc::c_int::from(meta.tos);
+    match dst {
+        SocketAddr::V4(_) => {
+            used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IP, libc::IP_TTL, ttl);
+            if meta.tos != 0 {
+                used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IP, libc::IP_TOS, tos);
+            }
+            if let Some(IpAddr::V4(src)) = meta.src {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(src.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IP, libc::IP_PKTINFO, info);
+            }
+        }
+        SocketAddr::V6(_) => {
+            used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, ttl);
+            if meta.tos != 0 {
+                used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos);
+            }
+            if let Some(IpAddr::V6(src)) = meta.src {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, info);
+            }
+        }
+    }
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data; all-zero is valid before we fill it in.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = name_len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = used as _;
+    // SAFETY: every pointer in `msg` refers to a live local for the duration of the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Buffers for receiving up to `n` datagrams with one `recvmmsg` call.
+pub(crate) struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    names: Vec<libc::sockaddr_storage>,
+    lens: Vec<usize>,
+}
+
+impl RecvBatch {
+    pub(crate) fn new(n: usize, size: usize) -> Self {
+        RecvBatch {
+            bufs: vec![vec![0; size]; n],
+            // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+            names: vec![unsafe { zeroed() }; n],
+            lens: vec![0; n],
+        }
+    }
+
+    /// Receives what is queued (without blocking); returns how many datagrams arrived.
+    pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        let n = self.bufs.len();
+        let mut iovs: Vec<libc::iovec> = self
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = (0..n)
+            .map(|i| {
+                // SAFETY: mmsghdr is plain old data; all-zero is valid before filling.
+                let mut m: libc::mmsghdr = unsafe { zeroed() };
+                m.msg_hdr.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
+                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+                m.msg_hdr.msg_iov = &mut iovs[i];
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: `msgs` points at `n` headers whose iovecs and names live in `self`
+        // and `iovs` for the duration of the call.
+        let got = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                n as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if got < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = got as usize;
+        for (i, m) in msgs.iter().take(got).enumerate() {
+            self.lens[i] = (m.msg_len as usize).min(self.bufs[i].len());
+        }
+        Ok(got)
+    }
+
+    /// The `i`th datagram of the last [`RecvBatch::recv`] and its sender.
+    pub(crate) fn get(&self, i: usize) -> (&[u8], Option<IpAddr>) {
+        (
+            &self.bufs[i][..self.lens[i]],
+            socket_addr_of(&self.names[i]).map(|a| a.ip()),
+        )
+    }
+}
+
+/// One entry of a socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueuedError {
+    /// True if the kernel got this from an ICMP/ICMPv6 message (not a local error).
+    pub from_icmp: bool,
+    /// ICMP type and code.
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The router or host that sent the ICMP message.
+    pub offender: Option<IpAddr>,
+    /// Destination of the datagram the error is about.
+    pub dest: Option<SocketAddr>,
+    /// Bytes of the original payload copied into the buffer.
+    pub len: usize,
+}
+
+/// Reads one entry of the error queue without blocking.
+pub(crate) fn recv_error(fd: RawFd, buf: &mut [u8]) -> io::Result<QueuedError> {
+    let mut cbuf = CmsgBuf([0; 160]);
+    // SAFETY: sockaddr_storage and msghdr are plain old data.
+    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = cbuf.0.len() as _;
+    // SAFETY: all pointers in `msg` refer to live locals / `buf` during the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = QueuedError {
+        from_icmp: false,
+        icmp_type: 0,
+        icmp_code: 0,
+        offender: None,
+        dest: socket_addr_of(&name),
+        len: (n as usize).min(buf.len()),
+    };
+    // SAFETY: the kernel filled `msg_control` up to `msg_controllen`; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR stay within it, and a RECVERR message carries a sock_extended_err
+    // followed by the offender's sockaddr (SO_EE_OFFENDER).
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let level = (*c).cmsg_level;
+            let ty = (*c).cmsg_type;
+            if (level == libc::IPPROTO_IP && ty == libc::IP_RECVERR)
+                || (level == libc::IPPROTO_IPV6 && ty == libc::IPV6_RECVERR)
+            {
+                let ee_ptr = libc::CMSG_DATA(c) as *const libc::sock_extended_err;
+                let ee: libc::sock_extended_err = std::ptr::read_unaligned(ee_ptr);
+                out.from_icmp = ee.ee_origin == libc::SO_EE_ORIGIN_ICMP
+                    || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
+                out.icmp_type = ee.ee_type;
+                out.icmp_code = ee.ee_code;
+                let data_len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let want = size_of::<libc::sock_extended_err>() + size_of::<libc::sockaddr_in>();
+                if data_len >= want {
+                    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+                    let avail = (data_len - size_of::<libc::sock_extended_err>())
+                        .min(size_of::<libc::sockaddr_storage>());
+                    std::ptr::copy_nonoverlapping(
+                        ee_ptr.add(1) as *const u8,
+                        ss.as_mut_ptr() as *mut u8,
+                        avail,
+                    );
+                    out.offender = socket_addr_of(&ss.assume_init()).map(|a| a.ip());
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(out)
+}
+
+fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live reference of the size we pass.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Enables IP_RECVERR (v4) or IPV6_RECVERR (v6) so ICMP errors land on the error queue.
+pub(crate) fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    if v6 {
+        setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, &one)
+    } else {
+        setsockopt(fd, libc::IPPROTO_IP, libc::IP_RECVERR, &one)
+    }
+}
+
+/// Lets only the listed ICMPv4 types through a raw ICMP socket (Linux ICMP_FILTER).
+pub(crate) fn set_icmp_filter_v4(fd: RawFd, allowed: &[u8]) -> io::Result<()> {
+    const ICMP_FILTER: i32 = 1;
+    let mut blocked: u32 = !0;
+    for t in allowed.iter().filter(|t| **t < 32) {
+        blocked &= !(1u32 << t);
+    }
+    setsockopt(fd, libc::IPPROTO_RAW, ICMP_FILTER, &blocked)
+}
+
+/// Lets only the listed ICMPv6 types through a raw ICMPv6 socket (ICMP6_FILTER).
+pub(crate) fn set_icmp_filter_v6(fd: RawFd, allowed: &[u8]) -> io::Result<()> {
+    const ICMP6_FILTER: i32 = 1;
+    let mut blocked = [!0u32; 8];
+    for t in allowed {
+        blocked[usize::from(*t >> 5)] &= !(1u32 << (t & 31));
+    }
+    setsockopt(fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &blocked)
+}
+
+/// Makes a send-only raw socket discard everything it would receive (a BPF `ret 0`).
+pub(crate) fn drop_all_input(fd: RawFd) -> io::Result<()> {
+    let mut code = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: code.as_mut_ptr(),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+}
+
+/// Sets the receive buffer, beyond `rmem_max` when permitted (SO_RCVBUFFORCE); a
+/// failure leaves the default, which only means fewer replies fit in a burst.
+pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) {
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+        let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
+    // SAFETY: rlimit is plain old data.
+    let mut lim: libc::rlimit = unsafe { zeroed() };
+    // SAFETY: `lim` is a live rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a live rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// A random u16 from the kernel (falls back to time-derived bits if getrandom fails).
+pub(crate) fn random_u16() -> u16 {
+    let mut b = [0u8; 2];
+    // SAFETY: `b` is a live 2-byte buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 2, 0) };
+    if n == 2 {
+        u16::from_ne_bytes(b)
+    } else {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        (t ^ std::process::id()) as u16
+    }
+}
+
+/// Registers an owned socket with the tokio reactor for `interest`.
+pub(crate) fn register(
+    sock: socket2::Socket,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<socket2::Socket>> {
+    // SAFETY: the `Socket` owns its descriptor and closes it only when dropped; the
+    // `AsyncFd` takes ownership of the `Socket`, so the descriptor stays open and refers
+    // to the same socket for the whole life of the registration.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock, interest) }.map_err(io::Error::from)
+}
