@@ -1,3 +1,72 @@
-//! Netty's channel model on tokio: event loop groups, bootstraps, a handler pipeline, TCP / UDP / TLS transports.
+//! Netty's channel model on tokio: event loop groups, bootstraps, a handler pipeline,
+//! TCP / Unix / TLS transports, flow control and idle events.
+//!
+//! # The model
+//!
+//! - An [`EventLoopGroup`] is N named threads, each running a single-threaded tokio runtime.
+//!   A channel is pinned to one [`EventLoop`] for its life: its handlers run on that thread
+//!   only, so they need neither `Send` nor `Sync`, and no lock sits on the data path.
+//! - A [`Channel`] is a cloneable, thread-safe handle. Each channel is driven by one task
+//!   on its loop that reads the [`Transport`] into a read buffer shared by the loop's
+//!   channels (an idle connection holds no read buffer), runs the [`Pipeline`], and writes
+//!   what was flushed with one vectored write per read burst.
+//! - The [`Pipeline`] is an ordered list of named [`Handler`]s. Inbound events flow from the
+//!   transport to the last handler, outbound operations the other way. Events are queued
+//!   and delivered one at a time — a handler is never re-entered — so handlers can add,
+//!   remove and replace handlers (themselves included) from inside any callback.
+//! - Messages are [`Msg`]: `Bytes` inline, anything else boxed; decoders
+//!   ([`DecoderHandler`], [`FramingHandler`]) turn bytes into frames, handlers downcast to
+//!   the types they expect.
+//! - An `Err` or a panic in a callback becomes [`ChannelError`] in `exception_caught`;
+//!   unhandled, it closes that channel only.
+//! - Flow control: pending outbound bytes above the high water mark make a channel
+//!   unwritable (`channel_writability_changed(false)`), below the low mark writable again;
+//!   `set_auto_read(false)` stops reading. [`Forwarder`] uses both for a bounded proxy.
+//! - [`Bootstrap`] connects (refused or timed out is an `Err`), [`ServerBootstrap`] binds and
+//!   accepts; both return futures that can be awaited or blocked on with `.sync()`.
+//! - [`EmbeddedChannel`] runs a pipeline in memory for unit tests.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), netloom_channel::ChannelError> {
+//! use netloom_channel::{EchoHandler, EventLoopGroup, ServerBootstrap};
+//! let group = EventLoopGroup::new(2, "echo")?;
+//! let server = ServerBootstrap::new(&group, &group)
+//!     .child_handler(|p| { p.add_last("echo", EchoHandler)?; Ok(()) })
+//!     .bind("127.0.0.1:7000".parse().unwrap())
+//!     .sync()?;
+//! server.close_future().sync()?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+mod bootstrap;
+mod channel;
+mod echo;
+mod embedded;
+mod error;
+mod event;
+mod event_loop;
+mod handler;
+mod message;
+mod options;
+mod outbound;
+mod pipeline;
+mod task;
+mod transport;
+
+pub use bootstrap::{
+    BindFuture, Bootstrap, ChannelFuture, Initializer, LoopFuture, RemoteAddr, ServerBootstrap,
+    ServerChannel,
+};
+pub use channel::{Channel, ChannelAddr, CloseFuture};
+pub use echo::EchoHandler;
+pub use embedded::EmbeddedChannel;
+pub use error::{BoxError, ChannelError, HandlerResult};
+pub use event::{CloseMode, IdleState, TlsInfo, UserEvent};
+pub use event_loop::{EventLoop, EventLoopGroup, Termination};
+pub use handler::Handler;
+pub use message::Msg;
+pub use options::ChannelOptions;
+pub use pipeline::{Context, Pipeline};
+pub use transport::Transport;

@@ -1,0 +1,192 @@
+//! The crate's error type.
+use std::io;
+use std::time::Duration;
+
+/// A boxed error a handler callback may return; `?` converts most errors into it.
+///
+/// ```
+/// use netloom_channel::BoxError;
+/// let err: BoxError = "parse failed".into();
+/// assert_eq!(err.to_string(), "parse failed");
+/// ```
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What every handler callback returns. An `Err` reaches `exception_caught`.
+///
+/// ```
+/// use netloom_channel::HandlerResult;
+/// fn check(n: usize) -> HandlerResult {
+///     if n > 10 { return Err("too long".into()); }
+///     Ok(())
+/// }
+/// assert!(check(11).is_err());
+/// ```
+pub type HandlerResult = Result<(), BoxError>;
+
+/// Everything that can fail in `netloom-channel`; each variant names what failed and the input.
+///
+/// ```
+/// use netloom_channel::ChannelError;
+/// let err = ChannelError::NoSuchHandler("decoder".into());
+/// assert_eq!(err.to_string(), "no handler named \"decoder\" in the pipeline");
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Binding a listening socket failed.
+    #[error("binding {addr} failed: {source}")]
+    Bind {
+        /// The address or path.
+        addr: String,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// Connecting failed (refused, unreachable, ...).
+    #[error("connecting to {addr} failed: {source}")]
+    Connect {
+        /// The remote address.
+        addr: String,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// Connecting took longer than the connect timeout.
+    #[error("connecting to {addr} timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// The remote address.
+        addr: String,
+        /// The configured timeout (`ChannelOptions::connect_timeout`).
+        timeout: Duration,
+    },
+    /// A host name did not resolve.
+    #[error("resolving {host} failed: {source}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading from, writing to or configuring a channel's socket failed.
+    #[error("{op} on channel {channel} failed: {source}")]
+    Io {
+        /// What was being done (`read`, `write`, `shutdown`, ...).
+        op: &'static str,
+        /// The channel, as `[id L:local R:remote]`.
+        channel: String,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// A handler callback returned an error.
+    #[error("handler {handler:?} failed: {source}")]
+    Handler {
+        /// The handler's name in the pipeline.
+        handler: String,
+        /// The error it returned.
+        #[source]
+        source: BoxError,
+    },
+    /// A handler callback panicked; the panic was caught.
+    #[error("handler {handler:?} panicked: {message}")]
+    HandlerPanicked {
+        /// The handler's name in the pipeline.
+        handler: String,
+        /// The panic message.
+        message: String,
+    },
+    /// A handler name is already used in this pipeline.
+    #[error("a handler named {0:?} already exists in the pipeline")]
+    DuplicateHandler(String),
+    /// No handler with this name.
+    #[error("no handler named {0:?} in the pipeline")]
+    NoSuchHandler(String),
+    /// A message that is not `Bytes` reached the transport.
+    #[error(
+        "a message of type {type_name} reached the transport of channel {channel}; only Bytes can be written (add an encoder)"
+    )]
+    UnsupportedMessage {
+        /// The message's Rust type.
+        type_name: &'static str,
+        /// The channel.
+        channel: String,
+    },
+    /// A TLS protocol error (bad certificate, wrong host name, alert from the peer, ...).
+    #[error("TLS on channel {channel} failed: {source}")]
+    Tls {
+        /// The channel.
+        channel: String,
+        /// The rustls error.
+        #[source]
+        source: rustls::Error,
+    },
+    /// Building a TLS configuration failed.
+    #[error("TLS configuration: {what}: {reason}")]
+    TlsConfig {
+        /// What was being loaded (`certificate PEM`, `server name "x"`, ...).
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An option has an invalid value.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption {
+        /// The option's name (`write_buffer_low_water_mark`, ...).
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The event loop no longer accepts work.
+    #[error("event loop {0} is shut down")]
+    EventLoopShutDown(String),
+    /// The channel is closed.
+    #[error("channel {0} is closed")]
+    ChannelClosed(String),
+    /// A blocking wait was called on an event loop thread (it would deadlock).
+    #[error("{what}.sync() called on event loop thread {thread}; await it instead")]
+    BlockingOnEventLoop {
+        /// What was waited for.
+        what: &'static str,
+        /// The thread's name.
+        thread: String,
+    },
+    /// No data was read within the read timeout (`ReadTimeoutHandler`).
+    #[error("no data read for {0:?} (read timeout)")]
+    ReadTimeout(Duration),
+    /// Starting an event loop thread failed.
+    #[error("starting event loop thread {name} failed: {source}")]
+    ThreadSpawn {
+        /// The thread's name.
+        name: String,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// The transport cannot do this operation.
+    #[error("{op} is not supported by channel {channel}")]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The channel.
+        channel: String,
+    },
+}
+
+impl ChannelError {
+    /// The rustls error, if this is a TLS failure.
+    ///
+    /// ```
+    /// use netloom_channel::ChannelError;
+    /// let err = ChannelError::Tls { channel: "[1]".into(), source: rustls::Error::HandshakeNotComplete };
+    /// assert!(err.tls_error().is_some());
+    /// ```
+    pub fn tls_error(&self) -> Option<&rustls::Error> {
+        match self {
+            ChannelError::Tls { source, .. } => Some(source),
+            ChannelError::Handler { source, .. } => source
+                .downcast_ref::<ChannelError>()
+                .and_then(ChannelError::tls_error),
+            _ => None,
+        }
+    }
+}

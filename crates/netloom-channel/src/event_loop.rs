@@ -1,0 +1,447 @@
+//! Event loops: named threads, each running a single-threaded tokio runtime.
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Channel, ChannelError};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+enum Message {
+    Run(Job),
+    Shutdown {
+        quiet: Duration,
+        timeout: Duration,
+        done: oneshot::Sender<()>,
+    },
+}
+
+struct LoopInner {
+    name: String,
+    tx: mpsc::UnboundedSender<Message>,
+    thread: OnceLock<ThreadId>,
+}
+
+/// One event loop: a thread with a single-threaded tokio runtime. Every channel is pinned to
+/// one loop for its life, so its handlers run on that thread only.
+///
+/// ```
+/// # fn main() -> Result<(), netloom_channel::ChannelError> {
+/// use netloom_channel::EventLoopGroup;
+/// let group = EventLoopGroup::new(1, "worker")?;
+/// let el = group.next();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// el.execute(move || { let _ = tx.send(std::thread::current().name().map(str::to_owned)); })?;
+/// assert_eq!(rx.recv().unwrap().as_deref(), Some("worker-0"));
+/// group.shutdown_gracefully(std::time::Duration::ZERO, std::time::Duration::from_secs(1)).sync()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct EventLoop(Arc<LoopInner>);
+
+thread_local! {
+    static CURRENT: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+    static CHANNELS: RefCell<HashMap<u64, Channel>> = RefCell::new(HashMap::new());
+}
+
+impl EventLoop {
+    /// The loop's thread name.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let group = netloom_channel::EventLoopGroup::new(2, "io")?;
+    /// assert_eq!(group.next().name(), "io-0");
+    /// # Ok(()) }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The loop running the calling thread, if any.
+    ///
+    /// ```
+    /// assert!(netloom_channel::EventLoop::current().is_none());
+    /// ```
+    pub fn current() -> Option<EventLoop> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// Whether the calling thread is this loop's thread.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let group = netloom_channel::EventLoopGroup::new(1, "io")?;
+    /// assert!(!group.next().in_event_loop());
+    /// # Ok(()) }
+    /// ```
+    pub fn in_event_loop(&self) -> bool {
+        self.0.thread.get() == Some(&std::thread::current().id())
+    }
+
+    /// Runs `f` on the loop thread, after the work already submitted. `f` may call
+    /// `tokio::task::spawn_local` for futures that are not `Send`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let group = netloom_channel::EventLoopGroup::new(1, "io")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// group.next().execute(move || { let _ = tx.send(1); })?;
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn execute(&self, f: impl FnOnce() + Send + 'static) -> Result<(), ChannelError> {
+        self.0
+            .tx
+            .send(Message::Run(Box::new(f)))
+            .map_err(|_| ChannelError::EventLoopShutDown(self.0.name.clone()))
+    }
+
+    /// Runs `f` on the loop thread after `delay`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::{Duration, Instant};
+    /// let group = netloom_channel::EventLoopGroup::new(1, "io")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let start = Instant::now();
+    /// group.next().schedule(Duration::from_millis(20), move || { let _ = tx.send(()); })?;
+    /// rx.recv().unwrap();
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// # Ok(()) }
+    /// ```
+    pub fn schedule(
+        &self,
+        delay: Duration,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), ChannelError> {
+        self.execute(move || {
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(delay).await;
+                f();
+            });
+        })
+    }
+
+    /// Runs a future on the loop thread.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let group = netloom_channel::EventLoopGroup::new(1, "io")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// group.next().spawn(async move {
+    ///     tokio::task::yield_now().await;
+    ///     let _ = tx.send(2);
+    /// })?;
+    /// assert_eq!(rx.recv().unwrap(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> Result<(), ChannelError> {
+        self.execute(move || {
+            tokio::task::spawn_local(fut);
+        })
+    }
+
+    /// Remembers a channel of the calling loop thread (closed at shutdown).
+    pub(crate) fn track_channel(channel: &Channel) {
+        CHANNELS.with(|c| c.borrow_mut().insert(channel.id(), channel.clone()));
+    }
+
+    pub(crate) fn untrack_channel(id: u64) {
+        // `try_with`: the registry may already be gone while the thread exits.
+        let _ = CHANNELS.try_with(|c| {
+            if let Ok(mut map) = c.try_borrow_mut() {
+                map.remove(&id);
+            }
+        });
+    }
+}
+
+/// Fails if the calling thread is an event loop thread (a blocking wait would deadlock it).
+pub(crate) fn check_blocking(what: &'static str) -> Result<(), ChannelError> {
+    match EventLoop::current() {
+        Some(el) => Err(ChannelError::BlockingOnEventLoop {
+            what,
+            thread: el.name().to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+struct GroupInner {
+    name: String,
+    loops: Vec<EventLoop>,
+    next: AtomicUsize,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A group of event loops. New channels go to the loops in turn.
+///
+/// ```
+/// # fn main() -> Result<(), netloom_channel::ChannelError> {
+/// use netloom_channel::EventLoopGroup;
+/// let group = EventLoopGroup::new(2, "worker")?;
+/// assert_eq!(group.len(), 2);
+/// assert_ne!(group.next().name(), group.next().name());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct EventLoopGroup(Arc<GroupInner>);
+
+impl EventLoopGroup {
+    /// Starts `threads` loops named `{name}-0`, `{name}-1`, ...
+    ///
+    /// ```
+    /// let err = netloom_channel::EventLoopGroup::new(0, "none").unwrap_err();
+    /// assert!(err.to_string().contains("threads"));
+    /// ```
+    pub fn new(threads: usize, name: &str) -> Result<EventLoopGroup, ChannelError> {
+        if threads == 0 {
+            return Err(ChannelError::InvalidOption {
+                name: "threads",
+                reason: "an event loop group needs at least one thread".into(),
+            });
+        }
+        let mut loops = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let thread_name = format!("{name}-{i}");
+            let (tx, rx) = mpsc::unbounded_channel();
+            let el = EventLoop(Arc::new(LoopInner {
+                name: thread_name.clone(),
+                tx,
+                thread: OnceLock::new(),
+            }));
+            let el_for_thread = el.clone();
+            let handle = std::thread::Builder::new()
+                .name(thread_name.clone())
+                .spawn(move || run_thread(el_for_thread, rx))
+                .map_err(|source| ChannelError::ThreadSpawn {
+                    name: thread_name,
+                    source,
+                })?;
+            loops.push(el);
+            handles.push(handle);
+        }
+        Ok(EventLoopGroup(Arc::new(GroupInner {
+            name: name.to_owned(),
+            loops,
+            next: AtomicUsize::new(0),
+            threads: Mutex::new(handles),
+        })))
+    }
+
+    /// The group's name.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// assert_eq!(netloom_channel::EventLoopGroup::new(1, "acceptor")?.name(), "acceptor");
+    /// # Ok(()) }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The number of loops.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// assert_eq!(netloom_channel::EventLoopGroup::new(3, "w")?.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.0.loops.len()
+    }
+
+    /// Always false: a group has at least one loop.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// assert!(!netloom_channel::EventLoopGroup::new(1, "w")?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.0.loops.is_empty()
+    }
+
+    /// The next loop, round robin.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(1, "w")?;
+    /// assert_eq!(g.next().name(), g.next().name());
+    /// # Ok(()) }
+    /// ```
+    pub fn next(&self) -> EventLoop {
+        let i = self.0.next.fetch_add(1, Ordering::Relaxed) % self.0.loops.len();
+        self.0.loops[i].clone()
+    }
+
+    /// All loops.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(2, "w")?;
+    /// assert_eq!(g.loops().len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn loops(&self) -> &[EventLoop] {
+        &self.0.loops
+    }
+
+    /// Shuts every loop down: channels are closed gracefully, then each loop runs until no
+    /// work was submitted for `quiet` and its channels are gone — or `timeout` passed.
+    /// Returns a future; `.sync()` blocks until every thread has exited.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// let g = netloom_channel::EventLoopGroup::new(2, "w")?;
+    /// g.shutdown_gracefully(Duration::from_millis(10), Duration::from_secs(2)).sync()?;
+    /// assert!(g.next().execute(|| {}).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_gracefully(&self, quiet: Duration, timeout: Duration) -> Termination {
+        let mut waits = Vec::new();
+        for el in &self.0.loops {
+            let (done, rx) = oneshot::channel();
+            if el
+                .0
+                .tx
+                .send(Message::Shutdown {
+                    quiet,
+                    timeout,
+                    done,
+                })
+                .is_ok()
+            {
+                waits.push(rx);
+            }
+        }
+        let threads = std::mem::take(&mut *self.0.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        Termination { waits, threads }
+    }
+}
+
+/// Completes when the loops of a group have shut down; `.sync()` also joins their threads.
+///
+/// ```
+/// # fn main() -> Result<(), netloom_channel::ChannelError> {
+/// use std::time::Duration;
+/// let g = netloom_channel::EventLoopGroup::new(1, "w")?;
+/// let t = g.shutdown_gracefully(Duration::ZERO, Duration::from_secs(1));
+/// t.sync()?;
+/// # Ok(()) }
+/// ```
+pub struct Termination {
+    waits: Vec<oneshot::Receiver<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Termination {
+    /// Blocks until every loop thread has exited.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(1, "w")?;
+    /// g.shutdown_gracefully(std::time::Duration::ZERO, std::time::Duration::from_secs(1)).sync()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sync(self) -> Result<(), ChannelError> {
+        check_blocking("Termination")?;
+        for handle in self.threads {
+            let _ = handle.join();
+        }
+        Ok(())
+    }
+}
+
+impl IntoFuture for Termination {
+    type Output = ();
+    type IntoFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            for w in self.waits {
+                let _ = w.await;
+            }
+        })
+    }
+}
+
+fn run_thread(el: EventLoop, mut rx: mpsc::UnboundedReceiver<Message>) {
+    let _ = el.0.thread.set(std::thread::current().id());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::error!(loop_name = %el.name(), %err, "cannot start the event loop runtime");
+            return;
+        }
+    };
+    CURRENT.with(|c| *c.borrow_mut() = Some(el.clone()));
+    let local = tokio::task::LocalSet::new();
+    let done = local.block_on(&runtime, async move {
+        let (quiet, timeout, done) = loop {
+            match rx.recv().await {
+                Some(Message::Run(job)) => job(),
+                Some(Message::Shutdown {
+                    quiet,
+                    timeout,
+                    done,
+                }) => break (quiet, timeout, done),
+                None => return None,
+            }
+        };
+        drain(&mut rx, quiet, timeout).await;
+        Some(done)
+    });
+    // Dropping the runtime drops the remaining channel tasks (their sockets close).
+    drop(local);
+    drop(runtime);
+    CHANNELS.with(|c| c.borrow_mut().clear());
+    CURRENT.with(|c| *c.borrow_mut() = None);
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
+}
+
+/// The shutdown phase: close channels, keep running jobs until quiet, bounded by `timeout`.
+async fn drain(rx: &mut mpsc::UnboundedReceiver<Message>, quiet: Duration, timeout: Duration) {
+    let channels: Vec<Channel> = CHANNELS.with(|c| c.borrow().values().cloned().collect());
+    for ch in &channels {
+        ch.close();
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_activity = tokio::time::Instant::now();
+    let tick = quiet.clamp(Duration::from_millis(1), Duration::from_millis(50));
+    loop {
+        let now = tokio::time::Instant::now();
+        let idle = CHANNELS.with(|c| c.borrow().is_empty());
+        if now >= deadline || (idle && now.duration_since(last_activity) >= quiet) {
+            break;
+        }
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Message::Run(job)) => {
+                    job();
+                    last_activity = tokio::time::Instant::now();
+                }
+                Some(Message::Shutdown { done, .. }) => {
+                    let _ = done.send(());
+                }
+                None => tokio::time::sleep(tick).await,
+            },
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    rx.close();
+}

@@ -1,0 +1,90 @@
+//! Per-channel options.
+use std::time::Duration;
+
+use crate::ChannelError;
+
+/// Socket and flow-control options of a channel. Build with struct update syntax.
+///
+/// ```
+/// use netloom_channel::ChannelOptions;
+/// let opts = ChannelOptions { auto_read: false, ..ChannelOptions::default() };
+/// assert!(opts.validate().is_ok());
+/// assert_eq!(opts.write_buffer_high_water_mark, 64 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    /// `TCP_NODELAY` (default on).
+    pub tcp_nodelay: bool,
+    /// `SO_KEEPALIVE` with this idle time (default off).
+    pub tcp_keepalive: Option<Duration>,
+    /// `SO_SNDBUF` (default: the system's).
+    pub send_buffer_size: Option<usize>,
+    /// `SO_RCVBUF` (default: the system's).
+    pub recv_buffer_size: Option<usize>,
+    /// Pending outbound bytes above which the channel becomes unwritable (default 64 KiB).
+    pub write_buffer_high_water_mark: usize,
+    /// Pending outbound bytes below which it becomes writable again (default 32 KiB).
+    pub write_buffer_low_water_mark: usize,
+    /// Read as soon as data arrives (default on); off stops reading until turned on.
+    pub auto_read: bool,
+    /// Reads per wakeup before yielding to other channels of the loop (default 16).
+    pub max_reads_per_poll: usize,
+    /// Bytes read per system call at most (default 64 KiB).
+    pub read_chunk_size: usize,
+    /// Connect timeout of `Bootstrap::connect` (default 30 s).
+    pub connect_timeout: Duration,
+    /// How long a graceful close waits for pending writes before forcing (default 30 s).
+    pub graceful_close_timeout: Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            tcp_nodelay: true,
+            tcp_keepalive: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+            write_buffer_high_water_mark: 64 * 1024,
+            write_buffer_low_water_mark: 32 * 1024,
+            auto_read: true,
+            max_reads_per_poll: 16,
+            read_chunk_size: 64 * 1024,
+            connect_timeout: Duration::from_secs(30),
+            graceful_close_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ChannelOptions {
+    /// Checks the options; the error names the offending option.
+    ///
+    /// ```
+    /// use netloom_channel::ChannelOptions;
+    /// let bad = ChannelOptions { write_buffer_low_water_mark: 1 << 20, ..Default::default() };
+    /// assert!(bad.validate().unwrap_err().to_string().contains("write_buffer_low_water_mark"));
+    /// ```
+    pub fn validate(&self) -> Result<(), ChannelError> {
+        if self.write_buffer_low_water_mark > self.write_buffer_high_water_mark {
+            return Err(ChannelError::InvalidOption {
+                name: "write_buffer_low_water_mark",
+                reason: format!(
+                    "{} is above write_buffer_high_water_mark {}",
+                    self.write_buffer_low_water_mark, self.write_buffer_high_water_mark
+                ),
+            });
+        }
+        if self.max_reads_per_poll == 0 {
+            return Err(ChannelError::InvalidOption {
+                name: "max_reads_per_poll",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.read_chunk_size < 64 {
+            return Err(ChannelError::InvalidOption {
+                name: "read_chunk_size",
+                reason: format!("{} is below the minimum of 64 bytes", self.read_chunk_size),
+            });
+        }
+        Ok(())
+    }
+}

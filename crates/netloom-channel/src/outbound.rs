@@ -1,0 +1,115 @@
+//! The outbound buffer at the transport end of a pipeline.
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+
+/// Written messages waiting for the socket: the first `flushed` entries may be written.
+#[derive(Default)]
+pub(crate) struct OutboundBuffer {
+    entries: VecDeque<Bytes>,
+    flushed: usize,
+    total_bytes: usize,
+}
+
+impl OutboundBuffer {
+    pub(crate) fn push(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.total_bytes += bytes.len();
+        self.entries.push_back(bytes);
+    }
+
+    /// Makes everything written so far eligible for writing.
+    pub(crate) fn mark_flushed(&mut self) {
+        self.flushed = self.entries.len();
+    }
+
+    pub(crate) fn has_flushed(&self) -> bool {
+        self.flushed > 0
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn total_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// Fills `slices` with flushed entries; returns how many were filled.
+    pub(crate) fn fill_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let n = self.flushed.min(slices.len());
+        for (slot, entry) in slices.iter_mut().zip(self.entries.iter().take(n)) {
+            *slot = IoSlice::new(entry);
+        }
+        n
+    }
+
+    /// Removes `n` written bytes from the front.
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.entries.front_mut() else {
+                return;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                self.total_bytes -= front.len();
+                self.entries.pop_front();
+                self.flushed = self.flushed.saturating_sub(1);
+            } else {
+                front.advance(n);
+                self.total_bytes -= n;
+                n = 0;
+            }
+        }
+        if self.entries.is_empty() && self.entries.capacity() > 64 {
+            self.entries = VecDeque::new();
+        }
+    }
+
+    /// Drops everything; returns the bytes dropped.
+    pub(crate) fn clear(&mut self) -> usize {
+        let dropped = self.total_bytes;
+        self.entries = VecDeque::new();
+        self.flushed = 0;
+        self.total_bytes = 0;
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_writes_advance_the_front() {
+        let mut out = OutboundBuffer::default();
+        out.push(Bytes::from_static(b"hello"));
+        out.push(Bytes::from_static(b"world"));
+        assert!(!out.has_flushed());
+        out.mark_flushed();
+        out.consume(7);
+        assert_eq!(out.total_bytes(), 3);
+        let mut slices = [IoSlice::new(&[]); 4];
+        let n = out.fill_slices(&mut slices);
+        assert_eq!(n, 1);
+        assert_eq!(&*slices[0], b"rld");
+        out.consume(3);
+        assert!(out.is_empty());
+        assert!(!out.has_flushed());
+    }
+
+    #[test]
+    fn unflushed_entries_are_not_offered() {
+        let mut out = OutboundBuffer::default();
+        out.push(Bytes::from_static(b"a"));
+        out.mark_flushed();
+        out.push(Bytes::from_static(b"b"));
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(out.fill_slices(&mut slices), 1);
+        assert_eq!(out.clear(), 2);
+    }
+}

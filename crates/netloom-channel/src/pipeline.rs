@@ -1,0 +1,1036 @@
+//! The pipeline: an ordered list of named handlers and the event queue that drives them.
+//!
+//! Events never call handlers re-entrantly: `ctx.fire_*` and `ctx.write` put the event on
+//! the pipeline's queue, addressed to the next handler, and the pipeline delivers queued
+//! events one at a time, in order. A handler may therefore add, remove or replace handlers
+//! (itself included) from inside any callback.
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use crate::outbound::OutboundBuffer;
+use crate::{Channel, ChannelError, CloseMode, Handler, HandlerResult, Msg, UserEvent};
+
+/// An event on its way to a handler.
+pub(crate) enum Ev {
+    Added,
+    Registered,
+    Unregistered,
+    Active,
+    Inactive,
+    Read(Msg),
+    ReadComplete,
+    Writability(bool),
+    User(UserEvent),
+    Exception(ChannelError),
+    Timer,
+    Write(Msg),
+    Flush,
+    Close(CloseMode),
+}
+
+impl Ev {
+    fn is_outbound(&self) -> bool {
+        matches!(self, Ev::Write(_) | Ev::Flush | Ev::Close(_))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    Slot(u64),
+    Head,
+    Tail,
+}
+
+struct Queued {
+    target: Target,
+    ev: Ev,
+}
+
+struct Slot {
+    id: u64,
+    name: Cow<'static, str>,
+    handler: Option<Box<dyn Handler>>,
+    /// Removed while its handler was running; dropped when the callback returns.
+    removed: bool,
+    replaced_by: Option<u64>,
+    timer: Option<Instant>,
+}
+
+/// The transport end of the pipeline: where outbound operations land.
+#[derive(Default)]
+pub(crate) struct Head {
+    pub(crate) embedded: bool,
+    pub(crate) out: OutboundBuffer,
+    pub(crate) embedded_out: VecDeque<Msg>,
+    pub(crate) flush_requested: bool,
+    pub(crate) close_requested: Option<CloseMode>,
+    pub(crate) closed: bool,
+}
+
+/// The application end of the pipeline: where unhandled inbound events land.
+#[derive(Default)]
+pub(crate) struct Tail {
+    pub(crate) inbound: VecDeque<Msg>,
+    pub(crate) exceptions: Vec<ChannelError>,
+}
+
+/// A channel's ordered list of named handlers.
+///
+/// Initializers build it; handlers change it at run time through [`Context::pipeline`].
+///
+/// ```
+/// use netloom_channel::{EmbeddedChannel, Handler};
+///
+/// struct Nop;
+/// impl Handler for Nop {}
+///
+/// let ch = EmbeddedChannel::new(|p| {
+///     p.add_last("a", Nop)?.add_last("c", Nop)?.add_after("a", "b", Nop)?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert_eq!(ch.pipeline().names(), ["a", "b", "c"]);
+/// ```
+pub struct Pipeline {
+    slots: Vec<Slot>,
+    next_id: u64,
+    queue: VecDeque<Queued>,
+    busy: Option<u64>,
+    pub(crate) channel: Channel,
+    pub(crate) head: Head,
+    pub(crate) tail: Tail,
+    pub(crate) timers_changed: bool,
+}
+
+impl Pipeline {
+    pub(crate) fn new(channel: Channel, embedded: bool) -> Pipeline {
+        Pipeline {
+            slots: Vec::new(),
+            next_id: 1,
+            queue: VecDeque::new(),
+            busy: None,
+            channel,
+            head: Head {
+                embedded,
+                ..Head::default()
+            },
+            tail: Tail::default(),
+            timers_changed: false,
+        }
+    }
+
+    /// The channel this pipeline belongs to.
+    ///
+    /// ```
+    /// use netloom_channel::EmbeddedChannel;
+    /// let ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// assert!(ch.pipeline().channel().is_active());
+    /// ```
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// The handler names, first (transport end) to last (application end).
+    ///
+    /// ```
+    /// use netloom_channel::EmbeddedChannel;
+    /// let ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// assert!(ch.pipeline().names().is_empty());
+    /// ```
+    pub fn names(&self) -> Vec<&str> {
+        self.slots
+            .iter()
+            .filter(|s| !s.removed)
+            .map(|s| &*s.name)
+            .collect()
+    }
+
+    /// Whether a handler with this name is in the pipeline.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, Handler};
+    /// struct Nop;
+    /// impl Handler for Nop {}
+    /// let ch = EmbeddedChannel::new(|p| { p.add_last("x", Nop)?; Ok(()) }).unwrap();
+    /// assert!(ch.pipeline().contains("x"));
+    /// ```
+    pub fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Adds a handler at the transport end.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, Handler};
+    /// struct Nop;
+    /// impl Handler for Nop {}
+    /// let ch = EmbeddedChannel::new(|p| { p.add_last("b", Nop)?.add_first("a", Nop)?; Ok(()) }).unwrap();
+    /// assert_eq!(ch.pipeline().names(), ["a", "b"]);
+    /// ```
+    pub fn add_first(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        handler: impl Handler,
+    ) -> Result<&mut Self, ChannelError> {
+        self.insert(0, name.into(), Box::new(handler))?;
+        Ok(self)
+    }
+
+    /// Adds a handler at the application end.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, Handler};
+    /// struct Nop;
+    /// impl Handler for Nop {}
+    /// let ch = EmbeddedChannel::new(|p| { p.add_last("a", Nop)?; Ok(()) }).unwrap();
+    /// assert_eq!(ch.pipeline().names(), ["a"]);
+    /// ```
+    pub fn add_last(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        handler: impl Handler,
+    ) -> Result<&mut Self, ChannelError> {
+        let at = self.slots.len();
+        self.insert(at, name.into(), Box::new(handler))?;
+        Ok(self)
+    }
+
+    /// Adds a handler just before (towards the transport) the handler `base`.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, Handler};
+    /// struct Nop;
+    /// impl Handler for Nop {}
+    /// let ch = EmbeddedChannel::new(|p| { p.add_last("b", Nop)?.add_before("b", "a", Nop)?; Ok(()) }).unwrap();
+    /// assert_eq!(ch.pipeline().names(), ["a", "b"]);
+    /// ```
+    pub fn add_before(
+        &mut self,
+        base: &str,
+        name: impl Into<Cow<'static, str>>,
+        handler: impl Handler,
+    ) -> Result<&mut Self, ChannelError> {
+        let at = self.require(base)?;
+        self.insert(at, name.into(), Box::new(handler))?;
+        Ok(self)
+    }
+
+    /// Adds a handler just after (towards the application) the handler `base`.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, Handler};
+    /// struct Nop;
+    /// impl Handler for Nop {}
+    /// let ch = EmbeddedChannel::new(|p| { p.add_last("a", Nop)?.add_after("a", "b", Nop)?; Ok(()) }).unwrap();
+    /// assert_eq!(ch.pipeline().names(), ["a", "b"]);
+    /// ```
+    pub fn add_after(
+        &mut self,
+        base: &str,
+        name: impl Into<Cow<'static, str>>,
+        handler: impl Handler,
+    ) -> Result<&mut Self, ChannelError> {
+        let at = self.require(base)? + 1;
+        self.insert(at, name.into(), Box::new(handler))?;
+        Ok(self)
+    }
+
+    /// Removes the handler `name` (it may be the handler that is running). Bytes it had
+    /// buffered ([`Handler::take_buffered`]) go to the next handler.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, Handler};
+    /// struct Nop;
+    /// impl Handler for Nop {}
+    /// let mut ch = EmbeddedChannel::new(|p| { p.add_last("a", Nop)?; Ok(()) }).unwrap();
+    /// ch.pipeline_mut().remove("a").unwrap();
+    /// assert!(ch.pipeline_mut().remove("a").is_err());
+    /// ```
+    pub fn remove(&mut self, name: &str) -> Result<&mut Self, ChannelError> {
+        let idx = self.require(name)?;
+        self.remove_at(idx, None);
+        Ok(self)
+    }
+
+    /// Replaces the handler `old` by `handler` named `new_name`, at the same place. Bytes the
+    /// old handler had buffered are delivered to the new one first.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, Handler};
+    /// struct Nop;
+    /// impl Handler for Nop {}
+    /// let mut ch = EmbeddedChannel::new(|p| { p.add_last("a", Nop)?; Ok(()) }).unwrap();
+    /// ch.pipeline_mut().replace("a", "b", Nop).unwrap();
+    /// assert_eq!(ch.pipeline().names(), ["b"]);
+    /// ```
+    pub fn replace(
+        &mut self,
+        old: &str,
+        new_name: impl Into<Cow<'static, str>>,
+        handler: impl Handler,
+    ) -> Result<&mut Self, ChannelError> {
+        let idx = self.require(old)?;
+        let new_name = new_name.into();
+        if new_name != old && self.position(&new_name).is_some() {
+            return Err(ChannelError::DuplicateHandler(new_name.into_owned()));
+        }
+        let id = self.insert_unchecked(idx + 1, new_name, Box::new(handler));
+        self.remove_at(idx, Some(id));
+        Ok(self)
+    }
+
+    /// Sends a user event from the transport end through every handler.
+    ///
+    /// ```
+    /// use netloom_channel::{EmbeddedChannel, UserEvent};
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.pipeline_mut().fire_user_event(UserEvent::Custom(Box::new(1u8)));
+    /// ```
+    pub fn fire_user_event(&mut self, event: UserEvent) {
+        self.fire_inbound(Ev::User(event));
+    }
+
+    /// Writes a message from the application end (through every outbound handler), without
+    /// flushing.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use netloom_channel::{EmbeddedChannel, Msg};
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.pipeline_mut().write(Msg::from(Bytes::from_static(b"x")));
+    /// ```
+    pub fn write(&mut self, msg: Msg) {
+        self.fire_outbound(Ev::Write(msg));
+    }
+
+    /// Flushes from the application end.
+    ///
+    /// ```
+    /// use netloom_channel::EmbeddedChannel;
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.pipeline_mut().flush();
+    /// ```
+    pub fn flush(&mut self) {
+        self.fire_outbound(Ev::Flush);
+    }
+
+    /// Closes from the application end (through every outbound handler, so TLS can say
+    /// goodbye).
+    ///
+    /// ```
+    /// use netloom_channel::{CloseMode, EmbeddedChannel};
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.pipeline_mut().close(CloseMode::Graceful);
+    /// ch.run_pending();
+    /// assert!(!ch.channel().is_open());
+    /// ```
+    pub fn close(&mut self, mode: CloseMode) {
+        self.fire_outbound(Ev::Close(mode));
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| !s.removed && s.name == name)
+    }
+
+    fn require(&self, name: &str) -> Result<usize, ChannelError> {
+        self.position(name)
+            .ok_or_else(|| ChannelError::NoSuchHandler(name.to_owned()))
+    }
+
+    fn index_of(&self, id: u64) -> Option<usize> {
+        self.slots.iter().position(|s| s.id == id)
+    }
+
+    fn insert(
+        &mut self,
+        at: usize,
+        name: Cow<'static, str>,
+        handler: Box<dyn Handler>,
+    ) -> Result<u64, ChannelError> {
+        if self.position(&name).is_some() {
+            return Err(ChannelError::DuplicateHandler(name.into_owned()));
+        }
+        Ok(self.insert_unchecked(at, name, handler))
+    }
+
+    fn insert_unchecked(
+        &mut self,
+        at: usize,
+        name: Cow<'static, str>,
+        handler: Box<dyn Handler>,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.slots.insert(
+            at.min(self.slots.len()),
+            Slot {
+                id,
+                name,
+                handler: Some(handler),
+                removed: false,
+                replaced_by: None,
+                timer: None,
+            },
+        );
+        self.queue.push_back(Queued {
+            target: Target::Slot(id),
+            ev: Ev::Added,
+        });
+        id
+    }
+
+    fn remove_at(&mut self, idx: usize, replaced_by: Option<u64>) {
+        let slot = &mut self.slots[idx];
+        slot.replaced_by = replaced_by;
+        if Some(slot.id) == self.busy {
+            // Running right now: finished when its callback returns.
+            slot.removed = true;
+            return;
+        }
+        let slot = self.slots.remove(idx);
+        if let Some(handler) = slot.handler {
+            self.finish_removal(slot.id, idx, replaced_by, handler);
+        }
+    }
+
+    /// Retargets events queued for a removed handler and hands its buffered bytes on.
+    /// `idx` is where the slot was (it is already out of `slots`).
+    fn finish_removal(
+        &mut self,
+        id: u64,
+        idx: usize,
+        replaced_by: Option<u64>,
+        mut handler: Box<dyn Handler>,
+    ) {
+        let next = replaced_by.map(Target::Slot).unwrap_or_else(|| {
+            self.slots[idx..]
+                .iter()
+                .find(|s| !s.removed)
+                .map_or(Target::Tail, |s| Target::Slot(s.id))
+        });
+        let prev = replaced_by.map(Target::Slot).unwrap_or_else(|| {
+            self.slots[..idx]
+                .iter()
+                .rev()
+                .find(|s| !s.removed)
+                .map_or(Target::Head, |s| Target::Slot(s.id))
+        });
+        for q in self.queue.iter_mut() {
+            if q.target == Target::Slot(id) {
+                if matches!(q.ev, Ev::Added | Ev::Timer) {
+                    q.target = Target::Tail; // meaningless for the others; dropped at the tail
+                    q.ev = Ev::ReadComplete;
+                } else {
+                    q.target = if q.ev.is_outbound() { prev } else { next };
+                }
+            }
+        }
+        if let Some(bytes) = handler.take_buffered().filter(|b| !b.is_empty()) {
+            self.queue.push_front(Queued {
+                target: next,
+                ev: Ev::Read(Msg::from(bytes)),
+            });
+        }
+    }
+
+    fn next_after(&self, id: u64) -> Target {
+        let Some(idx) = self.index_of(id) else {
+            return Target::Tail;
+        };
+        self.slots[idx + 1..]
+            .iter()
+            .find(|s| !s.removed)
+            .map_or(Target::Tail, |s| Target::Slot(s.id))
+    }
+
+    fn prev_before(&self, id: u64) -> Target {
+        let Some(idx) = self.index_of(id) else {
+            return Target::Head;
+        };
+        self.slots[..idx]
+            .iter()
+            .rev()
+            .find(|s| !s.removed)
+            .map_or(Target::Head, |s| Target::Slot(s.id))
+    }
+
+    /// Queues an inbound event at the first handler.
+    pub(crate) fn fire_inbound(&mut self, ev: Ev) {
+        let target = self
+            .slots
+            .iter()
+            .find(|s| !s.removed)
+            .map_or(Target::Tail, |s| Target::Slot(s.id));
+        self.queue.push_back(Queued { target, ev });
+    }
+
+    /// Queues an outbound event at the last handler.
+    pub(crate) fn fire_outbound(&mut self, ev: Ev) {
+        let target = self
+            .slots
+            .iter()
+            .rev()
+            .find(|s| !s.removed)
+            .map_or(Target::Head, |s| Target::Slot(s.id));
+        self.queue.push_back(Queued { target, ev });
+    }
+
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Delivers queued events until the queue is empty.
+    pub(crate) fn run(&mut self) {
+        while let Some(q) = self.queue.pop_front() {
+            match q.target {
+                Target::Head => self.at_head(q.ev),
+                Target::Tail => self.at_tail(q.ev),
+                Target::Slot(id) => self.deliver(id, q.ev),
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: u64, ev: Ev) {
+        let Some(idx) = self.index_of(id) else {
+            tracing::trace!(id, "event for a handler that is gone");
+            return;
+        };
+        let Some(mut handler) = self.slots[idx].handler.take() else {
+            return;
+        };
+        let was_exception = matches!(ev, Ev::Exception(_));
+        self.busy = Some(id);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut ctx = Context { p: self, id };
+            invoke(&mut *handler, &mut ctx, ev)
+        }));
+        self.busy = None;
+        let name = self.slots[idx].name.to_string();
+        // Put the handler back, or finish its removal.
+        match self.index_of(id) {
+            Some(i) if !self.slots[i].removed => self.slots[i].handler = Some(handler),
+            Some(i) => {
+                let slot = self.slots.remove(i);
+                self.finish_removal(id, i, slot.replaced_by, handler);
+            }
+            None => {}
+        }
+        let error = match outcome {
+            Ok(Ok(())) => return,
+            Ok(Err(source)) => ChannelError::Handler {
+                handler: name,
+                source,
+            },
+            Err(panic) => ChannelError::HandlerPanicked {
+                handler: name,
+                message: panic_message(&*panic),
+            },
+        };
+        if was_exception {
+            tracing::warn!(channel = %self.channel, %error, "exception_caught failed; closing");
+            self.head.close_requested = Some(CloseMode::Forced);
+            return;
+        }
+        let target = match self.index_of(id) {
+            Some(_) => Target::Slot(id),
+            None => Target::Tail,
+        };
+        self.queue.push_back(Queued {
+            target,
+            ev: Ev::Exception(error),
+        });
+    }
+
+    fn at_head(&mut self, ev: Ev) {
+        match ev {
+            Ev::Write(msg) => {
+                if self.head.closed {
+                    tracing::trace!(channel = %self.channel, "write after close dropped");
+                } else if self.head.embedded {
+                    self.head.embedded_out.push_back(msg);
+                } else {
+                    match msg.into_bytes() {
+                        Ok(bytes) => {
+                            self.channel.account_pending(bytes.len());
+                            self.head.out.push(bytes);
+                        }
+                        Err(msg) => {
+                            let err = ChannelError::UnsupportedMessage {
+                                type_name: msg.type_name(),
+                                channel: self.channel.to_string(),
+                            };
+                            self.fire_inbound(Ev::Exception(err));
+                        }
+                    }
+                }
+            }
+            Ev::Flush => {
+                self.head.out.mark_flushed();
+                self.head.flush_requested = true;
+            }
+            Ev::Close(mode) => {
+                let next = match (self.head.close_requested, mode) {
+                    (Some(CloseMode::Forced), _) | (_, CloseMode::Forced) => CloseMode::Forced,
+                    _ => CloseMode::Graceful,
+                };
+                self.head.close_requested = Some(next);
+            }
+            _ => {}
+        }
+    }
+
+    fn at_tail(&mut self, ev: Ev) {
+        match ev {
+            Ev::Read(msg) => {
+                if self.head.embedded {
+                    self.tail.inbound.push_back(msg);
+                } else {
+                    tracing::debug!(channel = %self.channel, ty = msg.type_name(), "message reached the end of the pipeline; dropped");
+                }
+            }
+            Ev::Exception(err) => {
+                if self.head.embedded {
+                    self.tail.exceptions.push(err);
+                } else {
+                    tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
+                    self.head.close_requested = Some(CloseMode::Forced);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The earliest handler timer.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.slots.iter().filter_map(|s| s.timer).min()
+    }
+
+    /// Queues `timer_expired` for every handler whose timer is due.
+    pub(crate) fn fire_due_timers(&mut self, now: Instant) {
+        for slot in self.slots.iter_mut() {
+            if slot.timer.is_some_and(|t| t <= now) {
+                slot.timer = None;
+                self.queue.push_back(Queued {
+                    target: Target::Slot(slot.id),
+                    ev: Ev::Timer,
+                });
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+fn invoke(h: &mut dyn Handler, ctx: &mut Context<'_>, ev: Ev) -> HandlerResult {
+    match ev {
+        Ev::Added => h.handler_added(ctx),
+        Ev::Registered => h.channel_registered(ctx),
+        Ev::Unregistered => h.channel_unregistered(ctx),
+        Ev::Active => h.channel_active(ctx),
+        Ev::Inactive => h.channel_inactive(ctx),
+        Ev::Read(msg) => h.channel_read(ctx, msg),
+        Ev::ReadComplete => h.channel_read_complete(ctx),
+        Ev::Writability(w) => h.channel_writability_changed(ctx, w),
+        Ev::User(e) => h.user_event(ctx, e),
+        Ev::Exception(e) => h.exception_caught(ctx, e),
+        Ev::Timer => h.timer_expired(ctx),
+        Ev::Write(msg) => h.write(ctx, msg),
+        Ev::Flush => h.flush(ctx),
+        Ev::Close(mode) => h.close(ctx, mode),
+    }
+}
+
+/// A handler's view of its pipeline during a callback: pass events on, write, close,
+/// change the pipeline, set a timer.
+///
+/// ```
+/// use netloom_channel::{Context, Handler, HandlerResult, Msg};
+///
+/// /// Echoes every message, flushing once per read burst.
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+///         ctx.write(msg);
+///         Ok(())
+///     }
+///     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+///         ctx.flush();
+///         Ok(())
+///     }
+/// }
+/// ```
+pub struct Context<'a> {
+    p: &'a mut Pipeline,
+    id: u64,
+}
+
+macro_rules! fire_inbound_fn {
+    ($(#[$doc:meta])* $name:ident => $ev:expr) => {
+        $(#[$doc])*
+        pub fn $name(&mut self) {
+            self.forward_inbound($ev);
+        }
+    };
+}
+
+impl Context<'_> {
+    fn forward_inbound(&mut self, ev: Ev) {
+        let target = self.p.next_after(self.id);
+        self.p.queue.push_back(Queued { target, ev });
+    }
+
+    fn forward_outbound(&mut self, ev: Ev) {
+        let target = self.p.prev_before(self.id);
+        self.p.queue.push_back(Queued { target, ev });
+    }
+
+    /// This handler's name.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct Named;
+    /// impl Handler for Named {
+    ///     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         tracing::info!(handler = ctx.name(), "active");
+    ///         ctx.fire_channel_active();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn name(&self) -> &str {
+        self.p
+            .index_of(self.id)
+            .map_or("", |i| &*self.p.slots[i].name)
+    }
+
+    /// The channel.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct Log;
+    /// impl Handler for Log {
+    ///     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         println!("connected: {}", ctx.channel());
+    ///         ctx.fire_channel_active();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn channel(&self) -> &Channel {
+        &self.p.channel
+    }
+
+    /// The pipeline, to add, remove or replace handlers (this one included).
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult, Msg};
+    /// /// Removes itself after the first message.
+    /// struct Once;
+    /// impl Handler for Once {
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         let name = ctx.name().to_owned();
+    ///         ctx.pipeline().remove(&name)?;
+    ///         ctx.fire_channel_read(msg);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn pipeline(&mut self) -> &mut Pipeline {
+        self.p
+    }
+
+    fire_inbound_fn!(
+        /// Passes `channel_registered` to the next handler.
+        ///
+        /// ```
+        /// # use netloom_channel::{Context, Handler, HandlerResult};
+        /// struct H;
+        /// impl Handler for H {
+        ///     fn channel_registered(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ///         ctx.fire_channel_registered();
+        ///         Ok(())
+        ///     }
+        /// }
+        /// ```
+        fire_channel_registered => Ev::Registered
+    );
+    fire_inbound_fn!(
+        /// Passes `channel_unregistered` to the next handler.
+        ///
+        /// ```
+        /// # use netloom_channel::{Context, Handler, HandlerResult};
+        /// struct H;
+        /// impl Handler for H {
+        ///     fn channel_unregistered(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ///         ctx.fire_channel_unregistered();
+        ///         Ok(())
+        ///     }
+        /// }
+        /// ```
+        fire_channel_unregistered => Ev::Unregistered
+    );
+    fire_inbound_fn!(
+        /// Passes `channel_active` to the next handler.
+        ///
+        /// ```
+        /// # use netloom_channel::{Context, Handler, HandlerResult};
+        /// struct H;
+        /// impl Handler for H {
+        ///     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ///         ctx.fire_channel_active();
+        ///         Ok(())
+        ///     }
+        /// }
+        /// ```
+        fire_channel_active => Ev::Active
+    );
+    fire_inbound_fn!(
+        /// Passes `channel_inactive` to the next handler.
+        ///
+        /// ```
+        /// # use netloom_channel::{Context, Handler, HandlerResult};
+        /// struct H;
+        /// impl Handler for H {
+        ///     fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ///         ctx.fire_channel_inactive();
+        ///         Ok(())
+        ///     }
+        /// }
+        /// ```
+        fire_channel_inactive => Ev::Inactive
+    );
+    fire_inbound_fn!(
+        /// Passes `channel_read_complete` to the next handler.
+        ///
+        /// ```
+        /// # use netloom_channel::{Context, Handler, HandlerResult};
+        /// struct H;
+        /// impl Handler for H {
+        ///     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ///         ctx.fire_channel_read_complete();
+        ///         Ok(())
+        ///     }
+        /// }
+        /// ```
+        fire_channel_read_complete => Ev::ReadComplete
+    );
+
+    /// Passes a message to the next handler.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult, Msg};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         ctx.fire_channel_read(msg);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn fire_channel_read(&mut self, msg: impl Into<Msg>) {
+        self.forward_inbound(Ev::Read(msg.into()));
+    }
+
+    /// Passes a writability change to the next handler.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, w: bool) -> HandlerResult {
+    ///         ctx.fire_channel_writability_changed(w);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn fire_channel_writability_changed(&mut self, writable: bool) {
+        self.forward_inbound(Ev::Writability(writable));
+    }
+
+    /// Passes a user event to the next handler.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult, UserEvent};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn user_event(&mut self, ctx: &mut Context<'_>, ev: UserEvent) -> HandlerResult {
+    ///         ctx.fire_user_event(ev);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn fire_user_event(&mut self, event: UserEvent) {
+        self.forward_inbound(Ev::User(event));
+    }
+
+    /// Passes an error to the next handler's `exception_caught`.
+    ///
+    /// ```
+    /// # use netloom_channel::{ChannelError, Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn exception_caught(&mut self, ctx: &mut Context<'_>, e: ChannelError) -> HandlerResult {
+    ///         ctx.fire_exception_caught(e);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn fire_exception_caught(&mut self, error: ChannelError) {
+        self.forward_inbound(Ev::Exception(error));
+    }
+
+    /// Writes a message towards the transport (not flushed yet).
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct Greeter;
+    /// impl Handler for Greeter {
+    ///     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         ctx.write(Bytes::from_static(b"hello\n"));
+    ///         ctx.flush();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn write(&mut self, msg: impl Into<Msg>) {
+        self.forward_outbound(Ev::Write(msg.into()));
+    }
+
+    /// Flushes written messages.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         ctx.flush();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn flush(&mut self) {
+        self.forward_outbound(Ev::Flush);
+    }
+
+    /// Writes and flushes.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         ctx.write_and_flush(Bytes::from_static(b"hi"));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn write_and_flush(&mut self, msg: impl Into<Msg>) {
+        self.write(msg);
+        self.flush();
+    }
+
+    /// Closes the channel gracefully (pending writes are written first).
+    ///
+    /// ```
+    /// # use netloom_channel::{ChannelError, Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn exception_caught(&mut self, ctx: &mut Context<'_>, _e: ChannelError) -> HandlerResult {
+    ///         ctx.close();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn close(&mut self) {
+        self.close_with(CloseMode::Graceful);
+    }
+
+    /// Closes the channel, gracefully or forced.
+    ///
+    /// ```
+    /// # use netloom_channel::{ChannelError, CloseMode, Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn exception_caught(&mut self, ctx: &mut Context<'_>, _e: ChannelError) -> HandlerResult {
+    ///         ctx.close_with(CloseMode::Forced);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn close_with(&mut self, mode: CloseMode) {
+        self.forward_outbound(Ev::Close(mode));
+    }
+
+    /// Turns reading from the socket on or off (backpressure).
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, w: bool) -> HandlerResult {
+    ///         ctx.set_auto_read(w);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn set_auto_read(&mut self, on: bool) {
+        self.p.channel.set_auto_read(on);
+    }
+
+    /// Calls this handler's `timer_expired` after `after` (replacing its previous timer).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct Tick;
+    /// impl Handler for Tick {
+    ///     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         ctx.schedule_timer(Duration::from_secs(1));
+    ///         Ok(())
+    ///     }
+    ///     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         ctx.schedule_timer(Duration::from_secs(1));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn schedule_timer(&mut self, after: Duration) {
+        if let Some(i) = self.p.index_of(self.id) {
+            self.p.slots[i].timer = Some(Instant::now() + after);
+            self.p.timers_changed = true;
+        }
+    }
+
+    /// Cancels this handler's timer.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult};
+    /// struct H;
+    /// impl Handler for H {
+    ///     fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         ctx.cancel_timer();
+    ///         ctx.fire_channel_inactive();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn cancel_timer(&mut self) {
+        if let Some(i) = self.p.index_of(self.id) {
+            self.p.slots[i].timer = None;
+        }
+    }
+}

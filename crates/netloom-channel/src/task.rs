@@ -1,0 +1,404 @@
+//! The task that drives one channel: reads the transport, runs the pipeline, writes.
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::time::Sleep;
+
+use crate::channel::Command;
+use crate::pipeline::Ev;
+use crate::{
+    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Msg, Pipeline, Transport,
+};
+
+/// At most this many buffers per vectored write.
+const MAX_IOV: usize = 64;
+/// Reserve a new read chunk when less than this is left in the loop's read buffer.
+const MIN_READ_SPARE: usize = 2048;
+
+thread_local! {
+    /// One read buffer per event loop thread, shared by its channels: reads are split off it
+    /// as `Bytes`, and the space is reused once they are dropped. An idle channel owns none.
+    static READ_BUF: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Applies a command from a `Channel` handle to the pipeline.
+pub(crate) fn apply_command(pipeline: &mut Pipeline, cmd: Command) {
+    match cmd {
+        Command::Write {
+            msg,
+            flush,
+            accounted,
+        } => {
+            pipeline.channel.release_pending(accounted);
+            pipeline.fire_outbound(Ev::Write(msg));
+            if flush {
+                pipeline.fire_outbound(Ev::Flush);
+            }
+        }
+        Command::Flush => pipeline.fire_outbound(Ev::Flush),
+        Command::Close(mode) => pipeline.fire_outbound(Ev::Close(mode)),
+        Command::UserEvent(ev) => pipeline.fire_inbound(Ev::User(ev)),
+        Command::Run(f) => f(pipeline),
+    }
+}
+
+/// Creates a channel over `transport` on the calling event loop thread and starts its task.
+pub(crate) fn register_local<T: Transport>(
+    transport: T,
+    options: &ChannelOptions,
+    init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
+) -> Result<Channel, ChannelError> {
+    let el = EventLoop::current().ok_or_else(|| ChannelError::EventLoopShutDown(
+        "(not called on an event loop thread)".into(),
+    ))?;
+    options.validate()?;
+    let channel = Channel::new(
+        Some(el),
+        transport.local_addr(),
+        transport.peer_addr(),
+        transport.raw_fd(),
+        options,
+    );
+    let mut pipeline = Pipeline::new(channel.clone(), false);
+    if let Err(err) = init(&mut pipeline) {
+        channel.mark_closed(|| drop(transport));
+        return Err(err);
+    }
+    EventLoop::track_channel(&channel);
+    tokio::task::spawn_local(ChannelTask {
+        transport: Some(transport),
+        pipeline,
+        max_reads: options.max_reads_per_poll,
+        read_chunk: options.read_chunk_size,
+        graceful_timeout: options.graceful_close_timeout,
+        started: false,
+        input_closed: false,
+        closing: None,
+        close_deadline: None,
+        writable: true,
+        finished: false,
+        sleep: None,
+        sleep_at: None,
+        scratch: Vec::new(),
+    });
+    Ok(channel)
+}
+
+struct ChannelTask<T: Transport> {
+    transport: Option<T>,
+    pipeline: Pipeline,
+    max_reads: usize,
+    read_chunk: usize,
+    graceful_timeout: Duration,
+    started: bool,
+    input_closed: bool,
+    closing: Option<CloseMode>,
+    close_deadline: Option<Instant>,
+    writable: bool,
+    finished: bool,
+    sleep: Option<Pin<Box<Sleep>>>,
+    sleep_at: Option<Instant>,
+    scratch: Vec<Command>,
+}
+
+enum ReadResult {
+    Data(bytes::Bytes),
+    Eof,
+    Pending,
+    Error(io::Error),
+}
+
+impl<T: Transport> ChannelTask<T> {
+    fn io_error(&self, op: &'static str, source: io::Error) -> ChannelError {
+        ChannelError::Io {
+            op,
+            channel: self.pipeline.channel.to_string(),
+            source,
+        }
+    }
+
+    fn drain_commands(&mut self) {
+        if self.pipeline.channel.take_commands(&mut self.scratch) {
+            for cmd in self.scratch.drain(..) {
+                apply_command(&mut self.pipeline, cmd);
+            }
+        }
+    }
+
+    /// Reads until the socket has nothing more, the budget is used or reading stops.
+    /// Returns true when it stopped because of the budget (the task must poll again).
+    fn read_burst(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let mut reads = 0;
+        let Some(transport) = self.transport.as_mut() else {
+            return false;
+        };
+        loop {
+            if self.input_closed
+                || self.closing.is_some()
+                || self.pipeline.head.close_requested.is_some()
+                || !self.pipeline.channel.auto_read()
+            {
+                break;
+            }
+            if reads == self.max_reads {
+                if reads > 0 {
+                    self.pipeline.fire_inbound(Ev::ReadComplete);
+                    self.pipeline.run();
+                }
+                return true;
+            }
+            let chunk = self.read_chunk;
+            let result = READ_BUF.with(|cell| {
+                let mut buf = cell.borrow_mut();
+                if buf.capacity() - buf.len() < MIN_READ_SPARE {
+                    buf.reserve(chunk);
+                }
+                match transport.poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(0)) => ReadResult::Eof,
+                    Poll::Ready(Ok(_)) => ReadResult::Data(buf.split().freeze()),
+                    Poll::Ready(Err(e)) => ReadResult::Error(e),
+                    Poll::Pending => ReadResult::Pending,
+                }
+            });
+            match result {
+                ReadResult::Data(bytes) => {
+                    reads += 1;
+                    self.pipeline.fire_inbound(Ev::Read(Msg::from(bytes)));
+                    self.pipeline.run();
+                }
+                ReadResult::Pending => break,
+                ReadResult::Eof => {
+                    self.input_closed = true;
+                    self.pipeline.head.close_requested.get_or_insert(CloseMode::Graceful);
+                    break;
+                }
+                ReadResult::Error(e) => {
+                    self.input_closed = true;
+                    let err = self.io_error("read", e);
+                    self.pipeline.fire_inbound(Ev::Exception(err));
+                    self.pipeline.head.close_requested = Some(CloseMode::Forced);
+                    break;
+                }
+            }
+        }
+        if reads > 0 {
+            self.pipeline.fire_inbound(Ev::ReadComplete);
+            self.pipeline.run();
+        }
+        false
+    }
+
+    /// Writes flushed data; on an error the channel is force-closed.
+    fn write_out(&mut self, cx: &mut TaskContext<'_>) {
+        let Some(transport) = self.transport.as_mut() else {
+            return;
+        };
+        let boundaries = transport.preserves_boundaries();
+        while self.pipeline.head.out.has_flushed() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let n = self.pipeline.head.out.fill_slices(&mut slices);
+            let n = if boundaries { n.min(1) } else { n };
+            let wanted: usize = slices[..n].iter().map(|s| s.len()).sum();
+            match transport.poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) if wanted > 0 => {
+                    let err = io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes");
+                    self.fail_write(err);
+                    return;
+                }
+                Poll::Ready(Ok(written)) => {
+                    if boundaries && written < wanted {
+                        let err = io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            format!("message of {wanted} bytes written partly ({written})"),
+                        );
+                        self.fail_write(err);
+                        return;
+                    }
+                    self.pipeline.head.out.consume(written);
+                    self.pipeline.channel.release_pending(written);
+                }
+                Poll::Ready(Err(e)) => {
+                    self.fail_write(e);
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    fn fail_write(&mut self, e: io::Error) {
+        let err = self.io_error("write", e);
+        self.pipeline.fire_inbound(Ev::Exception(err));
+        self.pipeline.head.close_requested = Some(CloseMode::Forced);
+        let dropped = self.pipeline.head.out.clear();
+        self.pipeline.channel.release_pending(dropped);
+        self.pipeline.run();
+    }
+
+    fn update_writability(&mut self) {
+        if let Some(w) = self.pipeline.channel.update_writability(self.writable) {
+            self.writable = w;
+            self.pipeline.fire_inbound(Ev::Writability(w));
+            self.pipeline.run();
+        }
+    }
+
+    /// Moves a close request from the pipeline head into the task's close state.
+    fn take_close_request(&mut self) {
+        let Some(mode) = self.pipeline.head.close_requested else {
+            return;
+        };
+        match (self.closing, mode) {
+            (Some(CloseMode::Forced), _) => {}
+            (_, CloseMode::Forced) => self.closing = Some(CloseMode::Forced),
+            (None, CloseMode::Graceful) => {
+                self.closing = Some(CloseMode::Graceful);
+                self.close_deadline = Some(Instant::now() + self.graceful_timeout);
+                self.pipeline.timers_changed = true;
+            }
+            (Some(CloseMode::Graceful), CloseMode::Graceful) => {}
+        }
+        if self.closing == Some(CloseMode::Graceful) {
+            // Everything written so far goes out, flushed or not.
+            self.pipeline.head.out.mark_flushed();
+        }
+    }
+
+    /// Advances a close; returns true once the channel is closed.
+    fn progress_close(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        match self.closing {
+            None => false,
+            Some(CloseMode::Forced) => {
+                self.finish();
+                true
+            }
+            Some(CloseMode::Graceful) => {
+                if self.close_deadline.is_some_and(|d| Instant::now() >= d) {
+                    tracing::debug!(channel = %self.pipeline.channel, "graceful close timed out; forcing");
+                    self.finish();
+                    return true;
+                }
+                if !self.pipeline.head.out.is_empty() {
+                    return false;
+                }
+                if let Some(t) = self.transport.as_mut() {
+                    match t.poll_shutdown(cx) {
+                        Poll::Pending => return false,
+                        Poll::Ready(Err(e)) => {
+                            tracing::debug!(channel = %self.pipeline.channel, err = %e, "shutdown failed")
+                        }
+                        Poll::Ready(Ok(())) => {}
+                    }
+                }
+                self.finish();
+                true
+            }
+        }
+    }
+
+    /// Closes the socket and tells the pipeline.
+    fn finish(&mut self) {
+        let channel = self.pipeline.channel.clone();
+        let was_active = channel.is_active();
+        let dropped = self.pipeline.head.out.clear();
+        channel.release_pending(dropped);
+        self.pipeline.head.closed = true;
+        let transport = self.transport.take();
+        channel.mark_closed(|| drop(transport));
+        if was_active {
+            self.pipeline.fire_inbound(Ev::Inactive);
+        }
+        self.pipeline.fire_inbound(Ev::Unregistered);
+        self.pipeline.run();
+        self.finished = true;
+        EventLoop::untrack_channel(channel.id());
+    }
+
+    /// Arms the sleep for the earliest timer; returns true if one is already due.
+    fn poll_timers(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let next = match (self.pipeline.next_timer(), self.close_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.pipeline.timers_changed = false;
+        let Some(at) = next else {
+            self.sleep = None;
+            self.sleep_at = None;
+            return false;
+        };
+        if self.sleep_at != Some(at) {
+            let deadline = tokio::time::Instant::from_std(at);
+            match self.sleep.as_mut() {
+                Some(s) => s.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.sleep_at = Some(at);
+        }
+        match self.sleep.as_mut() {
+            Some(s) => s.as_mut().poll(cx).is_ready(),
+            None => false,
+        }
+    }
+}
+
+impl<T: Transport> Future for ChannelTask<T> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(());
+        }
+        this.pipeline.channel.0.waker.register(cx.waker());
+        if !this.started {
+            this.started = true;
+            this.pipeline.channel.set_active(true);
+            this.pipeline.fire_inbound(Ev::Registered);
+            this.pipeline.fire_inbound(Ev::Active);
+            this.pipeline.run();
+        }
+        loop {
+            this.drain_commands();
+            this.pipeline.run();
+            if this.pipeline.timers_changed || this.sleep.is_some() {
+                this.pipeline.fire_due_timers(Instant::now());
+                this.pipeline.run();
+            }
+            let more = this.read_burst(cx);
+            this.take_close_request();
+            this.pipeline.head.flush_requested = false;
+            this.write_out(cx);
+            this.update_writability();
+            this.take_close_request();
+            if this.pipeline.has_queued() || this.pipeline.head.flush_requested {
+                continue;
+            }
+            if this.progress_close(cx) {
+                return Poll::Ready(());
+            }
+            if this.poll_timers(cx) {
+                continue;
+            }
+            if more {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl<T: Transport> Drop for ChannelTask<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The loop is shutting down: close without calling handlers.
+            let transport = self.transport.take();
+            self.pipeline.channel.mark_closed(|| drop(transport));
+            EventLoop::untrack_channel(self.pipeline.channel.id());
+        }
+    }
+}
