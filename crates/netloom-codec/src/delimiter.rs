@@ -17,6 +17,8 @@ struct DelimiterSet {
     firsts: Vec<u8>,
     /// `starts[b]` is true when some delimiter starts with byte `b`.
     starts: Box<[bool; 256]>,
+    /// At end of stream a partial delimiter can no longer complete.
+    at_eof: bool,
 }
 
 impl DelimiterSet {
@@ -42,6 +44,7 @@ impl DelimiterSet {
             delimiters,
             firsts,
             starts,
+            at_eof: false,
         })
     }
 
@@ -70,7 +73,7 @@ impl Terminator for DelimiterSet {
                         consumed: at + d.len(),
                     };
                 }
-                if rest.len() < d.len() && d.starts_with(rest) {
+                if !self.at_eof && rest.len() < d.len() && d.starts_with(rest) {
                     return Search::NotFound { resume: at };
                 }
             }
@@ -211,7 +214,10 @@ impl Decoder for Delimiter {
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        match self.decode(buf)? {
+        self.engine.terminator.at_eof = true;
+        let decoded = self.decode(buf);
+        self.engine.terminator.at_eof = false;
+        match decoded? {
             Some(frame) => Ok(Some(frame)),
             None => self.engine.at_eof("delimiter", buf).map(|()| None),
         }

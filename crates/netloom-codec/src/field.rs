@@ -66,6 +66,8 @@ impl FieldType {
                 format!("a length field has 1, 2, 3, 4 or 8 bytes, not {size}"),
             ));
         }
+        // A single byte has no byte order; normalise so that equal fields compare equal.
+        let endian = if size == 1 { Endian::Big } else { endian };
         Ok(Self {
             size,
             signed,

@@ -348,6 +348,14 @@ impl Encoder<Bytes> for LengthField {
     fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         let frame_length = self.strip + frame.len();
         self.limit.check_encode(frame_length)?;
+        let carried = self.end.saturating_sub(self.strip);
+        if frame.len() < carried {
+            return Err(CodecError::unencodable(
+                "length-field",
+                frame.len(),
+                format!("the frame must begin with the last {carried} header bytes"),
+            ));
+        }
         let value = frame_length as i128 - self.end as i128 - i128::from(self.adjustment);
         let mut header = BytesMut::with_capacity(self.end.max(self.strip));
         header.put_bytes(0, self.offset);
@@ -356,11 +364,8 @@ impl Encoder<Bytes> for LengthField {
             header.put_bytes(0, self.strip - self.end);
         } else {
             // The frame carries header[strip..end]; its length field must be right.
-            let carried = self.end - self.strip;
             let from = self.offset.max(self.strip);
-            let ok = frame.len() >= carried
-                && frame[from - self.strip..carried] == header[from..self.end];
-            if !ok {
+            if frame[from - self.strip..carried] != header[from..self.end] {
                 return Err(CodecError::unencodable(
                     "length-field",
                     frame.len(),

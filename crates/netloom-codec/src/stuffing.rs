@@ -49,7 +49,8 @@ impl Terminator for Marker {
 /// `prefix` + `prefix end`. Defaults: prefix `ff ff ff ff`, begin `ff`, end `fe`, nop `00`.
 ///
 /// **Resync:** bytes outside a frame (garbage, a frame cut short by a restarted sender)
-/// are skipped until the next `prefix begin`. A frame whose stuffed length exceeds the
+/// are skipped until the next `prefix begin` (garbage that itself ends with bytes of
+/// that marker cannot be told apart from the frame's first bytes, as in Tendril). A frame whose stuffed length exceeds the
 /// maximum (8 MiB by default) is discarded up to its end marker and reported as
 /// [`CodecError::FrameTooLong`]; decoding continues with the next frame. No other error
 /// exists: any byte sequence decodes.

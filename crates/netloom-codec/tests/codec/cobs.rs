@@ -1,0 +1,117 @@
+//! COBS and COBS/ZPE: Tendril's encoding, in-place decoding, malformed frames and resync.
+
+use bytes::{Bytes, BytesMut};
+use netloom_codec::{Cobs, CodecError};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::support::{decode_all, decode_in_chunks, framer, strings};
+
+fn encode(cobs: &mut Cobs, frame: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    cobs.encode(Bytes::copy_from_slice(frame), &mut out)
+        .unwrap();
+    out.to_vec()
+}
+
+#[test]
+fn plain_cobs_matches_the_reference_examples() {
+    let mut cobs = Cobs::new();
+    assert_eq!(encode(&mut cobs, b""), b"\x01\x00");
+    assert_eq!(encode(&mut cobs, b"\x00"), b"\x01\x01\x00");
+    assert_eq!(encode(&mut cobs, b"\x00\x00"), b"\x01\x01\x01\x00");
+    assert_eq!(
+        encode(&mut cobs, b"\x11\x22\x00\x33"),
+        b"\x03\x11\x22\x02\x33\x00"
+    );
+    let block: Vec<u8> = (1..=254).collect();
+    let mut expect = vec![0xff];
+    expect.extend_from_slice(&block);
+    expect.extend_from_slice(b"\x01\x00"); // Tendril always ends with a block code.
+    assert_eq!(encode(&mut cobs, &block), expect);
+    // The classic encoding without the final 0x01 decodes the same.
+    let classic = [&expect[..255], b"\x00"].concat();
+    assert_eq!(decode_all(&framer("cobs"), &classic)[0], block);
+}
+
+#[test]
+fn zpe_codes_follow_tendril() {
+    let mut zpe = Cobs::zpe();
+    assert_eq!(encode(&mut zpe, b"a\x00"), b"\xe2a\x00");
+    assert_eq!(encode(&mut zpe, b"a\x00\x00"), b"\xe2a\x01\x00");
+    assert_eq!(encode(&mut zpe, b"\x00\x00\x00\x00"), b"\xe1\xe1\x01\x00");
+    let long = vec![7u8; 223];
+    let wire = encode(&mut zpe, &long);
+    assert_eq!((wire[0], wire[224], wire.len()), (0xe0, 0x01, 226));
+    // 0xE1..0xFF: 0..30 bytes then two zeros.
+    let frames = decode_all(&framer("cobs-zpe"), b"\xe1\x01\x00\xe3ab\x02c\x00");
+    assert_eq!(strings(&frames), [&b"\x00\x00"[..], b"ab\x00\x00c"]);
+}
+
+#[test]
+fn frames_are_decoded_in_place_in_the_read_buffer() {
+    let mut buf = BytesMut::from(&b"\x03\x11\x22\x02\x33\x00"[..]);
+    let base = buf.as_ptr();
+    let frame = Cobs::new().decode(&mut buf).unwrap().unwrap();
+    assert_eq!(&frame[..], b"\x11\x22\x00\x33");
+    assert_eq!(frame.as_ptr(), base);
+}
+
+#[test]
+fn a_malformed_frame_is_reported_and_decoding_resumes_after_its_delimiter() {
+    // 0x05 announces 4 bytes but only 2 precede the delimiter.
+    let out = decode_in_chunks(&mut framer("cobs"), b"\x05ab\x00\x02z\x00", &[2]);
+    assert!(matches!(
+        out.errors[..],
+        [CodecError::InvalidCobs {
+            code: 0x05,
+            offset: 0,
+            ..
+        }]
+    ));
+    assert!(out.errors[0].can_continue());
+    assert_eq!(strings(&out.frames), [&b"z"[..]]);
+}
+
+#[test]
+fn empty_runs_between_delimiters_are_skipped() {
+    let frames = decode_all(&framer("cobs"), b"\x00\x00\x02z\x00\x00");
+    assert_eq!(strings(&frames), [&b"z"[..]]);
+}
+
+#[test]
+fn oversize_frames_are_discarded_up_to_the_delimiter() {
+    let mut wire = vec![0x01; 20];
+    wire.extend_from_slice(b"\x00\x02z\x00");
+    for mode in ["", ",fail-fast=false"] {
+        let out = decode_in_chunks(
+            &mut framer(&format!("cobs,max=8{mode}")),
+            &wire,
+            &[5, 10, 15],
+        );
+        assert!(
+            matches!(out.errors[..], [CodecError::FrameTooLong { limit: 8, .. }]),
+            "{mode}"
+        );
+        assert_eq!(strings(&out.frames), [&b"z"[..]]);
+        assert!(out.max_buffered <= 8 + 5);
+    }
+    let err = Cobs::new()
+        .with_max_frame_length(3)
+        .encode(Bytes::from_static(b"abc"), &mut BytesMut::new());
+    assert!(matches!(
+        err,
+        Err(CodecError::FrameTooLong { limit: 3, seen: 4 })
+    ));
+}
+
+#[test]
+fn an_unterminated_frame_at_end_of_stream_is_an_error() {
+    let out = decode_in_chunks(&mut framer("cobs"), b"\x02z", &[]);
+    assert!(matches!(
+        out.errors[..],
+        [CodecError::TruncatedFrame {
+            framer: "cobs",
+            buffered: 2
+        }]
+    ));
+}
