@@ -425,7 +425,9 @@ async fn write_messages(
             fill(id, seq + k as u64, msg);
         }
         let now = Instant::now();
-        conn.sent_at.borrow_mut().extend(std::iter::repeat_n(now, count));
+        conn.sent_at
+            .borrow_mut()
+            .extend(std::iter::repeat_n(now, count));
         wr.write_all(&batch)
             .await
             .map_err(|err| format!("write of messages {seq}..{}: {err}", seq + count as u64))?;

@@ -25,8 +25,11 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
     /// Measured seconds per case.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 4.0)]
     duration: f64,
+    /// Rounds (servers interleaved within each case; the median round is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Idle connections for the memory measurement (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
@@ -49,11 +52,17 @@ fn main() -> anyhow::Result<()> {
         args.idle_connections
     );
     netloom_bench::compare::pin_current_thread(args.client_cpu)?;
+    anyhow::ensure!(
+        (1..=20).contains(&args.rounds),
+        "--rounds {} must be 1..=20",
+        args.rounds
+    );
     let mut plan = Plan::new(args.servers);
     plan.server_cpu = args.server_cpu;
     plan.client_cpu = args.client_cpu;
     plan.warmup = secs("--warmup", args.warmup)?;
     plan.duration = secs("--duration", args.duration)?;
+    plan.rounds = args.rounds;
     plan.idle_connections = args.idle_connections;
     plan.log_dir = args.out.clone();
     let comparison = netloom_bench::compare::run(&plan, |line| eprintln!("bench-echo: {line}"));

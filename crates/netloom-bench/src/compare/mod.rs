@@ -69,7 +69,7 @@ impl Case {
 ///
 /// ```
 /// let plan = netloom_bench::compare::Plan::new(vec!["tokio=tokio-echo".parse()?]);
-/// assert_eq!((plan.server_cpu, plan.client_cpu), (0, 1));
+/// assert_eq!((plan.server_cpu, plan.client_cpu, plan.rounds), (0, 1, 3));
 /// # Ok::<(), netloom_bench::BenchError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -82,11 +82,15 @@ pub struct Plan {
     pub server_cpu: usize,
     /// Core the client is pinned to (the caller pins itself).
     pub client_cpu: usize,
-    /// Warm-up of each case.
+    /// Warm-up of each run.
     pub warmup: Duration,
-    /// Measurement of each case.
+    /// Measurement of each run.
     pub duration: Duration,
-    /// Load on a fresh server before its first case (JIT and allocator warm-up).
+    /// Rounds: each round runs every case on every server, servers interleaved within a
+    /// case (in a rotated order) so that machine noise hits them alike; tables show the
+    /// median round.
+    pub rounds: usize,
+    /// Load on each fresh server before the first round (JIT and allocator warm-up).
     pub server_warmup: Duration,
     /// Idle connections for the memory measurement (0 skips it).
     pub idle_connections: usize,
@@ -97,7 +101,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The standard cases, 1 s warm-up + 5 s per case, 10,000 idle connections.
+    /// The standard cases, 3 rounds of 1 s warm-up + 4 s measurement, 10,000 idle
+    /// connections.
     pub fn new(servers: Vec<ServerSpec>) -> Self {
         Self {
             servers,
@@ -105,12 +110,59 @@ impl Plan {
             server_cpu: 0,
             client_cpu: 1,
             warmup: Duration::from_secs(1),
-            duration: Duration::from_secs(5),
+            duration: Duration::from_secs(4),
+            rounds: 3,
             server_warmup: Duration::from_secs(2),
             idle_connections: 10_000,
             log_dir: PathBuf::from("."),
             start_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// Every round of one case on one server.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CaseResult {
+    /// One entry per round: the report, or why the run failed.
+    pub rounds: Vec<Result<LoadReport, String>>,
+}
+
+impl CaseResult {
+    /// The successful round with the median msg/s (the lower middle for an even count).
+    ///
+    /// ```
+    /// let empty = netloom_bench::compare::CaseResult::default();
+    /// assert!(empty.median().is_none());
+    /// ```
+    pub fn median(&self) -> Option<&LoadReport> {
+        let mut ok: Vec<&LoadReport> = self.rounds.iter().filter_map(|r| r.as_ref().ok()).collect();
+        ok.sort_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec));
+        ok.get(ok.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// Lowest and highest msg/s over the successful rounds.
+    pub fn msgs_range(&self) -> Option<(f64, f64)> {
+        self.rounds
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|r| (r.msgs_per_sec, r.msgs_per_sec))
+            .reduce(|(lo, hi), (a, b)| (lo.min(a), hi.max(b)))
+    }
+
+    /// Failed connections over all rounds, plus rounds that failed outright.
+    pub fn errors(&self) -> u64 {
+        self.rounds
+            .iter()
+            .map(|r| r.as_ref().map_or(1, |report| report.errors))
+            .sum()
+    }
+
+    /// The first failure described, if any round failed or saw errors.
+    pub fn first_failure(&self) -> Option<String> {
+        self.rounds.iter().find_map(|r| match r {
+            Err(err) => Some(err.clone()),
+            Ok(report) => report.error_samples.first().cloned(),
+        })
     }
 }
 
@@ -123,8 +175,8 @@ pub struct ServerResult {
     pub command: Vec<String>,
     /// Threads of the server process while under load (from /proc).
     pub threads: Option<u64>,
-    /// One entry per case, in plan order: the report, or why the case failed.
-    pub cases: Vec<Result<LoadReport, String>>,
+    /// One entry per case, in plan order.
+    pub cases: Vec<CaseResult>,
     /// Idle-connection memory, or why it failed (None when skipped).
     pub idle: Option<Result<IdleReport, String>>,
 }
@@ -136,16 +188,20 @@ pub struct Comparison {
     pub cases: Vec<Case>,
     /// One result per server, in order.
     pub servers: Vec<ServerResult>,
-    /// Seconds of warm-up and measurement per case.
+    /// Seconds of warm-up per run.
     pub warmup_secs: f64,
-    /// Seconds measured per case.
+    /// Seconds measured per run.
     pub duration_secs: f64,
+    /// Rounds run.
+    pub rounds: usize,
 }
 
 /// Runs every server of `plan` through every case; `progress` hears about each step.
 ///
-/// A server that fails to start or a case that fails is recorded as an error and the run
-/// goes on.
+/// First each server's idle-connection memory (one fresh process at a time), then all
+/// servers are started fresh and warmed up, and the rounds run case by case with the
+/// servers interleaved. A server that fails to start or a run that fails is recorded as an
+/// error and the comparison goes on.
 ///
 /// ```no_run
 /// use netloom_bench::compare::{run, Plan};
@@ -155,90 +211,104 @@ pub struct Comparison {
 /// # Ok::<(), netloom_bench::BenchError>(())
 /// ```
 pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Comparison {
-    let servers = plan
+    let start = |spec: &ServerSpec| {
+        let log = plan.log_dir.join(format!("{}.stderr.log", spec.name));
+        ServerProcess::start(spec, plan.server_cpu, &log, plan.start_timeout)
+    };
+    let mut results: Vec<ServerResult> = plan
         .servers
         .iter()
-        .map(|spec| run_server(plan, spec, &mut progress))
+        .map(|spec| ServerResult {
+            name: spec.name.clone(),
+            command: spec.command.clone(),
+            threads: None,
+            cases: vec![CaseResult::default(); plan.cases.len()],
+            idle: (plan.idle_connections > 0).then(|| {
+                progress(&format!(
+                    "{}: {} idle connections",
+                    spec.name, plan.idle_connections
+                ));
+                start(spec)
+                    .and_then(|server| {
+                        crate::idle::measure(&IdleConfig::new(
+                            server.addr(),
+                            server.pid(),
+                            plan.idle_connections,
+                        ))
+                    })
+                    .map_err(|err| err.to_string())
+            }),
+        })
         .collect();
+
+    let servers: Vec<Result<ServerProcess, String>> = plan
+        .servers
+        .iter()
+        .map(|spec| {
+            let server = start(spec).map_err(|err| err.to_string())?;
+            progress(&format!("{}: warming up", spec.name));
+            let warm = Case::new(64, Mode::Pipelined { in_flight: 16 }, 32);
+            if let Err(err) = load(&server, &warm, Duration::ZERO, plan.server_warmup) {
+                progress(&format!("{}: warm-up failed: {err}", spec.name));
+            }
+            Ok(server)
+        })
+        .collect();
+
+    for round in 0..plan.rounds {
+        for (case_index, case) in plan.cases.iter().enumerate() {
+            for k in 0..servers.len() {
+                let index = (k + round + case_index) % servers.len();
+                let outcome = match &servers[index] {
+                    Ok(server) => {
+                        let outcome = load(server, case, plan.warmup, plan.duration);
+                        let result = &mut results[index];
+                        if result.threads.is_none() {
+                            result.threads = ProcSample::read(server.pid()).ok().map(|s| s.threads);
+                        }
+                        outcome.map_err(|err| err.to_string())
+                    }
+                    Err(err) => Err(err.clone()),
+                };
+                progress(&format!(
+                    "round {}/{}, {}, {}: {}",
+                    round + 1,
+                    plan.rounds,
+                    case.name,
+                    results[index].name,
+                    match &outcome {
+                        Ok(r) => format!(
+                            "{:.0} msg/s, p50 {:.1} µs, {} errors",
+                            r.msgs_per_sec, r.latency_us.p50, r.errors
+                        ),
+                        Err(err) => format!("failed: {err}"),
+                    }
+                ));
+                results[index].cases[case_index].rounds.push(outcome);
+            }
+        }
+    }
     Comparison {
         cases: plan.cases.clone(),
-        servers,
+        servers: results,
         warmup_secs: plan.warmup.as_secs_f64(),
         duration_secs: plan.duration.as_secs_f64(),
+        rounds: plan.rounds,
     }
 }
 
-fn run_server(plan: &Plan, spec: &ServerSpec, progress: &mut impl FnMut(&str)) -> ServerResult {
-    let log = plan.log_dir.join(format!("{}.stderr.log", spec.name));
-    let start = || ServerProcess::start(spec, plan.server_cpu, &log, plan.start_timeout);
-    let idle = (plan.idle_connections > 0).then(|| {
-        progress(&format!(
-            "{}: {} idle connections",
-            spec.name, plan.idle_connections
-        ));
-        let server = start()?;
-        crate::idle::measure(&IdleConfig::new(
-            server.addr(),
-            server.pid(),
-            plan.idle_connections,
-        ))
-    });
-    let idle = idle.map(|result| result.map_err(|err| err.to_string()));
-    let mut result = ServerResult {
-        name: spec.name.clone(),
-        command: spec.command.clone(),
-        threads: None,
-        cases: Vec::new(),
-        idle,
-    };
-    let server = match start() {
-        Ok(server) => server,
-        Err(err) => {
-            let err = err.to_string();
-            result.cases = plan.cases.iter().map(|_| Err(err.clone())).collect();
-            return result;
-        }
-    };
-    let load = |connections, mode, size, warmup: Duration, duration| {
-        let mut config = LoadConfig::new(server.addr(), connections, mode, size);
-        config.warmup = warmup;
-        config.duration = duration;
-        config.server_pid = Some(server.pid());
-        crate::load::run(&config)
-    };
-    progress(&format!("{}: warming up", spec.name));
-    let warm = load(
-        64,
-        Mode::Pipelined { in_flight: 16 },
-        32,
-        Duration::ZERO,
-        plan.server_warmup,
-    );
-    if let Err(err) = warm {
-        progress(&format!("{}: warm-up failed: {err}", spec.name));
-    }
-    for case in &plan.cases {
-        progress(&format!("{}: {}", spec.name, case.name));
-        let outcome = load(
-            case.connections,
-            case.mode,
-            case.size,
-            plan.warmup,
-            plan.duration,
-        )
-        .map_err(|err| err.to_string());
-        if let Ok(report) = &outcome {
-            progress(&format!(
-                "  {:.0} msg/s, p50 {:.1} µs, p99 {:.1} µs, {} errors",
-                report.msgs_per_sec, report.latency_us.p50, report.latency_us.p99, report.errors
-            ));
-        }
-        if result.threads.is_none() {
-            result.threads = ProcSample::read(server.pid()).ok().map(|s| s.threads);
-        }
-        result.cases.push(outcome);
-    }
-    result
+/// One load run of `case` against `server`, reading its CPU time.
+fn load(
+    server: &ServerProcess,
+    case: &Case,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<LoadReport, BenchError> {
+    let mut config = LoadConfig::new(server.addr(), case.connections, case.mode, case.size);
+    config.warmup = warmup;
+    config.duration = duration;
+    config.server_pid = Some(server.pid());
+    crate::load::run(&config)
 }
 
 /// Pins the calling thread (and threads it starts later) to `cpu`.

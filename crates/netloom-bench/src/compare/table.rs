@@ -19,19 +19,24 @@ pub const IDLE_KIB_TARGET: f64 = 8.0;
 ///
 /// ```
 /// use netloom_bench::compare::{Comparison, table::markdown};
-/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0 };
+/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3 };
 /// assert!(markdown(&empty).contains("Targets"));
 /// ```
 pub fn markdown(comparison: &Comparison) -> String {
-    let mut out = String::new();
+    let mut out = format!(
+        "Each run: {} s warm-up, then {} s measured. {} rounds; within a round each case runs on \
+         every server back to back (order rotated), and the tables show each server's median \
+         round by msg/s, with the range over all rounds.\n\n",
+        comparison.warmup_secs, comparison.duration_secs, comparison.rounds
+    );
     servers_table(&mut out, comparison);
     for (index, case) in comparison.cases.iter().enumerate() {
         let _ = writeln!(out, "\n### {}\n", case.name);
         let _ = writeln!(
             out,
-            "| server | msg/s | MB/s | p50 µs | p90 µs | p99 µs | max µs | server CPU µs/msg | client CPU % | errors |"
+            "| server | msg/s (median round) | msg/s all rounds | MB/s | p50 µs | p90 µs | p99 µs | max µs | server CPU µs/msg | client CPU % | errors |"
         );
-        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         for server in &comparison.servers {
             case_row(&mut out, server, index);
         }
@@ -68,36 +73,38 @@ fn servers_table(out: &mut String, comparison: &Comparison) {
 }
 
 fn case_row(out: &mut String, server: &ServerResult, index: usize) {
-    match server.cases.get(index) {
-        Some(Ok(r)) => {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {} |",
-                server.name,
-                thousands(r.msgs_per_sec),
-                r.bytes_per_sec / 1e6,
-                r.latency_us.p50,
-                r.latency_us.p90,
-                r.latency_us.p99,
-                r.latency_us.max,
-                r.server_cpu_us_per_msg
-                    .map_or("?".into(), |cpu| format!("{cpu:.2}")),
-                r.client_cpu_percent,
-                r.errors,
-            );
-        }
-        Some(Err(err)) => {
-            let _ = writeln!(
-                out,
-                "| {} | failed: {} |||||||||",
-                server.name,
-                one_line(err)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "| {} | not run |||||||||", server.name);
-        }
-    }
+    let Some(case) = server.cases.get(index) else {
+        let _ = writeln!(out, "| {} | not run ||||||||||", server.name);
+        return;
+    };
+    let Some(r) = case.median() else {
+        let why = case.first_failure().unwrap_or_else(|| "not run".into());
+        let _ = writeln!(
+            out,
+            "| {} | failed: {} ||||||||||",
+            server.name,
+            one_line(&why)
+        );
+        return;
+    };
+    let (lo, hi) = case.msgs_range().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "| {} | {} | {}–{} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {} |",
+        server.name,
+        thousands(r.msgs_per_sec),
+        thousands(lo),
+        thousands(hi),
+        r.bytes_per_sec / 1e6,
+        r.latency_us.p50,
+        r.latency_us.p90,
+        r.latency_us.p99,
+        r.latency_us.max,
+        r.server_cpu_us_per_msg
+            .map_or("?".into(), |cpu| format!("{cpu:.2}")),
+        r.client_cpu_percent,
+        case.errors(),
+    );
 }
 
 /// netloom's ratios in one case (None where a side is missing or failed).
@@ -118,18 +125,15 @@ impl Ratios {
     ///
     /// ```
     /// use netloom_bench::compare::{Comparison, table::Ratios};
-    /// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0 };
+    /// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3 };
     /// assert_eq!(Ratios::of(&empty, 0).msgs_vs_tokio, None);
     /// ```
     pub fn of(comparison: &Comparison, index: usize) -> Self {
         let report = |name: &str| -> Option<&LoadReport> {
             let server = comparison.servers.iter().find(|s| s.name == name)?;
-            server
-                .cases
-                .get(index)?
-                .as_ref()
-                .ok()
-                .filter(|r| r.errors == 0 && r.messages > 0)
+            let case = server.cases.get(index)?;
+            case.median()
+                .filter(|r| case.errors() == 0 && r.messages > 0)
         };
         let (Some(subject), tokio) = (report(SUBJECT), report(TOKIO)) else {
             return Self::default();
