@@ -127,6 +127,7 @@ impl EmbeddedChannel {
     /// ```
     pub fn write_inbound(&mut self, msg: impl Into<Msg>) {
         self.pipeline.fire_inbound(Ev::Read(msg.into()));
+        self.run_pending();
         self.pipeline.fire_inbound(Ev::ReadComplete);
         self.run_pending();
     }

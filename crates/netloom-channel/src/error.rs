@@ -128,6 +128,9 @@ pub enum ChannelError {
         /// Why it failed.
         reason: String,
     },
+    /// Building a framer failed (an unknown framing name, a bad option, ...).
+    #[error("framer: {0}")]
+    Codec(#[from] netloom_codec::CodecError),
     /// An option has an invalid value.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

@@ -86,6 +86,10 @@ pub trait Handler: 'static {
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         Ok(())
     }
+    /// Called back after [`Context::resume_later`].
+    fn resumed(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        Ok(())
+    }
     /// Outbound: write a message (not yet flushed).
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         ctx.write(msg);

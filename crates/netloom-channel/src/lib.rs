@@ -42,12 +42,14 @@
 
 mod bootstrap;
 mod channel;
+mod codec;
 mod echo;
 mod embedded;
 mod error;
 mod event;
 mod event_loop;
 mod handler;
+mod idle;
 mod message;
 mod options;
 mod outbound;
@@ -60,12 +62,14 @@ pub use bootstrap::{
     ServerChannel,
 };
 pub use channel::{Channel, ChannelAddr, CloseFuture};
+pub use codec::{DecoderHandler, EncoderHandler, FramingHandler};
 pub use echo::EchoHandler;
 pub use embedded::EmbeddedChannel;
 pub use error::{BoxError, ChannelError, HandlerResult};
 pub use event::{CloseMode, IdleState, TlsInfo, UserEvent};
 pub use event_loop::{EventLoop, EventLoopGroup, Termination};
 pub use handler::Handler;
+pub use idle::{IdleStateHandler, ReadTimeoutHandler};
 pub use message::Msg;
 pub use options::ChannelOptions;
 pub use pipeline::{Context, Pipeline};

@@ -25,6 +25,7 @@ pub(crate) enum Ev {
     User(UserEvent),
     Exception(ChannelError),
     Timer,
+    Resume,
     Write(Msg),
     Flush,
     Close(CloseMode),
@@ -97,7 +98,8 @@ pub struct Pipeline {
     slots: Vec<Slot>,
     next_id: u64,
     queue: VecDeque<Queued>,
-    busy: Option<u64>,
+    /// Handlers running right now (a handler being added runs inside its adder).
+    busy: Vec<u64>,
     pub(crate) channel: Channel,
     pub(crate) head: Head,
     pub(crate) tail: Tail,
@@ -110,7 +112,7 @@ impl Pipeline {
             slots: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
-            busy: None,
+            busy: Vec::new(),
             channel,
             head: Head {
                 embedded,
@@ -376,17 +378,15 @@ impl Pipeline {
                 timer: None,
             },
         );
-        self.queue.push_back(Queued {
-            target: Target::Slot(id),
-            ev: Ev::Added,
-        });
+        // handler_added runs now, before any other event can reach the new handler.
+        self.deliver(id, Ev::Added);
         id
     }
 
     fn remove_at(&mut self, idx: usize, replaced_by: Option<u64>) {
         let slot = &mut self.slots[idx];
         slot.replaced_by = replaced_by;
-        if Some(slot.id) == self.busy {
+        if self.busy.contains(&slot.id) {
             // Running right now: finished when its callback returns.
             slot.removed = true;
             return;
@@ -421,7 +421,7 @@ impl Pipeline {
         });
         for q in self.queue.iter_mut() {
             if q.target == Target::Slot(id) {
-                if matches!(q.ev, Ev::Added | Ev::Timer) {
+                if matches!(q.ev, Ev::Added | Ev::Timer | Ev::Resume) {
                     q.target = Target::Tail; // meaningless for the others; dropped at the tail
                     q.ev = Ev::ReadComplete;
                 } else {
@@ -503,22 +503,31 @@ impl Pipeline {
             return;
         };
         let was_exception = matches!(ev, Ev::Exception(_));
-        self.busy = Some(id);
+        self.busy.push(id);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context { p: self, id };
             invoke(&mut *handler, &mut ctx, ev)
         }));
-        self.busy = None;
-        let name = self.slots[idx].name.to_string();
+        self.busy.pop();
         // Put the handler back, or finish its removal.
+        let mut removed_name = None;
         match self.index_of(id) {
             Some(i) if !self.slots[i].removed => self.slots[i].handler = Some(handler),
             Some(i) => {
                 let slot = self.slots.remove(i);
+                removed_name = Some(slot.name);
                 self.finish_removal(id, i, slot.replaced_by, handler);
             }
             None => {}
         }
+        if matches!(outcome, Ok(Ok(()))) {
+            return;
+        }
+        let name = match (removed_name, self.index_of(id)) {
+            (Some(n), _) => n.into_owned(),
+            (None, Some(i)) => self.slots[i].name.to_string(),
+            (None, None) => String::new(),
+        };
         let error = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(source)) => ChannelError::Handler {
@@ -646,6 +655,7 @@ fn invoke(h: &mut dyn Handler, ctx: &mut Context<'_>, ev: Ev) -> HandlerResult {
         Ev::User(e) => h.user_event(ctx, e),
         Ev::Exception(e) => h.exception_caught(ctx, e),
         Ev::Timer => h.timer_expired(ctx),
+        Ev::Resume => h.resumed(ctx),
         Ev::Write(msg) => h.write(ctx, msg),
         Ev::Flush => h.flush(ctx),
         Ev::Close(mode) => h.close(ctx, mode),
@@ -1013,6 +1023,30 @@ impl Context<'_> {
             self.p.slots[i].timer = Some(Instant::now() + after);
             self.p.timers_changed = true;
         }
+    }
+
+    /// Calls this handler's [`Handler::resumed`] after the events queued so far have been
+    /// delivered: a decoder emits one frame, lets the next handlers react (they might replace
+    /// the decoder), then continues.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult, Msg};
+    /// struct OneAtATime(Vec<Msg>);
+    /// impl Handler for OneAtATime {
+    ///     fn resumed(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         if let Some(m) = self.0.pop() {
+    ///             ctx.fire_channel_read(m);
+    ///             ctx.resume_later();
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn resume_later(&mut self) {
+        self.p.queue.push_back(Queued {
+            target: Target::Slot(self.id),
+            ev: Ev::Resume,
+        });
     }
 
     /// Cancels this handler's timer.

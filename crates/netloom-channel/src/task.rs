@@ -70,6 +70,7 @@ pub(crate) fn register_local<T: Transport>(
         return Err(err);
     }
     EventLoop::track_channel(&channel);
+    channel.set_active(true);
     tokio::task::spawn_local(ChannelTask {
         transport: Some(transport),
         pipeline,
@@ -357,7 +358,6 @@ impl<T: Transport> Future for ChannelTask<T> {
         this.pipeline.channel.0.waker.register(cx.waker());
         if !this.started {
             this.started = true;
-            this.pipeline.channel.set_active(true);
             this.pipeline.fire_inbound(Ev::Registered);
             this.pipeline.fire_inbound(Ev::Active);
             this.pipeline.run();

@@ -32,6 +32,11 @@ impl Log {
     pub fn contains(&self, s: &str) -> bool {
         self.0.lock().unwrap().iter().any(|e| e == s)
     }
+    pub fn wait_for_prefix(&self, p: &str) {
+        wait_until(p, Duration::from_secs(10), || {
+            self.0.lock().unwrap().iter().any(|e| e.starts_with(p))
+        });
+    }
     pub fn wait_for(&self, s: &str) {
         wait_until(s, Duration::from_secs(10), || self.contains(s));
     }

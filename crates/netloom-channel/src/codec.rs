@@ -1,0 +1,287 @@
+//! Codec handlers: any tokio-util `Decoder` / `Encoder` (every `netloom-codec` framer) as a
+//! pipeline stage, with separate framers per direction.
+use std::marker::PhantomData;
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::{BoxError, Context, Handler, HandlerResult, Msg};
+
+/// An idle decoder keeps at most this much buffer capacity.
+const KEEP_CAPACITY: usize = 8 * 1024;
+
+/// Turns inbound `Bytes` into frames (`D::Item`), one frame at a time: each frame reaches
+/// the next handlers before the next one is decoded, so a handler that switches protocols
+/// (replacing this decoder) gets every byte after the switch point in the new decoder.
+/// Messages that are not `Bytes` pass through.
+///
+/// ```
+/// use bytes::Bytes;
+/// use netloom_channel::{DecoderHandler, EmbeddedChannel};
+/// use netloom_codec::Framer;
+///
+/// let mut ch = EmbeddedChannel::new(|p| {
+///     p.add_last("lines", DecoderHandler::new(Framer::from_name("lines").unwrap()))?;
+///     Ok(())
+/// }).unwrap();
+/// ch.write_inbound(Bytes::from_static(b"one\ntw"));
+/// ch.write_inbound(Bytes::from_static(b"o\n"));
+/// assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"one")));
+/// assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"two")));
+/// ```
+pub struct DecoderHandler<D> {
+    decoder: D,
+    buf: BytesMut,
+    resuming: bool,
+    complete_deferred: bool,
+    failed: bool,
+}
+
+impl<D> DecoderHandler<D> {
+    /// Wraps a decoder.
+    ///
+    /// ```
+    /// let _h = netloom_channel::DecoderHandler::new(tokio_util::codec::LinesCodec::new());
+    /// ```
+    pub fn new(decoder: D) -> Self {
+        DecoderHandler {
+            decoder,
+            buf: BytesMut::new(),
+            resuming: false,
+            complete_deferred: false,
+            failed: false,
+        }
+    }
+
+    /// Bytes received but not yet decoded.
+    ///
+    /// ```
+    /// let h = netloom_channel::DecoderHandler::new(tokio_util::codec::LinesCodec::new());
+    /// assert_eq!(h.buffered(), 0);
+    /// ```
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+impl<D> DecoderHandler<D>
+where
+    D: Decoder + 'static,
+    D::Item: Send + 'static,
+    D::Error: Into<BoxError>,
+{
+    /// Decodes at most one frame; asks to be resumed while more may follow.
+    fn decode_one(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.resuming = false;
+        match self.decoder.decode(&mut self.buf) {
+            Ok(Some(item)) => {
+                ctx.fire_channel_read(Msg::new(item));
+                if !self.buf.is_empty() {
+                    self.resuming = true;
+                    ctx.resume_later();
+                    return Ok(());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.failed = true;
+                self.buf = BytesMut::new();
+                return Err(e.into());
+            }
+        }
+        if std::mem::take(&mut self.complete_deferred) {
+            self.finish_burst(ctx);
+        }
+        Ok(())
+    }
+
+    fn finish_burst(&mut self, ctx: &mut Context<'_>) {
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        }
+        ctx.fire_channel_read_complete();
+    }
+}
+
+impl<D> Handler for DecoderHandler<D>
+where
+    D: Decoder + 'static,
+    D::Item: Send + 'static,
+    D::Error: Into<BoxError>,
+{
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        match msg.downcast::<Bytes>() {
+            Ok(bytes) => {
+                if self.failed {
+                    return Ok(());
+                }
+                self.buf.extend_from_slice(&bytes);
+                if self.resuming {
+                    return Ok(());
+                }
+                self.decode_one(ctx)
+            }
+            Err(other) => {
+                ctx.fire_channel_read(other);
+                Ok(())
+            }
+        }
+    }
+
+    fn resumed(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if self.failed {
+            return Ok(());
+        }
+        self.decode_one(ctx)
+    }
+
+    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if self.resuming {
+            self.complete_deferred = true;
+        } else {
+            self.finish_burst(ctx);
+        }
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        let mut result = Ok(());
+        while !self.failed && !self.buf.is_empty() {
+            match self.decoder.decode_eof(&mut self.buf) {
+                Ok(Some(item)) => ctx.fire_channel_read(Msg::new(item)),
+                Ok(None) => break,
+                Err(e) => {
+                    self.failed = true;
+                    result = Err(e.into());
+                }
+            }
+        }
+        ctx.fire_channel_inactive();
+        result
+    }
+
+    fn take_buffered(&mut self) -> Option<Bytes> {
+        Some(self.buf.split().freeze())
+    }
+}
+
+/// Encodes outbound messages of type `T` with an `Encoder<T>`; other messages pass through.
+///
+/// ```
+/// use bytes::Bytes;
+/// use netloom_channel::{EmbeddedChannel, EncoderHandler};
+/// use netloom_codec::Framer;
+///
+/// let mut ch = EmbeddedChannel::new(|p| {
+///     p.add_last("lines", EncoderHandler::<_, Bytes>::new(Framer::from_name("lines").unwrap()))?;
+///     Ok(())
+/// }).unwrap();
+/// ch.write_outbound(Bytes::from_static(b"hi"));
+/// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"hi\n")));
+/// ```
+pub struct EncoderHandler<E, T> {
+    encoder: E,
+    buf: BytesMut,
+    _item: PhantomData<fn(T)>,
+}
+
+impl<E, T> EncoderHandler<E, T> {
+    /// Wraps an encoder.
+    ///
+    /// ```
+    /// let _h = netloom_channel::EncoderHandler::<_, String>::new(tokio_util::codec::LinesCodec::new());
+    /// ```
+    pub fn new(encoder: E) -> Self {
+        EncoderHandler {
+            encoder,
+            buf: BytesMut::new(),
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<E, T> Handler for EncoderHandler<E, T>
+where
+    E: Encoder<T> + 'static,
+    E::Error: Into<BoxError>,
+    T: Send + 'static,
+{
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        match msg.downcast::<T>() {
+            Ok(item) => {
+                self.encoder
+                    .encode(item, &mut self.buf)
+                    .map_err(Into::into)?;
+                if !self.buf.is_empty() {
+                    ctx.write(self.buf.split().freeze());
+                }
+            }
+            Err(other) => ctx.write(other),
+        }
+        Ok(())
+    }
+}
+
+/// A decoder and an encoder in one handler, with separate framers per direction.
+///
+/// ```
+/// use bytes::Bytes;
+/// use netloom_channel::{EchoHandler, EmbeddedChannel, FramingHandler};
+/// use netloom_codec::Framer;
+///
+/// let mut ch = EmbeddedChannel::new(|p| {
+///     let framing = FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("netstring")?);
+///     p.add_last("framing", framing)?.add_last("echo", EchoHandler)?;
+///     Ok(())
+/// }).unwrap();
+/// ch.write_inbound(Bytes::from_static(b"abc\n"));
+/// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"3:abc,")));
+/// ```
+pub struct FramingHandler<D, E, T = Bytes> {
+    decoder: DecoderHandler<D>,
+    encoder: EncoderHandler<E, T>,
+}
+
+impl<D, E, T> FramingHandler<D, E, T> {
+    /// Combines a receive framer and a send framer.
+    ///
+    /// ```
+    /// use netloom_codec::Framer;
+    /// let _h = netloom_channel::FramingHandler::<_, _>::new(Framer::from_name("lines").unwrap(), Framer::from_name("lines").unwrap());
+    /// ```
+    pub fn new(decoder: D, encoder: E) -> Self {
+        FramingHandler {
+            decoder: DecoderHandler::new(decoder),
+            encoder: EncoderHandler::new(encoder),
+        }
+    }
+}
+
+impl<D, E, T> Handler for FramingHandler<D, E, T>
+where
+    D: Decoder + 'static,
+    D::Item: Send + 'static,
+    D::Error: Into<BoxError>,
+    E: Encoder<T> + 'static,
+    E::Error: Into<BoxError>,
+    T: Send + 'static,
+{
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.decoder.channel_read(ctx, msg)
+    }
+    fn resumed(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.decoder.resumed(ctx)
+    }
+    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.decoder.channel_read_complete(ctx)
+    }
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.decoder.channel_inactive(ctx)
+    }
+    fn take_buffered(&mut self) -> Option<Bytes> {
+        self.decoder.take_buffered()
+    }
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.encoder.write(ctx, msg)
+    }
+}

@@ -1,0 +1,157 @@
+//! Idle detection and read timeouts, as handlers.
+use std::time::{Duration, Instant};
+
+use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, IdleState, Msg, UserEvent};
+
+/// Fires `UserEvent::Idle(..)` when nothing was read (`ReaderIdle`), written (`WriterIdle`)
+/// or either (`AllIdle`) for the configured time, and again after every further period of
+/// idleness. A zero duration disables that kind.
+///
+/// ```
+/// use std::time::Duration;
+/// use netloom_channel::{EmbeddedChannel, IdleStateHandler};
+/// let ch = EmbeddedChannel::new(|p| {
+///     p.add_last("idle", IdleStateHandler::new(Duration::from_secs(30), Duration::ZERO, Duration::ZERO))?;
+///     Ok(())
+/// }).unwrap();
+/// ```
+pub struct IdleStateHandler {
+    limits: [Duration; 3],
+    /// Last activity per kind (reads, writes, both), pushed forward when an event fires.
+    marks: [Instant; 3],
+}
+
+const KINDS: [IdleState; 3] = [IdleState::ReaderIdle, IdleState::WriterIdle, IdleState::AllIdle];
+
+impl IdleStateHandler {
+    /// Reader, writer and all idle times (zero disables).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _h = netloom_channel::IdleStateHandler::new(Duration::from_secs(5), Duration::ZERO, Duration::ZERO);
+    /// ```
+    pub fn new(reader: Duration, writer: Duration, all: Duration) -> IdleStateHandler {
+        let now = Instant::now();
+        IdleStateHandler {
+            limits: [reader, writer, all],
+            marks: [now; 3],
+        }
+    }
+
+    fn schedule(&self, ctx: &mut Context<'_>) {
+        let now = Instant::now();
+        let next = (0..3)
+            .filter(|&i| !self.limits[i].is_zero())
+            .map(|i| (self.marks[i] + self.limits[i]).saturating_duration_since(now))
+            .min();
+        if let Some(after) = next {
+            ctx.schedule_timer(after);
+        }
+    }
+
+    fn touch(&mut self, kinds: &[usize]) {
+        let now = Instant::now();
+        for &i in kinds {
+            self.marks[i] = now;
+        }
+    }
+}
+
+impl Handler for IdleStateHandler {
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.touch(&[0, 1, 2]);
+        self.schedule(ctx);
+        Ok(())
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.touch(&[0, 2]);
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.touch(&[1, 2]);
+        ctx.write(msg);
+        Ok(())
+    }
+
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        let now = Instant::now();
+        for i in 0..3 {
+            if !self.limits[i].is_zero() && now >= self.marks[i] + self.limits[i] {
+                self.marks[i] = now;
+                ctx.fire_user_event(UserEvent::Idle(KINDS[i]));
+            }
+        }
+        if ctx.channel().is_open() {
+            self.schedule(ctx);
+        }
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.cancel_timer();
+        ctx.fire_channel_inactive();
+        Ok(())
+    }
+}
+
+/// Raises [`ChannelError::ReadTimeout`] and closes the channel when nothing was read for
+/// the timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use netloom_channel::{EmbeddedChannel, ReadTimeoutHandler};
+/// let ch = EmbeddedChannel::new(|p| {
+///     p.add_last("timeout", ReadTimeoutHandler::new(Duration::from_secs(30)))?;
+///     Ok(())
+/// }).unwrap();
+/// ```
+pub struct ReadTimeoutHandler {
+    timeout: Duration,
+    last_read: Instant,
+    fired: bool,
+}
+
+impl ReadTimeoutHandler {
+    /// Closes after `timeout` without reads.
+    ///
+    /// ```
+    /// let _h = netloom_channel::ReadTimeoutHandler::new(std::time::Duration::from_secs(10));
+    /// ```
+    pub fn new(timeout: Duration) -> ReadTimeoutHandler {
+        ReadTimeoutHandler {
+            timeout,
+            last_read: Instant::now(),
+            fired: false,
+        }
+    }
+}
+
+impl Handler for ReadTimeoutHandler {
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.last_read = Instant::now();
+        ctx.schedule_timer(self.timeout);
+        Ok(())
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.last_read = Instant::now();
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        let deadline = self.last_read + self.timeout;
+        let now = Instant::now();
+        if now < deadline {
+            ctx.schedule_timer(deadline - now);
+        } else if !self.fired {
+            self.fired = true;
+            ctx.fire_exception_caught(ChannelError::ReadTimeout(self.timeout));
+            ctx.close_with(CloseMode::Forced);
+        }
+        Ok(())
+    }
+}

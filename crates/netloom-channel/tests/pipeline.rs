@@ -1,0 +1,275 @@
+//! Pipeline mutations, codec handlers and errors, in memory and over loopback sockets.
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Log, Recorder, read_exact_timeout, round_trip, wait_until};
+use netloom_channel::{
+    ChannelError, Context, DecoderHandler, EchoHandler, EmbeddedChannel, EventLoopGroup,
+    FramingHandler, Handler, HandlerResult, Msg, ServerBootstrap,
+};
+use netloom_codec::Framer;
+
+/// On the frame `SWITCH`, replaces the decoder named `dec` by a `fixed:3` decoder.
+struct Switcher;
+
+impl Handler for Switcher {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        if msg.downcast_ref::<Bytes>().is_some_and(|b| &b[..] == b"SWITCH") {
+            ctx.pipeline()
+                .replace("dec", "dec", DecoderHandler::new(Framer::from_name("fixed:3")?))?;
+        }
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+}
+
+#[test]
+fn replacing_a_decoder_hands_its_buffered_bytes_to_the_replacement() {
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("dec", DecoderHandler::new(Framer::from_name("lines")?))?
+            .add_last("switch", Switcher)?;
+        Ok(())
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"hello\nSWITCH\nabc\0def\n"));
+    let frames: Vec<Bytes> = std::iter::from_fn(|| ch.read_inbound::<Bytes>()).collect();
+    assert_eq!(frames, ["hello", "SWITCH", "abc", "\0de"].map(|s| Bytes::from(s.as_bytes())));
+    // "f\n" waits in the new decoder for one more byte.
+    ch.write_inbound(Bytes::from_static(b"!"));
+    assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"f\n!")));
+}
+
+#[test]
+fn removing_a_decoder_passes_its_partial_frame_on() {
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("dec", DecoderHandler::new(Framer::from_name("lines")?))?;
+        Ok(())
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"partial"));
+    assert_eq!(ch.read_inbound::<Bytes>(), None);
+    ch.pipeline_mut().remove("dec").unwrap();
+    ch.run_pending();
+    assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"partial")));
+}
+
+#[test]
+fn names_are_unique_and_lookups_fail_clearly() {
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("a", EchoHandler)?;
+        Ok(())
+    })
+    .unwrap();
+    let p = ch.pipeline_mut();
+    assert!(matches!(p.add_last("a", EchoHandler), Err(ChannelError::DuplicateHandler(n)) if n == "a"));
+    assert!(matches!(p.add_before("zz", "b", EchoHandler), Err(ChannelError::NoSuchHandler(n)) if n == "zz"));
+    assert!(p.replace("a", "a", EchoHandler).is_ok());
+    p.add_first("first", EchoHandler).unwrap();
+    assert_eq!(p.names(), ["first", "a"]);
+}
+
+/// Removes itself on the first message, after adding `late` behind itself.
+struct SelfRemover(Log);
+
+impl Handler for SelfRemover {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let me = ctx.name().to_owned();
+        ctx.pipeline().add_after(&me, "late", Recorder(self.0.clone()))?;
+        ctx.pipeline().remove(&me)?;
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handler_adds_handlers_and_removes_itself() {
+    let log = Log::default();
+    let l = log.clone();
+    let mut ch = EmbeddedChannel::new(move |p| {
+        p.add_last("remover", SelfRemover(l))?;
+        Ok(())
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"one"));
+    ch.write_inbound(Bytes::from_static(b"two"));
+    assert_eq!(ch.pipeline().names(), ["late"]);
+    assert_eq!(
+        log.events(),
+        ["added", "read:one", "read_complete", "read:two", "read_complete"]
+    );
+}
+
+struct Fails;
+
+impl Handler for Fails {
+    fn channel_read(&mut self, _ctx: &mut Context<'_>, _msg: Msg) -> HandlerResult {
+        Err("cannot handle this".into())
+    }
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, error: ChannelError) -> HandlerResult {
+        ctx.fire_channel_read(Msg::new(format!("caught: {error}")));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handler_error_reaches_its_own_exception_caught() {
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("fails", Fails)?;
+        Ok(())
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"x"));
+    assert_eq!(
+        ch.read_inbound::<String>().as_deref(),
+        Some("caught: handler \"fails\" failed: cannot handle this")
+    );
+}
+
+#[test]
+fn decode_errors_reach_exception_caught() {
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("dec", DecoderHandler::new(Framer::from_name("lines,max=4")?))?;
+        Ok(())
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"much too long\n"));
+    let err = ch.take_exception().expect("a decode error");
+    assert!(err.to_string().contains("dec"), "{err}");
+}
+
+/// Port unification: the first bytes pick the protocol.
+struct Unifier;
+
+/// Upper-cases each frame and writes it back.
+struct Upper;
+
+impl Handler for Upper {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        if let Ok(b) = msg.downcast::<Bytes>() {
+            ctx.write(Bytes::from(b.to_ascii_uppercase()));
+        }
+        Ok(())
+    }
+    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.flush();
+        Ok(())
+    }
+}
+
+impl Handler for Unifier {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let Ok(bytes) = msg.downcast::<Bytes>() else {
+            return Ok(());
+        };
+        if let Some(rest) = bytes.strip_prefix(b"LINES ") {
+            let rest = bytes.slice_ref(rest);
+            let framing = FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?);
+            ctx.pipeline()
+                .replace("unify", "framing", framing)?
+                .add_after("framing", "upper", Upper)?;
+            ctx.fire_channel_read(rest);
+        } else {
+            ctx.pipeline().replace("unify", "echo", EchoHandler)?;
+            ctx.fire_channel_read(bytes);
+        }
+        Ok(())
+    }
+    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.fire_channel_read_complete();
+        Ok(())
+    }
+}
+
+#[test]
+fn port_unification_over_tcp() {
+    let group = EventLoopGroup::new(1, "unify").unwrap();
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(|p| {
+            p.add_last("unify", Unifier)?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let addr = server.local_addr().inet().unwrap();
+    let mut lines = TcpStream::connect(addr).unwrap();
+    lines.write_all(b"LINES hello\nwor").unwrap();
+    assert_eq!(read_exact_timeout(&mut lines, 6), b"HELLO\n");
+    lines.write_all(b"ld\n").unwrap();
+    assert_eq!(read_exact_timeout(&mut lines, 6), b"WORLD\n");
+    let mut raw = TcpStream::connect(addr).unwrap();
+    round_trip(&mut raw, b"plain bytes");
+    round_trip(&mut raw, b"LINES is not special any more");
+}
+
+#[test]
+fn framing_echo_over_tcp_reencodes_each_frame() {
+    let group = EventLoopGroup::new(1, "framing").unwrap();
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(|p| {
+            let framing = FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("netstring")?);
+            p.add_last("framing", framing)?.add_last("echo", EchoHandler)?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    c.write_all(b"ab\ncde\n").unwrap();
+    assert_eq!(read_exact_timeout(&mut c, 11), b"2:ab,3:cde,");
+}
+
+struct WritesAString;
+
+impl Handler for WritesAString {
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.write_and_flush(Msg::new(String::from("not bytes")));
+        ctx.fire_channel_active();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_non_bytes_message_at_the_socket_is_an_error() {
+    let group = EventLoopGroup::new(1, "types").unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(move |p| {
+            p.add_last("rec", Recorder(l.clone()))?.add_last("w", WritesAString)?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let _c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    wait_until("unsupported message", Duration::from_secs(5), || {
+        log.events().iter().any(|e| e.contains("alloc::string::String") && e.contains("add an encoder"))
+    });
+    log.wait_for("unregistered");
+}
+
+#[test]
+fn with_pipeline_changes_a_live_channel() {
+    let group = EventLoopGroup::new(1, "live").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(move |p| {
+            let _ = tx.send(p.channel().clone());
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    let ch = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    ch.with_pipeline(|p| {
+        let _ = p.add_last("echo", EchoHandler);
+    })
+    .unwrap();
+    round_trip(&mut c, b"echo added from outside");
+}
