@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 /// assert_eq!(TcpState::Listen.to_string(), "LISTEN");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
 #[allow(missing_docs)]
 pub enum TcpState {
     Established = 1,

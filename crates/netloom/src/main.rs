@@ -15,15 +15,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Send one probe (ICMP/UDP/TCP/SCTP, with TTL) and print its outcome.
+    Probe(cli::probe::ProbeArgs),
+    /// Traceroute with an mtr --report style table per hop.
+    Trace(cli::trace::TraceArgs),
     /// Echo server: decodes frames with a framing and echoes each re-encoded.
     Echo(cli::echo::EchoArgs),
+    /// Reset TCP connections matching a filter (any process); says which method ran for each.
+    Reset(cli::reset::ResetArgs),
+    /// Silently drop the packets of matching TCP connections for a while (nftables).
+    Blackhole(cli::blackhole::BlackholeArgs),
 }
 
 fn main() -> ExitCode {
     cli::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Probe(args) => cli::probe::run(args),
+        Command::Trace(args) => cli::trace::run(args),
         Command::Echo(args) => cli::echo::run(args),
+        Command::Reset(args) => cli::reset::run(args),
+        Command::Blackhole(args) => cli::blackhole::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,9 @@
 //! One module per subcommand; each holds its clap arguments and a `run` function.
+pub mod blackhole;
 pub mod echo;
+pub mod probe;
+pub mod reset;
+pub mod trace;
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
 pub fn init_logging() {
