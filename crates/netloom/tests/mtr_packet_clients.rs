@@ -1,0 +1,316 @@
+//! netloom's `mtr-packet` against real clients on a namespace topology (source → 2 routers
+//! → answering host, plus a blackhole and an unreachable range), IPv4 and IPv6:
+//!
+//! * the same command script through Debian's `/usr/bin/mtr-packet` (mtr 0.95) and ours
+//!   with `--dialect 0.95` gives the same replies (round-trip times aside);
+//! * the unmodified Python `mtrpacket` from PyPI, pointed at ours with `MTR_PACKET`, gets
+//!   the same results as with Debian's;
+//! * Debian's `mtr --report`, pointed at ours with `MTR_PACKET`, shows every hop.
+//!
+//! Needs root and `scripts/install-test-deps` (mtr-tiny, iproute2, nftables, mtrpacket).
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::{Command, Output, Stdio};
+
+use netloom_testnet::{CLOSED_TCP_PORT, CLOSED_UDP_PORT, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology};
+
+const OURS: &str = env!("CARGO_BIN_EXE_mtr-packet");
+const DEBIAN: &str = "/usr/bin/mtr-packet";
+
+/// Every address of interest for one IP version.
+struct Addrs {
+    v: &'static str,
+    dst: IpAddr,
+    r1: IpAddr,
+    r2: IpAddr,
+    hole: IpAddr,
+    unreach: IpAddr,
+}
+
+fn addrs(net: &Topology, v6: bool) -> Addrs {
+    let pick = |a: Option<IpAddr>| a.expect("router exists");
+    if v6 {
+        Addrs {
+            v: "ip-6",
+            dst: net.destination_v6(),
+            r1: pick(net.router_v6(1)),
+            r2: pick(net.router_v6(2)),
+            hole: net.blackhole_v6(),
+            unreach: net.unreachable_v6(),
+        }
+    } else {
+        Addrs {
+            v: "ip-4",
+            dst: net.destination_v4(),
+            r1: pick(net.router_v4(1)),
+            r2: pick(net.router_v4(2)),
+            hole: net.blackhole_v4(),
+            unreach: net.unreachable_v4(),
+        }
+    }
+}
+
+/// Runs `cmd` (already inside the namespace) with a 60 s cap, feeding `input`.
+fn run_capped(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn inside the namespace");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).expect("write input");
+    drop(stdin);
+    child.wait_with_output().expect("child finishes")
+}
+
+/// Runs an mtr-packet program over `script` in the source namespace; returns its replies
+/// with round-trip times blanked, sorted.
+fn replies(net: &Topology, program: &str, extra: &[&str], script: &str) -> Vec<String> {
+    let mut cmd = net.source().command("timeout");
+    cmd.arg("60").arg(program).args(extra);
+    let out = run_capped(cmd, script.as_bytes());
+    assert!(
+        out.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| match l.split_once(" round-trip-time ") {
+            Some((head, tail)) => {
+                let rest = tail.split_once(' ').map(|(_, r)| r).unwrap_or("");
+                format!("{head} round-trip-time _ {rest}")
+                    .trim_end()
+                    .to_owned()
+            }
+            None => l.to_owned(),
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn comparison_script(a: &Addrs) -> String {
+    let Addrs {
+        v,
+        dst,
+        hole,
+        unreach,
+        ..
+    } = a;
+    format!(
+        "1 send-probe {v} {dst} ttl 1\n\
+         2 send-probe {v} {dst} ttl 2\n\
+         3 send-probe {v} {dst}\n\
+         4 send-probe {v} {dst} protocol udp port {CLOSED_UDP_PORT} ttl 1\n\
+         5 send-probe {v} {dst} protocol udp port {CLOSED_UDP_PORT}\n\
+         6 send-probe {v} {dst} protocol udp port {OPEN_UDP_PORT} timeout 1\n\
+         7 send-probe {v} {dst} protocol tcp port {CLOSED_TCP_PORT} ttl 2\n\
+         8 send-probe {v} {dst} protocol tcp port {CLOSED_TCP_PORT}\n\
+         9 send-probe {v} {dst} protocol tcp port {OPEN_TCP_PORT}\n\
+         10 send-probe {v} {hole} timeout 1\n\
+         11 send-probe {v} {hole} protocol tcp port 80 timeout 1\n\
+         12 send-probe {v} {unreach} timeout 2\n\
+         13 send-probe {v} {unreach} protocol udp port 53 timeout 2\n\
+         14 send-probe {v} {dst} size 200 bit-pattern 170 tos 16\n\
+         15 check-support feature {v}\n\
+         16 check-support feature sctp\n\
+         17 send-probe {v} {dst} protocol sctp\n\
+         18 send-probe {v} not-an-address\n\
+         19 frobnicate\n\
+         junk\n\
+         20 send-probe {v} {dst} protocol udp local-port 100\n\
+         21 send-probe {v} {dst} protocol quic\n\
+         22 check-support feature version\n\
+         23 check-support\n\
+         24 send-probe ttl 3\n\
+         25 send-probe {v} {dst} ttl\n"
+    )
+}
+
+#[test]
+fn same_replies_as_debians_mtr_packet() {
+    let net = Topology::builder().routers(2).build().expect("topology");
+    for v6 in [false, true] {
+        let a = addrs(&net, v6);
+        let script = comparison_script(&a);
+        let (theirs, ours) = std::thread::scope(|s| {
+            let theirs = s.spawn(|| replies(&net, DEBIAN, &[], &script));
+            let ours = s.spawn(|| replies(&net, OURS, &["--dialect", "0.95"], &script));
+            (
+                theirs.join().expect("debian run"),
+                ours.join().expect("our run"),
+            )
+        });
+        assert_eq!(ours, theirs, "ours (left) vs Debian's mtr-packet (right)");
+        // Sanity: the script exercised what it meant to.
+        let (v, r1, r2, dst) = (a.v, a.r1, a.r2, a.dst);
+        for want in [
+            format!("1 ttl-expired {v} {r1} round-trip-time _"),
+            format!("2 ttl-expired {v} {r2} round-trip-time _"),
+            format!("3 reply {v} {dst} round-trip-time _"),
+            "10 no-reply".to_owned(),
+            format!("12 no-route {v} {r2} round-trip-time _"),
+            "0 command-parse-error".to_owned(),
+        ] {
+            assert!(ours.contains(&want), "missing {want:?} in {ours:#?}");
+        }
+    }
+}
+
+#[test]
+fn current_dialect_names_the_unreachable_kind() {
+    let net = Topology::builder().routers(2).build().expect("topology");
+    for v6 in [false, true] {
+        let a = addrs(&net, v6);
+        let script = format!(
+            "1 send-probe {v} {u} timeout 2\n2 check-support feature version\n",
+            v = a.v,
+            u = a.unreach
+        );
+        let got = replies(&net, OURS, &[], &script);
+        assert_eq!(
+            got,
+            [
+                format!("1 no-route-host {} {} round-trip-time _", a.v, a.r2),
+                "2 feature-support support 0.96".to_owned(),
+            ]
+        );
+    }
+}
+
+const PYTHON_CLIENT: &str = r#"
+import asyncio, json, sys
+import mtrpacket
+
+async def main(dst, hole, udp_port, tcp_port):
+    out = {}
+    async with mtrpacket.MtrPacket() as mtr:
+        out["udp"] = await mtr.check_support("udp")
+        out["sctp"] = await mtr.check_support("sctp")
+        trace = []
+        for ttl in (1, 2, 3):
+            r = await mtr.probe(dst, ttl=ttl)
+            trace.append([r.success, r.result, r.responder, r.time_ms is not None])
+        out["trace"] = trace
+        r = await mtr.probe(dst, protocol="tcp", port=int(tcp_port))
+        out["tcp"] = [r.success, r.result, r.responder]
+        r = await mtr.probe(dst, protocol="udp", port=int(udp_port), ttl=1)
+        out["udp_ttl1"] = [r.success, r.result]
+        r = await mtr.probe(hole, timeout=1)
+        out["hole"] = [r.success, r.result, r.responder]
+        many = await asyncio.gather(*[mtr.probe(dst, ttl=1 + i % 3) for i in range(60)])
+        out["many"] = sorted({(p.result, p.responder) for p in many})
+    print(json.dumps(out))
+
+asyncio.run(main(*sys.argv[1:]))
+"#;
+
+/// Runs the Python client with `MTR_PACKET=program`; returns its JSON line.
+fn python_client(net: &Topology, program: &str, a: &Addrs) -> String {
+    let mut cmd = net.source().command("timeout");
+    cmd.args(["60", "python3", "-c", PYTHON_CLIENT])
+        .arg(a.dst.to_string())
+        .arg(a.hole.to_string())
+        .arg(CLOSED_UDP_PORT.to_string())
+        .arg(CLOSED_TCP_PORT.to_string())
+        .env("MTR_PACKET", program);
+    let out = run_capped(cmd, b"");
+    assert!(
+        out.status.success(),
+        "python mtrpacket with {program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn python_mtrpacket_gets_the_same_results() {
+    let net = Topology::builder().routers(2).build().expect("topology");
+    for v6 in [false, true] {
+        let a = addrs(&net, v6);
+        let ours = python_client(&net, OURS, &a);
+        let theirs = python_client(&net, DEBIAN, &a);
+        assert_eq!(
+            ours, theirs,
+            "mtrpacket via ours (left) vs Debian's (right)"
+        );
+        let (r1, r2, dst) = (a.r1, a.r2, a.dst);
+        assert!(
+            ours.contains(&format!(
+                r#""trace": [[false, "ttl-expired", "{r1}", true], [false, "ttl-expired", "{r2}", true], [true, "reply", "{dst}", true]]"#
+            )),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(r#""hole": [false, "no-reply", null]"#),
+            "{ours}"
+        );
+        assert!(ours.contains(r#""udp": true, "sctp": false"#), "{ours}");
+    }
+}
+
+/// Runs `mtr --report` against `target` with `MTR_PACKET=program`; returns the hosts of
+/// the hop lines and their loss column.
+fn mtr_report(
+    net: &Topology,
+    program: &str,
+    target: IpAddr,
+    extra: &[&str],
+) -> Vec<(String, String)> {
+    let mut cmd = net.source().command("timeout");
+    cmd.args([
+        "60",
+        "mtr",
+        "--report",
+        "--report-cycles",
+        "3",
+        "--interval",
+        "0.1",
+    ])
+    .args(["--gracetime", "1", "--no-dns"])
+    .args(extra)
+    .arg(target.to_string())
+    .env("MTR_PACKET", program);
+    let out = run_capped(cmd, b"");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "mtr with {program}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Hop lines look like "  1.|-- 198.18.0.2   0.0%     3    0.1 ...".
+    text.lines()
+        .filter_map(|l| l.split_once("|-- "))
+        .filter_map(|(_, rest)| {
+            let mut f = rest.split_whitespace();
+            Some((f.next()?.to_owned(), f.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn mtr_report_through_ours_shows_every_hop() {
+    let net = Topology::builder().routers(2).build().expect("topology");
+    for (v6, extra) in [
+        (false, &[][..]),
+        (true, &[][..]),
+        (false, &["--tcp", "--port", "8081"][..]),
+        (false, &["--udp"][..]),
+    ] {
+        let a = addrs(&net, v6);
+        let hops = mtr_report(&net, OURS, a.dst, extra);
+        let want: Vec<(String, String)> = [a.r1, a.r2, a.dst]
+            .iter()
+            .map(|h| (h.to_string(), "0.0%".to_owned()))
+            .collect();
+        assert_eq!(hops, want, "mtr {extra:?} via ours");
+        let theirs = mtr_report(&net, DEBIAN, a.dst, extra);
+        assert_eq!(
+            hops, theirs,
+            "mtr {extra:?}: ours (left) vs Debian's (right)"
+        );
+    }
+}
