@@ -28,6 +28,7 @@ pub mod parse;
 mod prober;
 mod reply;
 mod resolve;
+pub mod trace;
 
 pub use config::{PrivilegeMode, ProberConfig};
 pub use error::{ProbeError, RouteScope};

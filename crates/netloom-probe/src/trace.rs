@@ -1,0 +1,367 @@
+//! Traceroute sessions: probe every TTL for several cycles and keep mtr `--report`
+//! statistics per hop (loss, sent, last, average, best, worst, standard deviation, MPLS).
+//!
+//! ```
+//! use std::time::Duration;
+//! use netloom_probe::trace::Trace;
+//! use netloom_probe::{Outcome, ProbeReply};
+//! let target = "10.0.0.9".parse().unwrap();
+//! let mut t = Trace::new(target, 30);
+//! let hop = |outcome, from: &str, ms| ProbeReply {
+//!     outcome,
+//!     responder: Some(from.parse().unwrap()),
+//!     rtt: Some(Duration::from_millis(ms)),
+//!     mpls: vec![],
+//! };
+//! t.record(1, &hop(Outcome::TtlExpired, "10.0.0.1", 1));
+//! t.record(2, &hop(Outcome::Reply, "10.0.0.9", 3));
+//! t.record(2, &ProbeReply::no_reply());
+//! let report = t.report();
+//! assert_eq!(report.len(), 2);
+//! assert_eq!(report[1].loss_percent, 50.0);
+//! assert_eq!(report[1].avg_ms, 3.0);
+//! ```
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::{MplsLabel, Outcome, ProbeError, ProbeOptions, ProbeReply, Prober};
+
+/// How a traceroute runs.
+///
+/// ```
+/// let c = netloom_probe::trace::TraceConfig::default();
+/// assert_eq!((c.cycles, c.max_ttl), (10, 30));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceConfig {
+    /// Rounds of probes, one probe per TTL each (mtr `--report-cycles`, default 10).
+    pub cycles: u32,
+    /// First TTL probed (default 1).
+    pub first_ttl: u8,
+    /// Last TTL probed (default 30).
+    pub max_ttl: u8,
+    /// Time between the starts of two cycles (default 1 s).
+    pub interval: Duration,
+    /// Settings of every probe; its `ttl` is replaced per hop.
+    pub probe: ProbeOptions,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            cycles: 10,
+            first_ttl: 1,
+            max_ttl: 30,
+            interval: Duration::from_secs(1),
+            probe: ProbeOptions {
+                timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Statistics of one hop (one TTL).
+///
+/// ```
+/// let h = netloom_probe::trace::HopStats::default();
+/// assert_eq!(h.loss_percent(), 0.0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HopStats {
+    /// Addresses that answered at this TTL, in the order first seen.
+    pub responders: Vec<IpAddr>,
+    /// Probes sent.
+    pub sent: u32,
+    /// Probes answered (reply, ttl-expired or unreachable).
+    pub received: u32,
+    /// Latest round-trip time.
+    pub last: Option<Duration>,
+    /// Smallest round-trip time.
+    pub best: Option<Duration>,
+    /// Largest round-trip time.
+    pub worst: Option<Duration>,
+    /// Latest MPLS label stack seen.
+    pub mpls: Vec<MplsLabel>,
+    /// Latest outcome other than no-reply.
+    pub last_outcome: Option<Outcome>,
+    mean_ms: f64,
+    m2: f64,
+}
+
+impl HopStats {
+    /// Adds one probe result.
+    ///
+    /// ```
+    /// let mut h = netloom_probe::trace::HopStats::default();
+    /// h.record(&netloom_probe::ProbeReply::no_reply());
+    /// assert_eq!((h.sent, h.received, h.loss_percent()), (1, 0, 100.0));
+    /// ```
+    pub fn record(&mut self, reply: &ProbeReply) {
+        self.sent += 1;
+        if reply.outcome == Outcome::NoReply {
+            return;
+        }
+        self.received += 1;
+        self.last_outcome = Some(reply.outcome);
+        if let Some(r) = reply.responder
+            && !self.responders.contains(&r)
+        {
+            self.responders.push(r);
+        }
+        if !reply.mpls.is_empty() {
+            self.mpls.clone_from(&reply.mpls);
+        }
+        if let Some(rtt) = reply.rtt {
+            self.last = Some(rtt);
+            self.best = Some(self.best.map_or(rtt, |b| b.min(rtt)));
+            self.worst = Some(self.worst.map_or(rtt, |w| w.max(rtt)));
+            // Welford's running mean and sum of squared deviations.
+            let ms = rtt.as_secs_f64() * 1e3;
+            let n = f64::from(self.received);
+            let delta = ms - self.mean_ms;
+            self.mean_ms += delta / n;
+            self.m2 += delta * (ms - self.mean_ms);
+        }
+    }
+
+    /// Percentage of probes without an answer.
+    ///
+    /// ```
+    /// assert_eq!(netloom_probe::trace::HopStats::default().loss_percent(), 0.0);
+    /// ```
+    pub fn loss_percent(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            f64::from(self.sent - self.received) * 100.0 / f64::from(self.sent)
+        }
+    }
+
+    /// Mean round-trip time in milliseconds (0 without answers).
+    ///
+    /// ```
+    /// assert_eq!(netloom_probe::trace::HopStats::default().avg_ms(), 0.0);
+    /// ```
+    pub fn avg_ms(&self) -> f64 {
+        self.mean_ms
+    }
+
+    /// Sample standard deviation of the round-trip times in milliseconds, as mtr
+    /// computes it (0 with fewer than two answers).
+    ///
+    /// ```
+    /// assert_eq!(netloom_probe::trace::HopStats::default().stdev_ms(), 0.0);
+    /// ```
+    pub fn stdev_ms(&self) -> f64 {
+        if self.received < 2 {
+            0.0
+        } else {
+            (self.m2 / f64::from(self.received - 1)).sqrt()
+        }
+    }
+}
+
+/// One row of an mtr `--report`, ready to print or serialize.
+///
+/// ```
+/// let t = netloom_probe::trace::Trace::new("10.0.0.1".parse().unwrap(), 3);
+/// assert!(t.report().is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HopReport {
+    /// TTL of the hop.
+    pub hop: u8,
+    /// Addresses that answered (empty: `???`).
+    pub hosts: Vec<IpAddr>,
+    /// Loss percentage.
+    pub loss_percent: f64,
+    /// Probes sent.
+    pub sent: u32,
+    /// Probes answered.
+    pub received: u32,
+    /// Last round-trip time, ms.
+    pub last_ms: f64,
+    /// Mean, ms.
+    pub avg_ms: f64,
+    /// Best, ms.
+    pub best_ms: f64,
+    /// Worst, ms.
+    pub worst_ms: f64,
+    /// Sample standard deviation, ms.
+    pub stdev_ms: f64,
+    /// Latest MPLS label stack.
+    pub mpls: Vec<MplsLabel>,
+    /// Latest answer kind other than no-reply.
+    pub outcome: Option<Outcome>,
+}
+
+/// The state of a traceroute: statistics for TTLs 1..=max_ttl.
+///
+/// ```
+/// let t = netloom_probe::trace::Trace::new("::1".parse().unwrap(), 5);
+/// assert_eq!(t.target().to_string(), "::1");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    target: IpAddr,
+    hops: Vec<HopStats>,
+    /// Lowest TTL at which the target answered.
+    reached_at: Option<u8>,
+}
+
+impl Trace {
+    /// An empty trace towards `target` for TTLs up to `max_ttl`.
+    ///
+    /// ```
+    /// let t = netloom_probe::trace::Trace::new("10.0.0.1".parse().unwrap(), 4);
+    /// assert_eq!(t.reached_at(), None);
+    /// ```
+    pub fn new(target: IpAddr, max_ttl: u8) -> Self {
+        Trace {
+            target,
+            hops: vec![HopStats::default(); usize::from(max_ttl)],
+            reached_at: None,
+        }
+    }
+
+    /// The traced address.
+    ///
+    /// ```
+    /// let t = netloom_probe::trace::Trace::new("10.0.0.1".parse().unwrap(), 4);
+    /// assert!(t.target().is_ipv4());
+    /// ```
+    pub fn target(&self) -> IpAddr {
+        self.target
+    }
+
+    /// The lowest TTL at which the target itself answered.
+    ///
+    /// ```
+    /// # use netloom_probe::{trace::Trace, Outcome, ProbeReply};
+    /// let mut t = Trace::new("10.0.0.1".parse().unwrap(), 4);
+    /// t.record(3, &ProbeReply { outcome: Outcome::Reply, responder: Some(t.target()), rtt: None, mpls: vec![] });
+    /// assert_eq!(t.reached_at(), Some(3));
+    /// ```
+    pub fn reached_at(&self) -> Option<u8> {
+        self.reached_at
+    }
+
+    /// Records the result of a probe sent with `ttl` (1-based; others are ignored).
+    ///
+    /// ```
+    /// # use netloom_probe::{trace::Trace, ProbeReply};
+    /// let mut t = Trace::new("10.0.0.1".parse().unwrap(), 2);
+    /// t.record(9, &ProbeReply::no_reply());
+    /// assert!(t.report().is_empty());
+    /// ```
+    pub fn record(&mut self, ttl: u8, reply: &ProbeReply) {
+        let Some(hop) = usize::from(ttl).checked_sub(1).and_then(|i| self.hops.get_mut(i)) else {
+            return;
+        };
+        hop.record(reply);
+        if reply.outcome == Outcome::Reply && reply.responder == Some(self.target) {
+            self.reached_at = Some(self.reached_at.map_or(ttl, |r| r.min(ttl)));
+        }
+    }
+
+    /// Statistics of the hop at `ttl`.
+    ///
+    /// ```
+    /// let t = netloom_probe::trace::Trace::new("10.0.0.1".parse().unwrap(), 2);
+    /// assert_eq!(t.hop(1).unwrap().sent, 0);
+    /// ```
+    pub fn hop(&self, ttl: u8) -> Option<&HopStats> {
+        usize::from(ttl).checked_sub(1).and_then(|i| self.hops.get(i))
+    }
+
+    /// The report rows: hops that were probed, up to the target once reached (mtr drops
+    /// hops beyond it), without trailing hops that never answered.
+    ///
+    /// ```
+    /// let t = netloom_probe::trace::Trace::new("10.0.0.1".parse().unwrap(), 30);
+    /// assert!(t.report().is_empty());
+    /// ```
+    pub fn report(&self) -> Vec<HopReport> {
+        let end = match self.reached_at {
+            Some(ttl) => usize::from(ttl),
+            None => self.hops.iter().rposition(|h| h.received > 0).map_or(0, |i| i + 1),
+        };
+        let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        self.hops[..end.min(self.hops.len())]
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.sent > 0)
+            .map(|(i, h)| HopReport {
+                hop: u8::try_from(i + 1).unwrap_or(u8::MAX),
+                hosts: h.responders.clone(),
+                loss_percent: h.loss_percent(),
+                sent: h.sent,
+                received: h.received,
+                last_ms: ms(h.last),
+                avg_ms: h.avg_ms(),
+                best_ms: ms(h.best),
+                worst_ms: ms(h.worst),
+                stdev_ms: h.stdev_ms(),
+                mpls: h.mpls.clone(),
+                outcome: h.last_outcome,
+            })
+            .collect()
+    }
+}
+
+/// Runs a traceroute: `config.cycles` rounds, each probing every TTL from `first_ttl`
+/// to `max_ttl` (or to the hop where the target answered) concurrently. `progress` is
+/// called after every probe with the trace so far and the number of probes done.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), netloom_probe::ProbeError> {
+/// use netloom_probe::{Prober, trace::{run, TraceConfig}};
+/// let prober = Prober::open(Default::default()).await?;
+/// let trace = run(&prober, "127.0.0.1".parse().unwrap(), &TraceConfig::default(), |_, _| {}).await?;
+/// for row in trace.report() {
+///     println!("{} {:?} {:.1}%", row.hop, row.hosts, row.loss_percent);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn run(
+    prober: &Prober,
+    target: IpAddr,
+    config: &TraceConfig,
+    mut progress: impl FnMut(&Trace, u64),
+) -> Result<Trace, ProbeError> {
+    if config.first_ttl == 0 || config.first_ttl > config.max_ttl {
+        return Err(ProbeError::InvalidArgument {
+            what: format!(
+                "ttl range {}..={} (first ttl must be 1..=max ttl)",
+                config.first_ttl, config.max_ttl
+            ),
+        });
+    }
+    let mut trace = Trace::new(target, config.max_ttl);
+    let mut done = 0u64;
+    let mut next_cycle = tokio::time::Instant::now();
+    for _ in 0..config.cycles {
+        tokio::time::sleep_until(next_cycle).await;
+        next_cycle += config.interval;
+        let last = trace.reached_at().unwrap_or(config.max_ttl);
+        let mut probes: FuturesUnordered<_> = (config.first_ttl..=last)
+            .map(|ttl| {
+                let opts = ProbeOptions {
+                    ttl,
+                    ..config.probe.clone()
+                };
+                async move { (ttl, prober.probe(target, opts).await) }
+            })
+            .collect();
+        while let Some((ttl, reply)) = probes.next().await {
+            trace.record(ttl, &reply?);
+            done += 1;
+            progress(&trace, done);
+        }
+    }
+    Ok(trace)
+}
