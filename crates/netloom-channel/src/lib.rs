@@ -55,6 +55,7 @@ mod options;
 mod outbound;
 mod pipeline;
 mod task;
+mod tls;
 mod transport;
 
 pub use bootstrap::{
@@ -73,4 +74,5 @@ pub use idle::{IdleStateHandler, ReadTimeoutHandler};
 pub use message::Msg;
 pub use options::ChannelOptions;
 pub use pipeline::{Context, Pipeline};
+pub use tls::{TlsClientConfig, TlsHandler, TlsServerConfig};
 pub use transport::Transport;

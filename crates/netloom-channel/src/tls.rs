@@ -1,0 +1,456 @@
+//! TLS as a pipeline handler (rustls): non-blocking handshakes, a handshake-complete event,
+//! and STARTTLS by inserting the handler into a live pipeline.
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, Msg, TlsInfo, UserEvent};
+
+/// Where `TlsClientConfig::system_roots` looks when `SSL_CERT_FILE` is not set.
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn config_err(what: impl Into<String>, reason: impl ToString) -> ChannelError {
+    ChannelError::TlsConfig {
+        what: what.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, ChannelError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| config_err(what, e))?;
+    if certs.is_empty() {
+        return Err(config_err(what, "no CERTIFICATE block found"));
+    }
+    Ok(certs)
+}
+
+fn parse_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, ChannelError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| config_err(what, e))
+}
+
+fn roots(pem: &[u8], what: &str) -> Result<RootCertStore, ChannelError> {
+    let mut store = RootCertStore::empty();
+    for cert in parse_certs(pem, what)? {
+        store.add(cert).map_err(|e| config_err(what, e))?;
+    }
+    Ok(store)
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, ChannelError> {
+    std::fs::read(path).map_err(|e| config_err(format!("{what} {}", path.display()), e))
+}
+
+/// A TLS server configuration: certificate chain and key, optionally client certificates.
+///
+/// ```no_run
+/// # fn main() -> Result<(), netloom_channel::ChannelError> {
+/// use netloom_channel::TlsServerConfig;
+/// let cfg = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TlsServerConfig(Arc<ServerConfig>);
+
+impl TlsServerConfig {
+    /// From a PEM certificate chain (leaf first) and a PEM private key.
+    ///
+    /// ```
+    /// use netloom_channel::TlsServerConfig;
+    /// let err = TlsServerConfig::from_pem(b"not pem", b"").err().unwrap();
+    /// assert!(err.to_string().contains("certificate PEM"));
+    /// ```
+    pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, ChannelError> {
+        let certs = parse_certs(cert_chain, "certificate PEM")?;
+        let key = parse_key(key, "private key PEM")?;
+        let cfg = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_err("protocol versions", e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| config_err("certificate and key", e))?;
+        Ok(TlsServerConfig(Arc::new(cfg)))
+    }
+
+    /// From PEM files.
+    ///
+    /// ```
+    /// use netloom_channel::TlsServerConfig;
+    /// assert!(TlsServerConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").is_err());
+    /// ```
+    pub fn from_pem_files(
+        cert_chain: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, ChannelError> {
+        let certs = read_file(cert_chain.as_ref(), "certificate file")?;
+        let key = read_file(key.as_ref(), "key file")?;
+        Self::from_pem(&certs, &key)
+    }
+
+    /// Requires clients to present a certificate issued by one of `client_roots` (PEM).
+    ///
+    /// ```
+    /// use netloom_channel::TlsServerConfig;
+    /// assert!(TlsServerConfig::with_client_auth(b"", b"", b"").is_err());
+    /// ```
+    pub fn with_client_auth(
+        cert_chain: &[u8],
+        key: &[u8],
+        client_roots: &[u8],
+    ) -> Result<Self, ChannelError> {
+        let certs = parse_certs(cert_chain, "certificate PEM")?;
+        let key = parse_key(key, "private key PEM")?;
+        let roots = roots(client_roots, "client root PEM")?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| config_err("client verifier", e))?;
+        let cfg = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_err("protocol versions", e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .map_err(|e| config_err("certificate and key", e))?;
+        Ok(TlsServerConfig(Arc::new(cfg)))
+    }
+
+    /// Wraps a rustls configuration built by hand (ALPN, resumption, ...).
+    ///
+    /// ```no_run
+    /// # fn f(cfg: std::sync::Arc<rustls::ServerConfig>) {
+    /// let _c = netloom_channel::TlsServerConfig::from_rustls(cfg);
+    /// # }
+    /// ```
+    pub fn from_rustls(config: Arc<ServerConfig>) -> Self {
+        TlsServerConfig(config)
+    }
+}
+
+/// A TLS client configuration. Certificates are always verified against the roots.
+///
+/// ```no_run
+/// # fn main() -> Result<(), netloom_channel::ChannelError> {
+/// use netloom_channel::TlsClientConfig;
+/// let public = TlsClientConfig::system_roots()?;
+/// let private = TlsClientConfig::from_roots_pem(&std::fs::read("ca.pem").unwrap())?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TlsClientConfig(Arc<ClientConfig>);
+
+impl TlsClientConfig {
+    /// Trusts the CA certificates in `roots` (PEM).
+    ///
+    /// ```
+    /// use netloom_channel::TlsClientConfig;
+    /// assert!(TlsClientConfig::from_roots_pem(b"").is_err());
+    /// ```
+    pub fn from_roots_pem(roots_pem: &[u8]) -> Result<Self, ChannelError> {
+        let roots = roots(roots_pem, "root certificate PEM")?;
+        let cfg = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_err("protocol versions", e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsClientConfig(Arc::new(cfg)))
+    }
+
+    /// Trusts the system's CA bundle (`SSL_CERT_FILE`, else
+    /// `/etc/ssl/certs/ca-certificates.crt`).
+    ///
+    /// ```no_run
+    /// let _c = netloom_channel::TlsClientConfig::system_roots().unwrap();
+    /// ```
+    pub fn system_roots() -> Result<Self, ChannelError> {
+        let path: std::path::PathBuf = std::env::var_os("SSL_CERT_FILE")
+            .map_or_else(|| SYSTEM_ROOTS.into(), Into::into);
+        let pem = read_file(&path, "CA bundle")?;
+        Self::from_roots_pem(&pem)
+    }
+
+    /// Trusts `roots` and presents a client certificate chain and key (all PEM).
+    ///
+    /// ```
+    /// use netloom_channel::TlsClientConfig;
+    /// assert!(TlsClientConfig::with_client_auth(b"", b"", b"").is_err());
+    /// ```
+    pub fn with_client_auth(
+        roots_pem: &[u8],
+        cert_chain: &[u8],
+        key: &[u8],
+    ) -> Result<Self, ChannelError> {
+        let roots = roots(roots_pem, "root certificate PEM")?;
+        let certs = parse_certs(cert_chain, "client certificate PEM")?;
+        let key = parse_key(key, "client key PEM")?;
+        let cfg = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_err("protocol versions", e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| config_err("client certificate and key", e))?;
+        Ok(TlsClientConfig(Arc::new(cfg)))
+    }
+
+    /// Wraps a rustls configuration built by hand.
+    ///
+    /// ```no_run
+    /// # fn f(cfg: std::sync::Arc<rustls::ClientConfig>) {
+    /// let _c = netloom_channel::TlsClientConfig::from_rustls(cfg);
+    /// # }
+    /// ```
+    pub fn from_rustls(config: Arc<ClientConfig>) -> Self {
+        TlsClientConfig(config)
+    }
+}
+
+/// Encrypts outbound `Bytes` and decrypts inbound ones. Put it first in the pipeline (or
+/// insert it there mid-stream for STARTTLS). The handshake runs as bytes arrive — it never
+/// blocks the loop; `UserEvent::TlsHandshakeComplete` follows it, and a failure (untrusted
+/// certificate, wrong name, alert) reaches `exception_caught` as [`ChannelError::Tls`].
+///
+/// ```no_run
+/// # fn main() -> Result<(), netloom_channel::ChannelError> {
+/// use netloom_channel::{Bootstrap, EventLoopGroup, TlsClientConfig, TlsHandler};
+/// let group = EventLoopGroup::new(1, "tls")?;
+/// let roots = TlsClientConfig::system_roots()?;
+/// let ch = Bootstrap::new(&group)
+///     .handler(move |p| { p.add_last("tls", TlsHandler::client(&roots, "example.com")?)?; Ok(()) })
+///     .connect("example.com:443")
+///     .sync()?;
+/// # Ok(()) }
+/// ```
+pub struct TlsHandler {
+    conn: rustls::Connection,
+    server_name: Option<String>,
+    plaintext_writes_left: usize,
+    handshake_done: bool,
+    failed: bool,
+    out: BytesMut,
+    plain: BytesMut,
+}
+
+impl TlsHandler {
+    /// The server side.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use netloom_channel::{TlsHandler, TlsServerConfig};
+    /// let cfg = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?;
+    /// let _h = TlsHandler::server(&cfg)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn server(config: &TlsServerConfig) -> Result<TlsHandler, ChannelError> {
+        let conn = ServerConnection::new(config.0.clone())
+            .map_err(|e| config_err("server connection", e))?;
+        Ok(Self::with(rustls::Connection::Server(conn), None))
+    }
+
+    /// The client side; `server_name` is sent as SNI and must match the certificate.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use netloom_channel::{TlsClientConfig, TlsHandler};
+    /// let roots = TlsClientConfig::system_roots()?;
+    /// let _h = TlsHandler::client(&roots, "example.com")?;
+    /// assert!(TlsHandler::client(&roots, "not a name!").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn client(config: &TlsClientConfig, server_name: &str) -> Result<TlsHandler, ChannelError> {
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|e| config_err(format!("server name {server_name:?}"), e))?;
+        let conn = ClientConnection::new(config.0.clone(), name)
+            .map_err(|e| config_err("client connection", e))?;
+        Ok(Self::with(
+            rustls::Connection::Client(conn),
+            Some(server_name.to_owned()),
+        ))
+    }
+
+    fn with(mut conn: rustls::Connection, server_name: Option<String>) -> TlsHandler {
+        // The channel's water marks bound what we buffer; rustls must not refuse writes.
+        conn.set_buffer_limit(None);
+        TlsHandler {
+            conn,
+            server_name,
+            plaintext_writes_left: 0,
+            handshake_done: false,
+            failed: false,
+            out: BytesMut::new(),
+            plain: BytesMut::new(),
+        }
+    }
+
+    /// STARTTLS: lets the first outbound write through unencrypted (the "go ahead" reply
+    /// that was written just before this handler was inserted).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use netloom_channel::{TlsHandler, TlsServerConfig};
+    /// let cfg = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?;
+    /// let _h = TlsHandler::server(&cfg)?.start_tls();
+    /// # Ok(()) }
+    /// ```
+    pub fn start_tls(mut self) -> TlsHandler {
+        self.plaintext_writes_left = 1;
+        self
+    }
+
+    /// Moves TLS records rustls wants to send into the pipeline (not flushed).
+    fn write_records(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        while self.conn.wants_write() {
+            let mut w = (&mut self.out).writer();
+            self.conn.write_tls(&mut w)?;
+        }
+        if !self.out.is_empty() {
+            ctx.write(self.out.split().freeze());
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, ctx: &mut Context<'_>, err: rustls::Error) -> HandlerResult {
+        self.failed = true;
+        // Send the alert rustls queued, then report.
+        self.write_records(ctx)?;
+        ctx.flush();
+        ctx.fire_exception_caught(ChannelError::Tls {
+            channel: ctx.channel().to_string(),
+            source: err,
+        });
+        Ok(())
+    }
+
+    fn info(&self) -> TlsInfo {
+        let server_name = match &self.conn {
+            rustls::Connection::Server(s) => s.server_name().map(str::to_owned),
+            rustls::Connection::Client(_) => self.server_name.clone(),
+        };
+        TlsInfo {
+            protocol_version: self.conn.protocol_version().map(|v| format!("{v:?}")),
+            cipher_suite: self
+                .conn
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite())),
+            alpn: self.conn.alpn_protocol().map(<[u8]>::to_vec),
+            server_name,
+        }
+    }
+
+    /// Hands decrypted bytes on; returns true when the peer sent close_notify.
+    fn read_plaintext(&mut self, ctx: &mut Context<'_>) -> Result<bool, std::io::Error> {
+        let mut peer_closed = false;
+        let mut reader = self.conn.reader();
+        loop {
+            match reader.fill_buf() {
+                Ok([]) => {
+                    peer_closed = true;
+                    break;
+                }
+                Ok(chunk) => {
+                    let n = chunk.len();
+                    self.plain.extend_from_slice(chunk);
+                    reader.consume(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.plain.is_empty() {
+            ctx.fire_channel_read(self.plain.split().freeze());
+        }
+        Ok(peer_closed)
+    }
+}
+
+impl Handler for TlsHandler {
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if ctx.channel().is_active() {
+            // Inserted into a live channel (STARTTLS): a client says hello now.
+            self.write_records(ctx)?;
+            ctx.flush();
+        }
+        Ok(())
+    }
+
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.write_records(ctx)?;
+        ctx.flush();
+        ctx.fire_channel_active();
+        Ok(())
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let bytes = match msg.downcast::<Bytes>() {
+            Ok(b) => b,
+            Err(other) => {
+                ctx.fire_channel_read(other);
+                return Ok(());
+            }
+        };
+        if self.failed {
+            return Ok(());
+        }
+        let mut input: &[u8] = &bytes;
+        let mut peer_closed = false;
+        while !input.is_empty() {
+            if self.conn.read_tls(&mut input)? == 0 {
+                break;
+            }
+            if let Err(err) = self.conn.process_new_packets() {
+                return self.fail(ctx, err);
+            }
+            if !self.handshake_done && !self.conn.is_handshaking() {
+                self.handshake_done = true;
+                ctx.fire_user_event(UserEvent::TlsHandshakeComplete(self.info()));
+            }
+            peer_closed |= self.read_plaintext(ctx)?;
+        }
+        self.write_records(ctx)?;
+        ctx.flush();
+        if peer_closed {
+            ctx.close();
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        if self.plaintext_writes_left > 0 {
+            self.plaintext_writes_left -= 1;
+            ctx.write(msg);
+            return Ok(());
+        }
+        match msg.downcast::<Bytes>() {
+            Ok(bytes) => {
+                if self.failed {
+                    return Ok(());
+                }
+                self.conn.writer().write_all(&bytes)?;
+                self.write_records(ctx)
+            }
+            Err(other) => {
+                ctx.write(other);
+                Ok(())
+            }
+        }
+    }
+
+    fn close(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
+        if mode == CloseMode::Graceful && !self.failed {
+            self.conn.send_close_notify();
+            self.write_records(ctx)?;
+            ctx.flush();
+        }
+        ctx.close_with(mode);
+        Ok(())
+    }
+}

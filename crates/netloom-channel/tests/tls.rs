@@ -1,0 +1,253 @@
+//! TLS both ways over loopback, with certificates made by rcgen at test time.
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Log, Recorder, wait_until};
+use netloom_channel::{
+    Bootstrap, Channel, ChannelError, Context, EchoHandler, EventLoopGroup, FramingHandler,
+    Handler, HandlerResult, Msg, ServerBootstrap, TlsClientConfig, TlsHandler, TlsServerConfig,
+    UserEvent,
+};
+use netloom_codec::Framer;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+/// A CA that issues leaf certificates.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A distinct name per CA, so a foreign CA is "unknown", not "same name, bad signature".
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        params.distinguished_name.push(DnType::CommonName, format!("netloom test CA {n}"));
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Ca { issuer }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// (certificate PEM, key PEM) for `names`.
+    fn leaf(&self, names: &[&str]) -> (String, String) {
+        let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn tls_server(group: &EventLoopGroup, cfg: TlsServerConfig, log: &Log) -> std::net::SocketAddr {
+    let l = log.clone();
+    let server = ServerBootstrap::new(group, group)
+        .child_handler(move |p| {
+            p.add_last("tls", TlsHandler::server(&cfg)?)?
+                .add_last("rec", Recorder(l.clone()))?
+                .add_last("echo", EchoHandler)?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    server.local_addr().inet().unwrap()
+}
+
+fn tls_client(group: &EventLoopGroup, addr: std::net::SocketAddr, cfg: TlsClientConfig, name: &'static str, log: &Log) -> Channel {
+    let l = log.clone();
+    Bootstrap::new(group)
+        .handler(move |p| {
+            p.add_last("tls", TlsHandler::client(&cfg, name)?)?
+                .add_last("rec", Recorder(l.clone()))?;
+            Ok(())
+        })
+        .connect(addr)
+        .sync()
+        .unwrap()
+}
+
+fn tls_errors(log: &Log) -> Vec<String> {
+    log.events().into_iter().filter(|e| e.starts_with("exception:TLS")).collect()
+}
+
+#[test]
+fn tls_echo_with_handshake_events_on_both_sides() {
+    let group = EventLoopGroup::new(2, "tls").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let server_log = Log::default();
+    let addr = tls_server(&group, TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(), &server_log);
+    let client_log = Log::default();
+    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let ch = tls_client(&group, addr, roots, "localhost", &client_log);
+    // Written before the handshake finished: buffered by rustls, sent encrypted after it.
+    ch.write_and_flush(Bytes::from_static(b"secret")).unwrap();
+    client_log.wait_for("event:tls_handshake_complete");
+    server_log.wait_for("event:tls_handshake_complete");
+    server_log.wait_for("read:secret");
+    client_log.wait_for("read:secret");
+    ch.close();
+    ch.close_future().sync().unwrap();
+    server_log.wait_for("unregistered");
+    assert!(tls_errors(&server_log).is_empty(), "{:?}", server_log.events());
+}
+
+#[test]
+fn client_rejects_a_wrong_host_name() {
+    let group = EventLoopGroup::new(1, "tls-name").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let server_log = Log::default();
+    let addr = tls_server(&group, TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(), &server_log);
+    let client_log = Log::default();
+    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let ch = tls_client(&group, addr, roots, "other.example", &client_log);
+    ch.close_future().sync().unwrap();
+    let errors = tls_errors(&client_log);
+    assert!(errors.iter().any(|e| e.contains("not valid for name")), "{errors:?}");
+    assert!(!client_log.contains("event:tls_handshake_complete"));
+    // The server hears about it through an alert.
+    server_log.wait_for("unregistered");
+    assert!(tls_errors(&server_log).iter().any(|e| e.contains("BadCertificate") || e.contains("alert")), "{:?}", server_log.events());
+}
+
+#[test]
+fn client_rejects_an_untrusted_certificate() {
+    let group = EventLoopGroup::new(1, "tls-untrusted").unwrap();
+    let (real_ca, other_ca) = (Ca::new(), Ca::new());
+    let (cert, key) = real_ca.leaf(&["localhost"]);
+    let server_log = Log::default();
+    let addr = tls_server(&group, TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(), &server_log);
+    let client_log = Log::default();
+    let roots = TlsClientConfig::from_roots_pem(other_ca.pem().as_bytes()).unwrap();
+    let ch = tls_client(&group, addr, roots, "localhost", &client_log);
+    ch.close_future().sync().unwrap();
+    let errors = tls_errors(&client_log);
+    assert!(errors.iter().any(|e| e.contains("UnknownIssuer")), "{errors:?}");
+}
+
+#[test]
+fn server_rejects_untrusted_and_missing_client_certificates() {
+    let group = EventLoopGroup::new(1, "tls-mtls").unwrap();
+    let (server_ca, client_ca, rogue_ca) = (Ca::new(), Ca::new(), Ca::new());
+    let (cert, key) = server_ca.leaf(&["localhost"]);
+    let cfg = TlsServerConfig::with_client_auth(cert.as_bytes(), key.as_bytes(), client_ca.pem().as_bytes()).unwrap();
+    let roots = server_ca.pem();
+
+    // A client certificate from the right CA works.
+    let server_log = Log::default();
+    let addr = tls_server(&group, cfg.clone(), &server_log);
+    let (ccert, ckey) = client_ca.leaf(&["client"]);
+    let good = TlsClientConfig::with_client_auth(roots.as_bytes(), ccert.as_bytes(), ckey.as_bytes()).unwrap();
+    let client_log = Log::default();
+    let ch = tls_client(&group, addr, good, "localhost", &client_log);
+    ch.write_and_flush(Bytes::from_static(b"mutual")).unwrap();
+    client_log.wait_for("read:mutual");
+
+    // One from another CA is rejected by the server.
+    let server_log = Log::default();
+    let addr = tls_server(&group, cfg.clone(), &server_log);
+    let (rcert, rkey) = rogue_ca.leaf(&["client"]);
+    let rogue = TlsClientConfig::with_client_auth(roots.as_bytes(), rcert.as_bytes(), rkey.as_bytes()).unwrap();
+    let ch = tls_client(&group, addr, rogue, "localhost", &Log::default());
+    ch.close_future().sync().unwrap();
+    server_log.wait_for("unregistered");
+    assert!(tls_errors(&server_log).iter().any(|e| e.contains("UnknownIssuer")), "{:?}", server_log.events());
+
+    // No certificate at all is rejected too.
+    let server_log = Log::default();
+    let addr = tls_server(&group, cfg, &server_log);
+    let anonymous = TlsClientConfig::from_roots_pem(roots.as_bytes()).unwrap();
+    let ch = tls_client(&group, addr, anonymous, "localhost", &Log::default());
+    ch.close_future().sync().unwrap();
+    server_log.wait_for("unregistered");
+    assert!(!server_log.contains("event:tls_handshake_complete"));
+    assert!(!tls_errors(&server_log).is_empty(), "{:?}", server_log.events());
+}
+
+/// Server side of STARTTLS: on the line `STARTTLS`, answers `OK` in clear and inserts TLS.
+struct StartTlsServer(TlsServerConfig);
+
+impl Handler for StartTlsServer {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let Ok(line) = msg.downcast::<Bytes>() else { return Ok(()) };
+        if &line[..] == b"STARTTLS" {
+            ctx.write_and_flush(Bytes::from_static(b"OK"));
+            ctx.pipeline().add_first("tls", TlsHandler::server(&self.0)?.start_tls())?;
+        } else {
+            ctx.write_and_flush(line);
+        }
+        Ok(())
+    }
+}
+
+/// Client side: asks for STARTTLS, inserts TLS on `OK`, sends a secret after the handshake.
+struct StartTlsClient {
+    cfg: TlsClientConfig,
+    got: mpsc::Sender<String>,
+}
+
+impl Handler for StartTlsClient {
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.write_and_flush(Bytes::from_static(b"STARTTLS"));
+        Ok(())
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let Ok(line) = msg.downcast::<Bytes>() else { return Ok(()) };
+        let text = String::from_utf8_lossy(&line).into_owned();
+        if text == "OK" {
+            ctx.pipeline().add_first("tls", TlsHandler::client(&self.cfg, "localhost")?)?;
+        }
+        let _ = self.got.send(text);
+        Ok(())
+    }
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        if let UserEvent::TlsHandshakeComplete(info) = event {
+            let _ = self.got.send(format!("handshake {}", info.server_name.unwrap_or_default()));
+            ctx.write_and_flush(Bytes::from_static(b"secret after starttls"));
+        }
+        Ok(())
+    }
+    fn exception_caught(&mut self, _ctx: &mut Context<'_>, error: ChannelError) -> HandlerResult {
+        let _ = self.got.send(format!("error {error}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn starttls_inserts_tls_into_a_live_pipeline() {
+    let group = EventLoopGroup::new(2, "starttls").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(move |p| {
+            p.add_last("lines", FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?))?
+                .add_last("app", StartTlsServer(server_cfg.clone()))?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let cfg = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let ch = Bootstrap::new(&group)
+        .handler(move |p| {
+            p.add_last("lines", FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?))?
+                .add_last("app", StartTlsClient { cfg: cfg.clone(), got: tx.clone() })?;
+            Ok(())
+        })
+        .connect(server.local_addr().inet().unwrap())
+        .sync()
+        .unwrap();
+    let got: Vec<String> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+    assert_eq!(got, ["OK", "handshake localhost", "secret after starttls"]);
+    ch.close();
+    wait_until("close", Duration::from_secs(5), || !ch.is_open());
+}
