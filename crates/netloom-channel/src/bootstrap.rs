@@ -276,7 +276,7 @@ fn apply_options(sock: SockRef<'_>, opts: &ChannelOptions, tcp: bool) -> std::io
 /// ```
 #[derive(Clone)]
 pub struct Bootstrap {
-    group: EventLoopGroup,
+    group: Option<EventLoopGroup>,
     event_loop: Option<EventLoop>,
     init: Initializer,
     options: ChannelOptions,
@@ -293,8 +293,26 @@ impl Bootstrap {
     /// ```
     pub fn new(group: &EventLoopGroup) -> Bootstrap {
         Bootstrap {
-            group: group.clone(),
+            group: Some(group.clone()),
             event_loop: None,
+            init: no_handlers(),
+            options: ChannelOptions::default(),
+        }
+    }
+
+    /// A bootstrap whose channels all go to one loop (a proxy connects on the loop of its
+    /// inbound channel, so both ends share a thread).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(1, "c")?;
+    /// let _b = netloom_channel::Bootstrap::on_loop(g.next());
+    /// # Ok(()) }
+    /// ```
+    pub fn on_loop(el: EventLoop) -> Bootstrap {
+        Bootstrap {
+            group: None,
+            event_loop: Some(el),
             init: no_handlers(),
             options: ChannelOptions::default(),
         }
@@ -346,8 +364,22 @@ impl Bootstrap {
         self
     }
 
-    fn target_loop(&self) -> EventLoop {
-        self.event_loop.clone().unwrap_or_else(|| self.group.next())
+    fn target_loop(&self) -> Option<EventLoop> {
+        match (&self.event_loop, &self.group) {
+            (Some(el), _) => Some(el.clone()),
+            (None, Some(g)) => Some(g.next()),
+            (None, None) => None,
+        }
+    }
+
+    fn run_on_loop(&self, job: impl FnOnce() + Send + 'static, rx: oneshot::Receiver<Result<Channel, ChannelError>>) -> ChannelFuture {
+        let Some(el) = self.target_loop() else {
+            return LoopFuture::failed(ChannelError::EventLoopShutDown("(no event loop)".into()));
+        };
+        match el.execute(job) {
+            Ok(()) => LoopFuture(rx),
+            Err(e) => LoopFuture::failed(e),
+        }
     }
 
     /// Connects over TCP (trying each resolved address). A refused or timed-out connect is
@@ -372,10 +404,7 @@ impl Bootstrap {
                 let _ = tx.send(connect_tcp(addr, options, init).await);
             });
         };
-        match self.target_loop().execute(job) {
-            Ok(()) => LoopFuture(rx),
-            Err(e) => LoopFuture::failed(e),
-        }
+        self.run_on_loop(job, rx)
     }
 
     /// Connects to a Unix socket.
@@ -397,10 +426,7 @@ impl Bootstrap {
                 let _ = tx.send(connect_unix(path, options, init).await);
             });
         };
-        match self.target_loop().execute(job) {
-            Ok(()) => LoopFuture(rx),
-            Err(e) => LoopFuture::failed(e),
-        }
+        self.run_on_loop(job, rx)
     }
 }
 

@@ -439,16 +439,24 @@ impl Channel {
         self.0.pending.fetch_sub(removed, Ordering::AcqRel);
     }
 
-    /// Applies the water marks; returns the new state if it changed.
-    pub(crate) fn update_writability(&self, current: bool) -> Option<bool> {
+    /// The next writability state after `fired` (the last state the pipeline was told), if
+    /// it changes. A write queued from another thread may have cleared the shared flag
+    /// already: that counts as unwritable, so a `true` event always follows later.
+    /// The shared flag only goes back to `true` together with an event.
+    pub(crate) fn writability_transition(&self, fired: bool) -> Option<bool> {
         let pending = self.pending_outbound_bytes();
-        let next = if current {
-            pending <= self.0.high
+        if fired {
+            if !self.is_writable() || pending > self.0.high {
+                self.0.writable.store(false, Ordering::Release);
+                return Some(false);
+            }
+            None
+        } else if pending < self.0.low || pending == 0 {
+            self.0.writable.store(true, Ordering::Release);
+            Some(true)
         } else {
-            pending < self.0.low || pending == 0
-        };
-        self.0.writable.store(next, Ordering::Release);
-        (next != current).then_some(next)
+            None
+        }
     }
 
     pub(crate) fn set_active(&self, on: bool) {

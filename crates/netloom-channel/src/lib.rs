@@ -48,6 +48,7 @@ mod embedded;
 mod error;
 mod event;
 mod event_loop;
+mod forward;
 mod handler;
 mod idle;
 mod message;
@@ -57,6 +58,7 @@ mod pipeline;
 mod task;
 mod tls;
 mod transport;
+mod udp;
 
 pub use bootstrap::{
     BindFuture, Bootstrap, ChannelFuture, Initializer, LoopFuture, RemoteAddr, ServerBootstrap,
@@ -69,6 +71,7 @@ pub use embedded::EmbeddedChannel;
 pub use error::{BoxError, ChannelError, HandlerResult};
 pub use event::{CloseMode, IdleState, TlsInfo, UserEvent};
 pub use event_loop::{EventLoop, EventLoopGroup, Termination};
+pub use forward::{ForwardConfig, ForwardStats, Forwarder};
 pub use handler::Handler;
 pub use idle::{IdleStateHandler, ReadTimeoutHandler};
 pub use message::Msg;

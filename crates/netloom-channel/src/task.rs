@@ -242,7 +242,11 @@ impl<T: Transport> ChannelTask<T> {
     }
 
     fn update_writability(&mut self) {
-        if let Some(w) = self.pipeline.channel.update_writability(self.writable) {
+        // At most false-then-true per round: no flapping.
+        for _ in 0..2 {
+            let Some(w) = self.pipeline.channel.writability_transition(self.writable) else {
+                break;
+            };
             self.writable = w;
             self.pipeline.fire_inbound(Ev::Writability(w));
             self.pipeline.run();

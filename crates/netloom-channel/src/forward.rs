@@ -1,0 +1,376 @@
+//! A TCP (optionally TLS) port forwarder with backpressure both ways.
+//!
+//! Each accepted connection opens a connection to the target on the same event loop.
+//! Bytes read on one side are written to the other; when the other side becomes unwritable
+//! (its pending bytes passed the high water mark), reading stops on this side until it is
+//! writable again. Memory per connection pair is bounded by the water marks.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::{
+    Bootstrap, Channel, ChannelError, ChannelOptions, CloseFuture, Context, EventLoopGroup,
+    Handler, HandlerResult, Msg, RemoteAddr, ServerBootstrap, ServerChannel, TlsClientConfig,
+    TlsHandler, TlsServerConfig, UserEvent,
+};
+
+/// What to forward where.
+///
+/// ```
+/// use netloom_channel::ForwardConfig;
+/// let cfg = ForwardConfig::new("127.0.0.1:8080");
+/// assert!(cfg.tls_to.is_none());
+/// ```
+#[derive(Clone)]
+pub struct ForwardConfig {
+    /// The target.
+    pub to: RemoteAddr,
+    /// Speak TLS to the target (verifying its certificate).
+    pub tls_to: Option<TlsClientConfig>,
+    /// The name to verify and send as SNI (default: the target's host).
+    pub tls_server_name: Option<String>,
+    /// Terminate TLS on the listening side.
+    pub tls_listen: Option<TlsServerConfig>,
+    /// Options of both sides' channels.
+    pub options: ChannelOptions,
+}
+
+impl ForwardConfig {
+    /// Plain TCP to `to`.
+    ///
+    /// ```
+    /// let cfg = netloom_channel::ForwardConfig::new("example.com:443");
+    /// assert_eq!(cfg.to.to_string(), "example.com:443");
+    /// ```
+    pub fn new(to: impl Into<RemoteAddr>) -> ForwardConfig {
+        ForwardConfig {
+            to: to.into(),
+            tls_to: None,
+            tls_server_name: None,
+            tls_listen: None,
+            options: ChannelOptions::default(),
+        }
+    }
+}
+
+/// Counters of a running forwarder.
+///
+/// ```
+/// let stats = netloom_channel::ForwardStats::default();
+/// assert_eq!(stats.connections(), 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct ForwardStats {
+    connections: AtomicU64,
+    bytes_to_target: AtomicU64,
+    bytes_to_client: AtomicU64,
+    peak_pending: AtomicUsize,
+}
+
+impl ForwardStats {
+    /// Connections accepted so far.
+    ///
+    /// ```
+    /// assert_eq!(netloom_channel::ForwardStats::default().connections(), 0);
+    /// ```
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded to the target.
+    ///
+    /// ```
+    /// assert_eq!(netloom_channel::ForwardStats::default().bytes_to_target(), 0);
+    /// ```
+    pub fn bytes_to_target(&self) -> u64 {
+        self.bytes_to_target.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded back to clients.
+    ///
+    /// ```
+    /// assert_eq!(netloom_channel::ForwardStats::default().bytes_to_client(), 0);
+    /// ```
+    pub fn bytes_to_client(&self) -> u64 {
+        self.bytes_to_client.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes any one side ever held waiting for its socket: bounded by the high
+    /// water mark plus one read when backpressure works.
+    ///
+    /// ```
+    /// assert_eq!(netloom_channel::ForwardStats::default().peak_pending_bytes(), 0);
+    /// ```
+    pub fn peak_pending_bytes(&self) -> usize {
+        self.peak_pending.load(Ordering::Relaxed)
+    }
+}
+
+/// A running forwarder.
+///
+/// ```no_run
+/// # fn main() -> Result<(), netloom_channel::ChannelError> {
+/// use netloom_channel::{EventLoopGroup, ForwardConfig, Forwarder};
+/// let group = EventLoopGroup::new(2, "forward")?;
+/// let fwd = Forwarder::bind(&group, "127.0.0.1:8443".parse().unwrap(), ForwardConfig::new("127.0.0.1:443"))?;
+/// println!("{}", fwd.local_addr());
+/// fwd.close_future().sync()?;
+/// # Ok(()) }
+/// ```
+pub struct Forwarder {
+    server: ServerChannel,
+    stats: Arc<ForwardStats>,
+}
+
+impl Forwarder {
+    /// Listens on `listen` (blocking until bound; not on an event loop thread).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use netloom_channel::{EventLoopGroup, ForwardConfig, Forwarder};
+    /// let group = EventLoopGroup::new(1, "fwd")?;
+    /// let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), ForwardConfig::new("127.0.0.1:9"))?;
+    /// assert_eq!(fwd.stats().connections(), 0);
+    /// fwd.close();
+    /// # Ok(()) }
+    /// ```
+    pub fn bind(
+        group: &EventLoopGroup,
+        listen: SocketAddr,
+        config: ForwardConfig,
+    ) -> Result<Forwarder, ChannelError> {
+        config.options.validate()?;
+        let stats = Arc::new(ForwardStats::default());
+        let config = Arc::new(config);
+        let (cfg, st) = (config.clone(), stats.clone());
+        let server = ServerBootstrap::new(group, group)
+            .child_options(config.options.clone())
+            .child_handler(move |p| {
+                if let Some(tls) = &cfg.tls_listen {
+                    p.add_last("tls", TlsHandler::server(tls)?)?;
+                }
+                st.connections.fetch_add(1, Ordering::Relaxed);
+                p.add_last(
+                    "forward",
+                    Inbound {
+                        config: cfg.clone(),
+                        stats: st.clone(),
+                        target: None,
+                        inactive: false,
+                    },
+                )?;
+                Ok(())
+            })
+            .bind(listen)
+            .sync()?;
+        Ok(Forwarder { server, stats })
+    }
+
+    /// The listening address.
+    ///
+    /// ```no_run
+    /// # fn f(fwd: netloom_channel::Forwarder) {
+    /// println!("{}", fwd.local_addr());
+    /// # }
+    /// ```
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server
+            .local_addr()
+            .inet()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The counters.
+    ///
+    /// ```no_run
+    /// # fn f(fwd: netloom_channel::Forwarder) {
+    /// println!("{} connections", fwd.stats().connections());
+    /// # }
+    /// ```
+    pub fn stats(&self) -> &ForwardStats {
+        &self.stats
+    }
+
+    /// Stops accepting (forwarded connections continue).
+    ///
+    /// ```no_run
+    /// # fn f(fwd: netloom_channel::Forwarder) {
+    /// fwd.close();
+    /// # }
+    /// ```
+    pub fn close(&self) {
+        self.server.close();
+    }
+
+    /// Completes when the forwarder stopped accepting.
+    ///
+    /// ```no_run
+    /// # fn f(fwd: netloom_channel::Forwarder) -> Result<(), netloom_channel::ChannelError> {
+    /// fwd.close_future().sync()
+    /// # }
+    /// ```
+    pub fn close_future(&self) -> CloseFuture {
+        self.server.close_future()
+    }
+}
+
+/// Writes `msg` to `other`; stops reading on `ctx` while `other` is unwritable.
+fn relay(
+    ctx: &mut Context<'_>,
+    other: &Channel,
+    msg: Msg,
+    counter: &AtomicU64,
+    stats: &ForwardStats,
+) -> HandlerResult {
+    let n = msg.as_bytes().map_or(0, |b| b.len());
+    if other.write_and_flush(msg).is_err() {
+        ctx.close();
+        return Ok(());
+    }
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+    stats
+        .peak_pending
+        .fetch_max(other.pending_outbound_bytes(), Ordering::Relaxed);
+    if !other.is_writable() {
+        ctx.set_auto_read(false);
+        // It may have drained in between (another thread): don't stall forever.
+        if other.is_writable() {
+            ctx.set_auto_read(true);
+        }
+    }
+    Ok(())
+}
+
+/// The target connection, handed to the inbound handler once connected.
+struct Connected(Channel);
+
+struct Inbound {
+    config: Arc<ForwardConfig>,
+    stats: Arc<ForwardStats>,
+    target: Option<Channel>,
+    inactive: bool,
+}
+
+impl Handler for Inbound {
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.set_auto_read(false);
+        let inbound = ctx.channel().clone();
+        let Some(el) = inbound.event_loop().cloned() else {
+            return Err("forwarding needs a channel on an event loop".into());
+        };
+        let cfg = self.config.clone();
+        let stats = self.stats.clone();
+        let client = inbound.clone();
+        let connect = Bootstrap::on_loop(el)
+            .options(cfg.options.clone())
+            .handler(move |p| {
+                if let Some(tls) = &cfg.tls_to {
+                    let name = cfg.tls_server_name.clone().unwrap_or_else(|| cfg.to.host());
+                    p.add_last("tls", TlsHandler::client(tls, &name)?)?;
+                }
+                p.add_last(
+                    "forward",
+                    Outbound {
+                        client: client.clone(),
+                        stats: stats.clone(),
+                    },
+                )?;
+                Ok(())
+            })
+            .connect(self.config.to.clone());
+        tokio::task::spawn_local(async move {
+            match connect.await {
+                Ok(target) => {
+                    if let Err(e) = inbound.fire_user_event(UserEvent::Custom(Box::new(Connected(target.clone())))) {
+                        tracing::debug!(err = %e, "client left before the target connected");
+                        target.close();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(client = %inbound, err = %e, "connecting to the target failed");
+                    inbound.close();
+                }
+            }
+        });
+        ctx.fire_channel_active();
+        Ok(())
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        match event {
+            UserEvent::Custom(b) => match b.downcast::<Connected>() {
+                Ok(connected) => {
+                    let target = connected.0;
+                    if self.inactive {
+                        target.close();
+                    } else {
+                        self.target = Some(target);
+                        ctx.set_auto_read(true);
+                    }
+                }
+                Err(other) => ctx.fire_user_event(UserEvent::Custom(other)),
+            },
+            other => ctx.fire_user_event(other),
+        }
+        Ok(())
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        match &self.target {
+            Some(target) => relay(ctx, target, msg, &self.stats.bytes_to_target, &self.stats),
+            None => Err("data before the target connection was up".into()),
+        }
+    }
+
+    fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) -> HandlerResult {
+        if let Some(target) = &self.target {
+            target.set_auto_read(writable);
+        }
+        ctx.fire_channel_writability_changed(writable);
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.inactive = true;
+        if let Some(target) = &self.target {
+            target.close();
+        }
+        ctx.fire_channel_inactive();
+        Ok(())
+    }
+
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, error: ChannelError) -> HandlerResult {
+        tracing::debug!(channel = %ctx.channel(), %error, "client side failed");
+        ctx.close();
+        Ok(())
+    }
+}
+
+struct Outbound {
+    client: Channel,
+    stats: Arc<ForwardStats>,
+}
+
+impl Handler for Outbound {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        relay(ctx, &self.client, msg, &self.stats.bytes_to_client, &self.stats)
+    }
+
+    fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) -> HandlerResult {
+        self.client.set_auto_read(writable);
+        ctx.fire_channel_writability_changed(writable);
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.client.close();
+        ctx.fire_channel_inactive();
+        Ok(())
+    }
+
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, error: ChannelError) -> HandlerResult {
+        tracing::debug!(channel = %ctx.channel(), %error, "target side failed");
+        ctx.close();
+        Ok(())
+    }
+}
