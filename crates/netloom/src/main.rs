@@ -21,6 +21,8 @@ enum Command {
     Trace(cli::trace::TraceArgs),
     /// Echo server: decodes frames with a framing and echoes each re-encoded.
     Echo(cli::echo::EchoArgs),
+    /// Forward a TCP (or TLS) port to HOST:PORT, with backpressure both ways.
+    Forward(cli::forward::ForwardArgs),
     /// Reset TCP connections matching a filter (any process); says which method ran for each.
     Reset(cli::reset::ResetArgs),
     /// Silently drop the packets of matching TCP connections for a while (nftables).
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => cli::probe::run(args),
         Command::Trace(args) => cli::trace::run(args),
         Command::Echo(args) => cli::echo::run(args),
+        Command::Forward(args) => cli::forward::run(args),
         Command::Reset(args) => cli::reset::run(args),
         Command::Blackhole(args) => cli::blackhole::run(args),
     };

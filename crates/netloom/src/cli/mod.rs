@@ -1,6 +1,7 @@
 //! One module per subcommand; each holds its clap arguments and a `run` function.
 pub mod blackhole;
 pub mod echo;
+pub mod forward;
 pub mod probe;
 pub mod reset;
 pub mod trace;
