@@ -209,8 +209,8 @@ fn times(ratio: Option<f64>) -> String {
 
 fn verdict(ratio: Option<f64>, met: impl Fn(f64) -> bool) -> String {
     match ratio {
-        Some(r) if met(r) => format!("{r:.2}x ✔"),
-        Some(r) => format!("{r:.2}x ✘"),
+        Some(r) if met(r) => format!("{r:.3}x ✔"),
+        Some(r) => format!("{r:.3}x ✘"),
         None => "n/a".into(),
     }
 }
@@ -235,6 +235,84 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::{Case, CaseResult};
+    use crate::load::Mode;
+    use crate::report::Latency;
+
+    fn report(msgs_per_sec: f64, p50: f64, cpu: f64, errors: u64) -> LoadReport {
+        LoadReport {
+            connections: 1,
+            mode: Mode::Pipelined { in_flight: 1 },
+            size: 32,
+            duration_secs: 1.0,
+            messages: msgs_per_sec as u64,
+            msgs_per_sec,
+            bytes_per_sec: msgs_per_sec * 32.0,
+            latency_us: Latency {
+                p50,
+                ..Latency::default()
+            },
+            errors,
+            error_samples: Vec::new(),
+            server_cpu_us: None,
+            server_cpu_us_per_msg: Some(cpu),
+            client_cpu_percent: 50.0,
+        }
+    }
+
+    fn server(name: &str, rounds: Vec<Result<LoadReport, String>>) -> ServerResult {
+        ServerResult {
+            name: name.into(),
+            command: vec![name.into()],
+            threads: Some(2),
+            cases: vec![CaseResult { rounds }],
+            idle: None,
+        }
+    }
+
+    fn comparison(servers: Vec<ServerResult>) -> Comparison {
+        Comparison {
+            cases: vec![Case::new(1, Mode::Pipelined { in_flight: 1 }, 32)],
+            servers,
+            warmup_secs: 1.0,
+            duration_secs: 4.0,
+            rounds: 3,
+        }
+    }
+
+    #[test]
+    fn ratios_use_the_median_round_and_the_better_anchor() {
+        let c = comparison(vec![
+            server(
+                SUBJECT,
+                vec![
+                    Ok(report(90.0, 1.0, 1.0, 0)),
+                    Ok(report(300.0, 9.0, 9.0, 0)),
+                    Ok(report(120.0, 11.0, 2.0, 0)),
+                ],
+            ),
+            server(TOKIO, vec![Ok(report(100.0, 10.0, 1.0, 0))]),
+            server(NETTY, vec![Ok(report(150.0, 10.0, 1.0, 0))]),
+        ]);
+        let r = Ratios::of(&c, 0);
+        assert_eq!(r.msgs_vs_tokio, Some(1.2));
+        assert_eq!(r.msgs_vs_best, Some(0.8));
+        assert_eq!(r.p50_vs_tokio, Some(1.1));
+        assert_eq!(r.cpu_vs_tokio, Some(2.0));
+        let md = markdown(&c);
+        assert!(md.contains("| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 1.100x ✔ | 2.000x ✘ |"), "{md}");
+    }
+
+    #[test]
+    fn a_round_with_errors_voids_the_ratios_and_shows_in_the_table() {
+        let c = comparison(vec![
+            server(SUBJECT, vec![Ok(report(90.0, 1.0, 1.0, 2)), Err("refused".into())]),
+            server(TOKIO, vec![Ok(report(100.0, 10.0, 1.0, 0))]),
+        ]);
+        assert_eq!(Ratios::of(&c, 0), Ratios::default());
+        let md = markdown(&c);
+        assert!(md.contains("| 3 |"), "{md}");
+    }
 
     #[test]
     fn thousands_separators() {
