@@ -300,13 +300,19 @@ mod tests {
         assert_eq!(r.p50_vs_tokio, Some(1.1));
         assert_eq!(r.cpu_vs_tokio, Some(2.0));
         let md = markdown(&c);
-        assert!(md.contains("| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 1.100x ✔ | 2.000x ✘ |"), "{md}");
+        assert!(
+            md.contains("| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 1.100x ✔ | 2.000x ✘ |"),
+            "{md}"
+        );
     }
 
     #[test]
     fn a_round_with_errors_voids_the_ratios_and_shows_in_the_table() {
         let c = comparison(vec![
-            server(SUBJECT, vec![Ok(report(90.0, 1.0, 1.0, 2)), Err("refused".into())]),
+            server(
+                SUBJECT,
+                vec![Ok(report(90.0, 1.0, 1.0, 2)), Err("refused".into())],
+            ),
             server(TOKIO, vec![Ok(report(100.0, 10.0, 1.0, 0))]),
         ]);
         assert_eq!(Ratios::of(&c, 0), Ratios::default());
