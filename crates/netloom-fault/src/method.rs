@@ -1,6 +1,7 @@
 //! Choosing how to reset each connection, and doing it.
 use std::collections::HashSet;
 use std::fmt;
+use std::os::fd::AsFd;
 use std::str::FromStr;
 
 use crate::caps::Capability;
@@ -21,8 +22,9 @@ use crate::select::{Matched, list_matches};
 /// | `Pidfd` | ptrace rights over the owner | sockets of children / ptraceable processes | `ECONNRESET` | `ECONNRESET` |
 /// | `Inject` | `CAP_NET_RAW` | any connection with a local end | `ECONNRESET` | `ECONNRESET` |
 ///
-/// `Auto` picks, per connection, the first that applies: `Fd` for this process's sockets,
-/// then `Destroy`, `Pidfd`, `Inject`.
+/// `Auto` picks, per connection, the first that applies: `Destroy` (batched, reaches every
+/// socket), then `Fd` for this process's sockets, `Pidfd` for sockets of processes we may
+/// ptrace, `Inject`.
 ///
 /// ```
 /// use netloom_fault::Method;
@@ -155,9 +157,10 @@ impl ResetReport {
 /// let client = std::net::TcpStream::connect(listener.local_addr()?)?;
 /// let (mut server, _) = listener.accept()?;
 /// let filter = Filter::new().pid(std::process::id()).local(client.local_addr()?.into());
-/// let reports = reset_connections(&filter, ResetOptions::default())?;
+/// // Our own socket: method fd needs no privilege.
+/// let reports = reset_connections(&filter, ResetOptions { method: Method::Fd, ..Default::default() })?;
 /// assert_eq!(reports.len(), 1);
-/// assert_eq!(reports[0].method, Method::Fd); // our own socket: no privilege needed
+/// assert_eq!(reports[0].method, Method::Fd);
 /// assert!(server.read(&mut [0u8; 4]).is_err());
 /// # Ok(()) }
 /// ```
@@ -170,8 +173,10 @@ pub fn reset_connections(filter: &Filter, opts: ResetOptions) -> Result<Vec<Rese
 /// Resets connections already listed (by [`list_matches`] or a tracker).
 pub(crate) fn reset_matched(mut matched: Vec<Matched>, opts: ResetOptions) -> Result<Vec<ResetReport>> {
     opts.method.check_allowed()?;
-    fill_owners(&mut matched, opts.method)?;
     let can_destroy = Capability::NetAdmin.is_effective()?;
+    if opts.method != Method::Auto || !can_destroy {
+        fill_owners(&mut matched, opts.method)?;
+    }
     let can_inject = Capability::NetRaw.is_effective()?;
     let me = std::process::id();
     let mut plan: Vec<(Matched, Method)> = matched
@@ -179,10 +184,10 @@ pub(crate) fn reset_matched(mut matched: Vec<Matched>, opts: ResetOptions) -> Re
         .map(|m| {
             let method = match opts.method {
                 Method::Auto => {
-                    if m.owner.is_some_and(|o| o.pid == me) {
-                        Method::Fd
-                    } else if can_destroy {
+                    if can_destroy {
                         Method::Destroy
+                    } else if m.owner.is_some_and(|o| o.pid == me) {
+                        Method::Fd
                     } else if m.owner.is_some() {
                         Method::Pidfd
                     } else if can_inject {
@@ -248,13 +253,17 @@ fn reset_through_fd(m: &Matched, method: Method, me: u32) -> Result<()> {
             reason: format!("held by pid {}, not this process; use method pidfd", owner.pid),
         });
     }
+    // The inode check in borrow_socket proves it is the TCP socket inet_diag listed.
     let fd = borrow_socket(owner, conn.inode)?;
-    crate::reset::reset(&fd)
+    crate::reset::disconnect(fd.as_fd())
 }
 
 /// Finds who holds each socket when the method needs a descriptor.
 fn fill_owners(matched: &mut [Matched], method: Method) -> Result<()> {
     if !matches!(method, Method::Auto | Method::Fd | Method::Pidfd) {
+        return Ok(());
+    }
+    if matched.iter().all(|m| m.owner.is_some()) {
         return Ok(());
     }
     let me = std::process::id();
@@ -268,8 +277,7 @@ fn fill_owners(matched: &mut [Matched], method: Method) -> Result<()> {
             }
         }
     }
-    let need_scan = method == Method::Pidfd
-        || (method == Method::Auto && !Capability::NetAdmin.is_effective()?);
+    let need_scan = method == Method::Pidfd || method == Method::Auto;
     if need_scan && !unknown.is_empty() {
         let owners = find_owners(&unknown)?;
         for m in matched.iter_mut().filter(|m| m.owner.is_none()) {

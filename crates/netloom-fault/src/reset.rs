@@ -36,6 +36,11 @@ use crate::error::{FaultError, Result};
 pub fn reset(sock: &impl AsFd) -> Result<()> {
     let fd = sock.as_fd();
     ensure_tcp(fd)?;
+    disconnect(fd)
+}
+
+/// `connect(fd, AF_UNSPEC)` on a descriptor already known to be a TCP socket.
+pub(crate) fn disconnect(fd: BorrowedFd<'_>) -> Result<()> {
     let addr = libc::sockaddr { sa_family: libc::AF_UNSPEC as libc::sa_family_t, sa_data: [0; 14] };
     let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
     // SAFETY: `fd` is a descriptor borrowed for the duration of the call; `addr` is an

@@ -37,20 +37,22 @@ pub struct Matched {
 /// # Ok(()) }
 /// ```
 pub fn list_matches(filter: &Filter) -> Result<Vec<Matched>> {
-    let mut diag = DiagSocket::new()?;
-    let listen_bit = 1u32 << TcpState::Listen as u8;
-    let mask = filter.state_mask() | listen_bit;
-    let mut all = diag.dump(libc::AF_INET as u8, mask)?;
-    all.extend(diag.dump(libc::AF_INET6 as u8, mask)?);
+    let mask = filter.state_mask() | 1u32 << TcpState::Listen as u8;
+    // The two dumps and the /proc scan are independent: run them side by side.
+    let (v4, v6, owners) = std::thread::scope(|s| {
+        let v6 = s.spawn(|| DiagSocket::new()?.dump(libc::AF_INET6 as u8, mask));
+        let owners = s.spawn(|| filter.pid.map(socket_inodes).transpose());
+        let v4 = DiagSocket::new().and_then(|mut d| d.dump(libc::AF_INET as u8, mask));
+        (v4, join(v6), join(owners))
+    });
+    let mut all = v4?;
+    all.extend(v6?);
+    let owners: Option<HashMap<u32, i32>> = owners?;
     let listeners: Vec<SocketAddr> = all
         .iter()
         .filter(|c| c.state == TcpState::Listen)
         .map(|c| c.local)
         .collect();
-    let owners: Option<HashMap<u32, i32>> = match filter.pid {
-        Some(pid) => Some(socket_inodes(pid)?),
-        None => None,
-    };
     let mut out = Vec::new();
     for conn in all {
         if !filter.matches_socket(&conn) {
@@ -70,6 +72,16 @@ pub fn list_matches(filter: &Filter) -> Result<Vec<Matched>> {
         out.push(Matched { connection: conn, role, owner });
     }
     Ok(out)
+}
+
+/// Joins a scoped thread, turning a panic into an error instead of propagating it.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    handle.join().unwrap_or_else(|_| {
+        Err(crate::error::FaultError::Netlink {
+            operation: "listing sockets",
+            source: std::io::Error::other("worker thread panicked"),
+        })
+    })
 }
 
 /// The sockets `filter` matches, without roles or owners. Needs no privilege.

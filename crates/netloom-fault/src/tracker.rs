@@ -146,7 +146,8 @@ impl Tracker {
     }
 
     /// How many connections to `peer` the process opened since the last reset this tracker
-    /// made (or since creation): the reconnects that followed a fault.
+    /// made (or since creation): the reconnects that followed a fault. Connections that were
+    /// open at the last reset but not reset (another role, or the reset failed) don't count.
     pub fn reestablished(&self, peer: Endpoint) -> Result<usize> {
         let before = self.at_last_reset.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Ok(self
@@ -170,9 +171,12 @@ impl Tracker {
     }
 
     fn reset_role(&self, role: Option<Role>) -> Result<Vec<ResetReport>> {
-        let matched = self.opened_since(role)?;
-        let mut seen = self.at_last_reset.lock().unwrap_or_else(|p| p.into_inner());
-        seen.extend(socket_inodes(self.pid)?.into_keys());
+        let all = self.opened_since(None)?;
+        self.at_last_reset
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(all.iter().map(|m| m.connection.inode));
+        let matched = all.into_iter().filter(|m| role.is_none_or(|r| r == m.role)).collect();
         reset_matched(matched, self.options)
     }
 

@@ -45,7 +45,7 @@ fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) 
 
 #[test]
 fn tracker_fd_ipv4() {
-    sync_client(V4, Method::Auto, Method::Fd, ErrorKind::ConnectionReset);
+    sync_client(V4, Method::Fd, Method::Fd, ErrorKind::ConnectionReset);
 }
 
 #[test]
@@ -54,8 +54,8 @@ fn tracker_fd_ipv6() {
 }
 
 #[test]
-fn tracker_destroy_ipv4() {
-    sync_client(V4, Method::Destroy, Method::Destroy, ErrorKind::ConnectionAborted);
+fn tracker_auto_ipv4() {
+    sync_client(V4, Method::Auto, Method::Destroy, ErrorKind::ConnectionAborted);
 }
 
 #[test]
