@@ -1,6 +1,7 @@
-//! Side-by-side benchmark: reset N established loopback connections
-//! 1. by filter with SOCK_DESTROY (netloom), 2. with `ss -K` and the same filter,
-//! 3. as own sockets through the tracker (method auto = fd).
+//! Side-by-side benchmark: reset N established loopback connections (1) by filter with
+//! SOCK_DESTROY (netloom), (2) with `ss -K` and the same filter, (3) as own sockets through the
+//! tracker (method auto, then method fd).
+//!
 //! Needs root (CAP_NET_ADMIN). Run it with `scripts/bench-fault`.
 //!
 //! The accepted ends live in a child process (this binary re-run with NETLOOM_BENCH_SERVE=1)
@@ -21,8 +22,16 @@ fn main() -> BoxResult<()> {
     if std::env::var_os(SERVE).is_some() {
         return serve();
     }
-    let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(10_000);
-    let rounds: usize = std::env::args().nth(2).map(|a| a.parse()).transpose()?.unwrap_or(3);
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(3);
     let mut destroy = Vec::new();
     let mut ss = Vec::new();
     let mut tracker = Vec::new();
@@ -42,12 +51,28 @@ fn main() -> BoxResult<()> {
     }
     let (d, s, t) = (median(&mut destroy), median(&mut ss), median(&mut tracker));
     let tf = median(&mut tracker_fd);
-    println!("| reset {n} established loopback connections (median of {rounds}) | time | vs `ss -K` |");
+    println!(
+        "| reset {n} established loopback connections (median of {rounds}) | time | vs `ss -K` |"
+    );
     println!("|---|---|---|");
-    println!("| netloom `reset_connections`, method destroy, filter remote 127.0.0.1:PORT | {:.1} ms | {:.2}x faster |", ms(d), ms(s) / ms(d));
-    println!("| `ss -K -t dst 127.0.0.1 dport = :PORT` (iproute2 {}) | {:.1} ms | 1.00x |", ss_version(), ms(s));
-    println!("| netloom `Tracker::reset_client_tcp_connections`, own sockets, method auto (= destroy as root) | {:.1} ms | target < 200 ms |", ms(t));
-    println!("| same, method fd (what an unprivileged process gets) | {:.1} ms | target < 200 ms |", ms(tf));
+    println!(
+        "| netloom `reset_connections`, method destroy, filter remote 127.0.0.1:PORT | {:.1} ms | {:.2}x faster |",
+        ms(d),
+        ms(s) / ms(d)
+    );
+    println!(
+        "| `ss -K -t dst 127.0.0.1 dport = :PORT` (iproute2 {}) | {:.1} ms | 1.00x |",
+        ss_version(),
+        ms(s)
+    );
+    println!(
+        "| netloom `Tracker::reset_client_tcp_connections`, own sockets, method auto (= destroy as root) | {:.1} ms | target < 200 ms |",
+        ms(t)
+    );
+    println!(
+        "| same, method fd (what an unprivileged process gets) | {:.1} ms | target < 200 ms |",
+        ms(tf)
+    );
     Ok(())
 }
 
@@ -68,7 +93,11 @@ impl Setup {
         let mut line = String::new();
         BufReader::new(server.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
         let addr = line.trim().parse()?;
-        Ok(Setup { server, addr, clients: Vec::new() })
+        Ok(Setup {
+            server,
+            addr,
+            clients: Vec::new(),
+        })
     }
 
     fn connect(&mut self, n: usize) -> BoxResult<()> {
@@ -106,7 +135,10 @@ fn round_destroy(n: usize) -> BoxResult<Duration> {
     let mut s = Setup::new()?;
     s.connect(n)?;
     let filter = s.filter();
-    let opts = ResetOptions { method: Method::Destroy, ..Default::default() };
+    let opts = ResetOptions {
+        method: Method::Destroy,
+        ..Default::default()
+    };
     let t = Instant::now();
     let reports = reset_connections(&filter, opts)?;
     let took = t.elapsed();
@@ -120,7 +152,16 @@ fn round_ss(n: usize) -> BoxResult<Duration> {
     s.connect(n)?;
     let t = Instant::now();
     let status = Command::new("ss")
-        .args(["-K", "-t", "-n", "dst", &s.addr.ip().to_string(), "dport", "=", &format!(":{}", s.addr.port())])
+        .args([
+            "-K",
+            "-t",
+            "-n",
+            "dst",
+            &s.addr.ip().to_string(),
+            "dport",
+            "=",
+            &format!(":{}", s.addr.port()),
+        ])
         .stdout(Stdio::null())
         .status()?;
     let took = t.elapsed();
@@ -133,18 +174,29 @@ fn round_ss(n: usize) -> BoxResult<Duration> {
 
 fn round_tracker(n: usize, method: Method, ran: Method) -> BoxResult<Duration> {
     let mut s = Setup::new()?;
-    let tracker = Tracker::new()?.with_options(ResetOptions { method, ..Default::default() });
+    let tracker = Tracker::new()?.with_options(ResetOptions {
+        method,
+        ..Default::default()
+    });
     s.connect(n)?;
     let t = Instant::now();
     let reports = tracker.reset_client_tcp_connections()?;
     let took = t.elapsed();
-    check(reports.iter().filter(|r| r.ok() && r.method == ran).count(), n, "tracker")?;
+    check(
+        reports.iter().filter(|r| r.ok() && r.method == ran).count(),
+        n,
+        "tracker",
+    )?;
     check(n - s.remaining()?, n, "tracker (left over)")?;
     Ok(took)
 }
 
 fn check(got: usize, want: usize, what: &str) -> BoxResult<()> {
-    if got == want { Ok(()) } else { Err(format!("{what}: reset {got} of {want}").into()) }
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: reset {got} of {want}").into())
+    }
 }
 
 /// The child: accept and hold connections until stdin closes.
@@ -165,7 +217,10 @@ fn serve() -> BoxResult<()> {
 }
 
 fn raise_nofile() -> BoxResult<()> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the rlimit we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(std::io::Error::last_os_error().into());
@@ -182,7 +237,12 @@ fn ss_version() -> String {
     Command::new("ss")
         .arg("-V")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().trim_start_matches("ss utility, iproute2-").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .trim_start_matches("ss utility, iproute2-")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 

@@ -47,7 +47,11 @@ impl Blackhole {
     pub fn matching(filter: &Filter) -> Result<Blackhole> {
         let conns = list_connections(filter)?;
         if conns.is_empty() {
-            return Err(FaultError::invalid("blackhole filter", filter, "matches no connection"));
+            return Err(FaultError::invalid(
+                "blackhole filter",
+                filter,
+                "matches no connection",
+            ));
         }
         Blackhole::connections_of(conns)
     }
@@ -62,11 +66,19 @@ impl Blackhole {
                               or run the peer in a network namespace you control",
             });
         }
-        let table = format!("netloom_bh_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let table = format!(
+            "netloom_bh_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let script = ruleset(&table, &connections);
         nft(&script, "add")?;
         tracing::info!(%table, count = connections.len(), "blackhole installed");
-        Ok(Blackhole { table, connections, removed: false })
+        Ok(Blackhole {
+            table,
+            connections,
+            removed: false,
+        })
     }
 
     /// Removes the rules after `duration` from a background thread, and returns at once.
@@ -104,10 +116,10 @@ impl Blackhole {
 
 impl Drop for Blackhole {
     fn drop(&mut self) {
-        if !self.removed {
-            if let Err(e) = nft(&format!("delete table inet {}\n", self.table), "delete") {
-                tracing::error!(table = %self.table, error = %e, "could not remove blackhole");
-            }
+        if !self.removed
+            && let Err(e) = nft(&format!("delete table inet {}\n", self.table), "delete")
+        {
+            tracing::error!(table = %self.table, error = %e, "could not remove blackhole");
         }
     }
 }
@@ -144,15 +156,25 @@ fn nft(script: &str, action: &'static str) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| FaultError::Nft { action, status: format!("spawning nft: {e}"), stderr: String::new() })?;
+        .map_err(|e| FaultError::Nft {
+            action,
+            status: format!("spawning nft: {e}"),
+            stderr: String::new(),
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(script.as_bytes())
-            .map_err(|e| FaultError::Nft { action, status: format!("writing to nft: {e}"), stderr: String::new() })?;
+            .map_err(|e| FaultError::Nft {
+                action,
+                status: format!("writing to nft: {e}"),
+                stderr: String::new(),
+            })?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| FaultError::Nft { action, status: format!("waiting for nft: {e}"), stderr: String::new() })?;
+    let out = child.wait_with_output().map_err(|e| FaultError::Nft {
+        action,
+        status: format!("waiting for nft: {e}"),
+        stderr: String::new(),
+    })?;
     if out.status.success() {
         Ok(())
     } else {
@@ -170,8 +192,14 @@ mod tests {
 
     #[test]
     fn rules_cover_both_directions() {
-        let r = rule("127.0.0.1:5".parse().unwrap(), "127.0.0.2:6".parse().unwrap());
-        assert_eq!(r, "ip saddr 127.0.0.1 ip daddr 127.0.0.2 tcp sport 5 tcp dport 6");
+        let r = rule(
+            "127.0.0.1:5".parse().unwrap(),
+            "127.0.0.2:6".parse().unwrap(),
+        );
+        assert_eq!(
+            r,
+            "ip saddr 127.0.0.1 ip daddr 127.0.0.2 tcp sport 5 tcp dport 6"
+        );
         let r = rule("[::1]:5".parse().unwrap(), "[::1]:6".parse().unwrap());
         assert!(r.starts_with("ip6 saddr ::1"));
     }

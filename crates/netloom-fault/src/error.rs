@@ -19,7 +19,9 @@ use crate::method::Method;
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
     /// The method needs a capability the calling process does not have in its effective set.
-    #[error("method `{method}` needs {capability}, which this process does not have; {alternative}")]
+    #[error(
+        "method `{method}` needs {capability}, which this process does not have; {alternative}"
+    )]
     MissingCapability {
         /// The method that was asked for.
         method: Method,
@@ -114,7 +116,11 @@ pub enum FaultError {
 pub type Result<T, E = FaultError> = std::result::Result<T, E>;
 
 impl FaultError {
-    pub(crate) fn socket(operation: &'static str, target: impl ToString, source: io::Error) -> Self {
+    pub(crate) fn socket(
+        operation: &'static str,
+        target: impl ToString,
+        source: io::Error,
+    ) -> Self {
         FaultError::Socket {
             operation,
             target: target.to_string(),

@@ -40,7 +40,10 @@ impl Endpoint {
 
 impl From<SocketAddr> for Endpoint {
     fn from(addr: SocketAddr) -> Self {
-        Endpoint { ip: Some(addr.ip()), port: Some(addr.port()) }
+        Endpoint {
+            ip: Some(addr.ip()),
+            port: Some(addr.port()),
+        }
     }
 }
 
@@ -52,15 +55,27 @@ impl FromStr for Endpoint {
         if let Ok(addr) = s.parse::<SocketAddr>() {
             return Ok(addr.into());
         }
-        if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            return Ok(Endpoint { ip: Some(ip), port: None });
+        if let Ok(ip) = s
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return Ok(Endpoint {
+                ip: Some(ip),
+                port: None,
+            });
         }
         let (host, port) = s
             .rsplit_once(':')
             .ok_or_else(|| bad("expected ADDR, ADDR:PORT, [V6]:PORT or :PORT"))?;
-        let port = port.parse::<u16>().map_err(|e| bad(&format!("port: {e}")))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|e| bad(&format!("port: {e}")))?;
         match host {
-            "" | "*" => Ok(Endpoint { ip: None, port: Some(port) }),
+            "" | "*" => Ok(Endpoint {
+                ip: None,
+                port: Some(port),
+            }),
             _ => Err(bad("not an IPv4 or IPv6 address")),
         }
     }
@@ -143,7 +158,10 @@ impl Default for Filter {
             local: None,
             remote: None,
             family: None,
-            states: TcpState::ALL.into_iter().filter(|s| s.is_connected()).collect(),
+            states: TcpState::ALL
+                .into_iter()
+                .filter(|s| s.is_connected())
+                .collect(),
             pid: None,
             role: None,
         }
@@ -169,7 +187,10 @@ impl Filter {
     /// assert!(f.states.contains(&netloom_fault::TcpState::Listen));
     /// ```
     pub fn local_port(mut self, port: u16) -> Filter {
-        self.local = Some(Endpoint { ip: None, port: Some(port) });
+        self.local = Some(Endpoint {
+            ip: None,
+            port: Some(port),
+        });
         self.states = TcpState::ALL.into_iter().collect();
         self
     }

@@ -46,7 +46,10 @@ impl Keepalive {
     /// `TCP_USER_TIMEOUT` on a TCP socket. Needs no privilege.
     pub fn apply(&self, sock: &impl AsFd) -> Result<()> {
         let fd = sock.as_fd();
-        if self.idle < Duration::from_secs(1) || self.interval < Duration::from_secs(1) || self.count == 0 {
+        if self.idle < Duration::from_secs(1)
+            || self.interval < Duration::from_secs(1)
+            || self.count == 0
+        {
             return Err(FaultError::invalid(
                 "keep-alive",
                 format!("{self:?}"),

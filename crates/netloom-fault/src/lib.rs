@@ -26,11 +26,11 @@
 mod blackhole;
 mod caps;
 mod conn;
-mod keepalive;
 pub mod diag;
 mod error;
 mod filter;
 pub mod inject;
+mod keepalive;
 mod method;
 pub mod pidfd;
 mod procfs;

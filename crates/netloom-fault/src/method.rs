@@ -69,7 +69,13 @@ impl FromStr for Method {
             "destroy" => Method::Destroy,
             "inject" => Method::Inject,
             "pidfd" => Method::Pidfd,
-            _ => return Err(FaultError::invalid("method", s, "expected auto, fd, destroy, inject or pidfd")),
+            _ => {
+                return Err(FaultError::invalid(
+                    "method",
+                    s,
+                    "expected auto, fd, destroy, inject or pidfd",
+                ));
+            }
         })
     }
 }
@@ -96,7 +102,11 @@ impl Method {
         if cap.is_effective()? {
             Ok(())
         } else {
-            Err(FaultError::MissingCapability { method: self, capability: cap, alternative })
+            Err(FaultError::MissingCapability {
+                method: self,
+                capability: cap,
+                alternative,
+            })
         }
     }
 }
@@ -171,7 +181,10 @@ pub fn reset_connections(filter: &Filter, opts: ResetOptions) -> Result<Vec<Rese
 }
 
 /// Resets connections already listed (by [`list_matches`] or a tracker).
-pub(crate) fn reset_matched(mut matched: Vec<Matched>, opts: ResetOptions) -> Result<Vec<ResetReport>> {
+pub(crate) fn reset_matched(
+    mut matched: Vec<Matched>,
+    opts: ResetOptions,
+) -> Result<Vec<ResetReport>> {
     opts.method.check_allowed()?;
     let can_destroy = Capability::NetAdmin.is_effective()?;
     if opts.method != Method::Auto || !can_destroy {
@@ -204,13 +217,22 @@ pub(crate) fn reset_matched(mut matched: Vec<Matched>, opts: ResetOptions) -> Re
     if opts.dry_run {
         return Ok(plan
             .into_iter()
-            .map(|(matched, method)| ResetReport { matched, method, error: None })
+            .map(|(matched, method)| ResetReport {
+                matched,
+                method,
+                error: None,
+            })
             .collect());
     }
     let mut errors: Vec<Option<String>> = vec![None; plan.len()];
-    let destroy_idx: Vec<usize> = (0..plan.len()).filter(|i| plan[*i].1 == Method::Destroy).collect();
+    let destroy_idx: Vec<usize> = (0..plan.len())
+        .filter(|i| plan[*i].1 == Method::Destroy)
+        .collect();
     if !destroy_idx.is_empty() {
-        let conns: Vec<_> = destroy_idx.iter().map(|i| plan[*i].0.connection.clone()).collect();
+        let conns: Vec<_> = destroy_idx
+            .iter()
+            .map(|i| plan[*i].0.connection.clone())
+            .collect();
         let results = DiagSocket::new()?.destroy(&conns, opts.destroy)?;
         for (i, r) in destroy_idx.iter().zip(results) {
             errors[*i] = r.err().map(|e| format!("SOCK_DESTROY: {e}"));
@@ -230,9 +252,15 @@ pub(crate) fn reset_matched(mut matched: Vec<Matched>, opts: ResetOptions) -> Re
         .map(|((matched, method), error)| {
             match &error {
                 None => tracing::info!(conn = %matched.connection, %method, "reset"),
-                Some(e) => tracing::warn!(conn = %matched.connection, %method, error = %e, "reset failed"),
+                Some(e) => {
+                    tracing::warn!(conn = %matched.connection, %method, error = %e, "reset failed")
+                }
             }
-            ResetReport { matched, method, error }
+            ResetReport {
+                matched,
+                method,
+                error,
+            }
         })
         .collect())
 }
@@ -250,7 +278,10 @@ fn reset_through_fd(m: &Matched, method: Method, me: u32) -> Result<()> {
         return Err(FaultError::NotApplicable {
             method,
             connection: conn.to_string(),
-            reason: format!("held by pid {}, not this process; use method pidfd", owner.pid),
+            reason: format!(
+                "held by pid {}, not this process; use method pidfd",
+                owner.pid
+            ),
         });
     }
     // The inode check in borrow_socket proves it is the TCP socket inet_diag listed.

@@ -33,7 +33,9 @@ pub fn borrow_socket(target: FdRef, inode: u32) -> Result<OwnedFd> {
             format!("pid {} fd {}", target.pid, target.fd),
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("descriptor now holds inode {got}, not socket inode {inode}: it was closed"),
+                format!(
+                    "descriptor now holds inode {got}, not socket inode {inode}: it was closed"
+                ),
             ),
         ));
     }
@@ -44,7 +46,11 @@ fn dup_own(fd: RawFd) -> Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor number; an invalid number gives EBADF.
     let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if new < 0 {
-        return Err(FaultError::socket("fcntl(F_DUPFD_CLOEXEC)", format!("fd {fd}"), io::Error::last_os_error()));
+        return Err(FaultError::socket(
+            "fcntl(F_DUPFD_CLOEXEC)",
+            format!("fd {fd}"),
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: `new` is a fresh descriptor this process now owns exclusively.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
@@ -54,7 +60,11 @@ fn pidfd_open(pid: u32) -> Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags by value and returns a new descriptor or -1.
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if rc < 0 {
-        return Err(FaultError::socket("pidfd_open", format!("pid {pid}"), io::Error::last_os_error()));
+        return Err(FaultError::socket(
+            "pidfd_open",
+            format!("pid {pid}"),
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: `rc` is a new pidfd this process now owns exclusively.
     Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })

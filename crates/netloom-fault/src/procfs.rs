@@ -29,8 +29,14 @@ pub fn socket_inodes(pid: u32) -> Result<HashMap<u32, i32>> {
     let mut out = HashMap::new();
     for entry in entries.flatten() {
         // Descriptors close while we read: a vanished entry is not an error.
-        let Ok(target) = fs::read_link(entry.path()) else { continue };
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Ok(target) = fs::read_link(entry.path()) else {
+            continue;
+        };
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Some(inode) = socket_inode(&target) {
@@ -49,7 +55,12 @@ fn own_socket_inodes() -> Result<HashMap<u32, i32>> {
         .lines()
         .find_map(|l| l.strip_prefix("FDSize:"))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| FaultError::proc(path, std::io::Error::new(std::io::ErrorKind::InvalidData, "no FDSize line")))?;
+        .ok_or_else(|| {
+            FaultError::proc(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "no FDSize line"),
+            )
+        })?;
     let mut out = HashMap::new();
     for fd in 0..slots {
         let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -76,10 +87,16 @@ pub(crate) fn find_owners(wanted: &std::collections::HashSet<u32>) -> Result<Has
     }
     let entries = fs::read_dir("/proc").map_err(|e| FaultError::proc("/proc", e))?;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(inodes) = socket_inodes(pid) else { continue };
+        let Ok(inodes) = socket_inodes(pid) else {
+            continue;
+        };
         for (inode, fd) in inodes {
             if wanted.contains(&inode) {
                 out.entry(inode).or_insert(FdRef { pid, fd });

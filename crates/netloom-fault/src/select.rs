@@ -69,7 +69,11 @@ pub fn list_matches(filter: &Filter) -> Result<Vec<Matched>> {
         if filter.role.is_some_and(|r| r != role) {
             continue;
         }
-        out.push(Matched { connection: conn, role, owner });
+        out.push(Matched {
+            connection: conn,
+            role,
+            owner,
+        });
     }
     Ok(out)
 }
@@ -93,7 +97,10 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
 /// # Ok(()) }
 /// ```
 pub fn list_connections(filter: &Filter) -> Result<Vec<Connection>> {
-    Ok(list_matches(filter)?.into_iter().map(|m| m.connection).collect())
+    Ok(list_matches(filter)?
+        .into_iter()
+        .map(|m| m.connection)
+        .collect())
 }
 
 /// Server when some listener accepts on the socket's local address and port.
@@ -104,5 +111,9 @@ pub(crate) fn role_of(conn: &Connection, listeners: &[SocketAddr]) -> Role {
     let accepted_here = listeners.iter().any(|l| {
         l.port() == conn.local.port() && (l.ip().is_unspecified() || l.ip() == conn.local.ip())
     });
-    if accepted_here { Role::Server } else { Role::Client }
+    if accepted_here {
+        Role::Server
+    } else {
+        Role::Client
+    }
 }

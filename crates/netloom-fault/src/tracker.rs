@@ -136,11 +136,18 @@ impl Tracker {
     /// Blackholes the client connections opened since creation (see [`Blackhole`]); the rules
     /// stay until the tracker drops. Needs `CAP_NET_ADMIN`. Returns how many were blackholed.
     pub fn blackhole_client_tcp_connections(&self) -> Result<usize> {
-        let conns: Vec<_> = self.opened_since(Some(Role::Client))?.into_iter().map(|m| m.connection).collect();
+        let conns: Vec<_> = self
+            .opened_since(Some(Role::Client))?
+            .into_iter()
+            .map(|m| m.connection)
+            .collect();
         let n = conns.len();
         if n > 0 {
             let hole = Blackhole::connections_of(conns)?;
-            self.blackholes.lock().unwrap_or_else(|p| p.into_inner()).push(hole);
+            self.blackholes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(hole);
         }
         Ok(n)
     }
@@ -149,7 +156,11 @@ impl Tracker {
     /// made (or since creation): the reconnects that followed a fault. Connections that were
     /// open at the last reset but not reset (another role, or the reset failed) don't count.
     pub fn reestablished(&self, peer: Endpoint) -> Result<usize> {
-        let before = self.at_last_reset.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let before = self
+            .at_last_reset
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Ok(self
             .opened_since(None)?
             .into_iter()
@@ -159,7 +170,12 @@ impl Tracker {
 
     /// Polls [`reestablished`](Self::reestablished) every 10 ms until it reaches `count` or
     /// `timeout` passes; returns the last count. Blocks the calling thread.
-    pub fn wait_reestablished(&self, peer: Endpoint, count: usize, timeout: Duration) -> Result<usize> {
+    pub fn wait_reestablished(
+        &self,
+        peer: Endpoint,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
         let deadline = Instant::now() + timeout;
         loop {
             let n = self.reestablished(peer)?;
@@ -176,7 +192,10 @@ impl Tracker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(all.iter().map(|m| m.connection.inode));
-        let matched = all.into_iter().filter(|m| role.is_none_or(|r| r == m.role)).collect();
+        let matched = all
+            .into_iter()
+            .filter(|m| role.is_none_or(|r| r == m.role))
+            .collect();
         reset_matched(matched, self.options)
     }
 

@@ -10,7 +10,10 @@ use common::*;
 use netloom_fault::{Blackhole, Filter, Keepalive};
 
 fn nft_tables() -> String {
-    let out = Command::new("nft").args(["list", "tables"]).output().expect("nft (apt package nftables)");
+    let out = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft (apt package nftables)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -26,15 +29,30 @@ fn silence_then_recover(ip: IpAddr) {
     let table = hole.table().to_string();
     assert!(nft_tables().contains(&table));
 
-    assert_eq!(write_once(&mut target), Observed::Data(1), "the write is only queued");
-    assert_eq!(read_once(&mut target, Duration::from_millis(700)), Observed::Silence, "client end");
-    assert_eq!(echo.observed(addr, Duration::ZERO), Observed::Silence, "server end");
+    assert_eq!(
+        write_once(&mut target),
+        Observed::Data(1),
+        "the write is only queued"
+    );
+    assert_eq!(
+        read_once(&mut target, Duration::from_millis(700)),
+        Observed::Silence,
+        "client end"
+    );
+    assert_eq!(
+        echo.observed(addr, Duration::ZERO),
+        Observed::Silence,
+        "server end"
+    );
     roundtrip(&mut bystander, b"bystander").unwrap();
 
     drop(hole);
     assert!(!nft_tables().contains(&table), "rules removed on drop");
     // The queued byte is retransmitted and echoed once the path is open again.
-    assert_eq!(read_once(&mut target, Duration::from_secs(5)), Observed::Data(1));
+    assert_eq!(
+        read_once(&mut target, Duration::from_secs(5)),
+        Observed::Data(1)
+    );
 }
 
 #[test]
@@ -51,13 +69,21 @@ fn keepalive_surfaces_it(ip: IpAddr) {
     let echo = Echo::start(ip);
     let mut target = echo.connect();
     roundtrip(&mut target, b"x").unwrap();
-    let ka = Keepalive { user_timeout: Duration::from_millis(800), ..Keepalive::default() };
+    let ka = Keepalive {
+        user_timeout: Duration::from_millis(800),
+        ..Keepalive::default()
+    };
     ka.apply(&target).unwrap();
-    let _hole = Blackhole::matching(&Filter::new().local(target.local_addr().unwrap().into())).unwrap();
+    let _hole =
+        Blackhole::matching(&Filter::new().local(target.local_addr().unwrap().into())).unwrap();
     let started = Instant::now();
     assert_eq!(write_once(&mut target), Observed::Data(1));
     assert_eq!(read_once(&mut target, Duration::from_secs(10)), ETIMEDOUT);
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -74,16 +100,20 @@ fn keepalive_surfaces_blackhole_ipv6() {
 fn expires_after_duration() {
     let echo = Echo::start(V4);
     let mut target = echo.connect();
-    let hole = Blackhole::matching(&Filter::new().local(target.local_addr().unwrap().into())).unwrap();
+    let hole =
+        Blackhole::matching(&Filter::new().local(target.local_addr().unwrap().into())).unwrap();
     let table = hole.table().to_string();
-    hole.expire_after(Duration::from_millis(200)).join().unwrap();
+    hole.expire_after(Duration::from_millis(200))
+        .join()
+        .unwrap();
     assert!(!nft_tables().contains(&table));
     roundtrip(&mut target, b"back").unwrap();
 }
 
 #[test]
 fn empty_filter_match_is_an_error() {
-    let err = Blackhole::matching(&Filter::new().remote("127.0.0.1:1".parse().unwrap())).unwrap_err();
+    let err =
+        Blackhole::matching(&Filter::new().remote("127.0.0.1:1".parse().unwrap())).unwrap_err();
     assert!(err.to_string().contains("matches no connection"), "{err}");
 }
 
@@ -91,6 +121,9 @@ fn empty_filter_match_is_an_error() {
 fn keepalive_rejects_zero_intervals() {
     let echo = Echo::start(V4);
     let target = echo.connect();
-    let ka = Keepalive { idle: Duration::ZERO, ..Keepalive::default() };
+    let ka = Keepalive {
+        idle: Duration::ZERO,
+        ..Keepalive::default()
+    };
     assert!(ka.apply(&target).is_err());
 }

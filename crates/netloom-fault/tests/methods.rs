@@ -23,17 +23,35 @@ fn reset_client_end(ip: IpAddr, method: Method, ran: Method, client_sees: Observ
     let target_addr = target.local_addr().unwrap();
 
     let filter = Filter::new().local(target_addr.into());
-    let reports = reset_connections(&filter, ResetOptions { method, ..Default::default() }).unwrap();
+    let reports = reset_connections(
+        &filter,
+        ResetOptions {
+            method,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].method, ran);
     assert!(reports[0].ok(), "{reports:?}");
 
     assert_eq!(echo.observed(target_addr, WAIT), ECONNRESET, "server end");
-    assert_eq!(read_once(&mut target, WAIT), client_sees, "client end, read");
-    assert_eq!(write_once(&mut target), EPIPE, "client end, write after the reset");
+    assert_eq!(
+        read_once(&mut target, WAIT),
+        client_sees,
+        "client end, read"
+    );
+    assert_eq!(
+        write_once(&mut target),
+        EPIPE,
+        "client end, write after the reset"
+    );
 
     roundtrip(&mut bystander, b"still here").unwrap();
-    assert_eq!(echo.observed(bystander.local_addr().unwrap(), Duration::ZERO), Observed::Silence);
+    assert_eq!(
+        echo.observed(bystander.local_addr().unwrap(), Duration::ZERO),
+        Observed::Silence
+    );
     let mut again = echo.connect();
     roundtrip(&mut again, b"reconnected").unwrap();
 }
@@ -83,8 +101,17 @@ fn destroy_server_end_ipv6() {
     let mut bystander = echo.connect();
     roundtrip(&mut target, b"x").unwrap();
     let target_addr = target.local_addr().unwrap();
-    let filter = Filter::new().local(echo.addr.into()).remote(target_addr.into());
-    let reports = reset_connections(&filter, ResetOptions { method: Method::Destroy, ..Default::default() }).unwrap();
+    let filter = Filter::new()
+        .local(echo.addr.into())
+        .remote(target_addr.into());
+    let reports = reset_connections(
+        &filter,
+        ResetOptions {
+            method: Method::Destroy,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(reports.len(), 1);
     assert_eq!(echo.observed(target_addr, WAIT), ECONNABORTED, "server end");
     assert_eq!(read_once(&mut target, WAIT), ECONNRESET, "client end");
@@ -101,7 +128,10 @@ fn inject_idle_connection_ipv4() {
     let addr = target.local_addr().unwrap();
     let reports = reset_connections(
         &Filter::new().local(addr.into()),
-        ResetOptions { method: Method::Inject, ..Default::default() },
+        ResetOptions {
+            method: Method::Inject,
+            ..Default::default()
+        },
     )
     .unwrap();
     assert!(reports[0].ok(), "{reports:?}");
@@ -128,7 +158,14 @@ fn pidfd_on_child(ip: IpAddr) {
     assert_eq!(line, "through nc\n");
 
     let filter = Filter::new().pid(nc.id()).remote(echo.addr.into());
-    let reports = reset_connections(&filter, ResetOptions { method: Method::Pidfd, ..Default::default() }).unwrap();
+    let reports = reset_connections(
+        &filter,
+        ResetOptions {
+            method: Method::Pidfd,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(reports[0].ok(), "{reports:?}");
     let nc_addr = reports[0].matched.connection.local;
@@ -163,10 +200,17 @@ fn abortive_close_peer_sees_reset() {
 
 #[test]
 fn dry_run_touches_nothing() {
-    let mut echo = Echo::start(V4);
+    let echo = Echo::start(V4);
     let mut target = echo.connect();
     let filter = Filter::new().local(target.local_addr().unwrap().into());
-    let reports = reset_connections(&filter, ResetOptions { dry_run: true, ..Default::default() }).unwrap();
+    let reports = reset_connections(
+        &filter,
+        ResetOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!((reports.len(), reports[0].method), (1, Method::Destroy));
     roundtrip(&mut target, b"alive").unwrap();
 }
@@ -174,7 +218,11 @@ fn dry_run_touches_nothing() {
 #[test]
 fn nothing_matched_is_empty() {
     let filter = Filter::new().remote("127.0.0.1:1".parse().unwrap());
-    assert!(reset_connections(&filter, ResetOptions::default()).unwrap().is_empty());
+    assert!(
+        reset_connections(&filter, ResetOptions::default())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -189,7 +237,14 @@ fn fd_method_refuses_foreign_sockets() {
     let filter = Filter::new().pid(nc.id()).remote(echo.addr.into());
     let deadline = Instant::now() + WAIT;
     let reports = loop {
-        let r = reset_connections(&filter, ResetOptions { method: Method::Fd, ..Default::default() }).unwrap();
+        let r = reset_connections(
+            &filter,
+            ResetOptions {
+                method: Method::Fd,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         if !r.is_empty() || Instant::now() > deadline {
             break r;
         }

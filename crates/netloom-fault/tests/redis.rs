@@ -13,7 +13,13 @@ use netloom_fault::{Filter, Method, ResetOptions, Tracker};
 /// The OS error under a redis error (redis-rs keeps only its text: "... (os error N)").
 fn io_kind(err: &redis::RedisError) -> Option<ErrorKind> {
     let text = err.to_string();
-    let errno = text.split("(os error ").nth(1)?.split(')').next()?.parse().ok()?;
+    let errno = text
+        .split("(os error ")
+        .nth(1)?
+        .split(')')
+        .next()?
+        .parse()
+        .ok()?;
     Some(std::io::Error::from_raw_os_error(errno).kind())
 }
 
@@ -25,16 +31,30 @@ fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) 
     let tracker = Tracker::new()
         .unwrap()
         .with_filter(Filter::new().remote(redis.addr(ip).into()))
-        .with_options(ResetOptions { method, ..Default::default() });
+        .with_options(ResetOptions {
+            method,
+            ..Default::default()
+        });
     let client = redis::Client::open(redis.url(ip)).unwrap();
     let mut conn = client.get_connection().unwrap();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .unwrap();
 
     let reports = tracker.reset_client_tcp_connections().unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
-    assert_eq!((reports[0].method, reports[0].ok()), (ran, true), "{reports:?}");
+    assert_eq!(
+        (reports[0].method, reports[0].ok()),
+        (ran, true),
+        "{reports:?}"
+    );
 
-    let err = redis::cmd("GET").arg("k").query::<String>(&mut conn).unwrap_err();
+    let err = redis::cmd("GET")
+        .arg("k")
+        .query::<String>(&mut conn)
+        .unwrap_err();
     assert_eq!(io_kind(&err), Some(first_error), "{err:?}");
     let mut conn = client.get_connection().unwrap();
     let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
@@ -55,22 +75,42 @@ fn tracker_fd_ipv6() {
 
 #[test]
 fn tracker_auto_ipv4() {
-    sync_client(V4, Method::Auto, Method::Destroy, ErrorKind::ConnectionAborted);
+    sync_client(
+        V4,
+        Method::Auto,
+        Method::Destroy,
+        ErrorKind::ConnectionAborted,
+    );
 }
 
 #[test]
 fn tracker_destroy_ipv6() {
-    sync_client(V6, Method::Destroy, Method::Destroy, ErrorKind::ConnectionAborted);
+    sync_client(
+        V6,
+        Method::Destroy,
+        Method::Destroy,
+        ErrorKind::ConnectionAborted,
+    );
 }
 
 #[test]
 fn tracker_inject_ipv4() {
-    sync_client(V4, Method::Inject, Method::Inject, ErrorKind::ConnectionReset);
+    sync_client(
+        V4,
+        Method::Inject,
+        Method::Inject,
+        ErrorKind::ConnectionReset,
+    );
 }
 
 #[test]
 fn tracker_inject_ipv6() {
-    sync_client(V6, Method::Inject, Method::Inject, ErrorKind::ConnectionReset);
+    sync_client(
+        V6,
+        Method::Inject,
+        Method::Inject,
+        ErrorKind::ConnectionReset,
+    );
 }
 
 /// The server's end, inside redis-server (our child), borrowed with pidfd_getfd: the client
@@ -80,7 +120,11 @@ fn pidfd_server_end(ip: IpAddr) {
     let mut bystander = TcpStream::connect(redis.addr(ip)).unwrap();
     let client = redis::Client::open(redis.url(ip)).unwrap();
     let mut conn = client.get_connection().unwrap();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .unwrap();
     let me = Filter::new()
         .pid(std::process::id())
         .remote(redis.addr(ip).into());
@@ -92,13 +136,19 @@ fn pidfd_server_end(ip: IpAddr) {
         .local;
 
     let filter = Filter::new().pid(redis.pid()).remote(ours.into());
-    let opts = ResetOptions { method: Method::Pidfd, ..Default::default() };
+    let opts = ResetOptions {
+        method: Method::Pidfd,
+        ..Default::default()
+    };
     let reports = netloom_fault::reset_connections(&filter, opts).unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(reports[0].ok(), "{reports:?}");
     assert_eq!(reports[0].matched.role, netloom_fault::Role::Server);
 
-    let err = redis::cmd("GET").arg("k").query::<String>(&mut conn).unwrap_err();
+    let err = redis::cmd("GET")
+        .arg("k")
+        .query::<String>(&mut conn)
+        .unwrap_err();
     assert_eq!(io_kind(&err), Some(ErrorKind::ConnectionReset), "{err:?}");
     let mut conn = client.get_connection().unwrap();
     let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
@@ -123,10 +173,18 @@ async fn manager_reconnects(ip: IpAddr, method: Method) {
     let tracker = Tracker::new()
         .unwrap()
         .with_filter(Filter::new().remote(redis.addr(ip).into()))
-        .with_options(ResetOptions { method, ..Default::default() });
+        .with_options(ResetOptions {
+            method,
+            ..Default::default()
+        });
     let client = redis::Client::open(redis.url(ip)).unwrap();
     let mut manager = redis::aio::ConnectionManager::new(client).await.unwrap();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query_async(&mut manager).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async(&mut manager)
+        .await
+        .unwrap();
 
     let reports = tracker.reset_client_tcp_connections().unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
@@ -135,7 +193,11 @@ async fn manager_reconnects(ip: IpAddr, method: Method) {
     // The manager notices the dead connection (the first command may fail) and reconnects.
     let mut value = None;
     for _ in 0..20 {
-        match redis::cmd("GET").arg("k").query_async::<String>(&mut manager).await {
+        match redis::cmd("GET")
+            .arg("k")
+            .query_async::<String>(&mut manager)
+            .await
+        {
             Ok(v) => {
                 value = Some(v);
                 break;

@@ -3,7 +3,9 @@ use std::io::{self, Read};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::wire::{NLMSG_DONE, NLMSG_ERROR, Request, SOCK_DIAG_BY_FAMILY, parse_diag_msg, parse_messages};
+use super::wire::{
+    NLMSG_DONE, NLMSG_ERROR, Request, SOCK_DIAG_BY_FAMILY, parse_diag_msg, parse_messages,
+};
 use crate::conn::Connection;
 use crate::error::{FaultError, Result};
 
@@ -56,8 +58,15 @@ impl DiagSocket {
             Type::RAW.cloexec(),
             Some(Protocol::from(NETLINK_SOCK_DIAG)),
         )
-        .map_err(|source| FaultError::Netlink { operation: "socket(NETLINK_SOCK_DIAG)", source })?;
-        Ok(DiagSocket { socket, seq: 0, buf: vec![0; RECV_BUF] })
+        .map_err(|source| FaultError::Netlink {
+            operation: "socket(NETLINK_SOCK_DIAG)",
+            source,
+        })?;
+        Ok(DiagSocket {
+            socket,
+            seq: 0,
+            buf: vec![0; RECV_BUF],
+        })
     }
 
     /// Every TCP socket of `family` (`AF_INET` or `AF_INET6`) whose state bit is set in
@@ -147,11 +156,17 @@ impl DiagSocket {
     }
 
     fn send(&self, req: &[u8], operation: &'static str) -> Result<()> {
-        let sent = self.socket.send(req).map_err(|source| FaultError::Netlink { operation, source })?;
+        let sent = self
+            .socket
+            .send(req)
+            .map_err(|source| FaultError::Netlink { operation, source })?;
         if sent != req.len() {
             return Err(FaultError::Netlink {
                 operation,
-                source: io::Error::new(io::ErrorKind::WriteZero, format!("sent {sent} of {} bytes", req.len())),
+                source: io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("sent {sent} of {} bytes", req.len()),
+                ),
             });
         }
         Ok(())

@@ -36,7 +36,10 @@ pub struct InjectOptions {
 
 impl Default for InjectOptions {
     fn default() -> Self {
-        InjectOptions { attempts: 3, wait: Duration::from_millis(600) }
+        InjectOptions {
+            attempts: 3,
+            wait: Duration::from_millis(600),
+        }
     }
 }
 
@@ -64,20 +67,47 @@ pub struct Injected {
 pub fn inject_reset(conn: &Connection, opts: InjectOptions) -> Result<Injected> {
     let (local, remote) = (conn.local, conn.remote);
     let v6 = local.is_ipv6();
-    let (domain, sniff_domain) = if v6 { (Domain::IPV6, Domain::IPV6) } else { (Domain::IPV4, Domain::IPV4) };
+    let (domain, sniff_domain) = if v6 {
+        (Domain::IPV6, Domain::IPV6)
+    } else {
+        (Domain::IPV4, Domain::IPV4)
+    };
     let sniff = Socket::new(sniff_domain, Type::RAW.cloexec(), Some(Protocol::TCP))
         .map_err(|e| FaultError::socket("socket(SOCK_RAW, IPPROTO_TCP)", conn, e))?;
-    let send = Socket::new(domain, Type::RAW.cloexec(), Some(Protocol::from(libc::IPPROTO_RAW)))
-        .map_err(|e| FaultError::socket("socket(SOCK_RAW, IPPROTO_RAW)", conn, e))?;
+    let send = Socket::new(
+        domain,
+        Type::RAW.cloexec(),
+        Some(Protocol::from(libc::IPPROTO_RAW)),
+    )
+    .map_err(|e| FaultError::socket("socket(SOCK_RAW, IPPROTO_RAW)", conn, e))?;
     let started = Instant::now();
     for attempt in 1..=opts.attempts {
         let probe_seq = random_u32();
         send_packet(&send, local, remote, probe_seq, 0, flags::SYN, conn)?;
         tracing::debug!(%conn, attempt, "sent SYN probe for a challenge ACK");
         if let Some(seg) = await_reply(&sniff, local, remote, opts.wait, conn)? {
-            let injected = Injected { seq_to_local: seg.next_seq(), seq_to_remote: seg.ack };
-            send_packet(&send, local, remote, injected.seq_to_remote, 0, flags::RST, conn)?;
-            send_packet(&send, remote, local, injected.seq_to_local, 0, flags::RST, conn)?;
+            let injected = Injected {
+                seq_to_local: seg.next_seq(),
+                seq_to_remote: seg.ack,
+            };
+            send_packet(
+                &send,
+                local,
+                remote,
+                injected.seq_to_remote,
+                0,
+                flags::RST,
+                conn,
+            )?;
+            send_packet(
+                &send,
+                remote,
+                local,
+                injected.seq_to_local,
+                0,
+                flags::RST,
+                conn,
+            )?;
             tracing::debug!(%conn, ?injected, "sent RSTs to both ends");
             return Ok(injected);
         }
@@ -128,7 +158,12 @@ fn await_reply(
         let uninit = unsafe { &mut *(buf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>]) };
         let (n, from) = match sniff.recv_from(uninit) {
             Ok(r) => r,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Ok(None);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -138,16 +173,24 @@ fn await_reply(
         let parsed = if local.is_ipv6() {
             // IPv6 raw sockets receive the TCP segment without the IP header.
             let src = from.as_socket().map(|a| a.ip());
-            parse_tcp(bytes).ok().map(|seg| (src, Some(local.ip()), seg))
+            parse_tcp(bytes)
+                .ok()
+                .map(|seg| (src, Some(local.ip()), seg))
         } else {
             parse_ipv4(bytes)
                 .ok()
                 .map(|(s, d, seg)| (Some(IpAddr::V4(s)), Some(IpAddr::V4(d)), seg))
         };
-        let Some((src, dst, seg)) = parsed else { continue };
+        let Some((src, dst, seg)) = parsed else {
+            continue;
+        };
         let from_remote = src == Some(remote.ip()) && seg.src_port == remote.port();
         let to_local = dst == Some(local.ip()) && seg.dst_port == local.port();
-        if from_remote && to_local && seg.flags & (flags::SYN | flags::RST) == 0 && seg.flags & flags::ACK != 0 {
+        if from_remote
+            && to_local
+            && seg.flags & (flags::SYN | flags::RST) == 0
+            && seg.flags & flags::ACK != 0
+        {
             return Ok(Some(seg));
         }
     }

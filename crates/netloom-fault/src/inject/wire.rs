@@ -81,7 +81,9 @@ impl TcpSegment {
     /// ```
     pub fn next_seq(&self) -> u32 {
         let syn_fin = u32::from(self.flags & (flags::SYN | flags::FIN) != 0);
-        self.seq.wrapping_add(self.payload_len as u32).wrapping_add(syn_fin)
+        self.seq
+            .wrapping_add(self.payload_len as u32)
+            .wrapping_add(syn_fin)
     }
 }
 
@@ -93,14 +95,25 @@ impl TcpSegment {
 /// ```
 pub fn parse_tcp(bytes: &[u8]) -> Result<TcpSegment, PacketError> {
     if bytes.len() < TCP_HDR_LEN {
-        return Err(PacketError::Truncated { what: "TCP header", needed: TCP_HDR_LEN, got: bytes.len() });
+        return Err(PacketError::Truncated {
+            what: "TCP header",
+            needed: TCP_HDR_LEN,
+            got: bytes.len(),
+        });
     }
     let hdr_len = usize::from(bytes[12] >> 4) * 4;
     if hdr_len < TCP_HDR_LEN {
-        return Err(PacketError::BadHeaderLength { what: "TCP", len: hdr_len });
+        return Err(PacketError::BadHeaderLength {
+            what: "TCP",
+            len: hdr_len,
+        });
     }
     if bytes.len() < hdr_len {
-        return Err(PacketError::Truncated { what: "TCP options", needed: hdr_len, got: bytes.len() });
+        return Err(PacketError::Truncated {
+            what: "TCP options",
+            needed: hdr_len,
+            got: bytes.len(),
+        });
     }
     Ok(TcpSegment {
         src_port: u16::from_be_bytes([bytes[0], bytes[1]]),
@@ -123,7 +136,11 @@ pub fn parse_tcp(bytes: &[u8]) -> Result<TcpSegment, PacketError> {
 /// ```
 pub fn parse_ipv4(bytes: &[u8]) -> Result<(Ipv4Addr, Ipv4Addr, TcpSegment), PacketError> {
     if bytes.len() < IPV4_HDR_LEN {
-        return Err(PacketError::Truncated { what: "IPv4 header", needed: IPV4_HDR_LEN, got: bytes.len() });
+        return Err(PacketError::Truncated {
+            what: "IPv4 header",
+            needed: IPV4_HDR_LEN,
+            got: bytes.len(),
+        });
     }
     let version = bytes[0] >> 4;
     let protocol = bytes[9];
@@ -132,11 +149,18 @@ pub fn parse_ipv4(bytes: &[u8]) -> Result<(Ipv4Addr, Ipv4Addr, TcpSegment), Pack
     }
     let ihl = usize::from(bytes[0] & 0x0f) * 4;
     if ihl < IPV4_HDR_LEN {
-        return Err(PacketError::BadHeaderLength { what: "IPv4", len: ihl });
+        return Err(PacketError::BadHeaderLength {
+            what: "IPv4",
+            len: ihl,
+        });
     }
     let total = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
     if total < ihl || bytes.len() < total {
-        return Err(PacketError::Truncated { what: "IPv4 packet", needed: total.max(ihl), got: bytes.len() });
+        return Err(PacketError::Truncated {
+            what: "IPv4 packet",
+            needed: total.max(ihl),
+            got: bytes.len(),
+        });
     }
     let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
     let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
@@ -153,7 +177,13 @@ pub fn parse_ipv4(bytes: &[u8]) -> Result<(Ipv4Addr, Ipv4Addr, TcpSegment), Pack
 /// let pkt = build_segment("[::1]:1".parse().unwrap(), "[::1]:2".parse().unwrap(), 1, 0, flags::SYN);
 /// assert_eq!(pkt.len(), 60);
 /// ```
-pub fn build_segment(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, tcp_flags: u8) -> Vec<u8> {
+pub fn build_segment(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    tcp_flags: u8,
+) -> Vec<u8> {
     let mut tcp = [0u8; TCP_HDR_LEN];
     tcp[0..2].copy_from_slice(&src.port().to_be_bytes());
     tcp[2..4].copy_from_slice(&dst.port().to_be_bytes());
@@ -238,18 +268,36 @@ mod tests {
 
     #[test]
     fn checksum_of_a_valid_header_is_zero() {
-        let pkt = build_segment("127.0.0.1:5".parse().unwrap(), "127.0.0.2:6".parse().unwrap(), 9, 9, flags::ACK);
+        let pkt = build_segment(
+            "127.0.0.1:5".parse().unwrap(),
+            "127.0.0.2:6".parse().unwrap(),
+            9,
+            9,
+            flags::ACK,
+        );
         assert_eq!(checksum(&[&pkt[..20]]), 0);
     }
 
     #[test]
     fn rejects_bad_lengths() {
-        let mut pkt = build_segment("127.0.0.1:5".parse().unwrap(), "127.0.0.2:6".parse().unwrap(), 9, 9, flags::ACK);
+        let mut pkt = build_segment(
+            "127.0.0.1:5".parse().unwrap(),
+            "127.0.0.2:6".parse().unwrap(),
+            9,
+            9,
+            flags::ACK,
+        );
         pkt[0] = 0x44;
-        assert!(matches!(parse_ipv4(&pkt), Err(PacketError::BadHeaderLength { .. })));
+        assert!(matches!(
+            parse_ipv4(&pkt),
+            Err(PacketError::BadHeaderLength { .. })
+        ));
         pkt[0] = 0x45;
         pkt[32] = 0x40; // TCP data offset 4 words
-        assert!(matches!(parse_ipv4(&pkt), Err(PacketError::BadHeaderLength { .. })));
+        assert!(matches!(
+            parse_ipv4(&pkt),
+            Err(PacketError::BadHeaderLength { .. })
+        ));
         pkt[9] = 17;
         assert!(matches!(parse_ipv4(&pkt), Err(PacketError::NotTcp { .. })));
     }

@@ -40,7 +40,9 @@ pub const ETIMEDOUT: Observed = Observed::Errno(libc::ETIMEDOUT);
 
 /// Reads once with a timeout.
 pub fn read_once(stream: &mut TcpStream, timeout: Duration) -> Observed {
-    stream.set_read_timeout(Some(timeout)).expect("set_read_timeout");
+    stream
+        .set_read_timeout(Some(timeout))
+        .expect("set_read_timeout");
     Observed::of(stream.read(&mut [0u8; 256]))
 }
 
@@ -94,7 +96,11 @@ impl Echo {
                 });
             }
         });
-        Echo { addr, reports, seen: Vec::new() }
+        Echo {
+            addr,
+            reports,
+            seen: Vec::new(),
+        }
     }
 
     /// What the server end of the connection from `client` observed, waiting up to `timeout`.
@@ -127,18 +133,35 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1 ::1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1 ::1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--daemonize", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server (apt package redis-server; scripts/install-test-deps installs it)");
+            .expect(
+                "redis-server (apt package redis-server; scripts/install-test-deps installs it)",
+            );
         let redis = Redis { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         redis

@@ -23,8 +23,12 @@ pub struct BlackholeArgs {
 
 /// Parses `500ms`, `10s`, `2m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 10s or 2m"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 500ms, 10s or 2m"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -63,9 +67,15 @@ pub fn run(args: BlackholeArgs) -> anyhow::Result<ExitCode> {
         for c in hole.connections() {
             println!("blackholed {c}");
         }
-        println!("dropping their packets for {:?} (nft table inet {})", args.duration, hole.table());
+        println!(
+            "dropping their packets for {:?} (nft table inet {})",
+            args.duration,
+            hole.table()
+        );
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         tokio::select! {
             _ = tokio::time::sleep(args.duration) => {}

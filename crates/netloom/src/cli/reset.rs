@@ -29,7 +29,9 @@ impl FilterArgs {
     /// The library filter; refuses an empty one, which would match every connection.
     pub fn to_filter(&self) -> anyhow::Result<Filter> {
         if self.local.is_none() && self.remote.is_none() && self.pid.is_none() {
-            anyhow::bail!("refusing to act on every connection of the host: give --local, --remote or --pid");
+            anyhow::bail!(
+                "refusing to act on every connection of the host: give --local, --remote or --pid"
+            );
         }
         let mut filter = Filter::new();
         filter.local = self.local;
@@ -74,8 +76,13 @@ struct Output<'a> {
 /// 3: some resets failed.
 pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
     let filter = args.filter.to_filter()?;
-    let opts = ResetOptions { method: args.method, dry_run: args.dry_run, ..Default::default() };
-    let reports = reset_connections(&filter, opts).with_context(|| format!("resetting {filter}"))?;
+    let opts = ResetOptions {
+        method: args.method,
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    let reports =
+        reset_connections(&filter, opts).with_context(|| format!("resetting {filter}"))?;
     let ok = reports.iter().filter(|r| r.ok()).count();
     if args.json {
         let out = Output {
@@ -93,7 +100,10 @@ pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
             println!("{}", line(r, args.dry_run));
         }
         let verb = if args.dry_run { "would reset" } else { "reset" };
-        println!("{verb} {ok} of {} connections matching {filter}", reports.len());
+        println!(
+            "{verb} {ok} of {} connections matching {filter}",
+            reports.len()
+        );
     }
     Ok(match (reports.is_empty(), ok == reports.len()) {
         (true, _) => ExitCode::from(1),
@@ -104,7 +114,11 @@ pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
 
 fn line(r: &ResetReport, dry_run: bool) -> String {
     let c = &r.matched.connection;
-    let owner = r.matched.owner.map(|o| format!(" pid {}", o.pid)).unwrap_or_default();
+    let owner = r
+        .matched
+        .owner
+        .map(|o| format!(" pid {}", o.pid))
+        .unwrap_or_default();
     let status = match (&r.error, dry_run) {
         (Some(e), _) => format!("FAILED: {e}"),
         (None, true) => "would reset".into(),
@@ -129,22 +143,42 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
 
     fn args(filter: FilterArgs, dry_run: bool) -> ResetArgs {
-        ResetArgs { filter, method: Method::Auto, dry_run, json: false }
+        ResetArgs {
+            filter,
+            method: Method::Auto,
+            dry_run,
+            json: false,
+        }
     }
 
     fn local(addr: std::net::SocketAddr) -> FilterArgs {
-        FilterArgs { local: Some(addr.into()), remote: None, pid: None, client: false, server: false }
+        FilterArgs {
+            local: Some(addr.into()),
+            remote: None,
+            pid: None,
+            client: false,
+            server: false,
+        }
     }
 
     #[test]
     fn nothing_matched_exits_1() {
-        let filter = FilterArgs { remote: Some("127.0.0.1:1".parse().unwrap()), ..local("127.0.0.1:1".parse().unwrap()) };
+        let filter = FilterArgs {
+            remote: Some("127.0.0.1:1".parse().unwrap()),
+            ..local("127.0.0.1:1".parse().unwrap())
+        };
         assert_eq!(run(args(filter, false)).unwrap(), ExitCode::from(1));
     }
 
     #[test]
     fn empty_filter_is_refused() {
-        let filter = FilterArgs { local: None, remote: None, pid: None, client: true, server: false };
+        let filter = FilterArgs {
+            local: None,
+            remote: None,
+            pid: None,
+            client: true,
+            server: false,
+        };
         assert!(run(args(filter, false)).is_err());
     }
 
