@@ -240,9 +240,15 @@ fn remove_stale_namespaces() {
 
 /// Runs `ip ARGS...`, turning a failure into an error carrying its stderr.
 fn run_ip(args: &[&str]) -> Result<()> {
-    let command = format!("ip {}", args.join(" "));
-    let out = Command::new("ip")
-        .args(args)
+    let mut cmd = Command::new("ip");
+    cmd.args(args);
+    run_checked(cmd)
+}
+
+/// Runs `cmd` to completion, turning a failure into an error with its stderr.
+pub(crate) fn run_checked(mut cmd: Command) -> Result<()> {
+    let command = format!("{cmd:?}");
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .map_err(|source| TestnetError::Spawn {

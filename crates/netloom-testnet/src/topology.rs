@@ -281,6 +281,41 @@ impl Topology {
         self.ports.as_ref()
     }
 
+    /// Steers the packet processing of every link (receive side, RPS) to the CPUs in
+    /// `cpu_mask` (hex, as in `/sys/class/net/*/queues/rx-*/rps_cpus`), so the forwarding
+    /// done by the routers and hosts runs there instead of in the softirq of whichever
+    /// process sent the packet. A benchmark pins the program it measures to the other CPUs
+    /// to charge it only its own work.
+    ///
+    /// ```no_run
+    /// # let net = netloom_testnet::Topology::builder().build()?;
+    /// net.steer_packet_processing("2")?; // CPU 1
+    /// # Ok::<(), netloom_testnet::TestnetError>(())
+    /// ```
+    pub fn steer_packet_processing(&self, cpu_mask: &str) -> Result<()> {
+        if cpu_mask.is_empty() || !cpu_mask.chars().all(|c| c.is_ascii_hexdigit() || c == ',') {
+            return Err(TestnetError::InvalidTopology(format!(
+                "cpu mask {cpu_mask:?} is not a hex mask"
+            )));
+        }
+        let script = format!(
+            "for f in /sys/class/net/left/queues/rx-*/rps_cpus \\
+                      /sys/class/net/right/queues/rx-*/rps_cpus; do
+                 [ -e \"$f\" ] && echo {cpu_mask} > \"$f\"
+             done; true"
+        );
+        let namespaces = std::iter::once(&self.source)
+            .chain(&self.routers)
+            .chain(std::iter::once(&self.destination));
+        for ns in namespaces {
+            // `ip netns exec` mounts the namespace's own /sys; a setns'd thread would not.
+            let mut cmd = ns.command("sh");
+            cmd.args(["-c", &script]);
+            crate::namespace::run_checked(cmd)?;
+        }
+        Ok(())
+    }
+
     /// The source's IPv4 address (198.18.0.1).
     ///
     /// ```no_run

@@ -138,6 +138,9 @@ pub struct Session {
 
 type Finished = (i32, Result<ProbeReply, ProbeError>);
 
+/// Tries per probe when the engine reports a clash of match keys (see `start_probe`).
+const ENGINE_RETRIES: u32 = 4;
+
 impl Session {
     /// A session that sends its probes through `prober`.
     ///
@@ -318,7 +321,22 @@ impl Session {
             constant_flow: false,
         };
         let prober = self.prober.clone();
-        in_flight.spawn(async move { (token, prober.probe(target, options).await) });
+        in_flight.spawn(async move {
+            // The session's own limit is enforced above, so `ProbesExhausted` from the
+            // engine here means a transient clash of match keys (a TCP probe's source port,
+            // released by the kernel on RST, handed to a new probe before the old one
+            // finished): try again with a fresh socket, as mtr-packet retries EADDRINUSE.
+            let mut attempts = 1;
+            loop {
+                match prober.probe(target, options.clone()).await {
+                    Err(ProbeError::ProbesExhausted { .. }) if attempts < ENGINE_RETRIES => {
+                        attempts += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    result => return (token, result),
+                }
+            }
+        });
         Ok(())
     }
 }

@@ -55,6 +55,13 @@ struct Args {
     /// Routers between source and destination.
     #[arg(long, default_value_t = 2)]
     routers: usize,
+    /// Pin each program to this CPU (`taskset -c`).
+    #[arg(long)]
+    program_cpu: Option<u32>,
+    /// Steer the topology's packet processing (RPS) to these CPUs (hex mask, e.g. `2`), so
+    /// the simulated routers' work is not charged to the program measured.
+    #[arg(long)]
+    network_cpus: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -78,7 +85,8 @@ struct RunResult {
     sent: usize,
     replies: HashMap<String, usize>,
     wall: Duration,
-    cpu: Duration,
+    user: Duration,
+    sys: Duration,
     died: bool,
     timed_out: bool,
 }
@@ -102,10 +110,16 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(mask) = &args.network_cpus {
+        if let Err(e) = net.steer_packet_processing(mask) {
+            eprintln!("mtr-window: cannot steer packet processing: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     println!(
-        "| program | target | protocol | window | probes | expected replies | errors | probes-exhausted | probes/s | CPU µs/probe | sustained |"
+        "| program | target | protocol | window | probes | expected replies | errors | probes-exhausted | probes/s | CPU µs/probe | user | sys | sustained |"
     );
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for &target in &args.targets {
         for &proto in &args.protocols {
             for &window in &args.windows {
@@ -130,29 +144,42 @@ fn report(name: &str, target: Target, proto: Proto, window: usize, r: &RunResult
     let errors = r.completed() - expected - exhausted;
     let secs = r.wall.as_secs_f64().max(1e-9);
     let rate = r.completed() as f64 / secs;
-    let cpu_per = if r.completed() > 0 {
-        r.cpu.as_secs_f64() * 1e6 / r.completed() as f64
-    } else {
-        f64::NAN
+    let per_probe = |d: Duration| {
+        if r.completed() > 0 {
+            d.as_secs_f64() * 1e6 / r.completed() as f64
+        } else {
+            f64::NAN
+        }
     };
+    let (user, sys) = (per_probe(r.user), per_probe(r.sys));
     let sustained = !r.died && !r.timed_out && expected == r.sent;
-    let note = if r.died {
-        "no (program died)"
+    let mut note = if r.died {
+        "no (program died)".to_owned()
     } else if r.timed_out {
-        "no (deadline)"
+        "no (deadline)".to_owned()
     } else if sustained {
-        "yes"
+        "yes".to_owned()
     } else {
-        "no"
+        "no".to_owned()
     };
+    let mut others: Vec<_> = r
+        .replies
+        .iter()
+        .filter(|(w, _)| w.as_str() != expected_word)
+        .collect();
+    others.sort();
+    for (word, n) in others {
+        note.push_str(&format!(", {n} {word}"));
+    }
     println!(
-        "| {name} | {target:?} | {proto:?} | {window} | {} | {expected} | {errors} | {exhausted} | {rate:.0} | {cpu_per:.2} | {note} |",
-        r.sent
+        "| {name} | {target:?} | {proto:?} | {window} | {} | {expected} | {errors} | {exhausted} | {rate:.0} | {:.2} | {user:.2} | {sys:.2} | {note} |",
+        r.sent,
+        user + sys
     );
 }
 
-/// Reads utime + stime of `pid` (all threads) from /proc.
-fn cpu_time(pid: u32) -> Option<Duration> {
+/// Reads (utime, stime) of `pid` (all threads) from /proc.
+fn cpu_time(pid: u32) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
@@ -163,9 +190,8 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     // SAFETY: sysconf only reads a configuration value; no memory is passed.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
-    Some(Duration::from_nanos(
-        (utime + stime) * 1_000_000_000 / ticks,
-    ))
+    let d = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
+    Some((d(utime), d(stime)))
 }
 
 fn command_line(token: u64, addr: IpAddr, proto: Proto, timeout: u64) -> String {
@@ -197,9 +223,15 @@ fn run(
         Target::Blackhole => window * args.blackhole_rounds,
     };
     let mut result = RunResult::default();
-    let mut child: Child = match net
-        .source()
-        .command(program)
+    let mut cmd = match args.program_cpu {
+        Some(cpu) => {
+            let mut c = net.source().command("taskset");
+            c.args(["-c", &cpu.to_string(), program]);
+            c
+        }
+        None => net.source().command(program),
+    };
+    let mut child: Child = match cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -290,7 +322,9 @@ fn run(
         }
     }
     result.wall = start.elapsed();
-    result.cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu_start);
+    let cpu_end = cpu_time(pid).unwrap_or_default();
+    result.user = cpu_end.0.saturating_sub(cpu_start.0);
+    result.sys = cpu_end.1.saturating_sub(cpu_start.1);
     drop(stdin);
     finish(child, reader, result)
 }
