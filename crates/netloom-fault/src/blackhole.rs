@@ -44,6 +44,12 @@ pub struct Blackhole {
 impl Blackhole {
     /// Blackholes every connection `filter` matches now (new connections are not affected).
     /// A filter that matches nothing is an error.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let hole = netloom_fault::Blackhole::matching(&netloom_fault::Filter::new().local(":6379".parse()?));
+    /// # Ok(()) }
+    /// ```
     pub fn matching(filter: &Filter) -> Result<Blackhole> {
         let conns = list_connections(filter)?;
         if conns.is_empty() {
@@ -57,6 +63,14 @@ impl Blackhole {
     }
 
     /// Blackholes exactly these connections.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// use netloom_fault::{list_connections, Blackhole, Filter};
+    /// let first = list_connections(&Filter::new().remote(":5432".parse()?))?.into_iter().take(1).collect();
+    /// let hole = Blackhole::connections_of(first)?;
+    /// # Ok(()) }
+    /// ```
     pub fn connections_of(connections: Vec<Connection>) -> Result<Blackhole> {
         if !Capability::NetAdmin.is_effective()? {
             return Err(FaultError::MissingCapability {
@@ -98,16 +112,37 @@ impl Blackhole {
     }
 
     /// The connections being dropped.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let hole = netloom_fault::Blackhole::matching(&netloom_fault::Filter::new().local(":80".parse()?))?;
+    /// for c in hole.connections() { println!("silenced {c}"); }
+    /// # Ok(()) }
+    /// ```
     pub fn connections(&self) -> &[Connection] {
         &self.connections
     }
 
     /// The nftables table name (`nft list table inet NAME` shows the rules).
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let hole = netloom_fault::Blackhole::matching(&netloom_fault::Filter::new().local(":80".parse()?))?;
+    /// assert!(hole.table().starts_with("netloom_bh_"));
+    /// # Ok(()) }
+    /// ```
     pub fn table(&self) -> &str {
         &self.table
     }
 
     /// Removes the rules now, reporting failure (dropping does the same but can only log).
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let hole = netloom_fault::Blackhole::matching(&netloom_fault::Filter::new().local(":80".parse()?))?;
+    /// hole.remove()?;
+    /// # Ok(()) }
+    /// ```
     pub fn remove(mut self) -> Result<()> {
         self.removed = true;
         nft(&format!("delete table inet {}\n", self.table), "delete")

@@ -29,6 +29,10 @@ pub enum TcpState {
 
 impl TcpState {
     /// Every state, in kernel order.
+    ///
+    /// ```
+    /// assert_eq!(netloom_fault::TcpState::ALL.len(), 12);
+    /// ```
     pub const ALL: [TcpState; 12] = [
         TcpState::Established,
         TcpState::SynSent,

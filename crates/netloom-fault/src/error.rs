@@ -113,6 +113,11 @@ pub enum FaultError {
 }
 
 /// Result alias of this crate.
+///
+/// ```
+/// fn parse(s: &str) -> netloom_fault::Result<netloom_fault::Endpoint> { s.parse() }
+/// assert!(parse(":80").is_ok());
+/// ```
 pub type Result<T, E = FaultError> = std::result::Result<T, E>;
 
 impl FaultError {

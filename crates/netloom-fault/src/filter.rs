@@ -118,6 +118,11 @@ impl fmt::Display for Role {
 
 /// IPv4 or IPv6 (by the address the connection shows; dual-stack sockets with IPv4-mapped
 /// addresses count as IPv4).
+///
+/// ```
+/// let v6_only = netloom_fault::Filter::new().family(netloom_fault::IpFamily::V6);
+/// # let _ = v6_only;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum IpFamily {
     /// IPv4.
@@ -170,11 +175,20 @@ impl Default for Filter {
 
 impl Filter {
     /// A filter matching every connected TCP socket.
+    ///
+    /// ```
+    /// assert!(netloom_fault::Filter::new().local.is_none());
+    /// ```
     pub fn new() -> Filter {
         Filter::default()
     }
 
     /// Only sockets whose local address/port is `e`.
+    ///
+    /// ```
+    /// let f = netloom_fault::Filter::new().local("127.0.0.1:8080".parse().unwrap());
+    /// assert_eq!(f.local.unwrap().port, Some(8080));
+    /// ```
     pub fn local(mut self, e: Endpoint) -> Filter {
         self.local = Some(e);
         self
@@ -196,30 +210,56 @@ impl Filter {
     }
 
     /// Only sockets whose remote address/port is `e`.
+    ///
+    /// ```
+    /// let f = netloom_fault::Filter::new().remote("[::1]:6379".parse().unwrap());
+    /// assert_eq!(f.remote.unwrap().port, Some(6379));
+    /// ```
     pub fn remote(mut self, e: Endpoint) -> Filter {
         self.remote = Some(e);
         self
     }
 
     /// Only IPv4 or only IPv6.
+    ///
+    /// ```
+    /// let f = netloom_fault::Filter::new().family(netloom_fault::IpFamily::V4);
+    /// assert_eq!(f.family, Some(netloom_fault::IpFamily::V4));
+    /// ```
     pub fn family(mut self, family: IpFamily) -> Filter {
         self.family = Some(family);
         self
     }
 
     /// Only these states.
+    ///
+    /// ```
+    /// use netloom_fault::{Filter, TcpState};
+    /// let f = Filter::new().states([TcpState::CloseWait]);
+    /// assert_eq!(f.states.len(), 1);
+    /// ```
     pub fn states(mut self, states: impl IntoIterator<Item = TcpState>) -> Filter {
         self.states = states.into_iter().collect();
         self
     }
 
     /// Only sockets held by process `pid` (matched through `/proc/PID/fd`).
+    ///
+    /// ```
+    /// let mine = netloom_fault::Filter::new().pid(std::process::id());
+    /// # let _ = mine;
+    /// ```
     pub fn pid(mut self, pid: u32) -> Filter {
         self.pid = Some(pid);
         self
     }
 
     /// Only client or only server sockets.
+    ///
+    /// ```
+    /// let servers = netloom_fault::Filter::new().role(netloom_fault::Role::Server);
+    /// assert_eq!(servers.role, Some(netloom_fault::Role::Server));
+    /// ```
     pub fn role(mut self, role: Role) -> Filter {
         self.role = Some(role);
         self

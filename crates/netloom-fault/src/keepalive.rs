@@ -44,6 +44,13 @@ impl Default for Keepalive {
 impl Keepalive {
     /// Sets `SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT` and
     /// `TCP_USER_TIMEOUT` on a TCP socket. Needs no privilege.
+    ///
+    /// ```
+    /// # let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let eager = netloom_fault::Keepalive { user_timeout: std::time::Duration::from_millis(500), ..Default::default() };
+    /// eager.apply(&s).unwrap();
+    /// ```
     pub fn apply(&self, sock: &impl AsFd) -> Result<()> {
         let fd = sock.as_fd();
         if self.idle < Duration::from_secs(1)

@@ -26,12 +26,29 @@
 mod blackhole;
 mod caps;
 mod conn;
+/// Socket enumeration and SOCK_DESTROY over netlink sock_diag.
+///
+/// ```
+/// let n = netloom_fault::diag::DiagSocket::new().unwrap().dump(libc::AF_INET as u8, 1 << 10).unwrap().len();
+/// # let _ = n;
+/// ```
 pub mod diag;
 mod error;
 mod filter;
+/// RST injection with raw sockets (`CAP_NET_RAW`).
+///
+/// ```
+/// assert_eq!(netloom_fault::inject::InjectOptions::default().attempts, 3);
+/// ```
 pub mod inject;
 mod keepalive;
 mod method;
+/// Borrowing another process's socket with `pidfd_getfd`.
+///
+/// ```no_run
+/// let fd = netloom_fault::pidfd::borrow_socket(netloom_fault::FdRef { pid: 1234, fd: 5 }, 98765).unwrap();
+/// # let _ = fd;
+/// ```
 pub mod pidfd;
 mod procfs;
 mod reset;

@@ -130,6 +130,15 @@ pub struct ResetOptions {
 }
 
 /// What happened to one connection.
+///
+/// ```no_run
+/// # fn main() -> netloom_fault::Result<()> {
+/// let filter = netloom_fault::Filter::new().remote(":6379".parse()?);
+/// for r in netloom_fault::reset_connections(&filter, Default::default())? {
+///     println!("{} via {}: {:?}", r.matched.connection, r.method, r.error);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, serde::Serialize)]
 pub struct ResetReport {
     /// The connection.

@@ -6,6 +6,11 @@ use std::path::Path;
 use crate::error::{FaultError, Result};
 
 /// Where one socket is open: a process and a descriptor number in it.
+///
+/// ```
+/// let me = netloom_fault::FdRef { pid: std::process::id(), fd: 0 };
+/// assert_eq!(me.fd, 0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct FdRef {
     /// The process id.

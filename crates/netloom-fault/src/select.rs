@@ -9,6 +9,11 @@ use crate::filter::{Filter, Role};
 use crate::procfs::{FdRef, socket_inodes};
 
 /// A connection a filter matched, with its role and (when known) the process holding it.
+///
+/// ```
+/// let mine = netloom_fault::list_matches(&netloom_fault::Filter::new().pid(std::process::id())).unwrap();
+/// assert!(mine.iter().all(|m| m.owner.is_some()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Matched {
     /// The socket.

@@ -109,32 +109,78 @@ impl Tracker {
     }
 
     /// The tracked process.
+    ///
+    /// ```
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// assert_eq!(t.pid(), std::process::id());
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Connections the process opened since the tracker was created (connected states only).
+    ///
+    /// ```
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let _s = l.accept().unwrap();
+    /// assert_eq!(t.connections().unwrap().len(), 2); // both ends are ours
+    /// ```
     pub fn connections(&self) -> Result<Vec<Matched>> {
         self.opened_since(None)
     }
 
     /// Resets every connection opened since creation; reports which method ran for each.
+    ///
+    /// ```
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let _s = l.accept().unwrap();
+    /// assert_eq!(t.reset_tcp_connections().unwrap().len(), 2);
+    /// ```
     pub fn reset_tcp_connections(&self) -> Result<Vec<ResetReport>> {
         self.reset_role(None)
     }
 
     /// Resets the client connections (opened with `connect`) opened since creation.
+    ///
+    /// ```
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let _s = l.accept().unwrap();
+    /// let reports = t.reset_client_tcp_connections().unwrap();
+    /// assert_eq!(reports[0].matched.role, netloom_fault::Role::Client);
+    /// ```
     pub fn reset_client_tcp_connections(&self) -> Result<Vec<ResetReport>> {
         self.reset_role(Some(Role::Client))
     }
 
     /// Resets the server connections (accepted on a local listening port) opened since creation.
+    ///
+    /// ```
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let _s = l.accept().unwrap();
+    /// let reports = t.reset_server_tcp_connections().unwrap();
+    /// assert_eq!(reports[0].matched.role, netloom_fault::Role::Server);
+    /// ```
     pub fn reset_server_tcp_connections(&self) -> Result<Vec<ResetReport>> {
         self.reset_role(Some(Role::Server))
     }
 
     /// Blackholes the client connections opened since creation (see [`Blackhole`]); the rules
     /// stay until the tracker drops. Needs `CAP_NET_ADMIN`. Returns how many were blackholed.
+    ///
+    /// ```no_run
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// // ... code under test connects somewhere ...
+    /// let silenced = t.blackhole_client_tcp_connections().unwrap();
+    /// drop(t); // the rules go away
+    /// ```
     pub fn blackhole_client_tcp_connections(&self) -> Result<usize> {
         let conns: Vec<_> = self
             .opened_since(Some(Role::Client))?
@@ -155,6 +201,16 @@ impl Tracker {
     /// How many connections to `peer` the process opened since the last reset this tracker
     /// made (or since creation): the reconnects that followed a fault. Connections that were
     /// open at the last reset but not reset (another role, or the reset failed) don't count.
+    ///
+    /// ```
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let peer = l.local_addr().unwrap();
+    /// let _first = std::net::TcpStream::connect(peer).unwrap();
+    /// t.reset_client_tcp_connections().unwrap();
+    /// let _again = std::net::TcpStream::connect(peer).unwrap();
+    /// assert_eq!(t.reestablished(peer.into()).unwrap(), 1);
+    /// ```
     pub fn reestablished(&self, peer: Endpoint) -> Result<usize> {
         let before = self
             .at_last_reset
@@ -170,6 +226,12 @@ impl Tracker {
 
     /// Polls [`reestablished`](Self::reestablished) every 10 ms until it reaches `count` or
     /// `timeout` passes; returns the last count. Blocks the calling thread.
+    ///
+    /// ```no_run
+    /// let t = netloom_fault::Tracker::new().unwrap();
+    /// let peer: std::net::SocketAddr = "127.0.0.1:6379".parse().unwrap();
+    /// let n = t.wait_reestablished(peer.into(), 1, std::time::Duration::from_secs(2)).unwrap();
+    /// ```
     pub fn wait_reestablished(
         &self,
         peer: Endpoint,

@@ -33,6 +33,10 @@ impl Default for DestroyOptions {
 }
 
 /// The largest batch [`DestroyOptions::batch`] accepts.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::MAX_BATCH, 1024);
+/// ```
 pub const MAX_BATCH: usize = 1024;
 
 /// A sock_diag netlink socket.
@@ -52,6 +56,11 @@ pub struct DiagSocket {
 
 impl DiagSocket {
     /// Opens the socket. Needs no privilege.
+    ///
+    /// ```
+    /// let diag = netloom_fault::diag::DiagSocket::new().unwrap();
+    /// # let _ = diag;
+    /// ```
     pub fn new() -> Result<DiagSocket> {
         let socket = Socket::new(
             Domain::from(libc::AF_NETLINK),
@@ -72,6 +81,12 @@ impl DiagSocket {
     /// Every TCP socket of `family` (`AF_INET` or `AF_INET6`) whose state bit is set in
     /// `states` (`1 << TcpState as u8`), in every process of this network namespace.
     /// Needs no privilege.
+    ///
+    /// ```
+    /// let mut diag = netloom_fault::diag::DiagSocket::new().unwrap();
+    /// let established_v6 = diag.dump(libc::AF_INET6 as u8, 1 << 1).unwrap();
+    /// # let _ = established_v6;
+    /// ```
     pub fn dump(&mut self, family: u8, states: u32) -> Result<Vec<Connection>> {
         self.seq = self.seq.wrapping_add(1);
         let mut req = Vec::with_capacity(72);
@@ -101,6 +116,13 @@ impl DiagSocket {
     /// Destroys each connection with `SOCK_DESTROY`; returns one result per connection, in
     /// order. The local socket's next call fails with `ECONNABORTED`; the kernel sends the peer
     /// an RST (it sees `ECONNRESET`). Needs `CAP_NET_ADMIN` (checked by the kernel: `EPERM`).
+    ///
+    /// ```no_run
+    /// use netloom_fault::{diag::{DestroyOptions, DiagSocket}, list_connections, Filter};
+    /// let conns = list_connections(&Filter::new().remote(":6379".parse().unwrap())).unwrap();
+    /// let results = DiagSocket::new().unwrap().destroy(&conns, DestroyOptions::default()).unwrap();
+    /// assert_eq!(results.len(), conns.len());
+    /// ```
     pub fn destroy(
         &mut self,
         conns: &[Connection],

@@ -7,24 +7,64 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use crate::conn::{Connection, SocketKey, TcpState, unmap};
 
 /// `struct nlmsghdr` length.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::NLMSG_HDR_LEN, 16);
+/// ```
 pub const NLMSG_HDR_LEN: usize = 16;
 /// `struct inet_diag_req_v2` length.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::REQ_V2_LEN, 56);
+/// ```
 pub const REQ_V2_LEN: usize = 56;
 /// `struct inet_diag_msg` length (without attributes).
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::DIAG_MSG_LEN, 72);
+/// ```
 pub const DIAG_MSG_LEN: usize = 72;
 /// `NLMSG_ERROR`.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::NLMSG_ERROR, 2);
+/// ```
 pub const NLMSG_ERROR: u16 = 2;
 /// `NLMSG_DONE`.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::NLMSG_DONE, 3);
+/// ```
 pub const NLMSG_DONE: u16 = 3;
 /// `SOCK_DIAG_BY_FAMILY`.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::SOCK_DIAG_BY_FAMILY, 20);
+/// ```
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// `SOCK_DESTROY`.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::SOCK_DESTROY, 21);
+/// ```
 pub const SOCK_DESTROY: u16 = 21;
 /// `NLM_F_REQUEST`.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::NLM_F_REQUEST, 1);
+/// ```
 pub const NLM_F_REQUEST: u16 = 0x1;
 /// `NLM_F_ACK`.
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::NLM_F_ACK, 4);
+/// ```
 pub const NLM_F_ACK: u16 = 0x4;
 /// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
+///
+/// ```
+/// assert_eq!(netloom_fault::diag::wire::NLM_F_DUMP, 0x300);
+/// ```
 pub const NLM_F_DUMP: u16 = 0x300;
 
 /// Why a netlink reply was rejected.
@@ -65,6 +105,14 @@ pub enum ParseError {
 }
 
 /// One netlink message: header fields and a payload borrowed from the receive buffer.
+///
+/// ```
+/// use netloom_fault::diag::wire::{parse_messages, Request};
+/// let mut buf = Vec::new();
+/// Request::dump(libc::AF_INET as u8, 1 << 10, 9).encode(&mut buf);
+/// let msg = parse_messages(&buf).next().unwrap().unwrap();
+/// assert_eq!((msg.seq, msg.payload.len()), (9, 56));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NlMessage<'a> {
     /// `nlmsg_type`.
@@ -192,6 +240,11 @@ fn endpoint(family: u8, addr: &[u8; 16], port: u16) -> Result<SocketAddr, ParseE
 }
 
 /// A sock_diag request for TCP sockets of one family.
+///
+/// ```
+/// let req = netloom_fault::diag::wire::Request::dump(libc::AF_INET6 as u8, u32::MAX, 1);
+/// assert_eq!(req.kind, netloom_fault::diag::wire::SOCK_DIAG_BY_FAMILY);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
     /// `SOCK_DIAG_BY_FAMILY` (dump) or `SOCK_DESTROY`.
@@ -240,6 +293,12 @@ impl Request {
     }
 
     /// Appends the request (header + `inet_diag_req_v2`) to `buf`.
+    ///
+    /// ```
+    /// let mut buf = Vec::new();
+    /// netloom_fault::diag::wire::Request::dump(libc::AF_INET as u8, 2, 1).encode(&mut buf);
+    /// assert_eq!(u32::from_ne_bytes(buf[..4].try_into().unwrap()), 72);
+    /// ```
     pub fn encode(&self, buf: &mut Vec<u8>) {
         let len = (NLMSG_HDR_LEN + REQ_V2_LEN) as u32;
         buf.extend(len.to_ne_bytes());

@@ -5,6 +5,11 @@
 //! carries its `snd_nxt` (= what the local end expects) and its `rcv_nxt` (= what it expects).
 //! That answer travels to the local end, so a raw socket on this host reads it even on an
 //! idle connection. Two RSTs with exactly those numbers then reset both ends.
+/// The packet formats injection writes and reads.
+///
+/// ```
+/// assert_eq!(netloom_fault::inject::wire::flags::RST, 0x04);
+/// ```
 pub mod wire;
 
 use std::io;
@@ -44,6 +49,14 @@ impl Default for InjectOptions {
 }
 
 /// The sequence numbers the RSTs carried.
+///
+/// ```no_run
+/// # fn main() -> netloom_fault::Result<()> {
+/// # let conn = netloom_fault::list_connections(&netloom_fault::Filter::new())?.remove(0);
+/// let sent = netloom_fault::inject::inject_reset(&conn, Default::default())?;
+/// println!("RST seq {} to the local end, {} to the remote end", sent.seq_to_local, sent.seq_to_remote);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Injected {
     /// Sequence number of the RST sent to the local end (the remote end's `snd_nxt`).

@@ -3,14 +3,35 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// TCP flag bits.
+///
+/// ```
+/// use netloom_fault::inject::wire::flags;
+/// assert_eq!(flags::SYN | flags::ACK, 0x12);
+/// ```
 pub mod flags {
     /// FIN.
+    ///
+    /// ```
+    /// assert_eq!(netloom_fault::inject::wire::flags::FIN, 0x01);
+    /// ```
     pub const FIN: u8 = 0x01;
     /// SYN.
+    ///
+    /// ```
+    /// assert_eq!(netloom_fault::inject::wire::flags::SYN, 0x02);
+    /// ```
     pub const SYN: u8 = 0x02;
     /// RST.
+    ///
+    /// ```
+    /// assert_eq!(netloom_fault::inject::wire::flags::RST, 0x04);
+    /// ```
     pub const RST: u8 = 0x04;
     /// ACK.
+    ///
+    /// ```
+    /// assert_eq!(netloom_fault::inject::wire::flags::ACK, 0x10);
+    /// ```
     pub const ACK: u8 = 0x10;
 }
 
@@ -55,6 +76,13 @@ pub enum PacketError {
 }
 
 /// The fields of a TCP segment that injection needs.
+///
+/// ```
+/// use netloom_fault::inject::wire::{build_segment, flags, parse_tcp};
+/// let pkt = build_segment("[::1]:1".parse().unwrap(), "[::1]:2".parse().unwrap(), 7, 9, flags::ACK);
+/// let seg = parse_tcp(&pkt[40..]).unwrap();
+/// assert_eq!((seg.seq, seg.ack, seg.flags), (7, 9, flags::ACK));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpSegment {
     /// Source port.
