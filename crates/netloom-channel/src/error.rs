@@ -173,6 +173,49 @@ pub enum ChannelError {
         /// The channel.
         channel: String,
     },
+    /// A datagram did not fit the receive buffer (`MSG_TRUNC`); it was dropped, not delivered
+    /// cut short.
+    #[error("datagram from {peer} is longer than max_datagram_len {limit} bytes; dropped")]
+    DatagramTruncated {
+        /// The sender.
+        peer: String,
+        /// The configured limit (`UdpConfig::max_datagram_len`).
+        limit: usize,
+    },
+    /// A new peer was refused because the endpoint tracks `max_peers` already.
+    #[error("peer {peer} not tracked: max_peers {limit} reached")]
+    PeerLimit {
+        /// The peer.
+        peer: String,
+        /// The configured limit (`UdpConfig::max_peers`).
+        limit: usize,
+    },
+    /// An acceptor rejected a peer.
+    #[error("peer {peer} rejected by the acceptor: {reason}")]
+    PeerRejected {
+        /// The peer.
+        peer: String,
+        /// The acceptor's reason.
+        reason: String,
+    },
+    /// No manager plug-in is registered for a protocol.
+    #[error("unknown protocol {protocol:?} (registered: {known})")]
+    UnknownProtocol {
+        /// The protocol asked for.
+        protocol: String,
+        /// The registered protocols.
+        known: String,
+    },
+    /// A connection manager was used in a state that does not allow the operation.
+    #[error("{protocol} manager on {local}: {what}")]
+    ManagerState {
+        /// The manager's protocol.
+        protocol: String,
+        /// The manager's local endpoint.
+        local: String,
+        /// What is wrong (`not running`, `already running`).
+        what: &'static str,
+    },
 }
 
 impl ChannelError {

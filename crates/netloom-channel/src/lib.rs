@@ -58,7 +58,8 @@ mod pipeline;
 mod task;
 mod tls;
 mod transport;
-mod udp;
+pub mod tracking;
+pub mod udp;
 
 pub use bootstrap::{
     BindFuture, Bootstrap, ChannelFuture, Initializer, LoopFuture, RemoteAddr, ServerBootstrap,

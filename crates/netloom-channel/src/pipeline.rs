@@ -613,6 +613,21 @@ impl Pipeline {
         }
     }
 
+    /// Frees the event queue, scratch and write buffer capacity of a pipeline with nothing
+    /// queued (UDP peers: thousands of idle pipelines must stay small).
+    pub(crate) fn shrink_idle(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+        if self.busy.is_empty() && self.busy.capacity() > 0 {
+            self.busy = Vec::new();
+        }
+        if self.head.out.is_empty() {
+            self.head.out = OutboundBuffer::default();
+        }
+        self.slots.shrink_to_fit();
+    }
+
     /// The earliest handler timer.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         self.slots.iter().filter_map(|s| s.timer).min()
