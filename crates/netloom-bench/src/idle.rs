@@ -32,7 +32,8 @@ pub struct IdleConfig {
     pub size: usize,
     /// Source addresses, round robin (several give more ephemeral ports).
     pub sources: Vec<IpAddr>,
-    /// Timeout of each connect and each exchange.
+    /// Timeout of opening all connections and exchanging on each (each connect and each
+    /// exchange gets what is left of it).
     pub timeout: Duration,
     /// Pause before each RSS reading, for the server to finish its work.
     pub settle: Duration,
@@ -47,7 +48,7 @@ impl IdleConfig {
             connections,
             size: 32,
             sources: crate::connect::loopback_sources(4),
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
             settle: Duration::from_millis(500),
         }
     }
@@ -96,14 +97,16 @@ pub fn measure(config: &IdleConfig) -> Result<IdleReport, BenchError> {
         .build()
         .map_err(|err| BenchError::io("starting the client runtime", err))?;
     runtime.block_on(async {
-        let warm = open_and_exchange(config, usize::MAX, None).await?;
+        let opened = std::time::Instant::now();
+        let left = || config.timeout.saturating_sub(opened.elapsed());
+        let warm = open_and_exchange(config, usize::MAX, None, left()).await?;
         drop(warm);
         tokio::time::sleep(config.settle).await;
         let baseline = ProcSample::read(config.server_pid)?;
         let mut streams = Vec::with_capacity(config.connections);
         for index in 0..config.connections {
             let from = source_for(&config.sources, index);
-            streams.push(open_and_exchange(config, index, from).await?);
+            streams.push(open_and_exchange(config, index, from, left()).await?);
         }
         tokio::time::sleep(config.settle).await;
         let loaded = ProcSample::read(config.server_pid)?;
@@ -123,8 +126,9 @@ async fn open_and_exchange(
     config: &IdleConfig,
     index: usize,
     from: Option<IpAddr>,
+    timeout: Duration,
 ) -> Result<TcpStream, BenchError> {
-    let mut stream = connect(from, config.addr, config.timeout).await?;
+    let mut stream = connect(from, config.addr, timeout).await?;
     let echo_err = |what: String| BenchError::Echo {
         connection: index,
         what,
@@ -152,8 +156,8 @@ async fn open_and_exchange(
         }
         Ok(())
     };
-    tokio::time::timeout(config.timeout, exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| echo_err(format!("no echo within {:?}", config.timeout)))??;
+        .map_err(|_| echo_err(format!("no echo within {timeout:?}")))??;
     Ok(stream)
 }

@@ -94,7 +94,7 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// Measurement also ends once this many messages were echoed in it.
     pub max_messages: u64,
-    /// Per-connection connect timeout.
+    /// Connect timeout of each connection, and of opening all of them together.
     pub connect_timeout: Duration,
     /// After the measurement, how long to wait for outstanding echoes (still checked).
     pub drain_timeout: Duration,
@@ -115,7 +115,7 @@ impl LoadConfig {
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(5),
             max_messages: u64::MAX,
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
             sources: Vec::new(),
             server_pid: None,
@@ -207,10 +207,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, BenchError> {
 }
 
 async fn run_local(config: &LoadConfig) -> Result<LoadReport, BenchError> {
+    let opened = Instant::now();
     let mut streams = Vec::with_capacity(config.connections);
     for index in 0..config.connections {
         let from = source_for(&config.sources, index);
-        streams.push(connect(from, config.addr, config.connect_timeout).await?);
+        let left = config.connect_timeout.saturating_sub(opened.elapsed());
+        streams.push(connect(from, config.addr, left).await?);
     }
     let histogram = Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|err| {
         BenchError::InvalidConfig {
