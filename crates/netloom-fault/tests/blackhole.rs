@@ -127,3 +127,27 @@ fn keepalive_rejects_zero_intervals() {
     };
     assert!(ka.apply(&target).is_err());
 }
+
+/// The tracker as an RAII fixture: its blackholes last until it drops.
+#[test]
+fn tracker_blackholes_until_dropped() {
+    let echo = Echo::start(V4);
+    let mut bystander = echo.connect();
+    let tracker = netloom_fault::Tracker::new()
+        .unwrap()
+        .with_filter(Filter::new().remote(echo.addr.into()));
+    let mut target = echo.connect();
+    roundtrip(&mut target, b"x").unwrap();
+    assert_eq!(tracker.blackhole_client_tcp_connections().unwrap(), 1);
+    assert_eq!(write_once(&mut target), Observed::Data(1));
+    assert_eq!(
+        read_once(&mut target, Duration::from_millis(500)),
+        Observed::Silence
+    );
+    roundtrip(&mut bystander, b"bystander").unwrap();
+    drop(tracker);
+    assert_eq!(
+        read_once(&mut target, Duration::from_secs(5)),
+        Observed::Data(1)
+    );
+}

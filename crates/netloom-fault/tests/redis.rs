@@ -230,3 +230,35 @@ async fn connection_manager_destroy_ipv6() {
 async fn connection_manager_inject_ipv4() {
     manager_reconnects(V4, Method::Inject).await;
 }
+
+/// A tracker on another process (redis-server): the server ends it accepted since the snapshot
+/// are reset, the bystander accepted before it is not.
+#[test]
+fn tracker_for_redis_server_resets_its_server_ends() {
+    let redis = Redis::start();
+    let mut bystander = TcpStream::connect(redis.addr(V4)).unwrap();
+    redis_ping(&mut bystander).unwrap(); // accepted before the snapshot
+    let tracker = Tracker::for_pid(redis.pid()).unwrap();
+    let client = redis::Client::open(redis.url(V4)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .unwrap();
+
+    let reports = tracker.reset_server_tcp_connections().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].matched.role, netloom_fault::Role::Server);
+    assert!(reports[0].ok(), "{reports:?}");
+
+    let err = redis::cmd("GET")
+        .arg("k")
+        .query::<String>(&mut conn)
+        .unwrap_err();
+    assert_eq!(io_kind(&err), Some(ErrorKind::ConnectionReset), "{err:?}");
+    let mut conn = client.get_connection().unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
+    assert_eq!(v, "v");
+    redis_ping(&mut bystander).unwrap();
+}

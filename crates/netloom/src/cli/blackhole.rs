@@ -93,6 +93,57 @@ pub fn run(args: BlackholeArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
+    fn filter(
+        remote: Option<std::net::SocketAddr>,
+        local: Option<std::net::SocketAddr>,
+    ) -> FilterArgs {
+        FilterArgs {
+            local: local.map(Into::into),
+            remote: remote.map(Into::into),
+            pid: None,
+            client: false,
+            server: false,
+        }
+    }
+
+    #[test]
+    fn nothing_matched_exits_1() {
+        let args = BlackholeArgs {
+            filter: filter(Some("127.0.0.1:1".parse().unwrap()), None),
+            duration: Duration::from_millis(1),
+            json: false,
+        };
+        assert_eq!(run(args).unwrap(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn drops_for_the_duration_then_restores() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let args = BlackholeArgs {
+            filter: filter(None, Some(client.local_addr().unwrap())),
+            duration: Duration::from_millis(300),
+            json: true,
+        };
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            client.write_all(b"late").unwrap();
+            client
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(run(args).unwrap(), ExitCode::SUCCESS);
+        let _client = sender.join().unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"late");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
     #[test]
     fn parses_durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
