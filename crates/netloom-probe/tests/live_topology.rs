@@ -153,3 +153,30 @@ fn two_probers_on_one_host_keep_their_own_replies() {
         assert!(sa.unmatched > 0 || sb.unmatched > 0, "{sa:?} {sb:?}");
     });
 }
+
+#[test]
+fn window_of_10240_probes_to_a_blackhole_tcp_included() {
+    let net = Topology::builder().routers(1).build().expect("topology");
+    let (hole4, hole6) = (net.blackhole_v4(), net.blackhole_v6());
+    in_namespace(net.source(), || async move {
+        let p = Prober::open(ProberConfig {
+            privilege: PrivilegeMode::Raw,
+            max_in_flight: 10_240,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for proto in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp] {
+            let o = opts(proto, 64).with_timeout(Duration::from_millis(1500));
+            let futs = (0..10_240).map(|i| p.probe(if i % 2 == 0 { hole4 } else { hole6 }, o.clone()));
+            let results = futures::future::join_all(futs).await;
+            let no_reply = results
+                .iter()
+                .filter(|r| matches!(r, Ok(r) if r.outcome == Outcome::NoReply))
+                .count();
+            let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).take(3).collect();
+            assert_eq!(no_reply, 10_240, "{proto}: {errors:?}");
+            assert_eq!(p.in_flight(), 0);
+        }
+    });
+}
