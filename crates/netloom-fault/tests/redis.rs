@@ -23,6 +23,37 @@ fn io_kind(err: &redis::RedisError) -> Option<ErrorKind> {
     Some(std::io::Error::from_raw_os_error(errno).kind())
 }
 
+/// A synchronous client that stored `k = v`.
+fn connect_and_set(redis: &Redis, ip: IpAddr) -> (redis::Client, redis::Connection) {
+    let client = redis::Client::open(redis.url(ip)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .unwrap();
+    (client, conn)
+}
+
+/// The first command on the reset connection fails with `first_error`; a new connection works
+/// (and is returned, so that it stays open).
+#[must_use]
+fn fails_then_reconnects(
+    client: &redis::Client,
+    conn: &mut redis::Connection,
+    first_error: ErrorKind,
+) -> redis::Connection {
+    let err = redis::cmd("GET")
+        .arg("k")
+        .query::<String>(conn)
+        .unwrap_err();
+    assert_eq!(io_kind(&err), Some(first_error), "{err:?}");
+    let mut again = client.get_connection().unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut again).unwrap();
+    assert_eq!(v, "v");
+    again
+}
+
 /// Synchronous client, `#[test]`: the first command after the reset fails with exactly the
 /// error the method produces; the client reconnects and the tracker counts the new connection.
 fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) {
@@ -35,13 +66,7 @@ fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) 
             method,
             ..Default::default()
         });
-    let client = redis::Client::open(redis.url(ip)).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query(&mut conn)
-        .unwrap();
+    let (client, mut conn) = connect_and_set(&redis, ip);
 
     let reports = tracker.reset_client_tcp_connections().unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
@@ -51,14 +76,7 @@ fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) 
         "{reports:?}"
     );
 
-    let err = redis::cmd("GET")
-        .arg("k")
-        .query::<String>(&mut conn)
-        .unwrap_err();
-    assert_eq!(io_kind(&err), Some(first_error), "{err:?}");
-    let mut conn = client.get_connection().unwrap();
-    let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
-    assert_eq!(v, "v");
+    let _again = fails_then_reconnects(&client, &mut conn, first_error);
     assert_eq!(tracker.reestablished(redis.addr(ip).into()).unwrap(), 1);
     redis_ping(&mut bystander).unwrap();
 }
@@ -118,13 +136,7 @@ fn tracker_inject_ipv6() {
 fn pidfd_server_end(ip: IpAddr) {
     let redis = Redis::start();
     let mut bystander = TcpStream::connect(redis.addr(ip)).unwrap();
-    let client = redis::Client::open(redis.url(ip)).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query(&mut conn)
-        .unwrap();
+    let (client, mut conn) = connect_and_set(&redis, ip);
     let me = Filter::new()
         .pid(std::process::id())
         .remote(redis.addr(ip).into());
@@ -145,14 +157,7 @@ fn pidfd_server_end(ip: IpAddr) {
     assert!(reports[0].ok(), "{reports:?}");
     assert_eq!(reports[0].matched.role, netloom_fault::Role::Server);
 
-    let err = redis::cmd("GET")
-        .arg("k")
-        .query::<String>(&mut conn)
-        .unwrap_err();
-    assert_eq!(io_kind(&err), Some(ErrorKind::ConnectionReset), "{err:?}");
-    let mut conn = client.get_connection().unwrap();
-    let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
-    assert_eq!(v, "v");
+    let _again = fails_then_reconnects(&client, &mut conn, ErrorKind::ConnectionReset);
     redis_ping(&mut bystander).unwrap();
 }
 
@@ -239,26 +244,13 @@ fn tracker_for_redis_server_resets_its_server_ends() {
     let mut bystander = TcpStream::connect(redis.addr(V4)).unwrap();
     redis_ping(&mut bystander).unwrap(); // accepted before the snapshot
     let tracker = Tracker::for_pid(redis.pid()).unwrap();
-    let client = redis::Client::open(redis.url(V4)).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query(&mut conn)
-        .unwrap();
+    let (client, mut conn) = connect_and_set(&redis, V4);
 
     let reports = tracker.reset_server_tcp_connections().unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].matched.role, netloom_fault::Role::Server);
     assert!(reports[0].ok(), "{reports:?}");
 
-    let err = redis::cmd("GET")
-        .arg("k")
-        .query::<String>(&mut conn)
-        .unwrap_err();
-    assert_eq!(io_kind(&err), Some(ErrorKind::ConnectionReset), "{err:?}");
-    let mut conn = client.get_connection().unwrap();
-    let v: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
-    assert_eq!(v, "v");
+    let _again = fails_then_reconnects(&client, &mut conn, ErrorKind::ConnectionReset);
     redis_ping(&mut bystander).unwrap();
 }
