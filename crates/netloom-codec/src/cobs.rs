@@ -5,8 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit};
-use crate::terminated::{Search, Step, Terminated, Terminator};
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit, limit_methods};
+use crate::terminated::{Search, Terminated, Terminator};
 
 /// Which COBS code table is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -133,36 +133,6 @@ impl Cobs {
         }
     }
 
-    /// Sets the maximum encoded frame length (without the delimiter).
-    ///
-    /// ```
-    /// let cobs = netloom_codec::Cobs::new().with_max_frame_length(1500);
-    /// ```
-    pub fn with_max_frame_length(mut self, max: usize) -> Self {
-        self.engine.limit.max = max;
-        self
-    }
-
-    /// Report an oversize frame as soon as it is detected (`true`, the default) or after
-    /// it has been discarded up to its delimiter.
-    ///
-    /// ```
-    /// let cobs = netloom_codec::Cobs::new().with_fail_fast(false);
-    /// ```
-    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.engine.limit.fail_fast = fail_fast;
-        self
-    }
-
-    /// The maximum encoded frame length.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Cobs::new().max_frame_length(), 8 << 20);
-    /// ```
-    pub fn max_frame_length(&self) -> usize {
-        self.engine.limit.max
-    }
-
     /// The code table.
     ///
     /// ```
@@ -171,60 +141,66 @@ impl Cobs {
     pub fn variant(&self) -> CobsVariant {
         self.variant
     }
+}
 
-    /// Validates `enc` and returns the decoded length and whether decoding can write in
-    /// place (the output never overtakes the input).
-    fn measure(&self, enc: &[u8]) -> Result<(usize, bool), CodecError> {
-        let (mut r, mut w, mut zeros) = (0usize, 0usize, 0usize);
-        let mut in_place = true;
-        while r < enc.len() {
-            let code = enc[r];
-            let (n, z) = self.variant.block(code);
-            if r + 1 + n > enc.len() {
-                return Err(CodecError::InvalidCobs {
-                    reason: "the block runs past the end of the frame",
-                    code,
-                    offset: r,
-                });
-            }
-            r += 1 + n;
-            w += n + z;
-            zeros = z;
-            in_place &= w <= r;
+limit_methods!(Cobs, "netloom_codec::Cobs::new()", engine.limit);
+
+/// Validates `enc` and returns the decoded length and whether decoding can write in
+/// place (the output never overtakes the input).
+fn measure(variant: CobsVariant, enc: &[u8]) -> Result<(usize, bool), CodecError> {
+    let (mut r, mut w, mut zeros) = (0usize, 0usize, 0usize);
+    let mut in_place = true;
+    while r < enc.len() {
+        let code = enc[r];
+        let (n, z) = variant.block(code);
+        if r + 1 + n > enc.len() {
+            return Err(CodecError::InvalidCobs {
+                reason: "the block runs past the end of the frame",
+                code,
+                offset: r,
+            });
         }
-        Ok((w - zeros.min(1), in_place))
+        r += 1 + n;
+        w += n + z;
+        zeros = z;
+        in_place &= w <= r;
     }
+    Ok((w - zeros.min(1), in_place))
+}
 
-    /// Decodes `enc` in place (when the output fits) or into a new buffer.
-    fn decode_frame(&self, mut raw: BytesMut, frame_len: usize) -> Result<Bytes, CodecError> {
-        let (out_len, in_place) = self.measure(&raw[..frame_len])?;
-        if in_place {
-            let (mut r, mut w) = (0usize, 0usize);
-            while r < frame_len {
-                let (n, z) = self.variant.block(raw[r]);
-                raw.copy_within(r + 1..r + 1 + n, w);
-                w += n;
-                r += 1 + n;
-                // w + z <= r holds (checked by `measure`), so the zeros overwrite only
-                // bytes already read.
-                let zeros_end = (w + z).min(out_len);
-                raw[w..zeros_end].fill(0);
-                w += z;
-            }
-            raw.truncate(out_len);
-            Ok(raw.freeze())
-        } else {
-            let mut out = BytesMut::with_capacity(out_len + 2);
-            let mut r = 0usize;
-            while r < frame_len {
-                let (n, z) = self.variant.block(raw[r]);
-                out.put_slice(&raw[r + 1..r + 1 + n]);
-                out.put_bytes(0, z);
-                r += 1 + n;
-            }
-            out.truncate(out_len);
-            Ok(out.freeze())
+/// Decodes `enc` in place (when the output fits) or into a new buffer.
+fn decode_frame(
+    variant: CobsVariant,
+    mut raw: BytesMut,
+    frame_len: usize,
+) -> Result<Bytes, CodecError> {
+    let (out_len, in_place) = measure(variant, &raw[..frame_len])?;
+    if in_place {
+        let (mut r, mut w) = (0usize, 0usize);
+        while r < frame_len {
+            let (n, z) = variant.block(raw[r]);
+            raw.copy_within(r + 1..r + 1 + n, w);
+            w += n;
+            r += 1 + n;
+            // w + z <= r holds (checked by `measure`), so the zeros overwrite only
+            // bytes already read.
+            let zeros_end = (w + z).min(out_len);
+            raw[w..zeros_end].fill(0);
+            w += z;
         }
+        raw.truncate(out_len);
+        Ok(raw.freeze())
+    } else {
+        let mut out = BytesMut::with_capacity(out_len + 2);
+        let mut r = 0usize;
+        while r < frame_len {
+            let (n, z) = variant.block(raw[r]);
+            out.put_slice(&raw[r + 1..r + 1 + n]);
+            out.put_bytes(0, z);
+            r += 1 + n;
+        }
+        out.truncate(out_len);
+        Ok(out.freeze())
     }
 }
 
@@ -233,21 +209,19 @@ impl Decoder for Cobs {
     type Error = CodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        loop {
-            match self.engine.step(buf)? {
-                Step::Frame { frame_len: 0, .. } | Step::Discarded => continue,
-                Step::Frame { raw, frame_len } => {
-                    return self.decode_frame(raw, frame_len).map(Some);
-                }
-                Step::NeedMore => return Ok(None),
-            }
-        }
+        let variant = self.variant;
+        // An empty run between two delimiters is no frame.
+        self.engine
+            .decode_with(buf, |raw, frame_len| match frame_len {
+                0 => Ok(None),
+                _ => decode_frame(variant, raw, frame_len).map(Some),
+            })
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         match self.decode(buf)? {
             Some(frame) => Ok(Some(frame)),
-            None => self.engine.at_eof("cobs", buf).map(|()| None),
+            None => self.engine.at_eof("cobs", buf),
         }
     }
 }

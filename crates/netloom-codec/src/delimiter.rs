@@ -4,8 +4,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::limit::{DEFAULT_MAX_LINE_LENGTH, Limit};
-use crate::terminated::{Search, Step, Terminated, Terminator};
+use crate::limit::{DEFAULT_MAX_LINE_LENGTH, Limit, limit_methods};
+use crate::terminated::{Search, Terminated, Terminator};
 
 /// Finds the earliest delimiter; at one position the first delimiter in configuration
 /// order wins, and a position where a higher-priority delimiter may still complete waits
@@ -147,40 +147,6 @@ impl Delimiter {
         self
     }
 
-    /// Sets the maximum frame length (without the delimiter).
-    ///
-    /// ```
-    /// let framer = netloom_codec::Delimiter::new([b";"])?.with_max_frame_length(100);
-    /// assert_eq!(framer.max_frame_length(), 100);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
-    pub fn with_max_frame_length(mut self, max: usize) -> Self {
-        self.engine.limit.max = max;
-        self
-    }
-
-    /// Whether an oversize frame is reported as soon as it is detected (`true`, the
-    /// default, like Netty) or after it has been discarded up to its delimiter.
-    ///
-    /// ```
-    /// let framer = netloom_codec::Delimiter::new([b";"])?.with_fail_fast(false);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
-    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.engine.limit.fail_fast = fail_fast;
-        self
-    }
-
-    /// The maximum frame length.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Delimiter::new([b";"])?.max_frame_length(), 65536);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
-    pub fn max_frame_length(&self) -> usize {
-        self.engine.limit.max
-    }
-
     /// The delimiters, in priority order.
     ///
     /// ```
@@ -193,24 +159,25 @@ impl Delimiter {
     }
 }
 
+limit_methods!(
+    Delimiter,
+    "netloom_codec::Delimiter::new([b\";\"])?",
+    engine.limit
+);
+
 impl Decoder for Delimiter {
     type Item = Bytes;
     type Error = CodecError;
 
     #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        loop {
-            match self.engine.step(buf)? {
-                Step::Frame { mut raw, frame_len } => {
-                    if self.strip {
-                        raw.truncate(frame_len);
-                    }
-                    return Ok(Some(raw.freeze()));
-                }
-                Step::Discarded => continue,
-                Step::NeedMore => return Ok(None),
+        let strip = self.strip;
+        self.engine.decode_with(buf, |mut raw, frame_len| {
+            if strip {
+                raw.truncate(frame_len);
             }
-        }
+            Ok(Some(raw.freeze()))
+        })
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
@@ -219,7 +186,7 @@ impl Decoder for Delimiter {
         self.engine.terminator.at_eof = false;
         match decoded? {
             Some(frame) => Ok(Some(frame)),
-            None => self.engine.at_eof("delimiter", buf).map(|()| None),
+            None => self.engine.at_eof("delimiter", buf),
         }
     }
 }

@@ -4,9 +4,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit};
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit, limit_methods};
 use crate::lines::LineEnding;
-use crate::terminated::{Search, Step, Terminated, Terminator};
+use crate::terminated::{Search, Terminated, Terminator};
 
 /// Finds a line holding only `.` (ended by `\r\n` or `\n`).
 #[derive(Debug, Clone)]
@@ -117,36 +117,6 @@ impl DotBlock {
         self.ending = ending;
         self
     }
-
-    /// Sets the maximum block length (on the wire, without the final `.` line).
-    ///
-    /// ```
-    /// let framer = netloom_codec::DotBlock::new().with_max_frame_length(10 << 20);
-    /// ```
-    pub fn with_max_frame_length(mut self, max: usize) -> Self {
-        self.engine.limit.max = max;
-        self
-    }
-
-    /// Report an oversize block as soon as it is detected (`true`, the default) or after
-    /// it has been discarded up to its `.` line.
-    ///
-    /// ```
-    /// let framer = netloom_codec::DotBlock::new().with_fail_fast(false);
-    /// ```
-    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.engine.limit.fail_fast = fail_fast;
-        self
-    }
-
-    /// The maximum block length.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::DotBlock::new().with_max_frame_length(5).max_frame_length(), 5);
-    /// ```
-    pub fn max_frame_length(&self) -> usize {
-        self.engine.limit.max
-    }
 }
 
 /// Removes the leading `.` of every line of `raw[..frame_len]`, in place.
@@ -167,24 +137,21 @@ fn unstuff(mut raw: BytesMut, frame_len: usize) -> Bytes {
     raw.freeze()
 }
 
+limit_methods!(DotBlock, "netloom_codec::DotBlock::new()", engine.limit);
+
 impl Decoder for DotBlock {
     type Item = Bytes;
     type Error = CodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        loop {
-            match self.engine.step(buf)? {
-                Step::Frame { raw, frame_len } => return Ok(Some(unstuff(raw, frame_len))),
-                Step::Discarded => continue,
-                Step::NeedMore => return Ok(None),
-            }
-        }
+        self.engine
+            .decode_with(buf, |raw, frame_len| Ok(Some(unstuff(raw, frame_len))))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         match self.decode(buf)? {
             Some(frame) => Ok(Some(frame)),
-            None => self.engine.at_eof("dot-block", buf).map(|()| None),
+            None => self.engine.at_eof("dot-block", buf),
         }
     }
 }

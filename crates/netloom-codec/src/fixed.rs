@@ -67,15 +67,7 @@ impl Decoder for Fixed {
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         match self.decode(buf)? {
             Some(frame) => Ok(Some(frame)),
-            None if buf.is_empty() => Ok(None),
-            None => {
-                let buffered = buf.len();
-                buf.clear();
-                Err(CodecError::TruncatedFrame {
-                    framer: "fixed",
-                    buffered,
-                })
-            }
+            None => crate::limit::truncated("fixed", buf),
         }
     }
 }

@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Discard, Limit};
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit, Skip};
 use crate::{CodecError, FieldType};
 
 /// Frames announced by a length field, with every parameter of Netty's
@@ -48,8 +48,8 @@ pub struct LengthField {
     adjustment: i64,
     strip: usize,
     limit: Limit,
-    /// Bytes still to drop of an oversize frame.
-    discarding: Option<(usize, Discard)>,
+    /// The rest of an oversize frame still to drop.
+    skip: Option<Skip>,
 }
 
 /// Builds a [`LengthField`]; every parameter has Netty's meaning.
@@ -191,7 +191,7 @@ impl LengthFieldBuilder {
                 max: self.max,
                 fail_fast: self.fail_fast,
             },
-            discarding: None,
+            skip: None,
         })
     }
 }
@@ -224,7 +224,7 @@ impl LengthField {
             adjustment: 0,
             strip: end,
             limit: Limit::new(DEFAULT_MAX_FRAME_LENGTH),
-            discarding: None,
+            skip: None,
         }
     }
 
@@ -249,24 +249,6 @@ impl LengthField {
     pub fn field_type(&self) -> FieldType {
         self.field
     }
-
-    fn continue_discard(&mut self, buf: &mut BytesMut) -> Result<bool, CodecError> {
-        let Some((remaining, discard)) = &mut self.discarding else {
-            return Ok(true);
-        };
-        let n = (*remaining).min(buf.len());
-        buf.advance(n);
-        *remaining -= n;
-        if *remaining > 0 {
-            return Ok(false);
-        }
-        let discard = *discard;
-        self.discarding = None;
-        match self.limit.end_discard(discard, 0) {
-            Some(err) => Err(err),
-            None => Ok(true),
-        }
-    }
 }
 
 impl Decoder for LengthField {
@@ -275,7 +257,7 @@ impl Decoder for LengthField {
 
     #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        if self.discarding.is_some() && !self.continue_discard(buf)? {
+        if !self.limit.continue_skip(&mut self.skip, buf)? {
             return Ok(None);
         }
         let Some(value) = buf.get(self.offset..).and_then(|b| self.field.read(b)) else {
@@ -296,18 +278,9 @@ impl Decoder for LengthField {
         }
         if frame_length > self.limit.max as i128 {
             let announced = usize::try_from(frame_length).unwrap_or(usize::MAX);
-            if announced <= buf.len() {
-                buf.advance(announced);
-                return Err(self.limit.too_long(announced));
-            }
-            let remaining = announced - buf.len();
-            buf.clear();
-            let (discard, now) = self.limit.begin_discard(announced);
-            self.discarding = Some((remaining, discard));
-            return match now {
-                Some(err) => Err(err),
-                None => Ok(None),
-            };
+            let (skip, now) = self.limit.skip_known(buf, announced, announced);
+            self.skip = skip;
+            return now.map_or(Ok(None), Err);
         }
         // Checked against the maximum above, so it fits.
         let frame_length = frame_length as usize;
@@ -329,15 +302,7 @@ impl Decoder for LengthField {
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         match self.decode(buf)? {
             Some(frame) => Ok(Some(frame)),
-            None if buf.is_empty() => Ok(None),
-            None => {
-                let buffered = buf.len();
-                buf.clear();
-                Err(CodecError::TruncatedFrame {
-                    framer: "length-field",
-                    buffered,
-                })
-            }
+            None => self.limit.at_eof("length-field", &mut self.skip, buf),
         }
     }
 }

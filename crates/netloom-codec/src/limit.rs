@@ -1,5 +1,7 @@
 //! The frame-length limit every framer enforces, and the discard state of an oversize frame.
 
+use bytes::{Buf, Bytes, BytesMut};
+
 use crate::CodecError;
 
 /// The default maximum frame length of the binary framers: 8 MiB.
@@ -67,3 +69,135 @@ pub(crate) struct Discard {
     pub(crate) seen: usize,
     pub(crate) reported: bool,
 }
+
+/// An oversize frame of known length (from a length prefix) being skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Skip {
+    remaining: usize,
+    discard: Discard,
+}
+
+impl Limit {
+    /// `buf` starts with the `len` bytes of an oversize frame whose length is reported as
+    /// `seen`. Drops what is buffered of it; returns the skip still to do and the error to
+    /// report now.
+    pub(crate) fn skip_known(
+        &self,
+        buf: &mut BytesMut,
+        len: usize,
+        seen: usize,
+    ) -> (Option<Skip>, Option<CodecError>) {
+        if len <= buf.len() {
+            buf.advance(len);
+            return (None, Some(self.too_long(seen)));
+        }
+        let remaining = len - buf.len();
+        buf.clear();
+        let (discard, now) = self.begin_discard(seen);
+        (Some(Skip { remaining, discard }), now)
+    }
+
+    /// Goes on skipping: `Ok(true)` when done, `Ok(false)` when more bytes are needed,
+    /// `Err` when done and the oversize frame is reported now.
+    pub(crate) fn continue_skip(
+        &self,
+        skip: &mut Option<Skip>,
+        buf: &mut BytesMut,
+    ) -> Result<bool, CodecError> {
+        let Some(s) = skip else {
+            return Ok(true);
+        };
+        let n = s.remaining.min(buf.len());
+        buf.advance(n);
+        s.remaining -= n;
+        if s.remaining > 0 {
+            return Ok(false);
+        }
+        let discard = s.discard;
+        *skip = None;
+        self.end_discard(discard, 0).map_or(Ok(true), Err)
+    }
+
+    /// The stream ended: reports a skipped frame not reported yet, else a partial frame.
+    pub(crate) fn at_eof(
+        &self,
+        framer: &'static str,
+        skip: &mut Option<Skip>,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Bytes>, CodecError> {
+        match skip.take() {
+            Some(s) => {
+                buf.clear();
+                self.end_discard(s.discard, 0).map_or(Ok(None), Err)
+            }
+            None => truncated(framer, buf),
+        }
+    }
+}
+
+/// The stream ended with `buf` holding a partial frame (an error) or nothing.
+pub(crate) fn truncated(
+    framer: &'static str,
+    buf: &mut BytesMut,
+) -> Result<Option<Bytes>, CodecError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let buffered = buf.len();
+    buf.clear();
+    Err(CodecError::TruncatedFrame { framer, buffered })
+}
+
+/// A framer with a [`Limit`], so that options can set it generically.
+pub(crate) trait Limited {
+    fn limit_mut(&mut self) -> &mut Limit;
+}
+
+/// The limit accessors every framer with a [`Limit`] offers; `$($limit)+` is the path of
+/// its `Limit` and `$make` an expression building a default instance (for the examples).
+macro_rules! limit_methods {
+    ($ty:ident, $make:literal, $($limit:ident).+) => {
+        impl crate::limit::Limited for $ty {
+            fn limit_mut(&mut self) -> &mut crate::limit::Limit {
+                &mut self.$($limit).+
+            }
+        }
+
+        impl $ty {
+            #[doc = concat!(
+                "Sets the maximum frame length (see [`", stringify!($ty), "`] for what it counts).\n\n",
+                "```\nlet framer = ", $make, ".with_max_frame_length(1024);\n",
+                "assert_eq!(framer.max_frame_length(), 1024);\n",
+                "# Ok::<(), netloom_codec::CodecError>(())\n```"
+            )]
+            pub fn with_max_frame_length(mut self, max: usize) -> Self {
+                self.$($limit).+.max = max;
+                self
+            }
+
+            #[doc = concat!(
+                "Reports an oversize frame as soon as it is detected (`true`, the default) or ",
+                "only after all its bytes have been discarded (`false`). Either way the frame is ",
+                "discarded as it arrives and decoding goes on with the next one.\n\n",
+                "```\nlet framer = ", $make, ".with_fail_fast(false);\n",
+                "# Ok::<(), netloom_codec::CodecError>(())\n```"
+            )]
+            pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
+                self.$($limit).+.fail_fast = fail_fast;
+                self
+            }
+
+            #[doc = concat!(
+                "The maximum frame length.\n\n",
+                "```\nlet framer = ", $make, ";\n",
+                "assert!(framer.max_frame_length() > 0);\n",
+                "# Ok::<(), netloom_codec::CodecError>(())\n```"
+            )]
+            pub fn max_frame_length(&self) -> usize {
+                self.$($limit).+.max
+            }
+        }
+    };
+}
+
+pub(crate) use limit_methods;

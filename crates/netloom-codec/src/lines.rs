@@ -4,8 +4,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::limit::{DEFAULT_MAX_LINE_LENGTH, Limit};
-use crate::terminated::{Search, Step, Terminated, Terminator};
+use crate::limit::{DEFAULT_MAX_LINE_LENGTH, Limit, limit_methods};
+use crate::terminated::{Search, Terminated, Terminator};
 
 /// The line ending the [`Lines`] encoder writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,37 +119,6 @@ impl Lines {
         self
     }
 
-    /// Sets the maximum line length (without the line ending).
-    ///
-    /// ```
-    /// let lines = netloom_codec::Lines::new().with_max_frame_length(1024);
-    /// assert_eq!(lines.max_frame_length(), 1024);
-    /// ```
-    pub fn with_max_frame_length(mut self, max: usize) -> Self {
-        self.engine.limit.max = max;
-        self
-    }
-
-    /// Whether an oversize line is reported as soon as it is detected (`true`, the
-    /// default) or after it has been discarded up to its end.
-    ///
-    /// ```
-    /// let lines = netloom_codec::Lines::new().with_fail_fast(false);
-    /// ```
-    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.engine.limit.fail_fast = fail_fast;
-        self
-    }
-
-    /// The maximum line length.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Lines::new().max_frame_length(), 65536);
-    /// ```
-    pub fn max_frame_length(&self) -> usize {
-        self.engine.limit.max
-    }
-
     /// The line ending the encoder writes.
     ///
     /// ```
@@ -161,28 +130,24 @@ impl Lines {
     }
 }
 
+limit_methods!(Lines, "netloom_codec::Lines::new()", engine.limit);
+
 impl Decoder for Lines {
     type Item = Bytes;
     type Error = CodecError;
 
     #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        loop {
-            match self.engine.step(buf)? {
-                Step::Frame { mut raw, frame_len } => {
-                    raw.truncate(frame_len);
-                    return Ok(Some(raw.freeze()));
-                }
-                Step::Discarded => continue,
-                Step::NeedMore => return Ok(None),
-            }
-        }
+        self.engine.decode_with(buf, |mut raw, frame_len| {
+            raw.truncate(frame_len);
+            Ok(Some(raw.freeze()))
+        })
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         match self.decode(buf)? {
             Some(frame) => Ok(Some(frame)),
-            None => self.engine.at_eof("lines", buf).map(|()| None),
+            None => self.engine.at_eof("lines", buf),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The framer-name grammar of [`Framer::from_name`](crate::Framer::from_name).
 
+use crate::limit::Limited;
 use crate::{
     Cobs, CodecError, Delimiter, DotBlock, Endian, FieldType, Fixed, Framer, Identity, LengthField,
     LineEnding, Lines, Netstring, Stuffing, Varint,
@@ -68,6 +69,18 @@ impl<'a> Options<'a> {
             [b] => Ok(b),
             _ => Err(self.err(format!("{key}={v}: expected exactly one byte"))),
         }
+    }
+
+    /// Applies `max` and the `fail-fast` option to a framer's limit.
+    fn limit(&mut self, framer: &mut impl Limited, max: Option<usize>) -> Result<(), CodecError> {
+        let limit = framer.limit_mut();
+        if let Some(max) = max {
+            limit.max = max;
+        }
+        if let Some(fail_fast) = self.flag("fail-fast")? {
+            limit.fail_fast = fail_fast;
+        }
+        Ok(())
     }
 
     fn finish(self, framer: Framer) -> Result<Framer, CodecError> {
@@ -209,12 +222,7 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
                 }
             };
             let mut f = Lines::new().with_line_ending(ending);
-            if let Some(m) = max {
-                f = f.with_max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                f = f.with_fail_fast(ff);
-            }
+            opts.limit(&mut f, max)?;
             f.into()
         }
         "delimiter" => {
@@ -226,12 +234,7 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|r| opts.err(r))?;
             let mut f = Delimiter::new(delimiters)?;
-            if let Some(m) = max {
-                f = f.with_max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                f = f.with_fail_fast(ff);
-            }
+            opts.limit(&mut f, max)?;
             if let Some(keep) = opts.flag("keep")? {
                 f = f.with_strip_delimiter(!keep);
             }
@@ -265,23 +268,13 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
         "varint" => {
             no_arg(&opts)?;
             let mut f = Varint::new();
-            if let Some(m) = max {
-                f = f.with_max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                f = f.with_fail_fast(ff);
-            }
+            opts.limit(&mut f, max)?;
             f.into()
         }
         "netstring" => {
             no_arg(&opts)?;
             let mut f = Netstring::new();
-            if let Some(m) = max {
-                f = f.with_max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                f = f.with_fail_fast(ff);
-            }
+            opts.limit(&mut f, max)?;
             f.into()
         }
         "stuffing" => {
@@ -293,12 +286,7 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
             let end = opts.byte("end", 0xfe)?;
             let nop = opts.byte("nop", 0x00)?;
             let mut f = Stuffing::with_markers(&prefix, begin, end, nop)?;
-            if let Some(m) = max {
-                f = f.with_max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                f = f.with_fail_fast(ff);
-            }
+            opts.limit(&mut f, max)?;
             f.into()
         }
         "cobs" | "cobs-zpe" => {
@@ -308,12 +296,7 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
             } else {
                 Cobs::zpe()
             };
-            if let Some(m) = max {
-                f = f.with_max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                f = f.with_fail_fast(ff);
-            }
+            opts.limit(&mut f, max)?;
             f.into()
         }
         "dot-block" => {
@@ -327,12 +310,7 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
                 }
             };
             let mut f = DotBlock::new().with_line_ending(ending);
-            if let Some(m) = max {
-                f = f.with_max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                f = f.with_fail_fast(ff);
-            }
+            opts.limit(&mut f, max)?;
             f.into()
         }
         other => return Err(opts.err(format!("unknown framer {other:?} (see docs/framers.md)"))),

@@ -4,7 +4,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Discard, Limit};
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit, Skip, limit_methods};
 
 /// More digits than this cannot be a length that fits in memory.
 const MAX_DIGITS: usize = 19;
@@ -15,8 +15,6 @@ enum State {
     Length { digits: usize, value: u64 },
     /// Header of `header` bytes read; `len` bytes and the `,` follow.
     Body { header: usize, len: usize },
-    /// Dropping the rest of an oversize netstring (its body and trailer).
-    Discarding { remaining: usize, discard: Discard },
 }
 
 /// Netstring framing: `5:hello,`.
@@ -43,6 +41,8 @@ enum State {
 pub struct Netstring {
     limit: Limit,
     state: State,
+    /// The rest of an oversize netstring (body and trailer) still to drop.
+    skip: Option<Skip>,
 }
 
 impl Default for Netstring {
@@ -64,37 +64,8 @@ impl Netstring {
                 digits: 0,
                 value: 0,
             },
+            skip: None,
         }
-    }
-
-    /// Sets the maximum body length.
-    ///
-    /// ```
-    /// let framer = netloom_codec::Netstring::new().with_max_frame_length(1000);
-    /// ```
-    pub fn with_max_frame_length(mut self, max: usize) -> Self {
-        self.limit.max = max;
-        self
-    }
-
-    /// Report an oversize netstring as soon as its length is read (`true`, the default)
-    /// or after it has been discarded.
-    ///
-    /// ```
-    /// let framer = netloom_codec::Netstring::new().with_fail_fast(false);
-    /// ```
-    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.limit.fail_fast = fail_fast;
-        self
-    }
-
-    /// The maximum body length.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Netstring::new().with_max_frame_length(3).max_frame_length(), 3);
-    /// ```
-    pub fn max_frame_length(&self) -> usize {
-        self.limit.max
     }
 
     fn reset(&mut self) {
@@ -127,19 +98,10 @@ impl Netstring {
                     let header = digits + 1;
                     let len = usize::try_from(value).unwrap_or(usize::MAX);
                     if len > self.limit.max {
-                        let body_and_trailer = len.saturating_add(1);
-                        let have = buf.len() - header;
-                        if body_and_trailer <= have {
-                            buf.advance(header + body_and_trailer);
-                            self.reset();
-                            return Err(self.limit.too_long(len));
-                        }
-                        buf.clear();
-                        let (discard, now) = self.limit.begin_discard(len);
-                        self.state = State::Discarding {
-                            remaining: body_and_trailer - have,
-                            discard,
-                        };
+                        buf.advance(header);
+                        self.reset();
+                        let (skip, now) = self.limit.skip_known(buf, len.saturating_add(1), len);
+                        self.skip = skip;
                         return now.map_or(Ok(false), Err);
                     }
                     self.state = State::Body { header, len };
@@ -170,28 +132,18 @@ impl Netstring {
     }
 }
 
+limit_methods!(Netstring, "netloom_codec::Netstring::new()", limit);
+
 impl Decoder for Netstring {
     type Item = Bytes;
     type Error = CodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         loop {
+            if !self.limit.continue_skip(&mut self.skip, buf)? {
+                return Ok(None);
+            }
             match self.state {
-                State::Discarding { remaining, discard } => {
-                    let n = remaining.min(buf.len());
-                    buf.advance(n);
-                    if n < remaining {
-                        self.state = State::Discarding {
-                            remaining: remaining - n,
-                            discard,
-                        };
-                        return Ok(None);
-                    }
-                    self.reset();
-                    if let Some(err) = self.limit.end_discard(discard, 0) {
-                        return Err(err);
-                    }
-                }
                 State::Length { .. } => {
                     if !self.parse_length(buf)? {
                         return Ok(None);
@@ -225,20 +177,8 @@ impl Decoder for Netstring {
         match self.decode(buf)? {
             Some(frame) => Ok(Some(frame)),
             None => {
-                let state = self.state;
                 self.reset();
-                let buffered = buf.len();
-                buf.clear();
-                match state {
-                    State::Discarding { discard, .. } => {
-                        self.limit.end_discard(discard, 0).map_or(Ok(None), Err)
-                    }
-                    _ if buffered == 0 => Ok(None),
-                    _ => Err(CodecError::TruncatedFrame {
-                        framer: "netstring",
-                        buffered,
-                    }),
-                }
+                self.limit.at_eof("netstring", &mut self.skip, buf)
             }
         }
     }

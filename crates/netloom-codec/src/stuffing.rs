@@ -5,7 +5,7 @@ use memchr::memmem::Finder;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit};
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit, limit_methods};
 use crate::terminated::{Search, Step, Terminated, Terminator};
 
 /// Finds the end marker `prefix end`.
@@ -133,36 +133,6 @@ impl Stuffing {
         })
     }
 
-    /// Sets the maximum stuffed frame length (between the markers).
-    ///
-    /// ```
-    /// let framer = netloom_codec::Stuffing::new().with_max_frame_length(4096);
-    /// ```
-    pub fn with_max_frame_length(mut self, max: usize) -> Self {
-        self.engine.limit.max = max;
-        self
-    }
-
-    /// Report an oversize frame as soon as it is detected (`true`, the default) or after
-    /// it has been discarded up to its end marker.
-    ///
-    /// ```
-    /// let framer = netloom_codec::Stuffing::new().with_fail_fast(false);
-    /// ```
-    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.engine.limit.fail_fast = fail_fast;
-        self
-    }
-
-    /// The maximum stuffed frame length.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Stuffing::new().with_max_frame_length(7).max_frame_length(), 7);
-    /// ```
-    pub fn max_frame_length(&self) -> usize {
-        self.engine.limit.max
-    }
-
     /// Skips to just after the next begin marker; `false` when there is none yet.
     fn hunt(&mut self, buf: &mut BytesMut) -> bool {
         let marker = self.begin.needle().len();
@@ -197,6 +167,8 @@ impl Stuffing {
     }
 }
 
+limit_methods!(Stuffing, "netloom_codec::Stuffing::new()", engine.limit);
+
 impl Decoder for Stuffing {
     type Item = Bytes;
     type Error = CodecError;
@@ -228,7 +200,7 @@ impl Decoder for Stuffing {
             }
             None => {
                 self.hunting = true;
-                self.engine.at_eof("stuffing", buf).map(|()| None)
+                self.engine.at_eof("stuffing", buf)
             }
         }
     }

@@ -2,7 +2,7 @@
 //! COBS, byte stuffing, dot-block): incremental search that never rescans, the frame-length
 //! limit and the discard mode for oversize frames.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::CodecError;
 use crate::limit::{Discard, Limit};
@@ -117,22 +117,43 @@ impl<T: Terminator> Terminated<T> {
         }
     }
 
+    /// Decodes the next frame, turning each raw frame into the result with `finish`
+    /// (which may skip one by returning `None`).
+    #[inline]
+    pub(crate) fn decode_with(
+        &mut self,
+        buf: &mut BytesMut,
+        mut finish: impl FnMut(BytesMut, usize) -> Result<Option<Bytes>, CodecError>,
+    ) -> Result<Option<Bytes>, CodecError> {
+        loop {
+            match self.step(buf)? {
+                Step::Frame { raw, frame_len } => {
+                    if let Some(frame) = finish(raw, frame_len)? {
+                        return Ok(Some(frame));
+                    }
+                }
+                Step::Discarded => {}
+                Step::NeedMore => return Ok(None),
+            }
+        }
+    }
+
     /// What is left when the stream ends without another terminator.
     pub(crate) fn at_eof(
         &mut self,
         framer: &'static str,
         buf: &mut BytesMut,
-    ) -> Result<(), CodecError> {
-        let buffered = buf.len();
-        buf.clear();
+    ) -> Result<Option<Bytes>, CodecError> {
         self.frame_done();
         match self.discard.take() {
-            Some(discard) => match self.limit.end_discard(discard, buffered) {
-                Some(err) => Err(err),
-                None => Ok(()),
-            },
-            None if buffered == 0 => Ok(()),
-            None => Err(CodecError::TruncatedFrame { framer, buffered }),
+            Some(discard) => {
+                let buffered = buf.len();
+                buf.clear();
+                self.limit
+                    .end_discard(discard, buffered)
+                    .map_or(Ok(None), Err)
+            }
+            None => crate::limit::truncated(framer, buf),
         }
     }
 }

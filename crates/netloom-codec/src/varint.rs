@@ -5,7 +5,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::CodecError;
-use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Discard, Limit};
+use crate::limit::{DEFAULT_MAX_FRAME_LENGTH, Limit, Skip, limit_methods};
 
 /// The longest varint32: 5 bytes of 7 bits.
 const MAX_VARINT_LEN: usize = 5;
@@ -32,7 +32,7 @@ const MAX_VARINT_LEN: usize = 5;
 #[derive(Debug, Clone)]
 pub struct Varint {
     limit: Limit,
-    discarding: Option<(usize, Discard)>,
+    skip: Option<Skip>,
 }
 
 impl Default for Varint {
@@ -69,58 +69,20 @@ impl Varint {
     pub fn new() -> Self {
         Self {
             limit: Limit::new(DEFAULT_MAX_FRAME_LENGTH),
-            discarding: None,
+            skip: None,
         }
     }
-
-    /// Sets the maximum frame length (without the prefix).
-    ///
-    /// ```
-    /// let varint = netloom_codec::Varint::new().with_max_frame_length(1024);
-    /// ```
-    pub fn with_max_frame_length(mut self, max: usize) -> Self {
-        self.limit.max = max;
-        self
-    }
-
-    /// Report an oversize frame as soon as its prefix is read (`true`, the default) or
-    /// after its bytes have been discarded.
-    ///
-    /// ```
-    /// let varint = netloom_codec::Varint::new().with_fail_fast(false);
-    /// ```
-    pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
-        self.limit.fail_fast = fail_fast;
-        self
-    }
-
-    /// The maximum frame length.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Varint::new().with_max_frame_length(9).max_frame_length(), 9);
-    /// ```
-    pub fn max_frame_length(&self) -> usize {
-        self.limit.max
-    }
 }
+
+limit_methods!(Varint, "netloom_codec::Varint::new()", limit);
 
 impl Decoder for Varint {
     type Item = Bytes;
     type Error = CodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        if let Some((remaining, discard)) = &mut self.discarding {
-            let n = (*remaining).min(buf.len());
-            buf.advance(n);
-            *remaining -= n;
-            if *remaining > 0 {
-                return Ok(None);
-            }
-            let discard = *discard;
-            self.discarding = None;
-            if let Some(err) = self.limit.end_discard(discard, 0) {
-                return Err(err);
-            }
+        if !self.limit.continue_skip(&mut self.skip, buf)? {
+            return Ok(None);
         }
         let Some((len, prefix)) = read_varint32(buf)? else {
             return Ok(None);
@@ -128,14 +90,8 @@ impl Decoder for Varint {
         let len = len as usize;
         if len > self.limit.max {
             buf.advance(prefix);
-            if len <= buf.len() {
-                buf.advance(len);
-                return Err(self.limit.too_long(len));
-            }
-            let remaining = len - buf.len();
-            buf.clear();
-            let (discard, now) = self.limit.begin_discard(len);
-            self.discarding = Some((remaining, discard));
+            let (skip, now) = self.limit.skip_known(buf, len, len);
+            self.skip = skip;
             return now.map_or(Ok(None), Err);
         }
         if buf.len() < prefix + len {
@@ -149,15 +105,7 @@ impl Decoder for Varint {
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         match self.decode(buf)? {
             Some(frame) => Ok(Some(frame)),
-            None if buf.is_empty() => Ok(None),
-            None => {
-                let buffered = buf.len();
-                buf.clear();
-                Err(CodecError::TruncatedFrame {
-                    framer: "varint",
-                    buffered,
-                })
-            }
+            None => self.limit.at_eof("varint", &mut self.skip, buf),
         }
     }
 }
