@@ -61,3 +61,17 @@ impl<T> Future for Reply<T> {
         })
     }
 }
+
+/// Runs `fut` on `event_loop` and answers with its result.
+pub(crate) fn spawn_reply<T: Send + 'static>(
+    event_loop: &crate::EventLoop,
+    fut: impl Future<Output = Result<T, ChannelError>> + Send + 'static,
+) -> Reply<T> {
+    let (tx, reply) = Reply::channel();
+    match event_loop.spawn(async move {
+        let _ = tx.send(fut.await);
+    }) {
+        Ok(()) => reply,
+        Err(e) => Reply::ready(Err(e)),
+    }
+}
