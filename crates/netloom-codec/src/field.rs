@@ -47,6 +47,10 @@ impl Default for FieldType {
 
 impl FieldType {
     /// Unsigned 32-bit big endian, the default.
+    ///
+    /// ```
+    /// assert_eq!(netloom_codec::FieldType::U32_BE.to_string(), "u32be");
+    /// ```
     pub const U32_BE: FieldType = FieldType {
         size: 4,
         signed: false,

@@ -36,6 +36,12 @@ const DEFAULT_BACKPRESSURE: usize = 128 * 1024;
 /// ```
 pub trait Resumable {
     /// `true` when the decoder has resynchronised and decoding may go on.
+    ///
+    /// ```
+    /// use netloom_codec::framed::Resumable;
+    /// let err = netloom_codec::CodecError::FrameTooLong { limit: 1, seen: 2 };
+    /// assert!(Resumable::can_continue(&err));
+    /// ```
     fn can_continue(&self) -> bool {
         false
     }

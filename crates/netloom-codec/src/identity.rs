@@ -6,6 +6,11 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::CodecError;
 
 /// The default maximum frame length of [`Identity`]: 64 KiB, the largest UDP datagram.
+///
+/// ```
+/// use netloom_codec::{DEFAULT_MAX_DATAGRAM_LENGTH, Identity};
+/// assert_eq!(Identity::new().max_frame_length(), DEFAULT_MAX_DATAGRAM_LENGTH);
+/// ```
 pub const DEFAULT_MAX_DATAGRAM_LENGTH: usize = 64 * 1024;
 
 /// Identity framing (Tendril `IdentityFramer`, the UDP default): whatever bytes are

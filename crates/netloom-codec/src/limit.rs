@@ -5,9 +5,17 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::CodecError;
 
 /// The default maximum frame length of the binary framers: 8 MiB.
+///
+/// ```
+/// assert_eq!(netloom_codec::Varint::new().max_frame_length(), netloom_codec::DEFAULT_MAX_FRAME_LENGTH);
+/// ```
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 
 /// The default maximum frame length of the text framers (lines, delimiter): 64 KiB.
+///
+/// ```
+/// assert_eq!(netloom_codec::Lines::new().max_frame_length(), netloom_codec::DEFAULT_MAX_LINE_LENGTH);
+/// ```
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 64 * 1024;
 
 /// A maximum frame length and when to report crossing it.

@@ -80,3 +80,12 @@ fn oversize_blocks_are_discarded_up_to_their_dot_line() {
         assert!(out.max_buffered <= 6 + 7);
     }
 }
+
+#[test]
+fn blocks_are_unstuffed_in_place_in_the_read_buffer() {
+    use tokio_util::codec::Decoder;
+    let mut buf = BytesMut::from(&b"a\r\n..b\r\n.\r\n"[..]);
+    let start = buf.as_ptr();
+    let frame = DotBlock::new().decode(&mut buf).unwrap().unwrap();
+    assert_eq!((&frame[..], frame.as_ptr()), (&b"a\r\n.b\r\n"[..], start));
+}

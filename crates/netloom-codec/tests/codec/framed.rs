@@ -118,3 +118,14 @@ async fn parts_carry_the_buffers() {
     let mut conn = FramedConn::from_parts(parts);
     assert_eq!(conn.next().await.unwrap().unwrap(), "b");
 }
+
+#[test]
+fn the_public_types_are_thread_safe_values() {
+    fn assert_traits<T: Clone + Send + Sync + std::fmt::Debug + 'static>() {}
+    assert_traits::<Framer>();
+    assert_traits::<netloom_codec::LengthField>();
+    assert_traits::<netloom_codec::Stuffing>();
+    fn assert_send<T: Send>() {}
+    assert_send::<FramedConn<tokio::net::TcpStream>>();
+    assert_send::<CodecError>();
+}

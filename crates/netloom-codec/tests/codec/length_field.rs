@@ -356,3 +356,16 @@ fn tendril_struct_formats() {
         assert!(netloom_codec::Framer::from_name(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn frames_are_split_off_the_read_buffer_without_copying() {
+    let mut buf = BytesMut::from(&b"\x00\x00\x00\x02hi\x00\x00\x00\x01!"[..]);
+    let base = buf.as_ptr();
+    let mut lf = LengthField::new(FieldType::U32_BE);
+    let first = lf.decode(&mut buf).unwrap().unwrap();
+    let second = lf.decode(&mut buf).unwrap().unwrap();
+    assert_eq!(
+        (first.as_ptr(), second.as_ptr()),
+        (base.wrapping_add(4), base.wrapping_add(10))
+    );
+}

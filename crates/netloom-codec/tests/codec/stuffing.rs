@@ -115,3 +115,14 @@ fn a_partial_frame_at_end_of_stream_is_truncated_but_garbage_is_not_an_error() {
     let out = decode_in_chunks(&mut framer("stuffing"), b"just garbage", &[]);
     assert!(out.errors.is_empty() && out.frames.is_empty());
 }
+
+#[test]
+fn frames_are_unstuffed_in_place_in_the_read_buffer() {
+    use tokio_util::codec::Decoder;
+    let wire = [BEGIN, b"a\xff\xff\xff\xff\x00b", END].concat();
+    let mut buf = BytesMut::from(&wire[..]);
+    let start = buf.as_ptr().wrapping_add(BEGIN.len());
+    let frame = Stuffing::new().decode(&mut buf).unwrap().unwrap();
+    assert_eq!(&frame[..], b"a\xff\xff\xff\xffb");
+    assert_eq!(frame.as_ptr(), start);
+}
