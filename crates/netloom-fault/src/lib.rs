@@ -63,6 +63,6 @@ pub use filter::{Endpoint, Filter, IpFamily, Role};
 pub use keepalive::Keepalive;
 pub use method::{Method, ResetOptions, ResetReport, reset_connections};
 pub use procfs::{FdRef, socket_inodes};
-pub use reset::{abortive_close, reset, reset_after, reset_in_background};
+pub use reset::{abortive_close, reset, reset_after, reset_channel, reset_in_background};
 pub use select::{Matched, list_connections, list_matches};
 pub use tracker::Tracker;
