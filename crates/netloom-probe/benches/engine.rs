@@ -23,18 +23,65 @@ use netloom_probe::{Outcome, PrivilegeMode, ProbeOptions, Prober, ProberConfig};
 const WINDOW: usize = 256;
 
 fn packets() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let (me, dst, hop) = ([10, 0, 0, 1].into(), [10, 0, 9, 9].into(), [10, 0, 1, 1].into());
+    let (me, dst, hop) = (
+        [10, 0, 0, 1].into(),
+        [10, 0, 9, 9].into(),
+        [10, 0, 1, 1].into(),
+    );
     let echo = IcmpRepr::echo(0, 0x1234, 7).emit_v4(&[0; 36]);
-    let echo = Ipv4Repr { src: dst, dst: me, protocol: 1, ttl: 60, tos: 0, ident: 0 }.emit(&echo);
-    let udp = UdpRepr { src_port: 40_000, dst_port: 33_434 }.emit(me.into(), dst.into(), &[0; 36]);
-    let orig = Ipv4Repr { src: me, dst, protocol: 17, ttl: 1, tos: 0, ident: 0 }.emit(&udp);
+    let echo = Ipv4Repr {
+        src: dst,
+        dst: me,
+        protocol: 1,
+        ttl: 60,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&echo);
+    let udp = UdpRepr {
+        src_port: 40_000,
+        dst_port: 33_434,
+    }
+    .emit(me.into(), dst.into(), &[0; 36]);
+    let orig = Ipv4Repr {
+        src: me,
+        dst,
+        protocol: 17,
+        ttl: 1,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&udp);
     let ext = emit_extensions(&[(MPLS_CLASS, MPLS_CTYPE, &[0x05, 0xdc, 0x11, 0x01][..])]);
     let mut r = IcmpRepr::error(11, 0);
     let body = r.rfc4884_body(&orig, &ext, 4);
-    let te = Ipv4Repr { src: hop, dst: me, protocol: 1, ttl: 64, tos: 0, ident: 0 }.emit(&r.emit_v4(&body));
-    let (me6, dst6) = ("2001:db8::1".parse().unwrap(), "2001:db8::9".parse().unwrap());
-    let udp6 = UdpRepr { src_port: 40_000, dst_port: 33_434 }.emit(IpAddr::V6(me6), IpAddr::V6(dst6), &[0; 36]);
-    let orig6 = Ipv6Repr { src: me6, dst: dst6, next_header: 17, hop_limit: 1, traffic_class: 0, flow_label: 0 }.emit(&udp6);
+    let te = Ipv4Repr {
+        src: hop,
+        dst: me,
+        protocol: 1,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&r.emit_v4(&body));
+    let (me6, dst6) = (
+        "2001:db8::1".parse().unwrap(),
+        "2001:db8::9".parse().unwrap(),
+    );
+    let udp6 = UdpRepr {
+        src_port: 40_000,
+        dst_port: 33_434,
+    }
+    .emit(IpAddr::V6(me6), IpAddr::V6(dst6), &[0; 36]);
+    let orig6 = Ipv6Repr {
+        src: me6,
+        dst: dst6,
+        next_header: 17,
+        hop_limit: 1,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&udp6);
     let pu6 = IcmpRepr::error(1, 4).emit_v6(dst6, me6, &orig6);
     (echo, te, pu6)
 }
@@ -44,9 +91,15 @@ fn parse(c: &mut Criterion) {
     let responder: IpAddr = "2001:db8::9".parse().unwrap();
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("echo_reply_v4", |b| b.iter(|| parse_ipv4_icmp(black_box(&echo))));
-    g.bench_function("time_exceeded_mpls_v4", |b| b.iter(|| parse_ipv4_icmp(black_box(&te))));
-    g.bench_function("port_unreachable_v6", |b| b.iter(|| parse_icmpv6(black_box(&pu6), responder)));
+    g.bench_function("echo_reply_v4", |b| {
+        b.iter(|| parse_ipv4_icmp(black_box(&echo)))
+    });
+    g.bench_function("time_exceeded_mpls_v4", |b| {
+        b.iter(|| parse_ipv4_icmp(black_box(&te)))
+    });
+    g.bench_function("port_unreachable_v6", |b| {
+        b.iter(|| parse_icmpv6(black_box(&pu6), responder))
+    });
     g.finish();
 }
 
@@ -63,14 +116,18 @@ fn cpu_time() -> Duration {
 
 async fn window(prober: &Prober, target: IpAddr) {
     let opts = ProbeOptions::default().with_timeout(Duration::from_secs(2));
-    let replies = futures::future::join_all((0..WINDOW).map(|_| prober.probe(target, opts.clone()))).await;
+    let replies =
+        futures::future::join_all((0..WINDOW).map(|_| prober.probe(target, opts.clone()))).await;
     for r in replies {
         assert_eq!(r.map(|r| r.outcome).ok(), Some(Outcome::Reply));
     }
 }
 
 fn loopback(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let prober = match rt.block_on(Prober::open(ProberConfig {
         privilege: PrivilegeMode::Raw,
         ..Default::default()

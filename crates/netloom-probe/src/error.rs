@@ -31,7 +31,9 @@ pub enum RouteScope {
 #[non_exhaustive]
 pub enum ProbeError {
     /// `max_in_flight` probes are already outstanding.
-    #[error("probes exhausted: {limit} probes already in flight (the limit is ProberConfig::max_in_flight)")]
+    #[error(
+        "probes exhausted: {limit} probes already in flight (the limit is ProberConfig::max_in_flight)"
+    )]
     ProbesExhausted {
         /// The configured limit.
         limit: usize,

@@ -21,7 +21,6 @@
 mod config;
 mod engine;
 mod error;
-pub mod wire;
 pub mod mtr_packet;
 mod options;
 pub mod parse;
@@ -29,6 +28,7 @@ mod prober;
 mod reply;
 mod resolve;
 pub mod trace;
+pub mod wire;
 
 pub use config::{PrivilegeMode, ProberConfig};
 pub use error::{ProbeError, RouteScope};

@@ -150,7 +150,9 @@ impl MplsLabel {
         [
             (label >> 12) as u8,
             (label >> 4) as u8,
-            ((label as u8 & 0x0f) << 4) | ((self.traffic_class & 0x07) << 1) | u8::from(self.bottom_of_stack),
+            ((label as u8 & 0x0f) << 4)
+                | ((self.traffic_class & 0x07) << 1)
+                | u8::from(self.bottom_of_stack),
             self.ttl,
         ]
     }

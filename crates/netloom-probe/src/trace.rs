@@ -259,7 +259,10 @@ impl Trace {
     /// assert!(t.report().is_empty());
     /// ```
     pub fn record(&mut self, ttl: u8, reply: &ProbeReply) {
-        let Some(hop) = usize::from(ttl).checked_sub(1).and_then(|i| self.hops.get_mut(i)) else {
+        let Some(hop) = usize::from(ttl)
+            .checked_sub(1)
+            .and_then(|i| self.hops.get_mut(i))
+        else {
             return;
         };
         hop.record(reply);
@@ -275,7 +278,9 @@ impl Trace {
     /// assert_eq!(t.hop(1).unwrap().sent, 0);
     /// ```
     pub fn hop(&self, ttl: u8) -> Option<&HopStats> {
-        usize::from(ttl).checked_sub(1).and_then(|i| self.hops.get(i))
+        usize::from(ttl)
+            .checked_sub(1)
+            .and_then(|i| self.hops.get(i))
     }
 
     /// The report rows: hops that were probed, up to the target once reached (mtr drops
@@ -288,7 +293,11 @@ impl Trace {
     pub fn report(&self) -> Vec<HopReport> {
         let end = match self.reached_at {
             Some(ttl) => usize::from(ttl),
-            None => self.hops.iter().rposition(|h| h.received > 0).map_or(0, |i| i + 1),
+            None => self
+                .hops
+                .iter()
+                .rposition(|h| h.received > 0)
+                .map_or(0, |i| i + 1),
         };
         let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
         self.hops[..end.min(self.hops.len())]

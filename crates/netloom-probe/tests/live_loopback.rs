@@ -47,12 +47,22 @@ async fn udp_to_closed_port_is_a_reply_from_the_target() {
     let p = raw_prober().await;
     for target in loopbacks() {
         // Bind then drop a socket to find a port that is closed now.
-        let port = std::net::UdpSocket::bind((target, 0)).unwrap().local_addr().unwrap().port();
-        let r = p.probe(target, opts(Protocol::Udp).with_port(port)).await.unwrap();
+        let port = std::net::UdpSocket::bind((target, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let r = p
+            .probe(target, opts(Protocol::Udp).with_port(port))
+            .await
+            .unwrap();
         assert_eq!(r.outcome, Outcome::Reply, "{target}");
         assert_eq!(r.responder, Some(target));
         let r = p
-            .probe(target, opts(Protocol::Udp).with_port(port).with_constant_flow(true))
+            .probe(
+                target,
+                opts(Protocol::Udp).with_port(port).with_constant_flow(true),
+            )
             .await
             .unwrap();
         assert_eq!(r.outcome, Outcome::Reply, "constant flow {target}");
@@ -66,13 +76,21 @@ async fn udp_to_open_port_gets_no_reply() {
         let sock = std::net::UdpSocket::bind((target, 0)).unwrap();
         let port = sock.local_addr().unwrap().port();
         let r = p
-            .probe(target, opts(Protocol::Udp).with_port(port).with_timeout(Duration::from_millis(300)))
+            .probe(
+                target,
+                opts(Protocol::Udp)
+                    .with_port(port)
+                    .with_timeout(Duration::from_millis(300)),
+            )
             .await
             .unwrap();
         assert_eq!(r.outcome, Outcome::NoReply, "{target}");
         let mut buf = [0u8; 64];
         sock.set_nonblocking(true).unwrap();
-        assert!(sock.recv(&mut buf).is_ok(), "the datagram arrived at the open port");
+        assert!(
+            sock.recv(&mut buf).is_ok(),
+            "the datagram arrived at the open port"
+        );
     }
 }
 
@@ -82,11 +100,21 @@ async fn tcp_closed_and_open_ports_both_count_as_reached() {
     for target in loopbacks() {
         let listener = tokio::net::TcpListener::bind((target, 0)).await.unwrap();
         let open = listener.local_addr().unwrap().port();
-        let closed = std::net::TcpListener::bind((target, 0)).unwrap().local_addr().unwrap().port();
-        let r = p.probe(target, opts(Protocol::Tcp).with_port(open)).await.unwrap();
+        let closed = std::net::TcpListener::bind((target, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let r = p
+            .probe(target, opts(Protocol::Tcp).with_port(open))
+            .await
+            .unwrap();
         assert_eq!(r.outcome, Outcome::Reply, "open {target}");
         assert_eq!(r.responder, Some(target));
-        let r = p.probe(target, opts(Protocol::Tcp).with_port(closed)).await.unwrap();
+        let r = p
+            .probe(target, opts(Protocol::Tcp).with_port(closed))
+            .await
+            .unwrap();
         assert_eq!(r.outcome, Outcome::Reply, "closed {target}");
     }
 }
@@ -94,7 +122,9 @@ async fn tcp_closed_and_open_ports_both_count_as_reached() {
 #[tokio::test]
 async fn sctp_is_not_supported_on_this_kernel_or_works() {
     let p = raw_prober().await;
-    let r = p.probe("127.0.0.1".parse().unwrap(), opts(Protocol::Sctp)).await;
+    let r = p
+        .probe("127.0.0.1".parse().unwrap(), opts(Protocol::Sctp))
+        .await;
     if p.supports_sctp() {
         assert!(r.is_ok());
     } else {
@@ -112,15 +142,30 @@ async fn limits_and_bad_arguments_are_errors_naming_them() {
     .await
     .unwrap();
     let target: IpAddr = "127.0.0.1".parse().unwrap();
-    let err = p.probe(target, opts(Protocol::Icmp).with_ttl(0)).await.unwrap_err();
+    let err = p
+        .probe(target, opts(Protocol::Icmp).with_ttl(0))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("ttl 0"), "{err}");
     let err = p
-        .probe(target, ProbeOptions { size: Some(100_000), ..opts(Protocol::Icmp) })
+        .probe(
+            target,
+            ProbeOptions {
+                size: Some(100_000),
+                ..opts(Protocol::Icmp)
+            },
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("max_packet_size"), "{err}");
     let err = p
-        .probe(target, ProbeOptions { local_addr: Some("::1".parse().unwrap()), ..opts(Protocol::Icmp) })
+        .probe(
+            target,
+            ProbeOptions {
+                local_addr: Some("::1".parse().unwrap()),
+                ..opts(Protocol::Icmp)
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ProbeError::InvalidArgument { .. }), "{err}");

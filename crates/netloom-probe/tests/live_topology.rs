@@ -11,7 +11,7 @@ use netloom_probe::{
     UnreachableKind,
 };
 use netloom_testnet::{
-    CLOSED_TCP_PORT, CLOSED_UDP_PORT, OPEN_TCP_PORT, OPEN_UDP_PORT, Namespace, Topology,
+    CLOSED_TCP_PORT, CLOSED_UDP_PORT, Namespace, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology,
 };
 
 const ROUTERS: usize = 3;
@@ -57,10 +57,19 @@ fn assert_reply(r: &ProbeReply, outcome: Outcome, from: Option<IpAddr>, what: &s
 
 #[test]
 fn ttl_expired_from_each_hop_then_reply_v4_v6_all_protocols() {
-    let net = Topology::builder().routers(ROUTERS).build().expect("topology");
+    let net = Topology::builder()
+        .routers(ROUTERS)
+        .build()
+        .expect("topology");
     let families = [
-        (net.destination_v4(), (1..=ROUTERS).map(|h| net.router_v4(h)).collect::<Vec<_>>()),
-        (net.destination_v6(), (1..=ROUTERS).map(|h| net.router_v6(h)).collect::<Vec<_>>()),
+        (
+            net.destination_v4(),
+            (1..=ROUTERS).map(|h| net.router_v4(h)).collect::<Vec<_>>(),
+        ),
+        (
+            net.destination_v6(),
+            (1..=ROUTERS).map(|h| net.router_v6(h)).collect::<Vec<_>>(),
+        ),
     ];
     in_namespace(net.source(), || async move {
         let p = raw().await;
@@ -69,13 +78,26 @@ fn ttl_expired_from_each_hop_then_reply_v4_v6_all_protocols() {
                 for (i, router) in routers.iter().enumerate() {
                     let ttl = u8::try_from(i + 1).unwrap();
                     let mut o = opts(proto, ttl);
-                    o.port = Some(if proto == Protocol::Tcp { CLOSED_TCP_PORT } else { CLOSED_UDP_PORT });
+                    o.port = Some(if proto == Protocol::Tcp {
+                        CLOSED_TCP_PORT
+                    } else {
+                        CLOSED_UDP_PORT
+                    });
                     let r = p.probe(*dst, o).await.unwrap();
-                    assert_reply(&r, Outcome::TtlExpired, *router, &format!("{proto} ttl {ttl} to {dst}"));
+                    assert_reply(
+                        &r,
+                        Outcome::TtlExpired,
+                        *router,
+                        &format!("{proto} ttl {ttl} to {dst}"),
+                    );
                 }
                 let ttl = u8::try_from(routers.len() + 1).unwrap();
                 let mut o = opts(proto, ttl);
-                o.port = Some(if proto == Protocol::Tcp { CLOSED_TCP_PORT } else { CLOSED_UDP_PORT });
+                o.port = Some(if proto == Protocol::Tcp {
+                    CLOSED_TCP_PORT
+                } else {
+                    CLOSED_UDP_PORT
+                });
                 let r = p.probe(*dst, o).await.unwrap();
                 assert_reply(&r, Outcome::Reply, Some(*dst), &format!("{proto} to {dst}"));
             }
@@ -84,12 +106,22 @@ fn ttl_expired_from_each_hop_then_reply_v4_v6_all_protocols() {
                 .probe(*dst, opts(Protocol::Udp, 2).with_constant_flow(true))
                 .await
                 .unwrap();
-            assert_reply(&r, Outcome::TtlExpired, routers[1], "constant-flow udp ttl 2");
+            assert_reply(
+                &r,
+                Outcome::TtlExpired,
+                routers[1],
+                "constant-flow udp ttl 2",
+            );
             let r = p
                 .probe(*dst, opts(Protocol::Icmp, 1).with_constant_flow(true))
                 .await
                 .unwrap();
-            assert_reply(&r, Outcome::TtlExpired, routers[0], "constant-flow icmp ttl 1");
+            assert_reply(
+                &r,
+                Outcome::TtlExpired,
+                routers[0],
+                "constant-flow icmp ttl 1",
+            );
         }
         assert_eq!(p.stats().malformed, 0);
     });
@@ -97,22 +129,47 @@ fn ttl_expired_from_each_hop_then_reply_v4_v6_all_protocols() {
 
 #[test]
 fn ports_blackhole_and_unreachable() {
-    let net = Topology::builder().routers(2).open_ports(true).build().expect("topology");
+    let net = Topology::builder()
+        .routers(2)
+        .open_ports(true)
+        .build()
+        .expect("topology");
     let cases = [
-        (net.destination_v4(), net.blackhole_v4(), net.unreachable_v4(), net.router_v4(2)),
-        (net.destination_v6(), net.blackhole_v6(), net.unreachable_v6(), net.router_v6(2)),
+        (
+            net.destination_v4(),
+            net.blackhole_v4(),
+            net.unreachable_v4(),
+            net.router_v4(2),
+        ),
+        (
+            net.destination_v6(),
+            net.blackhole_v6(),
+            net.unreachable_v6(),
+            net.router_v6(2),
+        ),
     ];
     in_namespace(net.source(), || async move {
         let p = raw().await;
         for (dst, hole, unreach, last_router) in cases {
-            let r = p.probe(dst, opts(Protocol::Tcp, 64).with_port(OPEN_TCP_PORT)).await.unwrap();
+            let r = p
+                .probe(dst, opts(Protocol::Tcp, 64).with_port(OPEN_TCP_PORT))
+                .await
+                .unwrap();
             assert_reply(&r, Outcome::Reply, Some(dst), "tcp open port");
             let quick = |proto| opts(proto, 64).with_timeout(Duration::from_millis(400));
-            let r = p.probe(dst, quick(Protocol::Udp).with_port(OPEN_UDP_PORT)).await.unwrap();
+            let r = p
+                .probe(dst, quick(Protocol::Udp).with_port(OPEN_UDP_PORT))
+                .await
+                .unwrap();
             assert_reply(&r, Outcome::NoReply, None, "udp open port answers nothing");
             for proto in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp] {
                 let r = p.probe(hole, quick(proto)).await.unwrap();
-                assert_reply(&r, Outcome::NoReply, None, &format!("{proto} to blackhole {hole}"));
+                assert_reply(
+                    &r,
+                    Outcome::NoReply,
+                    None,
+                    &format!("{proto} to blackhole {hole}"),
+                );
             }
             for proto in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp] {
                 let r = p.probe(unreach, opts(proto, 64)).await.unwrap();
@@ -139,7 +196,11 @@ fn two_probers_on_one_host_keep_their_own_replies() {
             let futs = (0..n).map(|_| p.probe(dst, opts(Protocol::Icmp, ttl)));
             for r in futures::future::join_all(futs).await {
                 let r = r.unwrap();
-                let want = if ttl == 1 { Outcome::TtlExpired } else { Outcome::Reply };
+                let want = if ttl == 1 {
+                    Outcome::TtlExpired
+                } else {
+                    Outcome::Reply
+                };
                 if r.outcome == want {
                     ok += 1;
                 }
@@ -168,13 +229,18 @@ fn window_of_10240_probes_to_a_blackhole_tcp_included() {
         .unwrap();
         for proto in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp] {
             let o = opts(proto, 64).with_timeout(Duration::from_millis(1500));
-            let futs = (0..10_240).map(|i| p.probe(if i % 2 == 0 { hole4 } else { hole6 }, o.clone()));
+            let futs =
+                (0..10_240).map(|i| p.probe(if i % 2 == 0 { hole4 } else { hole6 }, o.clone()));
             let results = futures::future::join_all(futs).await;
             let no_reply = results
                 .iter()
                 .filter(|r| matches!(r, Ok(r) if r.outcome == Outcome::NoReply))
                 .count();
-            let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).take(3).collect();
+            let errors: Vec<_> = results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .take(3)
+                .collect();
             assert_eq!(no_reply, 10_240, "{proto}: {errors:?}");
             assert_eq!(p.in_flight(), 0);
         }

@@ -145,6 +145,9 @@ fn wordy_line() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
+    // Each case of the session property starts a runtime: 64 cases keep the file fast.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
     #[test]
     fn arbitrary_bytes_never_panic_the_parser(line in proptest::collection::vec(any::<u8>(), 0..300)) {
         if let Ok(command) = parse_line(&line) {

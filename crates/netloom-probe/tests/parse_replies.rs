@@ -23,18 +23,41 @@ const HOP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 2);
 /// Our UDP probe as it left (IPv4 header + UDP), TTL 1.
 fn udp_probe_v4(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let udp = UdpRepr { src_port, dst_port }.emit(ME4.into(), DST4.into(), payload);
-    Ipv4Repr { src: ME4, dst: DST4, protocol: 17, ttl: 1, tos: 0, ident: 0x1111 }.emit(&udp)
+    Ipv4Repr {
+        src: ME4,
+        dst: DST4,
+        protocol: 17,
+        ttl: 1,
+        tos: 0,
+        ident: 0x1111,
+    }
+    .emit(&udp)
 }
 
 fn udp_probe_v6(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let udp = UdpRepr { src_port, dst_port }.emit(ME6.into(), DST6.into(), payload);
-    Ipv6Repr { src: ME6, dst: DST6, next_header: 17, hop_limit: 1, traffic_class: 0, flow_label: 0 }
-        .emit(&udp)
+    Ipv6Repr {
+        src: ME6,
+        dst: DST6,
+        next_header: 17,
+        hop_limit: 1,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&udp)
 }
 
 fn echo_probe_v4(ident: u16, seq: u16) -> Vec<u8> {
     let icmp = IcmpRepr::echo(icmpv4::ECHO_REQUEST, ident, seq).emit_v4(&[0; 36]);
-    Ipv4Repr { src: ME4, dst: DST4, protocol: 1, ttl: 1, tos: 0, ident: 1 }.emit(&icmp)
+    Ipv4Repr {
+        src: ME4,
+        dst: DST4,
+        protocol: 1,
+        ttl: 1,
+        tos: 0,
+        ident: 1,
+    }
+    .emit(&icmp)
 }
 
 /// An ICMPv4 error from HOP4 quoting `original` (with `ext` per RFC 4884 if non-empty),
@@ -43,7 +66,15 @@ fn icmpv4_error(ty: u8, code: u8, original: &[u8], ext: &[u8]) -> Vec<u8> {
     let mut r = IcmpRepr::error(ty, code);
     let body = r.rfc4884_body(original, ext, 4);
     let icmp = r.emit_v4(&body);
-    Ipv4Repr { src: HOP4, dst: ME4, protocol: 1, ttl: 64, tos: 0, ident: 9 }.emit(&icmp)
+    Ipv4Repr {
+        src: HOP4,
+        dst: ME4,
+        protocol: 1,
+        ttl: 64,
+        tos: 0,
+        ident: 9,
+    }
+    .emit(&icmp)
 }
 
 fn icmpv6_error(ty: u8, code: u8, original: &[u8], ext: &[u8]) -> Vec<u8> {
@@ -59,8 +90,18 @@ fn mpls_ext(labels: &[MplsLabel]) -> Vec<u8> {
 
 fn labels() -> Vec<MplsLabel> {
     vec![
-        MplsLabel { label: 24_001, traffic_class: 5, bottom_of_stack: false, ttl: 1 },
-        MplsLabel { label: 1_048_575, traffic_class: 0, bottom_of_stack: true, ttl: 254 },
+        MplsLabel {
+            label: 24_001,
+            traffic_class: 5,
+            bottom_of_stack: false,
+            ttl: 1,
+        },
+        MplsLabel {
+            label: 1_048_575,
+            traffic_class: 0,
+            bottom_of_stack: true,
+            ttl: 254,
+        },
     ]
 }
 
@@ -75,7 +116,10 @@ fn time_exceeded_quoting_an_echo_request_v4() {
             outcome: Outcome::TtlExpired,
             quoted_src: ME4.into(),
             quoted_dst: DST4.into(),
-            quote: Quote::Icmp { ident: 0xabcd, seq: 77 },
+            quote: Quote::Icmp {
+                ident: 0xabcd,
+                seq: 77
+            },
         }
     );
     assert!(p.mpls.is_empty() && !p.extension_malformed);
@@ -84,10 +128,21 @@ fn time_exceeded_quoting_an_echo_request_v4() {
 #[test]
 fn port_unreachable_is_a_reply_and_other_codes_are_kinds_v4() {
     let orig = udp_probe_v4(40_000, 33_434, b"xx");
-    let p = parse_ipv4_icmp(&icmpv4_error(3, 3, &orig, &[])).unwrap().unwrap();
-    let Message::Error { outcome, quote, .. } = p.message else { panic!("error expected") };
+    let p = parse_ipv4_icmp(&icmpv4_error(3, 3, &orig, &[]))
+        .unwrap()
+        .unwrap();
+    let Message::Error { outcome, quote, .. } = p.message else {
+        panic!("error expected")
+    };
     assert_eq!(outcome, Outcome::Reply);
-    let Quote::Udp { src_port, dst_port, checksum } = quote else { panic!("udp quote") };
+    let Quote::Udp {
+        src_port,
+        dst_port,
+        checksum,
+    } = quote
+    else {
+        panic!("udp quote")
+    };
     assert_eq!((src_port, dst_port), (40_000, 33_434));
     assert_eq!(checksum, u16::from_be_bytes([orig[26], orig[27]]));
     for (code, kind) in [
@@ -98,8 +153,13 @@ fn port_unreachable_is_a_reply_and_other_codes_are_kinds_v4() {
         (13, UnreachableKind::AdminProhibited),
         (15, UnreachableKind::Other { code: 15 }),
     ] {
-        let p = parse_ipv4_icmp(&icmpv4_error(3, code, &orig, &[])).unwrap().unwrap();
-        assert!(matches!(p.message, Message::Error { outcome: Outcome::Unreachable(k), .. } if k == kind), "code {code}");
+        let p = parse_ipv4_icmp(&icmpv4_error(3, code, &orig, &[]))
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(p.message, Message::Error { outcome: Outcome::Unreachable(k), .. } if k == kind),
+            "code {code}"
+        );
     }
 }
 
@@ -107,19 +167,61 @@ fn port_unreachable_is_a_reply_and_other_codes_are_kinds_v4() {
 fn tcp_and_sctp_quotes_need_only_eight_bytes() {
     // A router quoting the RFC 792 minimum: IP header + 8 bytes of TCP.
     let tcp_head = [0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1];
-    let orig = Ipv4Repr { src: ME4, dst: DST4, protocol: 6, ttl: 1, tos: 0, ident: 0 }.emit(&tcp_head);
-    let p = parse_ipv4_icmp(&icmpv4_error(11, 0, &orig, &[])).unwrap().unwrap();
-    assert!(matches!(p.message, Message::Error { quote: Quote::Tcp { src_port: 40_000, dst_port: 80 }, .. }));
-    let orig = Ipv4Repr { src: ME4, dst: DST4, protocol: 132, ttl: 1, tos: 0, ident: 0 }.emit(&tcp_head);
-    let p = parse_ipv4_icmp(&icmpv4_error(11, 0, &orig, &[])).unwrap().unwrap();
-    assert!(matches!(p.message, Message::Error { quote: Quote::Sctp { src_port: 40_000, dst_port: 80 }, .. }));
+    let orig = Ipv4Repr {
+        src: ME4,
+        dst: DST4,
+        protocol: 6,
+        ttl: 1,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&tcp_head);
+    let p = parse_ipv4_icmp(&icmpv4_error(11, 0, &orig, &[]))
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        p.message,
+        Message::Error {
+            quote: Quote::Tcp {
+                src_port: 40_000,
+                dst_port: 80
+            },
+            ..
+        }
+    ));
+    let orig = Ipv4Repr {
+        src: ME4,
+        dst: DST4,
+        protocol: 132,
+        ttl: 1,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&tcp_head);
+    let p = parse_ipv4_icmp(&icmpv4_error(11, 0, &orig, &[]))
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        p.message,
+        Message::Error {
+            quote: Quote::Sctp {
+                src_port: 40_000,
+                dst_port: 80
+            },
+            ..
+        }
+    ));
 }
 
 #[test]
 fn rfc4884_mpls_stack_v4_with_length_in_32_bit_words() {
     let pkt = icmpv4_error(11, 0, &udp_probe_v4(1, 2, &[7; 10]), &mpls_ext(&labels()));
     let icmp_len_byte = pkt[20 + 5];
-    assert_eq!(usize::from(icmp_len_byte) * 4, 128, "original padded to 128 bytes");
+    assert_eq!(
+        usize::from(icmp_len_byte) * 4,
+        128,
+        "original padded to 128 bytes"
+    );
     let p = parse_ipv4_icmp(&pkt).unwrap().unwrap();
     assert_eq!(p.mpls, labels());
     assert!(!p.extension_malformed);
@@ -134,7 +236,9 @@ fn rfc4884_mpls_stack_v6_with_length_in_64_bit_words() {
     assert_eq!(usize::from(pkt[4]) * 8, orig.len().div_ceil(8) * 8);
     let p = parse_icmpv6(&pkt, HOP6.into()).unwrap().unwrap();
     assert_eq!(p.mpls, labels());
-    assert!(matches!(p.message, Message::Error { outcome: Outcome::TtlExpired, quoted_dst, .. } if quoted_dst == IpAddr::V6(DST6)));
+    assert!(
+        matches!(p.message, Message::Error { outcome: Outcome::TtlExpired, quoted_dst, .. } if quoted_dst == IpAddr::V6(DST6))
+    );
 }
 
 #[test]
@@ -149,7 +253,17 @@ fn length_field_beyond_the_packet_ignores_extensions_but_keeps_the_quote() {
     let p = parse_ipv4_icmp(&pkt).unwrap().unwrap();
     assert!(p.extension_malformed);
     assert!(p.mpls.is_empty());
-    assert!(matches!(p.message, Message::Error { quote: Quote::Udp { src_port: 5, dst_port: 6, .. }, .. }));
+    assert!(matches!(
+        p.message,
+        Message::Error {
+            quote: Quote::Udp {
+                src_port: 5,
+                dst_port: 6,
+                ..
+            },
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -169,12 +283,28 @@ fn legacy_extension_at_128_without_length_is_accepted_only_when_valid() {
     let mut body = orig.clone();
     body.extend_from_slice(&mpls_ext(&labels()));
     let icmp = IcmpRepr::error(11, 0).emit_v4(&body);
-    let pkt = Ipv4Repr { src: HOP4, dst: ME4, protocol: 1, ttl: 64, tos: 0, ident: 0 }.emit(&icmp);
+    let pkt = Ipv4Repr {
+        src: HOP4,
+        dst: ME4,
+        protocol: 1,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&icmp);
     assert_eq!(parse_ipv4_icmp(&pkt).unwrap().unwrap().mpls, labels());
     // A long quote with no extension at 128 (just more payload) yields no labels.
     let orig = udp_probe_v4(1, 2, &[0x20; 300]);
     let icmp = IcmpRepr::error(11, 0).emit_v4(&orig);
-    let pkt = Ipv4Repr { src: HOP4, dst: ME4, protocol: 1, ttl: 64, tos: 0, ident: 0 }.emit(&icmp);
+    let pkt = Ipv4Repr {
+        src: HOP4,
+        dst: ME4,
+        protocol: 1,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&icmp);
     let p = parse_ipv4_icmp(&pkt).unwrap().unwrap();
     assert!(p.mpls.is_empty() && !p.extension_malformed);
 }
@@ -183,7 +313,12 @@ fn legacy_extension_at_128_without_length_is_accepted_only_when_valid() {
 fn extension_with_bad_checksum_or_object_length_is_flagged() {
     let mut ext = mpls_ext(&labels());
     ext[2] ^= 0xff;
-    let p = parse_icmpv6(&icmpv6_error(3, 0, &udp_probe_v6(1, 2, &[]), &ext), HOP6.into()).unwrap().unwrap();
+    let p = parse_icmpv6(
+        &icmpv6_error(3, 0, &udp_probe_v6(1, 2, &[]), &ext),
+        HOP6.into(),
+    )
+    .unwrap()
+    .unwrap();
     assert!(p.extension_malformed && p.mpls.is_empty());
     // Object length 2 (< 4): checksum fixed, still rejected.
     let mut ext = mpls_ext(&labels());
@@ -191,7 +326,12 @@ fn extension_with_bad_checksum_or_object_length_is_flagged() {
     ext[2..4].copy_from_slice(&[0, 0]);
     let c = netloom_probe::wire::checksum(&ext);
     ext[2..4].copy_from_slice(&c.to_be_bytes());
-    let p = parse_icmpv6(&icmpv6_error(3, 0, &udp_probe_v6(1, 2, &[]), &ext), HOP6.into()).unwrap().unwrap();
+    let p = parse_icmpv6(
+        &icmpv6_error(3, 0, &udp_probe_v6(1, 2, &[]), &ext),
+        HOP6.into(),
+    )
+    .unwrap()
+    .unwrap();
     assert!(p.extension_malformed);
 }
 
@@ -202,16 +342,35 @@ fn rejections_truncated_forged_and_irrelevant() {
     for cut in 0..good.len() {
         let _ = parse_ipv4_icmp(&good[..cut]);
     }
-    assert!(parse_ipv4_icmp(&good[..20 + 8 + 20 + 4]).is_err(), "quote cut inside the ICMP header");
+    assert!(
+        parse_ipv4_icmp(&good[..20 + 8 + 20 + 4]).is_err(),
+        "quote cut inside the ICMP header"
+    );
     // Forged: bad checksum.
     let mut forged = good.clone();
     forged[40] ^= 1;
     assert!(parse_ipv4_icmp(&forged).is_err());
     // Not ICMP at all on the outer header.
-    let udp = Ipv4Repr { src: HOP4, dst: ME4, protocol: 17, ttl: 64, tos: 0, ident: 0 }.emit(&[0; 8]);
+    let udp = Ipv4Repr {
+        src: HOP4,
+        dst: ME4,
+        protocol: 17,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&[0; 8]);
     assert!(parse_ipv4_icmp(&udp).is_err());
     // Quoted datagram of another protocol (GRE, 47).
-    let gre = Ipv4Repr { src: ME4, dst: DST4, protocol: 47, ttl: 1, tos: 0, ident: 0 }.emit(&[0; 8]);
+    let gre = Ipv4Repr {
+        src: ME4,
+        dst: DST4,
+        protocol: 47,
+        ttl: 1,
+        tos: 0,
+        ident: 0,
+    }
+    .emit(&[0; 8]);
     assert!(parse_ipv4_icmp(&icmpv4_error(11, 0, &gre, &[])).is_err());
     // Echo requests and redirects say nothing about our probes.
     let req = IcmpRepr::echo(icmpv4::ECHO_REQUEST, 1, 1).emit_v4(&[]);
@@ -226,9 +385,14 @@ fn rejections_truncated_forged_and_irrelevant() {
 }
 
 fn arb_label() -> impl Strategy<Value = MplsLabel> {
-    (0u32..1 << 20, 0u8..8, any::<bool>(), any::<u8>()).prop_map(|(label, traffic_class, bottom_of_stack, ttl)| {
-        MplsLabel { label, traffic_class, bottom_of_stack, ttl }
-    })
+    (0u32..1 << 20, 0u8..8, any::<bool>(), any::<u8>()).prop_map(
+        |(label, traffic_class, bottom_of_stack, ttl)| MplsLabel {
+            label,
+            traffic_class,
+            bottom_of_stack,
+            ttl,
+        },
+    )
 }
 
 proptest! {

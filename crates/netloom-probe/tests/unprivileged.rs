@@ -31,7 +31,13 @@ fn unprivileged_mode_without_cap_net_raw() {
         .command("setpriv")
         .args(["--inh-caps=-net_raw", "--bounding-set=-net_raw"])
         .arg(&exe)
-        .args(["--exact", "unprivileged_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "unprivileged_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, addrs)
         .output()
         .expect("spawning the child test");
@@ -41,11 +47,15 @@ fn unprivileged_mode_without_cap_net_raw() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("1 passed"), "child did not run its test:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child did not run its test:\n{text}"
+    );
 }
 
 fn set_ping_group_range(value: &str) {
-    std::fs::write("/proc/sys/net/ipv4/ping_group_range", value).expect("sysctl in the test namespace");
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", value)
+        .expect("sysctl in the test namespace");
 }
 
 #[test]
@@ -63,9 +73,16 @@ fn unprivileged_child() {
         .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
         .expect("CapBnd");
     assert_eq!(bounding & (1 << 13), 0, "CAP_NET_RAW must be gone");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let raw = Prober::open(ProberConfig { privilege: PrivilegeMode::Raw, ..Default::default() }).await;
+        let raw = Prober::open(ProberConfig {
+            privilege: PrivilegeMode::Raw,
+            ..Default::default()
+        })
+        .await;
         match raw {
             Err(ProbeError::PermissionDenied { needs, .. }) => assert_eq!(needs, "CAP_NET_RAW"),
             other => panic!("raw mode without CAP_NET_RAW: {other:?}"),
@@ -74,12 +91,17 @@ fn unprivileged_child() {
         match Prober::open(ProberConfig::default()).await {
             Err(e @ ProbeError::PermissionDenied { .. }) => {
                 let msg = e.to_string();
-                assert!(msg.contains("CAP_NET_RAW") && msg.contains("ping_group_range"), "{msg}");
+                assert!(
+                    msg.contains("CAP_NET_RAW") && msg.contains("ping_group_range"),
+                    "{msg}"
+                );
             }
             other => panic!("no ICMP datagram sockets allowed: {other:?}"),
         }
         set_ping_group_range("0 2147483647");
-        let p = Prober::open(ProberConfig::default()).await.expect("unprivileged prober");
+        let p = Prober::open(ProberConfig::default())
+            .await
+            .expect("unprivileged prober");
         assert!(!p.is_raw());
         let o = |proto, ttl, port| ProbeOptions {
             protocol: proto,
@@ -96,9 +118,17 @@ fn unprivileged_child() {
                 (Protocol::Tcp, Some(CLOSED_TCP_PORT)),
             ] {
                 let r = p.probe(dst, o(proto, 64, port)).await.unwrap();
-                assert_eq!((r.outcome, r.responder), (Outcome::Reply, Some(dst)), "{proto} to {dst}");
+                assert_eq!(
+                    (r.outcome, r.responder),
+                    (Outcome::Reply, Some(dst)),
+                    "{proto} to {dst}"
+                );
                 let r = p.probe(dst, o(proto, 1, port)).await.unwrap();
-                assert_eq!((r.outcome, r.responder), (Outcome::TtlExpired, Some(hop1)), "{proto} ttl 1 to {dst}");
+                assert_eq!(
+                    (r.outcome, r.responder),
+                    (Outcome::TtlExpired, Some(hop1)),
+                    "{proto} ttl 1 to {dst}"
+                );
             }
         }
         assert_eq!(p.stats().malformed, 0);

@@ -47,11 +47,14 @@ async fn send(fd: RawFd, buf: &[u8], dst: SocketAddr, m: &SendMeta) -> Result<()
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
             Err(e) => {
-                let local = SocketAddr::new(m.src.unwrap_or(if dst.is_ipv6() {
-                    IpAddr::from([0u16; 8])
-                } else {
-                    IpAddr::from([0u8; 4])
-                }), 0);
+                let local = SocketAddr::new(
+                    m.src.unwrap_or(if dst.is_ipv6() {
+                        IpAddr::from([0u16; 8])
+                    } else {
+                        IpAddr::from([0u8; 4])
+                    }),
+                    0,
+                );
                 return Err(ProbeError::from_send(e, dst.ip(), local));
             }
         }
@@ -96,7 +99,15 @@ impl Engine {
         } else {
             None
         };
-        let buf = packet::echo_request(v6, ident, seq, len, opts.bit_pattern, constant, !v6 && self.raw);
+        let buf = packet::echo_request(
+            v6,
+            ident,
+            seq,
+            len,
+            opts.bit_pattern,
+            constant,
+            !v6 && self.raw,
+        );
         let sent = Instant::now();
         send(fd, &buf, SocketAddr::new(target, 0), &meta(opts)).await?;
         self.count_sent();
@@ -152,7 +163,13 @@ impl Engine {
         };
         let (src_port, checksum) = ((k >> 32) as u16, k as u16);
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
-        let buf = packet::udp_datagram((src, src_port), (target, dst_port), len, opts.bit_pattern, checksum);
+        let buf = packet::udp_datagram(
+            (src, src_port),
+            (target, dst_port),
+            len,
+            opts.bit_pattern,
+            checksum,
+        );
         let sent = Instant::now();
         send(fd, &buf, SocketAddr::new(target, 0), &meta(opts)).await?;
         self.count_sent();
@@ -205,7 +222,10 @@ impl Engine {
                 },
                 sent,
             )),
-            Ok(Err(e)) => Err(ProbeError::io(format!("waiting for a UDP answer from {target}"), e)),
+            Ok(Err(e)) => Err(ProbeError::io(
+                format!("waiting for a UDP answer from {target}"),
+                e,
+            )),
             _ => Ok(self.no_reply()),
         }
     }

@@ -69,7 +69,7 @@ impl Engine {
                 Err(err) => tracing::warn!(%err, "could not raise RLIMIT_NOFILE"),
             }
         }
-        let (raw, v4, v6) = sockets::open_families(config.privilege)?;
+        let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
         let nonzero = |x: u16| if x == 0 { 1 } else { x };
         Ok(Engine {
             raw,

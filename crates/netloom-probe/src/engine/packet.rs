@@ -18,7 +18,13 @@ pub(crate) fn payload_len(size: Option<usize>, headers: usize) -> usize {
 
 /// Sets the 16-bit word at `adjust` so that the checksum of `buf` (plus `pseudo`) comes
 /// out as `want`, and writes `want` at `field`. `adjust` must be even and not `field`.
-pub(crate) fn force_checksum(buf: &mut [u8], field: usize, adjust: usize, pseudo: Checksum, want: u16) {
+pub(crate) fn force_checksum(
+    buf: &mut [u8],
+    field: usize,
+    adjust: usize,
+    pseudo: Checksum,
+    want: u16,
+) {
     buf[adjust..adjust + 2].copy_from_slice(&[0, 0]);
     buf[field..field + 2].copy_from_slice(&want.to_be_bytes());
     let mut c = pseudo;
@@ -96,7 +102,15 @@ mod tests {
 
     #[test]
     fn icmp_constant_checksum_v4_and_v6() {
-        let b = echo_request(false, 7, 9, 20, 0, Some((Checksum::default(), 0x4242)), true);
+        let b = echo_request(
+            false,
+            7,
+            9,
+            20,
+            0,
+            Some((Checksum::default(), 0x4242)),
+            true,
+        );
         let p = IcmpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(p.checksum(), 0x4242);
         assert!(p.verify_checksum_v4());

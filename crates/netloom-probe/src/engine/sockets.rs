@@ -44,11 +44,27 @@ fn is_perm(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
 
-/// Opens the sockets for both versions; returns whether raw sockets are in use.
-pub(crate) fn open_families(
-    mode: PrivilegeMode,
-) -> Result<(bool, Result<Family, String>, Result<Family, String>), ProbeError> {
-    let raw = |v6| open_raw(v6);
+/// The sockets of both IP versions (each may have failed to open, with the reason).
+pub(crate) struct Opened {
+    /// Raw sockets (true) or unprivileged datagram sockets (false).
+    pub raw: bool,
+    pub v4: Result<Family, String>,
+    pub v6: Result<Family, String>,
+}
+
+impl Opened {
+    fn new(raw: bool, v4: io::Result<Family>, v6: io::Result<Family>) -> Self {
+        Opened {
+            raw,
+            v4: v4.map_err(|e| e.to_string()),
+            v6: v6.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Opens the sockets for both versions.
+pub(crate) fn open_families(mode: PrivilegeMode) -> Result<Opened, ProbeError> {
+    let raw = open_raw;
     match mode {
         PrivilegeMode::Raw => {
             let v4 = raw(false);
@@ -57,17 +73,17 @@ pub(crate) fn open_families(
             {
                 return Err(denied("opening raw ICMP sockets (PrivilegeMode::Raw)"));
             }
-            Ok((true, v4.map_err(|e| e.to_string()), raw(true).map_err(|e| e.to_string())))
+            Ok(Opened::new(true, v4, raw(true)))
         }
         PrivilegeMode::Unprivileged => open_unprivileged(),
         PrivilegeMode::Auto => match raw(false) {
             Err(e) if is_perm(&e) => open_unprivileged(),
-            v4 => Ok((true, v4.map_err(|e| e.to_string()), raw(true).map_err(|e| e.to_string()))),
+            v4 => Ok(Opened::new(true, v4, raw(true))),
         },
     }
 }
 
-fn open_unprivileged() -> Result<(bool, Result<Family, String>, Result<Family, String>), ProbeError> {
+fn open_unprivileged() -> Result<Opened, ProbeError> {
     let v4 = open_ping(false);
     let v6 = open_ping(true);
     if let (Err(e4), Err(e6)) = (&v4, &v6)
@@ -81,7 +97,7 @@ fn open_unprivileged() -> Result<(bool, Result<Family, String>, Result<Family, S
                 .into(),
         });
     }
-    Ok((false, v4.map_err(|e| e.to_string()), v6.map_err(|e| e.to_string())))
+    Ok(Opened::new(false, v4, v6))
 }
 
 fn domain(v6: bool) -> Domain {
@@ -89,7 +105,11 @@ fn domain(v6: bool) -> Domain {
 }
 
 fn icmp_proto(v6: bool) -> SockProto {
-    if v6 { SockProto::ICMPV6 } else { SockProto::ICMPV4 }
+    if v6 {
+        SockProto::ICMPV6
+    } else {
+        SockProto::ICMPV4
+    }
 }
 
 fn open_raw(v6: bool) -> io::Result<Family> {
@@ -103,7 +123,10 @@ fn open_raw(v6: bool) -> io::Result<Family> {
     sys::set_recv_buffer(icmp.as_raw_fd(), RECV_BUFFER);
     let udp = raw_udp(v6)?;
     Ok(Family {
-        icmp: sys::register(icmp, Interest::READABLE | Interest::WRITABLE | Interest::ERROR)?,
+        icmp: sys::register(
+            icmp,
+            Interest::READABLE | Interest::WRITABLE | Interest::ERROR,
+        )?,
         ident: sys::random_u16(),
         udp: Some(udp),
     })
@@ -136,7 +159,10 @@ fn open_ping(v6: bool) -> io::Result<Family> {
         .map(|a| a.port())
         .unwrap_or(0);
     Ok(Family {
-        icmp: sys::register(icmp, Interest::READABLE | Interest::WRITABLE | Interest::ERROR)?,
+        icmp: sys::register(
+            icmp,
+            Interest::READABLE | Interest::WRITABLE | Interest::ERROR,
+        )?,
         ident,
         udp: None,
     })
@@ -144,7 +170,12 @@ fn open_ping(v6: bool) -> io::Result<Family> {
 
 /// True if the kernel can open SCTP sockets.
 pub(crate) fn sctp_supported() -> bool {
-    Socket::new(Domain::IPV4, Type::STREAM, Some(SockProto::from(libc::IPPROTO_SCTP))).is_ok()
+    Socket::new(
+        Domain::IPV4,
+        Type::STREAM,
+        Some(SockProto::from(libc::IPPROTO_SCTP)),
+    )
+    .is_ok()
 }
 
 /// Applies `SO_MARK` and `SO_BINDTODEVICE` from the options.
@@ -163,17 +194,18 @@ pub(crate) fn apply_mark_device(sock: &Socket, opts: &ProbeOptions) -> Result<()
         })?;
     }
     if let Some(dev) = &opts.device {
-        sock.bind_device(Some(dev.as_bytes())).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENODEV) => ProbeError::InvalidArgument {
-                what: format!("device {dev:?} does not exist"),
-            },
-            _ if is_perm(&e) => ProbeError::PermissionDenied {
-                what: format!("binding to device {dev:?}"),
-                needs: "CAP_NET_RAW",
-                alternative: "probe without a device".into(),
-            },
-            _ => ProbeError::io(format!("binding to device {dev:?}"), e),
-        })?;
+        sock.bind_device(Some(dev.as_bytes()))
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENODEV) => ProbeError::InvalidArgument {
+                    what: format!("device {dev:?} does not exist"),
+                },
+                _ if is_perm(&e) => ProbeError::PermissionDenied {
+                    what: format!("binding to device {dev:?}"),
+                    needs: "CAP_NET_RAW",
+                    alternative: "probe without a device".into(),
+                },
+                _ => ProbeError::io(format!("binding to device {dev:?}"), e),
+            })?;
     }
     Ok(())
 }
@@ -231,7 +263,11 @@ impl Extra {
     }
 
     /// The source address the kernel uses towards `target` (cached for a few seconds).
-    pub(crate) fn source_for(&self, target: IpAddr, opts: &ProbeOptions) -> Result<IpAddr, ProbeError> {
+    pub(crate) fn source_for(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+    ) -> Result<IpAddr, ProbeError> {
         if let Some(local) = opts.local_addr {
             return Ok(local);
         }
@@ -254,7 +290,9 @@ impl Extra {
         apply_mark_device(&sock, opts)?;
         let unknown = SocketAddr::new(target, 0).into();
         sock.connect(&SocketAddr::new(target, 1).into())
-            .map_err(|e| ProbeError::from_send(e, target, SocketAddr::new(unspecified(target.is_ipv6()), 0)))?;
+            .map_err(|e| {
+                ProbeError::from_send(e, target, SocketAddr::new(unspecified(target.is_ipv6()), 0))
+            })?;
         let local = sock
             .local_addr()
             .unwrap_or(unknown)

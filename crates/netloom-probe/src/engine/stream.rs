@@ -48,13 +48,15 @@ impl Engine {
         };
         let what = opts.protocol.name();
         let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-        let sock = Socket::new(domain, Type::STREAM, Some(proto)).map_err(|e| match e.raw_os_error() {
-            Some(libc::EMFILE) | Some(libc::ENFILE) => ProbeError::ProbesExhausted {
-                limit: self.in_flight(),
-            },
-            _ => ProbeError::io(format!("opening a {what} probe socket"), e),
-        })?;
-        setup(&sock, v6, opts).map_err(|e| ProbeError::io(format!("configuring a {what} probe socket"), e))?;
+        let sock =
+            Socket::new(domain, Type::STREAM, Some(proto)).map_err(|e| match e.raw_os_error() {
+                Some(libc::EMFILE) | Some(libc::ENFILE) => ProbeError::ProbesExhausted {
+                    limit: self.in_flight(),
+                },
+                _ => ProbeError::io(format!("opening a {what} probe socket"), e),
+            })?;
+        setup(&sock, v6, opts)
+            .map_err(|e| ProbeError::io(format!("configuring a {what} probe socket"), e))?;
         sockets::apply_mark_device(&sock, opts)?;
         let local = SocketAddr::new(
             opts.local_addr.unwrap_or(if v6 {
@@ -134,7 +136,11 @@ impl Engine {
 
 /// Waits for the connect to finish. `Ok(None)`: reached (connected or refused);
 /// `Ok(Some)`: an ICMP error from the error queue; `Err`: a local failure.
-async fn connected(afd: &AsyncFd<Socket>, v6: bool, target: IpAddr) -> io::Result<Option<Delivery>> {
+async fn connected(
+    afd: &AsyncFd<Socket>,
+    v6: bool,
+    target: IpAddr,
+) -> io::Result<Option<Delivery>> {
     loop {
         let mut guard = afd.ready(Interest::WRITABLE | Interest::ERROR).await?;
         let mut buf = [0u8; 128];

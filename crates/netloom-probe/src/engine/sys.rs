@@ -87,7 +87,10 @@ fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value
             libc::CMSG_LEN(size_of::<T>() as u32) as usize,
         )
     };
-    assert!(used + space <= buf.0.len(), "control buffer sized for all messages");
+    assert!(
+        used + space <= buf.0.len(),
+        "control buffer sized for all messages"
+    );
     let hdr = libc::cmsghdr {
         cmsg_len: len as _,
         cmsg_level: level,
@@ -106,7 +109,12 @@ fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value
 
 /// `sendmsg` to `dst` with TTL/hop limit, TOS/traffic class and optional source address
 /// as control messages, so one socket serves probes with different settings.
-pub(crate) fn send_with(fd: RawFd, buf: &[u8], dst: SocketAddr, meta: &SendMeta) -> io::Result<usize> {
+pub(crate) fn send_with(
+    fd: RawFd,
+    buf: &[u8],
+    dst: SocketAddr,
+    meta: &SendMeta,
+) -> io::Result<usize> {
     let (mut name, name_len) = sockaddr_of(dst);
     let mut cbuf = CmsgBuf([0; 160]);
     let mut used = 0;
@@ -130,7 +138,13 @@ pub(crate) fn send_with(fd: RawFd, buf: &[u8], dst: SocketAddr, meta: &SendMeta)
             }
         }
         SocketAddr::V6(_) => {
-            used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, ttl);
+            used = push_cmsg(
+                &mut cbuf,
+                used,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_HOPLIMIT,
+                ttl,
+            );
             if meta.tos != 0 {
                 used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos);
             }
@@ -141,7 +155,13 @@ pub(crate) fn send_with(fd: RawFd, buf: &[u8], dst: SocketAddr, meta: &SendMeta)
                     },
                     ipi6_ifindex: 0,
                 };
-                used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, info);
+                used = push_cmsg(
+                    &mut cbuf,
+                    used,
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_PKTINFO,
+                    info,
+                );
             }
         }
     }
@@ -432,5 +452,6 @@ pub(crate) fn register(
     // SAFETY: the `Socket` owns its descriptor and closes it only when dropped; the
     // `AsyncFd` takes ownership of the `Socket`, so the descriptor stays open and refers
     // to the same socket for the whole life of the registration.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock, interest) }.map_err(io::Error::from)
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock, interest) }
+        .map_err(io::Error::from)
 }

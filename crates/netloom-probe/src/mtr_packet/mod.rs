@@ -34,6 +34,7 @@ mod command;
 mod lines;
 mod reply;
 mod session;
+mod stdio;
 
 pub use command::{
     Command, CommandParseError, MAX_COMMAND_ARGUMENTS, ParseLimits, Request, SendProbe, parse_line,
@@ -41,3 +42,4 @@ pub use command::{
 pub use lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
 pub use reply::{Dialect, ErrorReply, Reply};
 pub use session::{Session, SessionConfig, SessionStats, Support};
+pub use stdio::{PipeReader, PipeWriter};

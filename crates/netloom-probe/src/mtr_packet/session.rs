@@ -328,7 +328,8 @@ impl Session {
             // finished): try again with a fresh socket, as mtr-packet retries EADDRINUSE.
             let mut attempts = 1;
             loop {
-                match prober.probe(target, options.clone()).await {
+                // Boxed: the engine's future is large, and the task would copy it.
+                match Box::pin(prober.probe(target, options.clone())).await {
                     Err(ProbeError::ProbesExhausted { .. }) if attempts < ENGINE_RETRIES => {
                         attempts += 1;
                         tokio::task::yield_now().await;

@@ -154,7 +154,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// ```
     /// # use netloom_probe::wire::{Ipv4Packet, Ipv4Repr};
     /// # let b = Ipv4Repr { src: [1, 1, 1, 1].into(), dst: [2, 2, 2, 2].into(), protocol: 1, ttl: 1, tos: 0, ident: 0 }.emit(&[5, 6]);
-    /// assert_eq!(Ipv4Packet::new_checked(&b[..4 + 20]).unwrap().payload(), &[5, 6]);
+    /// assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap().payload(), &[5, 6]);
     /// assert_eq!(Ipv4Packet::new_checked(&b[..21]).unwrap().payload(), &[5]);
     /// ```
     pub fn payload(&self) -> &[u8] {

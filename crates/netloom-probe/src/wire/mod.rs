@@ -28,7 +28,10 @@ mod tcp;
 mod udp;
 
 pub use checksum::{Checksum, checksum, pseudo_header_sum};
-pub use ext::{ExtensionHeader, ExtensionObject, ExtensionObjects, MPLS_CLASS, MPLS_CTYPE, MplsEntries, emit_extensions};
+pub use ext::{
+    ExtensionHeader, ExtensionObject, ExtensionObjects, MPLS_CLASS, MPLS_CTYPE, MplsEntries,
+    emit_extensions,
+};
 pub use icmp::{IcmpPacket, IcmpRepr, icmpv4, icmpv6};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
