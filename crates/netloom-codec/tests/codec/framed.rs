@@ -129,3 +129,76 @@ fn the_public_types_are_thread_safe_values() {
     assert_send::<FramedConn<tokio::net::TcpStream>>();
     assert_send::<CodecError>();
 }
+
+mod switching {
+    use bytes::{Bytes, BytesMut};
+    use futures::StreamExt;
+    use netloom_codec::FramedConn;
+    use proptest::prelude::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::Encoder;
+
+    use crate::support::framer;
+
+    const NAMES: &[&str] = &[
+        "lines",
+        "lines:crlf",
+        "delimiter:;",
+        "fixed:3",
+        "length-field:u16le",
+        "varint",
+        "netstring",
+        "stuffing",
+        "cobs",
+        "cobs-zpe",
+        "dot-block",
+    ];
+
+    fn fit(name: &str, mut frame: Vec<u8>) -> Vec<u8> {
+        if name == "fixed:3" {
+            frame.resize(3, b'x');
+        } else if name == "dot-block" && !frame.is_empty() {
+            frame.push(b'\n');
+        }
+        frame
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Each frame is sent with its own framer; the receiver switches its decoder
+        /// before each frame and gets every frame back, however the bytes were split.
+        #[test]
+        fn switching_decoders_between_frames_loses_no_bytes(
+            plan in prop::collection::vec((0..NAMES.len(), "[a-z0-9 .]{0,12}"), 1..12),
+            chunk in 1usize..40,
+        ) {
+            let mut wire = BytesMut::new();
+            let mut expected = Vec::new();
+            for (i, text) in &plan {
+                let frame = Bytes::from(fit(NAMES[*i], text.clone().into_bytes()));
+                framer(NAMES[*i]).encode(frame.clone(), &mut wire).unwrap();
+                expected.push((NAMES[*i], frame));
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let got: Vec<Bytes> = rt.block_on(async {
+                let (mut tx, rx) = tokio::io::duplex(64);
+                let writer = tokio::spawn(async move {
+                    for piece in wire.chunks(chunk) {
+                        tx.write_all(piece).await.unwrap();
+                    }
+                });
+                let mut conn = FramedConn::with_codec(rx, framer("lines"));
+                let mut got = Vec::new();
+                for (name, _) in &expected {
+                    conn.set_decoder(framer(name));
+                    got.push(conn.next().await.unwrap().unwrap());
+                }
+                writer.await.unwrap();
+                got
+            });
+            let want: Vec<Bytes> = expected.into_iter().map(|(_, f)| f).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
