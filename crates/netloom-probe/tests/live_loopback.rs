@@ -209,3 +209,61 @@ async fn thousands_of_concurrent_icmp_probes_all_answered() {
     assert_eq!(replies, n);
     assert_eq!(p.in_flight(), 0);
 }
+
+#[tokio::test]
+async fn local_address_device_mark_tos_size_and_pattern() {
+    let p = raw_prober().await;
+    let closed_udp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed_tcp = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (proto, port) in [
+        (Protocol::Icmp, None),
+        (Protocol::Udp, Some(closed_udp)),
+        (Protocol::Tcp, Some(closed_tcp)),
+    ] {
+        let o = ProbeOptions {
+            port,
+            local_addr: Some("127.0.0.5".parse().unwrap()),
+            device: Some("lo".into()),
+            mark: Some(7),
+            tos: 0x10,
+            size: Some(300),
+            bit_pattern: 0xa5,
+            ..opts(proto)
+        };
+        let r = p.probe("127.0.0.1".parse().unwrap(), o).await.unwrap();
+        assert_eq!(r.outcome, Outcome::Reply, "{proto}");
+    }
+    let err = p
+        .probe(
+            "127.0.0.1".parse().unwrap(),
+            ProbeOptions {
+                device: Some("nosuchdev0".into()),
+                ..opts(Protocol::Udp)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nosuchdev0"), "{err}");
+    let err = p
+        .probe(
+            "127.0.0.1".parse().unwrap(),
+            ProbeOptions {
+                local_addr: Some("192.0.2.77".parse().unwrap()),
+                ..opts(Protocol::Tcp)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProbeError::AddressNotAvailable { .. }),
+        "{err}"
+    );
+}

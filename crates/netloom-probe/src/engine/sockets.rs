@@ -117,6 +117,7 @@ fn open_raw(v6: bool) -> io::Result<Family> {
     icmp.set_nonblocking(true)?;
     if v6 {
         sys::set_icmp_filter_v6(icmp.as_raw_fd(), &[1, 3, 129])?;
+        sys::no_auto_flow_label(icmp.as_raw_fd())?;
     } else {
         sys::set_icmp_filter_v4(icmp.as_raw_fd(), &[0, 3, 11])?;
     }
@@ -135,6 +136,9 @@ fn open_raw(v6: bool) -> io::Result<Family> {
 fn raw_udp(v6: bool) -> io::Result<Socket> {
     let udp = Socket::new(domain(v6), Type::RAW, Some(SockProto::UDP))?;
     sys::drop_all_input(udp.as_raw_fd())?;
+    if v6 {
+        sys::no_auto_flow_label(udp.as_raw_fd())?;
+    }
     udp.set_nonblocking(true)?;
     Ok(udp)
 }

@@ -366,6 +366,13 @@ pub(crate) fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
     }
 }
 
+/// Turns off automatic IPv6 flow labels, so every probe of a constant flow carries the
+/// same (zero) flow label and ECMP routers hashing on it keep the probes on one path.
+pub(crate) fn no_auto_flow_label(fd: RawFd) -> io::Result<()> {
+    let zero: libc::c_int = 0;
+    setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_AUTOFLOWLABEL, &zero)
+}
+
 /// Lets only the listed ICMPv4 types through a raw ICMP socket (Linux ICMP_FILTER).
 pub(crate) fn set_icmp_filter_v4(fd: RawFd, allowed: &[u8]) -> io::Result<()> {
     const ICMP_FILTER: i32 = 1;

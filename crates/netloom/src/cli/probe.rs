@@ -56,7 +56,8 @@ pub struct ProbeSettings {
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
-    s.parse().map_err(|e: netloom::probe::ProbeError| e.to_string())
+    s.parse()
+        .map_err(|e: netloom::probe::ProbeError| e.to_string())
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -132,7 +133,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async {
         let (target, prober) = args.settings.open(&args.host).await?;
-        let reply = prober.probe(target, args.settings.options(args.ttl)).await?;
+        let reply = prober
+            .probe(target, args.settings.options(args.ttl))
+            .await?;
         if args.json {
             println!("{}", serde_json::to_string(&json(target, &reply))?);
         } else {

@@ -35,7 +35,10 @@ pub struct TraceArgs {
 /// Runs the trace, then prints the report.
 pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if !(args.interval.is_finite() && (0.0..=3600.0).contains(&args.interval)) {
-        anyhow::bail!("--interval {} is not a number of seconds in 0..=3600", args.interval);
+        anyhow::bail!(
+            "--interval {} is not a number of seconds in 0..=3600",
+            args.interval
+        );
     }
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async {
@@ -56,7 +59,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         let trace = trace::run(&prober, target, &config, |t, done| {
             bar.set_position(done);
             if let Some(hop) = t.reached_at() {
-                bar.set_message(format!("tracing {} ({target}): reached at hop {hop}", args.host));
+                bar.set_message(format!(
+                    "tracing {} ({target}): reached at hop {hop}",
+                    args.host
+                ));
             }
         })
         .await?;
@@ -96,7 +102,15 @@ fn table(host: &str, rows: &[HopReport]) -> String {
         };
         out += &format!(
             "{:>3}.|-- {:<28} {:>5.1}% {:>5} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1}\n",
-            r.hop, name, r.loss_percent, r.sent, r.last_ms, r.avg_ms, r.best_ms, r.worst_ms, r.stdev_ms
+            r.hop,
+            name,
+            r.loss_percent,
+            r.sent,
+            r.last_ms,
+            r.avg_ms,
+            r.best_ms,
+            r.worst_ms,
+            r.stdev_ms
         );
         for other in r.hosts.iter().skip(1) {
             out += &format!("      {other}\n");
