@@ -246,3 +246,63 @@ fn window_of_10240_probes_to_a_blackhole_tcp_included() {
         }
     });
 }
+
+#[test]
+fn trace_reports_every_hop_then_stops_at_the_target() {
+    let net = Topology::builder()
+        .routers(ROUTERS)
+        .build()
+        .expect("topology");
+    let dst = net.destination_v6();
+    let hops: Vec<_> = (1..=ROUTERS).map(|h| net.router_v6(h)).collect();
+    let hole = net.blackhole_v4();
+    let r1 = net.router_v4(1);
+    in_namespace(net.source(), || async move {
+        let p = raw().await;
+        let config = netloom_probe::trace::TraceConfig {
+            cycles: 3,
+            max_ttl: 10,
+            interval: Duration::ZERO,
+            // A fresh topology's first IPv6 packets wait about 1 s for neighbour
+            // discovery: a timeout well above that.
+            probe: opts(Protocol::Udp, 1).with_timeout(Duration::from_secs(3)),
+            ..Default::default()
+        };
+        let mut calls = 0;
+        let t = netloom_probe::trace::run(&p, dst, &config, |_, _| calls += 1)
+            .await
+            .unwrap();
+        assert_eq!(t.reached_at(), Some(u8::try_from(ROUTERS + 1).unwrap()));
+        let rows = t.report();
+        assert_eq!(rows.len(), ROUTERS + 1);
+        for (row, hop) in rows.iter().zip(&hops) {
+            assert_eq!(row.hosts.first().copied(), *hop);
+        }
+        let last = &rows[ROUTERS];
+        assert_eq!(
+            (last.hosts.as_slice(), last.loss_percent),
+            (&[dst][..], 0.0)
+        );
+        assert_eq!(last.sent, 3);
+        assert!(last.best_ms <= last.avg_ms && last.avg_ms <= last.worst_ms);
+        assert!(calls >= 3 * (ROUTERS + 1));
+        // Towards a blackhole: routers answer, then nothing; the report ends at the last
+        // hop that answered and the target is never reached.
+        let config = netloom_probe::trace::TraceConfig {
+            cycles: 1,
+            max_ttl: 6,
+            probe: opts(Protocol::Udp, 1).with_timeout(Duration::from_millis(700)),
+            ..config
+        };
+        let t = netloom_probe::trace::run(&p, hole, &config, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(t.reached_at(), None);
+        // The last router drops the blackhole in its routing lookup, before the TTL check:
+        // only the routers before it answer.
+        let rows = t.report();
+        assert_eq!(rows.len(), ROUTERS - 1);
+        assert_eq!(rows[0].hosts.first().copied(), r1);
+        assert!(rows.iter().all(|r| r.loss_percent == 0.0));
+    });
+}
