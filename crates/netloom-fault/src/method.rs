@@ -201,7 +201,7 @@ pub(crate) fn reset_matched(
     }
     let can_inject = Capability::NetRaw.is_effective()?;
     let me = std::process::id();
-    let mut plan: Vec<(Matched, Method)> = matched
+    let plan: Vec<(Matched, Method)> = matched
         .into_iter()
         .map(|m| {
             let method = match opts.method {
@@ -247,13 +247,18 @@ pub(crate) fn reset_matched(
             errors[*i] = r.err().map(|e| format!("SOCK_DESTROY: {e}"));
         }
     }
-    for (i, (m, method)) in plan.iter_mut().enumerate() {
-        let result = match method {
-            Method::Destroy | Method::Auto => continue,
-            Method::Fd | Method::Pidfd => reset_through_fd(m, *method, me),
-            Method::Inject => inject_reset(&m.connection, opts.inject).map(|_| ()),
-        };
-        errors[i] = result.err().map(|e| e.to_string());
+    let fd_idx: Vec<usize> = (0..plan.len())
+        .filter(|i| matches!(plan[*i].1, Method::Fd | Method::Pidfd))
+        .collect();
+    for (i, result) in fd_idx.iter().zip(reset_fds_in_parallel(&plan, &fd_idx, me)) {
+        errors[*i] = result.err().map(|e| e.to_string());
+    }
+    for (i, (m, method)) in plan.iter().enumerate() {
+        if *method == Method::Inject {
+            errors[i] = inject_reset(&m.connection, opts.inject)
+                .err()
+                .map(|e| e.to_string());
+        }
     }
     Ok(plan
         .into_iter()
@@ -272,6 +277,50 @@ pub(crate) fn reset_matched(
             }
         })
         .collect())
+}
+
+/// Below this many descriptor resets, one thread does them all.
+const PARALLEL_FROM: usize = 512;
+
+/// Descriptor resets cost the kernel an RST each; with many, spread them over the CPUs.
+fn reset_fds_in_parallel(plan: &[(Matched, Method)], idx: &[usize], me: u32) -> Vec<Result<()>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if idx.len() < PARALLEL_FROM || threads == 1 {
+        return idx
+            .iter()
+            .map(|i| reset_through_fd(&plan[*i].0, plan[*i].1, me))
+            .collect();
+    }
+    let chunk = idx.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = idx
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|i| reset_through_fd(&plan[*i].0, plan[*i].1, me))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .zip(idx.chunks(chunk))
+            .flat_map(|(w, part)| {
+                w.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|_| {
+                            Err(FaultError::socket(
+                                "resetting",
+                                "a descriptor",
+                                std::io::Error::other("reset thread panicked"),
+                            ))
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
 }
 
 fn reset_through_fd(m: &Matched, method: Method, me: u32) -> Result<()> {

@@ -19,7 +19,9 @@ pub struct FdRef {
     pub fd: i32,
 }
 
-/// Socket inodes open in process `pid`, each with one descriptor that holds it.
+/// Socket inodes open in process `pid`, each with one descriptor that holds it. Needs read
+/// access to `/proc/PID/fd`: this process, another of the same user (that is dumpable), or
+/// `CAP_SYS_PTRACE`.
 ///
 /// ```
 /// let mine = netloom_fault::socket_inodes(std::process::id()).unwrap();

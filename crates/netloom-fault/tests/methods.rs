@@ -256,3 +256,35 @@ fn fd_method_refuses_foreign_sockets() {
     let _ = nc.wait();
     let _ = TcpStream::connect(echo.addr);
 }
+
+/// A dual-stack IPv6 listener accepting an IPv4 client: the accepted socket is AF_INET6 with an
+/// IPv4-mapped address. Filters match it by its IPv4 address; destroy and inject both work.
+fn dual_stack_server_end(method: Method, server_sees: Observed) {
+    let listener = std::net::TcpListener::bind("[::]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let filter = Filter::new()
+        .local(format!("127.0.0.1:{port}").parse().unwrap())
+        .remote(client.local_addr().unwrap().into());
+    let opts = ResetOptions {
+        method,
+        ..Default::default()
+    };
+    let reports = reset_connections(&filter, opts).unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].ok(), "{reports:?}");
+    assert_eq!(reports[0].matched.role, netloom_fault::Role::Server);
+    assert_eq!(read_once(&mut client, WAIT), ECONNRESET, "client end");
+    assert_eq!(read_once(&mut server, WAIT), server_sees, "server end");
+}
+
+#[test]
+fn destroy_dual_stack_mapped_socket() {
+    dual_stack_server_end(Method::Destroy, ECONNABORTED);
+}
+
+#[test]
+fn inject_dual_stack_mapped_socket() {
+    dual_stack_server_end(Method::Inject, ECONNRESET);
+}
