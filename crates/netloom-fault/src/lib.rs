@@ -50,6 +50,7 @@ mod method;
 /// # let _ = fd;
 /// ```
 pub mod pidfd;
+mod plan;
 mod procfs;
 mod reset;
 mod select;
@@ -61,7 +62,8 @@ pub use conn::{Connection, TcpState};
 pub use error::{FaultError, Result};
 pub use filter::{Endpoint, Filter, IpFamily, Role};
 pub use keepalive::Keepalive;
-pub use method::{Method, ResetOptions, ResetReport, reset_connections};
+pub use method::Method;
+pub use plan::{ResetOptions, ResetReport, reset_connections};
 pub use procfs::{FdRef, socket_inodes};
 pub use reset::{abortive_close, reset, reset_after, reset_channel, reset_in_background};
 pub use select::{Matched, list_connections, list_matches};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::blackhole::Blackhole;
 use crate::error::Result;
 use crate::filter::{Endpoint, Filter, Role};
-use crate::method::{ResetOptions, ResetReport, reset_matched};
+use crate::plan::{ResetOptions, ResetReport, reset_matched};
 use crate::procfs::socket_inodes;
 use crate::select::{Matched, list_matches};
 

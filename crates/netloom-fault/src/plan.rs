@@ -1,0 +1,279 @@
+//! Resetting many connections: choosing a method per connection, then running each method once
+//! over all its connections (batched SOCK_DESTROY, descriptor resets spread over the CPUs).
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+
+use crate::caps::Capability;
+use crate::diag::{DestroyOptions, DiagSocket};
+use crate::error::{FaultError, Result};
+use crate::filter::Filter;
+use crate::inject::{InjectOptions, inject_reset};
+use crate::method::Method;
+use crate::pidfd::borrow_socket;
+use crate::procfs::{FdRef, find_owners, socket_inodes};
+use crate::select::{Matched, list_matches};
+
+/// Options of [`reset_connections`].
+///
+/// ```
+/// let opts = netloom_fault::ResetOptions { method: netloom_fault::Method::Fd, ..Default::default() };
+/// assert!(!opts.dry_run);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResetOptions {
+    /// The method (default: auto).
+    pub method: Method,
+    /// List what would be reset, and by which method, without resetting.
+    pub dry_run: bool,
+    /// SOCK_DESTROY batching.
+    pub destroy: DestroyOptions,
+    /// RST injection timing.
+    pub inject: InjectOptions,
+}
+
+/// What happened to one connection.
+///
+/// ```no_run
+/// # fn main() -> netloom_fault::Result<()> {
+/// let filter = netloom_fault::Filter::new().remote(":6379".parse()?);
+/// for r in netloom_fault::reset_connections(&filter, Default::default())? {
+///     println!("{} via {}: {:?}", r.matched.connection, r.method, r.error);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, serde::Serialize)]
+pub struct ResetReport {
+    /// The connection.
+    #[serde(flatten)]
+    pub matched: Matched,
+    /// The method that ran (or would run, in a dry run).
+    pub method: Method,
+    /// `None` on success; otherwise what failed.
+    pub error: Option<String>,
+}
+
+impl ResetReport {
+    /// Whether the reset succeeded (or, in a dry run, would be attempted).
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let reports = netloom_fault::reset_connections(&netloom_fault::Filter::new(), Default::default())?;
+    /// assert!(reports.iter().all(|r| r.ok()));
+    /// # Ok(()) }
+    /// ```
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Resets every connection `filter` matches, in any process, and reports per connection which
+/// method ran. The privilege needed depends on the method (see [`Method`]); a method this
+/// process may not use fails before anything is touched.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::io::Read;
+/// use netloom_fault::{Filter, Method, ResetOptions, reset_connections};
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+/// let (mut server, _) = listener.accept()?;
+/// let filter = Filter::new().pid(std::process::id()).local(client.local_addr()?.into());
+/// // Our own socket: method fd needs no privilege.
+/// let reports = reset_connections(&filter, ResetOptions { method: Method::Fd, ..Default::default() })?;
+/// assert_eq!(reports.len(), 1);
+/// assert_eq!(reports[0].method, Method::Fd);
+/// assert!(server.read(&mut [0u8; 4]).is_err());
+/// # Ok(()) }
+/// ```
+pub fn reset_connections(filter: &Filter, opts: ResetOptions) -> Result<Vec<ResetReport>> {
+    opts.method.check_allowed()?;
+    let matched = list_matches(filter)?;
+    reset_matched(matched, opts)
+}
+
+/// Resets connections already listed (by [`list_matches`] or a tracker).
+pub(crate) fn reset_matched(
+    mut matched: Vec<Matched>,
+    opts: ResetOptions,
+) -> Result<Vec<ResetReport>> {
+    opts.method.check_allowed()?;
+    let can_destroy = Capability::NetAdmin.is_effective()?;
+    if opts.method != Method::Auto || !can_destroy {
+        fill_owners(&mut matched, opts.method)?;
+    }
+    let can_inject = Capability::NetRaw.is_effective()?;
+    let me = std::process::id();
+    let plan: Vec<(Matched, Method)> = matched
+        .into_iter()
+        .map(|m| {
+            let method = match opts.method {
+                Method::Auto => {
+                    if can_destroy {
+                        Method::Destroy
+                    } else if m.owner.is_some_and(|o| o.pid == me) {
+                        Method::Fd
+                    } else if m.owner.is_some() {
+                        Method::Pidfd
+                    } else if can_inject {
+                        Method::Inject
+                    } else {
+                        Method::Pidfd
+                    }
+                }
+                other => other,
+            };
+            (m, method)
+        })
+        .collect();
+    if opts.dry_run {
+        return Ok(plan
+            .into_iter()
+            .map(|(matched, method)| ResetReport {
+                matched,
+                method,
+                error: None,
+            })
+            .collect());
+    }
+    let mut errors: Vec<Option<String>> = vec![None; plan.len()];
+    let destroy_idx: Vec<usize> = (0..plan.len())
+        .filter(|i| plan[*i].1 == Method::Destroy)
+        .collect();
+    if !destroy_idx.is_empty() {
+        let conns: Vec<_> = destroy_idx
+            .iter()
+            .map(|i| plan[*i].0.connection.clone())
+            .collect();
+        let results = DiagSocket::new()?.destroy(&conns, opts.destroy)?;
+        for (i, r) in destroy_idx.iter().zip(results) {
+            errors[*i] = r.err().map(|e| format!("SOCK_DESTROY: {e}"));
+        }
+    }
+    let fd_idx: Vec<usize> = (0..plan.len())
+        .filter(|i| matches!(plan[*i].1, Method::Fd | Method::Pidfd))
+        .collect();
+    for (i, result) in fd_idx.iter().zip(reset_fds_in_parallel(&plan, &fd_idx, me)) {
+        errors[*i] = result.err().map(|e| e.to_string());
+    }
+    for (i, (m, method)) in plan.iter().enumerate() {
+        if *method == Method::Inject {
+            errors[i] = inject_reset(&m.connection, opts.inject)
+                .err()
+                .map(|e| e.to_string());
+        }
+    }
+    Ok(plan
+        .into_iter()
+        .zip(errors)
+        .map(|((matched, method), error)| {
+            match &error {
+                None => tracing::info!(conn = %matched.connection, %method, "reset"),
+                Some(e) => {
+                    tracing::warn!(conn = %matched.connection, %method, error = %e, "reset failed")
+                }
+            }
+            ResetReport {
+                matched,
+                method,
+                error,
+            }
+        })
+        .collect())
+}
+
+/// Below this many descriptor resets, one thread does them all.
+const PARALLEL_FROM: usize = 512;
+
+/// Descriptor resets cost the kernel an RST each; with many, spread them over the CPUs.
+fn reset_fds_in_parallel(plan: &[(Matched, Method)], idx: &[usize], me: u32) -> Vec<Result<()>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if idx.len() < PARALLEL_FROM || threads == 1 {
+        return idx
+            .iter()
+            .map(|i| reset_through_fd(&plan[*i].0, plan[*i].1, me))
+            .collect();
+    }
+    let chunk = idx.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = idx
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|i| reset_through_fd(&plan[*i].0, plan[*i].1, me))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .zip(idx.chunks(chunk))
+            .flat_map(|(w, part)| {
+                w.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|_| {
+                            Err(FaultError::socket(
+                                "resetting",
+                                "a descriptor",
+                                std::io::Error::other("reset thread panicked"),
+                            ))
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
+fn reset_through_fd(m: &Matched, method: Method, me: u32) -> Result<()> {
+    let conn = &m.connection;
+    let owner = m.owner.ok_or_else(|| FaultError::NotApplicable {
+        method,
+        connection: conn.to_string(),
+        reason: "no process of ours holds this socket (it may belong to another user or be \
+                 TIME-WAIT); use method destroy (CAP_NET_ADMIN) or inject (CAP_NET_RAW)"
+            .into(),
+    })?;
+    if method == Method::Fd && owner.pid != me {
+        return Err(FaultError::NotApplicable {
+            method,
+            connection: conn.to_string(),
+            reason: format!(
+                "held by pid {}, not this process; use method pidfd",
+                owner.pid
+            ),
+        });
+    }
+    // The inode check in borrow_socket proves it is the TCP socket inet_diag listed.
+    let fd = borrow_socket(owner, conn.inode)?;
+    crate::reset::disconnect(fd.as_fd())
+}
+
+/// Finds who holds each socket when the method needs a descriptor.
+fn fill_owners(matched: &mut [Matched], method: Method) -> Result<()> {
+    if !matches!(method, Method::Auto | Method::Fd | Method::Pidfd) {
+        return Ok(());
+    }
+    if matched.iter().all(|m| m.owner.is_some()) {
+        return Ok(());
+    }
+    let me = std::process::id();
+    let mine = socket_inodes(me)?;
+    let mut unknown = HashSet::new();
+    for m in matched.iter_mut().filter(|m| m.owner.is_none()) {
+        match mine.get(&m.connection.inode) {
+            Some(fd) if m.connection.inode != 0 => m.owner = Some(FdRef { pid: me, fd: *fd }),
+            _ => {
+                unknown.insert(m.connection.inode);
+            }
+        }
+    }
+    let need_scan = method == Method::Pidfd || method == Method::Auto;
+    if need_scan && !unknown.is_empty() {
+        let owners = find_owners(&unknown)?;
+        for m in matched.iter_mut().filter(|m| m.owner.is_none()) {
+            m.owner = owners.get(&m.connection.inode).copied();
+        }
+    }
+    Ok(())
+}
