@@ -5,10 +5,15 @@
 //! | want to | use | privilege |
 //! |---|---|---|
 //! | reset a socket you hold | [`reset`], [`abortive_close`], [`reset_after`], [`reset_in_background`] | none |
+//! | reset a netloom channel | [`reset_channel`] | none |
+//! | list connections | [`list_connections`], [`list_matches`] | none |
 //! | reset everything matching a [`Filter`] | [`reset_connections`] with a [`Method`] | by method |
 //! | reset what your test's code opened | [`Tracker`] | none for own sockets |
 //! | make a peer go silent | [`Blackhole`] | `CAP_NET_ADMIN` |
 //! | notice a silent peer fast | [`Keepalive`] | none |
+//!
+//! What each end observes, per method, is in the [`Method`] table; the integration tests
+//! assert all of it against redis-server and a loopback echo server, over IPv4 and IPv6.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
