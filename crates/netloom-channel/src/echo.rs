@@ -2,6 +2,8 @@
 use crate::{Context, Handler, HandlerResult, Msg};
 
 /// Writes every message back, flushing once per read burst (one system call per burst).
+/// Stops reading while the channel is unwritable, so a peer that sends faster than it
+/// reads cannot make the server buffer without bound.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -21,6 +23,12 @@ impl Handler for EchoHandler {
 
     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         ctx.flush();
+        Ok(())
+    }
+
+    fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) -> HandlerResult {
+        ctx.set_auto_read(writable);
+        ctx.fire_channel_writability_changed(writable);
         Ok(())
     }
 }

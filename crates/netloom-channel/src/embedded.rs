@@ -100,7 +100,9 @@ impl EmbeddedChannel {
                     apply_command(&mut self.pipeline, cmd);
                 }
             }
-            self.pipeline.fire_due_timers(Instant::now());
+            if self.pipeline.next_timer().is_some() {
+                self.pipeline.fire_due_timers(Instant::now());
+            }
             self.pipeline.run();
             if self.pipeline.head.close_requested.is_some() && !self.pipeline.head.closed {
                 self.pipeline.head.closed = true;

@@ -48,7 +48,7 @@ pub enum UserEvent {
     /// The channel was idle (from an `IdleStateHandler`).
     Idle(IdleState),
     /// The TLS handshake completed successfully.
-    TlsHandshakeComplete(TlsInfo),
+    TlsHandshakeComplete(Box<TlsInfo>),
     /// Any other event.
     Custom(Box<dyn Any + Send>),
 }

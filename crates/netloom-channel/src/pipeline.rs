@@ -347,6 +347,14 @@ impl Pipeline {
         self.slots.iter().position(|s| s.id == id)
     }
 
+    /// `index_of`, trying `hint` first.
+    fn index_near(&self, id: u64, hint: usize) -> Option<usize> {
+        match self.slots.get(hint) {
+            Some(s) if s.id == id => Some(hint),
+            _ => self.index_of(id),
+        }
+    }
+
     fn insert(
         &mut self,
         at: usize,
@@ -437,8 +445,8 @@ impl Pipeline {
         }
     }
 
-    fn next_after(&self, id: u64) -> Target {
-        let Some(idx) = self.index_of(id) else {
+    fn next_after(&self, id: u64, hint: usize) -> Target {
+        let Some(idx) = self.index_near(id, hint) else {
             return Target::Tail;
         };
         self.slots[idx + 1..]
@@ -447,8 +455,8 @@ impl Pipeline {
             .map_or(Target::Tail, |s| Target::Slot(s.id))
     }
 
-    fn prev_before(&self, id: u64) -> Target {
-        let Some(idx) = self.index_of(id) else {
+    fn prev_before(&self, id: u64, hint: usize) -> Target {
+        let Some(idx) = self.index_near(id, hint) else {
             return Target::Head;
         };
         self.slots[..idx]
@@ -505,13 +513,17 @@ impl Pipeline {
         let was_exception = matches!(ev, Ev::Exception(_));
         self.busy.push(id);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let mut ctx = Context { p: self, id };
+            let mut ctx = Context {
+                p: self,
+                id,
+                hint: idx,
+            };
             invoke(&mut *handler, &mut ctx, ev)
         }));
         self.busy.pop();
         // Put the handler back, or finish its removal.
         let mut removed_name = None;
-        match self.index_of(id) {
+        match self.index_near(id, idx) {
             Some(i) if !self.slots[i].removed => self.slots[i].handler = Some(handler),
             Some(i) => {
                 let slot = self.slots.remove(i);
@@ -699,6 +711,8 @@ fn invoke(h: &mut dyn Handler, ctx: &mut Context<'_>, ev: Ev) -> HandlerResult {
 pub struct Context<'a> {
     p: &'a mut Pipeline,
     id: u64,
+    /// Where the handler was when the callback started (checked before use).
+    hint: usize,
 }
 
 macro_rules! fire_inbound_fn {
@@ -712,12 +726,12 @@ macro_rules! fire_inbound_fn {
 
 impl Context<'_> {
     fn forward_inbound(&mut self, ev: Ev) {
-        let target = self.p.next_after(self.id);
+        let target = self.p.next_after(self.id, self.hint);
         self.p.queue.push_back(Queued { target, ev });
     }
 
     fn forward_outbound(&mut self, ev: Ev) {
-        let target = self.p.prev_before(self.id);
+        let target = self.p.prev_before(self.id, self.hint);
         self.p.queue.push_back(Queued { target, ev });
     }
 
@@ -736,7 +750,7 @@ impl Context<'_> {
     /// ```
     pub fn name(&self) -> &str {
         self.p
-            .index_of(self.id)
+            .index_near(self.id, self.hint)
             .map_or("", |i| &*self.p.slots[i].name)
     }
 
@@ -1034,7 +1048,7 @@ impl Context<'_> {
     /// }
     /// ```
     pub fn schedule_timer(&mut self, after: Duration) {
-        if let Some(i) = self.p.index_of(self.id) {
+        if let Some(i) = self.p.index_near(self.id, self.hint) {
             self.p.slots[i].timer = Some(Instant::now() + after);
             self.p.timers_changed = true;
         }

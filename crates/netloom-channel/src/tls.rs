@@ -411,7 +411,7 @@ impl Handler for TlsHandler {
             }
             if !self.handshake_done && !self.conn.is_handshaking() {
                 self.handshake_done = true;
-                ctx.fire_user_event(UserEvent::TlsHandshakeComplete(self.info()));
+                ctx.fire_user_event(UserEvent::TlsHandshakeComplete(Box::new(self.info())));
             }
             peer_closed |= self.read_plaintext(ctx)?;
         }
