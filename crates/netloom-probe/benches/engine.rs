@@ -6,6 +6,10 @@
 //!   256 in flight, on a current-thread runtime; the measured "time" is the process CPU
 //!   time (user + system, from getrusage) so the per-element figure is CPU per answered
 //!   probe, kernel work for the loopback reply included. Needs CAP_NET_RAW.
+//! * before those, one long run (400 windows) prints the user / system split of the CPU
+//!   per probe: user time is the engine's own code (building, matching, parsing, waking)
+//!   without the kernel's network stack. getrusage samples the split per tick, so it needs
+//!   a run this long rather than criterion's short samples.
 //! * `loopback_wall/*`: the same, wall time (probes per second).
 //!
 //! Run: `cargo bench -p netloom-probe --bench engine`
@@ -103,7 +107,8 @@ fn parse(c: &mut Criterion) {
     g.finish();
 }
 
-fn cpu_time() -> Duration {
+/// (user, user + system) CPU time of the process so far.
+fn cpu_time() -> (Duration, Duration) {
     // SAFETY: rusage is plain old data and `ru` is a live local for the call.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -111,7 +116,7 @@ fn cpu_time() -> Duration {
         ru
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (tv(ru.ru_utime), tv(ru.ru_utime) + tv(ru.ru_stime))
 }
 
 async fn window(prober: &Prober, target: IpAddr) {
@@ -121,6 +126,24 @@ async fn window(prober: &Prober, target: IpAddr) {
     for r in replies {
         assert_eq!(r.map(|r| r.outcome).ok(), Some(Outcome::Reply));
     }
+}
+
+/// Prints user and system CPU per probe over one long run.
+fn split_cpu(rt: &tokio::runtime::Runtime, prober: &Prober, name: &str, target: IpAddr) {
+    const RUNS: u32 = 400;
+    let (u0, t0) = cpu_time();
+    for _ in 0..RUNS {
+        rt.block_on(window(prober, target));
+    }
+    let (u1, t1) = cpu_time();
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(RUNS) / WINDOW as f64;
+    println!(
+        "loopback_cpu_split/{name}: user {:.2} µs/probe, system {:.2} µs/probe, total {:.2} µs/probe ({} probes)",
+        per(u1 - u0),
+        per((t1 - t0) - (u1 - u0)),
+        per(t1 - t0),
+        RUNS as usize * WINDOW
+    );
 }
 
 fn loopback(c: &mut Criterion) {
@@ -140,15 +163,16 @@ fn loopback(c: &mut Criterion) {
     };
     for (name, target) in [("icmp_v4", "127.0.0.1"), ("icmp_v6", "::1")] {
         let target: IpAddr = target.parse().expect("literal");
+        split_cpu(&rt, &prober, name, target);
         let mut g = c.benchmark_group("loopback_cpu");
         g.throughput(Throughput::Elements(WINDOW as u64));
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let start = cpu_time();
+                let start = cpu_time().1;
                 for _ in 0..iters {
                     rt.block_on(window(&prober, target));
                 }
-                cpu_time() - start
+                cpu_time().1 - start
             })
         });
         g.finish();
