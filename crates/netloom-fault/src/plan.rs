@@ -144,7 +144,7 @@ pub(crate) fn reset_matched(
             .iter()
             .map(|i| plan[*i].0.connection.clone())
             .collect();
-        let results = DiagSocket::new()?.destroy(&conns, opts.destroy)?;
+        let results = destroy_in_parallel(&conns, opts.destroy)?;
         for (i, r) in destroy_idx.iter().zip(results) {
             errors[*i] = r.err().map(|e| format!("SOCK_DESTROY: {e}"));
         }
@@ -181,13 +181,51 @@ pub(crate) fn reset_matched(
         .collect())
 }
 
-/// Below this many descriptor resets, one thread does them all.
+/// Below this many resets (descriptor or SOCK_DESTROY), one thread does them all.
 const PARALLEL_FROM: usize = 512;
+
+/// Threads for large reset batches: the CPUs, at most four.
+fn worker_count(jobs: usize) -> usize {
+    if jobs < PARALLEL_FROM {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// SOCK_DESTROY over one netlink socket per worker thread: the kernel's work per socket (an
+/// RST sent and, on loopback, received) is most of the cost, and it runs on the caller's CPU.
+fn destroy_in_parallel(
+    conns: &[crate::conn::Connection],
+    opts: DestroyOptions,
+) -> Result<Vec<std::io::Result<()>>> {
+    let threads = worker_count(conns.len());
+    if threads == 1 {
+        return DiagSocket::new()?.destroy(conns, opts);
+    }
+    let chunk = conns.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = conns
+            .chunks(chunk)
+            .map(|part| s.spawn(move || DiagSocket::new()?.destroy(part, opts)))
+            .collect();
+        let mut out = Vec::with_capacity(conns.len());
+        for w in workers {
+            let part = w.join().unwrap_or_else(|_| {
+                Err(FaultError::Netlink {
+                    operation: "SOCK_DESTROY",
+                    source: std::io::Error::other("worker thread panicked"),
+                })
+            })?;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
 
 /// Descriptor resets cost the kernel an RST each; with many, spread them over the CPUs.
 fn reset_fds_in_parallel(plan: &[(Matched, Method)], idx: &[usize], me: u32) -> Vec<Result<()>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if idx.len() < PARALLEL_FROM || threads == 1 {
+    let threads = worker_count(idx.len());
+    if threads == 1 {
         return idx
             .iter()
             .map(|i| reset_through_fd(&plan[*i].0, plan[*i].1, me))
