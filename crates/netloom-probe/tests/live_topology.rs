@@ -15,6 +15,9 @@ use netloom_testnet::{
 };
 
 const ROUTERS: usize = 3;
+/// Probes in flight at once in the window test (the default `max_in_flight`; the issue
+/// asks for at least 10,240, TCP included).
+const WINDOW: usize = 16_384;
 
 /// Runs `f` on a current-thread runtime on a thread inside `ns`, so every socket the
 /// prober opens (shared and per-probe) lives in that namespace.
@@ -216,13 +219,13 @@ fn two_probers_on_one_host_keep_their_own_replies() {
 }
 
 #[test]
-fn window_of_10240_probes_to_a_blackhole_tcp_included() {
+fn window_of_16384_probes_to_a_blackhole_tcp_included() {
     let net = Topology::builder().routers(1).build().expect("topology");
     let (hole4, hole6) = (net.blackhole_v4(), net.blackhole_v6());
     in_namespace(net.source(), || async move {
         let p = Prober::open(ProberConfig {
             privilege: PrivilegeMode::Raw,
-            max_in_flight: 10_240,
+            max_in_flight: WINDOW,
             ..Default::default()
         })
         .await
@@ -230,7 +233,7 @@ fn window_of_10240_probes_to_a_blackhole_tcp_included() {
         for proto in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp] {
             let o = opts(proto, 64).with_timeout(Duration::from_millis(1500));
             let futs =
-                (0..10_240).map(|i| p.probe(if i % 2 == 0 { hole4 } else { hole6 }, o.clone()));
+                (0..WINDOW).map(|i| p.probe(if i % 2 == 0 { hole4 } else { hole6 }, o.clone()));
             let results = futures::future::join_all(futs).await;
             let no_reply = results
                 .iter()
@@ -241,7 +244,7 @@ fn window_of_10240_probes_to_a_blackhole_tcp_included() {
                 .filter_map(|r| r.as_ref().err())
                 .take(3)
                 .collect();
-            assert_eq!(no_reply, 10_240, "{proto}: {errors:?}");
+            assert_eq!(no_reply, WINDOW, "{proto}: {errors:?}");
             assert_eq!(p.in_flight(), 0);
         }
     });

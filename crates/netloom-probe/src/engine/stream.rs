@@ -66,21 +66,30 @@ impl Engine {
             }),
             opts.local_port.unwrap_or(0),
         );
-        // Bind first so the source port is known before the SYN leaves.
-        sock.bind(&local.into())
-            .map_err(|e| ProbeError::from_send(e, target, local))?;
-        let src_port = sock
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .map_or(0, |a| a.port());
+        // A given source port is bound (and registered) before the SYN leaves. Otherwise
+        // connect picks the port from the whole ephemeral range (bind(0) would only use
+        // half of it), and the probe registers right after; an ICMP error that beats the
+        // registration still arrives through the socket's error queue.
+        if opts.local_port.is_some() || opts.local_addr.is_some() {
+            if opts.local_port.is_none() {
+                sys::bind_address_no_port(sock.as_raw_fd())
+                    .map_err(|e| ProbeError::io(format!("configuring a {what} probe socket"), e))?;
+            }
+            sock.bind(&local.into())
+                .map_err(|e| ProbeError::from_send(e, target, local))?;
+        }
         let dst_port = opts.port.unwrap_or(STREAM_DEFAULT_PORT);
         let dst = SocketAddr::new(target, dst_port);
-        let registered = if self.raw {
+        let register = |sock: &Socket| {
+            let src_port = sock.local_addr().ok()?.as_socket()?.port();
             let keys = std::iter::once(key(v6, kind, src_port, dst_port, 0));
-            Some(self.table.insert(target, keys, self.config.max_in_flight)?)
-        } else {
-            None
+            self.table
+                .insert(target, keys, self.config.max_in_flight)
+                .ok()
+        };
+        let mut registered = match opts.local_port {
+            Some(_) if self.raw => register(&sock),
+            _ => None,
         };
         let sent = Instant::now();
         match sock.connect(&dst.into()) {
@@ -91,6 +100,9 @@ impl Engine {
                 return Ok(self.arrived(target, sent));
             }
             Err(e) => return Err(ProbeError::from_send(e, target, local)),
+        }
+        if self.raw && registered.is_none() {
+            registered = register(&sock);
         }
         self.count_sent();
         let afd = sys::register(sock, Interest::WRITABLE | Interest::ERROR)

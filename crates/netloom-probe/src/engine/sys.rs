@@ -366,6 +366,13 @@ pub(crate) fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
     }
 }
 
+/// Lets `bind` to an address with port 0 leave the port for `connect` to choose (from
+/// the whole ephemeral range, unique per 4-tuple).
+pub(crate) fn bind_address_no_port(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one)
+}
+
 /// Turns off automatic IPv6 flow labels, so every probe of a constant flow carries the
 /// same (zero) flow label and ECMP routers hashing on it keep the probes on one path.
 pub(crate) fn no_auto_flow_label(fd: RawFd) -> io::Result<()> {
