@@ -57,6 +57,15 @@ fn main() -> anyhow::Result<()> {
         "--rounds {} must be 1..=20",
         args.rounds
     );
+    for (i, spec) in args.servers.iter().enumerate() {
+        anyhow::ensure!(
+            args.servers[..i]
+                .iter()
+                .all(|other| other.name != spec.name),
+            "--server name {:?} is given twice",
+            spec.name
+        );
+    }
     let mut plan = Plan::new(args.servers);
     plan.server_cpu = args.server_cpu;
     plan.client_cpu = args.client_cpu;
