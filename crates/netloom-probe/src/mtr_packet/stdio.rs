@@ -52,6 +52,14 @@ impl Drop for NonBlocking {
     }
 }
 
+/// Registers `fd` with the reactor.
+fn register(fd: NonBlocking) -> io::Result<AsyncFd<NonBlocking>> {
+    // SAFETY: `NonBlocking` owns its descriptor (a dup made in `new`) and closes it only
+    // when dropped; `as_raw_fd` always returns that descriptor, and the `AsyncFd` owns the
+    // `NonBlocking`, so the descriptor stays open and the same for the registration's life.
+    unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)
+}
+
 impl AsRawFd for NonBlocking {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.file.as_raw_fd()
@@ -87,7 +95,7 @@ impl PipeReader {
         let Some(fd) = NonBlocking::new(io::stdin().as_fd())? else {
             return Ok(None);
         };
-        Ok(Some(PipeReader(AsyncFd::new(fd)?)))
+        Ok(Some(PipeReader(register(fd)?)))
     }
 }
 
@@ -139,7 +147,7 @@ impl PipeWriter {
         let Some(fd) = NonBlocking::new(io::stdout().as_fd())? else {
             return Ok(None);
         };
-        Ok(Some(PipeWriter(AsyncFd::new(fd)?)))
+        Ok(Some(PipeWriter(register(fd)?)))
     }
 }
 

@@ -117,7 +117,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!(
-        "| program | target | protocol | window | probes | expected replies | errors | probes-exhausted | probes/s | CPU µs/probe | user | sys | sustained |"
+        "| program | target | protocol | window | probes | expected replies | errors | probes-exhausted | expected/s | CPU µs/probe | user | sys | sustained |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for &target in &args.targets {
@@ -143,7 +143,8 @@ fn report(name: &str, target: Target, proto: Proto, window: usize, r: &RunResult
     let exhausted = r.count("probes-exhausted");
     let errors = r.completed() - expected - exhausted;
     let secs = r.wall.as_secs_f64().max(1e-9);
-    let rate = r.completed() as f64 / secs;
+    // Only probes that got the expected reply count as done.
+    let rate = expected as f64 / secs;
     let per_probe = |d: Duration| {
         if r.completed() > 0 {
             d.as_secs_f64() * 1e6 / r.completed() as f64

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use netloom_probe::mtr_packet::{
-    DEFAULT_COMMAND_BUFFER_SIZE, Dialect, ParseLimits, Session, SessionConfig, Support,
+    DEFAULT_COMMAND_BUFFER_SIZE, Dialect, ParseLimits, PipeReader, PipeWriter, Session,
+    SessionConfig, Support,
 };
 use netloom_probe::{PrivilegeMode, Prober, ProberConfig};
 
@@ -108,10 +109,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .context("opening probe sockets")?;
         let session = Session::new(prober, config, Support::detect());
-        let stats = session
-            .run(tokio::io::stdin(), tokio::io::stdout())
-            .await
-            .context("reading commands / writing replies")?;
+        // Pipes (how mtr and mtrpacket connect us) are read and written directly on the
+        // reactor; anything else (a file, a terminal) through tokio's blocking stdio.
+        let pipes = (PipeReader::stdin()?, PipeWriter::stdout()?);
+        let stats = match pipes {
+            (Some(input), Some(output)) => session.run(input, output).await,
+            (Some(input), None) => session.run(input, tokio::io::stdout()).await,
+            (None, Some(output)) => session.run(tokio::io::stdin(), output).await,
+            (None, None) => session.run(tokio::io::stdin(), tokio::io::stdout()).await,
+        }
+        .context("reading commands / writing replies")?;
         tracing::info!(?stats, "command stream closed, all probes finished");
         Ok(())
     })
