@@ -15,9 +15,10 @@ use crate::{CodecError, FieldType};
 /// without its first `initial_bytes_to_strip` bytes (by default the offset plus the field,
 /// i.e. the body only).
 ///
-/// Errors: a negative value of a signed field ([`CodecError::NegativeLength`]) or an
-/// adjusted length shorter than the header or the bytes to strip
-/// ([`CodecError::FrameLengthTooShort`]) are fatal: the stream is out of sync. A frame
+/// Errors: a negative value of a signed field ([`CodecError::NegativeLength`]), an
+/// adjusted length beyond 2^63 - 1 ([`CodecError::LengthOutOfRange`]) or shorter than the
+/// header or the bytes to strip ([`CodecError::FrameLengthTooShort`]) are fatal: the
+/// stream is out of sync. A frame
 /// longer than the maximum (8 MiB by default; the whole frame, header included, as in
 /// Netty) is discarded as it arrives, never buffered, and reported as
 /// [`CodecError::FrameTooLong`] with the announced length, at once (fail-fast, the
@@ -274,6 +275,13 @@ impl Decoder for LengthField {
                 length: frame_length,
                 minimum: self.end,
                 what: "the end of the length field",
+            });
+        }
+        if frame_length > i128::from(i64::MAX) {
+            // Netty computes lengths in a Java long: beyond it the stream is garbage.
+            return Err(CodecError::LengthOutOfRange {
+                length: frame_length,
+                field: self.field.to_string(),
             });
         }
         if frame_length > self.limit.max as i128 {

@@ -37,9 +37,10 @@ const CASES: &[(&str, usize, &[&str])] = &[
         ],
     ),
     (
-        "length-field:i64le,offset=1,strip=12,max=60",
+        "length-field:u64le,offset=1,strip=12,max=60",
         60,
         &[
+            "LengthOutOfRange",
             "FrameTooLong",
             "TruncatedFrame",
             "NegativeLength",
@@ -96,6 +97,7 @@ fn kind(err: &CodecError) -> &'static str {
         CodecError::InvalidVarint { .. } => "InvalidVarint",
         CodecError::InvalidNetstring { .. } => "InvalidNetstring",
         CodecError::InvalidCobs { .. } => "InvalidCobs",
+        CodecError::LengthOutOfRange { .. } => "LengthOutOfRange",
         _ => "other",
     }
 }

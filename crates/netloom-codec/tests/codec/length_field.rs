@@ -112,15 +112,18 @@ fn a_negative_signed_length_is_fatal() {
         "{err}"
     );
     assert!(!err.can_continue());
-    // An unsigned 64-bit field cannot be negative, but is far over any limit.
-    let out = decode_in_chunks(&mut framer("length-field:u64be"), &[0xff; 8], &[]);
-    assert!(matches!(
-        out.errors[0],
-        CodecError::FrameTooLong {
-            seen: usize::MAX,
-            ..
-        }
-    ));
+    // An unsigned 64-bit length beyond 2^63 - 1 (Netty's long) is fatal too.
+    let (_, err) = decode_err(&framer("length-field:u64be"), &[0xff; 8]);
+    assert!(matches!(err, CodecError::LengthOutOfRange { .. }), "{err}");
+    assert!(!err.can_continue());
+    // Adding the adjustment past it as well.
+    let wire = [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    let (_, err) = decode_err(&framer("length-field:u64be,adjust=1"), &wire);
+    assert!(matches!(err, CodecError::LengthOutOfRange { .. }), "{err}");
+    // Just below it: far over the limit, discarded as it arrives.
+    let wire = [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0];
+    let out = decode_in_chunks(&mut framer("length-field:u64be"), &wire, &[]);
+    assert!(matches!(out.errors[0], CodecError::FrameTooLong { .. }));
 }
 
 #[test]
