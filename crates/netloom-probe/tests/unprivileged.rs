@@ -107,7 +107,7 @@ fn unprivileged_child() {
             protocol: proto,
             ttl,
             port,
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
             ..Default::default()
         };
         for pair in addrs.chunks(2) {
