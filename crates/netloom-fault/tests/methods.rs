@@ -288,3 +288,40 @@ fn destroy_dual_stack_mapped_socket() {
 fn inject_dual_stack_mapped_socket() {
     dual_stack_server_end(Method::Inject, ECONNRESET);
 }
+
+/// Enough connections that resets are spread over worker threads (512 and up).
+fn many_connections(method: Method) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let n = 600;
+    let acceptor = std::thread::spawn(move || {
+        (0..n)
+            .map(|_| listener.accept().unwrap().0)
+            .collect::<Vec<_>>()
+    });
+    let clients: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let servers = acceptor.join().unwrap();
+    let filter = Filter::new().pid(std::process::id()).remote(addr.into());
+    let opts = ResetOptions {
+        method,
+        ..Default::default()
+    };
+    let reports = reset_connections(&filter, opts).unwrap();
+    assert_eq!(reports.len(), n);
+    assert!(
+        reports.iter().all(|r| r.ok() && r.method == method),
+        "{reports:?}"
+    );
+    assert!(netloom_fault::list_connections(&filter).unwrap().is_empty());
+    drop((clients, servers));
+}
+
+#[test]
+fn many_connections_destroy() {
+    many_connections(Method::Destroy);
+}
+
+#[test]
+fn many_connections_fd() {
+    many_connections(Method::Fd);
+}
