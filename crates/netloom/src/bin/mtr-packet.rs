@@ -16,7 +16,7 @@ use netloom_probe::{PrivilegeMode, Prober, ProberConfig};
 /// Send and receive network probes for mtr and mtrpacket (mtr-packet's stdin/stdout
 /// command protocol).
 #[derive(Parser, Debug)]
-#[command(name = "mtr-packet", version, about, long_about = None)]
+#[command(name = "mtr-packet", version)]
 struct Args {
     /// Reply words to use: `current` (mtr 0.96+: no-route-host, no-route-network,
     /// host-down) or `0.95` (Debian 12's mtr: no-route).
