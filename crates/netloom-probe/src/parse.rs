@@ -155,27 +155,7 @@ pub fn parse_ipv4_icmp(packet: &[u8]) -> Result<Option<Parsed>, Malformed> {
 /// assert_eq!(p.message, Message::Echo { ident: 9, seq: 10 });
 /// ```
 pub fn parse_icmpv4(icmp: &[u8], responder: IpAddr) -> Result<Option<Parsed>, Malformed> {
-    let p = IcmpPacket::new_checked(icmp)?;
-    if p.msg_type() == icmpv4::ECHO_REPLY {
-        return Ok(Some(echo(&p, responder)));
-    }
-    let Some(outcome) = classify_error(false, p.msg_type(), p.code()) else {
-        return Ok(None);
-    };
-    let split = split_extensions(p.body(), p.original_len_v4());
-    let inner = Ipv4Packet::new_checked(split.original)?;
-    let quote = quote(inner.protocol(), inner.payload(), 1)?;
-    Ok(Some(Parsed {
-        responder,
-        message: Message::Error {
-            outcome,
-            quoted_src: IpAddr::V4(inner.src()),
-            quoted_dst: IpAddr::V4(inner.dst()),
-            quote,
-        },
-        mpls: split.mpls,
-        extension_malformed: split.malformed,
-    }))
+    parse_icmp(icmp, responder, false)
 }
 
 /// Parses an ICMPv6 message (raw and datagram ICMPv6 sockets deliver no IP header; the
@@ -186,22 +166,45 @@ pub fn parse_icmpv4(icmp: &[u8], responder: IpAddr) -> Result<Option<Parsed>, Ma
 /// assert!(parse_icmpv6(&[3, 0, 0], "::1".parse().unwrap()).is_err());
 /// ```
 pub fn parse_icmpv6(icmp: &[u8], responder: IpAddr) -> Result<Option<Parsed>, Malformed> {
+    parse_icmp(icmp, responder, true)
+}
+
+/// The version-independent part: echo reply or error; for an error, the RFC 4884 split
+/// (length in 32-bit words for v4, 64-bit for v6) and the quoted datagram.
+fn parse_icmp(icmp: &[u8], responder: IpAddr, v6: bool) -> Result<Option<Parsed>, Malformed> {
     let p = IcmpPacket::new_checked(icmp)?;
-    if p.msg_type() == icmpv6::ECHO_REPLY {
+    let echo_reply = if v6 {
+        icmpv6::ECHO_REPLY
+    } else {
+        icmpv4::ECHO_REPLY
+    };
+    if p.msg_type() == echo_reply {
         return Ok(Some(echo(&p, responder)));
     }
-    let Some(outcome) = classify_error(true, p.msg_type(), p.code()) else {
+    let Some(outcome) = classify_error(v6, p.msg_type(), p.code()) else {
         return Ok(None);
     };
-    let split = split_extensions(p.body(), p.original_len_v6());
-    let inner = Ipv6Packet::new_checked(split.original)?;
-    let quote = quote(inner.next_header(), inner.payload(), 58)?;
+    let original_len = if v6 {
+        p.original_len_v6()
+    } else {
+        p.original_len_v4()
+    };
+    let split = split_extensions(p.body(), original_len);
+    let (quoted_src, quoted_dst, quote) = if v6 {
+        let inner = Ipv6Packet::new_checked(split.original)?;
+        let q = quote(inner.next_header(), inner.payload(), 58)?;
+        (IpAddr::V6(inner.src()), IpAddr::V6(inner.dst()), q)
+    } else {
+        let inner = Ipv4Packet::new_checked(split.original)?;
+        let q = quote(inner.protocol(), inner.payload(), 1)?;
+        (IpAddr::V4(inner.src()), IpAddr::V4(inner.dst()), q)
+    };
     Ok(Some(Parsed {
         responder,
         message: Message::Error {
             outcome,
-            quoted_src: IpAddr::V6(inner.src()),
-            quoted_dst: IpAddr::V6(inner.dst()),
+            quoted_src,
+            quoted_dst,
             quote,
         },
         mpls: split.mpls,

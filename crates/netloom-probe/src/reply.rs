@@ -158,6 +158,26 @@ impl MplsLabel {
     }
 }
 
+/// mtr's notation: `Lbl 24001 TC 5 S 0 TTL 1`.
+///
+/// ```
+/// use netloom_probe::MplsLabel;
+/// let l = MplsLabel { label: 24001, traffic_class: 5, bottom_of_stack: false, ttl: 1 };
+/// assert_eq!(l.to_string(), "Lbl 24001 TC 5 S 0 TTL 1");
+/// ```
+impl std::fmt::Display for MplsLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Lbl {} TC {} S {} TTL {}",
+            self.label,
+            self.traffic_class,
+            u8::from(self.bottom_of_stack),
+            self.ttl
+        )
+    }
+}
+
 /// The result of one probe.
 ///
 /// `responder` and `rtt` are set for every outcome except [`Outcome::NoReply`].

@@ -11,9 +11,10 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::packet::{self, payload_len};
+use super::sockets::{self, unspecified};
 use super::sys::{self, SendMeta};
 use super::table::{KeyKind, key};
-use super::{Engine, UDP_DEFAULT_PORT, UDP_PORT_BASE, UDP_PORT_COUNT, sockets};
+use super::{Engine, UDP_DEFAULT_PORT, UDP_PORT_BASE, UDP_PORT_COUNT, local_address};
 use crate::parse::classify_error;
 use crate::wire::pseudo_header_sum;
 use crate::{ProbeError, ProbeOptions, ProbeReply};
@@ -47,14 +48,7 @@ async fn send(fd: RawFd, buf: &[u8], dst: SocketAddr, m: &SendMeta) -> Result<()
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
             Err(e) => {
-                let local = SocketAddr::new(
-                    m.src.unwrap_or(if dst.is_ipv6() {
-                        IpAddr::from([0u16; 8])
-                    } else {
-                        IpAddr::from([0u8; 4])
-                    }),
-                    0,
-                );
+                let local = SocketAddr::new(m.src.unwrap_or(unspecified(dst.is_ipv6())), 0);
                 return Err(ProbeError::from_send(e, dst.ip(), local));
             }
         }
@@ -62,6 +56,39 @@ async fn send(fd: RawFd, buf: &[u8], dst: SocketAddr, m: &SendMeta) -> Result<()
 }
 
 impl Engine {
+    /// A send socket carrying the probe's mark / device (raw mode only), if it has any.
+    fn extra_socket(
+        &self,
+        v6: bool,
+        udp: bool,
+        opts: &ProbeOptions,
+    ) -> Result<Option<std::sync::Arc<Socket>>, ProbeError> {
+        if opts.mark.is_none() && opts.device.is_none() {
+            return Ok(None);
+        }
+        if !self.raw {
+            return Err(ProbeError::NotSupported {
+                what: "a mark or device on ICMP probes in unprivileged mode".into(),
+            });
+        }
+        self.sockets.send_socket(v6, udp, opts).map(Some)
+    }
+
+    /// Sends a probe built for the shared socket `fd` and waits for its answer.
+    async fn send_and_wait(
+        &self,
+        fd: RawFd,
+        buf: &[u8],
+        target: IpAddr,
+        opts: &ProbeOptions,
+        rx: tokio::sync::oneshot::Receiver<super::table::Delivery>,
+    ) -> Result<ProbeReply, ProbeError> {
+        let sent = Instant::now();
+        send(fd, buf, SocketAddr::new(target, 0), &meta(opts)).await?;
+        self.count_sent();
+        Ok(self.wait(rx, sent, opts.timeout).await)
+    }
+
     pub(super) async fn probe_icmp(
         &self,
         target: IpAddr,
@@ -69,16 +96,7 @@ impl Engine {
     ) -> Result<ProbeReply, ProbeError> {
         let v6 = target.is_ipv6();
         let fam = self.family(v6)?;
-        let extra = if opts.mark.is_some() || opts.device.is_some() {
-            if !self.raw {
-                return Err(ProbeError::NotSupported {
-                    what: "a mark or device on ICMP probes in unprivileged mode".into(),
-                });
-            }
-            Some(self.sockets.send_socket(v6, false, opts)?)
-        } else {
-            None
-        };
+        let extra = self.extra_socket(v6, false, opts)?;
         let fd = extra
             .as_ref()
             .map_or(fam.icmp.get_ref().as_raw_fd(), |s| s.as_raw_fd());
@@ -108,10 +126,7 @@ impl Engine {
             constant,
             !v6 && self.raw,
         );
-        let sent = Instant::now();
-        send(fd, &buf, SocketAddr::new(target, 0), &meta(opts)).await?;
-        self.count_sent();
-        Ok(self.wait(rx, sent, opts.timeout).await)
+        self.send_and_wait(fd, &buf, target, opts, rx).await
     }
 
     pub(super) async fn probe_udp_raw(
@@ -121,11 +136,7 @@ impl Engine {
     ) -> Result<ProbeReply, ProbeError> {
         let v6 = target.is_ipv6();
         let fam = self.family(v6)?;
-        let extra = if opts.mark.is_some() || opts.device.is_some() {
-            Some(self.sockets.send_socket(v6, true, opts)?)
-        } else {
-            None
-        };
+        let extra = self.extra_socket(v6, true, opts)?;
         let fd = match (&extra, &fam.udp) {
             (Some(s), _) => s.as_raw_fd(),
             (None, Some(s)) => s.as_raw_fd(),
@@ -170,10 +181,7 @@ impl Engine {
             opts.bit_pattern,
             checksum,
         );
-        let sent = Instant::now();
-        send(fd, &buf, SocketAddr::new(target, 0), &meta(opts)).await?;
-        self.count_sent();
-        Ok(self.wait(rx, sent, opts.timeout).await)
+        self.send_and_wait(fd, &buf, target, opts, rx).await
     }
 
     /// Unprivileged UDP: a connected socket of its own with IP_RECVERR; the error queue
@@ -185,14 +193,7 @@ impl Engine {
     ) -> Result<ProbeReply, ProbeError> {
         let v6 = target.is_ipv6();
         let dst = SocketAddr::new(target, opts.port.unwrap_or(UDP_DEFAULT_PORT));
-        let local = SocketAddr::new(
-            opts.local_addr.unwrap_or(if v6 {
-                IpAddr::from([0u16; 8])
-            } else {
-                IpAddr::from([0u8; 4])
-            }),
-            opts.local_port.unwrap_or(0),
-        );
+        let local = local_address(opts, v6);
         let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
         let sock = Socket::new(domain, Type::DGRAM, Some(SockProto::UDP))
             .map_err(|e| ProbeError::io("opening a UDP probe socket", e))?;

@@ -224,6 +224,15 @@ impl Engine {
     }
 }
 
+/// The address a per-probe socket binds: the local address and port asked for, or the
+/// unspecified address and port 0.
+fn local_address(opts: &ProbeOptions, v6: bool) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(
+        opts.local_addr.unwrap_or(sockets::unspecified(v6)),
+        opts.local_port.unwrap_or(0),
+    )
+}
+
 /// Checks options against the target and the configured limits.
 fn validate(config: &ProberConfig, target: IpAddr, opts: &ProbeOptions) -> Result<(), ProbeError> {
     let invalid = |what: String| Err(ProbeError::InvalidArgument { what });

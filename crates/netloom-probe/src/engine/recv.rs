@@ -95,11 +95,7 @@ fn drain_error_queue(engine: &Engine, fd: i32, v6: bool, ident: u16, buf: &mut [
             responder: offender,
             message: Message::Error {
                 outcome,
-                quoted_src: if v6 {
-                    IpAddr::from([0u16; 8])
-                } else {
-                    IpAddr::from([0u8; 4])
-                },
+                quoted_src: super::sockets::unspecified(v6),
                 quoted_dst: dest.ip(),
                 quote: Quote::Icmp { ident, seq },
             },

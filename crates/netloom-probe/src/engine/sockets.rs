@@ -143,7 +143,8 @@ fn raw_udp(v6: bool) -> io::Result<Socket> {
     Ok(udp)
 }
 
-fn unspecified(v6: bool) -> IpAddr {
+/// The unspecified address of one IP version.
+pub(crate) fn unspecified(v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {

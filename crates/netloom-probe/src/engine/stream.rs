@@ -13,7 +13,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::table::{Delivery, KeyKind, key};
-use super::{Engine, STREAM_DEFAULT_PORT, sockets, sys};
+use super::{Engine, STREAM_DEFAULT_PORT, local_address, sockets, sys};
 use crate::parse::classify_error;
 use crate::{Outcome, ProbeError, ProbeOptions, ProbeReply, Protocol};
 
@@ -58,14 +58,7 @@ impl Engine {
         setup(&sock, v6, opts)
             .map_err(|e| ProbeError::io(format!("configuring a {what} probe socket"), e))?;
         sockets::apply_mark_device(&sock, opts)?;
-        let local = SocketAddr::new(
-            opts.local_addr.unwrap_or(if v6 {
-                IpAddr::from([0u16; 8])
-            } else {
-                IpAddr::from([0u8; 4])
-            }),
-            opts.local_port.unwrap_or(0),
-        );
+        let local = local_address(opts, v6);
         // A given source port is bound (and registered) before the SYN leaves. Otherwise
         // connect picks the port from the whole ephemeral range (bind(0) would only use
         // half of it), and the probe registers right after; an ICMP error that beats the

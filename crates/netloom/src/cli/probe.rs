@@ -175,13 +175,7 @@ fn describe(target: IpAddr, r: &ProbeReply) -> String {
         line += &format!(" ({kind:?})");
     }
     for l in &r.mpls {
-        line += &format!(
-            " [MPLS: Lbl {} TC {} S {} TTL {}]",
-            l.label,
-            l.traffic_class,
-            u8::from(l.bottom_of_stack),
-            l.ttl
-        );
+        line += &format!(" [MPLS: {l}]");
     }
     line
 }

@@ -116,13 +116,7 @@ fn table(host: &str, rows: &[HopReport]) -> String {
             out += &format!("      {other}\n");
         }
         for l in &r.mpls {
-            out += &format!(
-                "       [MPLS: Lbl {} TC {} S {} TTL {}]\n",
-                l.label,
-                l.traffic_class,
-                u8::from(l.bottom_of_stack),
-                l.ttl
-            );
+            out += &format!("       [MPLS: {l}]\n");
         }
     }
     out
