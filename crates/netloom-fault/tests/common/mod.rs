@@ -75,11 +75,11 @@ impl Echo {
         let addr = listener.local_addr().expect("echo addr");
         let (tx, reports) = mpsc::channel();
         std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
+            // The address from accept(2) is known even if the connection was reset before
+            // this thread looked at it (peer_addr would then fail).
+            while let Ok((mut stream, peer)) = listener.accept() {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
-                    let Ok(peer) = stream.peer_addr() else { return };
                     let mut buf = [0u8; 4096];
                     let observed = loop {
                         match stream.read(&mut buf) {
