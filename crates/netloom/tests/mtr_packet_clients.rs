@@ -13,7 +13,9 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Output, Stdio};
 
-use netloom_testnet::{CLOSED_TCP_PORT, CLOSED_UDP_PORT, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology};
+use netloom_testnet::{
+    CLOSED_TCP_PORT, CLOSED_UDP_PORT, Namespace, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology,
+};
 
 const OURS: &str = env!("CARGO_BIN_EXE_mtr-packet");
 const DEBIAN: &str = "/usr/bin/mtr-packet";
@@ -68,16 +70,8 @@ fn run_capped(mut cmd: Command, input: &[u8]) -> Output {
 /// Runs an mtr-packet program over `script` in the source namespace; returns its replies
 /// with round-trip times blanked, sorted.
 fn replies(net: &Topology, program: &str, extra: &[&str], script: &str) -> Vec<String> {
-    let mut cmd = net.source().command("timeout");
-    cmd.arg("60").arg(program).args(extra);
-    let out = run_capped(cmd, script.as_bytes());
-    assert!(
-        out.status.success(),
-        "{program} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let mut lines: Vec<String> = replies_in(net.source(), program, extra, script)
+        .iter()
         .map(|l| match l.split_once(" round-trip-time ") {
             Some((head, tail)) => {
                 let rest = tail.split_once(' ').map(|(_, r)| r).unwrap_or("");
@@ -85,7 +79,7 @@ fn replies(net: &Topology, program: &str, extra: &[&str], script: &str) -> Vec<S
                     .trim_end()
                     .to_owned()
             }
-            None => l.to_owned(),
+            None => l.clone(),
         })
         .collect();
     lines.sort();
@@ -181,6 +175,44 @@ fn current_dialect_names_the_unreachable_kind() {
     }
 }
 
+/// Runs an mtr-packet program over `script` inside `ns`; returns its sorted replies.
+fn replies_in(ns: &Namespace, program: &str, extra: &[&str], script: &str) -> Vec<String> {
+    let mut cmd = ns.command("timeout");
+    cmd.arg("60").arg(program).args(extra);
+    let out = run_capped(cmd, script.as_bytes());
+    assert!(
+        out.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn no_local_route_is_reported_like_mtr_packet() {
+    // A namespace with only loopback: nothing is routable.
+    let ns = Namespace::create("bare").expect("namespace");
+    let script = "1 send-probe ip-4 192.0.2.1\n\
+                  2 send-probe ip-6 2001:db8::1\n\
+                  3 send-probe ip-4 192.0.2.1 protocol udp\n\
+                  4 send-probe ip-4 192.0.2.1 protocol tcp\n";
+    let theirs = replies_in(&ns, DEBIAN, &[], script);
+    let ours = replies_in(&ns, OURS, &["--dialect", "0.95"], script);
+    assert_eq!(ours, theirs, "ours (left) vs Debian's mtr-packet (right)");
+    let current = replies_in(&ns, OURS, &[], script);
+    assert_eq!(
+        current,
+        (1..=4)
+            .map(|t| format!("{t} no-route-network"))
+            .collect::<Vec<_>>()
+    );
+}
+
 const PYTHON_CLIENT: &str = r#"
 import asyncio, json, sys
 import mtrpacket
@@ -270,7 +302,7 @@ fn mtr_report(
         "--interval",
         "0.1",
     ])
-    .args(["--gracetime", "1", "--no-dns"])
+    .args(["--gracetime", "2", "--no-dns"])
     .args(extra)
     .arg(target.to_string())
     .env("MTR_PACKET", program);
@@ -301,13 +333,19 @@ fn mtr_report_through_ours_shows_every_hop() {
         (false, &["--udp"][..]),
     ] {
         let a = addrs(&net, v6);
-        let hops = mtr_report(&net, OURS, a.dst, extra);
+        let (hops, theirs) = std::thread::scope(|s| {
+            let ours = s.spawn(|| mtr_report(&net, OURS, a.dst, extra));
+            let theirs = s.spawn(|| mtr_report(&net, DEBIAN, a.dst, extra));
+            (
+                ours.join().expect("mtr via ours"),
+                theirs.join().expect("mtr via Debian's"),
+            )
+        });
         let want: Vec<(String, String)> = [a.r1, a.r2, a.dst]
             .iter()
             .map(|h| (h.to_string(), "0.0%".to_owned()))
             .collect();
         assert_eq!(hops, want, "mtr {extra:?} via ours");
-        let theirs = mtr_report(&net, DEBIAN, a.dst, extra);
         assert_eq!(
             hops, theirs,
             "mtr {extra:?}: ours (left) vs Debian's (right)"

@@ -21,8 +21,9 @@ pub enum Dialect {
     /// `no-route-host`, `EHOSTDOWN` `host-down`.
     #[default]
     Current,
-    /// mtr 0.95 (Debian 12's mtr-tiny): every one of those is `no-route`; `EHOSTDOWN` is
-    /// `unexpected-error errno 112`.
+    /// mtr 0.95 (Debian 12's mtr-tiny): an ICMP destination-unreachable is `no-route` with
+    /// the responder; a missing local route is `invalid-argument` (0.95 finds it while
+    /// looking up the source address); `EHOSTDOWN` is `unexpected-error errno 112`.
     Mtr095,
 }
 
@@ -102,9 +103,9 @@ pub enum ErrorReply {
     PermissionDenied,
     /// `network-down`.
     NetworkDown,
-    /// `no-route-network` (0.95: `no-route`).
+    /// `no-route-network` (0.95: `invalid-argument`, as its source-address lookup fails).
     NoRouteNetwork,
-    /// `no-route-host` (0.95: `no-route`).
+    /// `no-route-host` (0.95: `invalid-argument`, likewise).
     NoRouteHost,
     /// `host-down` (0.95: `unexpected-error errno 112`).
     HostDown,
@@ -182,7 +183,12 @@ impl ErrorReply {
             ErrorReply::ProbesExhausted => write!(out, "probes-exhausted"),
             ErrorReply::PermissionDenied => write!(out, "permission-denied"),
             ErrorReply::NetworkDown => write!(out, "network-down"),
-            ErrorReply::NoRouteNetwork | ErrorReply::NoRouteHost if old => write!(out, "no-route"),
+            // mtr-packet 0.95 looks the source address up with a UDP connect() before
+            // sending; when that finds no route it answers invalid-argument, so the errno
+            // path to its "no-route" is practically never taken.
+            ErrorReply::NoRouteNetwork | ErrorReply::NoRouteHost if old => {
+                write!(out, "invalid-argument")
+            }
             ErrorReply::NoRouteNetwork => write!(out, "no-route-network"),
             ErrorReply::NoRouteHost => write!(out, "no-route-host"),
             ErrorReply::HostDown if old => {
