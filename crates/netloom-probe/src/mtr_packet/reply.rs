@@ -381,11 +381,15 @@ mod tests {
     #[test]
     fn errors_in_both_dialects() {
         let cases = [
-            (ErrorReply::NoRouteHost, "7 no-route-host\n", "7 no-route\n"),
+            (
+                ErrorReply::NoRouteHost,
+                "7 no-route-host\n",
+                "7 invalid-argument\n",
+            ),
             (
                 ErrorReply::NoRouteNetwork,
                 "7 no-route-network\n",
-                "7 no-route\n",
+                "7 invalid-argument\n",
             ),
             (
                 ErrorReply::HostDown,

@@ -110,11 +110,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if let Some(mask) = &args.network_cpus {
-        if let Err(e) = net.steer_packet_processing(mask) {
-            eprintln!("mtr-window: cannot steer packet processing: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    if let Some(Err(e)) = args
+        .network_cpus
+        .as_deref()
+        .map(|mask| net.steer_packet_processing(mask))
+    {
+        eprintln!("mtr-window: cannot steer packet processing: {e}");
+        return std::process::ExitCode::FAILURE;
     }
     println!(
         "| program | target | protocol | window | probes | expected replies | errors | probes-exhausted | expected/s | CPU µs/probe | user | sys | sustained |"
