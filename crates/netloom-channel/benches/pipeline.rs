@@ -46,7 +46,8 @@ fn echo(c: &mut Criterion) {
 
     let mut ch = EmbeddedChannel::new(|p| {
         let framing = FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?);
-        p.add_last("framing", framing)?.add_last("echo", EchoHandler)?;
+        p.add_last("framing", framing)?
+            .add_last("echo", EchoHandler)?;
         Ok(())
     })
     .unwrap();

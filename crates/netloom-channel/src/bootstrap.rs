@@ -224,11 +224,10 @@ impl RemoteAddr {
                 .await
                 .map(|it| it.collect::<Vec<_>>()),
         };
-        let addrs: Vec<SocketAddr> = resolved
-            .map_err(|source| ChannelError::Resolve {
-                host: self.to_string(),
-                source,
-            })?;
+        let addrs: Vec<SocketAddr> = resolved.map_err(|source| ChannelError::Resolve {
+            host: self.to_string(),
+            source,
+        })?;
         if addrs.is_empty() {
             return Err(ChannelError::Resolve {
                 host: self.to_string(),
@@ -372,7 +371,11 @@ impl Bootstrap {
         }
     }
 
-    fn run_on_loop(&self, job: impl FnOnce() + Send + 'static, rx: oneshot::Receiver<Result<Channel, ChannelError>>) -> ChannelFuture {
+    fn run_on_loop(
+        &self,
+        job: impl FnOnce() + Send + 'static,
+        rx: oneshot::Receiver<Result<Channel, ChannelError>>,
+    ) -> ChannelFuture {
         let Some(el) = self.target_loop() else {
             return LoopFuture::failed(ChannelError::EventLoopShutDown("(no event loop)".into()));
         };
@@ -794,10 +797,24 @@ async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootst
                     tracing::debug!(err = %e, "setting options on an accepted socket failed");
                     continue;
                 }
-                hand_over(&sb.child, stream, TcpStream::into_std, TcpStream::from_std, &options, &sb.init);
+                hand_over(
+                    &sb.child,
+                    stream,
+                    TcpStream::into_std,
+                    TcpStream::from_std,
+                    &options,
+                    &sb.init,
+                );
             }
             Ok(Accepted::Unix(stream)) => {
-                hand_over(&sb.child, stream, UnixStream::into_std, UnixStream::from_std, &options, &sb.init);
+                hand_over(
+                    &sb.child,
+                    stream,
+                    UnixStream::into_std,
+                    UnixStream::from_std,
+                    &options,
+                    &sb.init,
+                );
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.

@@ -472,9 +472,8 @@ impl Channel {
             release();
         }
         self.0.active.store(false, Ordering::Release);
-        let dropped: Vec<Command> = std::mem::take(
-            &mut *self.0.commands.lock().unwrap_or_else(|e| e.into_inner()),
-        );
+        let dropped: Vec<Command> =
+            std::mem::take(&mut *self.0.commands.lock().unwrap_or_else(|e| e.into_inner()));
         for cmd in dropped {
             if let Command::Write { accounted, .. } = cmd {
                 self.release_pending(accounted);

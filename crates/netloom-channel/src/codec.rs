@@ -7,13 +7,39 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{BoxError, Context, Handler, HandlerResult, Msg};
 
+/// A codec error that may leave the codec usable: the frame is skipped (and logged) and the
+/// connection goes on, instead of an exception.
+///
+/// ```
+/// use netloom_channel::RecoverableError;
+/// let e = std::io::Error::other("broken");
+/// assert!(!e.can_continue());
+/// ```
+pub trait RecoverableError: Into<BoxError> + std::fmt::Display {
+    /// Whether decoding or encoding can go on after this error.
+    fn can_continue(&self) -> bool {
+        false
+    }
+}
+
+impl RecoverableError for netloom_codec::CodecError {
+    fn can_continue(&self) -> bool {
+        netloom_codec::CodecError::can_continue(self)
+    }
+}
+impl RecoverableError for std::io::Error {}
+impl RecoverableError for tokio_util::codec::LinesCodecError {}
+impl RecoverableError for tokio_util::codec::AnyDelimiterCodecError {}
+
 /// An idle decoder keeps at most this much buffer capacity.
 const KEEP_CAPACITY: usize = 8 * 1024;
 
 /// Turns inbound `Bytes` into frames (`D::Item`), one frame at a time: each frame reaches
 /// the next handlers before the next one is decoded, so a handler that switches protocols
 /// (replacing this decoder) gets every byte after the switch point in the new decoder.
-/// Messages that are not `Bytes` pass through.
+/// Messages that are not `Bytes` pass through. Errors the decoder recovers from
+/// ([`RecoverableError`]) skip the frame with a warning; others reach `exception_caught`
+/// and stop decoding.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -68,7 +94,7 @@ impl<D> DecoderHandler<D>
 where
     D: Decoder + 'static,
     D::Item: Send + 'static,
-    D::Error: Into<BoxError>,
+    D::Error: RecoverableError,
 {
     /// Decodes at most one frame; asks to be resumed while more may follow.
     fn decode_one(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
@@ -83,6 +109,14 @@ where
                 }
             }
             Ok(None) => {}
+            Err(e) if e.can_continue() => {
+                tracing::warn!(channel = %ctx.channel(), err = %e, "frame skipped");
+                if !self.buf.is_empty() {
+                    self.resuming = true;
+                    ctx.resume_later();
+                    return Ok(());
+                }
+            }
             Err(e) => {
                 self.failed = true;
                 self.buf = BytesMut::new();
@@ -107,7 +141,7 @@ impl<D> Handler for DecoderHandler<D>
 where
     D: Decoder + 'static,
     D::Item: Send + 'static,
-    D::Error: Into<BoxError>,
+    D::Error: RecoverableError,
 {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         match msg.downcast::<Bytes>() {
@@ -150,6 +184,9 @@ where
             match self.decoder.decode_eof(&mut self.buf) {
                 Ok(Some(item)) => ctx.fire_channel_read(Msg::new(item)),
                 Ok(None) => break,
+                Err(e) if e.can_continue() => {
+                    tracing::warn!(channel = %ctx.channel(), err = %e, "frame skipped");
+                }
                 Err(e) => {
                     self.failed = true;
                     result = Err(e.into());
@@ -203,15 +240,20 @@ impl<E, T> EncoderHandler<E, T> {
 impl<E, T> Handler for EncoderHandler<E, T>
 where
     E: Encoder<T> + 'static,
-    E::Error: Into<BoxError>,
+    E::Error: RecoverableError,
     T: Send + 'static,
 {
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         match msg.downcast::<T>() {
             Ok(item) => {
-                self.encoder
-                    .encode(item, &mut self.buf)
-                    .map_err(Into::into)?;
+                match self.encoder.encode(item, &mut self.buf) {
+                    Ok(()) => {}
+                    Err(e) if e.can_continue() => {
+                        tracing::warn!(channel = %ctx.channel(), err = %e, "frame not sent");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 if !self.buf.is_empty() {
                     ctx.write(self.buf.split().freeze());
                 }
@@ -261,9 +303,9 @@ impl<D, E, T> Handler for FramingHandler<D, E, T>
 where
     D: Decoder + 'static,
     D::Item: Send + 'static,
-    D::Error: Into<BoxError>,
+    D::Error: RecoverableError,
     E: Encoder<T> + 'static,
-    E::Error: Into<BoxError>,
+    E::Error: RecoverableError,
     T: Send + 'static,
 {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {

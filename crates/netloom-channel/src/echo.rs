@@ -26,7 +26,11 @@ impl Handler for EchoHandler {
         Ok(())
     }
 
-    fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) -> HandlerResult {
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
         ctx.set_auto_read(writable);
         ctx.fire_channel_writability_changed(writable);
         Ok(())

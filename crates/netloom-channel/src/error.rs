@@ -116,9 +116,9 @@ pub enum ChannelError {
     Tls {
         /// The channel.
         channel: String,
-        /// The rustls error.
+        /// The rustls error (boxed: it is large and errors travel through pipelines).
         #[source]
-        source: rustls::Error,
+        source: Box<rustls::Error>,
     },
     /// Building a TLS configuration failed.
     #[error("TLS configuration: {what}: {reason}")]
@@ -130,7 +130,7 @@ pub enum ChannelError {
     },
     /// Building a framer failed (an unknown framing name, a bad option, ...).
     #[error("framer: {0}")]
-    Codec(#[from] netloom_codec::CodecError),
+    Codec(#[source] Box<netloom_codec::CodecError>),
     /// An option has an invalid value.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {
@@ -218,17 +218,23 @@ pub enum ChannelError {
     },
 }
 
+impl From<netloom_codec::CodecError> for ChannelError {
+    fn from(e: netloom_codec::CodecError) -> Self {
+        ChannelError::Codec(Box::new(e))
+    }
+}
+
 impl ChannelError {
     /// The rustls error, if this is a TLS failure.
     ///
     /// ```
     /// use netloom_channel::ChannelError;
-    /// let err = ChannelError::Tls { channel: "[1]".into(), source: rustls::Error::HandshakeNotComplete };
+    /// let err = ChannelError::Tls { channel: "[1]".into(), source: Box::new(rustls::Error::HandshakeNotComplete) };
     /// assert!(err.tls_error().is_some());
     /// ```
     pub fn tls_error(&self) -> Option<&rustls::Error> {
         match self {
-            ChannelError::Tls { source, .. } => Some(source),
+            ChannelError::Tls { source, .. } => Some(&**source),
             ChannelError::Handler { source, .. } => source
                 .downcast_ref::<ChannelError>()
                 .and_then(ChannelError::tls_error),

@@ -142,7 +142,10 @@ impl EventLoop {
     /// assert_eq!(rx.recv().unwrap(), 2);
     /// # Ok(()) }
     /// ```
-    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> Result<(), ChannelError> {
+    pub fn spawn(
+        &self,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ChannelError> {
         self.execute(move || {
             tokio::task::spawn_local(fut);
         })
@@ -160,6 +163,21 @@ impl EventLoop {
                 map.remove(&id);
             }
         });
+    }
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EventLoop").field(&self.0.name).finish()
+    }
+}
+
+impl std::fmt::Debug for EventLoopGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoopGroup")
+            .field("name", &self.0.name)
+            .field("loops", &self.0.loops.len())
+            .finish()
     }
 }
 
@@ -324,7 +342,8 @@ impl EventLoopGroup {
                 waits.push(rx);
             }
         }
-        let threads = std::mem::take(&mut *self.0.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads =
+            std::mem::take(&mut *self.0.threads.lock().unwrap_or_else(|e| e.into_inner()));
         Termination { waits, threads }
     }
 }

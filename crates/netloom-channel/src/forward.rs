@@ -281,7 +281,9 @@ impl Handler for Inbound {
         tokio::task::spawn_local(async move {
             match connect.await {
                 Ok(target) => {
-                    if let Err(e) = inbound.fire_user_event(UserEvent::Custom(Box::new(Connected(target.clone())))) {
+                    if let Err(e) = inbound
+                        .fire_user_event(UserEvent::Custom(Box::new(Connected(target.clone()))))
+                    {
                         tracing::debug!(err = %e, "client left before the target connected");
                         target.close();
                     }
@@ -322,7 +324,11 @@ impl Handler for Inbound {
         }
     }
 
-    fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) -> HandlerResult {
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
         if let Some(target) = &self.target {
             target.set_auto_read(writable);
         }
@@ -353,10 +359,20 @@ struct Outbound {
 
 impl Handler for Outbound {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        relay(ctx, &self.client, msg, &self.stats.bytes_to_client, &self.stats)
+        relay(
+            ctx,
+            &self.client,
+            msg,
+            &self.stats.bytes_to_client,
+            &self.stats,
+        )
     }
 
-    fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) -> HandlerResult {
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
         self.client.set_auto_read(writable);
         ctx.fire_channel_writability_changed(writable);
         Ok(())

@@ -21,7 +21,11 @@ pub struct IdleStateHandler {
     marks: [Instant; 3],
 }
 
-const KINDS: [IdleState; 3] = [IdleState::ReaderIdle, IdleState::WriterIdle, IdleState::AllIdle];
+const KINDS: [IdleState; 3] = [
+    IdleState::ReaderIdle,
+    IdleState::WriterIdle,
+    IdleState::AllIdle,
+];
 
 impl IdleStateHandler {
     /// Reader, writer and all idle times (zero disables).
@@ -78,10 +82,10 @@ impl Handler for IdleStateHandler {
 
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         let now = Instant::now();
-        for i in 0..3 {
-            if !self.limits[i].is_zero() && now >= self.marks[i] + self.limits[i] {
-                self.marks[i] = now;
-                ctx.fire_user_event(UserEvent::Idle(KINDS[i]));
+        for ((limit, mark), kind) in self.limits.iter().zip(&mut self.marks).zip(KINDS) {
+            if !limit.is_zero() && now >= *mark + *limit {
+                *mark = now;
+                ctx.fire_user_event(UserEvent::Idle(kind));
             }
         }
         if ctx.channel().is_open() {

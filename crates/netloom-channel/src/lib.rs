@@ -66,7 +66,7 @@ pub use bootstrap::{
     ServerChannel,
 };
 pub use channel::{Channel, ChannelAddr, CloseFuture};
-pub use codec::{DecoderHandler, EncoderHandler, FramingHandler};
+pub use codec::{DecoderHandler, EncoderHandler, FramingHandler, RecoverableError};
 pub use echo::EchoHandler;
 pub use embedded::EmbeddedChannel;
 pub use error::{BoxError, ChannelError, HandlerResult};

@@ -53,9 +53,9 @@ pub(crate) fn register_local<T: Transport>(
     options: &ChannelOptions,
     init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
 ) -> Result<Channel, ChannelError> {
-    let el = EventLoop::current().ok_or_else(|| ChannelError::EventLoopShutDown(
-        "(not called on an event loop thread)".into(),
-    ))?;
+    let el = EventLoop::current().ok_or_else(|| {
+        ChannelError::EventLoopShutDown("(not called on an event loop thread)".into())
+    })?;
     options.validate()?;
     let channel = Channel::new(
         Some(el),
@@ -175,7 +175,10 @@ impl<T: Transport> ChannelTask<T> {
                 ReadResult::Pending => break,
                 ReadResult::Eof => {
                     self.input_closed = true;
-                    self.pipeline.head.close_requested.get_or_insert(CloseMode::Graceful);
+                    self.pipeline
+                        .head
+                        .close_requested
+                        .get_or_insert(CloseMode::Graceful);
                     break;
                 }
                 ReadResult::Error(e) => {

@@ -173,8 +173,8 @@ impl TlsClientConfig {
     /// let _c = netloom_channel::TlsClientConfig::system_roots().unwrap();
     /// ```
     pub fn system_roots() -> Result<Self, ChannelError> {
-        let path: std::path::PathBuf = std::env::var_os("SSL_CERT_FILE")
-            .map_or_else(|| SYSTEM_ROOTS.into(), Into::into);
+        let path: std::path::PathBuf =
+            std::env::var_os("SSL_CERT_FILE").map_or_else(|| SYSTEM_ROOTS.into(), Into::into);
         let pem = read_file(&path, "CA bundle")?;
         Self::from_roots_pem(&pem)
     }
@@ -325,7 +325,7 @@ impl TlsHandler {
         ctx.flush();
         ctx.fire_exception_caught(ChannelError::Tls {
             channel: ctx.channel().to_string(),
-            source: err,
+            source: Box::new(err),
         });
         Ok(())
     }

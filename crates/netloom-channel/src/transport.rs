@@ -52,8 +52,11 @@ use crate::ChannelAddr;
 /// ```
 pub trait Transport: Unpin + 'static {
     /// Reads into the spare capacity of `buf` (appending); `Ok(0)` means end of stream.
-    fn poll_read(&mut self, cx: &mut TaskContext<'_>, buf: &mut BytesMut)
-    -> Poll<io::Result<usize>>;
+    fn poll_read(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>>;
 
     /// Writes from `bufs`; returns how many bytes were taken.
     fn poll_write_vectored(

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Log, Recorder, read_to_end, wait_until};
 use netloom_channel::{
-    ChannelOptions, CloseMode, Context, EventLoopGroup, Handler, HandlerResult,
-    IdleStateHandler, ReadTimeoutHandler, ServerBootstrap, ServerChannel,
+    ChannelOptions, CloseMode, Context, EventLoopGroup, Handler, HandlerResult, IdleStateHandler,
+    ReadTimeoutHandler, ServerBootstrap, ServerChannel,
 };
 
 /// Writes `total` bytes in 16 KiB chunks when active, then optionally closes.
@@ -33,7 +33,12 @@ impl Handler for Flood {
     }
 }
 
-fn flood_server(group: &EventLoopGroup, log: &Log, total: usize, close: Option<CloseMode>) -> ServerChannel {
+fn flood_server(
+    group: &EventLoopGroup,
+    log: &Log,
+    total: usize,
+    close: Option<CloseMode>,
+) -> ServerChannel {
     let l = log.clone();
     ServerBootstrap::new(group, group)
         .child_options(ChannelOptions {
@@ -41,7 +46,8 @@ fn flood_server(group: &EventLoopGroup, log: &Log, total: usize, close: Option<C
             ..Default::default()
         })
         .child_handler(move |p| {
-            p.add_last("rec", Recorder(l.clone()))?.add_last("flood", Flood { total, close })?;
+            p.add_last("rec", Recorder(l.clone()))?
+                .add_last("flood", Flood { total, close })?;
             Ok(())
         })
         .bind("127.0.0.1:0".parse().unwrap())
@@ -69,7 +75,9 @@ fn writability_has_hysteresis_with_a_slow_reader() {
     // Read slowly until everything arrived.
     let mut got = 0;
     let mut buf = vec![0u8; 8 * 1024];
-    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     while got < total {
         let n = client.read(&mut buf).unwrap();
         assert!(n > 0, "server closed early");
@@ -88,7 +96,11 @@ fn writability_has_hysteresis_with_a_slow_reader() {
             (w == "true", pending.parse().unwrap())
         })
         .collect();
-    assert_eq!(changes.len(), 2, "one change each way, no flapping: {changes:?}");
+    assert_eq!(
+        changes.len(),
+        2,
+        "one change each way, no flapping: {changes:?}"
+    );
     assert!(!changes[0].0 && changes[0].1 > 64 * 1024, "{changes:?}");
     assert!(changes[1].0 && changes[1].1 < 32 * 1024, "{changes:?}");
 }
@@ -114,14 +126,22 @@ fn forced_close_drops_pending_writes() {
     let mut client = slow_client(server.local_addr().inet().unwrap());
     log.wait_for("unregistered");
     let got = read_to_end(&mut client).len();
-    assert!(got < total, "forced close should drop pending data, got all {got} bytes");
+    assert!(
+        got < total,
+        "forced close should drop pending data, got all {got} bytes"
+    );
 }
 
-fn idle_server(group: &EventLoopGroup, log: &Log, handler: impl Fn() -> IdleStateHandler + Send + Sync + 'static) -> ServerChannel {
+fn idle_server(
+    group: &EventLoopGroup,
+    log: &Log,
+    handler: impl Fn() -> IdleStateHandler + Send + Sync + 'static,
+) -> ServerChannel {
     let l = log.clone();
     ServerBootstrap::new(group, group)
         .child_handler(move |p| {
-            p.add_last("idle", handler())?.add_last("rec", Recorder(l.clone()))?;
+            p.add_last("idle", handler())?
+                .add_last("rec", Recorder(l.clone()))?;
             Ok(())
         })
         .bind("127.0.0.1:0".parse().unwrap())
@@ -133,14 +153,16 @@ fn idle_server(group: &EventLoopGroup, log: &Log, handler: impl Fn() -> IdleStat
 fn idle_events_fire_for_each_kind() {
     let group = EventLoopGroup::new(1, "idle").unwrap();
     let ms = Duration::from_millis;
-    let cases: [(fn() -> IdleStateHandler, &str); 3] = [
-        (|| IdleStateHandler::new(Duration::from_millis(80), Duration::ZERO, Duration::ZERO), "event:ReaderIdle"),
-        (|| IdleStateHandler::new(Duration::ZERO, Duration::from_millis(80), Duration::ZERO), "event:WriterIdle"),
-        (|| IdleStateHandler::new(Duration::ZERO, Duration::ZERO, Duration::from_millis(80)), "event:AllIdle"),
+    let t = Duration::from_millis(80);
+    let z = Duration::ZERO;
+    let cases = [
+        ([t, z, z], "event:ReaderIdle"),
+        ([z, t, z], "event:WriterIdle"),
+        ([z, z, t], "event:AllIdle"),
     ];
-    for (make, expected) in cases {
+    for ([r, w, a], expected) in cases {
         let log = Log::default();
-        let server = idle_server(&group, &log, make);
+        let server = idle_server(&group, &log, move || IdleStateHandler::new(r, w, a));
         let _c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
         log.wait_for(expected);
         // It fires again after another idle period.
@@ -173,8 +195,11 @@ fn read_timeout_raises_and_closes() {
     let l = log.clone();
     let server = ServerBootstrap::new(&group, &group)
         .child_handler(move |p| {
-            p.add_last("timeout", ReadTimeoutHandler::new(Duration::from_millis(100)))?
-                .add_last("rec", Recorder(l.clone()))?;
+            p.add_last(
+                "timeout",
+                ReadTimeoutHandler::new(Duration::from_millis(100)),
+            )?
+            .add_last("rec", Recorder(l.clone()))?;
             Ok(())
         })
         .bind("127.0.0.1:0".parse().unwrap())

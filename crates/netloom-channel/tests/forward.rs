@@ -57,7 +57,7 @@ fn consume_slowly(mut s: TcpStream) -> usize {
         assert!(buf[..n] == expected[..n], "corrupted at offset {got}");
         got += n;
         reads += 1;
-        if reads % 8 == 0 {
+        if reads.is_multiple_of(8) {
             thread::sleep(Duration::from_millis(1));
         }
     }
@@ -72,7 +72,12 @@ fn forwards_100_mib_to_a_slow_consumer_with_bounded_memory() {
     let consumer = thread::spawn(move || consume_slowly(sink.accept().unwrap().0));
 
     let group = EventLoopGroup::new(1, "forward").unwrap();
-    let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), ForwardConfig::new(target)).unwrap();
+    let fwd = Forwarder::bind(
+        &group,
+        "127.0.0.1:0".parse().unwrap(),
+        ForwardConfig::new(target),
+    )
+    .unwrap();
     let rss_before = rss_kib();
     let client = TcpStream::connect(fwd.local_addr()).unwrap();
     let producer = thread::spawn(move || produce(client, total));
@@ -89,7 +94,10 @@ fn forwards_100_mib_to_a_slow_consumer_with_bounded_memory() {
     assert!(peak_pending <= 1 << 20, "peak pending {peak_pending} bytes");
     let growth_mib = peak_rss.saturating_sub(rss_before) / 1024;
     eprintln!("peak pending {peak_pending} bytes, RSS growth {growth_mib} MiB");
-    assert!(growth_mib < 48, "RSS grew by {growth_mib} MiB while forwarding 100 MiB");
+    assert!(
+        growth_mib < 48,
+        "RSS grew by {growth_mib} MiB while forwarding 100 MiB"
+    );
 }
 
 #[test]
@@ -100,7 +108,12 @@ fn backpressure_works_towards_a_slow_client_too() {
     let target = source.local_addr().unwrap();
     let producer = thread::spawn(move || produce(source.accept().unwrap().0, total));
     let group = EventLoopGroup::new(1, "forward-back").unwrap();
-    let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), ForwardConfig::new(target)).unwrap();
+    let fwd = Forwarder::bind(
+        &group,
+        "127.0.0.1:0".parse().unwrap(),
+        ForwardConfig::new(target),
+    )
+    .unwrap();
     let client = TcpStream::connect(fwd.local_addr()).unwrap();
     assert_eq!(consume_slowly(client), total);
     producer.join().unwrap();
@@ -119,13 +132,27 @@ fn forwards_to_an_echo_server_and_fails_cleanly_without_a_target() {
         .bind("127.0.0.1:0".parse().unwrap())
         .sync()
         .unwrap();
-    let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), ForwardConfig::new(echo.local_addr().inet().unwrap())).unwrap();
+    let fwd = Forwarder::bind(
+        &group,
+        "127.0.0.1:0".parse().unwrap(),
+        ForwardConfig::new(echo.local_addr().inet().unwrap()),
+    )
+    .unwrap();
     let mut c = TcpStream::connect(fwd.local_addr()).unwrap();
     round_trip(&mut c, b"through the forwarder");
 
     // Nobody listens at the target: the client is closed, nothing hangs.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dead = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), ForwardConfig::new(("127.0.0.1", port))).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = Forwarder::bind(
+        &group,
+        "127.0.0.1:0".parse().unwrap(),
+        ForwardConfig::new(("127.0.0.1", port)),
+    )
+    .unwrap();
     let mut c = TcpStream::connect(dead.local_addr()).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 8];

@@ -18,9 +18,15 @@ struct Switcher;
 
 impl Handler for Switcher {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        if msg.downcast_ref::<Bytes>().is_some_and(|b| &b[..] == b"SWITCH") {
-            ctx.pipeline()
-                .replace("dec", "dec", DecoderHandler::new(Framer::from_name("fixed:3")?))?;
+        if msg
+            .downcast_ref::<Bytes>()
+            .is_some_and(|b| &b[..] == b"SWITCH")
+        {
+            ctx.pipeline().replace(
+                "dec",
+                "dec",
+                DecoderHandler::new(Framer::from_name("fixed:3")?),
+            )?;
         }
         ctx.fire_channel_read(msg);
         Ok(())
@@ -37,10 +43,16 @@ fn replacing_a_decoder_hands_its_buffered_bytes_to_the_replacement() {
     .unwrap();
     ch.write_inbound(Bytes::from_static(b"hello\nSWITCH\nabc\0def\n"));
     let frames: Vec<Bytes> = std::iter::from_fn(|| ch.read_inbound::<Bytes>()).collect();
-    assert_eq!(frames, ["hello", "SWITCH", "abc", "\0de"].map(|s| Bytes::from(s.as_bytes())));
+    assert_eq!(
+        frames,
+        ["hello", "SWITCH", "abc", "\0de"].map(|s| Bytes::from(s.as_bytes()))
+    );
     // "f\n" waits in the new decoder for one more byte.
     ch.write_inbound(Bytes::from_static(b"!"));
-    assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"f\n!")));
+    assert_eq!(
+        ch.read_inbound::<Bytes>(),
+        Some(Bytes::from_static(b"f\n!"))
+    );
 }
 
 #[test]
@@ -54,7 +66,10 @@ fn removing_a_decoder_passes_its_partial_frame_on() {
     assert_eq!(ch.read_inbound::<Bytes>(), None);
     ch.pipeline_mut().remove("dec").unwrap();
     ch.run_pending();
-    assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"partial")));
+    assert_eq!(
+        ch.read_inbound::<Bytes>(),
+        Some(Bytes::from_static(b"partial"))
+    );
 }
 
 #[test]
@@ -65,8 +80,12 @@ fn names_are_unique_and_lookups_fail_clearly() {
     })
     .unwrap();
     let p = ch.pipeline_mut();
-    assert!(matches!(p.add_last("a", EchoHandler), Err(ChannelError::DuplicateHandler(n)) if n == "a"));
-    assert!(matches!(p.add_before("zz", "b", EchoHandler), Err(ChannelError::NoSuchHandler(n)) if n == "zz"));
+    assert!(
+        matches!(p.add_last("a", EchoHandler), Err(ChannelError::DuplicateHandler(n)) if n == "a")
+    );
+    assert!(
+        matches!(p.add_before("zz", "b", EchoHandler), Err(ChannelError::NoSuchHandler(n)) if n == "zz")
+    );
     assert!(p.replace("a", "a", EchoHandler).is_ok());
     p.add_first("first", EchoHandler).unwrap();
     assert_eq!(p.names(), ["first", "a"]);
@@ -78,7 +97,8 @@ struct SelfRemover(Log);
 impl Handler for SelfRemover {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         let me = ctx.name().to_owned();
-        ctx.pipeline().add_after(&me, "late", Recorder(self.0.clone()))?;
+        ctx.pipeline()
+            .add_after(&me, "late", Recorder(self.0.clone()))?;
         ctx.pipeline().remove(&me)?;
         ctx.fire_channel_read(msg);
         Ok(())
@@ -99,7 +119,13 @@ fn a_handler_adds_handlers_and_removes_itself() {
     assert_eq!(ch.pipeline().names(), ["late"]);
     assert_eq!(
         log.events(),
-        ["added", "read:one", "read_complete", "read:two", "read_complete"]
+        [
+            "added",
+            "read:one",
+            "read_complete",
+            "read:two",
+            "read_complete"
+        ]
     );
 }
 
@@ -130,15 +156,31 @@ fn a_handler_error_reaches_its_own_exception_caught() {
 }
 
 #[test]
-fn decode_errors_reach_exception_caught() {
+fn recoverable_decode_errors_skip_the_frame() {
     let mut ch = EmbeddedChannel::new(|p| {
         p.add_last("dec", DecoderHandler::new(Framer::from_name("lines,max=4")?))?;
         Ok(())
     })
     .unwrap();
-    ch.write_inbound(Bytes::from_static(b"much too long\n"));
+    ch.write_inbound(Bytes::from_static(b"much too long
+ok
+"));
+    assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"ok")));
+    assert!(ch.take_exception().is_none());
+}
+
+#[test]
+fn fatal_decode_errors_reach_exception_caught_and_stop_decoding() {
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("dec", DecoderHandler::new(Framer::from_name("length-field:i16be")?))?;
+        Ok(())
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"\xff\xfeabc"));
     let err = ch.take_exception().expect("a decode error");
-    assert!(err.to_string().contains("dec"), "{err}");
+    assert!(err.to_string().contains("\"dec\""), "{err}");
+    ch.write_inbound(Bytes::from_static(b"\x00\x01z"));
+    assert_eq!(ch.read_inbound::<Bytes>(), None);
 }
 
 /// Port unification: the first bytes pick the protocol.
@@ -167,7 +209,8 @@ impl Handler for Unifier {
         };
         if let Some(rest) = bytes.strip_prefix(b"LINES ") {
             let rest = bytes.slice_ref(rest);
-            let framing = FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?);
+            let framing =
+                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?);
             ctx.pipeline()
                 .replace("unify", "framing", framing)?
                 .add_after("framing", "upper", Upper)?;
@@ -211,8 +254,10 @@ fn framing_echo_over_tcp_reencodes_each_frame() {
     let group = EventLoopGroup::new(1, "framing").unwrap();
     let server = ServerBootstrap::new(&group, &group)
         .child_handler(|p| {
-            let framing = FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("netstring")?);
-            p.add_last("framing", framing)?.add_last("echo", EchoHandler)?;
+            let framing =
+                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("netstring")?);
+            p.add_last("framing", framing)?
+                .add_last("echo", EchoHandler)?;
             Ok(())
         })
         .bind("127.0.0.1:0".parse().unwrap())
@@ -240,7 +285,8 @@ fn a_non_bytes_message_at_the_socket_is_an_error() {
     let l = log.clone();
     let server = ServerBootstrap::new(&group, &group)
         .child_handler(move |p| {
-            p.add_last("rec", Recorder(l.clone()))?.add_last("w", WritesAString)?;
+            p.add_last("rec", Recorder(l.clone()))?
+                .add_last("w", WritesAString)?;
             Ok(())
         })
         .bind("127.0.0.1:0".parse().unwrap())
@@ -248,7 +294,9 @@ fn a_non_bytes_message_at_the_socket_is_an_error() {
         .unwrap();
     let _c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
     wait_until("unsupported message", Duration::from_secs(5), || {
-        log.events().iter().any(|e| e.contains("alloc::string::String") && e.contains("add an encoder"))
+        log.events()
+            .iter()
+            .any(|e| e.contains("alloc::string::String") && e.contains("add an encoder"))
     });
     log.wait_for("unregistered");
 }

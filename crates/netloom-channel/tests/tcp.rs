@@ -58,7 +58,15 @@ fn server_callbacks_arrive_in_order() {
     log.wait_for("unregistered");
     assert_eq!(
         log.events(),
-        ["added", "registered", "active", "read:hi", "read_complete", "inactive", "unregistered"]
+        [
+            "added",
+            "registered",
+            "active",
+            "read:hi",
+            "read_complete",
+            "inactive",
+            "unregistered"
+        ]
     );
 }
 
@@ -91,7 +99,11 @@ fn client_bootstrap_reads_and_writes() {
 fn refused_connect_is_an_error() {
     let group = EventLoopGroup::new(1, "refused").unwrap();
     // Bind then drop a listener: its port is free and refuses.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let err = Bootstrap::new(&group)
         .connect(("127.0.0.1", port))
         .sync()
@@ -110,7 +122,8 @@ fn connect_times_out_against_a_full_backlog() {
     // A listener with a backlog of 0 that never accepts: once its queue is full, the
     // kernel drops further SYNs and connects hang.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     sock.listen(0).unwrap();
     let addr = sock.local_addr().unwrap().as_socket().unwrap();
     let mut fillers = Vec::new();
@@ -125,7 +138,11 @@ fn connect_times_out_against_a_full_backlog() {
         connect_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let err = Bootstrap::new(&group).options(opts).connect(addr).sync().unwrap_err();
+    let err = Bootstrap::new(&group)
+        .options(opts)
+        .connect(addr)
+        .sync()
+        .unwrap_err();
     assert!(
         matches!(err, ChannelError::ConnectTimeout { .. }),
         "expected a timeout, got {err}"
@@ -164,9 +181,14 @@ fn a_handler_panic_closes_only_its_channel() {
     let mut bad = TcpStream::connect(addr).unwrap();
     round_trip(&mut good, b"before");
     bad.write_all(b"boom").unwrap();
-    assert!(read_to_end(&mut bad).is_empty(), "the panicking channel is closed");
+    assert!(
+        read_to_end(&mut bad).is_empty(),
+        "the panicking channel is closed"
+    );
     wait_until("exception", Duration::from_secs(5), || {
-        log.events().iter().any(|e| e.contains("panicked: asked to panic"))
+        log.events()
+            .iter()
+            .any(|e| e.contains("panicked: asked to panic"))
     });
     round_trip(&mut good, b"after");
     let mut third = TcpStream::connect(addr).unwrap();
@@ -196,7 +218,8 @@ fn unix_socket_echo() {
         .connect_unix(&path)
         .sync()
         .unwrap();
-    ch.write_and_flush(Bytes::from_static(b"over unix")).unwrap();
+    ch.write_and_flush(Bytes::from_static(b"over unix"))
+        .unwrap();
     log.wait_for("read:over unix");
     server.close();
     server.close_future().sync().unwrap();
@@ -211,7 +234,10 @@ fn try_clone_fd_duplicates_the_socket() {
     let (mut peer, _) = listener.accept().unwrap();
     let fd = ch.try_clone_fd().unwrap();
     let sock = socket2::Socket::from(fd);
-    assert_eq!(sock.local_addr().unwrap().as_socket(), ch.local_addr().and_then(|a| a.inet()));
+    assert_eq!(
+        sock.local_addr().unwrap().as_socket(),
+        ch.local_addr().and_then(|a| a.inet())
+    );
     // Reset the connection through the duplicate: the peer sees ECONNRESET.
     sock.set_linger(Some(Duration::ZERO)).unwrap();
     drop(sock);

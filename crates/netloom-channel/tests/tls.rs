@@ -26,7 +26,9 @@ impl Ca {
         // A distinct name per CA, so a foreign CA is "unknown", not "same name, bad signature".
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        params.distinguished_name.push(DnType::CommonName, format!("netloom test CA {n}"));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("netloom test CA {n}"));
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         Ca { issuer }
     }
@@ -37,7 +39,9 @@ impl Ca {
 
     /// (certificate PEM, key PEM) for `names`.
     fn leaf(&self, names: &[&str]) -> (String, String) {
-        let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -59,7 +63,13 @@ fn tls_server(group: &EventLoopGroup, cfg: TlsServerConfig, log: &Log) -> std::n
     server.local_addr().inet().unwrap()
 }
 
-fn tls_client(group: &EventLoopGroup, addr: std::net::SocketAddr, cfg: TlsClientConfig, name: &'static str, log: &Log) -> Channel {
+fn tls_client(
+    group: &EventLoopGroup,
+    addr: std::net::SocketAddr,
+    cfg: TlsClientConfig,
+    name: &'static str,
+    log: &Log,
+) -> Channel {
     let l = log.clone();
     Bootstrap::new(group)
         .handler(move |p| {
@@ -73,7 +83,10 @@ fn tls_client(group: &EventLoopGroup, addr: std::net::SocketAddr, cfg: TlsClient
 }
 
 fn tls_errors(log: &Log) -> Vec<String> {
-    log.events().into_iter().filter(|e| e.starts_with("exception:TLS")).collect()
+    log.events()
+        .into_iter()
+        .filter(|e| e.starts_with("exception:TLS"))
+        .collect()
 }
 
 #[test]
@@ -82,7 +95,11 @@ fn tls_echo_with_handshake_events_on_both_sides() {
     let ca = Ca::new();
     let (cert, key) = ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(&group, TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(), &server_log);
+    let addr = tls_server(
+        &group,
+        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
+        &server_log,
+    );
     let client_log = Log::default();
     let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
     let ch = tls_client(&group, addr, roots, "localhost", &client_log);
@@ -95,7 +112,11 @@ fn tls_echo_with_handshake_events_on_both_sides() {
     ch.close();
     ch.close_future().sync().unwrap();
     server_log.wait_for("unregistered");
-    assert!(tls_errors(&server_log).is_empty(), "{:?}", server_log.events());
+    assert!(
+        tls_errors(&server_log).is_empty(),
+        "{:?}",
+        server_log.events()
+    );
 }
 
 #[test]
@@ -104,17 +125,30 @@ fn client_rejects_a_wrong_host_name() {
     let ca = Ca::new();
     let (cert, key) = ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(&group, TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(), &server_log);
+    let addr = tls_server(
+        &group,
+        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
+        &server_log,
+    );
     let client_log = Log::default();
     let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
     let ch = tls_client(&group, addr, roots, "other.example", &client_log);
     ch.close_future().sync().unwrap();
     let errors = tls_errors(&client_log);
-    assert!(errors.iter().any(|e| e.contains("not valid for name")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("not valid for name")),
+        "{errors:?}"
+    );
     assert!(!client_log.contains("event:tls_handshake_complete"));
     // The server hears about it through an alert.
     server_log.wait_for("unregistered");
-    assert!(tls_errors(&server_log).iter().any(|e| e.contains("BadCertificate") || e.contains("alert")), "{:?}", server_log.events());
+    assert!(
+        tls_errors(&server_log)
+            .iter()
+            .any(|e| e.contains("BadCertificate") || e.contains("alert")),
+        "{:?}",
+        server_log.events()
+    );
 }
 
 #[test]
@@ -123,13 +157,20 @@ fn client_rejects_an_untrusted_certificate() {
     let (real_ca, other_ca) = (Ca::new(), Ca::new());
     let (cert, key) = real_ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(&group, TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(), &server_log);
+    let addr = tls_server(
+        &group,
+        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
+        &server_log,
+    );
     let client_log = Log::default();
     let roots = TlsClientConfig::from_roots_pem(other_ca.pem().as_bytes()).unwrap();
     let ch = tls_client(&group, addr, roots, "localhost", &client_log);
     ch.close_future().sync().unwrap();
     let errors = tls_errors(&client_log);
-    assert!(errors.iter().any(|e| e.contains("UnknownIssuer")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("UnknownIssuer")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -137,14 +178,21 @@ fn server_rejects_untrusted_and_missing_client_certificates() {
     let group = EventLoopGroup::new(1, "tls-mtls").unwrap();
     let (server_ca, client_ca, rogue_ca) = (Ca::new(), Ca::new(), Ca::new());
     let (cert, key) = server_ca.leaf(&["localhost"]);
-    let cfg = TlsServerConfig::with_client_auth(cert.as_bytes(), key.as_bytes(), client_ca.pem().as_bytes()).unwrap();
+    let cfg = TlsServerConfig::with_client_auth(
+        cert.as_bytes(),
+        key.as_bytes(),
+        client_ca.pem().as_bytes(),
+    )
+    .unwrap();
     let roots = server_ca.pem();
 
     // A client certificate from the right CA works.
     let server_log = Log::default();
     let addr = tls_server(&group, cfg.clone(), &server_log);
     let (ccert, ckey) = client_ca.leaf(&["client"]);
-    let good = TlsClientConfig::with_client_auth(roots.as_bytes(), ccert.as_bytes(), ckey.as_bytes()).unwrap();
+    let good =
+        TlsClientConfig::with_client_auth(roots.as_bytes(), ccert.as_bytes(), ckey.as_bytes())
+            .unwrap();
     let client_log = Log::default();
     let ch = tls_client(&group, addr, good, "localhost", &client_log);
     ch.write_and_flush(Bytes::from_static(b"mutual")).unwrap();
@@ -154,11 +202,19 @@ fn server_rejects_untrusted_and_missing_client_certificates() {
     let server_log = Log::default();
     let addr = tls_server(&group, cfg.clone(), &server_log);
     let (rcert, rkey) = rogue_ca.leaf(&["client"]);
-    let rogue = TlsClientConfig::with_client_auth(roots.as_bytes(), rcert.as_bytes(), rkey.as_bytes()).unwrap();
+    let rogue =
+        TlsClientConfig::with_client_auth(roots.as_bytes(), rcert.as_bytes(), rkey.as_bytes())
+            .unwrap();
     let ch = tls_client(&group, addr, rogue, "localhost", &Log::default());
     ch.close_future().sync().unwrap();
     server_log.wait_for("unregistered");
-    assert!(tls_errors(&server_log).iter().any(|e| e.contains("UnknownIssuer")), "{:?}", server_log.events());
+    assert!(
+        tls_errors(&server_log)
+            .iter()
+            .any(|e| e.contains("UnknownIssuer")),
+        "{:?}",
+        server_log.events()
+    );
 
     // No certificate at all is rejected too.
     let server_log = Log::default();
@@ -168,7 +224,11 @@ fn server_rejects_untrusted_and_missing_client_certificates() {
     ch.close_future().sync().unwrap();
     server_log.wait_for("unregistered");
     assert!(!server_log.contains("event:tls_handshake_complete"));
-    assert!(!tls_errors(&server_log).is_empty(), "{:?}", server_log.events());
+    assert!(
+        !tls_errors(&server_log).is_empty(),
+        "{:?}",
+        server_log.events()
+    );
 }
 
 /// Server side of STARTTLS: on the line `STARTTLS`, answers `OK` in clear and inserts TLS.
@@ -176,10 +236,13 @@ struct StartTlsServer(TlsServerConfig);
 
 impl Handler for StartTlsServer {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        let Ok(line) = msg.downcast::<Bytes>() else { return Ok(()) };
+        let Ok(line) = msg.downcast::<Bytes>() else {
+            return Ok(());
+        };
         if &line[..] == b"STARTTLS" {
             ctx.write_and_flush(Bytes::from_static(b"OK"));
-            ctx.pipeline().add_first("tls", TlsHandler::server(&self.0)?.start_tls())?;
+            ctx.pipeline()
+                .add_first("tls", TlsHandler::server(&self.0)?.start_tls())?;
         } else {
             ctx.write_and_flush(line);
         }
@@ -199,17 +262,23 @@ impl Handler for StartTlsClient {
         Ok(())
     }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        let Ok(line) = msg.downcast::<Bytes>() else { return Ok(()) };
+        let Ok(line) = msg.downcast::<Bytes>() else {
+            return Ok(());
+        };
         let text = String::from_utf8_lossy(&line).into_owned();
         if text == "OK" {
-            ctx.pipeline().add_first("tls", TlsHandler::client(&self.cfg, "localhost")?)?;
+            ctx.pipeline()
+                .add_first("tls", TlsHandler::client(&self.cfg, "localhost")?)?;
         }
         let _ = self.got.send(text);
         Ok(())
     }
     fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
         if let UserEvent::TlsHandshakeComplete(info) = event {
-            let _ = self.got.send(format!("handshake {}", info.server_name.unwrap_or_default()));
+            let _ = self.got.send(format!(
+                "handshake {}",
+                info.server_name.unwrap_or_default()
+            ));
             ctx.write_and_flush(Bytes::from_static(b"secret after starttls"));
         }
         Ok(())
@@ -228,8 +297,11 @@ fn starttls_inserts_tls_into_a_live_pipeline() {
     let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
     let server = ServerBootstrap::new(&group, &group)
         .child_handler(move |p| {
-            p.add_last("lines", FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?))?
-                .add_last("app", StartTlsServer(server_cfg.clone()))?;
+            p.add_last(
+                "lines",
+                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?),
+            )?
+            .add_last("app", StartTlsServer(server_cfg.clone()))?;
             Ok(())
         })
         .bind("127.0.0.1:0".parse().unwrap())
@@ -239,14 +311,25 @@ fn starttls_inserts_tls_into_a_live_pipeline() {
     let cfg = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
     let ch = Bootstrap::new(&group)
         .handler(move |p| {
-            p.add_last("lines", FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?))?
-                .add_last("app", StartTlsClient { cfg: cfg.clone(), got: tx.clone() })?;
+            p.add_last(
+                "lines",
+                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?),
+            )?
+            .add_last(
+                "app",
+                StartTlsClient {
+                    cfg: cfg.clone(),
+                    got: tx.clone(),
+                },
+            )?;
             Ok(())
         })
         .connect(server.local_addr().inet().unwrap())
         .sync()
         .unwrap();
-    let got: Vec<String> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+    let got: Vec<String> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
     assert_eq!(got, ["OK", "handshake localhost", "secret after starttls"]);
     ch.close();
     wait_until("close", Duration::from_secs(5), || !ch.is_open());

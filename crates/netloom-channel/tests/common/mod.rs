@@ -5,9 +5,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netloom_channel::{
-    ChannelError, Context, Handler, HandlerResult, Msg, UserEvent,
-};
+use netloom_channel::{ChannelError, Context, Handler, HandlerResult, Msg, UserEvent};
 
 /// Waits until `cond` holds (polling), failing after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -84,7 +82,10 @@ impl Handler for Recorder {
         Ok(())
     }
     fn channel_writability_changed(&mut self, ctx: &mut Context<'_>, w: bool) -> HandlerResult {
-        self.0.push(format!("writable:{w}:{}", ctx.channel().pending_outbound_bytes()));
+        self.0.push(format!(
+            "writable:{w}:{}",
+            ctx.channel().pending_outbound_bytes()
+        ));
         ctx.fire_channel_writability_changed(w);
         Ok(())
     }
@@ -107,7 +108,9 @@ impl Handler for Recorder {
 
 /// Reads from a blocking stream until `n` bytes arrived.
 pub fn read_exact_timeout(stream: &mut TcpStream, n: usize) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = vec![0u8; n];
     stream.read_exact(&mut buf).unwrap();
     buf
@@ -121,7 +124,9 @@ pub fn round_trip(stream: &mut TcpStream, msg: &[u8]) {
 
 /// Reads until EOF (or error); returns the bytes read.
 pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
     out

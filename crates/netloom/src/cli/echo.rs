@@ -1,12 +1,13 @@
-//! `netloom echo`: an echo server on plain tokio (the channel crate will rebuild it).
+//! `netloom echo`: an echo server on netloom-channel (bytes, frames, optionally over TLS).
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use futures::{SinkExt, StreamExt};
-use netloom_codec::{CodecError, FramedConn, Framer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use netloom_channel::{
+    EchoHandler, EventLoopGroup, FramingHandler, ServerBootstrap, TlsHandler, TlsServerConfig,
+};
+use netloom_codec::Framer;
 
 /// Arguments of `netloom echo`.
 #[derive(clap::Args)]
@@ -20,61 +21,46 @@ pub struct EchoArgs {
     /// Without it, bytes are echoed as they come.
     #[arg(long, value_name = "NAME")]
     pub framing: Option<Framer>,
+
+    /// Serve TLS with this PEM certificate chain.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Event loop threads (default: the CPUs this process may use).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Runs the echo server until interrupted.
 pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    rt.block_on(serve(args))
-}
-
-async fn serve(args: EchoArgs) -> anyhow::Result<ExitCode> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    println!("{}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await.context("accepting")?;
-        let framing = args.framing.clone();
-        tokio::spawn(async move {
-            let result = match framing {
-                Some(framer) => echo_frames(stream, framer).await,
-                None => echo_bytes(stream).await.map_err(CodecError::from),
-            };
-            if let Err(err) = result {
-                tracing::debug!(%peer, %err, "connection ended with an error");
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsServerConfig::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let group = EventLoopGroup::new(threads, "echo")?;
+    let framing = args.framing;
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(move |p| {
+            if let Some(tls) = &tls {
+                p.add_last("tls", TlsHandler::server(tls)?)?;
             }
-        });
-    }
-}
-
-async fn echo_bytes(mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buf[..n]).await?;
-    }
-}
-
-/// Echoes every decoded frame re-encoded with the same framer. Errors the framer recovers
-/// from (an oversize frame, a malformed COBS frame) are logged and the connection goes on.
-async fn echo_frames(stream: TcpStream, framer: Framer) -> Result<(), CodecError> {
-    stream.set_nodelay(true)?;
-    let mut conn = FramedConn::with_codec(stream, framer);
-    while let Some(frame) = conn.next().await {
-        let sent = match frame {
-            Ok(frame) => conn.send(frame).await,
-            Err(err) => Err(err),
-        };
-        match sent {
-            Ok(()) => {}
-            Err(err) if err.can_continue() => tracing::warn!(%err, "frame skipped"),
-            Err(err) => return Err(err),
-        }
-    }
-    conn.close().await
+            if let Some(framer) = &framing {
+                p.add_last("framing", FramingHandler::new(framer.clone(), framer.clone()))?;
+            }
+            p.add_last("echo", EchoHandler)?;
+            Ok(())
+        })
+        .bind(args.listen)
+        .sync()
+        .with_context(|| format!("listening on {}", args.listen))?;
+    println!("{}", server.local_addr());
+    server.close_future().sync()?;
+    Ok(ExitCode::SUCCESS)
 }
