@@ -90,6 +90,17 @@ pub(crate) fn register_local<T: Transport>(
     Ok(channel)
 }
 
+/// How a read burst ended.
+#[derive(PartialEq, Eq)]
+enum Burst {
+    /// The socket said "nothing more" (or reading is off).
+    Done,
+    /// The read budget is used up: poll again later.
+    Budget,
+    /// A short read: probably drained; read once more after writing.
+    Short,
+}
+
 struct ChannelTask<T: Transport> {
     transport: Option<T>,
     pipeline: Pipeline,
@@ -108,7 +119,8 @@ struct ChannelTask<T: Transport> {
 }
 
 enum ReadResult {
-    Data(bytes::Bytes),
+    /// Bytes read; `short` when they did not fill the buffer (the socket is probably drained).
+    Data(bytes::Bytes, bool),
     Eof,
     Pending,
     Error(io::Error),
@@ -132,12 +144,14 @@ impl<T: Transport> ChannelTask<T> {
     }
 
     /// Reads until the socket has nothing more, the budget is used or reading stops.
-    /// Returns true when it stopped because of the budget (the task must poll again).
-    fn read_burst(&mut self, cx: &mut TaskContext<'_>) -> bool {
+    /// Like Netty, a read that does not fill the buffer ends the burst (`Burst::Short`): the
+    /// replies go out before the read that confirms the socket is drained.
+    fn read_burst(&mut self, cx: &mut TaskContext<'_>) -> Burst {
         let mut reads = 0;
         let Some(transport) = self.transport.as_mut() else {
-            return false;
+            return Burst::Done;
         };
+        let mut outcome = Burst::Done;
         loop {
             if self.input_closed
                 || self.closing.is_some()
@@ -147,11 +161,8 @@ impl<T: Transport> ChannelTask<T> {
                 break;
             }
             if reads == self.max_reads {
-                if reads > 0 {
-                    self.pipeline.fire_inbound(Ev::ReadComplete);
-                    self.pipeline.run();
-                }
-                return true;
+                outcome = Burst::Budget;
+                break;
             }
             let chunk = self.read_chunk;
             let result = READ_BUF.with(|cell| {
@@ -159,18 +170,23 @@ impl<T: Transport> ChannelTask<T> {
                 if buf.capacity() - buf.len() < MIN_READ_SPARE {
                     buf.reserve(chunk);
                 }
+                let spare = buf.capacity() - buf.len();
                 match transport.poll_read(cx, &mut buf) {
                     Poll::Ready(Ok(0)) => ReadResult::Eof,
-                    Poll::Ready(Ok(_)) => ReadResult::Data(buf.split().freeze()),
+                    Poll::Ready(Ok(n)) => ReadResult::Data(buf.split().freeze(), n < spare),
                     Poll::Ready(Err(e)) => ReadResult::Error(e),
                     Poll::Pending => ReadResult::Pending,
                 }
             });
             match result {
-                ReadResult::Data(bytes) => {
+                ReadResult::Data(bytes, short) => {
                     reads += 1;
                     self.pipeline.fire_inbound(Ev::Read(Msg::from(bytes)));
                     self.pipeline.run();
+                    if short {
+                        outcome = Burst::Short;
+                        break;
+                    }
                 }
                 ReadResult::Pending => break,
                 ReadResult::Eof => {
@@ -194,7 +210,7 @@ impl<T: Transport> ChannelTask<T> {
             self.pipeline.fire_inbound(Ev::ReadComplete);
             self.pipeline.run();
         }
-        false
+        outcome
     }
 
     /// Writes flushed data; on an error the channel is force-closed.
@@ -382,7 +398,10 @@ impl<T: Transport> Future for ChannelTask<T> {
             this.write_out(cx);
             this.update_writability();
             this.take_close_request();
-            if this.pipeline.has_queued() || this.pipeline.head.flush_requested {
+            if this.pipeline.has_queued()
+                || this.pipeline.head.flush_requested
+                || more == Burst::Short
+            {
                 continue;
             }
             if this.progress_close(cx) {
@@ -391,7 +410,7 @@ impl<T: Transport> Future for ChannelTask<T> {
             if this.poll_timers(cx) {
                 continue;
             }
-            if more {
+            if more == Burst::Budget {
                 cx.waker().wake_by_ref();
             }
             return Poll::Pending;

@@ -101,7 +101,11 @@ macro_rules! stream_transport {
                 cx: &mut TaskContext<'_>,
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                Pin::new(self).poll_write_vectored(cx, bufs)
+                // One buffer: write(2) is cheaper than writev(2).
+                match bufs {
+                    [one] => Pin::new(self).poll_write(cx, one),
+                    _ => Pin::new(self).poll_write_vectored(cx, bufs),
+                }
             }
 
             fn poll_shutdown(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
