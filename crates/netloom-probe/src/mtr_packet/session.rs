@@ -1,9 +1,12 @@
 //! The session loop: commands in, probes through the engine, replies out.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::task::JoinSet;
 
 use super::command::{ParseLimits, Request, SendProbe, parse_line};
 use super::lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
@@ -138,6 +141,9 @@ pub struct Session {
 
 type Finished = (i32, Result<ProbeReply, ProbeError>);
 
+/// Probes in flight, polled by the session's own task (no task spawn per probe).
+type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = Finished>>>>;
+
 /// Tries per probe when the engine reports a clash of match keys (see `start_probe`).
 const ENGINE_RETRIES: u32 = 4;
 
@@ -178,7 +184,7 @@ impl Session {
         W: AsyncWrite + Unpin,
     {
         let mut splitter = LineSplitter::new(self.config.command_buffer_size);
-        let mut in_flight: JoinSet<Finished> = JoinSet::new();
+        let mut in_flight = InFlight::new();
         let mut stats = SessionStats::default();
         let mut read_buf = vec![0u8; 64 * 1024];
         let mut out = String::with_capacity(64 * 1024);
@@ -186,11 +192,16 @@ impl Session {
         while input_open || !in_flight.is_empty() {
             tokio::select! {
                 biased;
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     self.write_finished(done, &mut out);
-                    while let Some(done) = in_flight.try_join_next() {
-                        self.write_finished(done, &mut out);
-                    }
+                    // Take every other finished probe now, so replies go out in one write.
+                    std::future::poll_fn(|cx| {
+                        while let Poll::Ready(Some(done)) = in_flight.poll_next_unpin(cx) {
+                            self.write_finished(done, &mut out);
+                        }
+                        Poll::Ready(())
+                    })
+                    .await;
                 }
                 read = input.read(&mut read_buf), if input_open => {
                     let n = read?;
@@ -212,19 +223,15 @@ impl Session {
         Ok(stats)
     }
 
-    fn write_finished(&self, done: Result<Finished, tokio::task::JoinError>, out: &mut String) {
-        match done {
-            Ok((token, Ok(reply))) => Reply::Probe { token, reply },
-            Ok((token, Err(error))) => {
+    fn write_finished(&self, (token, result): Finished, out: &mut String) {
+        match result {
+            Ok(reply) => Reply::Probe { token, reply },
+            Err(error) => {
                 tracing::debug!(token, %error, "probe failed");
                 Reply::Error {
                     token,
                     error: ErrorReply::from_probe_error(&error),
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "probe task failed; its command gets no reply");
-                return;
             }
         }
         .write_line(self.config.dialect, out);
@@ -233,7 +240,7 @@ impl Session {
     fn handle(
         &self,
         event: LineEvent<'_>,
-        in_flight: &mut JoinSet<Finished>,
+        in_flight: &mut InFlight,
         stats: &mut SessionStats,
         out: &mut String,
     ) {
@@ -288,7 +295,7 @@ impl Session {
         &self,
         token: i32,
         p: SendProbe,
-        in_flight: &mut JoinSet<Finished>,
+        in_flight: &mut InFlight,
     ) -> Result<(), ErrorReply> {
         let version_ok = match p.ip_version {
             4 => self.support.ip4,
@@ -321,15 +328,14 @@ impl Session {
             constant_flow: false,
         };
         let prober = self.prober.clone();
-        in_flight.spawn(async move {
+        in_flight.push(Box::pin(async move {
             // The session's own limit is enforced above, so `ProbesExhausted` from the
             // engine here means a transient clash of match keys (a TCP probe's source port,
             // released by the kernel on RST, handed to a new probe before the old one
             // finished): try again with a fresh socket, as mtr-packet retries EADDRINUSE.
             let mut attempts = 1;
             loop {
-                // Boxed: the engine's future is large, and the task would copy it.
-                match Box::pin(prober.probe(target, options.clone())).await {
+                match prober.probe(target, options.clone()).await {
                     Err(ProbeError::ProbesExhausted { .. }) if attempts < ENGINE_RETRIES => {
                         attempts += 1;
                         tokio::task::yield_now().await;
@@ -337,7 +343,7 @@ impl Session {
                     result => return (token, result),
                 }
             }
-        });
+        }));
         Ok(())
     }
 }
