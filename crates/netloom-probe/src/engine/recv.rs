@@ -43,6 +43,12 @@ pub(crate) async fn run(engine: Arc<Engine>, v6: bool) {
                     let (bytes, from) = batch.get(i);
                     handle(&engine, v6, ident, bytes, from, now);
                 }
+                // A short batch emptied the queue: clear readiness now instead of paying
+                // one more system call for EAGAIN. Anything that arrived since comes with
+                // a new readiness event, which clear_ready leaves in place.
+                if n < BATCH && engine.raw {
+                    guard.clear_ready();
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
