@@ -56,8 +56,10 @@ pub(crate) async fn run(engine: Arc<Engine>, v6: bool) {
             // details are on the error queue, read on the next turn.
             Err(e) if !engine.raw => tracing::trace!(%e, "ICMP socket error"),
             Err(err) => {
-                tracing::error!(%err, v6, "receiving from the ICMP socket failed");
-                return;
+                // Transient kernel errors (ENOMEM, ENOBUFS) must not end the task that
+                // every outstanding probe depends on: log, back off briefly, go on.
+                tracing::warn!(%err, v6, "receiving from the ICMP socket failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
     }
