@@ -57,8 +57,8 @@ mod outbound;
 mod pipeline;
 mod task;
 mod tls;
-mod transport;
 pub mod tracking;
+mod transport;
 pub mod udp;
 
 pub use bootstrap::{

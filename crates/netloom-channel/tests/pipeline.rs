@@ -158,13 +158,18 @@ fn a_handler_error_reaches_its_own_exception_caught() {
 #[test]
 fn recoverable_decode_errors_skip_the_frame() {
     let mut ch = EmbeddedChannel::new(|p| {
-        p.add_last("dec", DecoderHandler::new(Framer::from_name("lines,max=4")?))?;
+        p.add_last(
+            "dec",
+            DecoderHandler::new(Framer::from_name("lines,max=4")?),
+        )?;
         Ok(())
     })
     .unwrap();
-    ch.write_inbound(Bytes::from_static(b"much too long
+    ch.write_inbound(Bytes::from_static(
+        b"much too long
 ok
-"));
+",
+    ));
     assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"ok")));
     assert!(ch.take_exception().is_none());
 }
@@ -172,7 +177,10 @@ ok
 #[test]
 fn fatal_decode_errors_reach_exception_caught_and_stop_decoding() {
     let mut ch = EmbeddedChannel::new(|p| {
-        p.add_last("dec", DecoderHandler::new(Framer::from_name("length-field:i16be")?))?;
+        p.add_last(
+            "dec",
+            DecoderHandler::new(Framer::from_name("length-field:i16be")?),
+        )?;
         Ok(())
     })
     .unwrap();

@@ -52,7 +52,10 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
                 p.add_last("tls", TlsHandler::server(tls)?)?;
             }
             if let Some(framer) = &framing {
-                p.add_last("framing", FramingHandler::new(framer.clone(), framer.clone()))?;
+                p.add_last(
+                    "framing",
+                    FramingHandler::new(framer.clone(), framer.clone()),
+                )?;
             }
             p.add_last("echo", EchoHandler)?;
             Ok(())
