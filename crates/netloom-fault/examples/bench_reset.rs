@@ -61,7 +61,7 @@ fn main() -> BoxResult<()> {
         ms(s) / ms(d)
     );
     println!(
-        "| `ss -K -t dst 127.0.0.1 dport = :PORT` (iproute2 {}) | {:.1} ms | 1.00x |",
+        "| `ss -K -t -n dst 127.0.0.1 dport = :PORT` (iproute2 {}), same filter | {:.1} ms | 1.00x |",
         ss_version(),
         ms(s)
     );
