@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Log, Recorder, wait_until};
 use netloom_channel::{
-    Bootstrap, Channel, ChannelError, Context, EchoHandler, EventLoopGroup, FramingHandler,
-    Handler, HandlerResult, Msg, ServerBootstrap, TlsClientConfig, TlsHandler, TlsServerConfig,
-    UserEvent,
+    Bootstrap, Channel, ChannelError, Context, EchoHandler, EventLoopGroup, ForwardConfig,
+    Forwarder, FramingHandler, Handler, HandlerResult, Msg, ServerBootstrap, TlsClientConfig,
+    TlsHandler, TlsServerConfig, UserEvent,
 };
 use netloom_codec::Framer;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -333,4 +333,27 @@ fn starttls_inserts_tls_into_a_live_pipeline() {
     assert_eq!(got, ["OK", "handshake localhost", "secret after starttls"]);
     ch.close();
     wait_until("close", Duration::from_secs(5), || !ch.is_open());
+}
+
+#[test]
+fn forwarder_terminates_and_originates_tls() {
+    let group = EventLoopGroup::new(2, "tls-forward").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let backend_log = Log::default();
+    let backend = tls_server(&group, server_cfg.clone(), &backend_log);
+    let mut cfg = ForwardConfig::new(backend);
+    cfg.tls_to = Some(roots.clone());
+    cfg.tls_server_name = Some("localhost".into());
+    cfg.tls_listen = Some(server_cfg);
+    let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), cfg).unwrap();
+    let client_log = Log::default();
+    let ch = tls_client(&group, fwd.local_addr(), roots, "localhost", &client_log);
+    ch.write_and_flush(Bytes::from_static(b"via the forwarder"))
+        .unwrap();
+    client_log.wait_for("read:via the forwarder");
+    backend_log.wait_for("event:tls_handshake_complete");
+    assert_eq!(fwd.stats().connections(), 1);
 }
