@@ -9,6 +9,10 @@ use super::reset::FilterArgs;
 
 /// Arguments of `netloom blackhole`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Needs CAP_NET_ADMIN and nft (package nftables). Exit code: 0 after the \
+                        duration, 1 nothing matched, 2 an error."
+)]
 pub struct BlackholeArgs {
     #[command(flatten)]
     pub filter: FilterArgs,

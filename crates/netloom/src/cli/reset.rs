@@ -48,6 +48,10 @@ impl FilterArgs {
 
 /// Arguments of `netloom reset`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit code: 0 all matched connections reset, 1 nothing matched, \
+                        3 some resets failed, 2 an error before any reset (e.g. a missing capability)."
+)]
 pub struct ResetArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
