@@ -9,7 +9,6 @@ use crate::caps::Capability;
 use crate::conn::Connection;
 use crate::error::{FaultError, Result};
 use crate::filter::Filter;
-use crate::method::Method;
 use crate::select::list_connections;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -74,9 +73,9 @@ impl Blackhole {
     pub fn connections_of(connections: Vec<Connection>) -> Result<Blackhole> {
         if !Capability::NetAdmin.is_effective()? {
             return Err(FaultError::MissingCapability {
-                method: Method::Auto,
+                operation: "blackhole (nftables rules)",
                 capability: Capability::NetAdmin,
-                alternative: "nftables rules need it; without it, reset the connection instead \
+                alternative: "without it, reset the connection instead (method fd or pidfd), \
                               or run the peer in a network namespace you control",
             });
         }

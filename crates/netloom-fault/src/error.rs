@@ -8,9 +8,9 @@ use crate::method::Method;
 /// Everything that can fail in `netloom-fault`; each variant says what failed and with which input.
 ///
 /// ```
-/// use netloom_fault::{Capability, FaultError, Method};
+/// use netloom_fault::{Capability, FaultError};
 /// let err = FaultError::MissingCapability {
-///     method: Method::Destroy,
+///     operation: "method destroy",
 ///     capability: Capability::NetAdmin,
 ///     alternative: "use Method::Fd or Method::Pidfd",
 /// };
@@ -18,13 +18,11 @@ use crate::method::Method;
 /// ```
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
-    /// The method needs a capability the calling process does not have in its effective set.
-    #[error(
-        "method `{method}` needs {capability}, which this process does not have; {alternative}"
-    )]
+    /// An operation needs a capability the calling process does not have in its effective set.
+    #[error("{operation} needs {capability}, which this process does not have; {alternative}")]
     MissingCapability {
-        /// The method that was asked for.
-        method: Method,
+        /// What was asked for (`method destroy`, `blackhole`, ...).
+        operation: &'static str,
         /// The capability it needs.
         capability: Capability,
         /// What to do instead.

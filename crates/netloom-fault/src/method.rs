@@ -95,7 +95,11 @@ impl Method {
             Ok(())
         } else {
             Err(FaultError::MissingCapability {
-                method: self,
+                operation: if self == Method::Destroy {
+                    "method destroy"
+                } else {
+                    "method inject"
+                },
                 capability: cap,
                 alternative,
             })
