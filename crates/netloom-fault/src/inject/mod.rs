@@ -5,6 +5,12 @@
 //! carries its `snd_nxt` (= what the local end expects) and its `rcv_nxt` (= what it expects).
 //! That answer travels to the local end, so a raw socket on this host reads it even on an
 //! idle connection. Two RSTs with exactly those numbers then reset both ends.
+//!
+//! Limits: the probe goes to the remote end, so the local end must be on this host. If the
+//! remote end has data in flight that the local end has not received yet, the RST to the local
+//! end is in the window but not exact: the local stack answers with a challenge ACK and stays
+//! up (the remote end is still reset, and the local end learns it from the next RST it gets).
+//! Kernels before 6.0 also limit challenge ACKs host-wide (`net.ipv4.tcp_challenge_ack_limit`).
 /// The packet formats injection writes and reads.
 ///
 /// ```
