@@ -54,11 +54,11 @@ fn fails_then_reconnects(
     again
 }
 
-/// Synchronous client, `#[test]`: the first command after the reset fails with exactly the
-/// error the method produces; the client reconnects and the tracker counts the new connection.
-fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) {
+/// A redis-server, a bystander connection opened before the tracker, and a tracker of this
+/// process's connections to that server.
+fn redis_with_tracker(ip: IpAddr, method: Method) -> (Redis, TcpStream, Tracker) {
     let redis = Redis::start();
-    let mut bystander = TcpStream::connect(redis.addr(ip)).unwrap();
+    let bystander = TcpStream::connect(redis.addr(ip)).unwrap();
     let tracker = Tracker::new()
         .unwrap()
         .with_filter(Filter::new().remote(redis.addr(ip).into()))
@@ -66,6 +66,13 @@ fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) 
             method,
             ..Default::default()
         });
+    (redis, bystander, tracker)
+}
+
+/// Synchronous client, `#[test]`: the first command after the reset fails with exactly the
+/// error the method produces; the client reconnects and the tracker counts the new connection.
+fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) {
+    let (redis, mut bystander, tracker) = redis_with_tracker(ip, method);
     let (client, mut conn) = connect_and_set(&redis, ip);
 
     let reports = tracker.reset_client_tcp_connections().unwrap();
@@ -173,15 +180,7 @@ fn pidfd_redis_server_end_ipv6() {
 
 /// `#[tokio::test]` with redis-rs's ConnectionManager, which reconnects by itself.
 async fn manager_reconnects(ip: IpAddr, method: Method) {
-    let redis = Redis::start();
-    let mut bystander = TcpStream::connect(redis.addr(ip)).unwrap();
-    let tracker = Tracker::new()
-        .unwrap()
-        .with_filter(Filter::new().remote(redis.addr(ip).into()))
-        .with_options(ResetOptions {
-            method,
-            ..Default::default()
-        });
+    let (redis, mut bystander, tracker) = redis_with_tracker(ip, method);
     let client = redis::Client::open(redis.url(ip)).unwrap();
     let mut manager = redis::aio::ConnectionManager::new(client).await.unwrap();
     let _: () = redis::cmd("SET")
