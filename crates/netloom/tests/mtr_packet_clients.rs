@@ -155,6 +155,18 @@ fn same_replies_as_debians_mtr_packet() {
 }
 
 #[test]
+fn in_flight_limit_is_enforced() {
+    let net = Topology::builder().routers(1).build().expect("topology");
+    let hole = net.blackhole_v4();
+    let script = format!(
+        "1 send-probe ip-4 {hole} timeout 1\n2 send-probe ip-4 {hole} timeout 1\n\
+         3 send-probe ip-4 {hole} timeout 1\n"
+    );
+    let got = replies(&net, OURS, &["--max-in-flight", "2"], &script);
+    assert_eq!(got, ["1 no-reply", "2 no-reply", "3 probes-exhausted"]);
+}
+
+#[test]
 fn current_dialect_names_the_unreachable_kind() {
     let net = Topology::builder().routers(2).build().expect("topology");
     for v6 in [false, true] {
