@@ -177,12 +177,12 @@ fn reads_keep_the_reader_from_going_idle() {
     let group = EventLoopGroup::new(1, "busy").unwrap();
     let log = Log::default();
     let server = idle_server(&group, &log, || {
-        IdleStateHandler::new(Duration::from_millis(400), Duration::ZERO, Duration::ZERO)
+        IdleStateHandler::new(Duration::from_millis(800), Duration::ZERO, Duration::ZERO)
     });
     let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
-    for _ in 0..30 {
+    for _ in 0..40 {
         c.write_all(b".").unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(25));
     }
     assert!(!log.contains("event:ReaderIdle"), "{:?}", log.events());
     log.wait_for("event:ReaderIdle");
