@@ -23,7 +23,7 @@ use tokio::time::Sleep;
 
 use super::UdpConfig;
 use super::stats::{Counters, bump};
-use super::table::{PeerId, PeerTable};
+use super::table::{Keyed, PeerId, PeerTable};
 use crate::channel::{CloseSignal, Command};
 use crate::pipeline::Ev;
 use crate::task::apply_command;
@@ -106,6 +106,15 @@ struct Peer {
     blocked: bool,
     /// The writability the pipeline was last told.
     writable: bool,
+}
+
+impl Keyed for Peer {
+    fn key(&self) -> SocketAddr {
+        match self.pipeline.channel.peer_addr() {
+            Some(ChannelAddr::Inet(a)) => *a,
+            _ => unreachable!("UDP peers are created with an IP address"),
+        }
+    }
 }
 
 enum Closing {
@@ -242,7 +251,6 @@ impl Driver {
         pipeline.fire_inbound(Ev::Active);
         let now = self.now_ms();
         let id = self.table.insert(
-            remote,
             Peer {
                 pipeline,
                 waker: false,

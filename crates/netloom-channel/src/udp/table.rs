@@ -1,7 +1,18 @@
 //! The peer table: a compact slab of tracked peers, an address index, and a
 //! least-recently-active list that drives both idle expiry and eviction in O(1).
-use std::collections::HashMap;
+//!
+//! The index holds only slot numbers (4 bytes a peer): the address is read from the peer
+//! itself, and hashed with SipHash under a random key, so a flood of crafted source
+//! addresses cannot degrade lookups.
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
+
+use hashbrown::HashTable;
+
+/// A tracked value knows its peer's address.
+pub(crate) trait Keyed {
+    fn key(&self) -> SocketAddr;
+}
 
 /// Entries are stored in chunks of this many, so growing the table never copies the
 /// peers and wastes at most one partly filled chunk.
@@ -18,7 +29,6 @@ pub(crate) struct PeerId {
 
 struct Entry<T> {
     value: T,
-    addr: SocketAddr,
     /// Last activity, in milliseconds since the endpoint started.
     last: u64,
     prev: u32,
@@ -34,19 +44,33 @@ struct Slot<T> {
 pub(crate) struct PeerTable<T> {
     chunks: Vec<Vec<Slot<T>>>,
     free: Vec<u32>,
-    index: HashMap<SocketAddr, u32>,
+    index: HashTable<u32>,
+    hasher: RandomState,
+    /// Generation of new slots: above every generation handed out before the table last
+    /// released its memory, so old ids stay stale.
+    era: u32,
     /// Least recently active.
     head: u32,
     /// Most recently active.
     tail: u32,
 }
 
-impl<T> PeerTable<T> {
+/// The address of the peer in slot `idx` (which must be occupied).
+fn key_at<T: Keyed>(chunks: &[Vec<Slot<T>>], idx: u32) -> SocketAddr {
+    match &chunks[idx as usize / CHUNK][idx as usize % CHUNK].entry {
+        Some(e) => e.value.key(),
+        None => unreachable!("the index points at occupied slots only"),
+    }
+}
+
+impl<T: Keyed> PeerTable<T> {
     pub(crate) fn new() -> Self {
         PeerTable {
             chunks: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+            era: 0,
             head: NIL,
             tail: NIL,
         }
@@ -81,7 +105,9 @@ impl<T> PeerTable<T> {
 
     /// The peer tracked for `addr`.
     pub(crate) fn find(&self, addr: &SocketAddr) -> Option<PeerId> {
-        let idx = *self.index.get(addr)?;
+        let hash = self.hasher.hash_one(addr);
+        let chunks = &self.chunks;
+        let idx = *self.index.find(hash, |&i| key_at(chunks, i) == *addr)?;
         Some(PeerId {
             idx,
             generation: self.slot(idx).generation,
@@ -99,15 +125,15 @@ impl<T> PeerTable<T> {
 
     /// The peer's address.
     pub(crate) fn addr(&self, id: PeerId) -> Option<SocketAddr> {
-        self.live(id).map(|e| e.addr)
+        self.live(id).map(|e| e.value.key())
     }
 
     /// Tracks a new peer as the most recently active one. The caller checks that `addr` is
     /// not tracked yet and enforces the size limit.
-    pub(crate) fn insert(&mut self, addr: SocketAddr, value: T, now: u64) -> PeerId {
+    pub(crate) fn insert(&mut self, value: T, now: u64) -> PeerId {
+        let hash = self.hasher.hash_one(value.key());
         let entry = Entry {
             value,
-            addr,
             last: now,
             prev: NIL,
             next: NIL,
@@ -126,12 +152,14 @@ impl<T> PeerTable<T> {
                 let chunk = &mut self.chunks[chunk_no];
                 chunk.push(Slot {
                     entry: Some(entry),
-                    generation: 0,
+                    generation: self.era,
                 });
                 (chunk_no * CHUNK + chunk.len() - 1) as u32
             }
         };
-        self.index.insert(addr, idx);
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.index
+            .insert_unique(hash, idx, |&i| hasher.hash_one(key_at(chunks, i)));
         self.link_tail(idx);
         PeerId {
             idx,
@@ -141,23 +169,28 @@ impl<T> PeerTable<T> {
 
     /// Stops tracking a peer; returns its address and value.
     pub(crate) fn remove(&mut self, id: PeerId) -> Option<(SocketAddr, T)> {
-        self.live(id)?;
+        let addr = self.live(id)?.value.key();
+        let hash = self.hasher.hash_one(addr);
+        if let Ok(found) = self.index.find_entry(hash, |&i| i == id.idx) {
+            found.remove();
+        }
         self.unlink(id.idx);
         let slot = self.slot_mut(id.idx);
         let entry = slot.entry.take()?;
         slot.generation = slot.generation.wrapping_add(1);
-        self.index.remove(&entry.addr);
         self.free.push(id.idx);
-        self.shrink_free_tail();
-        Some((entry.addr, entry.value))
+        self.release_if_empty();
+        Some((addr, entry.value))
     }
 
-    /// Drops empty chunks at the end, so a table that shrank gives its memory back.
-    fn shrink_free_tail(&mut self) {
+    /// Gives all memory back once the last peer is gone.
+    fn release_if_empty(&mut self) {
         if self.index.is_empty() {
-            self.chunks.clear();
-            self.free.clear();
-            self.index.shrink_to_fit();
+            let newest = self.chunks.iter().flatten().map(|s| s.generation).max();
+            self.era = newest.map_or(self.era, |g| g.wrapping_add(1));
+            self.chunks = Vec::new();
+            self.free = Vec::new();
+            self.index.shrink_to_fit(|_| 0);
         }
     }
 
@@ -246,15 +279,21 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    impl Keyed for u16 {
+        fn key(&self) -> SocketAddr {
+            addr(*self)
+        }
+    }
+
     #[test]
     fn oldest_follows_activity() {
         let mut t = PeerTable::new();
-        let a = t.insert(addr(1), 'a', 0);
-        let b = t.insert(addr(2), 'b', 1);
+        let a = t.insert(1u16, 0);
+        let b = t.insert(2u16, 1);
         assert_eq!(t.oldest(), Some((a, 0)));
         t.touch(a, 5);
         assert_eq!(t.oldest(), Some((b, 1)));
-        assert_eq!(t.remove(b), Some((addr(2), 'b')));
+        assert_eq!(t.remove(b), Some((addr(2), 2)));
         assert_eq!(t.oldest(), Some((a, 5)));
         assert_eq!(t.find(&addr(1)), Some(a));
         assert_eq!(t.find(&addr(2)), None);
@@ -263,9 +302,9 @@ mod tests {
     #[test]
     fn reused_slot_rejects_stale_id() {
         let mut t = PeerTable::new();
-        let a = t.insert(addr(1), 1, 0);
+        let a = t.insert(1u16, 0);
         t.remove(a);
-        let b = t.insert(addr(2), 2, 0);
+        let b = t.insert(2u16, 0);
         assert_eq!(t.get(a), None);
         assert_eq!(t.get(b), Some(&2));
         assert!(t.remove(a).is_none());
@@ -298,7 +337,7 @@ mod tests {
                 match op {
                     Op::Insert(p, now) => {
                         if t.find(&addr(p)).is_none() {
-                            t.insert(addr(p), p, now);
+                            t.insert(p, now);
                             model.push(p);
                         }
                     }
