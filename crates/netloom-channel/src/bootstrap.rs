@@ -20,6 +20,12 @@ use crate::{
 };
 
 /// Builds a new channel's pipeline; runs on the channel's event loop thread.
+///
+/// ```
+/// use std::sync::Arc;
+/// use netloom_channel::{EchoHandler, Initializer};
+/// let init: Initializer = Arc::new(|p| { p.add_last("echo", EchoHandler)?; Ok(()) });
+/// ```
 pub type Initializer = Arc<dyn Fn(&mut Pipeline) -> Result<(), ChannelError> + Send + Sync>;
 
 /// The result of work done on an event loop: `.await` it, or block with [`LoopFuture::sync`].
@@ -35,9 +41,23 @@ pub type Initializer = Arc<dyn Fn(&mut Pipeline) -> Result<(), ChannelError> + S
 pub struct LoopFuture<T>(oneshot::Receiver<Result<T, ChannelError>>);
 
 /// A future channel (from `Bootstrap::connect` or `EventLoop::register`).
+///
+/// ```no_run
+/// # async fn f(group: netloom_channel::EventLoopGroup) -> Result<(), netloom_channel::ChannelError> {
+/// let fut: netloom_channel::ChannelFuture = netloom_channel::Bootstrap::new(&group).connect("127.0.0.1:7000");
+/// let channel = fut.await?;
+/// # Ok(()) }
+/// ```
 pub type ChannelFuture = LoopFuture<Channel>;
 
 /// A future server channel (from `ServerBootstrap::bind`).
+///
+/// ```no_run
+/// # async fn f(group: netloom_channel::EventLoopGroup) -> Result<(), netloom_channel::ChannelError> {
+/// let fut: netloom_channel::BindFuture = netloom_channel::ServerBootstrap::new(&group, &group).bind("127.0.0.1:0".parse().unwrap());
+/// let server = fut.await?;
+/// # Ok(()) }
+/// ```
 pub type BindFuture = LoopFuture<ServerChannel>;
 
 impl<T> LoopFuture<T> {

@@ -26,6 +26,18 @@
 //!   accepts; both return futures that can be awaited or blocked on with `.sync()`.
 //! - [`EmbeddedChannel`] runs a pipeline in memory for unit tests.
 //!
+//! # Plugging in a transport
+//!
+//! TCP ([`tokio::net::TcpStream`]) and Unix streams are [`Transport`]s; anything else (a
+//! UDP peer tracked as a connection, a pipe) becomes a channel by implementing
+//! [`Transport`] — `poll_read` appends to the loop's read buffer (one call = one
+//! `channel_read`, so a datagram stays one message), `poll_write_vectored` takes flushed
+//! bytes (one message per call when `preserves_boundaries()`), `poll_shutdown`, addresses
+//! and an optional descriptor — and registering it with [`EventLoop::register`] (from any
+//! thread) or [`EventLoop::register_here`] (on the loop thread, for transports that are not
+//! `Send`). The channel then gets the whole machinery: pipeline, water marks, auto-read,
+//! graceful close, handler timers.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), netloom_channel::ChannelError> {
 //! use netloom_channel::{EchoHandler, EventLoopGroup, ServerBootstrap};
