@@ -74,4 +74,11 @@ pub enum TestnetError {
 }
 
 /// Shorthand for results of this crate.
+///
+/// ```
+/// fn check() -> netloom_testnet::Result<()> {
+///     Ok(())
+/// }
+/// assert!(check().is_ok());
+/// ```
 pub type Result<T, E = TestnetError> = std::result::Result<T, E>;

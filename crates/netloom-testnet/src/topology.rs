@@ -7,15 +7,39 @@ use crate::listeners::OpenPorts;
 use crate::namespace::Namespace;
 
 /// The open TCP port on the destination (a listener accepts and closes).
+///
+/// ```
+/// assert_eq!(netloom_testnet::OPEN_TCP_PORT, 8080);
+/// ```
 pub const OPEN_TCP_PORT: u16 = 8080;
 /// A TCP port nothing listens on: the destination answers a SYN with RST.
+///
+/// ```
+/// assert_ne!(netloom_testnet::CLOSED_TCP_PORT, netloom_testnet::OPEN_TCP_PORT);
+/// ```
 pub const CLOSED_TCP_PORT: u16 = 8081;
 /// The open UDP port on the destination (a socket reads and discards: no answer at all).
+///
+/// ```
+/// assert_eq!(netloom_testnet::OPEN_UDP_PORT, 5300);
+/// ```
 pub const OPEN_UDP_PORT: u16 = 5300;
 /// A UDP port nothing listens on: the destination answers with ICMP port unreachable.
+///
+/// ```
+/// assert_eq!(netloom_testnet::CLOSED_UDP_PORT, 33434);
+/// ```
 pub const CLOSED_UDP_PORT: u16 = 33434;
 
 /// Most routers a [`Topology`] may have (link subnets are numbered by one octet).
+///
+/// ```
+/// let err = netloom_testnet::Topology::builder()
+///     .routers(netloom_testnet::MAX_ROUTERS + 1)
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("routers"));
+/// ```
 pub const MAX_ROUTERS: usize = 200;
 
 /// Sysctls set in every namespace: forwarding on, ICMP (v4 and v6) rate limits lifted so

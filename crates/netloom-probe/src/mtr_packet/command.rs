@@ -13,6 +13,12 @@ use std::net::IpAddr;
 use crate::Protocol;
 
 /// Most `NAME VALUE` pairs in one command (mtr-packet's `MAX_COMMAND_ARGUMENTS`).
+///
+/// ```
+/// use netloom_probe::mtr_packet::{parse_line, MAX_COMMAND_ARGUMENTS};
+/// let line = format!("1 x{}", " a b".repeat(MAX_COMMAND_ARGUMENTS + 1));
+/// assert!(parse_line(line.as_bytes()).is_err());
+/// ```
 pub const MAX_COMMAND_ARGUMENTS: usize = 16;
 
 /// Limits and strictness of the parser; the defaults are mtr-packet's.

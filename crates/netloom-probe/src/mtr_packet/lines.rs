@@ -2,6 +2,11 @@
 
 /// mtr-packet's `COMMAND_BUFFER_SIZE`: lines of up to this size minus two bytes (plus the
 /// newline) are accepted.
+///
+/// ```
+/// use netloom_probe::mtr_packet::{LineSplitter, DEFAULT_COMMAND_BUFFER_SIZE};
+/// assert_eq!(LineSplitter::new(DEFAULT_COMMAND_BUFFER_SIZE).max_line_len(), 4094);
+/// ```
 pub const DEFAULT_COMMAND_BUFFER_SIZE: usize = 4096;
 
 /// What the splitter found in the stream.
