@@ -47,12 +47,15 @@ async fn send(fd: RawFd, buf: &[u8], dst: SocketAddr, m: &SendMeta) -> Result<()
             {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
-            Err(e) => {
-                let local = SocketAddr::new(m.src.unwrap_or(unspecified(dst.is_ipv6())), 0);
-                return Err(ProbeError::from_send(e, dst.ip(), local));
-            }
+            Err(e) => return Err(send_error(e, dst, m)),
         }
     }
+}
+
+/// The error for a failed send of a probe to `dst`.
+fn send_error(e: io::Error, dst: SocketAddr, m: &SendMeta) -> ProbeError {
+    let local = SocketAddr::new(m.src.unwrap_or(unspecified(dst.is_ipv6())), 0);
+    ProbeError::from_send(e, dst.ip(), local)
 }
 
 impl Engine {
@@ -74,17 +77,31 @@ impl Engine {
         self.sockets.send_socket(v6, udp, opts).map(Some)
     }
 
-    /// Sends a probe built for the shared socket `fd` and waits for its answer.
+    /// Sends a probe built for the shared socket `fd` (batched with the other probes of
+    /// this turn) and waits for its answer.
     async fn send_and_wait(
         &self,
         fd: RawFd,
-        buf: &[u8],
+        buf: Vec<u8>,
         target: IpAddr,
         opts: &ProbeOptions,
         rx: tokio::sync::oneshot::Receiver<super::table::Delivery>,
     ) -> Result<ProbeReply, ProbeError> {
-        let sent = Instant::now();
-        send(fd, buf, SocketAddr::new(target, 0), &meta(opts)).await?;
+        let dst = SocketAddr::new(target, 0);
+        let m = meta(opts);
+        let sent = match self.send_queue.send(fd, buf, dst, m).await {
+            Ok(at) => at,
+            // A full buffer: retry alone, waiting a little between tries.
+            Err((e, buf))
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(libc::ENOBUFS) =>
+            {
+                let at = Instant::now();
+                send(fd, &buf, dst, &m).await?;
+                at
+            }
+            Err((e, _)) => return Err(send_error(e, dst, &m)),
+        };
         self.count_sent();
         Ok(self.wait(rx, sent, opts.timeout).await)
     }
@@ -126,7 +143,7 @@ impl Engine {
             constant,
             !v6 && self.raw,
         );
-        self.send_and_wait(fd, &buf, target, opts, rx).await
+        self.send_and_wait(fd, buf, target, opts, rx).await
     }
 
     pub(super) async fn probe_udp_raw(
@@ -181,7 +198,7 @@ impl Engine {
             opts.bit_pattern,
             checksum,
         );
-        self.send_and_wait(fd, &buf, target, opts, rx).await
+        self.send_and_wait(fd, buf, target, opts, rx).await
     }
 
     /// Unprivileged UDP: a connected socket of its own with IP_RECVERR; the error queue

@@ -3,6 +3,7 @@
 //! ICMP and UDP probes share one socket per IP version and protocol (raw sockets, or
 //! ICMP datagram sockets in unprivileged mode); TCP/SCTP probes use one nonblocking
 //! connecting socket each. Replies are matched through [`table::Table`] in O(1).
+mod batch;
 mod datagram;
 mod packet;
 pub(crate) mod recv;
@@ -51,6 +52,7 @@ pub(crate) struct Engine {
     udp_port: AtomicU16,
     udp_checksum: AtomicU16,
     sockets: sockets::Extra,
+    send_queue: batch::SendQueue,
 }
 
 /// First and count of the source ports varying-port UDP probes use.
@@ -88,6 +90,7 @@ impl Engine {
             udp_port: AtomicU16::new(sys::random_u16()),
             udp_checksum: AtomicU16::new(sys::random_u16()),
             sockets: sockets::Extra::default(),
+            send_queue: batch::SendQueue::default(),
             config,
         })
     }

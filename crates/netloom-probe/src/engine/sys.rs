@@ -107,15 +107,18 @@ fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value
     used + space
 }
 
-/// `sendmsg` to `dst` with TTL/hop limit, TOS/traffic class and optional source address
-/// as control messages, so one socket serves probes with different settings.
-pub(crate) fn send_with(
-    fd: RawFd,
-    buf: &[u8],
-    dst: SocketAddr,
-    meta: &SendMeta,
-) -> io::Result<usize> {
-    let (mut name, name_len) = sockaddr_of(dst);
+/// Destination and control messages of one outgoing datagram, ready for a `msghdr`.
+struct Prepared {
+    name: libc::sockaddr_storage,
+    name_len: libc::socklen_t,
+    cmsg: CmsgBuf,
+    cmsg_len: usize,
+}
+
+/// Builds the destination and the TTL/hop limit, TOS/traffic class and optional source
+/// address control messages, so one socket serves probes with different settings.
+fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
+    let (name, name_len) = sockaddr_of(dst);
     let mut cbuf = CmsgBuf([0; 160]);
     let mut used = 0;
     let ttl = libc::c_int::from(meta.ttl);
@@ -165,18 +168,40 @@ pub(crate) fn send_with(
             }
         }
     }
+    Prepared {
+        name,
+        name_len,
+        cmsg: cbuf,
+        cmsg_len: used,
+    }
+}
+
+/// Fills `msg` to send `iov` with `p`'s destination and control messages. The pointers
+/// stay valid while `p` and `iov` live and do not move.
+fn fill_msghdr(msg: &mut libc::msghdr, p: &mut Prepared, iov: &mut libc::iovec) {
+    msg.msg_name = &mut p.name as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = p.name_len;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = p.cmsg.0.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = p.cmsg_len as _;
+}
+
+/// `sendmsg` of one datagram to `dst` with the probe's per-packet settings.
+pub(crate) fn send_with(
+    fd: RawFd,
+    buf: &[u8],
+    dst: SocketAddr,
+    meta: &SendMeta,
+) -> io::Result<usize> {
+    let mut p = prepare(dst, meta);
     let mut iov = libc::iovec {
         iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
     // SAFETY: msghdr is plain old data; all-zero is valid before we fill it in.
     let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = name_len;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = used as _;
+    fill_msghdr(&mut msg, &mut p, &mut iov);
     // SAFETY: every pointer in `msg` refers to a live local for the duration of the call.
     let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
     if n < 0 {
@@ -184,6 +209,62 @@ pub(crate) fn send_with(
     } else {
         Ok(n as usize)
     }
+}
+
+/// Sends datagrams `(buf, dst, meta)` on `fd` with as few `sendmmsg` calls as possible;
+/// one result per datagram (a failing datagram is skipped and the rest still sent).
+pub(crate) fn send_many(fd: RawFd, out: &[(&[u8], SocketAddr, SendMeta)]) -> Vec<io::Result<()>> {
+    let mut prepared: Vec<Prepared> = out
+        .iter()
+        .map(|(_, dst, meta)| prepare(*dst, meta))
+        .collect();
+    let mut iovs: Vec<libc::iovec> = out
+        .iter()
+        .map(|(buf, _, _)| libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = prepared
+        .iter_mut()
+        .zip(iovs.iter_mut())
+        .map(|(p, iov)| {
+            // SAFETY: mmsghdr is plain old data; all-zero is valid before filling.
+            let mut m: libc::mmsghdr = unsafe { zeroed() };
+            fill_msghdr(&mut m.msg_hdr, p, iov);
+            m
+        })
+        .collect();
+    let mut results = Vec::with_capacity(out.len());
+    let mut start = 0;
+    while start < msgs.len() {
+        let rest = &mut msgs[start..];
+        let count = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+        // SAFETY: `rest` points at `count` headers whose names, control buffers and iovecs
+        // live in `prepared` and `iovs`, unmoved since the headers were filled.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                rest.as_mut_ptr(),
+                count,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            results.extend((0..n).map(|_| Ok(())));
+            start += n as usize;
+        } else {
+            // The first remaining datagram failed: report it, go on with the next.
+            let err = if n < 0 {
+                io::Error::last_os_error()
+            } else {
+                io::Error::from(io::ErrorKind::WriteZero)
+            };
+            results.push(Err(err));
+            start += 1;
+        }
+    }
+    results
 }
 
 /// Buffers for receiving up to `n` datagrams with one `recvmmsg` call.
