@@ -133,17 +133,13 @@ impl FieldType {
     /// ```
     #[inline]
     pub fn read(&self, bytes: &[u8]) -> Option<i128> {
-        let bytes = bytes.get(..self.size)?;
-        let mut raw = [0u8; 8];
-        let value = match self.endian {
-            Endian::Big => {
-                raw[8 - self.size..].copy_from_slice(bytes);
-                u64::from_be_bytes(raw)
-            }
-            Endian::Little => {
-                raw[..self.size].copy_from_slice(bytes);
-                u64::from_le_bytes(raw)
-            }
+        // One fixed-size load per size, so that no copy of variable length is needed.
+        let value = match self.size {
+            1 => u64::from(*bytes.first()?),
+            2 => read_fixed::<2>(bytes, self.endian)?,
+            3 => read_fixed::<3>(bytes, self.endian)?,
+            4 => read_fixed::<4>(bytes, self.endian)?,
+            _ => read_fixed::<8>(bytes, self.endian)?,
         };
         if self.signed {
             let shift = 64 - 8 * self.size as u32;
@@ -181,6 +177,23 @@ impl FieldType {
         }
         Ok(())
     }
+}
+
+/// Reads an `N`-byte unsigned integer from the front of `bytes`.
+#[inline]
+fn read_fixed<const N: usize>(bytes: &[u8], endian: Endian) -> Option<u64> {
+    let field: [u8; N] = bytes.get(..N)?.try_into().ok()?;
+    let mut raw = [0u8; 8];
+    Some(match endian {
+        Endian::Big => {
+            raw[8 - N..].copy_from_slice(&field);
+            u64::from_be_bytes(raw)
+        }
+        Endian::Little => {
+            raw[..N].copy_from_slice(&field);
+            u64::from_le_bytes(raw)
+        }
+    })
 }
 
 impl fmt::Display for FieldType {
