@@ -1,0 +1,118 @@
+//! `netloom forward` as a child process: it forwards, and its memory stays bounded while it
+//! moves 100 MiB to a slow consumer.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+/// A `netloom` child; killed when dropped, also when a test fails.
+struct Netloom {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Netloom {
+    fn start(args: &[&str]) -> Netloom {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netloom"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("netloom starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut first)
+            .expect("first line");
+        let addr = first
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{first:?}: {e}"));
+        Netloom { child, addr }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the forwarder is alive");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for Netloom {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn forwards_to_an_echo_server() {
+    let echo = Netloom::start(&["echo", "--listen", "127.0.0.1:0"]);
+    let to = echo.addr.to_string();
+    let fwd = Netloom::start(&["forward", "--listen", "127.0.0.1:0", "--to", &to]);
+    let mut s = TcpStream::connect(fwd.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"through two processes").unwrap();
+    let mut buf = [0u8; 21];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"through two processes");
+}
+
+#[test]
+fn memory_stays_bounded_with_a_slow_consumer() {
+    let total: usize = 100 << 20;
+    let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = sink.local_addr().unwrap().to_string();
+    let consumer = thread::spawn(move || {
+        let (mut s, _) = sink.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = vec![0u8; 32 * 1024];
+        let (mut got, mut reads) = (0usize, 0u64);
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                return got;
+            }
+            got += n;
+            reads += 1;
+            if reads.is_multiple_of(2) {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    let fwd = Netloom::start(&[
+        "forward",
+        "--listen",
+        "127.0.0.1:0",
+        "--to",
+        &to,
+        "--threads",
+        "1",
+    ]);
+    let baseline = fwd.rss_kib();
+    let mut client = TcpStream::connect(fwd.addr).unwrap();
+    let producer = thread::spawn(move || {
+        let chunk = vec![0x5au8; 64 * 1024];
+        for _ in 0..total / chunk.len() {
+            client.write_all(&chunk).unwrap();
+        }
+    });
+    let mut peak = baseline;
+    while !consumer.is_finished() {
+        peak = peak.max(fwd.rss_kib());
+        thread::sleep(Duration::from_millis(20));
+    }
+    producer.join().unwrap();
+    assert_eq!(consumer.join().unwrap(), total);
+    let growth_mib = peak.saturating_sub(baseline) / 1024;
+    eprintln!("forwarder RSS: baseline {baseline} KiB, peak {peak} KiB");
+    assert!(
+        growth_mib < 16,
+        "forwarder RSS grew by {growth_mib} MiB (baseline {baseline} KiB)"
+    );
+}
