@@ -423,7 +423,10 @@ impl Channel {
 
     /// Moves queued commands into `into` (which should be empty).
     pub(crate) fn take_commands(&self, into: &mut Vec<Command>) -> bool {
-        if !self.0.has_commands.swap(false, Ordering::AcqRel) {
+        // A plain load first: the common case (nothing queued) needs no atomic write.
+        if !self.0.has_commands.load(Ordering::Acquire)
+            || !self.0.has_commands.swap(false, Ordering::AcqRel)
+        {
             return false;
         }
         let mut guard = self.0.commands.lock().unwrap_or_else(|e| e.into_inner());

@@ -26,6 +26,10 @@ impl OutboundBuffer {
         self.flushed = self.entries.len();
     }
 
+    pub(crate) fn flushed_entries(&self) -> usize {
+        self.flushed
+    }
+
     pub(crate) fn has_flushed(&self) -> bool {
         self.flushed > 0
     }

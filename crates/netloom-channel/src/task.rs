@@ -220,11 +220,14 @@ impl<T: Transport> ChannelTask<T> {
         };
         let boundaries = transport.preserves_boundaries();
         while self.pipeline.head.out.has_flushed() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let n = self.pipeline.head.out.fill_slices(&mut slices);
-            let n = if boundaries { n.min(1) } else { n };
-            let wanted: usize = slices[..n].iter().map(|s| s.len()).sum();
-            match transport.poll_write_vectored(cx, &slices[..n]) {
+            let out = &self.pipeline.head.out;
+            let (wanted, result) = if boundaries || out.flushed_entries() == 1 {
+                // One buffer (the common case): no 64-slot array to fill.
+                poll_write_slices::<_, 1>(transport, cx, out)
+            } else {
+                poll_write_slices::<_, MAX_IOV>(transport, cx, out)
+            };
+            match result {
                 Poll::Ready(Ok(0)) if wanted > 0 => {
                     let err = io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes");
                     self.fail_write(err);
@@ -368,6 +371,18 @@ impl<T: Transport> ChannelTask<T> {
             None => false,
         }
     }
+}
+
+/// Offers up to `N` flushed buffers to the transport; returns (bytes offered, result).
+fn poll_write_slices<T: Transport, const N: usize>(
+    transport: &mut T,
+    cx: &mut TaskContext<'_>,
+    out: &crate::outbound::OutboundBuffer,
+) -> (usize, Poll<io::Result<usize>>) {
+    let mut slices = [IoSlice::new(&[]); N];
+    let n = out.fill_slices(&mut slices);
+    let wanted = slices[..n].iter().map(|s| s.len()).sum();
+    (wanted, transport.poll_write_vectored(cx, &slices[..n]))
 }
 
 impl<T: Transport> Future for ChannelTask<T> {
