@@ -374,3 +374,31 @@ fn a_flood_of_new_source_ports_never_grows_past_the_limit() {
     let c = client(server);
     assert_eq!(round_trip(&c, server, b"still serving"), b"still serving");
 }
+
+#[test]
+fn handler_timers_run_on_udp_peers() {
+    let group = EventLoopGroup::new(1, "udp-t").unwrap();
+    let rec = Recorder::default();
+    let r = rec.clone();
+    let ep = UdpBootstrap::new(&group)
+        .acceptor(move |peer: &mut NewPeer<'_>| {
+            let idle = netloom_channel::IdleStateHandler::new(
+                Duration::from_millis(100),
+                Duration::ZERO,
+                Duration::ZERO,
+            );
+            if let Err(e) = peer.pipeline().add_last("idle", idle) {
+                return Verdict::reject(e.to_string());
+            }
+            Verdict::app(r.clone())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let c = client(ep.local_addr());
+    round_trip(&c, ep.local_addr(), b"wake");
+    wait_until("a reader-idle event", || {
+        rec.count("user Idle(ReaderIdle)") >= 1
+    });
+    assert_eq!(ep.stats().peers, 1, "an idle event does not close the peer");
+}

@@ -715,3 +715,18 @@ impl Drop for Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+    use crate::Pipeline;
+    use crate::udp::table::slot_bytes;
+
+    /// The benchmark's memory breakdown relies on this: a peer's table slot is its pipeline
+    /// plus a few words (activity links, timestamp, flags, generation).
+    #[test]
+    fn a_peer_slot_adds_at_most_32_bytes_to_its_pipeline() {
+        let extra = slot_bytes::<Peer>() - std::mem::size_of::<Pipeline>();
+        assert!(extra <= 32, "a peer slot adds {extra} bytes");
+    }
+}

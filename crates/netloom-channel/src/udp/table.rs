@@ -55,6 +55,12 @@ pub(crate) struct PeerTable<T> {
     tail: u32,
 }
 
+/// Bytes a table slot of `T` takes (for the memory budget test of peers).
+#[cfg(test)]
+pub(crate) const fn slot_bytes<T>() -> usize {
+    std::mem::size_of::<Slot<T>>()
+}
+
 /// The address of the peer in slot `idx` (which must be occupied).
 fn key_at<T: Keyed>(chunks: &[Vec<Slot<T>>], idx: u32) -> SocketAddr {
     match &chunks[idx as usize / CHUNK][idx as usize % CHUNK].entry {

@@ -74,6 +74,15 @@ impl Handler for Recorder {
         ctx.fire_channel_unregistered();
         Ok(())
     }
+    fn user_event(
+        &mut self,
+        ctx: &mut Context<'_>,
+        event: netloom_channel::UserEvent,
+    ) -> HandlerResult {
+        self.push(format!("user {event:?}"));
+        ctx.fire_user_event(event);
+        Ok(())
+    }
     fn exception_caught(&mut self, _ctx: &mut Context<'_>, error: ChannelError) -> HandlerResult {
         self.push(format!("exception {error}"));
         Ok(())
