@@ -162,6 +162,11 @@ fn tcp_acceptor_rejects_and_the_connection_is_closed() {
     let mut buf = [0u8; 4];
     assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
     assert_eq!(m.connections(), 0);
+    let stats = m.stats();
+    assert_eq!(
+        (stats.rejected, stats.accepted, stats.connections),
+        (1, 0, 0)
+    );
 }
 
 /// Records where it was applied, and sets the IPv4 TTL.
@@ -366,8 +371,10 @@ fn udp_manager_connects_finds_and_stops_v4_and_v6() {
         // A datagram from a stranger to the client manager is not accepted.
         let stranger = client(client_local);
         stranger.send_to(b"?", client_local).unwrap();
+        assert_eq!(server.stats().accepted, 1);
         server.stop().sync().unwrap();
         assert_eq!(rec.count("inactive"), 1);
+        assert_eq!(server.stats().accepted, 1, "counts survive a stop");
         assert!(
             registry
                 .find("udp", bound, client_local)

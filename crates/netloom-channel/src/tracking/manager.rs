@@ -65,9 +65,28 @@ pub trait Manager: Send + Sync + 'static {
     /// How many connections are tracked now.
     fn connections(&self) -> usize;
 
+    /// What the manager has admitted and rejected so far.
+    fn stats(&self) -> ManagerStats;
+
     /// Stops for real: closes the listener or socket and every connection; completes when
     /// all are closed. Stopping a stopped manager does nothing.
     fn stop(&self) -> Reply<()>;
+}
+
+/// Counters of a [`Manager`] since it was made.
+///
+/// ```
+/// let s = netloom_channel::tracking::ManagerStats::default();
+/// assert_eq!(s.rejected, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManagerStats {
+    /// Connections tracked now.
+    pub connections: u64,
+    /// Connections (or peers) an acceptor admitted, inbound and outgoing.
+    pub accepted: u64,
+    /// Connections (or peers) an acceptor rejected; they were dropped.
+    pub rejected: u64,
 }
 
 /// A protocol plug-in: makes managers for its protocol (Tendril's `tendril.manager` entry

@@ -48,7 +48,7 @@ mod wrapper;
 
 pub(crate) use acceptor::admit;
 pub use acceptor::{Acceptor, AppInit, NewPeer, Verdict};
-pub use manager::{Manager, Protocol, Registry};
+pub use manager::{Manager, ManagerStats, Protocol, Registry};
 pub use reply::Reply;
 pub use tcp::TcpProtocol;
 pub use udp::UdpProtocol;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use socket2::{Domain, SockRef, Socket, Type};
@@ -14,7 +15,8 @@ use crate::task::register_local;
 use crate::tracking::manager::state_error;
 use crate::tracking::reply::spawn_reply;
 use crate::tracking::{
-    Acceptor, Manager, NewPeer, Protocol, Reply, SocketRole, Wrapper, admit, wrap_listening,
+    Acceptor, Manager, ManagerStats, NewPeer, Protocol, Reply, SocketRole, Wrapper, admit,
+    wrap_listening,
 };
 use crate::{Channel, ChannelError, ChannelOptions, EventLoop, EventLoopGroup};
 
@@ -60,6 +62,8 @@ impl Protocol for TcpProtocol {
                 options: self.options.clone(),
                 state: Mutex::new(State::default()),
                 conns: Mutex::new(HashMap::new()),
+                accepted: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
             }),
         }))
     }
@@ -78,6 +82,8 @@ struct Inner {
     options: ChannelOptions,
     state: Mutex<State>,
     conns: Mutex<HashMap<(SocketAddr, SocketAddr), Channel>>,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
 }
 
 struct TcpManager {
@@ -113,7 +119,7 @@ impl Inner {
             // SAFETY: `register_local` owns the stream (and so the descriptor) until this
             // initializer returns; the borrow does not outlive the call.
             let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            admit(
+            let admitted = admit(
                 acceptor,
                 wrapper,
                 NewPeer {
@@ -125,7 +131,16 @@ impl Inner {
                     pipeline,
                     framers: None,
                 },
-            )
+            );
+            // Counted before the socket is closed, so whoever sees the close sees the count.
+            match &admitted {
+                Ok(()) => self.accepted.fetch_add(1, Ordering::Relaxed),
+                Err(ChannelError::PeerRejected { .. }) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed)
+                }
+                Err(_) => 0,
+            };
+            admitted
         })?;
         let key = (local, remote);
         self.conns
@@ -309,6 +324,14 @@ impl Manager for TcpManager {
     fn connections(&self) -> usize {
         let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
         conns.values().filter(|c| c.is_open()).count()
+    }
+
+    fn stats(&self) -> ManagerStats {
+        ManagerStats {
+            connections: self.connections() as u64,
+            accepted: self.inner.accepted.load(Ordering::Relaxed),
+            rejected: self.inner.rejected.load(Ordering::Relaxed),
+        }
     }
 
     fn stop(&self) -> Reply<()> {

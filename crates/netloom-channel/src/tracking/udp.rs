@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::tracking::manager::state_error;
 use crate::tracking::reply::spawn_reply;
-use crate::tracking::{Acceptor, Manager, Protocol, Reply, Wrapper};
+use crate::tracking::{Acceptor, Manager, ManagerStats, Protocol, Reply, Wrapper};
 use crate::udp::{UdpBootstrap, UdpConfig, UdpEndpoint};
 use crate::{Channel, ChannelError, EventLoopGroup};
 
@@ -48,6 +48,7 @@ impl Protocol for UdpProtocol {
             requested: local,
             config: self.config.clone(),
             endpoint: Arc::new(Mutex::new(None)),
+            past: Mutex::new(ManagerStats::default()),
         }))
     }
 }
@@ -57,6 +58,8 @@ struct UdpManager {
     requested: SocketAddr,
     config: UdpConfig,
     endpoint: Arc<Mutex<Option<UdpEndpoint>>>,
+    /// Counts of endpoints that were stopped (a restart binds a new endpoint).
+    past: Mutex<ManagerStats>,
 }
 
 impl UdpManager {
@@ -124,6 +127,16 @@ impl Manager for UdpManager {
         self.running().map_or(0, |ep| ep.stats().peers as usize)
     }
 
+    fn stats(&self) -> ManagerStats {
+        let past = *self.past.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.running().map(|ep| ep.stats()).unwrap_or_default();
+        ManagerStats {
+            connections: now.peers,
+            accepted: past.accepted + now.accepted,
+            rejected: past.rejected + now.rejected,
+        }
+    }
+
     fn stop(&self) -> Reply<()> {
         let Some(ep) = self
             .endpoint
@@ -133,6 +146,12 @@ impl Manager for UdpManager {
         else {
             return Reply::ready(Ok(()));
         };
+        {
+            let s = ep.stats();
+            let mut past = self.past.lock().unwrap_or_else(|e| e.into_inner());
+            past.accepted += s.accepted;
+            past.rejected += s.rejected;
+        }
         ep.close();
         spawn_reply(&self.group.next(), async move {
             ep.close_future().await;
