@@ -68,7 +68,7 @@ fn every_reply_form_without_sending_a_probe() {
          5 unknown-command\n\
          6 invalid-argument reason ip-version-not-supported\n\
          7 invalid-argument reason protocol-not-supported\n\
-         8 invalid-argument\n\
+         8 probes-exhausted\n\
          9 probes-exhausted\n\
          0 command-parse-error\n\
          0 command-parse-error\n\

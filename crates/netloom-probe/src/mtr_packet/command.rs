@@ -138,59 +138,69 @@ pub fn parse_line(line: &[u8]) -> Result<Command<'_>, CommandParseError> {
         };
         arguments.push((arg_name, value));
     }
-    let token = strtol(token)
-        .ok_or(CommandParseError::TokenOutOfRange)?
-        .value;
+    let token = strtol(token);
+    if token.overflow {
+        return Err(CommandParseError::TokenOutOfRange);
+    }
     Ok(Command {
         // C stores the long in an int: keep the low 32 bits.
-        token: token as i32,
+        token: token.value as i32,
         name,
         arguments,
     })
 }
 
-/// The result of C's `strtol(s, &end, 10)`: the value, and whether `end` reached the end.
+/// The result of C's `strtol(s, &end, 10)`: the value (saturated at the `long` range, as C
+/// does), whether it overflowed (`ERANGE`), and whether `end` reached the end.
 struct Strtol {
     value: i64,
+    overflow: bool,
     complete: bool,
 }
 
-/// `strtol` for base 10 without leading blanks (tokens have none): `None` on overflow
-/// (`ERANGE`). No digits at all gives 0 and `complete == false`.
-fn strtol(s: &[u8]) -> Option<Strtol> {
+/// `strtol` for base 10 without leading blanks (tokens have none). No digits at all gives 0
+/// and `complete == false`.
+fn strtol(s: &[u8]) -> Strtol {
     let (negative, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
     let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 {
-        return Some(Strtol {
-            value: 0,
-            complete: false,
-        });
-    }
     let mut value: i64 = 0;
+    let mut overflow = false;
     for &d in &digits[..n] {
         let d = i64::from(d - b'0');
-        value = value.checked_mul(10)?;
-        value = if negative {
-            value.checked_sub(d)?
-        } else {
-            value.checked_add(d)?
-        };
+        let next = value.checked_mul(10).and_then(|v| {
+            if negative {
+                v.checked_sub(d)
+            } else {
+                v.checked_add(d)
+            }
+        });
+        match next {
+            Some(v) => value = v,
+            None => {
+                overflow = true;
+                value = if negative { i64::MIN } else { i64::MAX };
+                break;
+            }
+        }
     }
-    Some(Strtol {
+    Strtol {
         value,
-        complete: n == digits.len(),
-    })
+        overflow,
+        complete: n > 0 && n == digits.len(),
+    }
 }
 
-/// A whole decimal number as mtr-packet's argument decoder accepts it (`strtol` consuming
-/// every byte), then range-checked.
-fn number_in(value: &[u8], range: std::ops::RangeInclusive<i64>) -> Option<i64> {
-    let n = strtol(value)?;
-    (n.complete && range.contains(&n.value)).then_some(n.value)
+/// A number argument as mtr-packet's decoder reads it: `None` (invalid-argument at once)
+/// unless `strtol` consumes every byte; then `Ok(v)` if it is in `range`, `Err(())` if not
+/// (C would have truncated it; answered invalid-argument where C would send).
+fn number_in(value: &[u8], range: std::ops::RangeInclusive<i64>) -> Option<Result<i64, ()>> {
+    let n = strtol(value);
+    n.complete
+        .then(|| range.contains(&n.value).then_some(n.value).ok_or(()))
 }
 
 /// What a `send-probe` asks for, decoded and range-checked.
@@ -229,6 +239,11 @@ pub struct SendProbe {
     pub timeout_secs: u64,
     /// `local-device` (newer mtr-packet): bind to this interface.
     pub device: Option<String>,
+    /// A number was well-formed but out of its range (`ttl 300`, `tos -1`, ...). mtr-packet
+    /// would truncate it and send; this one answers `invalid-argument` at the point where
+    /// mtr-packet checks the address (after the IP version, protocol and in-flight checks),
+    /// so every other reply stays the same. The field keeps its default.
+    pub out_of_range: bool,
 }
 
 impl Default for SendProbe {
@@ -247,6 +262,7 @@ impl Default for SendProbe {
             ttl: 255,
             timeout_secs: 10,
             device: None,
+            out_of_range: false,
         }
     }
 }
@@ -312,14 +328,17 @@ pub enum Request {
 }
 
 impl Request {
-    /// Interprets a parsed [`Command`] (`command.c`: `decode_probe_argument` and friends),
-    /// range-checking every number: a value C would have truncated silently is
-    /// `invalid-argument` here.
+    /// Interprets a parsed [`Command`] (`command.c`: `decode_probe_argument` and friends):
+    /// a malformed number or protocol is `invalid-argument` at once; a well-formed number
+    /// out of its range (which C would truncate) sets [`SendProbe::out_of_range`].
     ///
     /// ```
     /// use netloom_probe::mtr_packet::{parse_line, Request, ParseLimits};
-    /// let c = parse_line(b"1 send-probe ip-4 127.0.0.1 ttl 256").unwrap();
+    /// let c = parse_line(b"1 send-probe ip-4 127.0.0.1 ttl 1x").unwrap();
     /// assert_eq!(Request::decode(&c, &ParseLimits::default()), Request::InvalidArgument);
+    /// let c = parse_line(b"1 send-probe ip-4 127.0.0.1 ttl 256").unwrap();
+    /// let Request::SendProbe(p) = Request::decode(&c, &ParseLimits::default()) else { panic!() };
+    /// assert!(p.out_of_range);
     /// ```
     pub fn decode(command: &Command<'_>, limits: &ParseLimits) -> Request {
         match command.name {
@@ -367,20 +386,54 @@ fn decode_probe_argument(
                 _ => return None,
             }
         }
-        b"port" => p.port = u16::try_from(number_in(value, 0..=65_535)?).ok()?,
-        // Ports below 1024 need privileges: mtr-packet refuses them.
-        b"local-port" => p.local_port = u16::try_from(number_in(value, 1024..=65_535)?).ok()?,
-        b"tos" => p.tos = u8::try_from(number_in(value, 0..=255)?).ok()?,
-        b"mark" => p.mark = u32::try_from(number_in(value, 0..=i64::from(u32::MAX))?).ok()?,
-        b"size" => p.size = usize::try_from(number_in(value, 0..=max_size)?).ok()?,
-        b"bit-pattern" => p.bit_pattern = u8::try_from(number_in(value, 0..=255)?).ok()?,
-        b"ttl" => p.ttl = u8::try_from(number_in(value, 1..=255)?).ok()?,
-        b"timeout" => p.timeout_secs = u64::try_from(number_in(value, 0..=max_timeout)?).ok()?,
+        b"port" => set(
+            &mut p.port,
+            number_in(value, 0..=65_535)?,
+            &mut p.out_of_range,
+        ),
+        b"local-port" => {
+            // Ports below 1024 need privileges: mtr-packet refuses them while decoding.
+            let port = number_in(value, i64::MIN..=65_535)?;
+            if matches!(port, Ok(n) if n < 1024) {
+                return None;
+            }
+            set(&mut p.local_port, port, &mut p.out_of_range)
+        }
+        b"tos" => set(&mut p.tos, number_in(value, 0..=255)?, &mut p.out_of_range),
+        b"mark" => set(
+            &mut p.mark,
+            number_in(value, 0..=i64::from(u32::MAX))?,
+            &mut p.out_of_range,
+        ),
+        b"size" => set(
+            &mut p.size,
+            number_in(value, 0..=max_size)?,
+            &mut p.out_of_range,
+        ),
+        b"bit-pattern" => set(
+            &mut p.bit_pattern,
+            number_in(value, 0..=255)?,
+            &mut p.out_of_range,
+        ),
+        b"ttl" => set(&mut p.ttl, number_in(value, 1..=255)?, &mut p.out_of_range),
+        b"timeout" => set(
+            &mut p.timeout_secs,
+            number_in(value, 0..=max_timeout)?,
+            &mut p.out_of_range,
+        ),
         b"local-device" => p.device = Some(std::str::from_utf8(value).ok()?.to_owned()),
         _ if limits.strict_arguments => return None,
         _ => {}
     }
     Some(())
+}
+
+/// Stores an in-range number in `field`, or notes that it was out of range.
+fn set<T: TryFrom<i64>>(field: &mut T, value: Result<i64, ()>, out_of_range: &mut bool) {
+    match value.ok().and_then(|v| T::try_from(v).ok()) {
+        Some(v) => *field = v,
+        None => *out_of_range = true,
+    }
 }
 
 #[cfg(test)]
@@ -467,22 +520,12 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_are_invalid_arguments() {
+    fn malformed_values_are_invalid_arguments() {
         for bad in [
-            "ttl 0",
-            "ttl 256",
-            "ttl -1",
             "ttl 1x",
             "ttl 0x10",
-            "port 65536",
+            "ttl +",
             "local-port 1023",
-            "tos 256",
-            "mark -1",
-            "size -1",
-            "size 9001",
-            "bit-pattern 256",
-            "timeout -1",
-            "timeout 3601",
             "protocol ICMP",
             "protocol raw",
         ] {
@@ -491,6 +534,31 @@ mod tests {
                 Request::InvalidArgument,
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_flagged_and_keep_defaults() {
+        for bad in [
+            "ttl 0",
+            "ttl 256",
+            "ttl -1",
+            "ttl 99999999999999999999",
+            "port 65536",
+            "local-port 65536",
+            "tos 256",
+            "mark -1",
+            "size -1",
+            "size 9001",
+            "bit-pattern 256",
+            "timeout -1",
+            "timeout 3601",
+        ] {
+            let Request::SendProbe(p) = decode(&format!("1 send-probe ip-4 1.2.3.4 {bad}")) else {
+                panic!("{bad} decodes");
+            };
+            assert!(p.out_of_range, "{bad}");
+            assert_eq!((p.ttl, p.size, p.timeout_secs), (255, 64, 10), "{bad}");
         }
     }
 

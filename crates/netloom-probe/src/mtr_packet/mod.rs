@@ -17,9 +17,12 @@
 //! more in flight than mtr-packet's 1,024 (see [`SessionConfig::max_in_flight`]).
 //!
 //! Deliberate differences from mtr-packet, all of them on input mtr-packet mishandles:
-//! a number it would truncate silently (`ttl 300`, `port 70000`, `tos -1`, `size -5`) is
-//! `invalid-argument`; a NUL byte ends the line (mtr-packet stops seeing newlines after it
-//! until its buffer overflows).
+//! a probe with a number it would truncate silently and send anyway (`ttl 300`,
+//! `port 70000`, `tos -1`, `size -5`) gets `invalid-argument` — at the step where
+//! mtr-packet checks the address, so any earlier error reply is the same; a NUL byte ends
+//! the line (mtr-packet stops seeing newlines after it until its buffer overflows).
+//! A test feeds the same random lines (three seeds of 400) to both programs and compares
+//! every reply.
 //!
 //! ```
 //! use netloom_probe::mtr_packet::{parse_line, Request, ParseLimits};

@@ -311,6 +311,9 @@ impl Session {
         if in_flight.len() >= self.config.max_in_flight {
             return Err(ErrorReply::ProbesExhausted);
         }
+        if p.out_of_range {
+            return Err(ErrorReply::InvalidArgument);
+        }
         let target = p.remote().ok_or(ErrorReply::InvalidArgument)?;
         let local_addr = p.local().map_err(|()| ErrorReply::InvalidArgument)?;
         let options = ProbeOptions {
