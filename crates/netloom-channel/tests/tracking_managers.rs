@@ -13,7 +13,7 @@ use netloom_channel::tracking::{
 };
 use netloom_channel::{ChannelError, EchoHandler, EventLoopGroup};
 use netloom_codec::Framer;
-use udp_support::{Recorder, client, round_trip, wait_until};
+use udp_support::{Recorder, Sink, client, round_trip, wait_until};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -386,23 +386,5 @@ fn udp_manager_connects_finds_and_stops_v4_and_v6() {
         assert!(!server.is_running());
         cm.stop().sync().unwrap();
         assert!(!ch.is_open());
-    }
-}
-
-/// Records replies without answering.
-struct Sink(Recorder);
-impl netloom_channel::Handler for Sink {
-    fn channel_read(
-        &mut self,
-        _ctx: &mut netloom_channel::Context<'_>,
-        msg: netloom_channel::Msg,
-    ) -> netloom_channel::HandlerResult {
-        let b = msg.downcast::<bytes::Bytes>().map_err(|_| "not bytes")?;
-        self.0
-            .events
-            .lock()
-            .unwrap()
-            .push(format!("got {}", String::from_utf8_lossy(&b)));
-        Ok(())
     }
 }

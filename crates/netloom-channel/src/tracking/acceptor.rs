@@ -117,6 +117,8 @@ pub struct NewPeer<'a> {
     pub(crate) socket: SockRef<'a>,
     pub(crate) pipeline: &'a mut Pipeline,
     pub(crate) framers: Option<(Framer, Framer)>,
+    /// The last handler (in pipeline order) a wrapper added: the framer goes after it.
+    pub(crate) last_wrapped: Option<String>,
 }
 
 impl<'a> NewPeer<'a> {
@@ -177,7 +179,8 @@ impl<'a> NewPeer<'a> {
     }
 
     /// Frames both directions with `framer` (a `FramingHandler` named `"framer"` at the
-    /// transport end). Without a framer, each read (TCP) or datagram (UDP) is one frame.
+    /// transport end, after any handler a wrapper added). Without a framer, each read (TCP)
+    /// or datagram (UDP) is one frame.
     ///
     /// ```
     /// # use netloom_channel::tracking::NewPeer;
@@ -201,7 +204,8 @@ impl<'a> NewPeer<'a> {
     }
 
     /// Applies a wrapper to this connection's socket and pipeline now (see [`Wrapper`]).
-    /// On a UDP peer the socket is shared by all peers of the manager.
+    /// Handlers it adds (TLS) stay in front of the framer. On a UDP peer the socket is shared
+    /// by all peers of the manager.
     ///
     /// ```
     /// # use netloom_channel::tracking::{NewPeer, WrapperChain};
@@ -210,12 +214,29 @@ impl<'a> NewPeer<'a> {
     /// }
     /// ```
     pub fn wrap(&mut self, wrapper: &dyn Wrapper) -> Result<(), ChannelError> {
+        let before: Vec<String> = self
+            .pipeline
+            .names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
         wrapper.wrap(&mut WrapSocket {
             role: self.role,
             protocol: self.protocol,
             socket: SockRef::from(&*self.socket),
             pipeline: Some(&mut *self.pipeline),
-        })
+        })?;
+        let added = self
+            .pipeline
+            .names()
+            .into_iter()
+            .rev()
+            .find(|n| !before.iter().any(|b| b == n))
+            .map(str::to_owned);
+        if added.is_some() {
+            self.last_wrapped = added;
+        }
+        Ok(())
     }
 }
 
@@ -232,9 +253,14 @@ pub(crate) fn admit(
     match acceptor.accept(&mut peer) {
         Verdict::Accept(init) => {
             if let Some((recv, send)) = peer.framers.take() {
-                peer.pipeline
-                    .add_first("framer", FramingHandler::<Framer, Framer>::new(recv, send))?;
+                let framer = FramingHandler::<Framer, Framer>::new(recv, send);
+                // Wrapper layers (TLS) stay at the transport end, before the framer.
+                match peer.last_wrapped.take() {
+                    Some(layer) => peer.pipeline.add_after(&layer, "framer", framer)?,
+                    None => peer.pipeline.add_first("framer", framer)?,
+                };
             }
+
             init(peer.pipeline)
         }
         Verdict::Reject(reason) => Err(ChannelError::PeerRejected {

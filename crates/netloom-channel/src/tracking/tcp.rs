@@ -130,6 +130,7 @@ impl Inner {
                     socket: SockRef::from(&fd),
                     pipeline,
                     framers: None,
+                    last_wrapped: None,
                 },
             );
             // Counted before the socket is closed, so whoever sees the close sees the count.

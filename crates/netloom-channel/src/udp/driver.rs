@@ -235,6 +235,7 @@ impl Driver {
                 socket: SockRef::from(&self.socket),
                 pipeline: &mut pipeline,
                 framers: None,
+                last_wrapped: None,
             },
         );
         if let Err(err) = admitted {

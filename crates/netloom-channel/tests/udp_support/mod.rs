@@ -121,3 +121,14 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Records what it reads as `got TEXT`, without answering (a client's end).
+pub struct Sink(pub Recorder);
+
+impl Handler for Sink {
+    fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let b = msg.downcast::<Bytes>().map_err(|_| "not bytes")?;
+        self.0.push(format!("got {}", String::from_utf8_lossy(&b)));
+        Ok(())
+    }
+}
