@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{BoxError, Context, Handler, HandlerResult, Msg};
+use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Msg};
 
 /// A codec error that may leave the codec usable: the frame is skipped (and logged) and the
 /// connection goes on, instead of an exception.
@@ -58,6 +58,7 @@ const KEEP_CAPACITY: usize = 8 * 1024;
 pub struct DecoderHandler<D> {
     decoder: D,
     buf: BytesMut,
+    max_buffered: usize,
     resuming: bool,
     complete_deferred: bool,
     failed: bool,
@@ -73,10 +74,30 @@ impl<D> DecoderHandler<D> {
         DecoderHandler {
             decoder,
             buf: BytesMut::new(),
+            max_buffered: usize::MAX,
             resuming: false,
             complete_deferred: false,
             failed: false,
         }
+    }
+
+    /// Fails the channel ([`ChannelError::LimitExceeded`]) when more than `max` bytes pile
+    /// up without making a frame — a guard for decoders without a frame size limit of their own
+    /// (netloom's framers have one: `max=`). Default: no limit.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use netloom_channel::{DecoderHandler, EmbeddedChannel};
+    /// let mut ch = EmbeddedChannel::new(|p| {
+    ///     p.add_last("dec", DecoderHandler::new(tokio_util::codec::LinesCodec::new()).max_buffered(4))?;
+    ///     Ok(())
+    /// }).unwrap();
+    /// ch.write_inbound(Bytes::from_static(b"no newline yet"));
+    /// assert!(ch.take_exception().unwrap().to_string().contains("max_buffered"));
+    /// ```
+    pub fn max_buffered(mut self, max: usize) -> Self {
+        self.max_buffered = max;
+        self
     }
 
     /// Bytes received but not yet decoded.
@@ -107,6 +128,17 @@ where
                     ctx.resume_later();
                     return Ok(());
                 }
+            }
+            Ok(None) if self.buf.len() > self.max_buffered => {
+                // Not even one frame in more than the limit.
+                let value = self.buf.len();
+                self.failed = true;
+                self.buf = BytesMut::new();
+                return Err(Box::new(ChannelError::LimitExceeded {
+                    limit: "DecoderHandler::max_buffered",
+                    value,
+                    max: self.max_buffered,
+                }));
             }
             Ok(None) => {}
             Err(e) if e.can_continue() => {

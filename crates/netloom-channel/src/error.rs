@@ -131,6 +131,16 @@ pub enum ChannelError {
     /// Building a framer failed (an unknown framing name, a bad option, ...).
     #[error("framer: {0}")]
     Codec(#[source] Box<netloom_codec::CodecError>),
+    /// A configured limit was exceeded.
+    #[error("{limit} exceeded: {value} bytes, limit {max}")]
+    LimitExceeded {
+        /// The limit's name (`DecoderHandler::max_buffered`, ...).
+        limit: &'static str,
+        /// The value that went over.
+        value: usize,
+        /// The configured maximum.
+        max: usize,
+    },
     /// An option has an invalid value.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

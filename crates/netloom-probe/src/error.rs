@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 ///
 /// ```
 /// use netloom_probe::RouteScope;
-/// assert_ne!(RouteScope::Host, RouteScope::Network);
+/// assert_eq!(RouteScope::Network.to_string(), "network");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -15,6 +15,15 @@ pub enum RouteScope {
     Host,
     /// No route to the network (`ENETUNREACH`).
     Network,
+}
+
+impl std::fmt::Display for RouteScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouteScope::Host => "host",
+            RouteScope::Network => "network",
+        })
+    }
 }
 
 /// The error type of this crate: one variant per failure, each naming its input.
@@ -61,7 +70,7 @@ pub enum ProbeError {
         target: IpAddr,
     },
     /// The local routing table has no route (`ENETUNREACH` / `EHOSTUNREACH`).
-    #[error("no route to {scope:?} {target}")]
+    #[error("no route to {scope} {target}")]
     NoRoute {
         /// The probed address.
         target: IpAddr,
