@@ -388,3 +388,32 @@ fn handler_timers_run_on_udp_peers() {
     });
     assert_eq!(ep.stats().peers, 1, "an idle event does not close the peer");
 }
+
+/// Answers through its channel handle, then closes the peer the same way.
+struct HandleUser;
+impl Handler for HandleUser {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let ch = ctx.channel();
+        let bytes = msg.downcast::<Bytes>().map_err(|_| "not bytes")?;
+        ch.write_and_flush(bytes)?;
+        ch.close();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handler_may_use_its_channel_handle() {
+    let group = EventLoopGroup::new(1, "udp-t").unwrap();
+    let ep = UdpBootstrap::new(&group)
+        .acceptor(|_: &mut NewPeer<'_>| Verdict::app(HandleUser))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let c = client(ep.local_addr());
+    assert_eq!(
+        round_trip(&c, ep.local_addr(), b"via handle"),
+        b"via handle"
+    );
+    wait_until("the peer to close", || ep.stats().closed == 1);
+    assert_eq!(ep.stats().peers, 0);
+}

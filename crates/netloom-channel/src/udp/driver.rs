@@ -319,6 +319,13 @@ impl Driver {
                 return;
             };
             peer.pipeline.run();
+            // A handler may have used its channel handle (`ctx.channel().close()`).
+            if peer.pipeline.channel.take_commands(&mut self.scratch) {
+                for cmd in self.scratch.drain(..) {
+                    apply_command(&mut peer.pipeline, cmd);
+                }
+                continue;
+            }
             self.send_flushed(id);
             let Some(peer) = self.table.get_mut(id) else {
                 return;
