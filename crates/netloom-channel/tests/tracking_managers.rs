@@ -388,3 +388,23 @@ fn udp_manager_connects_finds_and_stops_v4_and_v6() {
         assert!(!ch.is_open());
     }
 }
+
+#[test]
+fn tcp_protocol_options_apply_to_connections() {
+    let group = EventLoopGroup::new(1, "trk").unwrap();
+    let registry = Registry::new(&group);
+    registry.register(netloom_channel::tracking::TcpProtocol::new(
+        netloom_channel::ChannelOptions {
+            tcp_nodelay: false,
+            send_buffer_size: Some(256 * 1024),
+            ..Default::default()
+        },
+    ));
+    let m = registry.manager("tcp", addr("127.0.0.1:0")).unwrap();
+    let bound = m.start(Some(framed_echo()), None).sync().unwrap();
+    let ch = m.connect(bound, framed_echo(), None).sync().unwrap();
+    let sock = socket2::Socket::from(ch.try_clone_fd().unwrap());
+    assert!(!sock.tcp_nodelay().unwrap());
+    assert!(sock.send_buffer_size().unwrap() >= 256 * 1024);
+    m.stop().sync().unwrap();
+}

@@ -105,14 +105,24 @@ impl Inner {
         wrapper: Option<&dyn Wrapper>,
     ) -> Result<Channel, ChannelError> {
         let io_err = |source| ChannelError::Io {
-            op: "read addresses",
+            op: "set up accepted or connected socket",
             channel: "(tcp)".into(),
             source,
         };
         let local = stream.local_addr().map_err(io_err)?;
         let remote = stream.peer_addr().map_err(io_err)?;
-        if self.options.tcp_nodelay {
-            stream.set_nodelay(true).map_err(io_err)?;
+        let sock = SockRef::from(&stream);
+        let o = &self.options;
+        sock.set_tcp_nodelay(o.tcp_nodelay).map_err(io_err)?;
+        if let Some(idle) = o.tcp_keepalive {
+            let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+            sock.set_tcp_keepalive(&keepalive).map_err(io_err)?;
+        }
+        if let Some(n) = o.send_buffer_size {
+            sock.set_send_buffer_size(n).map_err(io_err)?;
+        }
+        if let Some(n) = o.recv_buffer_size {
+            sock.set_recv_buffer_size(n).map_err(io_err)?;
         }
         let fd = stream.as_raw_fd();
         let channel = register_local(stream, &self.options, |pipeline| {
