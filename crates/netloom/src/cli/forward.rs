@@ -41,7 +41,8 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     if args.tls_to {
         let roots = match &args.tls_ca {
             Some(path) => {
-                let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let pem =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
                 TlsClientConfig::from_roots_pem(&pem)?
             }
             None => TlsClientConfig::system_roots()?,
