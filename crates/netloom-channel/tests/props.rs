@@ -1,8 +1,47 @@
 //! Property tests: decoding in a pipeline does not depend on how bytes arrive.
+use std::sync::OnceLock;
+
 use bytes::Bytes;
-use netloom_channel::{Context, DecoderHandler, EmbeddedChannel, Handler, HandlerResult, Msg};
+use netloom_channel::{
+    ChannelError, Context, DecoderHandler, EchoHandler, EmbeddedChannel, Handler, HandlerResult,
+    Msg, TlsHandler, TlsServerConfig,
+};
 use netloom_codec::Framer;
 use proptest::prelude::*;
+
+/// One server configuration for all cases (key generation is slow).
+fn server_config() -> &'static TlsServerConfig {
+    static CONFIG: OnceLock<TlsServerConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        TlsServerConfig::from_pem(
+            ck.cert.pem().as_bytes(),
+            ck.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap()
+    })
+}
+
+/// A pipeline operation for the model test.
+#[derive(Debug, Clone)]
+enum Op {
+    AddFirst(u8),
+    AddLast(u8),
+    AddAfter(u8, u8),
+    Remove(u8),
+    Replace(u8, u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let n = 0u8..6;
+    prop_oneof![
+        n.clone().prop_map(Op::AddFirst),
+        n.clone().prop_map(Op::AddLast),
+        (n.clone(), n.clone()).prop_map(|(a, b)| Op::AddAfter(a, b)),
+        n.clone().prop_map(Op::Remove),
+        (n.clone(), n).prop_map(|(a, b)| Op::Replace(a, b)),
+    ]
+}
 
 /// Feeds `input` in pieces cut at `cuts` (taken modulo the length).
 fn feed(ch: &mut EmbeddedChannel, input: &[u8], cuts: &[usize]) {
@@ -78,5 +117,68 @@ proptest! {
         let rest: Vec<u8> = got[n + 1..].iter().flat_map(|b| b.to_vec()).collect();
         prop_assert_eq!(rest, after.clone());
         prop_assert!(got[n + 1..].iter().all(|b| b.len() == 1));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tls_server_survives_arbitrary_bytes(
+        chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..600), 1..6),
+    ) {
+        let mut ch = EmbeddedChannel::new(|p| {
+            p.add_last("tls", TlsHandler::server(server_config())?)?;
+            Ok(())
+        }).unwrap();
+        for chunk in chunks {
+            ch.write_inbound(Bytes::from(chunk));
+        }
+        while let Some(err) = ch.take_exception() {
+            prop_assert!(!matches!(err, ChannelError::HandlerPanicked { .. }), "{}", err);
+        }
+        prop_assert!(ch.read_inbound::<Bytes>().is_none(), "garbage never decrypts to data");
+    }
+
+    #[test]
+    fn pipeline_names_follow_a_model(ops in prop::collection::vec(op(), 0..24)) {
+        let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+        let mut model: Vec<String> = Vec::new();
+        for op in ops {
+            let p = ch.pipeline_mut();
+            let name = |i: u8| format!("h{i}");
+            match op {
+                Op::AddFirst(a) => {
+                    let ok = p.add_first(name(a), EchoHandler).is_ok();
+                    prop_assert_eq!(ok, !model.contains(&name(a)));
+                    if ok { model.insert(0, name(a)); }
+                }
+                Op::AddLast(a) => {
+                    let ok = p.add_last(name(a), EchoHandler).is_ok();
+                    prop_assert_eq!(ok, !model.contains(&name(a)));
+                    if ok { model.push(name(a)); }
+                }
+                Op::AddAfter(base, a) => {
+                    let ok = p.add_after(&name(base), name(a), EchoHandler).is_ok();
+                    let pos = model.iter().position(|n| *n == name(base));
+                    prop_assert_eq!(ok, pos.is_some() && !model.contains(&name(a)));
+                    if let (true, Some(i)) = (ok, pos) { model.insert(i + 1, name(a)); }
+                }
+                Op::Remove(a) => {
+                    let ok = p.remove(&name(a)).is_ok();
+                    let pos = model.iter().position(|n| *n == name(a));
+                    prop_assert_eq!(ok, pos.is_some());
+                    if let Some(i) = pos { model.remove(i); }
+                }
+                Op::Replace(a, b) => {
+                    let ok = p.replace(&name(a), name(b), EchoHandler).is_ok();
+                    let pos = model.iter().position(|n| *n == name(a));
+                    prop_assert_eq!(ok, pos.is_some() && (a == b || !model.contains(&name(b))));
+                    if let (true, Some(i)) = (ok, pos) { model[i] = name(b); }
+                }
+            }
+            ch.run_pending();
+            prop_assert_eq!(ch.pipeline().names(), model.iter().map(String::as_str).collect::<Vec<_>>());
+        }
     }
 }
