@@ -100,6 +100,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn forced_udp_checksum_always_verifies(
+            want in 1u16..,
+            len in 0usize..600,
+            pattern: u8,
+            ports: (u16, u16),
+            v6: bool,
+        ) {
+            let (s, d): (IpAddr, IpAddr) = if v6 {
+                ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
+            } else {
+                ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+            };
+            let b = udp_datagram((s, ports.0), (d, ports.1), len, pattern, want);
+            proptest::prop_assert_eq!(UdpPacket::new_checked(&b[..]).unwrap().checksum(), want);
+            proptest::prop_assert!(UdpRepr::verify(s, d, &b));
+        }
+    }
+
     #[test]
     fn icmp_constant_checksum_v4_and_v6() {
         let b = echo_request(
