@@ -112,11 +112,9 @@ fn load(server: SocketAddr, secs: f64) -> f64 {
     done as f64 / start.elapsed().as_secs_f64()
 }
 
-/// A plain tokio echo server on its own thread; returns its address and a stop flag.
-fn tokio_echo() -> (SocketAddr, Arc<AtomicBool>) {
-    let stop = Arc::new(AtomicBool::new(false));
+/// A plain tokio echo server on its own thread (it ends with the process).
+fn tokio_echo() -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
-    let flag = stop.clone();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -129,16 +127,14 @@ fn tokio_echo() -> (SocketAddr, Arc<AtomicBool>) {
             tx.send(sock.local_addr().expect("addr"))
                 .expect("send addr");
             let mut buf = vec![0u8; 65_536];
-            while !flag.load(Ordering::Relaxed) {
-                let r = tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf))
-                    .await;
-                if let Ok(Ok((n, from))) = r {
+            loop {
+                if let Ok((n, from)) = sock.recv_from(&mut buf).await {
                     let _ = sock.send_to(&buf[..n], from).await;
                 }
             }
         });
     });
-    (rx.recv().expect("tokio echo address"), stop)
+    rx.recv().expect("tokio echo address")
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -165,13 +161,12 @@ fn throughput(secs: f64, rounds: usize) {
         .bind("127.0.0.1:0".parse().expect("addr"))
         .sync()
         .expect("bind netloom");
-    let (plain, stop) = tokio_echo();
+    let plain = tokio_echo();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         ours.push(load(endpoint.local_addr(), secs));
         theirs.push(load(plain, secs));
     }
-    stop.store(true, Ordering::Relaxed);
     let (a, b) = (median(&mut ours), median(&mut theirs));
     println!(
         "## datagrams/s ({SOCKETS} sockets x {WINDOW} in flight, {PAYLOAD} B, {rounds} rounds of {secs} s, medians)"

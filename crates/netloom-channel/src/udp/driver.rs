@@ -106,6 +106,8 @@ struct Peer {
     blocked: bool,
     /// The writability the pipeline was last told.
     writable: bool,
+    /// Queued in `to_shrink`.
+    dirty: bool,
 }
 
 impl Keyed for Peer {
@@ -134,6 +136,9 @@ pub(crate) struct Driver {
     table: PeerTable<Peer>,
     recv_buf: BytesMut,
     blocked: VecDeque<PeerId>,
+    /// Peers whose pipeline ran this poll: shrunk back to idle size before the task sleeps
+    /// (once per burst, not once per datagram).
+    to_shrink: Vec<PeerId>,
     timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
     sleep: Option<Pin<Box<Sleep>>>,
     sleep_at: Option<Instant>,
@@ -161,6 +166,7 @@ impl Driver {
             table: PeerTable::new(),
             recv_buf: BytesMut::new(),
             blocked: VecDeque::new(),
+            to_shrink: Vec::new(),
             timers: BinaryHeap::new(),
             sleep: None,
             sleep_at: None,
@@ -257,6 +263,7 @@ impl Driver {
                 waker: false,
                 blocked: false,
                 writable: true,
+                dirty: false,
             },
             now,
         );
@@ -354,8 +361,9 @@ impl Driver {
             }
         }
         let escaped = !peer.waker && Arc::strong_count(&peer.pipeline.channel.0) > 1;
-        if !peer.blocked {
-            peer.pipeline.shrink_idle();
+        if !peer.dirty {
+            peer.dirty = true;
+            self.to_shrink.push(id);
         }
         if escaped {
             self.watch_handle(id);
@@ -610,6 +618,18 @@ impl Driver {
             })
     }
 
+    /// Gives back the queue capacity of the pipelines that ran since the last call.
+    fn shrink_ran(&mut self) {
+        for id in std::mem::take(&mut self.to_shrink) {
+            if let Some(peer) = self.table.get_mut(id) {
+                peer.dirty = false;
+                if !peer.blocked {
+                    peer.pipeline.shrink_idle();
+                }
+            }
+        }
+    }
+
     fn process_inbox(&mut self) {
         let ids = std::mem::take(&mut *self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner()));
         for id in ids {
@@ -702,6 +722,7 @@ impl Future for Driver {
             if this.poll_timers(cx) {
                 continue;
             }
+            this.shrink_ran();
             if more {
                 cx.waker().wake_by_ref();
             }
