@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{UdpBootstrap, UdpConfig, UdpStats};
-use crate::{ChannelError, EchoHandler, EventLoopGroup};
+use netloom_codec::Framer;
+
+use crate::{ChannelError, EchoHandler, EventLoopGroup, FramingHandler};
 
 /// Settings of [`serve_echo`].
 ///
@@ -22,6 +24,9 @@ pub struct EchoOptions {
     pub report_interval: Duration,
     /// Report as JSON lines instead of text.
     pub json: bool,
+    /// Decode each peer's datagrams with this framer and echo each frame re-encoded
+    /// (default: each datagram is echoed as one frame).
+    pub framing: Option<Framer>,
 }
 
 impl EchoOptions {
@@ -37,6 +42,7 @@ impl EchoOptions {
             config: UdpConfig::default(),
             report_interval: Duration::from_secs(5),
             json: false,
+            framing: None,
         }
     }
 }
@@ -89,9 +95,15 @@ pub fn serve_echo(
     let group = EventLoopGroup::new(1, "udp-echo")?;
     let endpoint = UdpBootstrap::new(&group)
         .config(options.config.clone())
-        .handler(|p| {
-            p.add_last("echo", EchoHandler)?;
-            Ok(())
+        .handler({
+            let framing = options.framing.clone();
+            move |p| {
+                if let Some(f) = &framing {
+                    p.add_last("framing", FramingHandler::new(f.clone(), f.clone()))?;
+                }
+                p.add_last("echo", EchoHandler)?;
+                Ok(())
+            }
         })
         .bind(options.listen)
         .sync()?;
