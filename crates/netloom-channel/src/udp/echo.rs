@@ -92,6 +92,13 @@ pub fn serve_echo(
         channel: "(echo report)".into(),
         source,
     };
+    if options.report_interval.is_zero() {
+        return Err(ChannelError::InvalidOption {
+            name: "report_interval",
+            reason: "must be above zero".into(),
+        });
+    }
+    options.config.validate()?;
     let group = EventLoopGroup::new(1, "udp-echo")?;
     let endpoint = UdpBootstrap::new(&group)
         .config(options.config.clone())
