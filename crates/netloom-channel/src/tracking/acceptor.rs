@@ -8,6 +8,11 @@ use crate::tracking::{SocketRole, WrapSocket, Wrapper};
 use crate::{ChannelError, FramingHandler, Handler, Pipeline};
 
 /// Builds the application's part of a pipeline (Tendril: the `Application` instance).
+///
+/// ```
+/// use netloom_channel::{EchoHandler, tracking::AppInit};
+/// let init: AppInit = Box::new(|p| { p.add_last("echo", EchoHandler)?; Ok(()) });
+/// ```
 pub type AppInit = Box<dyn FnOnce(&mut Pipeline) -> Result<(), ChannelError>>;
 
 /// An acceptor's decision about a new peer.
