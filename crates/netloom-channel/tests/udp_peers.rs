@@ -180,6 +180,39 @@ fn the_acceptor_rejects_a_peer() {
 }
 
 #[test]
+fn rejected_peers_never_evict_tracked_ones() {
+    let group = EventLoopGroup::new(1, "udp-t").unwrap();
+    let rec = Recorder::default();
+    let r = rec.clone();
+    let ep = UdpBootstrap::new(&group)
+        .config(UdpConfig {
+            max_peers: 1,
+            ..UdpConfig::default()
+        })
+        .acceptor(move |peer: &mut NewPeer<'_>| {
+            if peer.remote_addr().ip().to_string() == "127.0.0.1" {
+                Verdict::app(r.clone())
+            } else {
+                Verdict::reject("not 127.0.0.1")
+            }
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let server = ep.local_addr();
+    let good = client(server);
+    round_trip(&good, server, b"mine");
+    let other = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+    for _ in 0..5 {
+        other.send_to(b"let me in", server).unwrap();
+    }
+    wait_until("the rejections", || ep.stats().rejected == 5);
+    let s = ep.stats();
+    assert_eq!((s.peers, s.evicted), (1, 0));
+    assert_eq!(round_trip(&good, server, b"still mine"), b"still mine");
+}
+
+#[test]
 fn datagrams_up_to_64k_arrive_whole_v4_and_v6() {
     let group = EventLoopGroup::new(1, "udp-t").unwrap();
     let rec = Recorder::default();

@@ -189,25 +189,26 @@ impl Driver {
 
     // ---- peers -----------------------------------------------------------------------
 
-    /// Frees a table slot at `max_peers`, or refuses the new peer.
-    fn make_room(&mut self, remote: SocketAddr) -> Result<(), ChannelError> {
-        if self.table.len() < self.config.max_peers {
+    /// At `max_peers` with `RejectNew`, refuses the new peer.
+    fn check_room(&self, remote: SocketAddr) -> Result<(), ChannelError> {
+        if self.table.len() < self.config.max_peers || self.config.eviction != Eviction::RejectNew {
             return Ok(());
         }
-        match self.config.eviction {
-            Eviction::LeastRecentlyActive => {
-                if let Some((id, _)) = self.table.oldest() {
-                    self.close_peer(id, Closing::Evicted);
-                }
-                Ok(())
-            }
-            Eviction::RejectNew => {
-                bump(&self.shared.counters.refused);
-                Err(ChannelError::PeerLimit {
-                    peer: remote.to_string(),
-                    limit: self.config.max_peers,
-                })
-            }
+        bump(&self.shared.counters.refused);
+        Err(ChannelError::PeerLimit {
+            peer: remote.to_string(),
+            limit: self.config.max_peers,
+        })
+    }
+
+    /// At `max_peers` with `LeastRecentlyActive`, closes the oldest peer. Called only once
+    /// the new peer is admitted, so rejected peers never cost a tracked one its place.
+    fn make_room(&mut self) {
+        while self.table.len() >= self.config.max_peers {
+            let Some((id, _)) = self.table.oldest() else {
+                return;
+            };
+            self.close_peer(id, Closing::Evicted);
         }
     }
 
@@ -220,7 +221,7 @@ impl Driver {
         acceptor: &dyn Acceptor,
         wrapper: Option<&dyn Wrapper>,
     ) -> Result<PeerId, ChannelError> {
-        self.make_room(remote)?;
+        self.check_room(remote)?;
         let local = self.shared.local;
         let channel = Channel::new(
             Some(self.event_loop.clone()),
@@ -253,6 +254,7 @@ impl Driver {
             channel.mark_closed(|| ());
             return Err(err);
         }
+        self.make_room();
         channel.set_active(true);
         pipeline.fire_inbound(Ev::Registered);
         pipeline.fire_inbound(Ev::Active);
