@@ -12,8 +12,7 @@
 //! `cargo bench -p netloom-channel --bench udp_peers -- [--peers N] [--seconds S] [--rounds R]`
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use netloom_channel::udp::{UdpBootstrap, UdpConfig};
