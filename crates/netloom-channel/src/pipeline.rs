@@ -725,14 +725,20 @@ macro_rules! fire_inbound_fn {
 }
 
 impl Context<'_> {
+    // The head and the tail run no handler code, so events for them are handled right
+    // away instead of taking a trip through the queue.
     fn forward_inbound(&mut self, ev: Ev) {
-        let target = self.p.next_after(self.id, self.hint);
-        self.p.queue.push_back(Queued { target, ev });
+        match self.p.next_after(self.id, self.hint) {
+            Target::Tail => self.p.at_tail(ev),
+            target => self.p.queue.push_back(Queued { target, ev }),
+        }
     }
 
     fn forward_outbound(&mut self, ev: Ev) {
-        let target = self.p.prev_before(self.id, self.hint);
-        self.p.queue.push_back(Queued { target, ev });
+        match self.p.prev_before(self.id, self.hint) {
+            Target::Head => self.p.at_head(ev),
+            target => self.p.queue.push_back(Queued { target, ev }),
+        }
     }
 
     /// This handler's name.
