@@ -8,11 +8,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use super::sys::{self, SendMeta};
+use super::table::Stamp;
 
 /// Most datagrams per `sendmmsg`. Every datagram of a call gets the time the call
 /// started as its send time; the kernel spends a few µs per datagram, so a small chunk
@@ -29,7 +29,7 @@ struct Outgoing {
 }
 
 /// When the datagram left, or why not (with the datagram, for a retry).
-pub(crate) type Sent = Result<Instant, (io::Error, Vec<u8>)>;
+pub(crate) type Sent = Result<Stamp, (io::Error, Vec<u8>)>;
 
 /// Datagrams waiting for the leader's flush.
 #[derive(Default)]
@@ -93,7 +93,7 @@ impl SendQueue {
                 run.push(o);
             }
             let out: Vec<_> = run.iter().map(|o| (&o.buf[..], o.dst, o.meta)).collect();
-            let at = Instant::now();
+            let at = Stamp::now();
             let results = sys::send_many(fd, &out);
             drop(out);
             for (o, r) in run.into_iter().zip(results) {

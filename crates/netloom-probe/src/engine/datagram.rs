@@ -13,7 +13,7 @@ use tokio::io::unix::AsyncFd;
 use super::packet::{self, payload_len};
 use super::sockets::{self, unspecified};
 use super::sys::{self, SendMeta};
-use super::table::{KeyKind, key};
+use super::table::{KeyKind, Stamp, key};
 use super::{Engine, UDP_DEFAULT_PORT, UDP_PORT_BASE, UDP_PORT_COUNT, local_address};
 use crate::parse::classify_error;
 use crate::wire::pseudo_header_sum;
@@ -96,7 +96,7 @@ impl Engine {
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.raw_os_error() == Some(libc::ENOBUFS) =>
             {
-                let at = Instant::now();
+                let at = Stamp::now();
                 send(fd, &buf, dst, &m).await?;
                 at
             }
@@ -226,7 +226,7 @@ impl Engine {
             .map_err(|e| ProbeError::io("registering a UDP probe socket", e))?;
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
         let payload = vec![opts.bit_pattern; len];
-        let sent = Instant::now();
+        let sent = Stamp::now();
         send(afd.get_ref().as_raw_fd(), &payload, dst, &meta(opts)).await?;
         self.count_sent();
         let answer = tokio::time::timeout(opts.timeout, socket_answer(&afd, v6, target));
@@ -237,6 +237,7 @@ impl Engine {
                     responder,
                     mpls: Vec::new(),
                     at: Instant::now(),
+                    kernel: None,
                 },
                 sent,
             )),

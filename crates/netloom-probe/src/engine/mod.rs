@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 pub(crate) use sockets::Family;
-use table::{Delivery, InFlight, Table};
+use table::{Delivery, InFlight, Stamp, Table};
 
 use crate::parse::{Message, Parsed, Quote};
 use crate::{ProbeError, ProbeOptions, ProbeReply, ProberConfig, ProberStats, Protocol};
@@ -141,7 +141,7 @@ impl Engine {
     async fn wait(
         &self,
         rx: oneshot::Receiver<Delivery>,
-        sent: Instant,
+        sent: Stamp,
         timeout: Duration,
     ) -> ProbeReply {
         match tokio::time::timeout(timeout, rx).await {
@@ -150,12 +150,12 @@ impl Engine {
         }
     }
 
-    fn answered(&self, d: Delivery, sent: Instant) -> ProbeReply {
+    fn answered(&self, d: Delivery, sent: Stamp) -> ProbeReply {
         self.counters.answered.fetch_add(1, Ordering::Relaxed);
         ProbeReply {
             outcome: d.outcome,
             responder: Some(d.responder),
-            rtt: Some(d.at.saturating_duration_since(sent)),
+            rtt: Some(d.rtt(sent)),
             mpls: d.mpls,
         }
     }
@@ -174,7 +174,14 @@ impl Engine {
     }
 
     /// Matches a parsed ICMP message to a waiting probe and hands it over.
-    pub(crate) fn dispatch(&self, v6: bool, ident: u16, parsed: Parsed, at: Instant) {
+    pub(crate) fn dispatch(
+        &self,
+        v6: bool,
+        ident: u16,
+        parsed: Parsed,
+        at: Instant,
+        kernel: Option<std::time::SystemTime>,
+    ) {
         if parsed.extension_malformed {
             self.count_malformed();
         }
@@ -216,6 +223,7 @@ impl Engine {
             responder: parsed.responder,
             mpls: parsed.mpls,
             at,
+            kernel,
         };
         if !self.table.deliver(key, target, delivery) {
             self.unmatched();

@@ -4,7 +4,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::io::Interest;
 
@@ -41,7 +41,7 @@ pub(crate) async fn run(engine: Arc<Engine>, v6: bool) {
                 let now = Instant::now();
                 for i in 0..n {
                     let (bytes, from) = batch.get(i);
-                    handle(&engine, v6, ident, bytes, from, now);
+                    handle(&engine, v6, ident, bytes, from, (now, batch.stamp(i)));
                 }
                 // A short batch emptied the queue: clear readiness now instead of paying
                 // one more system call for EAGAIN. Anything that arrived since comes with
@@ -65,7 +65,14 @@ pub(crate) async fn run(engine: Arc<Engine>, v6: bool) {
     }
 }
 
-fn handle(engine: &Engine, v6: bool, ident: u16, bytes: &[u8], from: Option<IpAddr>, at: Instant) {
+fn handle(
+    engine: &Engine,
+    v6: bool,
+    ident: u16,
+    bytes: &[u8],
+    from: Option<IpAddr>,
+    (at, kernel): (Instant, Option<SystemTime>),
+) {
     let parsed = match (v6, engine.raw, from) {
         (false, true, _) => parse::parse_ipv4_icmp(bytes),
         (false, false, Some(src)) => parse::parse_icmpv4(bytes, src),
@@ -73,7 +80,7 @@ fn handle(engine: &Engine, v6: bool, ident: u16, bytes: &[u8], from: Option<IpAd
         (_, _, None) => return engine.count_malformed(),
     };
     match parsed {
-        Ok(Some(p)) => engine.dispatch(v6, ident, p, at),
+        Ok(Some(p)) => engine.dispatch(v6, ident, p, at, kernel),
         Ok(None) => {}
         Err(err) => {
             tracing::trace!(%err, "ignored a malformed ICMP packet");
@@ -110,6 +117,6 @@ fn drain_error_queue(engine: &Engine, fd: i32, v6: bool, ident: u16, buf: &mut [
             mpls: Vec::new(),
             extension_malformed: false,
         };
-        engine.dispatch(v6, ident, parsed, at);
+        engine.dispatch(v6, ident, parsed, at, None);
     }
 }

@@ -122,6 +122,7 @@ fn open_raw(v6: bool) -> io::Result<Family> {
         sys::set_icmp_filter_v4(icmp.as_raw_fd(), &[0, 3, 11])?;
     }
     sys::set_recv_buffer(icmp.as_raw_fd(), RECV_BUFFER);
+    sys::enable_receive_timestamps(icmp.as_raw_fd())?;
     let udp = raw_udp(v6)?;
     Ok(Family {
         icmp: sys::register(
@@ -158,6 +159,7 @@ fn open_ping(v6: bool) -> io::Result<Family> {
     icmp.bind(&SocketAddr::new(unspecified(v6), 0).into())?;
     sys::set_recverr(icmp.as_raw_fd(), v6)?;
     sys::set_recv_buffer(icmp.as_raw_fd(), RECV_BUFFER);
+    sys::enable_receive_timestamps(icmp.as_raw_fd())?;
     let ident = icmp
         .local_addr()?
         .as_socket()

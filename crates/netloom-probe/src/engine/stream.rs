@@ -12,7 +12,7 @@ use socket2::{Domain, Protocol as SockProto, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::table::{Delivery, KeyKind, key};
+use super::table::{Delivery, KeyKind, Stamp, key};
 use super::{Engine, STREAM_DEFAULT_PORT, local_address, sockets, sys};
 use crate::parse::classify_error;
 use crate::{Outcome, ProbeError, ProbeOptions, ProbeReply, Protocol};
@@ -84,7 +84,7 @@ impl Engine {
             Some(_) if self.raw => register(&sock),
             _ => None,
         };
-        let sent = Instant::now();
+        let sent = Stamp::now();
         match sock.connect(&dst.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -126,13 +126,14 @@ impl Engine {
         }
     }
 
-    fn arrived(&self, target: IpAddr, sent: Instant) -> ProbeReply {
+    fn arrived(&self, target: IpAddr, sent: Stamp) -> ProbeReply {
         self.answered(
             Delivery {
                 outcome: Outcome::Reply,
                 responder: target,
                 mpls: Vec::new(),
                 at: Instant::now(),
+                kernel: None,
             },
             sent,
         )
@@ -158,6 +159,7 @@ async fn connected(
                 responder: e.offender.unwrap_or(target),
                 mpls: Vec::new(),
                 at: Instant::now(),
+                kernel: None,
             }));
         }
         match afd.get_ref().take_error()? {

@@ -5,6 +5,7 @@ use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
+use std::time::{Duration, SystemTime};
 
 /// Per-packet settings passed as control messages.
 #[derive(Debug, Clone, Copy)]
@@ -272,6 +273,8 @@ pub(crate) struct RecvBatch {
     bufs: Vec<Vec<u8>>,
     names: Vec<libc::sockaddr_storage>,
     lens: Vec<usize>,
+    controls: Vec<CmsgBuf>,
+    stamps: Vec<Option<SystemTime>>,
 }
 
 impl RecvBatch {
@@ -281,6 +284,8 @@ impl RecvBatch {
             // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
             names: vec![unsafe { zeroed() }; n],
             lens: vec![0; n],
+            controls: (0..n).map(|_| CmsgBuf([0; 160])).collect(),
+            stamps: vec![None; n],
         }
     }
 
@@ -303,6 +308,8 @@ impl RecvBatch {
                 m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
                 m.msg_hdr.msg_iov = &mut iovs[i];
                 m.msg_hdr.msg_iovlen = 1;
+                m.msg_hdr.msg_control = self.controls[i].0.as_mut_ptr() as *mut libc::c_void;
+                m.msg_hdr.msg_controllen = self.controls[i].0.len() as _;
                 m
             })
             .collect();
@@ -323,8 +330,14 @@ impl RecvBatch {
         let got = got as usize;
         for (i, m) in msgs.iter().take(got).enumerate() {
             self.lens[i] = (m.msg_len as usize).min(self.bufs[i].len());
+            self.stamps[i] = receive_timestamp(&m.msg_hdr);
         }
         Ok(got)
+    }
+
+    /// The kernel's receive time of the `i`th datagram (SO_TIMESTAMPNS), if it sent one.
+    pub(crate) fn stamp(&self, i: usize) -> Option<SystemTime> {
+        self.stamps[i]
     }
 
     /// The `i`th datagram of the last [`RecvBatch::recv`] and its sender.
@@ -334,6 +347,32 @@ impl RecvBatch {
             socket_addr_of(&self.names[i]).map(|a| a.ip()),
         )
     }
+}
+
+/// Reads an SCM_TIMESTAMPNS control message (wall-clock receive time) from `msg`.
+fn receive_timestamp(msg: &libc::msghdr) -> Option<SystemTime> {
+    // SAFETY: the kernel filled `msg_control` up to `msg_controllen`; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR stay inside it, and an SCM_TIMESTAMPNS message carries a timespec.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                let secs = u64::try_from(ts.tv_sec).ok()?;
+                let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                return SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
+}
+
+/// Asks the kernel to stamp every received datagram with its arrival time.
+pub(crate) fn enable_receive_timestamps(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one)
 }
 
 /// One entry of a socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`).

@@ -4,11 +4,28 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
 use crate::{MplsLabel, Outcome, ProbeError};
+
+/// A moment on both clocks: monotonic, and wall-clock time to compare with the kernel's
+/// receive timestamps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    pub mono: Instant,
+    pub wall: SystemTime,
+}
+
+impl Stamp {
+    pub(crate) fn now() -> Self {
+        Stamp {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
 
 /// What the receive path hands to a waiting probe.
 #[derive(Debug)]
@@ -16,7 +33,23 @@ pub(crate) struct Delivery {
     pub outcome: Outcome,
     pub responder: IpAddr,
     pub mpls: Vec<MplsLabel>,
+    /// When the receive path saw the answer (monotonic).
     pub at: Instant,
+    /// When the kernel received it (SO_TIMESTAMPNS, wall clock), if known.
+    pub kernel: Option<SystemTime>,
+}
+
+impl Delivery {
+    /// Round-trip time from `sent`: from the kernel's receive timestamp when it is
+    /// plausible (not before the send, not after we read the packet: a wall-clock jump
+    /// fails that test), otherwise from the monotonic clock.
+    pub(crate) fn rtt(&self, sent: Stamp) -> Duration {
+        let mono = self.at.saturating_duration_since(sent.mono);
+        self.kernel
+            .and_then(|k| k.duration_since(sent.wall).ok())
+            .filter(|k| *k <= mono)
+            .unwrap_or(mono)
+    }
 }
 
 /// Protocol part of a match key.
@@ -198,6 +231,7 @@ mod tests {
             responder: target,
             mpls: vec![],
             at: Instant::now(),
+            kernel: None,
         };
         // Wrong destination: another prober's probe, not ours.
         assert!(!t.deliver(k, "10.0.0.2".parse().unwrap(), d()));
@@ -207,6 +241,24 @@ mod tests {
         let (_, g2, _rx) = t.insert(target, std::iter::once(7), 10).unwrap();
         drop(g2);
         assert!(!t.deliver(7, target, d()));
+    }
+
+    #[test]
+    fn rtt_prefers_a_plausible_kernel_timestamp() {
+        let sent = Stamp::now();
+        let mut d = Delivery {
+            outcome: Outcome::Reply,
+            responder: "10.0.0.1".parse().unwrap(),
+            mpls: vec![],
+            at: sent.mono + Duration::from_millis(5),
+            kernel: Some(sent.wall + Duration::from_millis(3)),
+        };
+        assert_eq!(d.rtt(sent), Duration::from_millis(3));
+        // After we read it, or before we sent it: the wall clock jumped; monotonic wins.
+        d.kernel = Some(sent.wall + Duration::from_millis(9));
+        assert_eq!(d.rtt(sent), Duration::from_millis(5));
+        d.kernel = sent.wall.checked_sub(Duration::from_secs(1));
+        assert_eq!(d.rtt(sent), Duration::from_millis(5));
     }
 
     #[test]
