@@ -194,7 +194,8 @@ pub struct ProbeReply {
     pub outcome: Outcome,
     /// Who answered (the target, or the router that sent time-exceeded / unreachable).
     pub responder: Option<IpAddr>,
-    /// Round-trip time, from monotonic clock readings at send and at receive.
+    /// Round-trip time: from the send to the kernel's receive timestamp (SO_TIMESTAMPNS)
+    /// when that is plausible, else between monotonic clock readings at send and receive.
     pub rtt: Option<Duration>,
     /// MPLS label stack from an RFC 4950 extension in the ICMP error, outermost first.
     pub mpls: Vec<MplsLabel>,
