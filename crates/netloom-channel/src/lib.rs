@@ -6,10 +6,11 @@
 //! - An [`EventLoopGroup`] is N named threads, each running a single-threaded tokio runtime.
 //!   A channel is pinned to one [`EventLoop`] for its life: its handlers run on that thread
 //!   only, so they need neither `Send` nor `Sync`, and no lock sits on the data path.
-//! - A [`Channel`] is a cloneable, thread-safe handle. Each channel is driven by one task
-//!   on its loop that reads the [`Transport`] into a read buffer shared by the loop's
-//!   channels (an idle connection holds no read buffer), runs the [`Pipeline`], and writes
-//!   what was flushed with one vectored write per read burst.
+//! - A [`Channel`] is a cloneable, thread-safe handle. Each channel is driven by one future
+//!   that the loop's main future polls directly (no tokio task per channel): it reads the
+//!   [`Transport`] into a read buffer shared by the loop's channels (an idle connection
+//!   holds no read buffer), runs the [`Pipeline`], and writes what was flushed with one
+//!   (vectored) write per read burst.
 //! - The [`Pipeline`] is an ordered list of named [`Handler`]s. Inbound events flow from the
 //!   transport to the last handler, outbound operations the other way. Events are queued
 //!   and delivered one at a time — a handler is never re-entered — so handlers can add,

@@ -71,7 +71,8 @@ pub(crate) fn register_local<T: Transport>(
     }
     EventLoop::track_channel(&channel);
     channel.set_active(true);
-    tokio::task::spawn_local(ChannelTask {
+    // Unconstrained: the task bounds its own work per poll (max_reads_per_poll).
+    crate::event_loop::spawn_channel_task(tokio::task::unconstrained(ChannelTask {
         transport: Some(transport),
         pipeline,
         max_reads: options.max_reads_per_poll,
@@ -86,7 +87,7 @@ pub(crate) fn register_local<T: Transport>(
         sleep: None,
         sleep_at: None,
         scratch: Vec::new(),
-    });
+    }));
     Ok(channel)
 }
 
