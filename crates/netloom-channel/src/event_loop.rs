@@ -3,9 +3,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
@@ -72,34 +72,75 @@ pub(crate) fn spawn_channel_task(task: impl Future<Output = ()> + 'static) {
     });
 }
 
+/// Wakes the loop's main future for the job side, and remembers that it did: the job queue
+/// is polled only after one of its own wake-ups, not on every channel wake-up.
+#[derive(Default)]
+struct JobsWake {
+    woken: AtomicBool,
+    main: Mutex<Option<Waker>>,
+}
+
+impl Wake for JobsWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(w) = &*self.main.lock().unwrap_or_else(|e| e.into_inner()) {
+            w.wake_by_ref();
+        }
+    }
+}
+
 /// Polls `inner` (the loop's job queue) and, alongside it, every channel task of the loop.
 struct WithChannels<F> {
     inner: Pin<Box<F>>,
     tasks: FuturesUnordered<LocalTask>,
+    jobs: Arc<JobsWake>,
+    jobs_waker: Waker,
+    main_waker: Option<Waker>,
+}
+
+impl<F: Future> WithChannels<F> {
+    fn new(inner: F) -> Self {
+        let jobs = Arc::new(JobsWake::default());
+        jobs.woken.store(true, Ordering::Release);
+        WithChannels {
+            inner: Box::pin(inner),
+            tasks: FuturesUnordered::new(),
+            jobs_waker: Waker::from(jobs.clone()),
+            jobs,
+            main_waker: None,
+        }
+    }
 }
 
 impl<F: Future> Future for WithChannels<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        MAIN_WAKER.with(|w| {
-            let mut w = w.borrow_mut();
-            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *w = Some(cx.waker().clone());
-            }
-        });
+        let this = &mut *self;
+        if !this.main_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            this.main_waker = Some(cx.waker().clone());
+            *this.jobs.main.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            MAIN_WAKER.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
+        }
         loop {
-            if let Poll::Ready(out) = self.inner.as_mut().poll(cx) {
-                return Poll::Ready(out);
+            if this.jobs.woken.load(Ordering::Acquire) && this.jobs.woken.swap(false, Ordering::AcqRel) {
+                let mut jobs_cx = TaskContext::from_waker(&this.jobs_waker);
+                if let Poll::Ready(out) = this.inner.as_mut().poll(&mut jobs_cx) {
+                    return Poll::Ready(out);
+                }
             }
             SPAWNED.with(|s| {
                 for task in s.borrow_mut().drain(..) {
-                    self.tasks.push(task);
+                    this.tasks.push(task);
                 }
             });
             // Until every ready channel task has run (a finished task returns Some).
-            while let Poll::Ready(Some(())) = self.tasks.poll_next_unpin(cx) {}
-            if SPAWNED.with(|s| s.borrow().is_empty()) {
+            while let Poll::Ready(Some(())) = this.tasks.poll_next_unpin(cx) {}
+            if SPAWNED.with(|s| s.borrow().is_empty()) && !this.jobs.woken.load(Ordering::Acquire) {
                 return Poll::Pending;
             }
         }
@@ -478,10 +519,7 @@ fn run_thread(el: EventLoop, mut rx: mpsc::UnboundedReceiver<Message>) {
         drain(&mut rx, quiet, timeout).await;
         Some(done)
     };
-    let main = WithChannels {
-        inner: Box::pin(jobs),
-        tasks: FuturesUnordered::new(),
-    };
+    let main = WithChannels::new(jobs);
     // Returning drops the remaining channel tasks (their sockets close).
     let done = local.block_on(&runtime, main);
     SPAWNED.with(|s| s.borrow_mut().clear());
