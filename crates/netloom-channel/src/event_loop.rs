@@ -121,13 +121,19 @@ impl<F: Future> Future for WithChannels<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        if !this.main_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !this
+            .main_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             this.main_waker = Some(cx.waker().clone());
             *this.jobs.main.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
             MAIN_WAKER.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
         }
         loop {
-            if this.jobs.woken.load(Ordering::Acquire) && this.jobs.woken.swap(false, Ordering::AcqRel) {
+            if this.jobs.woken.load(Ordering::Acquire)
+                && this.jobs.woken.swap(false, Ordering::AcqRel)
+            {
                 let mut jobs_cx = TaskContext::from_waker(&this.jobs_waker);
                 if let Poll::Ready(out) = this.inner.as_mut().poll(&mut jobs_cx) {
                     return Poll::Ready(out);
