@@ -33,10 +33,34 @@ pub struct EchoArgs {
     /// Event loop threads (default: the CPUs this process may use).
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// Echo UDP datagrams instead: each sender is a tracked peer with its own pipeline;
+    /// peer counts go to stderr periodically and on exit (SIGINT/SIGTERM).
+    #[arg(long, conflicts_with_all = ["tls_cert", "threads"])]
+    pub udp: bool,
+
+    /// UDP: close a peer after this many seconds without traffic.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS", requires = "udp")]
+    pub udp_idle_timeout: f64,
+
+    /// UDP: track at most this many peers (the least recently active one is evicted).
+    #[arg(long, default_value_t = 65_536, value_name = "N", requires = "udp")]
+    pub udp_max_peers: usize,
+
+    /// UDP: seconds between peer-count reports on stderr.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS", requires = "udp")]
+    pub udp_report_interval: f64,
+
+    /// UDP: report peer counts as JSON lines.
+    #[arg(long, requires = "udp")]
+    pub json: bool,
 }
 
 /// Runs the echo server until interrupted.
 pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
+    if args.udp {
+        return run_udp(&args);
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsServerConfig::from_pem_files(cert, key)?),
         _ => None,
@@ -65,5 +89,21 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", args.listen))?;
     println!("{}", server.local_addr());
     server.close_future().sync()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--udp`: the echo server over tracked UDP peers (`netloom_channel::udp::serve_echo`).
+fn run_udp(args: &EchoArgs) -> anyhow::Result<ExitCode> {
+    let secs = |name: &str, v: f64| {
+        std::time::Duration::try_from_secs_f64(v).with_context(|| format!("{name} {v}"))
+    };
+    let mut options = netloom_channel::udp::EchoOptions::new(args.listen);
+    options.config.idle_timeout = secs("--udp-idle-timeout", args.udp_idle_timeout)?;
+    options.config.max_peers = args.udp_max_peers;
+    options.report_interval = secs("--udp-report-interval", args.udp_report_interval)?;
+    options.json = args.json;
+    options.framing = args.framing.clone();
+    netloom_channel::udp::serve_echo(&options, &mut std::io::stdout(), &mut std::io::stderr())
+        .with_context(|| format!("UDP echo on {}", args.listen))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,174 @@
+//! `netloom echo --udp`: every sender is a tracked peer that gets its datagrams back; peer
+//! counts go to stderr periodically and once more on exit (SIGINT). Loopback only.
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// The echo server child; killed when dropped, also when a test fails.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    reports: Receiver<String>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netloom"))
+            .args([
+                "echo",
+                "--udp",
+                "--listen",
+                "127.0.0.1:0",
+                "--udp-report-interval",
+                "0.1",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("netloom starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("first line");
+        let addr = first
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{first:?}: {e}"));
+        let (tx, reports) = channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            addr,
+            reports,
+        }
+    }
+
+    /// Waits up to 5 s for a report line containing every one of `parts`.
+    fn report_with(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.reports.recv_timeout(left) {
+                Ok(line) if parts.iter().all(|p| line.contains(p)) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no report with {parts:?}; saw {seen:?}");
+    }
+
+    fn interrupt(&mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "netloom echo --udp exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "netloom echo --udp did not stop on SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn echo(s: &UdpSocket, to: SocketAddr, data: &[u8]) {
+    s.send_to(data, to).expect("send");
+    let mut buf = [0u8; 2048];
+    let (n, from) = s.recv_from(&mut buf).expect("echo");
+    assert_eq!((&buf[..n], from), (data, to));
+}
+
+fn client() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s
+}
+
+#[test]
+fn echoes_per_peer_and_reports_counts() {
+    let mut server = Server::start(&["--udp-max-peers", "2"]);
+    let clients = [client(), client(), client()];
+    echo(&clients[0], server.addr, b"first");
+    echo(&clients[1], server.addr, b"second");
+    echo(&clients[0], server.addr, b"first again");
+    server.report_with(&["periodic", "peers=2 ", "accepted=2 "]);
+    // A third peer evicts the least recently active one (the second).
+    echo(&clients[2], server.addr, b"third");
+    server.report_with(&["periodic", "peers=2 ", "accepted=3 ", "evicted=1 "]);
+    server.interrupt();
+    server.report_with(&[
+        "final",
+        "peers=0 ",
+        "accepted=3 ",
+        "evicted=1 ",
+        "in=4 ",
+        "out=4 ",
+    ]);
+}
+
+#[test]
+fn json_reports_and_idle_timeout() {
+    let mut server = Server::start(&["--json", "--udp-idle-timeout", "0.2"]);
+    let c = client();
+    echo(&c, server.addr, b"hello");
+    server.report_with(&["\"report\":\"periodic\"", "\"expired\":1"]);
+    server.interrupt();
+    server.report_with(&["\"report\":\"final\"", "\"accepted\":1", "\"peers\":0"]);
+}
+
+#[test]
+fn bad_udp_limits_are_rejected_by_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_netloom"))
+        .args([
+            "echo",
+            "--udp",
+            "--listen",
+            "127.0.0.1:0",
+            "--udp-max-peers",
+            "0",
+        ])
+        .output()
+        .expect("netloom runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_peers"), "{err}");
+}
+
+#[test]
+fn framing_applies_per_peer() {
+    let mut server = Server::start(&["--framing", "lines"]);
+    let c = client();
+    c.send_to(b"one\ntwo\n", server.addr).expect("send");
+    let mut buf = [0u8; 64];
+    for want in [&b"one\n"[..], b"two\n"] {
+        let (n, _) = c.recv_from(&mut buf).expect("echo");
+        assert_eq!(&buf[..n], want);
+    }
+    server.interrupt();
+    server.report_with(&["final", "in=1 ", "out=2 "]);
+}
