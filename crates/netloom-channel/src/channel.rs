@@ -84,7 +84,8 @@ pub(crate) struct Shared {
     commands: Mutex<Vec<Command>>,
     has_commands: AtomicBool,
     pub(crate) waker: AtomicWaker,
-    close: Arc<CloseSignal>,
+    /// Inline (not its own `Arc`): a [`CloseFuture`] holds the whole `Shared`.
+    close: CloseSignal,
     fd: RwLock<Option<RawFd>>,
 }
 
@@ -131,7 +132,7 @@ impl Channel {
             commands: Mutex::new(Vec::new()),
             has_commands: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            close: Arc::new(CloseSignal::default()),
+            close: CloseSignal::default(),
             fd: RwLock::new(fd),
         }))
     }
@@ -350,7 +351,7 @@ impl Channel {
     /// ch.channel().close_future().sync().unwrap();
     /// ```
     pub fn close_future(&self) -> CloseFuture {
-        CloseFuture(self.0.close.clone())
+        CloseFuture(self.0.clone())
     }
 
     /// A duplicate of the channel's socket file descriptor (TCP and Unix channels), for
@@ -512,6 +513,24 @@ pub(crate) struct CloseSignal {
     notify: Notify,
 }
 
+/// Something that holds a [`CloseSignal`]: the signal itself, or a channel's shared state
+/// that keeps it inline (saving a separate allocation per channel).
+pub(crate) trait HoldsCloseSignal: Send + Sync {
+    fn close_signal(&self) -> &CloseSignal;
+}
+
+impl HoldsCloseSignal for CloseSignal {
+    fn close_signal(&self) -> &CloseSignal {
+        self
+    }
+}
+
+impl HoldsCloseSignal for Shared {
+    fn close_signal(&self) -> &CloseSignal {
+        &self.close
+    }
+}
+
 impl CloseSignal {
     pub(crate) fn signal(&self) {
         self.closed.store(true, Ordering::Release);
@@ -534,7 +553,7 @@ impl CloseSignal {
 /// ch.run_pending();
 /// done.sync().unwrap();
 /// ```
-pub struct CloseFuture(pub(crate) Arc<CloseSignal>);
+pub struct CloseFuture(pub(crate) Arc<dyn HoldsCloseSignal>);
 
 impl CloseFuture {
     /// Blocks the calling thread until the channel is closed (not allowed on an event loop
@@ -559,8 +578,9 @@ impl IntoFuture for CloseFuture {
     type IntoFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let signal = self.0;
+        let holder = self.0;
         Box::pin(async move {
+            let signal = holder.close_signal();
             loop {
                 let notified = signal.notify.notified();
                 tokio::pin!(notified);

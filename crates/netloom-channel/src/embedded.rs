@@ -2,7 +2,7 @@
 use std::any::Any;
 use std::time::Instant;
 
-use crate::pipeline::Ev;
+use crate::pipeline::{EmbeddedQueues, Ev};
 use crate::task::apply_command;
 use crate::{Channel, ChannelAddr, ChannelError, ChannelOptions, Msg, Pipeline, UserEvent};
 
@@ -171,7 +171,7 @@ impl EmbeddedChannel {
     /// assert_eq!(ch.read_inbound::<u8>(), Some(5));
     /// ```
     pub fn read_inbound<T: Any>(&mut self) -> Option<T> {
-        take_typed(&mut self.pipeline.tail.inbound)
+        take_typed(&mut self.queues().inbound)
     }
 
     /// Takes the next message written towards the transport, if it is a `T`.
@@ -183,7 +183,7 @@ impl EmbeddedChannel {
     /// assert_eq!(ch.read_outbound::<String>().as_deref(), Some("hi"));
     /// ```
     pub fn read_outbound<T: Any>(&mut self) -> Option<T> {
-        take_typed(&mut self.pipeline.head.embedded_out)
+        take_typed(&mut self.queues().outbound)
     }
 
     /// Takes the next error that no handler handled.
@@ -199,10 +199,11 @@ impl EmbeddedChannel {
     /// assert!(ch.take_exception().unwrap().to_string().contains("bad"));
     /// ```
     pub fn take_exception(&mut self) -> Option<ChannelError> {
-        if self.pipeline.tail.exceptions.is_empty() {
+        let exceptions = &mut self.queues().exceptions;
+        if exceptions.is_empty() {
             None
         } else {
-            Some(self.pipeline.tail.exceptions.remove(0))
+            Some(exceptions.remove(0))
         }
     }
 
@@ -217,6 +218,12 @@ impl EmbeddedChannel {
     pub fn close(&mut self) {
         self.pipeline.close(crate::CloseMode::Graceful);
         self.run_pending();
+    }
+
+    /// The queues standing in for transport and application (always present: `new` builds
+    /// an embedded pipeline; re-created empty if it were ever missing).
+    fn queues(&mut self) -> &mut EmbeddedQueues {
+        self.pipeline.embedded.get_or_insert_with(Box::default)
     }
 }
 

@@ -62,18 +62,22 @@ struct Slot {
 /// The transport end of the pipeline: where outbound operations land.
 #[derive(Default)]
 pub(crate) struct Head {
-    pub(crate) embedded: bool,
     pub(crate) out: OutboundBuffer,
-    pub(crate) embedded_out: VecDeque<Msg>,
     pub(crate) flush_requested: bool,
     pub(crate) close_requested: Option<CloseMode>,
     pub(crate) closed: bool,
 }
 
-/// The application end of the pipeline: where unhandled inbound events land.
+/// What an [`EmbeddedChannel`](crate::EmbeddedChannel) collects in place of a transport
+/// and an application. Boxed and present only for embedded pipelines, so real channels
+/// (thousands of idle UDP peers) do not carry the empty queues.
 #[derive(Default)]
-pub(crate) struct Tail {
+pub(crate) struct EmbeddedQueues {
+    /// Messages written towards the transport.
+    pub(crate) outbound: VecDeque<Msg>,
+    /// Messages that reached the end of the pipeline.
     pub(crate) inbound: VecDeque<Msg>,
+    /// Errors that no handler handled.
     pub(crate) exceptions: Vec<ChannelError>,
 }
 
@@ -102,7 +106,8 @@ pub struct Pipeline {
     busy: Vec<u64>,
     pub(crate) channel: Channel,
     pub(crate) head: Head,
-    pub(crate) tail: Tail,
+    /// `Some` only for an `EmbeddedChannel`.
+    pub(crate) embedded: Option<Box<EmbeddedQueues>>,
     pub(crate) timers_changed: bool,
 }
 
@@ -114,11 +119,8 @@ impl Pipeline {
             queue: VecDeque::new(),
             busy: Vec::new(),
             channel,
-            head: Head {
-                embedded,
-                ..Head::default()
-            },
-            tail: Tail::default(),
+            head: Head::default(),
+            embedded: embedded.then(Box::default),
             timers_changed: false,
         }
     }
@@ -571,8 +573,8 @@ impl Pipeline {
             Ev::Write(msg) => {
                 if self.head.closed {
                     tracing::trace!(channel = %self.channel, "write after close dropped");
-                } else if self.head.embedded {
-                    self.head.embedded_out.push_back(msg);
+                } else if let Some(queues) = &mut self.embedded {
+                    queues.outbound.push_back(msg);
                 } else {
                     match msg.into_bytes() {
                         Ok(bytes) => {
@@ -607,15 +609,15 @@ impl Pipeline {
     fn at_tail(&mut self, ev: Ev) {
         match ev {
             Ev::Read(msg) => {
-                if self.head.embedded {
-                    self.tail.inbound.push_back(msg);
+                if let Some(queues) = &mut self.embedded {
+                    queues.inbound.push_back(msg);
                 } else {
                     tracing::debug!(channel = %self.channel, ty = msg.type_name(), "message reached the end of the pipeline; dropped");
                 }
             }
             Ev::Exception(err) => {
-                if self.head.embedded {
-                    self.tail.exceptions.push(err);
+                if let Some(queues) = &mut self.embedded {
+                    queues.exceptions.push(err);
                 } else {
                     tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
                     self.head.close_requested = Some(CloseMode::Forced);
