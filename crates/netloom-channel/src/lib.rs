@@ -53,6 +53,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod alarm;
 mod bootstrap;
 mod channel;
 mod codec;

@@ -7,8 +7,8 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::time::Sleep;
 
+use crate::alarm::Alarm;
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
@@ -84,8 +84,7 @@ pub(crate) fn register_local<T: Transport>(
         close_deadline: None,
         writable: true,
         finished: false,
-        sleep: None,
-        sleep_at: None,
+        alarm: Alarm::default(),
         scratch: Vec::new(),
     }));
     Ok(channel)
@@ -114,8 +113,7 @@ struct ChannelTask<T: Transport> {
     close_deadline: Option<Instant>,
     writable: bool,
     finished: bool,
-    sleep: Option<Pin<Box<Sleep>>>,
-    sleep_at: Option<Instant>,
+    alarm: Alarm,
     scratch: Vec<Command>,
 }
 
@@ -347,30 +345,11 @@ impl<T: Transport> ChannelTask<T> {
         EventLoop::untrack_channel(channel.id());
     }
 
-    /// Arms the sleep for the earliest timer; returns true if one is already due.
+    /// Arms the alarm for the earliest timer; returns true if one is already due.
     fn poll_timers(&mut self, cx: &mut TaskContext<'_>) -> bool {
-        let next = match (self.pipeline.next_timer(), self.close_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = Alarm::earliest(self.pipeline.next_timer(), self.close_deadline);
         self.pipeline.timers_changed = false;
-        let Some(at) = next else {
-            self.sleep = None;
-            self.sleep_at = None;
-            return false;
-        };
-        if self.sleep_at != Some(at) {
-            let deadline = tokio::time::Instant::from_std(at);
-            match self.sleep.as_mut() {
-                Some(s) => s.as_mut().reset(deadline),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.sleep_at = Some(at);
-        }
-        match self.sleep.as_mut() {
-            Some(s) => s.as_mut().poll(cx).is_ready(),
-            None => false,
-        }
+        self.alarm.poll_at(next, cx)
     }
 }
 
@@ -404,7 +383,7 @@ impl<T: Transport> Future for ChannelTask<T> {
         loop {
             this.drain_commands();
             this.pipeline.run();
-            if this.pipeline.timers_changed || this.sleep.is_some() {
+            if this.pipeline.timers_changed || this.alarm.is_armed() {
                 this.pipeline.fire_due_timers(Instant::now());
                 this.pipeline.run();
             }

@@ -19,11 +19,11 @@ use socket2::{MaybeUninitSlice, SockRef};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Sleep;
 
 use super::UdpConfig;
 use super::stats::{Counters, bump};
 use super::table::{Keyed, PeerId, PeerTable};
+use crate::alarm::Alarm;
 use crate::channel::{CloseSignal, Command};
 use crate::pipeline::Ev;
 use crate::task::apply_command;
@@ -140,8 +140,7 @@ pub(crate) struct Driver {
     /// (once per burst, not once per datagram).
     to_shrink: Vec<PeerId>,
     timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
-    sleep: Option<Pin<Box<Sleep>>>,
-    sleep_at: Option<Instant>,
+    alarm: Alarm,
     epoch: Instant,
     scratch: Vec<Command>,
     finished: bool,
@@ -168,8 +167,7 @@ impl Driver {
             blocked: VecDeque::new(),
             to_shrink: Vec::new(),
             timers: BinaryHeap::new(),
-            sleep: None,
-            sleep_at: None,
+            alarm: Alarm::default(),
             epoch: Instant::now(),
             scratch: Vec::new(),
             finished: false,
@@ -549,27 +547,7 @@ impl Driver {
             .oldest()
             .map(|(_, last)| self.epoch + Duration::from_millis(last + timeout_ms));
         let timer = self.timers.peek().map(|r| r.0.0);
-        let next = match (expiry, timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let Some(at) = next else {
-            self.sleep = None;
-            self.sleep_at = None;
-            return false;
-        };
-        if self.sleep_at != Some(at) {
-            let deadline = tokio::time::Instant::from_std(at);
-            match self.sleep.as_mut() {
-                Some(s) => s.as_mut().reset(deadline),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.sleep_at = Some(at);
-        }
-        match self.sleep.as_mut() {
-            Some(s) => s.as_mut().poll(cx).is_ready(),
-            None => false,
-        }
+        self.alarm.poll_at(Alarm::earliest(expiry, timer), cx)
     }
 
     // ---- handles ---------------------------------------------------------------------
