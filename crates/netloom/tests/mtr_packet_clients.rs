@@ -106,8 +106,8 @@ fn comparison_script(a: &Addrs) -> String {
          9 send-probe {v} {dst} protocol tcp port {OPEN_TCP_PORT}\n\
          10 send-probe {v} {hole} timeout 1\n\
          11 send-probe {v} {hole} protocol tcp port 80 timeout 1\n\
-         12 send-probe {v} {unreach} timeout 2\n\
-         13 send-probe {v} {unreach} protocol udp port 53 timeout 2\n\
+         12 send-probe {v} {unreach} timeout 5\n\
+         13 send-probe {v} {unreach} protocol udp port 53 timeout 5\n\
          14 send-probe {v} {dst} size 200 bit-pattern 170 tos 16\n\
          15 check-support feature {v}\n\
          16 check-support feature sctp\n\
@@ -168,11 +168,13 @@ fn in_flight_limit_is_enforced() {
 
 #[test]
 fn current_dialect_names_the_unreachable_kind() {
+    // 5 s, not less: in a fresh topology the first IPv6 packets wait about a second for
+    // neighbour discovery at each hop.
     let net = Topology::builder().routers(2).build().expect("topology");
     for v6 in [false, true] {
         let a = addrs(&net, v6);
         let script = format!(
-            "1 send-probe {v} {u} timeout 2\n2 check-support feature version\n",
+            "1 send-probe {v} {u} timeout 5\n2 check-support feature version\n",
             v = a.v,
             u = a.unreach
         );
