@@ -1,50 +1,32 @@
 //! `netloom echo --framing NAME` as a child process on loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The echo server child; killed when dropped, also when a test fails.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
+mod common;
+use common::Netloom;
+
+/// The echo server child (killed when dropped).
+struct Server(Netloom);
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netloom"))
-            .args(["echo", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("netloom starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .expect("first line");
-        let addr = first
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{first:?}: {e}"));
-        Server { child, addr }
+        let all: Vec<&str> = ["echo", "--listen", "127.0.0.1:0"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        Server(Netloom::start(&all, Stdio::null()))
     }
 
     fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect");
+        let stream = TcpStream::connect(self.0.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         stream
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

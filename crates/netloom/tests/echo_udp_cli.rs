@@ -2,43 +2,33 @@
 //! counts go to stderr periodically and once more on exit (SIGINT). Loopback only.
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-/// The echo server child; killed when dropped, also when a test fails.
+mod common;
+use common::Netloom;
+
+/// The echo server child (killed when dropped) and its stderr report lines.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
+    netloom: Netloom,
     reports: Receiver<String>,
 }
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netloom"))
-            .args([
-                "echo",
-                "--udp",
-                "--listen",
-                "127.0.0.1:0",
-                "--udp-report-interval",
-                "0.1",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("netloom starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("first line");
-        let addr = first
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{first:?}: {e}"));
+        let udp = [
+            "echo",
+            "--udp",
+            "--listen",
+            "127.0.0.1:0",
+            "--udp-report-interval",
+            "0.1",
+        ];
+        let all: Vec<&str> = udp.iter().chain(args).copied().collect();
+        let mut netloom = Netloom::start(&all, Stdio::piped());
         let (tx, reports) = channel();
-        let stderr = child.stderr.take().expect("stderr");
+        let stderr = netloom.child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
@@ -46,11 +36,7 @@ impl Server {
                 }
             }
         });
-        Server {
-            child,
-            addr,
-            reports,
-        }
+        Server { netloom, reports }
     }
 
     /// Waits up to 5 s for a report line containing every one of `parts`.
@@ -69,13 +55,13 @@ impl Server {
 
     fn interrupt(&mut self) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args(["-INT", &self.netloom.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
+            if let Some(status) = self.netloom.child.try_wait().expect("wait") {
                 assert!(status.success(), "netloom echo --udp exited with {status}");
                 return;
             }
@@ -85,13 +71,6 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -113,12 +92,12 @@ fn client() -> UdpSocket {
 fn echoes_per_peer_and_reports_counts() {
     let mut server = Server::start(&["--udp-max-peers", "2"]);
     let clients = [client(), client(), client()];
-    echo(&clients[0], server.addr, b"first");
-    echo(&clients[1], server.addr, b"second");
-    echo(&clients[0], server.addr, b"first again");
+    echo(&clients[0], server.netloom.addr, b"first");
+    echo(&clients[1], server.netloom.addr, b"second");
+    echo(&clients[0], server.netloom.addr, b"first again");
     server.report_with(&["periodic", "peers=2 ", "accepted=2 "]);
     // A third peer evicts the least recently active one (the second).
-    echo(&clients[2], server.addr, b"third");
+    echo(&clients[2], server.netloom.addr, b"third");
     server.report_with(&["periodic", "peers=2 ", "accepted=3 ", "evicted=1 "]);
     server.interrupt();
     server.report_with(&[
@@ -135,7 +114,7 @@ fn echoes_per_peer_and_reports_counts() {
 fn json_reports_and_idle_timeout() {
     let mut server = Server::start(&["--json", "--udp-idle-timeout", "0.2"]);
     let c = client();
-    echo(&c, server.addr, b"hello");
+    echo(&c, server.netloom.addr, b"hello");
     server.report_with(&["\"report\":\"periodic\"", "\"expired\":1"]);
     server.interrupt();
     server.report_with(&["\"report\":\"final\"", "\"accepted\":1", "\"peers\":0"]);
@@ -163,7 +142,7 @@ fn bad_udp_limits_are_rejected_by_name() {
 fn framing_applies_per_peer() {
     let mut server = Server::start(&["--framing", "lines"]);
     let c = client();
-    c.send_to(b"one\ntwo\n", server.addr).expect("send");
+    c.send_to(b"one\ntwo\n", server.netloom.addr).expect("send");
     let mut buf = [0u8; 64];
     for want in [&b"one\n"[..], b"two\n"] {
         let (n, _) = c.recv_from(&mut buf).expect("echo");

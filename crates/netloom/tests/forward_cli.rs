@@ -1,60 +1,34 @@
 //! `netloom forward` as a child process: it forwards, and its memory stays bounded while it
 //! moves 100 MiB to a slow consumer.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
-/// A `netloom` child; killed when dropped, also when a test fails.
-struct Netloom {
-    child: Child,
-    addr: SocketAddr,
-}
+mod common;
+use common::Netloom;
 
-impl Netloom {
-    fn start(args: &[&str]) -> Netloom {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netloom"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("netloom starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut first)
-            .expect("first line");
-        let addr = first
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{first:?}: {e}"));
-        Netloom { child, addr }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the forwarder is alive");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-}
-
-impl Drop for Netloom {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Resident memory of a `netloom` child.
+fn rss_kib(netloom: &Netloom) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", netloom.child.id()))
+        .expect("the forwarder is alive");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 #[test]
 fn forwards_to_an_echo_server() {
-    let echo = Netloom::start(&["echo", "--listen", "127.0.0.1:0"]);
+    let echo = Netloom::start(&["echo", "--listen", "127.0.0.1:0"], Stdio::null());
     let to = echo.addr.to_string();
-    let fwd = Netloom::start(&["forward", "--listen", "127.0.0.1:0", "--to", &to]);
+    let fwd = Netloom::start(
+        &["forward", "--listen", "127.0.0.1:0", "--to", &to],
+        Stdio::null(),
+    );
     let mut s = TcpStream::connect(fwd.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"through two processes").unwrap();
@@ -85,16 +59,19 @@ fn memory_stays_bounded_with_a_slow_consumer() {
             }
         }
     });
-    let fwd = Netloom::start(&[
-        "forward",
-        "--listen",
-        "127.0.0.1:0",
-        "--to",
-        &to,
-        "--threads",
-        "1",
-    ]);
-    let baseline = fwd.rss_kib();
+    let fwd = Netloom::start(
+        &[
+            "forward",
+            "--listen",
+            "127.0.0.1:0",
+            "--to",
+            &to,
+            "--threads",
+            "1",
+        ],
+        Stdio::null(),
+    );
+    let baseline = rss_kib(&fwd);
     let mut client = TcpStream::connect(fwd.addr).unwrap();
     let producer = thread::spawn(move || {
         let chunk = vec![0x5au8; 64 * 1024];
@@ -104,7 +81,7 @@ fn memory_stays_bounded_with_a_slow_consumer() {
     });
     let mut peak = baseline;
     while !consumer.is_finished() {
-        peak = peak.max(fwd.rss_kib());
+        peak = peak.max(rss_kib(&fwd));
         thread::sleep(Duration::from_millis(20));
     }
     producer.join().unwrap();
