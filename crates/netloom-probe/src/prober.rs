@@ -163,4 +163,9 @@ impl Prober {
     pub fn in_flight(&self) -> usize {
         self.inner.engine.in_flight()
     }
+
+    /// The engine behind this prober (for the `mtr-packet` session's submit path).
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
 }

@@ -20,13 +20,13 @@ use crate::wire::pseudo_header_sum;
 use crate::{ProbeError, ProbeOptions, ProbeReply};
 
 /// How long a send may wait for buffer space (ENOBUFS / EAGAIN) before failing.
-const SEND_RETRY_FOR: Duration = Duration::from_secs(1);
+pub(super) const SEND_RETRY_FOR: Duration = Duration::from_secs(1);
 
 fn ip_header_len(v6: bool) -> usize {
     if v6 { 40 } else { 20 }
 }
 
-fn meta(opts: &ProbeOptions) -> SendMeta {
+pub(super) fn meta(opts: &ProbeOptions) -> SendMeta {
     SendMeta {
         ttl: opts.ttl,
         tos: opts.tos,
@@ -53,7 +53,7 @@ async fn send(fd: RawFd, buf: &[u8], dst: SocketAddr, m: &SendMeta) -> Result<()
 }
 
 /// The error for a failed send of a probe to `dst`.
-fn send_error(e: io::Error, dst: SocketAddr, m: &SendMeta) -> ProbeError {
+pub(super) fn send_error(e: io::Error, dst: SocketAddr, m: &SendMeta) -> ProbeError {
     let local = SocketAddr::new(m.src.unwrap_or(unspecified(dst.is_ipv6())), 0);
     ProbeError::from_send(e, dst.ip(), local)
 }
@@ -117,11 +117,27 @@ impl Engine {
         let fd = extra
             .as_ref()
             .map_or(fam.icmp.get_ref().as_raw_fd(), |s| s.as_raw_fd());
+        let mut buf = Vec::new();
+        let limit = self.config.max_in_flight;
+        let (_guard, rx) = self.build_icmp(target, opts, &mut buf, |keys| {
+            let (k, guard, rx) = self.table.insert(target, keys, limit)?;
+            Ok((k, (guard, rx)))
+        })?;
+        self.send_and_wait(fd, buf, target, opts, rx).await
+    }
+
+    /// Picks the probe's match key with `insert` (given the candidate keys in order) and
+    /// appends its ICMP echo request to `buf`. Nothing fails after `insert` succeeded.
+    pub(super) fn build_icmp<T>(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+        buf: &mut Vec<u8>,
+        insert: impl FnOnce(&mut dyn Iterator<Item = u64>) -> Result<(u64, T), ProbeError>,
+    ) -> Result<T, ProbeError> {
+        let v6 = target.is_ipv6();
+        let fam = self.family(v6)?;
         let ident = fam.ident;
-        let start = self.icmp_seq[usize::from(v6)].fetch_add(1, Ordering::Relaxed);
-        let keys = (0..=u16::MAX).map(|i| key(v6, KeyKind::Icmp, ident, start.wrapping_add(i), 0));
-        let (k, _guard, rx) = self.table.insert(target, keys, self.config.max_in_flight)?;
-        let seq = (k >> 16) as u16;
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
         let constant = if opts.constant_flow {
             let pseudo = if v6 {
@@ -134,7 +150,13 @@ impl Engine {
         } else {
             None
         };
-        let buf = packet::echo_request(
+        let start = self.icmp_seq[usize::from(v6)].fetch_add(1, Ordering::Relaxed);
+        let mut keys =
+            (0..=u16::MAX).map(|i| key(v6, KeyKind::Icmp, ident, start.wrapping_add(i), 0));
+        let (k, out) = insert(&mut keys)?;
+        let seq = (k >> 16) as u16;
+        packet::echo_request(
+            buf,
             v6,
             ident,
             seq,
@@ -143,7 +165,17 @@ impl Engine {
             constant,
             !v6 && self.raw,
         );
-        self.send_and_wait(fd, buf, target, opts, rx).await
+        Ok(out)
+    }
+
+    /// The shared raw socket UDP probes of this IP version leave from.
+    pub(super) fn udp_socket(&self, v6: bool) -> Result<RawFd, ProbeError> {
+        match &self.family(v6)?.udp {
+            Some(s) => Ok(s.as_raw_fd()),
+            None => Err(ProbeError::NotSupported {
+                what: "raw UDP sending socket".into(),
+            }),
+        }
     }
 
     pub(super) async fn probe_udp_raw(
@@ -152,17 +184,29 @@ impl Engine {
         opts: &ProbeOptions,
     ) -> Result<ProbeReply, ProbeError> {
         let v6 = target.is_ipv6();
-        let fam = self.family(v6)?;
         let extra = self.extra_socket(v6, true, opts)?;
-        let fd = match (&extra, &fam.udp) {
-            (Some(s), _) => s.as_raw_fd(),
-            (None, Some(s)) => s.as_raw_fd(),
-            (None, None) => {
-                return Err(ProbeError::NotSupported {
-                    what: "raw UDP sending socket".into(),
-                });
-            }
+        let fd = match &extra {
+            Some(s) => s.as_raw_fd(),
+            None => self.udp_socket(v6)?,
         };
+        let mut buf = Vec::new();
+        let limit = self.config.max_in_flight;
+        let (_guard, rx) = self.build_udp(target, opts, &mut buf, |keys| {
+            let (k, guard, rx) = self.table.insert(target, keys, limit)?;
+            Ok((k, (guard, rx)))
+        })?;
+        self.send_and_wait(fd, buf, target, opts, rx).await
+    }
+
+    /// As [`Engine::build_icmp`], for a UDP probe sent on a raw socket.
+    pub(super) fn build_udp<T>(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+        buf: &mut Vec<u8>,
+        insert: impl FnOnce(&mut dyn Iterator<Item = u64>) -> Result<(u64, T), ProbeError>,
+    ) -> Result<T, ProbeError> {
+        let v6 = target.is_ipv6();
         let src = self.sockets.source_for(target, opts)?;
         let dst_port = opts.port.unwrap_or(UDP_DEFAULT_PORT);
         // Identity: a varying source port with this prober's checksum tag, or (fixed
@@ -170,35 +214,35 @@ impl Engine {
         let fixed_src = opts
             .local_port
             .or(opts.constant_flow.then_some(self.flow_port));
-        let limit = self.config.max_in_flight;
-        let (k, _guard, rx) = match fixed_src {
+        let (k, out) = match fixed_src {
             Some(sp) => {
                 let start = self.udp_checksum.fetch_add(1, Ordering::Relaxed);
-                let keys = (0..=u16::MAX)
+                let mut keys = (0..=u16::MAX)
                     .map(|i| start.wrapping_add(i))
                     .filter(|c| *c != 0)
                     .map(|c| key(v6, KeyKind::Udp, sp, dst_port, c));
-                self.table.insert(target, keys, limit)?
+                insert(&mut keys)?
             }
             None => {
                 let start = self.udp_port.fetch_add(1, Ordering::Relaxed);
-                let keys = (0..UDP_PORT_COUNT).map(|i| {
+                let mut keys = (0..UDP_PORT_COUNT).map(|i| {
                     let p = UDP_PORT_BASE + start.wrapping_add(i) % UDP_PORT_COUNT;
                     key(v6, KeyKind::Udp, p, dst_port, self.udp_tag)
                 });
-                self.table.insert(target, keys, limit)?
+                insert(&mut keys)?
             }
         };
         let (src_port, checksum) = ((k >> 32) as u16, k as u16);
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
-        let buf = packet::udp_datagram(
+        packet::udp_datagram(
+            buf,
             (src, src_port),
             (target, dst_port),
             len,
             opts.bit_pattern,
             checksum,
         );
-        self.send_and_wait(fd, buf, target, opts, rx).await
+        Ok(out)
     }
 
     /// Unprivileged UDP: a connected socket of its own with IP_RECVERR; the error queue

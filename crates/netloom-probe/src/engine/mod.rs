@@ -9,6 +9,7 @@ mod packet;
 pub(crate) mod recv;
 mod sockets;
 mod stream;
+pub(crate) mod submit;
 mod sys;
 mod table;
 

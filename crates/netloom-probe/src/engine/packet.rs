@@ -34,12 +34,14 @@ pub(crate) fn force_checksum(
     buf[adjust..adjust + 2].copy_from_slice(&word.to_be_bytes());
 }
 
-/// An ICMP echo request: header + `payload_len` bytes of `pattern`.
+/// Appends an ICMP echo request to `out`: header + `payload_len` bytes of `pattern`.
 ///
 /// `checksum`: `None` leaves it for the kernel (ICMPv6, datagram sockets) unless
 /// `constant` is given; for ICMPv4 on raw sockets pass `Some(Checksum::default())`.
 /// With `constant = Some((pseudo, value))` the checksum is forced to `value`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn echo_request(
+    out: &mut Vec<u8>,
     v6: bool,
     ident: u16,
     seq: u16,
@@ -47,42 +49,45 @@ pub(crate) fn echo_request(
     pattern: u8,
     constant: Option<(Checksum, u16)>,
     compute_v4: bool,
-) -> Vec<u8> {
+) {
     let ty = if v6 { 128 } else { 8 };
-    let mut b = Vec::with_capacity(8 + payload_len);
-    b.extend_from_slice(&[ty, 0, 0, 0]);
-    b.extend_from_slice(&ident.to_be_bytes());
-    b.extend_from_slice(&seq.to_be_bytes());
-    b.resize(8 + payload_len, pattern);
+    let start = out.len();
+    out.reserve(8 + payload_len);
+    out.extend_from_slice(&[ty, 0, 0, 0]);
+    out.extend_from_slice(&ident.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.resize(start + 8 + payload_len, pattern);
+    let b = &mut out[start..];
     if let Some((pseudo, value)) = constant {
         if b.len() >= 10 {
-            force_checksum(&mut b, 2, 8, pseudo, value);
+            force_checksum(b, 2, 8, pseudo, value);
         }
     } else if compute_v4 {
-        let c = crate::wire::checksum(&b);
+        let c = crate::wire::checksum(b);
         b[2..4].copy_from_slice(&c.to_be_bytes());
     }
-    b
 }
 
-/// A UDP datagram from `src` whose checksum field is forced to `checksum` (nonzero).
+/// Appends to `out` a UDP datagram from `src` whose checksum field is forced to
+/// `checksum` (nonzero).
 pub(crate) fn udp_datagram(
+    out: &mut Vec<u8>,
     src: (IpAddr, u16),
     dst: (IpAddr, u16),
     payload_len: usize,
     pattern: u8,
     checksum: u16,
-) -> Vec<u8> {
+) {
     let len = 8 + payload_len.max(2);
-    let mut b = Vec::with_capacity(len);
-    b.extend_from_slice(&src.1.to_be_bytes());
-    b.extend_from_slice(&dst.1.to_be_bytes());
-    b.extend_from_slice(&(u16::try_from(len).unwrap_or(u16::MAX)).to_be_bytes());
-    b.extend_from_slice(&[0, 0]);
-    b.resize(len, pattern);
+    let start = out.len();
+    out.reserve(len);
+    out.extend_from_slice(&src.1.to_be_bytes());
+    out.extend_from_slice(&dst.1.to_be_bytes());
+    out.extend_from_slice(&(u16::try_from(len).unwrap_or(u16::MAX)).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.resize(start + len, pattern);
     let pseudo = pseudo_header_sum(src.0, dst.0, 17, len as u32);
-    force_checksum(&mut b, 6, 8, pseudo, checksum);
-    b
+    force_checksum(&mut out[start..], 6, 8, pseudo, checksum);
 }
 
 #[cfg(test)]
@@ -94,9 +99,11 @@ mod tests {
     fn udp_checksum_is_forced_and_valid() {
         let (s, d): (IpAddr, IpAddr) = ("10.1.2.3".parse().unwrap(), "10.9.8.7".parse().unwrap());
         for want in [1u16, 0x1234, 0xfffe, 0xffff] {
-            let b = udp_datagram((s, 40000), (d, 33434), 30, 0xaa, want);
-            assert_eq!(UdpPacket::new_checked(&b[..]).unwrap().checksum(), want);
-            assert!(UdpRepr::verify(s, d, &b), "checksum {want:#x} verifies");
+            let mut b = vec![0xee; 3];
+            udp_datagram(&mut b, (s, 40000), (d, 33434), 30, 0xaa, want);
+            let b = &b[3..];
+            assert_eq!(UdpPacket::new_checked(b).unwrap().checksum(), want);
+            assert!(UdpRepr::verify(s, d, b), "checksum {want:#x} verifies");
         }
     }
 
@@ -114,7 +121,8 @@ mod tests {
             } else {
                 ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
             };
-            let b = udp_datagram((s, ports.0), (d, ports.1), len, pattern, want);
+            let mut b = Vec::new();
+            udp_datagram(&mut b, (s, ports.0), (d, ports.1), len, pattern, want);
             proptest::prop_assert_eq!(UdpPacket::new_checked(&b[..]).unwrap().checksum(), want);
             proptest::prop_assert!(UdpRepr::verify(s, d, &b));
         }
@@ -122,7 +130,9 @@ mod tests {
 
     #[test]
     fn icmp_constant_checksum_v4_and_v6() {
-        let b = echo_request(
+        let mut b = Vec::new();
+        echo_request(
+            &mut b,
             false,
             7,
             9,
@@ -136,8 +146,10 @@ mod tests {
         assert!(p.verify_checksum_v4());
         let (s, d) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
         let pseudo = pseudo_header_sum(IpAddr::V6(s), IpAddr::V6(d), 58, 8 + 20);
-        let b = echo_request(true, 7, 9, 20, 0, Some((pseudo, 0x4242)), false);
-        let p = IcmpPacket::new_checked(&b[..]).unwrap();
+        let mut b = vec![1, 2];
+        echo_request(&mut b, true, 7, 9, 20, 0, Some((pseudo, 0x4242)), false);
+        let b = &b[2..];
+        let p = IcmpPacket::new_checked(b).unwrap();
         assert!(p.verify_checksum_v6(s, d));
         assert_eq!(p.checksum(), 0x4242);
     }

@@ -90,10 +90,17 @@ impl Hasher for KeyHasher {
     }
 }
 
+/// Who waits for a slot's answer: a probe future, or a submitter's completion queue
+/// (see `submit.rs`) under the submitter's own probe id.
+pub(crate) enum Waiter {
+    Future(oneshot::Sender<Delivery>),
+    Queue(std::sync::Arc<super::submit::Completions>, u64),
+}
+
 struct Slot {
     target: IpAddr,
     generation: u64,
-    tx: oneshot::Sender<Delivery>,
+    tx: Waiter,
 }
 
 #[derive(Default)]
@@ -117,14 +124,7 @@ pub(crate) struct SlotGuard<'a> {
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        let mut map = self.table.lock();
-        if map
-            .slots
-            .get(&self.key)
-            .is_some_and(|s| s.generation == self.generation)
-        {
-            map.slots.remove(&self.key);
-        }
+        self.table.remove(self.key, self.generation);
     }
 }
 
@@ -142,6 +142,25 @@ impl Table {
         keys: impl Iterator<Item = u64>,
         limit: usize,
     ) -> Result<(u64, SlotGuard<'_>, oneshot::Receiver<Delivery>), ProbeError> {
+        let (tx, rx) = oneshot::channel();
+        let (k, generation) = self.insert_waiter(target, keys, limit, Waiter::Future(tx))?;
+        let guard = SlotGuard {
+            table: self,
+            key: k,
+            generation,
+        };
+        Ok((k, guard, rx))
+    }
+
+    /// Inserts `waiter` under the first free key produced by `keys`; returns the key and
+    /// the slot's generation (for [`Table::remove`]).
+    pub(crate) fn insert_waiter(
+        &self,
+        target: IpAddr,
+        keys: impl Iterator<Item = u64>,
+        limit: usize,
+        waiter: Waiter,
+    ) -> Result<(u64, u64), ProbeError> {
         let mut map = self.lock();
         for k in keys {
             if map.slots.contains_key(&k) {
@@ -149,23 +168,32 @@ impl Table {
             }
             map.generation += 1;
             let generation = map.generation;
-            let (tx, rx) = oneshot::channel();
             map.slots.insert(
                 k,
                 Slot {
                     target,
                     generation,
-                    tx,
+                    tx: waiter,
                 },
             );
-            let guard = SlotGuard {
-                table: self,
-                key: k,
-                generation,
-            };
-            return Ok((k, guard, rx));
+            return Ok((k, generation));
         }
         Err(ProbeError::ProbesExhausted { limit })
+    }
+
+    /// Removes the slot under `key` if it is still the one of `generation`. False if it
+    /// was already delivered (or removed).
+    pub(crate) fn remove(&self, key: u64, generation: u64) -> bool {
+        let mut map = self.lock();
+        if map
+            .slots
+            .get(&key)
+            .is_some_and(|s| s.generation == generation)
+        {
+            map.slots.remove(&key);
+            return true;
+        }
+        false
     }
 
     /// Hands `delivery` to the probe under `key` if its target is `target`.
@@ -178,8 +206,12 @@ impl Table {
                 _ => None,
             }
         };
-        match slot {
-            Some(s) => s.tx.send(delivery).is_ok(),
+        match slot.map(|s| s.tx) {
+            Some(Waiter::Future(tx)) => tx.send(delivery).is_ok(),
+            Some(Waiter::Queue(queue, id)) => {
+                queue.push(id, delivery);
+                true
+            }
             None => false,
         }
     }
@@ -214,6 +246,16 @@ impl InFlight {
 
     pub(crate) fn current(&self) -> usize {
         self.count.load(Ordering::Acquire)
+    }
+
+    /// Counts one probe that is not tied to a [`Permit`]; undo with [`InFlight::release`].
+    pub(crate) fn take(&self, limit: usize) -> Result<(), ProbeError> {
+        self.acquire(limit).map(std::mem::forget)
+    }
+
+    /// Ends a probe counted by [`InFlight::take`].
+    pub(crate) fn release(&self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -34,6 +34,7 @@
 //! ```
 
 mod command;
+mod fast;
 mod lines;
 mod reply;
 mod session;

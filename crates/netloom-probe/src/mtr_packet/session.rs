@@ -9,9 +9,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::command::{ParseLimits, Request, SendProbe, parse_line};
+use super::fast::{self, FastProbes};
 use super::lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
 use super::reply::{Dialect, ErrorReply, Reply};
-use crate::{ProbeError, ProbeOptions, ProbeReply, Prober, Protocol};
+use crate::{ProbeError, ProbeOptions, Prober, Protocol};
 
 /// Settings of a [`Session`]; every limit is enforced with the reply mtr-packet uses.
 ///
@@ -139,10 +140,22 @@ pub struct Session {
     support: Support,
 }
 
-type Finished = (i32, Result<ProbeReply, ProbeError>);
+/// Probes in flight that need a future of their own (TCP/SCTP, a mark or device,
+/// unprivileged mode), polled by the session's own task (no task spawn per probe).
+type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = fast::Finished>>>>;
 
-/// Probes in flight, polled by the session's own task (no task spawn per probe).
-type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = Finished>>>>;
+/// Where a new probe goes: the engine's submit path when it takes the options, else a
+/// probe future.
+struct Probes<'a> {
+    slow: &'a mut InFlight,
+    fast: &'a mut FastProbes,
+}
+
+impl Probes<'_> {
+    fn len(&self) -> usize {
+        self.slow.len() + self.fast.len()
+    }
+}
 
 /// Tries per probe when the engine reports a clash of match keys (see `start_probe`).
 const ENGINE_RETRIES: u32 = 4;
@@ -185,13 +198,17 @@ impl Session {
     {
         let mut splitter = LineSplitter::new(self.config.command_buffer_size);
         let mut in_flight = InFlight::new();
+        let mut fast = FastProbes::new(self.prober.engine().clone());
         let mut stats = SessionStats::default();
         let mut read_buf = vec![0u8; 64 * 1024];
         let mut out = String::with_capacity(64 * 1024);
         let mut input_open = true;
-        while input_open || !in_flight.is_empty() {
+        while input_open || !in_flight.is_empty() || fast.len() > 0 {
             tokio::select! {
                 biased;
+                () = std::future::poll_fn(|cx| {
+                    fast.poll_finished(cx, &mut |done| self.write_finished(done, &mut out))
+                }) => {}
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     self.write_finished(done, &mut out);
                     // Take every other finished probe now, so replies go out in one write.
@@ -208,12 +225,15 @@ impl Session {
                     if n == 0 {
                         input_open = false;
                     } else {
+                        let mut probes = Probes { slow: &mut in_flight, fast: &mut fast };
                         splitter.push(&read_buf[..n], |event| {
-                            self.handle(event, &mut in_flight, &mut stats, &mut out);
+                            self.handle(event, &mut probes, &mut stats, &mut out);
                         });
                     }
                 }
             }
+            // This turn's probes leave together.
+            fast.flush(&mut |done| self.write_finished(done, &mut out));
             if !out.is_empty() {
                 output.write_all(out.as_bytes()).await?;
                 output.flush().await?;
@@ -223,7 +243,7 @@ impl Session {
         Ok(stats)
     }
 
-    fn write_finished(&self, (token, result): Finished, out: &mut String) {
+    fn write_finished(&self, (token, result): fast::Finished, out: &mut String) {
         match result {
             Ok(reply) => Reply::Probe { token, reply },
             Err(error) => {
@@ -240,7 +260,7 @@ impl Session {
     fn handle(
         &self,
         event: LineEvent<'_>,
-        in_flight: &mut InFlight,
+        in_flight: &mut Probes<'_>,
         stats: &mut SessionStats,
         out: &mut String,
     ) {
@@ -295,7 +315,7 @@ impl Session {
         &self,
         token: i32,
         p: SendProbe,
-        in_flight: &mut InFlight,
+        in_flight: &mut Probes<'_>,
     ) -> Result<(), ErrorReply> {
         let version_ok = match p.ip_version {
             4 => self.support.ip4,
@@ -330,8 +350,14 @@ impl Session {
             device: p.device,
             constant_flow: false,
         };
+        if in_flight.fast.accepts(&options) {
+            return in_flight
+                .fast
+                .submit(token, target, &options)
+                .map_err(|e| ErrorReply::from_probe_error(&e));
+        }
         let prober = self.prober.clone();
-        in_flight.push(Box::pin(async move {
+        in_flight.slow.push(Box::pin(async move {
             // The session's own limit is enforced above, so `ProbesExhausted` from the
             // engine here means a transient clash of match keys (a TCP probe's source port,
             // released by the kernel on RST, handed to a new probe before the old one
