@@ -9,10 +9,9 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::task_set::{LocalTask, TaskSet};
 use crate::{Channel, ChannelError};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -49,8 +48,6 @@ struct LoopInner {
 #[derive(Clone)]
 pub struct EventLoop(Arc<LoopInner>);
 
-type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
-
 thread_local! {
     static CURRENT: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
     static CHANNELS: RefCell<HashMap<u64, Channel>> = RefCell::new(HashMap::new());
@@ -61,8 +58,8 @@ thread_local! {
 }
 
 /// Starts a channel task on the calling loop thread. Channel tasks are polled directly by
-/// the loop's main future (a `FuturesUnordered`), not as tokio tasks: a wakeup costs a
-/// couple of atomics instead of a trip through tokio's local scheduler.
+/// the loop's main future (a [`TaskSet`]), not as tokio tasks: a wakeup costs a couple of
+/// atomics instead of a trip through tokio's local scheduler.
 pub(crate) fn spawn_channel_task(task: impl Future<Output = ()> + 'static) {
     SPAWNED.with(|s| s.borrow_mut().push(Box::pin(task)));
     MAIN_WAKER.with(|w| {
@@ -72,15 +69,33 @@ pub(crate) fn spawn_channel_task(task: impl Future<Output = ()> + 'static) {
     });
 }
 
-/// Wakes the loop's main future for the job side, and remembers that it did: the job queue
-/// is polled only after one of its own wake-ups, not on every channel wake-up.
+/// A waker for one side of the loop's main future (the job queue, the local task set): it
+/// remembers that it fired, so that side is polled only after one of its own wake-ups, not
+/// on every channel wake-up.
 #[derive(Default)]
-struct JobsWake {
+struct FlagWake {
     woken: AtomicBool,
     main: Mutex<Option<Waker>>,
 }
 
-impl Wake for JobsWake {
+impl FlagWake {
+    fn new_woken() -> Arc<FlagWake> {
+        let wake = Arc::new(FlagWake::default());
+        wake.woken.store(true, Ordering::Release);
+        wake
+    }
+
+    /// Clears the flag; true if it was set.
+    fn take(&self) -> bool {
+        self.woken.load(Ordering::Acquire) && self.woken.swap(false, Ordering::AcqRel)
+    }
+
+    fn set_main(&self, waker: &Waker) {
+        *self.main.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+    }
+}
+
+impl Wake for FlagWake {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -93,24 +108,35 @@ impl Wake for JobsWake {
     }
 }
 
-/// Polls `inner` (the loop's job queue) and, alongside it, every channel task of the loop.
+/// The loop's main future: polls `inner` (the job queue), the loop's `LocalSet` (accept
+/// loops, UDP drivers, user futures) and every channel task — each only when woken.
+///
+/// The `LocalSet` is polled as a plain future (its context is entered once for the whole
+/// thread) instead of wrapping the loop in `LocalSet::run_until`, which would enter it and
+/// tick its scheduler on every channel wake-up.
 struct WithChannels<F> {
     inner: Pin<Box<F>>,
-    tasks: FuturesUnordered<LocalTask>,
-    jobs: Arc<JobsWake>,
+    local: tokio::task::LocalSet,
+    tasks: TaskSet,
+    jobs: Arc<FlagWake>,
     jobs_waker: Waker,
+    locals: Arc<FlagWake>,
+    locals_waker: Waker,
     main_waker: Option<Waker>,
 }
 
 impl<F: Future> WithChannels<F> {
-    fn new(inner: F) -> Self {
-        let jobs = Arc::new(JobsWake::default());
-        jobs.woken.store(true, Ordering::Release);
+    fn new(inner: F, local: tokio::task::LocalSet) -> Self {
+        let jobs = FlagWake::new_woken();
+        let locals = FlagWake::new_woken();
         WithChannels {
             inner: Box::pin(inner),
-            tasks: FuturesUnordered::new(),
+            local,
+            tasks: TaskSet::default(),
             jobs_waker: Waker::from(jobs.clone()),
             jobs,
+            locals_waker: Waker::from(locals.clone()),
+            locals,
             main_waker: None,
         }
     }
@@ -121,32 +147,45 @@ impl<F: Future> Future for WithChannels<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = &mut *self;
+        // `will_wake` compares vtable addresses too, which differ between codegen units for
+        // the same waker: the data pointer (the runtime handle) is what identifies it.
         if !this
             .main_waker
             .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
+            .is_some_and(|w| w.will_wake(cx.waker()) || w.data() == cx.waker().data())
         {
             this.main_waker = Some(cx.waker().clone());
-            *this.jobs.main.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            this.jobs.set_main(cx.waker());
+            this.locals.set_main(cx.waker());
             MAIN_WAKER.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
         }
         loop {
-            if this.jobs.woken.load(Ordering::Acquire)
-                && this.jobs.woken.swap(false, Ordering::AcqRel)
-            {
+            if this.jobs.take() {
                 let mut jobs_cx = TaskContext::from_waker(&this.jobs_waker);
                 if let Poll::Ready(out) = this.inner.as_mut().poll(&mut jobs_cx) {
                     return Poll::Ready(out);
                 }
+            }
+            if this.locals.take() {
+                // Ready only means "no local task left": more may be spawned later.
+                let mut locals_cx = TaskContext::from_waker(&this.locals_waker);
+                let _ = Pin::new(&mut this.local).poll(&mut locals_cx);
             }
             SPAWNED.with(|s| {
                 for task in s.borrow_mut().drain(..) {
                     this.tasks.push(task);
                 }
             });
-            // Until every ready channel task has run (a finished task returns Some).
-            while let Poll::Ready(Some(())) = this.tasks.poll_next_unpin(cx) {}
-            if SPAWNED.with(|s| s.borrow().is_empty()) && !this.jobs.woken.load(Ordering::Acquire) {
+            if this.tasks.poll_woken(cx) {
+                // Tasks woke while the batch ran (one used up its read budget): let the
+                // runtime poll the driver first, then come back.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if SPAWNED.with(|s| s.borrow().is_empty())
+                && !this.jobs.woken.load(Ordering::Acquire)
+                && !this.locals.woken.load(Ordering::Acquire)
+            {
                 return Poll::Pending;
             }
         }
@@ -510,6 +549,8 @@ fn run_thread(el: EventLoop, mut rx: mpsc::UnboundedReceiver<Message>) {
     };
     CURRENT.with(|c| *c.borrow_mut() = Some(el.clone()));
     let local = tokio::task::LocalSet::new();
+    // `spawn_local` works anywhere on this thread from here on.
+    let local_guard = local.enter();
     let jobs = async move {
         let (quiet, timeout, done) = loop {
             match rx.recv().await {
@@ -525,12 +566,12 @@ fn run_thread(el: EventLoop, mut rx: mpsc::UnboundedReceiver<Message>) {
         drain(&mut rx, quiet, timeout).await;
         Some(done)
     };
-    let main = WithChannels::new(jobs);
-    // Returning drops the remaining channel tasks (their sockets close).
-    let done = local.block_on(&runtime, main);
+    let main = WithChannels::new(jobs, local);
+    // Returning drops the remaining channel tasks (their sockets close) and local tasks.
+    let done = runtime.block_on(main);
     SPAWNED.with(|s| s.borrow_mut().clear());
     MAIN_WAKER.with(|w| *w.borrow_mut() = None);
-    drop(local);
+    drop(local_guard);
     drop(runtime);
     CHANNELS.with(|c| c.borrow_mut().clear());
     CURRENT.with(|c| *c.borrow_mut() = None);

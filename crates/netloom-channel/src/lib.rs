@@ -70,6 +70,7 @@ mod options;
 mod outbound;
 mod pipeline;
 mod task;
+mod task_set;
 mod tls;
 pub mod tracking;
 mod transport;

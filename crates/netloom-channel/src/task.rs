@@ -180,8 +180,7 @@ impl<T: Transport> ChannelTask<T> {
             match result {
                 ReadResult::Data(bytes, short) => {
                     reads += 1;
-                    self.pipeline.fire_inbound(Ev::Read(Msg::from(bytes)));
-                    self.pipeline.run();
+                    self.pipeline.dispatch_inbound(Ev::Read(Msg::from(bytes)));
                     if short {
                         outcome = Burst::Short;
                         break;
@@ -206,8 +205,7 @@ impl<T: Transport> ChannelTask<T> {
             }
         }
         if reads > 0 {
-            self.pipeline.fire_inbound(Ev::ReadComplete);
-            self.pipeline.run();
+            self.pipeline.dispatch_inbound(Ev::ReadComplete);
         }
         outcome
     }

@@ -1,0 +1,217 @@
+//! The channel tasks of one event loop and the queue of those that were woken.
+//!
+//! Like `futures::stream::FuturesUnordered`, but it never asks to be polled again just
+//! because it polled every task once (FuturesUnordered does, to bound its own work per poll;
+//! with one busy connection that turned every wake-up into two trips through the runtime's
+//! driver). Here a batch is exactly the tasks woken before it started; tasks woken while it
+//! runs wait for the next batch.
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Wake, Waker};
+
+/// A boxed channel task.
+pub(crate) type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Task slots woken since the last batch, and whom to tell when the first one arrives.
+#[derive(Default)]
+struct ReadyQueue {
+    woken: Mutex<Woken>,
+}
+
+#[derive(Default)]
+struct Woken {
+    slots: Vec<usize>,
+    owner: Option<Waker>,
+}
+
+/// One task's waker: queues the task's slot once until the task is polled again.
+struct TaskWaker {
+    slot: usize,
+    queued: AtomicBool,
+    ready: Arc<ReadyQueue>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut woken = self.ready.woken.lock().unwrap_or_else(|e| e.into_inner());
+        woken.slots.push(self.slot);
+        if woken.slots.len() == 1
+            && let Some(owner) = &woken.owner
+        {
+            owner.wake_by_ref();
+        }
+    }
+}
+
+struct Entry {
+    task: LocalTask,
+    waker: Arc<TaskWaker>,
+}
+
+/// A set of `!Send` tasks polled in place, each only after its waker fired. A new task is
+/// polled in the next batch; a finished one leaves the set.
+#[derive(Default)]
+pub(crate) struct TaskSet {
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    ready: Arc<ReadyQueue>,
+    /// The batch being run (kept to reuse its allocation).
+    batch: Vec<usize>,
+}
+
+impl TaskSet {
+    /// Adds a task; it is polled in the next batch.
+    pub(crate) fn push(&mut self, task: LocalTask) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.entries.push(None);
+            self.entries.len() - 1
+        });
+        let waker = Arc::new(TaskWaker {
+            slot,
+            queued: AtomicBool::new(false),
+            ready: self.ready.clone(),
+        });
+        self.entries[slot] = Some(Entry {
+            task,
+            waker: waker.clone(),
+        });
+        waker.wake_by_ref();
+    }
+
+    /// Polls every task woken so far (each at most once) and removes those that finished.
+    /// Returns true if tasks were woken meanwhile: the caller should come back soon.
+    pub(crate) fn poll_woken(&mut self, cx: &mut Context<'_>) -> bool {
+        {
+            let mut woken = self.ready.woken.lock().unwrap_or_else(|e| e.into_inner());
+            if !woken
+                .owner
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                woken.owner = Some(cx.waker().clone());
+            }
+            std::mem::swap(&mut woken.slots, &mut self.batch);
+        }
+        for i in 0..self.batch.len() {
+            let slot = self.batch[i];
+            // A stale waker of a finished task may name a free or reused slot: a reused
+            // slot's task gets a spurious poll, which futures allow.
+            let Some(entry) = self.entries.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            entry.waker.queued.store(false, Ordering::Release);
+            let waker = Waker::from(entry.waker.clone());
+            let mut task_cx = Context::from_waker(&waker);
+            if entry.task.as_mut().poll(&mut task_cx).is_ready() {
+                self.entries[slot] = None;
+                self.free.push(slot);
+            }
+        }
+        self.batch.clear();
+        let woken = self.ready.woken.lock().unwrap_or_else(|e| e.into_inner());
+        !woken.slots.is_empty()
+    }
+
+    /// The number of live tasks.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::task::Poll;
+
+    use super::*;
+
+    /// A task that stays pending until `gate` opens, counting its polls.
+    fn gated(
+        gate: Rc<Cell<Option<Waker>>>,
+        polls: Rc<Cell<u32>>,
+        open: Rc<Cell<bool>>,
+    ) -> LocalTask {
+        Box::pin(std::future::poll_fn(move |cx| {
+            polls.set(polls.get() + 1);
+            if open.get() {
+                Poll::Ready(())
+            } else {
+                gate.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        }))
+    }
+
+    #[test]
+    fn polls_only_woken_tasks_and_drops_finished_ones() {
+        let owner = Arc::new(Counter::default());
+        let owner_waker = Waker::from(owner.clone());
+        let mut cx = Context::from_waker(&owner_waker);
+        let mut set = TaskSet::default();
+        let (gate, polls, open) = (
+            Rc::default(),
+            Rc::new(Cell::new(0)),
+            Rc::new(Cell::new(false)),
+        );
+        set.push(gated(Rc::clone(&gate), Rc::clone(&polls), Rc::clone(&open)));
+        assert!(!set.poll_woken(&mut cx));
+        assert_eq!((polls.get(), set.len()), (1, 1));
+        // Not woken: not polled.
+        assert!(!set.poll_woken(&mut cx));
+        assert_eq!(polls.get(), 1);
+        // Woken twice before the next batch: polled once; the owner was told once.
+        let w: Waker = gate.take().unwrap();
+        w.wake_by_ref();
+        w.wake_by_ref();
+        assert_eq!(owner.0.load(Ordering::Acquire), 1);
+        open.set(true);
+        assert!(!set.poll_woken(&mut cx));
+        assert_eq!((polls.get(), set.len()), (2, 0));
+        // A stale waker of the finished task does nothing.
+        w.wake();
+        assert!(!set.poll_woken(&mut cx));
+    }
+
+    #[test]
+    fn a_task_that_wakes_itself_runs_again_in_the_next_batch() {
+        let owner = Arc::new(Counter::default());
+        let owner_waker = Waker::from(owner.clone());
+        let mut cx = Context::from_waker(&owner_waker);
+        let mut set = TaskSet::default();
+        let polls = Rc::new(Cell::new(0));
+        let p = Rc::clone(&polls);
+        set.push(Box::pin(std::future::poll_fn(move |cx| {
+            p.set(p.get() + 1);
+            if p.get() < 3 {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })));
+        assert!(set.poll_woken(&mut cx));
+        assert!(set.poll_woken(&mut cx));
+        assert!(!set.poll_woken(&mut cx));
+        assert_eq!((polls.get(), set.len()), (3, 0));
+    }
+
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicU32);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
