@@ -77,11 +77,12 @@ impl Prober {
     /// ```
     pub async fn open(config: ProberConfig) -> Result<Prober, ProbeError> {
         let engine = Arc::new(Engine::open(config)?);
-        let tasks = [false, true]
+        let mut tasks: Vec<_> = [false, true]
             .into_iter()
             .filter(|v6| engine.family(*v6).is_ok())
             .map(|v6| tokio::spawn(engine::recv::run(engine.clone(), v6)))
             .collect();
+        tasks.extend(engine::spawn_syn_receivers(&engine));
         Ok(Prober {
             inner: Arc::new(Inner { engine, tasks }),
         })

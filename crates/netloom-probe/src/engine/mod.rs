@@ -10,6 +10,7 @@ pub(crate) mod recv;
 mod sockets;
 mod stream;
 pub(crate) mod submit;
+mod syn;
 mod sys;
 mod table;
 
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 pub(crate) use sockets::Family;
+pub(crate) use syn::spawn_receivers as spawn_syn_receivers;
 use table::{Delivery, InFlight, Stamp, Table};
 
 use crate::parse::{Message, Parsed, Quote};
@@ -54,6 +56,8 @@ pub(crate) struct Engine {
     udp_checksum: AtomicU16,
     sockets: sockets::Extra,
     send_queue: batch::SendQueue,
+    /// TCP SYN probes on raw sockets (raw mode only).
+    syn: Option<syn::Syn>,
 }
 
 /// First and count of the source ports varying-port UDP probes use.
@@ -73,6 +77,7 @@ impl Engine {
             }
         }
         let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
+        let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok());
         let nonzero = |x: u16| if x == 0 { 1 } else { x };
         Ok(Engine {
             raw,
@@ -92,6 +97,7 @@ impl Engine {
             udp_checksum: AtomicU16::new(sys::random_u16()),
             sockets: sockets::Extra::default(),
             send_queue: batch::SendQueue::default(),
+            syn,
             config,
         })
     }
@@ -130,7 +136,7 @@ impl Engine {
             Protocol::Icmp => self.probe_icmp(target, opts).await,
             Protocol::Udp if self.raw => self.probe_udp_raw(target, opts).await,
             Protocol::Udp => self.probe_udp_socket(target, opts).await,
-            Protocol::Tcp => self.probe_stream(target, opts).await,
+            Protocol::Tcp => self.probe_tcp(target, opts).await,
             Protocol::Sctp if self.sctp => self.probe_stream(target, opts).await,
             Protocol::Sctp => Err(ProbeError::NotSupported {
                 what: "SCTP probes: this kernel has no SCTP support".into(),

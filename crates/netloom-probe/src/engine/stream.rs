@@ -1,8 +1,14 @@
-//! TCP and SCTP probes: a nonblocking connect with the probe's TTL, one socket each.
+//! TCP probes without raw sockets (unprivileged mode) and SCTP probes: a nonblocking
+//! connect with the probe's TTL, one socket each. (In raw mode TCP probes are SYN
+//! segments on a shared raw socket instead, see `syn/`.)
 //!
 //! A SYN-ACK (connected) or RST (connection refused) from the target means the probe
-//! arrived. Time exceeded / unreachable arrive on the shared raw ICMP socket (with MPLS
-//! labels) and on the socket's own error queue (IP_RECVERR), whichever is read first.
+//! arrived; the kernel giving up on the SYN (ETIMEDOUT) means no reply, reported when the
+//! probe's timeout ends, as mtr-packet does. Time exceeded / unreachable arrive on the
+//! shared raw ICMP socket in raw mode (with MPLS labels) and on the socket's own error
+//! queue (IP_RECVERR), whichever is read first. If the kernel gives the port of a probe
+//! that is still registered to a new one (the old one's socket was reset and closed),
+//! the new probe relies on its error queue alone: no clash is ever reported as an error.
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -164,6 +170,10 @@ async fn connected(
         }
         match afd.get_ref().take_error()? {
             Some(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => return Ok(None),
+            // mtr-packet's probe timeout ends before the kernel's SYN retries: no reply.
+            Some(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                return std::future::pending().await;
+            }
             Some(e) => return Err(e),
             None if afd.get_ref().peer_addr().is_ok() => return Ok(None),
             None => guard.clear_ready(),
