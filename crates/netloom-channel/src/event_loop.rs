@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::task_set::{LocalTask, TaskSet};
+use crate::task_set::{LocalTask, TaskSet, same_waker};
 use crate::{Channel, ChannelError};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -147,12 +147,10 @@ impl<F: Future> Future for WithChannels<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        // `will_wake` compares vtable addresses too, which differ between codegen units for
-        // the same waker: the data pointer (the runtime handle) is what identifies it.
         if !this
             .main_waker
             .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()) || w.data() == cx.waker().data())
+            .is_some_and(|w| same_waker(w, cx.waker()))
         {
             this.main_waker = Some(cx.waker().clone());
             this.jobs.set_main(cx.waker());

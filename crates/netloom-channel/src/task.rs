@@ -84,6 +84,7 @@ pub(crate) fn register_local<T: Transport>(
         close_deadline: None,
         writable: true,
         finished: false,
+        maybe_drained: false,
         alarm: Alarm::default(),
         scratch: Vec::new(),
     }));
@@ -113,6 +114,8 @@ struct ChannelTask<T: Transport> {
     close_deadline: Option<Instant>,
     writable: bool,
     finished: bool,
+    /// The last read did not fill the buffer: ask for readiness before reading again.
+    maybe_drained: bool,
     alarm: Alarm,
     scratch: Vec<Command>,
 }
@@ -142,6 +145,14 @@ impl<T: Transport> ChannelTask<T> {
         }
     }
 
+    /// A read failed: the error goes to the pipeline and the channel is force-closed.
+    fn read_failed(&mut self, e: io::Error) {
+        self.input_closed = true;
+        let err = self.io_error("read", e);
+        self.pipeline.fire_inbound(Ev::Exception(err));
+        self.pipeline.head.close_requested = Some(CloseMode::Forced);
+    }
+
     /// Reads until the socket has nothing more, the budget is used or reading stops.
     /// Like Netty, a read that does not fill the buffer ends the burst (`Burst::Short`): the
     /// replies go out before the read that confirms the socket is drained.
@@ -163,6 +174,16 @@ impl<T: Transport> ChannelTask<T> {
                 outcome = Burst::Budget;
                 break;
             }
+            if std::mem::take(&mut self.maybe_drained) {
+                match transport.poll_read_ready(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => {
+                        self.read_failed(e);
+                        break;
+                    }
+                }
+            }
             let chunk = self.read_chunk;
             let result = READ_BUF.with(|cell| {
                 let mut buf = cell.borrow_mut();
@@ -182,6 +203,7 @@ impl<T: Transport> ChannelTask<T> {
                     reads += 1;
                     self.pipeline.dispatch_inbound(Ev::Read(Msg::from(bytes)));
                     if short {
+                        self.maybe_drained = true;
                         outcome = Burst::Short;
                         break;
                     }
@@ -196,10 +218,7 @@ impl<T: Transport> ChannelTask<T> {
                     break;
                 }
                 ReadResult::Error(e) => {
-                    self.input_closed = true;
-                    let err = self.io_error("read", e);
-                    self.pipeline.fire_inbound(Ev::Exception(err));
-                    self.pipeline.head.close_requested = Some(CloseMode::Forced);
+                    self.read_failed(e);
                     break;
                 }
             }
@@ -345,6 +364,10 @@ impl<T: Transport> ChannelTask<T> {
 
     /// Arms the alarm for the earliest timer; returns true if one is already due.
     fn poll_timers(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        if !self.pipeline.timers_changed && !self.alarm.is_armed() && self.close_deadline.is_none()
+        {
+            return false;
+        }
         let next = Alarm::earliest(self.pipeline.next_timer(), self.close_deadline);
         self.pipeline.timers_changed = false;
         self.alarm.poll_at(next, cx)

@@ -54,7 +54,9 @@ impl Wake for TaskWaker {
 
 struct Entry {
     task: LocalTask,
-    waker: Arc<TaskWaker>,
+    /// The task's waker state, and the same as a `Waker` (made once, not per poll).
+    state: Arc<TaskWaker>,
+    waker: Waker,
 }
 
 /// A set of `!Send` tasks polled in place, each only after its waker fired. A new task is
@@ -82,7 +84,8 @@ impl TaskSet {
         });
         self.entries[slot] = Some(Entry {
             task,
-            waker: waker.clone(),
+            state: waker.clone(),
+            waker: Waker::from(waker.clone()),
         });
         waker.wake_by_ref();
     }
@@ -108,9 +111,8 @@ impl TaskSet {
             let Some(entry) = self.entries.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
-            entry.waker.queued.store(false, Ordering::Release);
-            let waker = Waker::from(entry.waker.clone());
-            let mut task_cx = Context::from_waker(&waker);
+            entry.state.queued.store(false, Ordering::Release);
+            let mut task_cx = Context::from_waker(&entry.waker);
             if entry.task.as_mut().poll(&mut task_cx).is_ready() {
                 self.entries[slot] = None;
                 self.free.push(slot);
@@ -126,6 +128,13 @@ impl TaskSet {
     fn len(&self) -> usize {
         self.entries.len() - self.free.len()
     }
+}
+
+/// Whether two wakers wake the same thing. `Waker::will_wake` compares vtable addresses
+/// too, which differ between codegen units for the same waker type; the data pointer (the
+/// `Arc` behind the waker) is what identifies it.
+pub(crate) fn same_waker(a: &Waker, b: &Waker) -> bool {
+    a.will_wake(b) || a.data() == b.data()
 }
 
 #[cfg(test)]

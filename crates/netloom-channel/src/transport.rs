@@ -79,6 +79,15 @@ pub trait Transport: Unpin + 'static {
         None
     }
 
+    /// Checks for input without reading it: `Pending` (with `cx` registered for a wake-up)
+    /// when the transport certainly has nothing to read. The channel asks this after a read
+    /// that did not fill its buffer, which is cheaper than a read that comes back empty.
+    /// The default says "maybe", and the channel reads.
+    fn poll_read_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Ok(()))
+    }
+
     /// Whether each write is one message (datagrams) rather than part of a byte stream.
     fn preserves_boundaries(&self) -> bool {
         false
@@ -110,6 +119,10 @@ macro_rules! stream_transport {
 
             fn poll_shutdown(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
                 Pin::new(self).poll_shutdown(cx)
+            }
+
+            fn poll_read_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+                <$ty>::poll_read_ready(self, cx)
             }
 
             fn local_addr(&self) -> Option<ChannelAddr> {
