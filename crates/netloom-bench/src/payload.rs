@@ -16,17 +16,23 @@
 /// ```
 pub fn fill(conn: u64, seq: u64, buf: &mut [u8]) {
     let base = mix(seq ^ conn.rotate_left(40));
-    let mut chunks = buf.chunks_mut(8);
+    let word_at = |index: u64| match index {
+        0 => seq,
+        1 => conn,
+        _ => base.wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+    };
+    // Whole words through fixed-size copies (no memcpy call per word: 64 KiB messages are
+    // filled at memory speed), then the tail.
+    let mut words = buf.chunks_exact_mut(8);
     let mut index = 0u64;
-    for (word, chunk) in [seq, conn].into_iter().zip(chunks.by_ref()) {
-        chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
+    for chunk in words.by_ref() {
+        let bytes: &mut [u8; 8] = chunk.try_into().unwrap_or_else(|_| unreachable!());
+        *bytes = word_at(index).to_le_bytes();
         index += 1;
     }
-    for chunk in chunks {
-        let word = base.wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
-        index += 1;
-    }
+    let tail = words.into_remainder();
+    let len = tail.len();
+    tail.copy_from_slice(&word_at(index).to_le_bytes()[..len]);
 }
 
 /// SplitMix64's finalizer: spreads the bits of `seq` and `conn` over the whole word.

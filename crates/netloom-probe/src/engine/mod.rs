@@ -77,7 +77,7 @@ impl Engine {
             }
         }
         let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
-        let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok());
+        let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok(), config.max_in_flight);
         let nonzero = |x: u16| if x == 0 { 1 } else { x };
         Ok(Engine {
             raw,

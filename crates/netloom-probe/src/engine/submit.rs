@@ -105,7 +105,8 @@ impl Engine {
     /// UDP, no mark or device: those need a socket of their own).
     pub(crate) fn can_submit(&self, opts: &ProbeOptions) -> bool {
         self.raw
-            && matches!(opts.protocol, Protocol::Icmp | Protocol::Udp)
+            && (matches!(opts.protocol, Protocol::Icmp | Protocol::Udp)
+                || (opts.protocol == Protocol::Tcp && self.can_submit_syn(opts)))
             && opts.mark.is_none()
             && opts.device.is_none()
     }
@@ -140,6 +141,10 @@ impl Engine {
                         self.build_icmp(target, opts, &mut outbox.bytes, insert)?,
                     ))
                 }),
+            Protocol::Tcp => self.syn_socket(v6).and_then(|fd| {
+                let (probe, _) = self.build_syn(target, opts, None, &mut outbox.bytes, insert)?;
+                Ok((fd, probe))
+            }),
             _ => self
                 .udp_socket(v6)
                 .and_then(|fd| Ok((fd, self.build_udp(target, opts, &mut outbox.bytes, insert)?))),

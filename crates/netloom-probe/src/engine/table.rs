@@ -181,6 +181,11 @@ impl Table {
         Err(ProbeError::ProbesExhausted { limit })
     }
 
+    /// True if a probe waits under `key`.
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.lock().slots.contains_key(&key)
+    }
+
     /// Removes the slot under `key` if it is still the one of `generation`. False if it
     /// was already delivered (or removed).
     pub(crate) fn remove(&self, key: u64, generation: u64) -> bool {

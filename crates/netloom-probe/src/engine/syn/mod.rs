@@ -65,7 +65,7 @@ fn open_registered(v6: bool) -> io::Result<AsyncFd<Socket>> {
 impl Syn {
     /// Opens the raw TCP sockets of the IP versions in use. `None` (TCP probes then use
     /// `connect()`) in unprivileged mode or when no raw TCP socket can be opened.
-    pub(crate) fn open(raw: bool, v4: bool, v6: bool) -> Option<Syn> {
+    pub(crate) fn open(raw: bool, v4: bool, v6: bool, max_in_flight: usize) -> Option<Syn> {
         if !raw {
             return None;
         }
@@ -82,7 +82,7 @@ impl Syn {
         }
         let seed = u32::from(sys::random_u16()) << 16 | u32::from(sys::random_u16());
         Some(Syn {
-            ports: ports::PortPool::new(s6.is_some()),
+            ports: ports::PortPool::new(s6.is_some(), max_in_flight),
             v4: s4,
             v6: s6,
             seqs: (0..=u16::MAX).map(|_| AtomicU32::new(0)).collect(),
@@ -151,55 +151,70 @@ impl Engine {
         }
     }
 
-    async fn probe_syn(
-        &self,
-        syn: &Syn,
-        target: IpAddr,
-        opts: &ProbeOptions,
-    ) -> Result<ProbeReply, ProbeError> {
-        let v6 = target.is_ipv6();
-        let main = syn
-            .socket(v6)
+    /// True if every IP version this engine probes has a raw TCP socket, so that SYN
+    /// probes can go through the submit path (which cannot fall back to `connect()`).
+    /// A given local port must be held for the probe's lifetime: not there.
+    pub(super) fn can_submit_syn(&self, opts: &ProbeOptions) -> bool {
+        self.syn.as_ref().is_some_and(|s| {
+            s.v4.is_some() == self.v4.is_ok() && s.v6.is_some() == self.v6.is_ok()
+        }) && opts.local_port.is_none()
+    }
+
+    /// The shared raw TCP socket SYN probes of this IP version are sent from.
+    pub(super) fn syn_socket(&self, v6: bool) -> Result<RawFd, ProbeError> {
+        self.syn
+            .as_ref()
+            .and_then(|s| s.socket(v6))
             .map(|s| s.get_ref().as_raw_fd())
             .ok_or_else(|| ProbeError::NotSupported {
-                what: "a raw TCP socket for this IP version".into(),
-            })?;
-        let extra = match (&opts.mark, &opts.device) {
-            (None, None) => None,
-            _ => Some(syn.extra_socket(v6, opts)?),
-        };
-        let fd = extra.as_ref().map_or(main, |s| s.as_raw_fd());
+                what: format!("a raw TCP socket for IPv{}", if v6 { 6 } else { 4 }),
+            })
+    }
+
+    /// Registers a SYN probe through `insert` and appends its segment to `buf`; returns
+    /// what `insert` made and the source address the checksum covers. The source port
+    /// is `own` (held by the caller) or one leased from the pool.
+    pub(super) fn build_syn<T>(
+        &self,
+        target: IpAddr,
+        opts: &ProbeOptions,
+        own: Option<u16>,
+        buf: &mut Vec<u8>,
+        insert: impl FnOnce(&mut dyn Iterator<Item = u64>) -> Result<(u64, T), ProbeError>,
+    ) -> Result<(T, IpAddr), ProbeError> {
+        let v6 = target.is_ipv6();
+        let syn = self.syn.as_ref().ok_or_else(|| ProbeError::NotSupported {
+            what: "TCP SYN probes without raw sockets".into(),
+        })?;
         let src = self.sockets.source_for(target, opts)?;
-        let local =
-            |port| SocketAddr::new(opts.local_addr.unwrap_or(sockets::unspecified(v6)), port);
-        // The source port: one the caller asked for, held for this probe as a bound probe
-        // socket would hold it, or one leased from the pool.
-        let lease = match opts.local_port {
-            Some(port) => syn
-                .ports
-                .own(v6, opts.local_addr, port)
-                .map_err(|e| ProbeError::from_send(e, target, local(port)))?,
+        let port = match own {
+            Some(port) => port,
             None => {
                 if let Some(addr) = opts.local_addr {
                     ports::check_local_address(addr)
-                        .map_err(|e| ProbeError::from_send(e, target, local(0)))?;
+                        .map_err(|e| ProbeError::from_send(e, target, local(opts, v6, 0)))?;
                 }
-                syn.ports.lease().map_err(|e| match e.raw_os_error() {
-                    Some(libc::EMFILE | libc::ENFILE | libc::EADDRINUSE) => {
-                        ProbeError::ProbesExhausted {
-                            limit: syn.ports.reserved(),
+                syn.ports
+                    .lease(|k| self.table.contains(k))
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EMFILE | libc::ENFILE | libc::EADDRINUSE) => {
+                            ProbeError::ProbesExhausted {
+                                limit: syn.ports.reserved(),
+                            }
                         }
-                    }
-                    _ => ProbeError::io("reserving a TCP source port", e),
-                })?
+                        _ => ProbeError::io("reserving a TCP source port", e),
+                    })?
             }
         };
-        let port = lease.port();
         let dst_port = opts.port.unwrap_or(STREAM_DEFAULT_PORT);
-        // The port is this probe's alone, so its key is free (the slot guard, declared
-        // after the lease, is dropped before the port goes back to the pool).
-        let keys = std::iter::once(key(v6, KeyKind::Tcp, port, dst_port, 0));
-        let (_, _guard, rx) = self.table.insert(target, keys, self.config.max_in_flight)?;
+        // The port serves no other probe (pooled: its last probe's key is gone; own:
+        // bound for this probe), so this key is free.
+        let inserted = insert(&mut std::iter::once(key(v6, KeyKind::Tcp, port, dst_port, 0)));
+        if own.is_none() {
+            let k = inserted.as_ref().map_or(ports::NO_KEY, |(k, _)| *k);
+            syn.ports.note(port, k);
+        }
+        let (_, registered) = inserted?;
         let seq = syn.next_seq.fetch_add(0x9e37_79b9, Ordering::Relaxed);
         syn.seqs[usize::from(port)].store(seq, Ordering::Release);
         let segment = TcpRepr {
@@ -208,15 +223,49 @@ impl Engine {
             seq,
             ack: 0,
             flags: TcpRepr::SYN,
-        }
-        .emit(src, target);
+        };
+        buf.extend_from_slice(&segment.emit(src, target));
+        Ok((registered, src))
+    }
+
+    async fn probe_syn(
+        &self,
+        syn: &Syn,
+        target: IpAddr,
+        opts: &ProbeOptions,
+    ) -> Result<ProbeReply, ProbeError> {
+        let v6 = target.is_ipv6();
+        let fd = match (&opts.mark, &opts.device) {
+            (None, None) => None,
+            _ => Some(syn.extra_socket(v6, opts)?),
+        };
+        let fd = match &fd {
+            Some(s) => s.as_raw_fd(),
+            None => self.syn_socket(v6)?,
+        };
+        // A given local port is held for the probe, as a probe socket bound to it would
+        // hold it (dropped after the slot guard below).
+        let _held = opts
+            .local_port
+            .map(|port| {
+                ports::hold(v6, opts.local_addr, port)
+                    .map_err(|e| ProbeError::from_send(e, target, local(opts, v6, port)))
+            })
+            .transpose()?;
+        let mut segment = Vec::with_capacity(20);
+        let limit = self.config.max_in_flight;
+        let ((_guard, rx), _) = self.build_syn(target, opts, opts.local_port, &mut segment, |keys| {
+            let (k, guard, rx) = self.table.insert(target, keys, limit)?;
+            Ok((k, (guard, rx)))
+        })?;
         let dst = SocketAddr::new(target, 0);
         let meta = SendMeta {
             ttl: opts.ttl,
             tos: opts.tos,
             src: opts.local_addr,
         };
-        let failed = |e| ProbeError::from_send(e, target, local(port));
+        let port = opts.local_port.unwrap_or(0);
+        let failed = |e| ProbeError::from_send(e, target, local(opts, v6, port));
         let sent = match self.send_queue.send(fd, segment, dst, meta).await {
             Ok(at) => at,
             Err((e, segment)) if full(&e) => send_when_room(fd, &segment, dst, &meta)
@@ -260,6 +309,11 @@ impl Engine {
             self.unmatched();
         }
     }
+}
+
+/// The local address a probe socket would be bound to (for errors).
+fn local(opts: &ProbeOptions, v6: bool, port: u16) -> SocketAddr {
+    SocketAddr::new(opts.local_addr.unwrap_or(sockets::unspecified(v6)), port)
 }
 
 fn full(e: &io::Error) -> bool {

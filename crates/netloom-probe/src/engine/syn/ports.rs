@@ -9,10 +9,14 @@
 //! port for both IP versions. The kernel chooses each port (`bind` to port 0), so two
 //! probers (or a prober and `connect()` users) never share one.
 //!
-//! A port serves one probe at a time; finished probes return it to the back of a FIFO,
-//! so a port is reused as late as possible. The pool grows to the largest number of TCP
-//! probes that were in flight at once (each reserved port costs one descriptor and a
-//! few KiB of kernel memory until the prober is dropped; see docs/benchmarks.md).
+//! A port serves one probe at a time. The pool is a ring of (port, match key of the
+//! port's last probe): a port is free again once that key left the engine's match table
+//! (answered, timed out or cancelled), whichever way the probe was run (a future or the
+//! submit path), so nothing has to hand ports back. Leasing looks at the oldest ports
+//! first and reserves a new one when the few it looks at are all still busy; the pool
+//! thus grows to about the largest number of TCP probes in flight at once (each reserved
+//! port costs one descriptor and a few KiB of kernel memory until the prober is
+//! dropped; see docs/benchmarks.md), and never beyond `cap` (then every port is checked).
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -24,45 +28,25 @@ use socket2::{Domain, Protocol as SockProto, Socket, Type};
 use super::super::sockets::unspecified;
 use super::super::sys;
 
+/// The match key of no probe: a port noted with it is free.
+pub(crate) const NO_KEY: u64 = u64::MAX;
+
+/// Ports looked at per lease before reserving a new one.
+const LOOK_AT: usize = 8;
+
 /// The ports of one prober.
 pub(crate) struct PortPool {
     dual_stack: bool,
+    cap: usize,
     inner: Mutex<Pool>,
 }
 
 #[derive(Default)]
 struct Pool {
-    free: VecDeque<u16>,
+    /// Leasable ports with the key of their last probe, oldest first.
+    ring: VecDeque<(u16, u64)>,
     /// The sockets holding the ports (kept open, never used otherwise).
     held: Vec<Socket>,
-}
-
-/// One probe's source port; returned to the pool (or released) when dropped.
-pub(crate) struct Lease<'a> {
-    port: u16,
-    owner: Owner<'a>,
-}
-
-enum Owner<'a> {
-    Pool(&'a PortPool),
-    /// A port the caller asked for, held by its own socket for this probe only.
-    Own {
-        _socket: Socket,
-    },
-}
-
-impl Lease<'_> {
-    pub(crate) fn port(&self) -> u16 {
-        self.port
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Owner::Pool(pool) = self.owner {
-            pool.lock().free.push_back(self.port);
-        }
-    }
 }
 
 fn tcp_socket(v6: bool) -> io::Result<Socket> {
@@ -78,16 +62,18 @@ fn bound_port(sock: &Socket) -> io::Result<u16> {
 }
 
 impl PortPool {
-    /// A pool reserving ports for both IP versions (`dual_stack`) or IPv4 only.
-    pub(crate) fn new(dual_stack: bool) -> Self {
+    /// A pool reserving ports for both IP versions (`dual_stack`) or IPv4 only, at most
+    /// `cap` of them.
+    pub(crate) fn new(dual_stack: bool, cap: usize) -> Self {
         PortPool {
             dual_stack,
+            cap: cap.max(1),
             inner: Mutex::default(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
-        // Each operation is one push or pop: a panic cannot leave the pool half-changed.
+        // Each operation is a few pushes and pops: a panic cannot leave the pool broken.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -96,14 +82,23 @@ impl PortPool {
         self.lock().held.len()
     }
 
-    /// A free pooled port, reserving a new one when every reserved port is in use.
-    pub(crate) fn lease(&self) -> io::Result<Lease<'_>> {
-        if let Some(port) = self.lock().free.pop_front() {
-            return Ok(Lease {
-                port,
-                owner: Owner::Pool(self),
-            });
+    /// A port whose last probe is over (`busy(key)` false for its key), or a newly
+    /// reserved one. The caller must [`PortPool::note`] it afterwards.
+    pub(crate) fn lease(&self, busy: impl Fn(u64) -> bool) -> io::Result<u16> {
+        let mut pool = self.lock();
+        let full = pool.held.len() >= self.cap;
+        let look = if full { pool.ring.len() } else { pool.ring.len().min(LOOK_AT) };
+        for _ in 0..look {
+            let Some((port, key)) = pool.ring.pop_front() else { break };
+            if key == NO_KEY || !busy(key) {
+                return Ok(port);
+            }
+            pool.ring.push_back((port, key));
         }
+        if full {
+            return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
+        }
+        drop(pool);
         let sock = tcp_socket(self.dual_stack)?;
         if self.dual_stack {
             sock.set_only_v6(false)?;
@@ -111,23 +106,23 @@ impl PortPool {
         sock.bind(&SocketAddr::new(unspecified(self.dual_stack), 0).into())?;
         let port = bound_port(&sock)?;
         self.lock().held.push(sock);
-        Ok(Lease {
-            port,
-            owner: Owner::Pool(self),
-        })
+        Ok(port)
     }
 
-    /// Holds `port` (on `addr`, or every address) for one probe, as a probe socket
-    /// bound to it would: `EADDRINUSE` if any other socket has it, pooled ports and
-    /// other probes' ports included.
-    pub(crate) fn own(&self, v6: bool, addr: Option<IpAddr>, port: u16) -> io::Result<Lease<'_>> {
-        let sock = tcp_socket(v6)?;
-        sock.bind(&SocketAddr::new(addr.unwrap_or(unspecified(v6)), port).into())?;
-        Ok(Lease {
-            port,
-            owner: Owner::Own { _socket: sock },
-        })
+    /// Puts a leased port back in the ring with the match key of the probe now using it
+    /// ([`NO_KEY`] if none).
+    pub(crate) fn note(&self, port: u16, key: u64) {
+        self.lock().ring.push_back((port, key));
     }
+}
+
+/// Holds `port` (on `addr`, or every address) for one probe, as a probe socket bound to
+/// it would: `EADDRINUSE` if any other socket has it, pooled ports included. The port
+/// is released when the returned socket is dropped.
+pub(crate) fn hold(v6: bool, addr: Option<IpAddr>, port: u16) -> io::Result<Socket> {
+    let sock = tcp_socket(v6)?;
+    sock.bind(&SocketAddr::new(addr.unwrap_or(unspecified(v6)), port).into())?;
+    Ok(sock)
 }
 
 /// Checks that `addr` is an address of this host, as binding a probe socket to it would
@@ -143,27 +138,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_are_exclusive_reused_in_order_and_really_reserved() {
-        let pool = PortPool::new(false);
-        let a = pool.lease().unwrap();
-        let b = pool.lease().unwrap();
-        assert_ne!(a.port(), b.port());
-        // Nobody else may bind a leased port.
-        let err = std::net::TcpListener::bind(("0.0.0.0", a.port())).unwrap_err();
+    fn ports_are_exclusive_reused_oldest_first_and_really_reserved() {
+        let pool = PortPool::new(false, 3);
+        let busy = |key| key == 1 || key == 2;
+        let a = pool.lease(busy).unwrap();
+        let b = pool.lease(busy).unwrap();
+        assert_ne!(a, b);
+        // Nobody else may bind a pooled port.
+        let err = std::net::TcpListener::bind(("0.0.0.0", a)).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
         assert_eq!(
-            pool.own(false, None, a.port())
-                .err()
-                .and_then(|e| e.raw_os_error()),
+            hold(false, None, a).err().and_then(|e| e.raw_os_error()),
             Some(libc::EADDRINUSE)
         );
-        let (pa, pb) = (a.port(), b.port());
-        drop(a);
-        drop(b);
-        // Oldest returned first; no new reservation while ports are free.
-        let (c, d) = (pool.lease().unwrap(), pool.lease().unwrap());
-        assert_eq!((c.port(), d.port()), (pa, pb));
-        assert_eq!(pool.reserved(), 2);
+        pool.note(a, 1);
+        pool.note(b, 7);
+        // a's probe still waits (key 1): b (key 7, over) comes back, then a fresh port.
+        assert_eq!(pool.lease(busy).unwrap(), b);
+        pool.note(b, 2);
+        let c = pool.lease(busy).unwrap();
+        assert!(c != a && c != b);
+        assert_eq!(pool.reserved(), 3);
+        pool.note(c, NO_KEY);
+        assert_eq!(pool.lease(busy).unwrap(), c);
+        pool.note(c, 2);
+        // At the cap with every port busy: refused, naming no port twice.
+        let err = pool.lease(busy).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+        assert_eq!(pool.lease(|k| k == 2).unwrap(), a);
     }
 
     #[test]
