@@ -588,31 +588,8 @@ impl Pipeline {
 
     fn at_head(&mut self, ev: Ev) {
         match ev {
-            Ev::Write(msg) => {
-                if self.head.closed {
-                    tracing::trace!(channel = %self.channel, "write after close dropped");
-                } else if let Some(queues) = &mut self.embedded {
-                    queues.outbound.push_back(msg);
-                } else {
-                    match msg.into_bytes() {
-                        Ok(bytes) => {
-                            self.channel.account_pending(bytes.len());
-                            self.head.out.push(bytes);
-                        }
-                        Err(msg) => {
-                            let err = ChannelError::UnsupportedMessage {
-                                type_name: msg.type_name(),
-                                channel: self.channel.to_string(),
-                            };
-                            self.fire_inbound(Ev::Exception(err));
-                        }
-                    }
-                }
-            }
-            Ev::Flush => {
-                self.head.out.mark_flushed();
-                self.head.flush_requested = true;
-            }
+            Ev::Write(msg) => self.head_write(msg),
+            Ev::Flush => self.head_flush(),
             Ev::Close(mode) => {
                 let next = match (self.head.close_requested, mode) {
                     (Some(CloseMode::Forced), _) | (_, CloseMode::Forced) => CloseMode::Forced,
@@ -622,6 +599,35 @@ impl Pipeline {
             }
             _ => {}
         }
+    }
+
+    /// A write reached the transport end: its bytes join the outbound buffer.
+    fn head_write(&mut self, msg: Msg) {
+        if self.head.closed {
+            tracing::trace!(channel = %self.channel, "write after close dropped");
+        } else if let Some(queues) = &mut self.embedded {
+            queues.outbound.push_back(msg);
+        } else {
+            match msg.into_bytes() {
+                Ok(bytes) => {
+                    self.channel.account_pending(bytes.len());
+                    self.head.out.push(bytes);
+                }
+                Err(msg) => {
+                    let err = ChannelError::UnsupportedMessage {
+                        type_name: msg.type_name(),
+                        channel: self.channel.to_string(),
+                    };
+                    self.fire_inbound(Ev::Exception(err));
+                }
+            }
+        }
+    }
+
+    /// A flush reached the transport end.
+    fn head_flush(&mut self) {
+        self.head.out.mark_flushed();
+        self.head.flush_requested = true;
     }
 
     fn at_tail(&mut self, ev: Ev) {
@@ -971,7 +977,14 @@ impl Context<'_> {
     /// }
     /// ```
     pub fn write(&mut self, msg: impl Into<Msg>) {
-        self.forward_outbound(Ev::Write(msg.into()));
+        // The usual case, a handler right after the head, skips building an event.
+        match self.p.prev_before(self.id, self.hint) {
+            Target::Head => self.p.head_write(msg.into()),
+            target => self.p.queue.push_back(Queued {
+                target,
+                ev: Ev::Write(msg.into()),
+            }),
+        }
     }
 
     /// Flushes written messages.
@@ -987,7 +1000,13 @@ impl Context<'_> {
     /// }
     /// ```
     pub fn flush(&mut self) {
-        self.forward_outbound(Ev::Flush);
+        match self.p.prev_before(self.id, self.hint) {
+            Target::Head => self.p.head_flush(),
+            target => self.p.queue.push_back(Queued {
+                target,
+                ev: Ev::Flush,
+            }),
+        }
     }
 
     /// Writes and flushes.
