@@ -191,21 +191,22 @@ impl Engine {
         };
         let mut buf = Vec::new();
         let limit = self.config.max_in_flight;
-        let (_guard, rx) = self.build_udp(target, opts, &mut buf, |keys| {
+        let ((_guard, rx), _) = self.build_udp(target, opts, &mut buf, |keys| {
             let (k, guard, rx) = self.table.insert(target, keys, limit)?;
             Ok((k, (guard, rx)))
         })?;
         self.send_and_wait(fd, buf, target, opts, rx).await
     }
 
-    /// As [`Engine::build_icmp`], for a UDP probe sent on a raw socket.
+    /// As [`Engine::build_icmp`], for a UDP probe sent on a raw socket; also returns the
+    /// source address its checksum was computed for.
     pub(super) fn build_udp<T>(
         &self,
         target: IpAddr,
         opts: &ProbeOptions,
         buf: &mut Vec<u8>,
         insert: impl FnOnce(&mut dyn Iterator<Item = u64>) -> Result<(u64, T), ProbeError>,
-    ) -> Result<T, ProbeError> {
+    ) -> Result<(T, IpAddr), ProbeError> {
         let v6 = target.is_ipv6();
         let src = self.sockets.source_for(target, opts)?;
         let dst_port = opts.port.unwrap_or(UDP_DEFAULT_PORT);
@@ -242,7 +243,7 @@ impl Engine {
             opts.bit_pattern,
             checksum,
         );
-        Ok(out)
+        Ok((out, src))
     }
 
     /// Unprivileged UDP: a connected socket of its own with IP_RECVERR; the error queue

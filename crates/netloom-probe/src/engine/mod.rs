@@ -6,6 +6,7 @@
 mod batch;
 mod datagram;
 mod packet;
+mod packet_tx;
 pub(crate) mod recv;
 mod sockets;
 mod stream;

@@ -236,13 +236,51 @@ pub(crate) fn send_many(fd: RawFd, out: &[(&[u8], SocketAddr, SendMeta)]) -> Vec
             m
         })
         .collect();
-    let mut results = Vec::with_capacity(out.len());
+    // SAFETY: every header's name, control buffer and iovec live in `prepared` and
+    // `iovs`, unmoved since the headers were filled.
+    unsafe { send_mmsg(fd, &mut msgs) }
+}
+
+/// Sends packets `(buf, link address)` on the packet socket `fd`, as [`send_many`].
+pub(crate) fn send_many_link(fd: RawFd, out: &[(&[u8], libc::sockaddr_ll)]) -> Vec<io::Result<()>> {
+    let mut names: Vec<libc::sockaddr_ll> = out.iter().map(|(_, ll)| *ll).collect();
+    let mut iovs: Vec<libc::iovec> = out
+        .iter()
+        .map(|(buf, _)| libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = names
+        .iter_mut()
+        .zip(iovs.iter_mut())
+        .map(|(name, iov)| {
+            // SAFETY: mmsghdr is plain old data; all-zero is valid before filling.
+            let mut m: libc::mmsghdr = unsafe { zeroed() };
+            m.msg_hdr.msg_name = name as *mut libc::sockaddr_ll as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    // SAFETY: every header's name and iovec live in `names` and `iovs`, unmoved since
+    // the headers were filled.
+    unsafe { send_mmsg(fd, &mut msgs) }
+}
+
+/// `sendmmsg` until every header was tried; one result per header (a failing one is
+/// reported and skipped).
+///
+/// # Safety
+/// Every pointer in `msgs` must be valid for the duration of the call.
+unsafe fn send_mmsg(fd: RawFd, msgs: &mut [libc::mmsghdr]) -> Vec<io::Result<()>> {
+    let mut results = Vec::with_capacity(msgs.len());
     let mut start = 0;
     while start < msgs.len() {
         let rest = &mut msgs[start..];
         let count = u32::try_from(rest.len()).unwrap_or(u32::MAX);
-        // SAFETY: `rest` points at `count` headers whose names, control buffers and iovecs
-        // live in `prepared` and `iovs`, unmoved since the headers were filled.
+        // SAFETY: `rest` points at `count` valid headers (the caller's promise).
         let n = unsafe {
             libc::sendmmsg(
                 fd,

@@ -51,11 +51,13 @@ pub(super) struct FastProbes {
 }
 
 impl FastProbes {
-    pub(super) fn new(engine: Arc<Engine>) -> Self {
+    /// With `packet_socket`, datagrams leave through a packet socket where the path
+    /// allows (see `engine/packet_tx.rs`).
+    pub(super) fn new(engine: Arc<Engine>, packet_socket: bool) -> Self {
         FastProbes {
             engine,
             queue: Arc::default(),
-            outbox: Outbox::default(),
+            outbox: Outbox::new(packet_socket),
             records: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -70,6 +72,11 @@ impl FastProbes {
     /// True if these options can take this path.
     pub(super) fn accepts(&self, opts: &ProbeOptions) -> bool {
         self.engine.can_submit(opts)
+    }
+
+    /// Datagrams sent through the packet socket so far.
+    pub(super) fn packet_socket_sends(&self) -> u64 {
+        self.outbox.packet_sends()
     }
 
     /// Probes submitted and not finished.

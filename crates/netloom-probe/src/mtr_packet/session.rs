@@ -32,6 +32,11 @@ pub struct SessionConfig {
     pub command_buffer_size: usize,
     /// Argument limits and strictness.
     pub limits: ParseLimits,
+    /// Send ICMP/UDP probes (raw mode, no mark or device) through a packet socket when
+    /// the path to the target is a plain Ethernet next hop: the IP output path is
+    /// skipped, and with it the OUTPUT / POSTROUTING netfilter hooks. Off: every probe
+    /// goes through the raw IP sockets.
+    pub packet_socket: bool,
 }
 
 impl Default for SessionConfig {
@@ -41,6 +46,7 @@ impl Default for SessionConfig {
             max_in_flight: 16_384,
             command_buffer_size: DEFAULT_COMMAND_BUFFER_SIZE,
             limits: ParseLimits::default(),
+            packet_socket: true,
         }
     }
 }
@@ -120,6 +126,8 @@ pub struct SessionStats {
     pub overflows: u64,
     /// Probes refused with `probes-exhausted`.
     pub exhausted: u64,
+    /// Probes sent through the packet socket (see [`SessionConfig::packet_socket`]).
+    pub packet_socket_sends: u64,
 }
 
 /// One mtr-packet session over a command stream and a reply stream.
@@ -198,7 +206,7 @@ impl Session {
     {
         let mut splitter = LineSplitter::new(self.config.command_buffer_size);
         let mut in_flight = InFlight::new();
-        let mut fast = FastProbes::new(self.prober.engine().clone());
+        let mut fast = FastProbes::new(self.prober.engine().clone(), self.config.packet_socket);
         let mut stats = SessionStats::default();
         let mut read_buf = vec![0u8; 64 * 1024];
         let mut out = String::with_capacity(64 * 1024);
@@ -240,6 +248,7 @@ impl Session {
                 out.clear();
             }
         }
+        stats.packet_socket_sends = fast.packet_socket_sends();
         Ok(stats)
     }
 

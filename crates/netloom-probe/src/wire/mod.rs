@@ -24,6 +24,7 @@ mod ext;
 mod icmp;
 mod ipv4;
 mod ipv6;
+mod rtnetlink;
 mod tcp;
 mod udp;
 
@@ -35,6 +36,10 @@ pub use ext::{
 pub use icmp::{IcmpPacket, IcmpRepr, icmpv4, icmpv6};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
+pub use rtnetlink::{
+    ARPHRD_ETHER, LinkInfo, NUD_USABLE, NeighbourInfo, RTN_UNICAST, RouteInfo, RtMessage,
+    link_request, neighbour_request, parse_rtnetlink, route_request,
+};
 pub use tcp::{TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
 

@@ -38,6 +38,11 @@ struct Args {
     /// sockets, see net.ipv4.ping_group_range).
     #[arg(long, value_enum, default_value_t = PrivilegeArg::Auto)]
     privilege: PrivilegeArg,
+    /// Send every ICMP/UDP probe through the raw IP sockets. By default probes to a plain
+    /// Ethernet next hop leave through a packet socket, which is cheaper but skips the
+    /// OUTPUT / POSTROUTING netfilter hooks.
+    #[arg(long)]
+    no_packet_socket: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -97,6 +102,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             strict_arguments: args.strict_arguments,
             ..ParseLimits::default()
         },
+        packet_socket: !args.no_packet_socket,
     };
     // One thread: the session and the engine's receive tasks share it, which costs the
     // least CPU per probe.
