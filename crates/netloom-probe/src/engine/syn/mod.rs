@@ -155,9 +155,10 @@ impl Engine {
     /// probes can go through the submit path (which cannot fall back to `connect()`).
     /// A given local port must be held for the probe's lifetime: not there.
     pub(super) fn can_submit_syn(&self, opts: &ProbeOptions) -> bool {
-        self.syn.as_ref().is_some_and(|s| {
-            s.v4.is_some() == self.v4.is_ok() && s.v6.is_some() == self.v6.is_ok()
-        }) && opts.local_port.is_none()
+        self.syn
+            .as_ref()
+            .is_some_and(|s| s.v4.is_some() == self.v4.is_ok() && s.v6.is_some() == self.v6.is_ok())
+            && opts.local_port.is_none()
     }
 
     /// The shared raw TCP socket SYN probes of this IP version are sent from.
@@ -209,7 +210,13 @@ impl Engine {
         let dst_port = opts.port.unwrap_or(STREAM_DEFAULT_PORT);
         // The port serves no other probe (pooled: its last probe's key is gone; own:
         // bound for this probe), so this key is free.
-        let inserted = insert(&mut std::iter::once(key(v6, KeyKind::Tcp, port, dst_port, 0)));
+        let inserted = insert(&mut std::iter::once(key(
+            v6,
+            KeyKind::Tcp,
+            port,
+            dst_port,
+            0,
+        )));
         if own.is_none() {
             let k = inserted.as_ref().map_or(ports::NO_KEY, |(k, _)| *k);
             syn.ports.note(port, k);
@@ -254,10 +261,11 @@ impl Engine {
             .transpose()?;
         let mut segment = Vec::with_capacity(20);
         let limit = self.config.max_in_flight;
-        let ((_guard, rx), _) = self.build_syn(target, opts, opts.local_port, &mut segment, |keys| {
-            let (k, guard, rx) = self.table.insert(target, keys, limit)?;
-            Ok((k, (guard, rx)))
-        })?;
+        let ((_guard, rx), _) =
+            self.build_syn(target, opts, opts.local_port, &mut segment, |keys| {
+                let (k, guard, rx) = self.table.insert(target, keys, limit)?;
+                Ok((k, (guard, rx)))
+            })?;
         let dst = SocketAddr::new(target, 0);
         let meta = SendMeta {
             ttl: opts.ttl,
