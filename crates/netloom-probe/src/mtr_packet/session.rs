@@ -12,7 +12,7 @@ use super::command::{ParseLimits, Request, SendProbe, parse_line};
 use super::fast::{self, FastProbes};
 use super::lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
 use super::reply::{Dialect, ErrorReply, Reply};
-use crate::{ProbeError, ProbeOptions, Prober, Protocol};
+use crate::{ProbeOptions, Prober, Protocol};
 
 /// Settings of a [`Session`]; every limit is enforced with the reply mtr-packet uses.
 ///
@@ -164,9 +164,6 @@ impl Probes<'_> {
         self.slow.len() + self.fast.len()
     }
 }
-
-/// Tries per probe when the engine reports a clash of match keys (see `start_probe`).
-const ENGINE_RETRIES: u32 = 4;
 
 impl Session {
     /// A session that sends its probes through `prober`.
@@ -366,21 +363,10 @@ impl Session {
                 .map_err(|e| ErrorReply::from_probe_error(&e));
         }
         let prober = self.prober.clone();
+        // The engine picks TCP source ports itself (a free port of its pool, never one
+        // still in use), so a probe needs no retry here.
         in_flight.slow.push(Box::pin(async move {
-            // The session's own limit is enforced above, so `ProbesExhausted` from the
-            // engine here means a transient clash of match keys (a TCP probe's source port,
-            // released by the kernel on RST, handed to a new probe before the old one
-            // finished): try again with a fresh socket, as mtr-packet retries EADDRINUSE.
-            let mut attempts = 1;
-            loop {
-                match prober.probe(target, options.clone()).await {
-                    Err(ProbeError::ProbesExhausted { .. }) if attempts < ENGINE_RETRIES => {
-                        attempts += 1;
-                        tokio::task::yield_now().await;
-                    }
-                    result => return (token, result),
-                }
-            }
+            (token, prober.probe(target, options).await)
         }));
         Ok(())
     }
