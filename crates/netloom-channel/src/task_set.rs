@@ -6,10 +6,11 @@
 //! driver). Here a batch is exactly the tasks woken before it started; tasks woken while it
 //! runs wait for the next batch.
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, RawWaker, RawWakerVTable, Waker};
 
 /// A boxed channel task.
 pub(crate) type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
@@ -33,12 +34,8 @@ struct TaskWaker {
     ready: Arc<ReadyQueue>,
 }
 
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
+impl TaskWaker {
+    fn wake(&self) {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -50,6 +47,45 @@ impl Wake for TaskWaker {
             owner.wake_by_ref();
         }
     }
+}
+
+/// The one vtable of every task waker. `Waker::from(Arc<_>)` would work too, but its clones
+/// carry a vtable at another address than the original, so `Waker::will_wake` never holds
+/// between them and tokio's I/O registration and `AtomicWaker` clone the waker on every
+/// poll. A single static gives every clone the same vtable address.
+static TASK_WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(clone_raw, wake_raw, wake_by_ref_raw, drop_raw);
+
+/// A `Waker` owning one reference to `state`.
+fn task_waker(state: Arc<TaskWaker>) -> Waker {
+    let raw = RawWaker::new(Arc::into_raw(state).cast(), &TASK_WAKER_VTABLE);
+    // SAFETY: the data pointer comes from `Arc::into_raw(Arc<TaskWaker>)`, and every
+    // function of TASK_WAKER_VTABLE treats it as exactly that, keeping the count balanced:
+    // clone adds a reference, wake and drop give one back, wake_by_ref borrows.
+    unsafe { Waker::from_raw(raw) }
+}
+
+unsafe fn clone_raw(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a live `Arc<TaskWaker>` pointer (see `task_waker`).
+    unsafe { Arc::increment_strong_count(data.cast::<TaskWaker>()) };
+    RawWaker::new(data, &TASK_WAKER_VTABLE)
+}
+
+unsafe fn wake_raw(data: *const ()) {
+    // SAFETY: `data` is a live `Arc<TaskWaker>` pointer whose reference this call consumes.
+    let state = unsafe { Arc::from_raw(data.cast::<TaskWaker>()) };
+    state.wake();
+}
+
+unsafe fn wake_by_ref_raw(data: *const ()) {
+    // SAFETY: `data` is a live `Arc<TaskWaker>` pointer; the reference stays with the waker.
+    let state = ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<TaskWaker>()) });
+    state.wake();
+}
+
+unsafe fn drop_raw(data: *const ()) {
+    // SAFETY: `data` is a live `Arc<TaskWaker>` pointer whose reference this call gives back.
+    drop(unsafe { Arc::from_raw(data.cast::<TaskWaker>()) });
 }
 
 struct Entry {
@@ -85,9 +121,9 @@ impl TaskSet {
         self.entries[slot] = Some(Entry {
             task,
             state: waker.clone(),
-            waker: Waker::from(waker.clone()),
+            waker: task_waker(waker.clone()),
         });
-        waker.wake_by_ref();
+        waker.wake();
     }
 
     /// Polls every task woken so far (each at most once) and removes those that finished.
@@ -141,7 +177,7 @@ pub(crate) fn same_waker(a: &Waker, b: &Waker) -> bool {
 mod tests {
     use std::cell::Cell;
     use std::rc::Rc;
-    use std::task::Poll;
+    use std::task::{Poll, Wake};
 
     use super::*;
 
@@ -213,6 +249,18 @@ mod tests {
         assert!(set.poll_woken(&mut cx));
         assert!(!set.poll_woken(&mut cx));
         assert_eq!((polls.get(), set.len()), (3, 0));
+    }
+
+    #[test]
+    fn clones_of_a_task_waker_will_wake_each_other() {
+        let mut set = TaskSet::default();
+        set.push(Box::pin(std::future::pending()));
+        let waker = &set.entries[0].as_ref().unwrap().waker;
+        let clone = waker.clone();
+        assert!(clone.will_wake(waker) && clone.clone().will_wake(&clone));
+        clone.wake();
+        // Already queued by `push`: the wake adds nothing.
+        assert_eq!(set.ready.woken.lock().unwrap().slots, [0]);
     }
 
     #[derive(Default)]
