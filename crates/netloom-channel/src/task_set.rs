@@ -230,9 +230,7 @@ mod tests {
 
     #[test]
     fn a_task_that_wakes_itself_runs_again_in_the_next_batch() {
-        let owner = Arc::new(Counter::default());
-        let owner_waker = Waker::from(owner.clone());
-        let mut cx = Context::from_waker(&owner_waker);
+        let mut cx = Context::from_waker(Waker::noop());
         let mut set = TaskSet::default();
         let polls = Rc::new(Cell::new(0));
         let p = Rc::clone(&polls);
