@@ -2,39 +2,22 @@
 //! netloom-testnet: ttl-expired from each hop, replies, closed/open ports, a blackholed
 //! address (no reply), host unreachable, IPv4 and IPv6, and two probers side by side.
 //! Needs root (namespaces, raw sockets); every namespace is removed on drop.
-use std::future::Future;
+mod common;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
+use common::in_namespace;
 use netloom_probe::{
     Outcome, PrivilegeMode, ProbeOptions, ProbeReply, Prober, ProberConfig, Protocol,
     UnreachableKind,
 };
-use netloom_testnet::{
-    CLOSED_TCP_PORT, CLOSED_UDP_PORT, Namespace, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology,
-};
+use netloom_testnet::{CLOSED_TCP_PORT, CLOSED_UDP_PORT, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology};
 
 const ROUTERS: usize = 3;
 /// Probes in flight at once in the window test (the default `max_in_flight`; the issue
 /// asks for at least 10,240, TCP included).
 const WINDOW: usize = 16_384;
-
-/// Runs `f` on a current-thread runtime on a thread inside `ns`, so every socket the
-/// prober opens (shared and per-probe) lives in that namespace.
-fn in_namespace<F, Fut>(ns: &Namespace, f: F)
-where
-    F: FnOnce() -> Fut + Send,
-    Fut: Future<Output = ()>,
-{
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("thread inside the namespace");
-}
 
 async fn raw() -> Prober {
     Prober::open(ProberConfig {

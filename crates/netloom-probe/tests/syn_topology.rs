@@ -5,31 +5,18 @@
 //! a given local port is held for the probe. Also the `connect()` path of unprivileged
 //! mode when the kernel gives up on the SYN (ETIMEDOUT): no reply, as mtr-packet.
 //! Needs root (namespaces, raw sockets); every namespace is removed on drop.
-use std::future::Future;
+mod common;
+
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::time::Duration;
 
+use common::in_namespace;
 use netloom_probe::{
     Outcome, PrivilegeMode, ProbeError, ProbeOptions, ProbeReply, Prober, ProberConfig, Protocol,
 };
-use netloom_testnet::{CLOSED_TCP_PORT, Namespace, OPEN_TCP_PORT, Topology};
+use netloom_testnet::{CLOSED_TCP_PORT, OPEN_TCP_PORT, Topology};
 
 const ROUTERS: usize = 2;
-
-fn in_namespace<F, Fut>(ns: &Namespace, f: F)
-where
-    F: FnOnce() -> Fut + Send,
-    Fut: Future<Output = ()>,
-{
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("thread inside the namespace");
-}
 
 async fn prober(privilege: PrivilegeMode) -> Prober {
     Prober::open(ProberConfig {
