@@ -41,6 +41,10 @@ pub struct ProberConfig {
     /// Raise the soft `RLIMIT_NOFILE` to the hard limit when opening, so thousands of TCP
     /// probes (one socket each) fit (default true).
     pub raise_fd_limit: bool,
+    /// Raw mode: receive ICMP answers through a packet socket's memory-mapped ring
+    /// (`PACKET_RX_RING`, no system call per answer) instead of reading the raw ICMP
+    /// socket, when the ring can be set up (default true).
+    pub receive_ring: bool,
 }
 
 impl Default for ProberConfig {
@@ -50,6 +54,7 @@ impl Default for ProberConfig {
             privilege: PrivilegeMode::Auto,
             max_packet_size: 9_000,
             raise_fd_limit: true,
+            receive_ring: true,
         }
     }
 }

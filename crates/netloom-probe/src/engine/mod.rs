@@ -8,6 +8,7 @@ mod datagram;
 mod packet;
 mod packet_tx;
 pub(crate) mod recv;
+mod rx_ring;
 mod sockets;
 mod stream;
 pub(crate) mod submit;

@@ -1,5 +1,6 @@
 //! The receive tasks: one per shared ICMP socket, reading batches with `recvmmsg` and
 //! handing each parsed message to [`Engine::dispatch`].
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -7,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use super::Engine;
+use super::rx_ring::{self, RxRing};
 use super::sys::{self, RecvBatch};
 use crate::parse::{self, Message, Parsed, Quote, classify_error};
 
@@ -18,8 +21,55 @@ const BATCH: usize = 32;
 /// plus extensions; echo replies only need their header.
 const DATAGRAM: usize = 1536;
 
-/// Reads the shared ICMP socket of one IP version until the prober is dropped.
-pub(crate) async fn run(engine: Arc<Engine>, v6: bool) {
+/// Receives the ICMP answers of one IP version until the prober is dropped: through a
+/// packet socket's ring in raw mode when one can be opened (the shared raw socket then
+/// filters out every ICMP type, so the kernel stops queueing copies to it), else from
+/// the shared ICMP socket.
+///
+/// The ring is set up here, before the returned future first runs, so that no answer
+/// to a probe sent meanwhile lands in the raw socket's queue unread.
+pub(crate) fn run(engine: Arc<Engine>, v6: bool) -> impl Future<Output = ()> {
+    let ring = if engine.raw && engine.config.receive_ring {
+        open_ring(&engine, v6)
+    } else {
+        None
+    };
+    async move {
+        match ring {
+            Some((ring, ident)) => run_ring(engine, v6, ident, ring).await,
+            None => run_socket(engine, v6).await,
+        }
+    }
+}
+
+/// The ring for `v6`, and the raw socket's ICMP filter closed; None if either fails.
+fn open_ring(engine: &Engine, v6: bool) -> Option<(AsyncFd<RxRing>, u16)> {
+    let fam = engine.family(v6).ok()?;
+    let fd = fam.icmp.get_ref().as_raw_fd();
+    let opened = RxRing::open(v6).and_then(|ring| {
+        // SAFETY: the ring owns its socket and closes it only when dropped; the
+        // `AsyncFd` owns the ring, so the descriptor stays open and the same for the
+        // whole life of the registration.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        if v6 {
+            sys::set_icmp_filter_v6(fd, &[])?;
+        } else {
+            sys::set_icmp_filter_v4(fd, &[])?;
+        }
+        Ok(ring)
+    });
+    match opened {
+        Ok(ring) => Some((ring, fam.ident)),
+        Err(err) => {
+            tracing::debug!(%err, v6, "no receive ring: reading the raw socket");
+            None
+        }
+    }
+}
+
+/// The receive loop over the shared ICMP socket.
+async fn run_socket(engine: Arc<Engine>, v6: bool) {
     let Ok(fam) = engine.family(v6) else { return };
     let fd = fam.icmp.get_ref().as_raw_fd();
     let ident = fam.ident;
@@ -65,6 +115,39 @@ pub(crate) async fn run(engine: Arc<Engine>, v6: bool) {
     }
 }
 
+/// The receive loop over a packet socket ring.
+async fn run_ring(engine: Arc<Engine>, v6: bool, ident: u16, mut ring: AsyncFd<RxRing>) {
+    loop {
+        let mut guard = match ring.readable_mut().await {
+            Ok(g) => g,
+            Err(err) => {
+                tracing::error!(%err, v6, "receive ring failed; receive task stops");
+                return;
+            }
+        };
+        let now = Instant::now();
+        guard.get_inner_mut().drain(|packet, stamp| {
+            let parsed = if v6 {
+                match rx_ring::icmpv6_of(packet) {
+                    Some((icmp, src)) => parse::parse_icmpv6(icmp, src),
+                    None => return engine.count_malformed(),
+                }
+            } else if rx_ring::ipv4_header_ok(packet) {
+                parse::parse_ipv4_icmp(packet)
+            } else {
+                return engine.count_malformed();
+            };
+            dispatch(&engine, v6, ident, parsed, (now, Some(stamp)));
+        });
+        // Readiness is edge-triggered: clear it, then look once more, so a packet that
+        // arrived after the drain is not left waiting for the next one.
+        guard.clear_ready();
+        if guard.get_inner().ready() {
+            continue;
+        }
+    }
+}
+
 fn handle(
     engine: &Engine,
     v6: bool,
@@ -79,6 +162,16 @@ fn handle(
         (true, _, Some(src)) => parse::parse_icmpv6(bytes, src),
         (_, _, None) => return engine.count_malformed(),
     };
+    dispatch(engine, v6, ident, parsed, (at, kernel));
+}
+
+fn dispatch(
+    engine: &Engine,
+    v6: bool,
+    ident: u16,
+    parsed: Result<Option<Parsed>, crate::wire::Malformed>,
+    (at, kernel): (Instant, Option<SystemTime>),
+) {
     match parsed {
         Ok(Some(p)) => engine.dispatch(v6, ident, p, at, kernel),
         Ok(None) => {}

@@ -1,0 +1,326 @@
+//! Receiving ICMP / ICMPv6 answers through a packet socket's memory-mapped ring
+//! (`PACKET_RX_RING`, `TPACKET_V2`): the kernel copies each matching packet into the ring
+//! as it arrives (in the receive softirq) and the receive task reads it from memory, one
+//! readiness wake-up for any number of packets, no system call per packet.
+//!
+//! A classic BPF filter in the kernel keeps only what a raw ICMP socket of the engine
+//! would get: packets addressed to this host (`PACKET_HOST`), unfragmented, ICMP echo
+//! reply / destination unreachable / time exceeded (ICMPv6: 129 / 1 / 3). Unlike a raw
+//! socket the ring sees packets before the IP layer checked them, so the reader checks
+//! the IPv4 header checksum and the ICMPv6 checksum itself (the ICMPv4 checksum is
+//! checked by the parser).
+use std::io;
+use std::mem::size_of;
+use std::net::{IpAddr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::wire::{Checksum, checksum, pseudo_header_sum};
+
+/// Ring geometry: 32 blocks of 64 KiB, 2 KiB frames (1,024 frames, 2 MiB). A frame holds
+/// the largest ICMP error the engine reads (576 / 1,280 bytes plus extensions).
+const BLOCK_SIZE: u32 = 1 << 16;
+const BLOCK_COUNT: u32 = 32;
+const FRAME_SIZE: u32 = 1 << 11;
+
+const TPACKET_V2: libc::c_int = 1;
+const TP_STATUS_USER: u32 = 1;
+const SKF_AD_PKTTYPE: u32 = 4;
+const SKF_AD_OFF: i32 = -0x1000;
+
+fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// `ld pkttype; jne PACKET_HOST, drop` — the first two instructions of both filters.
+fn host_only(to_drop: u8) -> [libc::sock_filter; 2] {
+    [
+        op(
+            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+            0,
+            0,
+            (SKF_AD_OFF + SKF_AD_PKTTYPE as i32) as u32,
+        ),
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, to_drop, 0),
+    ]
+}
+
+/// IPv4: to this host, protocol ICMP, not a fragment, type 0, 3 or 11.
+fn filter_v4() -> Vec<libc::sock_filter> {
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let mut f = host_only(10).to_vec();
+    f.extend([
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 9),
+        op(jeq, 0, 8, 1),
+        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 6),
+        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 6, 0, 0x1fff),
+        op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0),
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_IND, 0, 0, 0),
+        op(jeq, 2, 0, 0),
+        op(jeq, 1, 0, 3),
+        op(jeq, 0, 1, 11),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ]);
+    f
+}
+
+/// IPv6: to this host, next header ICMPv6 (no extension headers), type 1, 3 or 129.
+fn filter_v6() -> Vec<libc::sock_filter> {
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let mut f = host_only(7).to_vec();
+    f.extend([
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 6),
+        op(jeq, 0, 5, 58),
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 40),
+        op(jeq, 2, 0, 1),
+        op(jeq, 1, 0, 3),
+        op(jeq, 0, 1, 129),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ]);
+    f
+}
+
+fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
+    // SAFETY: `value` points at a live `T` of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// An open receive ring for one IP version.
+pub(crate) struct RxRing {
+    socket: OwnedFd,
+    map: *mut u8,
+    len: usize,
+    head: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone (no aliases are handed out beyond a
+// `drain` call), so moving it to another thread is sound.
+unsafe impl Send for RxRing {}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: `map`/`len` are the mapping made in `open`, unmapped only here.
+        unsafe { libc::munmap(self.map.cast(), self.len) };
+    }
+}
+
+impl AsRawFd for RxRing {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl RxRing {
+    /// Opens a nonblocking packet socket for IPv4 (or IPv6) with the filter and the ring.
+    /// Needs CAP_NET_RAW.
+    pub(crate) fn open(v6: bool) -> io::Result<RxRing> {
+        // SAFETY: plain socket(2); protocol 0 receives nothing until `bind` below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut code = if v6 { filter_v6() } else { filter_v4() };
+        let prog = libc::sock_fprog {
+            len: code.len() as u16,
+            filter: code.as_mut_ptr(),
+        };
+        setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V2)?;
+        let req = libc::tpacket_req {
+            tp_block_size: BLOCK_SIZE,
+            tp_block_nr: BLOCK_COUNT,
+            tp_frame_size: FRAME_SIZE,
+            tp_frame_nr: BLOCK_SIZE / FRAME_SIZE * BLOCK_COUNT,
+        };
+        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        let len = (BLOCK_SIZE * BLOCK_COUNT) as usize;
+        // SAFETY: maps the ring the kernel just allocated for this socket.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ring = RxRing {
+            socket,
+            map: map.cast(),
+            len,
+            head: 0,
+        };
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        ll.sll_family = libc::AF_PACKET as u16;
+        let ethertype: u16 = if v6 { 0x86dd } else { 0x0800 };
+        ll.sll_protocol = ethertype.to_be();
+        // SAFETY: `ll` is a live sockaddr_ll of the size passed.
+        let r = unsafe {
+            libc::bind(
+                fd,
+                &ll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ring)
+    }
+
+    fn frames(&self) -> usize {
+        self.len / FRAME_SIZE as usize
+    }
+
+    /// The status word of frame `i`, shared with the kernel.
+    fn status(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: frame `i` (< frames()) starts inside the mapping at a 2 KiB boundary,
+        // so its first 4 bytes are in bounds and aligned for a u32; the kernel and this
+        // reader hand the frame over through this word only, with atomic accesses.
+        unsafe { &*(self.map.add(i * FRAME_SIZE as usize) as *const AtomicU32) }
+    }
+
+    /// True if the next frame holds a packet.
+    pub(crate) fn ready(&self) -> bool {
+        self.status(self.head).load(Ordering::Acquire) & TP_STATUS_USER != 0
+    }
+
+    /// Hands every packet waiting in the ring (network header first) and its kernel
+    /// receive time to `f`, then gives the frames back. Returns how many there were.
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8], SystemTime)) -> usize {
+        let mut n = 0;
+        while self.ready() {
+            let base = self.head * FRAME_SIZE as usize;
+            // SAFETY: the frame is ours until its status is reset below (TP_STATUS_USER
+            // was read with acquire ordering); the tpacket2_hdr fields read are inside
+            // the frame.
+            let frame = unsafe {
+                std::slice::from_raw_parts(self.map.add(base) as *const u8, FRAME_SIZE as usize)
+            };
+            let word = |at: usize| {
+                u32::from_ne_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
+            };
+            let snaplen = word(8) as usize;
+            let net = usize::from(u16::from_ne_bytes([frame[14], frame[15]]));
+            let stamp = UNIX_EPOCH + Duration::new(u64::from(word(16)), word(20));
+            if let Some(data) = frame.get(net..net.saturating_add(snaplen)) {
+                f(data, stamp);
+            }
+            self.status(self.head).store(0, Ordering::Release);
+            self.head = (self.head + 1) % self.frames();
+            n += 1;
+        }
+        n
+    }
+}
+
+/// An IPv4 packet from the ring whose header checksum holds (the parser checks ICMP's).
+pub(crate) fn ipv4_header_ok(packet: &[u8]) -> bool {
+    let ihl = usize::from(packet.first().map_or(0, |b| b & 0x0f)) * 4;
+    ihl >= 20 && packet.len() >= ihl && checksum(&packet[..ihl]) == 0
+}
+
+/// The ICMPv6 message of an IPv6 packet from the ring, and its source, if the header
+/// is sound and the ICMPv6 checksum holds.
+pub(crate) fn icmpv6_of(packet: &[u8]) -> Option<(&[u8], IpAddr)> {
+    if packet.len() < 40 || packet[0] >> 4 != 6 || packet[6] != 58 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([packet[4], packet[5]]));
+    let icmp = packet.get(40..40 + len)?;
+    let addr = |at: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&packet[at..at + 16]);
+        IpAddr::V6(Ipv6Addr::from(a))
+    };
+    let (src, dst) = (addr(8), addr(24));
+    let mut c: Checksum = pseudo_header_sum(src, dst, 58, len as u32);
+    c.add_bytes(icmp);
+    (c.finish() == 0).then_some((icmp, src))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Ipv4Repr, Ipv6Repr};
+
+    #[test]
+    fn header_checks_accept_good_and_reject_bad_packets() {
+        let v4 = Ipv4Repr {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            protocol: 1,
+            ttl: 3,
+            tos: 0,
+            ident: 7,
+        }
+        .emit(&[0, 0, 0xff, 0xff]);
+        assert!(ipv4_header_ok(&v4));
+        let mut bad = v4.clone();
+        bad[8] ^= 1;
+        assert!(!ipv4_header_ok(&bad));
+        assert!(!ipv4_header_ok(&v4[..10]));
+
+        let (s, d): (Ipv6Addr, Ipv6Addr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        let mut icmp = vec![129, 0, 0, 0, 0, 7, 0, 9];
+        let mut c = pseudo_header_sum(s.into(), d.into(), 58, icmp.len() as u32);
+        c.add_bytes(&icmp);
+        icmp[2..4].copy_from_slice(&c.finish().to_be_bytes());
+        let v6 = Ipv6Repr {
+            src: s,
+            dst: d,
+            next_header: 58,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&icmp);
+        assert_eq!(icmpv6_of(&v6), Some((&icmp[..], IpAddr::V6(s))));
+        let mut bad = v6.clone();
+        bad[45] ^= 1;
+        assert_eq!(icmpv6_of(&bad), None);
+        assert_eq!(icmpv6_of(&v6[..41]), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_checks_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = ipv4_header_ok(&bytes);
+            let _ = icmpv6_of(&bytes);
+        }
+    }
+}
