@@ -1,8 +1,10 @@
 //! The probe engine: shared sockets, the match table, receive tasks and send paths.
 //!
 //! ICMP and UDP probes share one socket per IP version and protocol (raw sockets, or
-//! ICMP datagram sockets in unprivileged mode); TCP/SCTP probes use one nonblocking
-//! connecting socket each. Replies are matched through [`table::Table`] in O(1).
+//! ICMP datagram sockets in unprivileged mode); so do TCP probes with raw sockets (SYN
+//! segments, see `syn/`), while TCP probes in unprivileged mode and SCTP probes use one
+//! nonblocking connecting socket each. Replies are matched through [`table::Table`] in
+//! O(1).
 mod batch;
 mod datagram;
 mod packet;
