@@ -18,10 +18,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::wire::{Checksum, checksum, pseudo_header_sum};
 
-/// Ring geometry: 32 blocks of 64 KiB, 2 KiB frames (1,024 frames, 2 MiB). A frame holds
-/// the largest ICMP error the engine reads (576 / 1,280 bytes plus extensions).
+/// Ring geometry: 64 blocks of 64 KiB, 2 KiB frames (2,048 frames, 4 MiB: as much as the
+/// raw socket's 4 MiB receive buffer holds of small answers). A frame holds the largest
+/// ICMP error the engine reads (576 / 1,280 bytes plus extensions).
 const BLOCK_SIZE: u32 = 1 << 16;
-const BLOCK_COUNT: u32 = 32;
+const BLOCK_COUNT: u32 = 64;
 const FRAME_SIZE: u32 = 1 << 11;
 
 const TPACKET_V2: libc::c_int = 1;
