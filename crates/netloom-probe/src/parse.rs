@@ -19,7 +19,9 @@ use std::net::IpAddr;
 use crate::reply::{MplsLabel, Outcome, UnreachableKind};
 use crate::wire::{ExtensionHeader, IcmpPacket, Ipv4Packet, Ipv6Packet, Malformed, icmpv4, icmpv6};
 
+mod captured;
 mod tcp;
+pub use captured::parse_captured;
 pub use tcp::{TcpAnswer, parse_tcp_answer};
 
 /// Most MPLS label stack entries kept from one message (the rest are dropped).

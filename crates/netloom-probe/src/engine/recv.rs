@@ -11,7 +11,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::Engine;
-use super::rx_ring::{self, RxRing};
+use super::rx_ring::RxRing;
 use super::sys::{self, RecvBatch};
 use crate::parse::{self, Message, Parsed, Quote, classify_error};
 
@@ -127,16 +127,7 @@ async fn run_ring(engine: Arc<Engine>, v6: bool, ident: u16, mut ring: AsyncFd<R
         };
         let now = Instant::now();
         guard.get_inner_mut().drain(|packet, stamp| {
-            let parsed = if v6 {
-                match rx_ring::icmpv6_of(packet) {
-                    Some((icmp, src)) => parse::parse_icmpv6(icmp, src),
-                    None => return engine.count_malformed(),
-                }
-            } else if rx_ring::ipv4_header_ok(packet) {
-                parse::parse_ipv4_icmp(packet)
-            } else {
-                return engine.count_malformed();
-            };
+            let parsed = parse::parse_captured(packet);
             dispatch(&engine, v6, ident, parsed, (now, Some(stamp)));
         });
         // Readiness is edge-triggered: clear it, then look once more, so a packet that

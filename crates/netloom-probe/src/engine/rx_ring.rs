@@ -6,17 +6,14 @@
 //! A classic BPF filter in the kernel keeps only what a raw ICMP socket of the engine
 //! would get: packets addressed to this host (`PACKET_HOST`), unfragmented, ICMP echo
 //! reply / destination unreachable / time exceeded (ICMPv6: 129 / 1 / 3). Unlike a raw
-//! socket the ring sees packets before the IP layer checked them, so the reader checks
-//! the IPv4 header checksum and the ICMPv6 checksum itself (the ICMPv4 checksum is
-//! checked by the parser).
+//! socket the ring sees packets before the IP layer checked them, so the reader parses
+//! them with [`parse_captured`](crate::parse::parse_captured), which checks what the
+//! kernel would have.
 use std::io;
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::wire::{Checksum, checksum, pseudo_header_sum};
 
 /// Ring geometry: 64 blocks of 64 KiB, 2 KiB frames (2,048 frames, 4 MiB: as much as the
 /// raw socket's 4 MiB receive buffer holds of small answers). A frame holds the largest
@@ -246,82 +243,5 @@ impl RxRing {
             n += 1;
         }
         n
-    }
-}
-
-/// An IPv4 packet from the ring whose header checksum holds (the parser checks ICMP's).
-pub(crate) fn ipv4_header_ok(packet: &[u8]) -> bool {
-    let ihl = usize::from(packet.first().map_or(0, |b| b & 0x0f)) * 4;
-    ihl >= 20 && packet.len() >= ihl && checksum(&packet[..ihl]) == 0
-}
-
-/// The ICMPv6 message of an IPv6 packet from the ring, and its source, if the header
-/// is sound and the ICMPv6 checksum holds.
-pub(crate) fn icmpv6_of(packet: &[u8]) -> Option<(&[u8], IpAddr)> {
-    if packet.len() < 40 || packet[0] >> 4 != 6 || packet[6] != 58 {
-        return None;
-    }
-    let len = usize::from(u16::from_be_bytes([packet[4], packet[5]]));
-    let icmp = packet.get(40..40 + len)?;
-    let addr = |at: usize| {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&packet[at..at + 16]);
-        IpAddr::V6(Ipv6Addr::from(a))
-    };
-    let (src, dst) = (addr(8), addr(24));
-    let mut c: Checksum = pseudo_header_sum(src, dst, 58, len as u32);
-    c.add_bytes(icmp);
-    (c.finish() == 0).then_some((icmp, src))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::{Ipv4Repr, Ipv6Repr};
-
-    #[test]
-    fn header_checks_accept_good_and_reject_bad_packets() {
-        let v4 = Ipv4Repr {
-            src: "10.0.0.1".parse().unwrap(),
-            dst: "10.0.0.2".parse().unwrap(),
-            protocol: 1,
-            ttl: 3,
-            tos: 0,
-            ident: 7,
-        }
-        .emit(&[0, 0, 0xff, 0xff]);
-        assert!(ipv4_header_ok(&v4));
-        let mut bad = v4.clone();
-        bad[8] ^= 1;
-        assert!(!ipv4_header_ok(&bad));
-        assert!(!ipv4_header_ok(&v4[..10]));
-
-        let (s, d): (Ipv6Addr, Ipv6Addr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
-        let mut icmp = vec![129, 0, 0, 0, 0, 7, 0, 9];
-        let mut c = pseudo_header_sum(s.into(), d.into(), 58, icmp.len() as u32);
-        c.add_bytes(&icmp);
-        icmp[2..4].copy_from_slice(&c.finish().to_be_bytes());
-        let v6 = Ipv6Repr {
-            src: s,
-            dst: d,
-            next_header: 58,
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&icmp);
-        assert_eq!(icmpv6_of(&v6), Some((&icmp[..], IpAddr::V6(s))));
-        let mut bad = v6.clone();
-        bad[45] ^= 1;
-        assert_eq!(icmpv6_of(&bad), None);
-        assert_eq!(icmpv6_of(&v6[..41]), None);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn header_checks_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
-            let _ = ipv4_header_ok(&bytes);
-            let _ = icmpv6_of(&bytes);
-        }
     }
 }
