@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,8 @@ pub(crate) struct Syn {
     /// Sequence number of the SYN last sent from each source port.
     seqs: Box<[AtomicU32]>,
     next_seq: AtomicU32,
+    /// The raw sockets' answer filter is on (set by the first SYN probe).
+    receiving: AtomicBool,
     /// Send-only sockets for probes with a mark or a device.
     extra: Mutex<HashMap<ExtraKey, Arc<Socket>>>,
 }
@@ -88,6 +90,7 @@ impl Syn {
             seqs: (0..=u16::MAX).map(|_| AtomicU32::new(0)).collect(),
             next_seq: AtomicU32::new(seed),
             extra: Mutex::default(),
+            receiving: AtomicBool::new(false),
         })
     }
 
@@ -97,6 +100,21 @@ impl Syn {
         } else {
             self.v4.as_ref()
         }
+    }
+
+    /// Lets SYN-ACKs and resets into the raw sockets (once, before the first SYN).
+    fn receive_answers(&self) -> Result<(), ProbeError> {
+        if self.receiving.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for (v6, sock) in [(false, &self.v4), (true, &self.v6)] {
+            if let Some(s) = sock {
+                socket::receive_answers(s.get_ref().as_raw_fd(), v6)
+                    .map_err(|e| ProbeError::io("setting the raw TCP socket's filter", e))?;
+            }
+        }
+        self.receiving.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The sequence number of the probe last sent from `port`.
@@ -187,6 +205,7 @@ impl Engine {
         let syn = self.syn.as_ref().ok_or_else(|| ProbeError::NotSupported {
             what: "TCP SYN probes without raw sockets".into(),
         })?;
+        syn.receive_answers()?;
         let src = self.sockets.source_for(target, opts)?;
         let port = match own {
             Some(port) => port,

@@ -1,5 +1,7 @@
 //! The raw TCP sockets of the SYN path: one per IP version sends the SYNs and receives
 //! the answers, behind a socket filter that passes only segments able to answer a SYN.
+//! Until the prober sends its first TCP probe the filter passes nothing, so a prober that
+//! only sends ICMP or UDP is not woken by the host's TCP traffic.
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, RawFd};
@@ -11,12 +13,13 @@ use super::super::sys;
 /// Receive buffer, so bursts of thousands of answers fit.
 const RECV_BUFFER: usize = 4 << 20;
 
-/// Opens the raw TCP socket of one IP version.
+/// Opens the raw TCP socket of one IP version, receiving nothing until
+/// [`receive_answers`] is called.
 pub(crate) fn open(v6: bool) -> io::Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let sock = Socket::new(domain, Type::RAW, Some(SockProto::TCP))?;
     sock.set_nonblocking(true)?;
-    attach_answer_filter(sock.as_raw_fd(), v6)?;
+    sys::drop_all_input(sock.as_raw_fd())?;
     if v6 {
         sys::no_auto_flow_label(sock.as_raw_fd())?;
     }
@@ -72,7 +75,8 @@ pub(crate) fn answer_filter(v6: bool) -> Vec<libc::sock_filter> {
     prog
 }
 
-fn attach_answer_filter(fd: RawFd, v6: bool) -> io::Result<()> {
+/// Replaces the socket's filter with [`answer_filter`]: SYN-ACKs and resets come in.
+pub(crate) fn receive_answers(fd: RawFd, v6: bool) -> io::Result<()> {
     let mut code = answer_filter(v6);
     let prog = libc::sock_fprog {
         len: u16::try_from(code.len()).unwrap_or(u16::MAX),
@@ -92,5 +96,71 @@ fn attach_answer_filter(fd: RawFd, v6: bool) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::wire::{Ipv4Packet, TcpPacket, TcpRepr};
+
+    /// Sends `flags` from 127.0.0.1:80 to 127.0.0.1:`port` on a raw socket (loopback only).
+    fn send(port: u16, flags: u8) {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let seg = TcpRepr {
+            src_port: 80,
+            dst_port: port,
+            seq: 1,
+            ack: 2,
+            flags,
+        }
+        .emit(lo, lo);
+        let tx = open_send_only(false).unwrap();
+        tx.send_to(&seg, &SocketAddr::new(lo, 0).into()).unwrap();
+    }
+
+    /// Reads segments until one for `port` arrives (its flags) or `wait` ends.
+    fn received(sock: &Socket, port: u16, wait: Duration) -> Option<u8> {
+        let deadline = Instant::now() + wait;
+        let mut buf = [std::mem::MaybeUninit::new(0u8); 256];
+        while Instant::now() < deadline {
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    // SAFETY: recv initialized the first `n` bytes.
+                    let bytes: Vec<u8> = buf[..n]
+                        .iter()
+                        .map(|b| unsafe { b.assume_init() })
+                        .collect();
+                    // Not parse_tcp_answer: that would hide what the filter let through.
+                    let ip = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+                    let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+                    if tcp.dst_port() == port {
+                        return Some(tcp.flags());
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn nothing_comes_in_before_the_first_probe_then_only_answers() {
+        let sock = open(false).expect("raw TCP socket (tests run as root)");
+        let port = 40_000 + crate::engine::sys::random_u16() % 20_000;
+        send(port, TcpRepr::RST | TcpRepr::ACK);
+        assert_eq!(received(&sock, port, Duration::from_millis(50)), None);
+        receive_answers(sock.as_raw_fd(), false).unwrap();
+        // A bare SYN and a bare RST answer no SYN: filtered out in the kernel.
+        send(port, TcpRepr::SYN);
+        send(port, TcpRepr::RST);
+        send(port, TcpRepr::SYN | TcpRepr::ACK);
+        assert_eq!(
+            received(&sock, port, Duration::from_secs(2)),
+            Some(TcpRepr::SYN | TcpRepr::ACK)
+        );
     }
 }
