@@ -220,7 +220,7 @@ pub(crate) fn apply_mark_device(sock: &Socket, opts: &ProbeOptions) -> Result<()
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ExtraKey {
     v6: bool,
-    udp: bool,
+    proto: i32,
     mark: Option<u32>,
     device: Option<String>,
 }
@@ -247,9 +247,21 @@ impl Extra {
         udp: bool,
         opts: &ProbeOptions,
     ) -> Result<Arc<Socket>, ProbeError> {
+        let proto = if udp { SockProto::UDP } else { icmp_proto(v6) };
+        self.send_socket_for(v6, proto, opts)
+    }
+
+    /// A raw `proto` send socket carrying `opts`' mark and device (created once, then
+    /// reused); it takes no input.
+    pub(crate) fn send_socket_for(
+        &self,
+        v6: bool,
+        proto: SockProto,
+        opts: &ProbeOptions,
+    ) -> Result<Arc<Socket>, ProbeError> {
         let key = ExtraKey {
             v6,
-            udp,
+            proto: proto.into(),
             mark: opts.mark,
             device: opts.device.clone(),
         };
@@ -257,7 +269,6 @@ impl Extra {
         if let Some(s) = map.get(&key) {
             return Ok(s.clone());
         }
-        let proto = if udp { SockProto::UDP } else { icmp_proto(v6) };
         let sock = Socket::new(domain(v6), Type::RAW, Some(proto))
             .map_err(|e| ProbeError::io("opening a raw send socket", e))?;
         sys::drop_all_input(sock.as_raw_fd())

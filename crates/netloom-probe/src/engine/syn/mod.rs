@@ -17,15 +17,14 @@ mod ports;
 pub(crate) mod recv;
 mod socket;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use socket2::Socket;
+use socket2::{Protocol as SockProto, Socket};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -39,13 +38,6 @@ use crate::{Outcome, ProbeError, ProbeOptions, ProbeReply};
 /// How long a send may wait for buffer space (ENOBUFS / EAGAIN) before failing.
 const SEND_RETRY_FOR: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ExtraKey {
-    v6: bool,
-    mark: Option<u32>,
-    device: Option<String>,
-}
-
 /// The SYN path's sockets, source ports and the sequence number of each port's probe.
 pub(crate) struct Syn {
     v4: Option<AsyncFd<Socket>>,
@@ -56,8 +48,6 @@ pub(crate) struct Syn {
     next_seq: AtomicU32,
     /// The raw sockets' answer filter is on (set by the first SYN probe).
     receiving: AtomicBool,
-    /// Send-only sockets for probes with a mark or a device.
-    extra: Mutex<HashMap<ExtraKey, Arc<Socket>>>,
 }
 
 fn open_registered(v6: bool) -> io::Result<AsyncFd<Socket>> {
@@ -89,7 +79,6 @@ impl Syn {
             v6: s6,
             seqs: (0..=u16::MAX).map(|_| AtomicU32::new(0)).collect(),
             next_seq: AtomicU32::new(seed),
-            extra: Mutex::default(),
             receiving: AtomicBool::new(false),
         })
     }
@@ -121,25 +110,6 @@ impl Syn {
     fn seq(&self, port: u16) -> u32 {
         self.seqs[usize::from(port)].load(Ordering::Acquire)
     }
-
-    /// A send socket carrying `opts`' mark and device (created once, then reused).
-    fn extra_socket(&self, v6: bool, opts: &ProbeOptions) -> Result<Arc<Socket>, ProbeError> {
-        let key = ExtraKey {
-            v6,
-            mark: opts.mark,
-            device: opts.device.clone(),
-        };
-        let mut map = self.extra.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = map.get(&key) {
-            return Ok(s.clone());
-        }
-        let sock = socket::open_send_only(v6)
-            .map_err(|e| ProbeError::io("opening a raw TCP send socket", e))?;
-        sockets::apply_mark_device(&sock, opts)?;
-        let sock = Arc::new(sock);
-        map.insert(key, sock.clone());
-        Ok(sock)
-    }
 }
 
 /// Starts the tasks reading the SYN path's raw TCP sockets (none in unprivileged mode).
@@ -163,7 +133,7 @@ impl Engine {
     ) -> Result<ProbeReply, ProbeError> {
         match &self.syn {
             Some(syn) if syn.socket(target.is_ipv6()).is_some() => {
-                self.probe_syn(syn, target, opts).await
+                self.probe_syn(target, opts).await
             }
             _ => self.probe_stream(target, opts).await,
         }
@@ -256,14 +226,13 @@ impl Engine {
 
     async fn probe_syn(
         &self,
-        syn: &Syn,
         target: IpAddr,
         opts: &ProbeOptions,
     ) -> Result<ProbeReply, ProbeError> {
         let v6 = target.is_ipv6();
         let fd = match (&opts.mark, &opts.device) {
             (None, None) => None,
-            _ => Some(syn.extra_socket(v6, opts)?),
+            _ => Some(self.sockets.send_socket_for(v6, SockProto::TCP, opts)?),
         };
         let fd = match &fd {
             Some(s) => s.as_raw_fd(),

@@ -28,18 +28,6 @@ pub(crate) fn open(v6: bool) -> io::Result<Socket> {
     Ok(sock)
 }
 
-/// Opens a send-only raw TCP socket (for a mark or device): it drops all input.
-pub(crate) fn open_send_only(v6: bool) -> io::Result<Socket> {
-    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-    let sock = Socket::new(domain, Type::RAW, Some(SockProto::TCP))?;
-    sys::drop_all_input(sock.as_raw_fd())?;
-    if v6 {
-        sys::no_auto_flow_label(sock.as_raw_fd())?;
-    }
-    sock.set_nonblocking(true)?;
-    Ok(sock)
-}
-
 fn insn(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter {
         code: code as u16,
@@ -118,7 +106,7 @@ mod tests {
             flags,
         }
         .emit(lo, lo);
-        let tx = open_send_only(false).unwrap();
+        let tx = Socket::new(Domain::IPV4, Type::RAW, Some(SockProto::TCP)).unwrap();
         tx.send_to(&seg, &SocketAddr::new(lo, 0).into()).unwrap();
     }
 
