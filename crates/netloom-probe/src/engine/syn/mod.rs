@@ -1,10 +1,11 @@
 //! TCP probes as hand-built SYN segments on a raw socket (raw mode).
 //!
 //! Instead of a socket, `bind` and `connect` per probe, a probe is one 20-byte SYN sent
-//! through the same batched `sendmmsg` path as ICMP and UDP probes, from a source port
-//! leased from the prober's [`ports::PortPool`]. The answers arrive three ways, all
-//! matched in O(1) through the engine's table under (source port, destination port) and
-//! checked against the probed address:
+//! through the same batched send paths as ICMP and UDP probes (a probe future's
+//! `sendmmsg` batch, or the submit path of the mtr-packet session, see `submit.rs`),
+//! from a source port leased from the prober's [`ports::PortPool`]. The answers arrive
+//! two ways, both matched in O(1) through the engine's table under (source port,
+//! destination port) and checked against the probed address:
 //! - a SYN-ACK (open port) or RST (closed port) from the target, read from the raw TCP
 //!   socket by [`recv::run`] and accepted only if it acknowledges the SYN's sequence
 //!   number (random per probe);
