@@ -130,12 +130,9 @@ async fn run_ring(engine: Arc<Engine>, v6: bool, ident: u16, mut ring: AsyncFd<R
             let parsed = parse::parse_captured(packet);
             dispatch(&engine, v6, ident, parsed, (now, Some(stamp)));
         });
-        // Readiness is edge-triggered: clear it, then look once more, so a packet that
-        // arrived after the drain is not left waiting for the next one.
+        // The ring is empty now. A packet that arrives from here on raises a new epoll
+        // event, which clear_ready leaves in place (tokio compares event ticks).
         guard.clear_ready();
-        if guard.get_inner().ready() {
-            continue;
-        }
     }
 }
 

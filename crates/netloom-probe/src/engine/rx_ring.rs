@@ -213,14 +213,13 @@ impl RxRing {
     }
 
     /// True if the next frame holds a packet.
-    pub(crate) fn ready(&self) -> bool {
+    fn ready(&self) -> bool {
         self.status(self.head).load(Ordering::Acquire) & TP_STATUS_USER != 0
     }
 
     /// Hands every packet waiting in the ring (network header first) and its kernel
-    /// receive time to `f`, then gives the frames back. Returns how many there were.
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8], SystemTime)) -> usize {
-        let mut n = 0;
+    /// receive time to `f`, then gives the frames back.
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8], SystemTime)) {
         while self.ready() {
             let base = self.head * FRAME_SIZE as usize;
             // SAFETY: the frame is ours until its status is reset below (TP_STATUS_USER
@@ -240,9 +239,7 @@ impl RxRing {
             }
             self.status(self.head).store(0, Ordering::Release);
             self.head = (self.head + 1) % self.frames();
-            n += 1;
         }
-        n
     }
 }
 
