@@ -102,8 +102,9 @@ pub struct Pipeline {
     slots: Vec<Slot>,
     next_id: u64,
     queue: VecDeque<Queued>,
-    /// Handlers running right now (a handler being added runs inside its adder).
-    busy: Vec<u64>,
+    /// Callbacks on the stack right now (a handler being added runs inside its adder). A
+    /// running handler is the one whose slot has lent out its `handler`.
+    running: usize,
     pub(crate) channel: Channel,
     pub(crate) head: Head,
     /// `Some` only for an `EmbeddedChannel`.
@@ -117,7 +118,7 @@ impl Pipeline {
             slots: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
-            busy: Vec::new(),
+            running: 0,
             channel,
             head: Head::default(),
             embedded: embedded.then(Box::default),
@@ -396,7 +397,7 @@ impl Pipeline {
     fn remove_at(&mut self, idx: usize, replaced_by: Option<u64>) {
         let slot = &mut self.slots[idx];
         slot.replaced_by = replaced_by;
-        if self.busy.contains(&slot.id) {
+        if slot.handler.is_none() {
             // Running right now: finished when its callback returns.
             slot.removed = true;
             return;
@@ -493,12 +494,9 @@ impl Pipeline {
     /// When nothing is queued and no handler is running (the task's read path), the event
     /// goes straight to the handler instead of through the queue: same order, less copying.
     pub(crate) fn dispatch_inbound(&mut self, ev: Ev) {
-        if self.queue.is_empty() && self.busy.is_empty() {
-            match self.slots.iter().find(|s| !s.removed) {
-                Some(slot) => {
-                    let id = slot.id;
-                    self.deliver(id, ev);
-                }
+        if self.queue.is_empty() && self.running == 0 {
+            match self.slots.iter().position(|s| !s.removed) {
+                Some(idx) => self.deliver_at(idx, ev),
                 None => self.at_tail(ev),
             }
         } else {
@@ -523,15 +521,20 @@ impl Pipeline {
     }
 
     fn deliver(&mut self, id: u64, ev: Ev) {
-        let Some(idx) = self.index_of(id) else {
-            tracing::trace!(id, "event for a handler that is gone");
-            return;
-        };
+        match self.index_of(id) {
+            Some(idx) => self.deliver_at(idx, ev),
+            None => tracing::trace!(id, "event for a handler that is gone"),
+        }
+    }
+
+    /// Runs the handler at `idx` (a running one gets nothing: events never re-enter it).
+    fn deliver_at(&mut self, idx: usize, ev: Ev) {
+        let id = self.slots[idx].id;
         let Some(mut handler) = self.slots[idx].handler.take() else {
             return;
         };
         let was_exception = matches!(ev, Ev::Exception(_));
-        self.busy.push(id);
+        self.running += 1;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context {
                 p: self,
@@ -540,7 +543,7 @@ impl Pipeline {
             };
             invoke(&mut *handler, &mut ctx, ev)
         }));
-        self.busy.pop();
+        self.running -= 1;
         // Put the handler back, or finish its removal.
         let mut removed_name = None;
         match self.index_near(id, idx) {
@@ -656,9 +659,6 @@ impl Pipeline {
     pub(crate) fn shrink_idle(&mut self) {
         if self.queue.is_empty() && self.queue.capacity() > 0 {
             self.queue = VecDeque::new();
-        }
-        if self.busy.is_empty() && self.busy.capacity() > 0 {
-            self.busy = Vec::new();
         }
         if self.head.out.is_empty() {
             self.head.out = OutboundBuffer::default();

@@ -153,6 +153,27 @@ impl<T: Transport> ChannelTask<T> {
         self.pipeline.head.close_requested = Some(CloseMode::Forced);
     }
 
+    /// After a short read: whether to read again now. A short read probably drained the
+    /// socket, so the usual answer comes from a readiness check (which also registers the
+    /// task for the next data) instead of another round of the whole loop.
+    fn read_again(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        if !std::mem::take(&mut self.maybe_drained) {
+            return true;
+        }
+        let Some(transport) = self.transport.as_mut() else {
+            return false;
+        };
+        match transport.poll_read_ready(cx) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                // The next round delivers the error and closes.
+                self.read_failed(e);
+                true
+            }
+        }
+    }
+
     /// Reads until the socket has nothing more, the budget is used or reading stops.
     /// Like Netty, a read that does not fill the buffer ends the burst (`Burst::Short`): the
     /// replies go out before the read that confirms the socket is drained.
@@ -414,10 +435,10 @@ impl<T: Transport> Future for ChannelTask<T> {
             this.write_out(cx);
             this.update_writability();
             this.take_close_request();
-            if this.pipeline.has_queued()
-                || this.pipeline.head.flush_requested
-                || more == Burst::Short
-            {
+            if this.pipeline.has_queued() || this.pipeline.head.flush_requested {
+                continue;
+            }
+            if more == Burst::Short && this.read_again(cx) {
                 continue;
             }
             if this.progress_close(cx) {
