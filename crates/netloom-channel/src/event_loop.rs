@@ -170,8 +170,12 @@ impl<F: Future> Future for WithChannels<F> {
                 let _ = Pin::new(&mut this.local).poll(&mut locals_cx);
             }
             SPAWNED.with(|s| {
-                for task in s.borrow_mut().drain(..) {
-                    this.tasks.push(task);
+                let mut spawned = s.borrow_mut();
+                // Checked first: even an empty `drain` costs more than the whole check.
+                if !spawned.is_empty() {
+                    for task in spawned.drain(..) {
+                        this.tasks.push(task);
+                    }
                 }
             });
             if this.tasks.poll_woken(cx) {
