@@ -4,31 +4,17 @@
 //! UDP — the same replies with the packet socket as through the raw IP sockets — and two
 //! sessions at once that never take each other's replies. Needs root; every namespace is
 //! removed on drop.
+mod common;
+
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::IpAddr;
 
+use common::in_namespace;
 use netloom_probe::mtr_packet::{Session, SessionConfig, SessionStats, Support};
 use netloom_probe::{PrivilegeMode, Prober, ProberConfig};
-use netloom_testnet::{CLOSED_UDP_PORT, Namespace, Topology};
+use netloom_testnet::{CLOSED_UDP_PORT, Topology};
 
 const ROUTERS: usize = 2;
-
-fn in_namespace<F, Fut, R>(ns: &Namespace, f: F) -> R
-where
-    F: FnOnce() -> Fut + Send,
-    Fut: Future<Output = R>,
-    R: Send,
-{
-    ns.run(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("thread inside the namespace")
-}
 
 /// Runs `script` through a fresh session; returns each token's reply without its
 /// round-trip time, and the session's counters.

@@ -15,6 +15,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::sys::setsockopt;
+
 /// Ring geometry: 64 blocks of 64 KiB, 2 KiB frames (2,048 frames, 4 MiB: as much as the
 /// raw socket's 4 MiB receive buffer holds of small answers). A frame holds the largest
 /// ICMP error the engine reads (576 / 1,280 bytes plus extensions).
@@ -84,24 +86,6 @@ fn filter_v6() -> Vec<libc::sock_filter> {
         op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
     ]);
     f
-}
-
-fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: `value` points at a live `T` of the size passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            value as *const T as *const libc::c_void,
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 /// An open receive ring for one IP version.

@@ -496,7 +496,8 @@ pub(crate) fn recv_error(fd: RawFd, buf: &mut [u8]) -> io::Result<QueuedError> {
     Ok(out)
 }
 
-fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
+/// `setsockopt(2)` with a typed value.
+pub(super) fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
     // SAFETY: `value` is a live reference of the size we pass.
     let r = unsafe {
         libc::setsockopt(

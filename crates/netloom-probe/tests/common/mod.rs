@@ -4,11 +4,12 @@ use std::future::Future;
 use netloom_testnet::Namespace;
 
 /// Runs `f` on a current-thread runtime on a thread inside `ns`, so every socket the
-/// prober opens (shared and per-probe) lives in that namespace.
-pub fn in_namespace<F, Fut>(ns: &Namespace, f: F)
+/// prober opens (shared and per-probe) lives in that namespace; returns what `f` returns.
+pub fn in_namespace<F, Fut, R>(ns: &Namespace, f: F) -> R
 where
     F: FnOnce() -> Fut + Send,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = R>,
+    R: Send,
 {
     ns.run(|| {
         tokio::runtime::Builder::new_current_thread()
@@ -17,5 +18,5 @@ where
             .expect("runtime")
             .block_on(f())
     })
-    .expect("thread inside the namespace");
+    .expect("thread inside the namespace")
 }
