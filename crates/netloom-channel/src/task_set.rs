@@ -65,24 +65,32 @@ fn task_waker(state: Arc<TaskWaker>) -> Waker {
     unsafe { Waker::from_raw(raw) }
 }
 
+/// # Safety
+/// `data` comes from `Arc::into_raw(Arc<TaskWaker>)` and still owns its reference.
 unsafe fn clone_raw(data: *const ()) -> RawWaker {
     // SAFETY: `data` is a live `Arc<TaskWaker>` pointer (see `task_waker`).
     unsafe { Arc::increment_strong_count(data.cast::<TaskWaker>()) };
     RawWaker::new(data, &TASK_WAKER_VTABLE)
 }
 
+/// # Safety
+/// `data` comes from `Arc::into_raw(Arc<TaskWaker>)` and still owns its reference.
 unsafe fn wake_raw(data: *const ()) {
     // SAFETY: `data` is a live `Arc<TaskWaker>` pointer whose reference this call consumes.
     let state = unsafe { Arc::from_raw(data.cast::<TaskWaker>()) };
     state.wake();
 }
 
+/// # Safety
+/// `data` comes from `Arc::into_raw(Arc<TaskWaker>)` and still owns its reference.
 unsafe fn wake_by_ref_raw(data: *const ()) {
     // SAFETY: `data` is a live `Arc<TaskWaker>` pointer; the reference stays with the waker.
     let state = ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<TaskWaker>()) });
     state.wake();
 }
 
+/// # Safety
+/// `data` comes from `Arc::into_raw(Arc<TaskWaker>)` and still owns its reference.
 unsafe fn drop_raw(data: *const ()) {
     // SAFETY: `data` is a live `Arc<TaskWaker>` pointer whose reference this call gives back.
     drop(unsafe { Arc::from_raw(data.cast::<TaskWaker>()) });
