@@ -142,7 +142,7 @@ impl TaskSet {
             if !woken
                 .owner
                 .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
+                .is_some_and(|w| same_waker(w, cx.waker()))
             {
                 woken.owner = Some(cx.waker().clone());
             }
