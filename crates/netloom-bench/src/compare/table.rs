@@ -153,18 +153,46 @@ impl Ratios {
     }
 }
 
+/// The widest spread of rounds (highest msg/s over lowest) among netloom and its anchors in
+/// case `index`; above [`STEADY_SPREAD`] the machine was disturbed and the ratios mean little.
+///
+/// ```
+/// use netloom_bench::compare::{Comparison, table::rounds_spread};
+/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3 };
+/// assert_eq!(rounds_spread(&empty, 0), None);
+/// ```
+pub fn rounds_spread(comparison: &Comparison, index: usize) -> Option<f64> {
+    comparison
+        .servers
+        .iter()
+        .filter(|s| [SUBJECT, TOKIO, NETTY].contains(&s.name.as_str()))
+        .filter_map(|s| s.cases.get(index)?.msgs_range())
+        .filter(|&(lo, _)| lo > 0.0)
+        .map(|(lo, hi)| hi / lo)
+        .reduce(f64::max)
+}
+
+/// Rounds that spread wider than this (highest msg/s over lowest, any of netloom, tokio,
+/// Netty) mark a case as disturbed.
+pub const STEADY_SPREAD: f64 = 1.10;
+
 fn targets_table(out: &mut String, comparison: &Comparison) {
     let _ = writeln!(out, "\n### Targets (netloom vs the anchors)\n");
     let _ = writeln!(
         out,
-        "| case | msg/s ÷ max(tokio, Netty) (≥ 1) | p50 ÷ tokio (≤ {P50_TARGET}) | CPU/msg ÷ tokio (≤ 1) |"
+        "| case | msg/s ÷ max(tokio, Netty) (≥ 1) | p50 ÷ tokio (≤ {P50_TARGET}) | CPU/msg ÷ tokio (≤ 1) | rounds spread (≤ {STEADY_SPREAD}: steady) |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|");
     for (index, case) in comparison.cases.iter().enumerate() {
         let r = Ratios::of(comparison, index);
+        let spread = match rounds_spread(comparison, index) {
+            Some(x) if x > STEADY_SPREAD => format!("{x:.2}x disturbed: rerun"),
+            Some(x) => format!("{x:.2}x"),
+            None => "—".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {spread} |",
             case.name,
             verdict(r.msgs_vs_best, |x| x >= 1.0),
             verdict(r.p50_vs_tokio, |x| x <= P50_TARGET),
@@ -301,9 +329,33 @@ mod tests {
         assert_eq!(r.cpu_vs_tokio, Some(2.0));
         let md = markdown(&c);
         assert!(
-            md.contains("| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 1.100x ✔ | 2.000x ✘ |"),
+            md.contains(
+                "| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 1.100x ✔ | 2.000x ✘ | 3.33x disturbed: rerun |"
+            ),
             "{md}"
         );
+    }
+
+    #[test]
+    fn steady_rounds_are_not_flagged() {
+        let c = comparison(vec![
+            server(
+                SUBJECT,
+                vec![
+                    Ok(report(100.0, 1.0, 1.0, 0)),
+                    Ok(report(104.0, 1.0, 1.0, 0)),
+                ],
+            ),
+            server(
+                TOKIO,
+                vec![
+                    Ok(report(100.0, 1.0, 1.0, 0)),
+                    Ok(report(105.0, 1.0, 1.0, 0)),
+                ],
+            ),
+        ]);
+        assert_eq!(rounds_spread(&c, 0), Some(1.05));
+        assert!(markdown(&c).contains("| 1.05x |"));
     }
 
     #[test]
