@@ -7,7 +7,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::in_namespace;
+use common::{count_expected, in_namespace};
 use netloom_probe::{
     Outcome, PrivilegeMode, ProbeOptions, ProbeReply, Prober, ProberConfig, Protocol,
     UnreachableKind,
@@ -190,17 +190,7 @@ fn two_probers_on_one_host_keep_their_own_replies() {
                 } else {
                     CLOSED_UDP_PORT
                 });
-                let want = if ttl == 1 {
-                    Outcome::TtlExpired
-                } else {
-                    Outcome::Reply
-                };
-                let futs = (0..n).map(|_| p.probe(dst, o.clone()));
-                let ok = futures::future::join_all(futs)
-                    .await
-                    .into_iter()
-                    .filter(|r| matches!(r, Ok(r) if r.outcome == want))
-                    .count();
+                let ok = count_expected(ttl, (0..n).map(|_| p.probe(dst, o.clone()))).await;
                 (ok, p.stats())
             };
             let ((ok_a, sa), (ok_b, sb)) = tokio::join!(run(a, 1), run(b, 64));

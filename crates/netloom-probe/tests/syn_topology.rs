@@ -10,7 +10,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::time::Duration;
 
-use common::in_namespace;
+use common::{count_expected, in_namespace};
 use netloom_probe::{
     Outcome, PrivilegeMode, ProbeError, ProbeOptions, ProbeReply, Prober, ProberConfig, Protocol,
 };
@@ -156,16 +156,7 @@ fn two_probers_to_one_target_never_take_each_others_answers() {
                 };
                 p.probe(dst, tcp(port, ttl))
             });
-            let want = if ttl == 1 {
-                Outcome::TtlExpired
-            } else {
-                Outcome::Reply
-            };
-            let ok = futures::future::join_all(futs)
-                .await
-                .into_iter()
-                .filter(|r| matches!(r, Ok(r) if r.outcome == want))
-                .count();
+            let ok = count_expected(ttl, futs).await;
             (ok, p.stats())
         };
         let ((ok_a, sa), (ok_b, sb)) = tokio::join!(run(a, 1), run(b, 64));

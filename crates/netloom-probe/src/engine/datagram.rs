@@ -118,10 +118,8 @@ impl Engine {
             .as_ref()
             .map_or(fam.icmp.get_ref().as_raw_fd(), |s| s.as_raw_fd());
         let mut buf = Vec::new();
-        let limit = self.config.max_in_flight;
         let (_guard, rx) = self.build_icmp(target, opts, &mut buf, |keys| {
-            let (k, guard, rx) = self.table.insert(target, keys, limit)?;
-            Ok((k, (guard, rx)))
+            self.insert_for_future(target, keys)
         })?;
         self.send_and_wait(fd, buf, target, opts, rx).await
     }
@@ -190,10 +188,8 @@ impl Engine {
             None => self.udp_socket(v6)?,
         };
         let mut buf = Vec::new();
-        let limit = self.config.max_in_flight;
         let ((_guard, rx), _) = self.build_udp(target, opts, &mut buf, |keys| {
-            let (k, guard, rx) = self.table.insert(target, keys, limit)?;
-            Ok((k, (guard, rx)))
+            self.insert_for_future(target, keys)
         })?;
         self.send_and_wait(fd, buf, target, opts, rx).await
     }

@@ -125,6 +125,17 @@ impl Engine {
         }
     }
 
+    /// Takes a slot in the match table under the first free key of `keys`, for a probe that
+    /// waits as a future: the `insert` step the `build_*` packet builders take.
+    fn insert_for_future(
+        &self,
+        target: IpAddr,
+        keys: &mut dyn Iterator<Item = u64>,
+    ) -> Result<(u64, (table::SlotGuard<'_>, oneshot::Receiver<Delivery>)), ProbeError> {
+        let (k, guard, rx) = self.table.insert(target, keys, self.config.max_in_flight)?;
+        Ok((k, (guard, rx)))
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.current()
     }

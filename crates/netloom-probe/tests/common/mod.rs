@@ -1,6 +1,7 @@
 //! Helpers shared by the namespace-topology test files.
 use std::future::Future;
 
+use netloom_probe::{Outcome, ProbeError, ProbeReply};
 use netloom_testnet::Namespace;
 
 /// Runs `f` on a current-thread runtime on a thread inside `ns`, so every socket the
@@ -19,4 +20,24 @@ where
             .block_on(f())
     })
     .expect("thread inside the namespace")
+}
+
+/// Awaits `probes` together and counts those that got what a probe with `ttl` gets on the
+/// topologies: ttl-expired from the first router at TTL 1, an answer from the host
+/// otherwise. (Not every test file that includes this module uses it.)
+#[allow(dead_code)]
+pub async fn count_expected<F>(ttl: u8, probes: impl Iterator<Item = F>) -> usize
+where
+    F: Future<Output = Result<ProbeReply, ProbeError>>,
+{
+    let want = if ttl == 1 {
+        Outcome::TtlExpired
+    } else {
+        Outcome::Reply
+    };
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(r) if r.outcome == want))
+        .count()
 }

@@ -249,11 +249,9 @@ impl Engine {
             })
             .transpose()?;
         let mut segment = Vec::with_capacity(20);
-        let limit = self.config.max_in_flight;
         let ((_guard, rx), _) =
             self.build_syn(target, opts, opts.local_port, &mut segment, |keys| {
-                let (k, guard, rx) = self.table.insert(target, keys, limit)?;
-                Ok((k, (guard, rx)))
+                self.insert_for_future(target, keys)
             })?;
         let dst = SocketAddr::new(target, 0);
         let meta = SendMeta {
