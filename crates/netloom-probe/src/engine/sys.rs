@@ -196,10 +196,7 @@ pub(crate) fn send_with(
     meta: &SendMeta,
 ) -> io::Result<usize> {
     let mut p = prepare(dst, meta);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
+    let mut iov = iovec(buf);
     // SAFETY: msghdr is plain old data; all-zero is valid before we fill it in.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     fill_msghdr(&mut msg, &mut p, &mut iov);
@@ -212,6 +209,14 @@ pub(crate) fn send_with(
     }
 }
 
+/// An `iovec` over `buf` (the kernel only reads through it).
+fn iovec(buf: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    }
+}
+
 /// Sends datagrams `(buf, dst, meta)` on `fd` with as few `sendmmsg` calls as possible;
 /// one result per datagram (a failing datagram is skipped and the rest still sent).
 pub(crate) fn send_many(fd: RawFd, out: &[(&[u8], SocketAddr, SendMeta)]) -> Vec<io::Result<()>> {
@@ -219,13 +224,7 @@ pub(crate) fn send_many(fd: RawFd, out: &[(&[u8], SocketAddr, SendMeta)]) -> Vec
         .iter()
         .map(|(_, dst, meta)| prepare(*dst, meta))
         .collect();
-    let mut iovs: Vec<libc::iovec> = out
-        .iter()
-        .map(|(buf, _, _)| libc::iovec {
-            iov_base: buf.as_ptr() as *mut libc::c_void,
-            iov_len: buf.len(),
-        })
-        .collect();
+    let mut iovs: Vec<libc::iovec> = out.iter().map(|(buf, _, _)| iovec(buf)).collect();
     let mut msgs: Vec<libc::mmsghdr> = prepared
         .iter_mut()
         .zip(iovs.iter_mut())
@@ -244,13 +243,7 @@ pub(crate) fn send_many(fd: RawFd, out: &[(&[u8], SocketAddr, SendMeta)]) -> Vec
 /// Sends packets `(buf, link address)` on the packet socket `fd`, as [`send_many`].
 pub(crate) fn send_many_link(fd: RawFd, out: &[(&[u8], libc::sockaddr_ll)]) -> Vec<io::Result<()>> {
     let mut names: Vec<libc::sockaddr_ll> = out.iter().map(|(_, ll)| *ll).collect();
-    let mut iovs: Vec<libc::iovec> = out
-        .iter()
-        .map(|(buf, _)| libc::iovec {
-            iov_base: buf.as_ptr() as *mut libc::c_void,
-            iov_len: buf.len(),
-        })
-        .collect();
+    let mut iovs: Vec<libc::iovec> = out.iter().map(|(buf, _)| iovec(buf)).collect();
     let mut msgs: Vec<libc::mmsghdr> = names
         .iter_mut()
         .zip(iovs.iter_mut())
