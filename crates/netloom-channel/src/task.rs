@@ -153,10 +153,12 @@ impl<T: Transport> ChannelTask<T> {
         self.pipeline.head.close_requested = Some(CloseMode::Forced);
     }
 
-    /// After a short read: whether to read again now. A short read probably drained the
-    /// socket, so the usual answer comes from a readiness check (which also registers the
-    /// task for the next data) instead of another round of the whole loop.
-    fn read_again(&mut self, cx: &mut TaskContext<'_>) -> bool {
+    /// Whether a read may find data now. After a short read the socket is probably drained,
+    /// so the answer comes from a readiness check (which also registers the task for the
+    /// next data) instead of a read that comes back empty or another round of the loop.
+    /// A failed check closes input (see `read_failed`) and counts as "read": the next round
+    /// delivers the error.
+    fn may_read(&mut self, cx: &mut TaskContext<'_>) -> bool {
         if !std::mem::take(&mut self.maybe_drained) {
             return true;
         }
@@ -167,7 +169,6 @@ impl<T: Transport> ChannelTask<T> {
             Poll::Pending => false,
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(e)) => {
-                // The next round delivers the error and closes.
                 self.read_failed(e);
                 true
             }
@@ -179,9 +180,6 @@ impl<T: Transport> ChannelTask<T> {
     /// replies go out before the read that confirms the socket is drained.
     fn read_burst(&mut self, cx: &mut TaskContext<'_>) -> Burst {
         let mut reads = 0;
-        let Some(transport) = self.transport.as_mut() else {
-            return Burst::Done;
-        };
         let mut outcome = Burst::Done;
         loop {
             if self.input_closed
@@ -195,16 +193,12 @@ impl<T: Transport> ChannelTask<T> {
                 outcome = Burst::Budget;
                 break;
             }
-            if std::mem::take(&mut self.maybe_drained) {
-                match transport.poll_read_ready(cx) {
-                    Poll::Pending => break,
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => {
-                        self.read_failed(e);
-                        break;
-                    }
-                }
+            if !self.may_read(cx) || self.input_closed {
+                break;
             }
+            let Some(transport) = self.transport.as_mut() else {
+                break;
+            };
             let chunk = self.read_chunk;
             let result = READ_BUF.with(|cell| {
                 let mut buf = cell.borrow_mut();
@@ -438,7 +432,7 @@ impl<T: Transport> Future for ChannelTask<T> {
             if this.pipeline.has_queued() || this.pipeline.head.flush_requested {
                 continue;
             }
-            if more == Burst::Short && this.read_again(cx) {
+            if more == Burst::Short && this.may_read(cx) {
                 continue;
             }
             if this.progress_close(cx) {
