@@ -339,11 +339,7 @@ async fn drive_window(
         }
         if drain_deadline.is_none() && sent_at.len() < in_flight {
             let count = in_flight - sent_at.len();
-            batch.resize(count * size, 0);
-            for (k, msg) in batch.chunks_mut(size).enumerate() {
-                fill(id, seq + k as u64, msg);
-            }
-            sent_at.extend(std::iter::repeat_n(Instant::now(), count));
+            fill_batch(&mut batch, &mut sent_at, (id, seq), count, size);
             stream
                 .write_all(&batch)
                 .await
@@ -365,24 +361,52 @@ async fn drive_window(
                 })?,
         };
         let n = read.map_err(|err| format!("read: {err}"))?;
-        if n == 0 {
-            return Err(format!(
-                "server closed the connection with {} echoes outstanding",
-                sent_at.len()
-            ));
-        }
-        let completed = checker.feed(&buf[..n]).map_err(|m| m.to_string())?;
-        let now = Instant::now();
-        for _ in 0..completed {
-            let sent = sent_at.pop_front().ok_or_else(|| {
-                format!(
-                    "echo of message {} arrived before it was sent",
-                    checker.next_seq() - 1
-                )
-            })?;
-            shared.record(now - sent);
-        }
+        take_echoes(&buf[..n], &mut checker, &mut sent_at, shared)?;
     }
+}
+
+/// Fills `batch` with messages `seq..seq + count` of connection `id`, each `size` bytes,
+/// and notes their send time.
+fn fill_batch(
+    batch: &mut Vec<u8>,
+    sent_at: &mut VecDeque<Instant>,
+    (id, seq): (u64, u64),
+    count: usize,
+    size: usize,
+) {
+    batch.resize(count * size, 0);
+    for (k, msg) in batch.chunks_mut(size).enumerate() {
+        fill(id, seq + k as u64, msg);
+    }
+    sent_at.extend(std::iter::repeat_n(Instant::now(), count));
+}
+
+/// Checks a read (`data`, empty when the server closed) against the echoes expected and
+/// records the round trip of every message it completes; returns how many it completed.
+fn take_echoes(
+    data: &[u8],
+    checker: &mut EchoChecker,
+    sent_at: &mut VecDeque<Instant>,
+    shared: &Shared,
+) -> Result<u64, String> {
+    if data.is_empty() {
+        return Err(format!(
+            "server closed the connection with {} echoes outstanding",
+            sent_at.len()
+        ));
+    }
+    let completed = checker.feed(data).map_err(|m| m.to_string())?;
+    let now = Instant::now();
+    for _ in 0..completed {
+        let sent = sent_at.pop_front().ok_or_else(|| {
+            format!(
+                "echo of message {} arrived before it was sent",
+                checker.next_seq() - 1
+            )
+        })?;
+        shared.record(now - sent);
+    }
+    Ok(completed)
 }
 
 /// Per-connection state shared by its writer and reader halves.
@@ -439,23 +463,12 @@ async fn drive_connection(
                     ));
                 }
             };
-            if n == 0 {
-                return Err(format!(
-                    "server closed the connection with {} echoes outstanding",
-                    conn.sent_at.borrow().len()
-                ));
-            }
-            let completed = checker.feed(&buf[..n]).map_err(|m| m.to_string())?;
-            let now = Instant::now();
-            for _ in 0..completed {
-                let sent = conn.sent_at.borrow_mut().pop_front().ok_or_else(|| {
-                    format!(
-                        "echo of message {} arrived before it was sent",
-                        checker.next_seq() - 1
-                    )
-                })?;
-                shared.record(now - sent);
-            }
+            let completed = take_echoes(
+                &buf[..n],
+                &mut checker,
+                &mut conn.sent_at.borrow_mut(),
+                shared,
+            )?;
             conn.window.add_permits(completed as usize);
         }
     };
@@ -497,14 +510,13 @@ async fn write_messages(
             }
             count += 1;
         }
-        batch.resize(count * size, 0);
-        for (k, msg) in batch.chunks_mut(size).enumerate() {
-            fill(id, seq + k as u64, msg);
-        }
-        let now = Instant::now();
-        conn.sent_at
-            .borrow_mut()
-            .extend(std::iter::repeat_n(now, count));
+        fill_batch(
+            &mut batch,
+            &mut conn.sent_at.borrow_mut(),
+            (id, seq),
+            count,
+            size,
+        );
         wr.write_all(&batch)
             .await
             .map_err(|err| format!("write of messages {seq}..{}: {err}", seq + count as u64))?;
