@@ -14,7 +14,9 @@ use crate::BenchError;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcSample {
-    /// User plus system CPU time of all the process's threads (utime + stime), in µs.
+    /// CPU time of all the process's threads, in µs: read from the process's CPU-time
+    /// clock (`clock_getcpuclockid`, nanosecond resolution), or from utime + stime in
+    /// /proc/PID/stat (10 ms ticks) where that clock cannot be read.
     pub cpu_us: u64,
     /// Resident set size (VmRSS), in KiB.
     pub rss_kib: u64,
@@ -23,7 +25,7 @@ pub struct ProcSample {
 }
 
 impl ProcSample {
-    /// Reads /proc/`pid`/stat and /proc/`pid`/status.
+    /// Reads the process's CPU-time clock, /proc/`pid`/stat and /proc/`pid`/status.
     pub fn read(pid: u32) -> Result<Self, BenchError> {
         let stat_path = PathBuf::from(format!("/proc/{pid}/stat"));
         let stat = read(&stat_path)?;
@@ -31,6 +33,8 @@ impl ProcSample {
             path: stat_path.clone(),
             what: "no utime/stime fields".into(),
         })?;
+        let cpu_us = cpu_clock_us(pid)
+            .unwrap_or_else(|| ticks.saturating_mul(1_000_000) / clock_ticks_per_second());
         let status_path = PathBuf::from(format!("/proc/{pid}/status"));
         let status = read(&status_path)?;
         let field = |name: &str| {
@@ -40,11 +44,21 @@ impl ProcSample {
             })
         };
         Ok(Self {
-            cpu_us: ticks.saturating_mul(1_000_000) / clock_ticks_per_second(),
+            cpu_us,
             rss_kib: field("VmRSS:")?,
             threads: field("Threads:")?,
         })
     }
+}
+
+/// The process's CPU time in µs from its CPU-time clock (all threads, also ones that
+/// ended), or `None` where the clock cannot be read.
+fn cpu_clock_us(pid: u32) -> Option<u64> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
+    let clock = nix::time::clock_getcpuclockid(pid).ok()?;
+    let t = nix::time::clock_gettime(clock).ok()?;
+    let us = i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1_000;
+    u64::try_from(us).ok()
 }
 
 fn read(path: &PathBuf) -> Result<String, BenchError> {
@@ -87,6 +101,23 @@ mod tests {
     fn parses_a_stat_line_with_a_tricky_command_name() {
         let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 3 0 99";
         assert_eq!(parse_cpu_ticks(stat), Some(280));
+    }
+
+    #[test]
+    fn cpu_clock_agrees_with_the_tick_counters() {
+        // Burn ~50 ms of CPU so both readings are well above one tick.
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let pid = std::process::id();
+        let clock = cpu_clock_us(pid).expect("the process CPU clock is readable");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let ticks_us = parse_cpu_ticks(&stat).unwrap() * 1_000_000 / clock_ticks_per_second();
+        assert!(clock >= 40_000, "{clock} µs after 50 ms of spinning");
+        // The tick counters round down to 10 ms per thread; test threads come and go.
+        assert!(clock + 50_000 >= ticks_us && ticks_us + 50_000 >= clock, "{clock} vs {ticks_us}");
     }
 
     #[test]

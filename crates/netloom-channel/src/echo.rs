@@ -1,9 +1,11 @@
 //! The echo handler.
-use crate::{Context, Handler, HandlerResult, Msg};
+use crate::{Context, Handler, HandlerResult, Interest, Msg};
 
-/// Writes every message back, flushing once per read burst (one system call per burst).
-/// Stops reading while the channel is unwritable, so a peer that sends faster than it
-/// reads cannot make the server buffer without bound.
+/// Writes every message back. A flush only marks data ready: the channel writes after the
+/// whole read burst, so this is still one system call per burst. Stops reading while the
+/// channel is unwritable, so a peer that sends faster than it reads cannot make the server
+/// buffer without bound. It takes only reads and writability changes ([`Interest`]): the
+/// pipeline passes everything else by.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -16,13 +18,12 @@ use crate::{Context, Handler, HandlerResult, Msg};
 pub struct EchoHandler;
 
 impl Handler for EchoHandler {
-    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        ctx.write(msg);
-        Ok(())
+    fn interest(&self) -> Interest {
+        Interest::READ | Interest::WRITABILITY
     }
 
-    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        ctx.flush();
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        ctx.write_and_flush(msg);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The handler trait: every callback of a pipeline stage.
 use bytes::Bytes;
 
-use crate::{ChannelError, CloseMode, Context, HandlerResult, Msg, UserEvent};
+use crate::{ChannelError, CloseMode, Context, HandlerResult, Interest, Msg, UserEvent};
 
 /// A pipeline stage. Every callback has a default that passes the event on, so a handler
 /// overrides only what it cares about. Inbound events (`channel_*`, `user_event`,
@@ -28,6 +28,28 @@ use crate::{ChannelError, CloseMode, Context, HandlerResult, Msg, UserEvent};
 /// ```
 #[allow(unused_variables)]
 pub trait Handler: 'static {
+    /// The callbacks this handler implements; the pipeline passes every other event by
+    /// without calling it (see [`Interest`]). Read once, when the handler is added. The
+    /// default lists them all.
+    ///
+    /// ```
+    /// use netloom_channel::{Context, Handler, HandlerResult, Interest};
+    /// struct Flusher;
+    /// impl Handler for Flusher {
+    ///     fn interest(&self) -> Interest {
+    ///         Interest::READ_COMPLETE
+    ///     }
+    ///     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+    ///         ctx.flush();
+    ///         ctx.fire_channel_read_complete();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// assert_eq!(Flusher.interest(), Interest::READ_COMPLETE);
+    /// ```
+    fn interest(&self) -> Interest {
+        Interest::ALL
+    }
     /// The handler was added to a pipeline (before any other callback).
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         Ok(())

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use crate::outbound::OutboundBuffer;
-use crate::{Channel, ChannelError, CloseMode, Handler, HandlerResult, Msg, UserEvent};
+use crate::{Channel, ChannelError, CloseMode, Handler, HandlerResult, Interest, Msg, UserEvent};
 
 /// An event on its way to a handler.
 pub(crate) enum Ev {
@@ -35,6 +35,26 @@ impl Ev {
     fn is_outbound(&self) -> bool {
         matches!(self, Ev::Write(_) | Ev::Flush | Ev::Close(_))
     }
+
+    /// The callback this event calls. `handler_added`, timers and resumes are addressed to
+    /// one handler and are never skipped: they count as every callback.
+    fn interest(&self) -> Interest {
+        match self {
+            Ev::Added | Ev::Timer | Ev::Resume => Interest::ALL,
+            Ev::Registered => Interest::REGISTERED,
+            Ev::Unregistered => Interest::UNREGISTERED,
+            Ev::Active => Interest::ACTIVE,
+            Ev::Inactive => Interest::INACTIVE,
+            Ev::Read(_) => Interest::READ,
+            Ev::ReadComplete => Interest::READ_COMPLETE,
+            Ev::Writability(_) => Interest::WRITABILITY,
+            Ev::User(_) => Interest::USER_EVENT,
+            Ev::Exception(_) => Interest::EXCEPTION,
+            Ev::Write(_) => Interest::WRITE,
+            Ev::Flush => Interest::FLUSH,
+            Ev::Close(_) => Interest::CLOSE,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,10 +73,19 @@ struct Slot {
     id: u64,
     name: Cow<'static, str>,
     handler: Option<Box<dyn Handler>>,
+    /// The callbacks the handler implements (read once, when it was added).
+    interest: Interest,
     /// Removed while its handler was running; dropped when the callback returns.
     removed: bool,
     replaced_by: Option<u64>,
     timer: Option<Instant>,
+}
+
+impl Slot {
+    /// Whether events of `kind` stop at this handler.
+    fn wants(&self, kind: Interest) -> bool {
+        !self.removed && self.interest.intersects(kind)
+    }
 }
 
 /// The transport end of the pipeline: where outbound operations land.
@@ -378,11 +407,13 @@ impl Pipeline {
     ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        let interest = handler.interest();
         self.slots.insert(
             at.min(self.slots.len()),
             Slot {
                 id,
                 name,
+                interest,
                 handler: Some(handler),
                 removed: false,
                 replaced_by: None,
@@ -448,44 +479,48 @@ impl Pipeline {
         }
     }
 
-    fn next_after(&self, id: u64, hint: usize) -> Target {
+    /// The next handler after `id` (towards the application) that takes `kind`.
+    fn next_after(&self, id: u64, hint: usize, kind: Interest) -> Target {
         let Some(idx) = self.index_near(id, hint) else {
             return Target::Tail;
         };
         self.slots[idx + 1..]
             .iter()
-            .find(|s| !s.removed)
+            .find(|s| s.wants(kind))
             .map_or(Target::Tail, |s| Target::Slot(s.id))
     }
 
-    fn prev_before(&self, id: u64, hint: usize) -> Target {
+    /// The next handler before `id` (towards the transport) that takes `kind`.
+    fn prev_before(&self, id: u64, hint: usize, kind: Interest) -> Target {
         let Some(idx) = self.index_near(id, hint) else {
             return Target::Head;
         };
         self.slots[..idx]
             .iter()
             .rev()
-            .find(|s| !s.removed)
+            .find(|s| s.wants(kind))
             .map_or(Target::Head, |s| Target::Slot(s.id))
     }
 
-    /// Queues an inbound event at the first handler.
+    /// Queues an inbound event at the first handler that takes it.
     pub(crate) fn fire_inbound(&mut self, ev: Ev) {
+        let kind = ev.interest();
         let target = self
             .slots
             .iter()
-            .find(|s| !s.removed)
+            .find(|s| s.wants(kind))
             .map_or(Target::Tail, |s| Target::Slot(s.id));
         self.queue.push_back(Queued { target, ev });
     }
 
-    /// Queues an outbound event at the last handler.
+    /// Queues an outbound event at the last handler that takes it.
     pub(crate) fn fire_outbound(&mut self, ev: Ev) {
+        let kind = ev.interest();
         let target = self
             .slots
             .iter()
             .rev()
-            .find(|s| !s.removed)
+            .find(|s| s.wants(kind))
             .map_or(Target::Head, |s| Target::Slot(s.id));
         self.queue.push_back(Queued { target, ev });
     }
@@ -495,7 +530,8 @@ impl Pipeline {
     /// goes straight to the handler instead of through the queue: same order, less copying.
     pub(crate) fn dispatch_inbound(&mut self, ev: Ev) {
         if self.queue.is_empty() && self.running == 0 {
-            match self.slots.iter().position(|s| !s.removed) {
+            let kind = ev.interest();
+            match self.slots.iter().position(|s| s.wants(kind)) {
                 Some(idx) => self.deliver_at(idx, ev),
                 None => self.at_tail(ev),
             }
@@ -503,6 +539,12 @@ impl Pipeline {
             self.fire_inbound(ev);
         }
         self.run();
+    }
+
+    /// Whether any handler takes events of `kind` (when none does, the task need not
+    /// build the event: `channel_read_complete` for most pipelines).
+    pub(crate) fn takes(&self, kind: Interest) -> bool {
+        self.slots.iter().any(|s| s.wants(kind))
     }
 
     pub(crate) fn has_queued(&self) -> bool {
@@ -530,6 +572,22 @@ impl Pipeline {
     /// Runs the handler at `idx` (a running one gets nothing: events never re-enter it).
     fn deliver_at(&mut self, idx: usize, ev: Ev) {
         let id = self.slots[idx].id;
+        let kind = ev.interest();
+        if !self.slots[idx].interest.intersects(kind) {
+            // Addressed to a handler that does not take it (a retargeted event, or an error
+            // for a handler without `exception_caught`): on to the next one that does.
+            let target = if ev.is_outbound() {
+                self.prev_before(id, idx, kind)
+            } else {
+                self.next_after(id, idx, kind)
+            };
+            match target {
+                Target::Head => self.at_head(ev),
+                Target::Tail => self.at_tail(ev),
+                target => self.queue.push_back(Queued { target, ev }),
+            }
+            return;
+        }
         let Some(mut handler) = self.slots[idx].handler.take() else {
             return;
         };
@@ -633,24 +691,32 @@ impl Pipeline {
         self.head.flush_requested = true;
     }
 
+    /// The application end: only messages and errors that no handler took need anything.
+    #[inline]
     fn at_tail(&mut self, ev: Ev) {
         match ev {
-            Ev::Read(msg) => {
-                if let Some(queues) = &mut self.embedded {
-                    queues.inbound.push_back(msg);
-                } else {
-                    tracing::debug!(channel = %self.channel, ty = msg.type_name(), "message reached the end of the pipeline; dropped");
-                }
-            }
-            Ev::Exception(err) => {
-                if let Some(queues) = &mut self.embedded {
-                    queues.exceptions.push(err);
-                } else {
-                    tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
-                    self.head.close_requested = Some(CloseMode::Forced);
-                }
-            }
+            Ev::Read(msg) => self.tail_read(msg),
+            Ev::Exception(err) => self.tail_exception(err),
             _ => {}
+        }
+    }
+
+    #[cold]
+    fn tail_read(&mut self, msg: Msg) {
+        if let Some(queues) = &mut self.embedded {
+            queues.inbound.push_back(msg);
+        } else {
+            tracing::debug!(channel = %self.channel, ty = msg.type_name(), "message reached the end of the pipeline; dropped");
+        }
+    }
+
+    #[cold]
+    fn tail_exception(&mut self, err: ChannelError) {
+        if let Some(queues) = &mut self.embedded {
+            queues.exceptions.push(err);
+        } else {
+            tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
+            self.head.close_requested = Some(CloseMode::Forced);
         }
     }
 
@@ -754,14 +820,14 @@ impl Context<'_> {
     // The head and the tail run no handler code, so events for them are handled right
     // away instead of taking a trip through the queue.
     fn forward_inbound(&mut self, ev: Ev) {
-        match self.p.next_after(self.id, self.hint) {
+        match self.p.next_after(self.id, self.hint, ev.interest()) {
             Target::Tail => self.p.at_tail(ev),
             target => self.p.queue.push_back(Queued { target, ev }),
         }
     }
 
     fn forward_outbound(&mut self, ev: Ev) {
-        match self.p.prev_before(self.id, self.hint) {
+        match self.p.prev_before(self.id, self.hint, ev.interest()) {
             Target::Head => self.p.at_head(ev),
             target => self.p.queue.push_back(Queued { target, ev }),
         }
@@ -978,7 +1044,7 @@ impl Context<'_> {
     /// ```
     pub fn write(&mut self, msg: impl Into<Msg>) {
         // The usual case, a handler right after the head, skips building an event.
-        match self.p.prev_before(self.id, self.hint) {
+        match self.p.prev_before(self.id, self.hint, Interest::WRITE) {
             Target::Head => self.p.head_write(msg.into()),
             target => self.p.queue.push_back(Queued {
                 target,
@@ -1000,7 +1066,7 @@ impl Context<'_> {
     /// }
     /// ```
     pub fn flush(&mut self) {
-        match self.p.prev_before(self.id, self.hint) {
+        match self.p.prev_before(self.id, self.hint, Interest::FLUSH) {
             Target::Head => self.p.head_flush(),
             target => self.p.queue.push_back(Queued {
                 target,

@@ -12,7 +12,8 @@ use crate::alarm::Alarm;
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
-    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Msg, Pipeline, Transport,
+    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline,
+    Transport,
 };
 
 /// At most this many buffers per vectored write.
@@ -238,7 +239,7 @@ impl<T: Transport> ChannelTask<T> {
                 }
             }
         }
-        if reads > 0 {
+        if reads > 0 && self.pipeline.takes(Interest::READ_COMPLETE) {
             self.pipeline.dispatch_inbound(Ev::ReadComplete);
         }
         outcome

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::{Log, Recorder, read_exact_timeout, round_trip, wait_until};
 use netloom_channel::{
     ChannelError, Context, DecoderHandler, EchoHandler, EmbeddedChannel, EventLoopGroup,
-    FramingHandler, Handler, HandlerResult, Msg, ServerBootstrap,
+    FramingHandler, Handler, HandlerResult, Interest, Msg, ServerBootstrap,
 };
 use netloom_codec::Framer;
 
@@ -328,4 +328,109 @@ fn with_pipeline_changes_a_live_channel() {
     })
     .unwrap();
     round_trip(&mut c, b"echo added from outside");
+}
+
+/// Takes only reads (declared with `Interest`); would log anything else it were given.
+struct ReadsOnly(Log);
+
+impl Handler for ReadsOnly {
+    fn interest(&self) -> Interest {
+        Interest::READ
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.0.push("reads-only:read");
+        if msg.as_bytes().is_some_and(|b| &b[..] == b"fail") {
+            return Err("refused".into());
+        }
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+    fn channel_active(&mut self, _ctx: &mut Context<'_>) -> HandlerResult {
+        self.0.push("reads-only:active (must not be called)");
+        Ok(())
+    }
+    fn channel_read_complete(&mut self, _ctx: &mut Context<'_>) -> HandlerResult {
+        self.0.push("reads-only:read_complete (must not be called)");
+        Ok(())
+    }
+    fn write(&mut self, _ctx: &mut Context<'_>, _msg: Msg) -> HandlerResult {
+        self.0.push("reads-only:write (must not be called)");
+        Ok(())
+    }
+    fn exception_caught(&mut self, _ctx: &mut Context<'_>, _e: ChannelError) -> HandlerResult {
+        self.0.push("reads-only:exception (must not be called)");
+        Ok(())
+    }
+}
+
+#[test]
+fn events_a_handler_does_not_take_pass_it_by() {
+    let log = Log::default();
+    let mut ch = EmbeddedChannel::new({
+        let log = log.clone();
+        move |p| {
+            p.add_last("reads-only", ReadsOnly(log.clone()))?;
+            p.add_last("recorder", Recorder(log))?;
+            Ok(())
+        }
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"x"));
+    // An outbound write from the application end passes the read-only handler too.
+    ch.write_outbound(Bytes::from_static(b"out"));
+    assert_eq!(ch.read_outbound::<Bytes>().as_deref(), Some(&b"out"[..]));
+    // An error from a handler without `exception_caught` goes to the next one that has it.
+    ch.write_inbound(Bytes::from_static(b"fail"));
+    let events = log.events();
+    assert!(
+        !events.iter().any(|e| e.contains("must not be called")),
+        "{events:?}"
+    );
+    assert_eq!(
+        events,
+        [
+            "added",
+            "registered",
+            "active",
+            "reads-only:read",
+            "read:x",
+            "read_complete",
+            "reads-only:read",
+            "exception:handler \"reads-only\" failed: refused",
+            "read_complete",
+        ]
+    );
+}
+
+#[test]
+fn a_handler_that_takes_everything_sees_every_event() {
+    assert_eq!(Recorder(Log::default()).interest(), Interest::ALL);
+    assert_eq!(EchoHandler.interest(), Interest::READ | Interest::WRITABILITY);
+}
+
+#[test]
+fn echo_without_read_complete_echoes_single_and_pipelined_messages() {
+    let group = EventLoopGroup::new(1, "skip-echo").unwrap();
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(|p| {
+            p.add_last("echo", EchoHandler)?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let mut client = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    for i in 0..20u8 {
+        round_trip(&mut client, &[i; 100]);
+    }
+    // Many messages in one burst: every byte comes back, in order.
+    let burst: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    client.write_all(&burst).unwrap();
+    assert_eq!(read_exact_timeout(&mut client, burst.len()), burst);
+    drop(client);
+    server.close();
+    group
+        .shutdown_gracefully(Duration::ZERO, Duration::from_secs(5))
+        .sync()
+        .unwrap();
 }
