@@ -117,7 +117,10 @@ mod tests {
         let ticks_us = parse_cpu_ticks(&stat).unwrap() * 1_000_000 / clock_ticks_per_second();
         assert!(clock >= 40_000, "{clock} µs after 50 ms of spinning");
         // The tick counters round down to 10 ms per thread; test threads come and go.
-        assert!(clock + 50_000 >= ticks_us && ticks_us + 50_000 >= clock, "{clock} vs {ticks_us}");
+        assert!(
+            clock + 50_000 >= ticks_us && ticks_us + 50_000 >= clock,
+            "{clock} vs {ticks_us}"
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures::task::AtomicWaker;
 use tokio::sync::Notify;
 
+use crate::channel_waker::ChannelWaker;
 use crate::{ChannelError, ChannelOptions, CloseMode, EventLoop, Msg, Pipeline, UserEvent};
 
 /// A channel's local or remote address.
@@ -83,7 +83,7 @@ pub(crate) struct Shared {
     low: usize,
     commands: Mutex<Vec<Command>>,
     has_commands: AtomicBool,
-    pub(crate) waker: AtomicWaker,
+    pub(crate) waker: ChannelWaker,
     /// Inline (not its own `Arc`): a [`CloseFuture`] holds the whole `Shared`.
     close: CloseSignal,
     fd: RwLock<Option<RawFd>>,
@@ -131,7 +131,7 @@ impl Channel {
             low: options.write_buffer_low_water_mark,
             commands: Mutex::new(Vec::new()),
             has_commands: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
+            waker: ChannelWaker::default(),
             close: CloseSignal::default(),
             fd: RwLock::new(fd),
         }))
@@ -423,11 +423,15 @@ impl Channel {
     }
 
     /// Moves queued commands into `into` (which should be empty).
+    #[inline]
     pub(crate) fn take_commands(&self, into: &mut Vec<Command>) -> bool {
         // A plain load first: the common case (nothing queued) needs no atomic write.
-        if !self.0.has_commands.load(Ordering::Acquire)
-            || !self.0.has_commands.swap(false, Ordering::AcqRel)
-        {
+        self.0.has_commands.load(Ordering::Acquire) && self.take_queued_commands(into)
+    }
+
+    #[cold]
+    fn take_queued_commands(&self, into: &mut Vec<Command>) -> bool {
+        if !self.0.has_commands.swap(false, Ordering::AcqRel) {
             return false;
         }
         let mut guard = self.0.commands.lock().unwrap_or_else(|e| e.into_inner());

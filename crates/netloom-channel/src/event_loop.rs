@@ -1,5 +1,5 @@
 //! Event loops: named threads, each running a single-threaded tokio runtime.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -53,6 +53,9 @@ thread_local! {
     static CHANNELS: RefCell<HashMap<u64, Channel>> = RefCell::new(HashMap::new());
     /// Channel tasks started on this loop thread, waiting to join the loop's task set.
     static SPAWNED: RefCell<Vec<LocalTask>> = const { RefCell::new(Vec::new()) };
+    /// Whether `SPAWNED` may hold tasks: a flag without a destructor is a plain load to
+    /// check, unlike the `Vec` behind a `RefCell`.
+    static SPAWNED_ANY: Cell<bool> = const { Cell::new(false) };
     /// Wakes the loop's main future (to adopt newly spawned channel tasks).
     static MAIN_WAKER: RefCell<Option<Waker>> = const { RefCell::new(None) };
 }
@@ -62,6 +65,7 @@ thread_local! {
 /// atomics instead of a trip through tokio's local scheduler.
 pub(crate) fn spawn_channel_task(task: impl Future<Output = ()> + 'static) {
     SPAWNED.with(|s| s.borrow_mut().push(Box::pin(task)));
+    SPAWNED_ANY.set(true);
     MAIN_WAKER.with(|w| {
         if let Some(w) = &*w.borrow() {
             w.wake_by_ref();
@@ -169,22 +173,27 @@ impl<F: Future> Future for WithChannels<F> {
                 let mut locals_cx = TaskContext::from_waker(&this.locals_waker);
                 let _ = Pin::new(&mut this.local).poll(&mut locals_cx);
             }
-            SPAWNED.with(|s| {
-                let mut spawned = s.borrow_mut();
-                // Checked first: even an empty `drain` costs more than the whole check.
-                if !spawned.is_empty() {
-                    for task in spawned.drain(..) {
+            if SPAWNED_ANY.replace(false) {
+                SPAWNED.with(|s| {
+                    for task in s.borrow_mut().drain(..) {
                         this.tasks.push(task);
                     }
-                }
-            });
-            if this.tasks.poll_woken(cx) {
+                });
+            }
+            // Unconstrained by tokio's cooperative budget: each channel task bounds its own
+            // work per poll (`max_reads_per_poll`). Set once per batch, not per task.
+            let tasks = &mut this.tasks;
+            let batch = std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(|cx| {
+                Poll::Ready(tasks.poll_woken(cx))
+            })));
+            let woke_meanwhile = matches!(batch.poll(cx), Poll::Ready(true));
+            if woke_meanwhile {
                 // Tasks woke while the batch ran (one used up its read budget): let the
                 // runtime poll the driver first, then come back.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            if SPAWNED.with(|s| s.borrow().is_empty())
+            if !SPAWNED_ANY.get()
                 && !this.jobs.woken.load(Ordering::Acquire)
                 && !this.locals.woken.load(Ordering::Acquire)
             {

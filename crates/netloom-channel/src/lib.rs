@@ -56,6 +56,7 @@
 mod alarm;
 mod bootstrap;
 mod channel;
+mod channel_waker;
 mod codec;
 mod echo;
 mod embedded;

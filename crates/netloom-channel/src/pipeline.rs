@@ -541,6 +541,20 @@ impl Pipeline {
         self.run();
     }
 
+    /// `dispatch_inbound` of a read, calling `channel_read` directly (the hot path: no
+    /// event to build and match).
+    pub(crate) fn dispatch_read(&mut self, msg: Msg) {
+        if self.queue.is_empty() && self.running == 0 {
+            match self.slots.iter().position(|s| s.wants(Interest::READ)) {
+                Some(idx) => self.call_at(idx, false, |h, ctx| h.channel_read(ctx, msg)),
+                None => self.tail_read(msg),
+            }
+        } else {
+            self.fire_inbound(Ev::Read(msg));
+        }
+        self.run();
+    }
+
     /// Whether any handler takes events of `kind` (when none does, the task need not
     /// build the event: `channel_read_complete` for most pipelines).
     pub(crate) fn takes(&self, kind: Interest) -> bool {
@@ -569,7 +583,7 @@ impl Pipeline {
         }
     }
 
-    /// Runs the handler at `idx` (a running one gets nothing: events never re-enter it).
+    /// Delivers `ev` to the handler at `idx`, or passes it on if that handler does not take it.
     fn deliver_at(&mut self, idx: usize, ev: Ev) {
         let id = self.slots[idx].id;
         let kind = ev.interest();
@@ -588,10 +602,23 @@ impl Pipeline {
             }
             return;
         }
+        let was_exception = matches!(ev, Ev::Exception(_));
+        self.call_at(idx, was_exception, |h, ctx| invoke(h, ctx, ev));
+    }
+
+    /// Runs `callback` on the handler at `idx`; an error or a panic goes to the handler's
+    /// `exception_caught` (or closes the channel if `was_exception`). A running handler
+    /// gets nothing: events never re-enter it.
+    fn call_at(
+        &mut self,
+        idx: usize,
+        was_exception: bool,
+        callback: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> HandlerResult,
+    ) {
+        let id = self.slots[idx].id;
         let Some(mut handler) = self.slots[idx].handler.take() else {
             return;
         };
-        let was_exception = matches!(ev, Ev::Exception(_));
         self.running += 1;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context {
@@ -599,7 +626,7 @@ impl Pipeline {
                 id,
                 hint: idx,
             };
-            invoke(&mut *handler, &mut ctx, ev)
+            callback(&mut *handler, &mut ctx)
         }));
         self.running -= 1;
         // Put the handler back, or finish its removal.

@@ -12,8 +12,7 @@ use crate::alarm::Alarm;
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
-    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline,
-    Transport,
+    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline, Transport,
 };
 
 /// At most this many buffers per vectored write.
@@ -72,8 +71,7 @@ pub(crate) fn register_local<T: Transport>(
     }
     EventLoop::track_channel(&channel);
     channel.set_active(true);
-    // Unconstrained: the task bounds its own work per poll (max_reads_per_poll).
-    crate::event_loop::spawn_channel_task(tokio::task::unconstrained(ChannelTask {
+    crate::event_loop::spawn_channel_task(ChannelTask {
         transport: Some(transport),
         pipeline,
         max_reads: options.max_reads_per_poll,
@@ -88,7 +86,7 @@ pub(crate) fn register_local<T: Transport>(
         maybe_drained: false,
         alarm: Alarm::default(),
         scratch: Vec::new(),
-    }));
+    });
     Ok(channel)
 }
 
@@ -217,7 +215,7 @@ impl<T: Transport> ChannelTask<T> {
             match result {
                 ReadResult::Data(bytes, short) => {
                     reads += 1;
-                    self.pipeline.dispatch_inbound(Ev::Read(Msg::from(bytes)));
+                    self.pipeline.dispatch_read(Msg::from(bytes));
                     if short {
                         self.maybe_drained = true;
                         outcome = Burst::Short;
@@ -410,7 +408,7 @@ impl<T: Transport> Future for ChannelTask<T> {
         if this.finished {
             return Poll::Ready(());
         }
-        this.pipeline.channel.0.waker.register(cx.waker());
+        this.pipeline.channel.0.waker.register_fixed(cx.waker());
         if !this.started {
             this.started = true;
             this.pipeline.fire_inbound(Ev::Registered);

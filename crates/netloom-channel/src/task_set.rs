@@ -19,6 +19,8 @@ pub(crate) type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
 #[derive(Default)]
 struct ReadyQueue {
     woken: Mutex<Woken>,
+    /// Whether `woken.slots` is non-empty: read without the lock after a batch.
+    any: AtomicBool,
 }
 
 #[derive(Default)]
@@ -41,10 +43,11 @@ impl TaskWaker {
         }
         let mut woken = self.ready.woken.lock().unwrap_or_else(|e| e.into_inner());
         woken.slots.push(self.slot);
-        if woken.slots.len() == 1
-            && let Some(owner) = &woken.owner
-        {
-            owner.wake_by_ref();
+        if woken.slots.len() == 1 {
+            self.ready.any.store(true, Ordering::Release);
+            if let Some(owner) = &woken.owner {
+                owner.wake_by_ref();
+            }
         }
     }
 }
@@ -147,6 +150,7 @@ impl TaskSet {
                 woken.owner = Some(cx.waker().clone());
             }
             std::mem::swap(&mut woken.slots, &mut self.batch);
+            self.ready.any.store(false, Ordering::Relaxed);
         }
         for i in 0..self.batch.len() {
             let slot = self.batch[i];
@@ -163,8 +167,7 @@ impl TaskSet {
             }
         }
         self.batch.clear();
-        let woken = self.ready.woken.lock().unwrap_or_else(|e| e.into_inner());
-        !woken.slots.is_empty()
+        self.ready.any.load(Ordering::Acquire)
     }
 
     /// The number of live tasks.
