@@ -405,7 +405,10 @@ fn events_a_handler_does_not_take_pass_it_by() {
 #[test]
 fn a_handler_that_takes_everything_sees_every_event() {
     assert_eq!(Recorder(Log::default()).interest(), Interest::ALL);
-    assert_eq!(EchoHandler.interest(), Interest::READ | Interest::WRITABILITY);
+    assert_eq!(
+        EchoHandler.interest(),
+        Interest::READ | Interest::WRITABILITY
+    );
 }
 
 #[test]
