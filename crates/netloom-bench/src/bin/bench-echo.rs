@@ -27,8 +27,9 @@ struct Args {
     /// Measured seconds per case.
     #[arg(long, default_value_t = 4.0)]
     duration: f64,
-    /// Rounds (servers interleaved within each case; the median round is reported).
-    #[arg(long, default_value_t = 3)]
+    /// Rounds (servers interleaved within each case; tables show the median round, ratios
+    /// the median of per-round ratios).
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Idle connections for the memory measurement (0 skips it).
     #[arg(long, default_value_t = 10_000)]

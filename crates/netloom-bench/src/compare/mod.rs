@@ -101,7 +101,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The standard cases, 3 rounds of 1 s warm-up + 4 s measurement, 10,000 idle
+    /// The standard cases, 5 rounds of 1 s warm-up + 4 s measurement, 10,000 idle
     /// connections.
     pub fn new(servers: Vec<ServerSpec>) -> Self {
         Self {
@@ -111,7 +111,7 @@ impl Plan {
             client_cpu: 1,
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(4),
-            rounds: 3,
+            rounds: 5,
             server_warmup: Duration::from_secs(2),
             idle_connections: 10_000,
             log_dir: PathBuf::from("."),

@@ -26,7 +26,9 @@ pub fn markdown(comparison: &Comparison) -> String {
     let mut out = format!(
         "Each run: {} s warm-up, then {} s measured. {} rounds; within a round each case runs on \
          every server back to back (order rotated), and the tables show each server's median \
-         round by msg/s, with the range over all rounds.\n\n",
+         round by msg/s, with the range over all rounds. The ratios are paired: each is the \
+         median over rounds of that round's ratio, so a slow drift of the machine, which moves \
+         servers run back to back alike, cancels out.\n\n",
         comparison.warmup_secs, comparison.duration_secs, comparison.rounds
     );
     servers_table(&mut out, comparison);
@@ -121,7 +123,9 @@ pub struct Ratios {
 }
 
 impl Ratios {
-    /// The ratios of case `index`.
+    /// The ratios of case `index`: each the median over rounds of one round's ratio
+    /// (netloom's run against the anchors' runs of the same round). A case with errors in
+    /// any round has no ratios.
     ///
     /// ```
     /// use netloom_bench::compare::{Comparison, table::Ratios};
@@ -129,27 +133,58 @@ impl Ratios {
     /// assert_eq!(Ratios::of(&empty, 0).msgs_vs_tokio, None);
     /// ```
     pub fn of(comparison: &Comparison, index: usize) -> Self {
-        let report = |name: &str| -> Option<&LoadReport> {
+        let rounds = |name: &str| -> Option<Vec<Option<&LoadReport>>> {
             let server = comparison.servers.iter().find(|s| s.name == name)?;
-            let case = server.cases.get(index)?;
-            case.median()
-                .filter(|r| case.errors() == 0 && r.messages > 0)
+            let case = server.cases.get(index).filter(|c| c.errors() == 0)?;
+            Some(
+                case.rounds
+                    .iter()
+                    .map(|r| r.as_ref().ok().filter(|r| r.messages > 0))
+                    .collect(),
+            )
         };
-        let (Some(subject), tokio) = (report(SUBJECT), report(TOKIO)) else {
+        let Some(subject) = rounds(SUBJECT) else {
             return Self::default();
         };
-        let best = [tokio, report(NETTY)]
-            .into_iter()
-            .flatten()
-            .map(|r| r.msgs_per_sec)
-            .reduce(f64::max);
-        Self {
-            msgs_vs_tokio: tokio.map(|t| subject.msgs_per_sec / t.msgs_per_sec),
-            msgs_vs_best: best.map(|b| subject.msgs_per_sec / b),
-            p50_vs_tokio: tokio.map(|t| subject.latency_us.p50 / t.latency_us.p50),
-            cpu_vs_tokio: tokio
-                .and_then(|t| Some(subject.server_cpu_us_per_msg? / t.server_cpu_us_per_msg?)),
+        let tokio = rounds(TOKIO).unwrap_or_default();
+        let netty = rounds(NETTY).unwrap_or_default();
+        fn at<'a>(side: &[Option<&'a LoadReport>], r: usize) -> Option<&'a LoadReport> {
+            side.get(r).copied().flatten()
         }
+        // One ratio per round in which netloom and the anchor(s) ran.
+        let paired = |ratio: &dyn Fn(&LoadReport, usize) -> Option<f64>| {
+            median(
+                (0..subject.len())
+                    .filter_map(|r| ratio(at(&subject, r)?, r))
+                    .collect(),
+            )
+        };
+        Self {
+            msgs_vs_tokio: paired(&|s, r| Some(s.msgs_per_sec / at(&tokio, r)?.msgs_per_sec)),
+            msgs_vs_best: paired(&|s, r| {
+                let best = [at(&tokio, r), at(&netty, r)]
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.msgs_per_sec)
+                    .reduce(f64::max)?;
+                Some(s.msgs_per_sec / best)
+            }),
+            p50_vs_tokio: paired(&|s, r| Some(s.latency_us.p50 / at(&tokio, r)?.latency_us.p50)),
+            cpu_vs_tokio: paired(&|s, r| {
+                Some(s.server_cpu_us_per_msg? / at(&tokio, r)?.server_cpu_us_per_msg?)
+            }),
+        }
+    }
+}
+
+/// The median (the mean of the middle two for an even count); `None` for no values.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
     }
 }
 
@@ -309,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn ratios_use_the_median_round_and_the_better_anchor() {
+    fn ratios_are_paired_by_round_and_use_the_better_anchor() {
         let c = comparison(vec![
             server(
                 SUBJECT,
@@ -319,18 +354,35 @@ mod tests {
                     Ok(report(120.0, 11.0, 2.0, 0)),
                 ],
             ),
-            server(TOKIO, vec![Ok(report(100.0, 10.0, 1.0, 0))]),
-            server(NETTY, vec![Ok(report(150.0, 10.0, 1.0, 0))]),
+            // Round 2 ran on a slower machine for everyone: pairing cancels it.
+            server(
+                TOKIO,
+                vec![
+                    Ok(report(100.0, 10.0, 1.0, 0)),
+                    Ok(report(250.0, 10.0, 3.0, 0)),
+                    Ok(report(100.0, 10.0, 1.0, 0)),
+                ],
+            ),
+            server(
+                NETTY,
+                vec![
+                    Ok(report(150.0, 10.0, 1.0, 0)),
+                    Ok(report(200.0, 10.0, 1.0, 0)),
+                    Ok(report(150.0, 10.0, 1.0, 0)),
+                ],
+            ),
         ]);
         let r = Ratios::of(&c, 0);
+        // msg/s vs tokio per round: 0.9, 1.2, 1.2; vs the better anchor: 0.6, 1.2, 0.8.
         assert_eq!(r.msgs_vs_tokio, Some(1.2));
         assert_eq!(r.msgs_vs_best, Some(0.8));
-        assert_eq!(r.p50_vs_tokio, Some(1.1));
+        // p50: 0.1, 0.9, 1.1; CPU: 1.0, 3.0, 2.0.
+        assert_eq!(r.p50_vs_tokio, Some(0.9));
         assert_eq!(r.cpu_vs_tokio, Some(2.0));
         let md = markdown(&c);
         assert!(
             md.contains(
-                "| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 1.100x ✔ | 2.000x ✘ | 3.33x disturbed: rerun |"
+                "| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 0.900x ✔ | 2.000x ✘ | 3.33x disturbed: rerun |"
             ),
             "{md}"
         );
@@ -370,6 +422,13 @@ mod tests {
         assert_eq!(Ratios::of(&c, 0), Ratios::default());
         let md = markdown(&c);
         assert!(md.contains("| 3 |"), "{md}");
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
     }
 
     #[test]
