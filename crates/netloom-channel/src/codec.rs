@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Msg};
+use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Interest, Msg};
 
 /// A codec error that may leave the codec usable: the frame is skipped (and logged) and the
 /// connection goes on, instead of an exception.
@@ -175,6 +175,10 @@ where
     D::Item: Send + 'static,
     D::Error: RecoverableError,
 {
+    fn interest(&self) -> Interest {
+        Interest::READ | Interest::READ_COMPLETE | Interest::INACTIVE
+    }
+
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         match msg.downcast::<Bytes>() {
             Ok(bytes) => {
@@ -275,6 +279,10 @@ where
     E::Error: RecoverableError,
     T: Send + 'static,
 {
+    fn interest(&self) -> Interest {
+        Interest::WRITE
+    }
+
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         match msg.downcast::<T>() {
             Ok(item) => {
@@ -340,6 +348,10 @@ where
     E::Error: RecoverableError,
     T: Send + 'static,
 {
+    fn interest(&self) -> Interest {
+        self.decoder.interest() | self.encoder.interest()
+    }
+
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         self.decoder.channel_read(ctx, msg)
     }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::{
     Bootstrap, Channel, ChannelError, ChannelOptions, CloseFuture, Context, EventLoopGroup,
-    Handler, HandlerResult, Msg, RemoteAddr, ServerBootstrap, ServerChannel, TlsClientConfig,
-    TlsHandler, TlsServerConfig, UserEvent,
+    Handler, HandlerResult, Interest, Msg, RemoteAddr, ServerBootstrap, ServerChannel,
+    TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
 };
 
 /// What to forward where.
@@ -252,6 +252,15 @@ struct Inbound {
 }
 
 impl Handler for Inbound {
+    fn interest(&self) -> Interest {
+        Interest::ACTIVE
+            | Interest::USER_EVENT
+            | Interest::READ
+            | Interest::WRITABILITY
+            | Interest::INACTIVE
+            | Interest::EXCEPTION
+    }
+
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         ctx.set_auto_read(false);
         let inbound = ctx.channel().clone();
@@ -358,6 +367,10 @@ struct Outbound {
 }
 
 impl Handler for Outbound {
+    fn interest(&self) -> Interest {
+        Interest::READ | Interest::WRITABILITY | Interest::INACTIVE | Interest::EXCEPTION
+    }
+
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         relay(
             ctx,

@@ -1,7 +1,9 @@
 //! Idle detection and read timeouts, as handlers.
 use std::time::{Duration, Instant};
 
-use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, IdleState, Msg, UserEvent};
+use crate::{
+    ChannelError, CloseMode, Context, Handler, HandlerResult, IdleState, Interest, Msg, UserEvent,
+};
 
 /// Fires `UserEvent::Idle(..)` when nothing was read (`ReaderIdle`), written (`WriterIdle`)
 /// or either (`AllIdle`) for the configured time, and again after every further period of
@@ -62,6 +64,10 @@ impl IdleStateHandler {
 }
 
 impl Handler for IdleStateHandler {
+    fn interest(&self) -> Interest {
+        Interest::READ | Interest::WRITE | Interest::INACTIVE
+    }
+
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.touch(&[0, 1, 2]);
         self.schedule(ctx);
@@ -134,6 +140,10 @@ impl ReadTimeoutHandler {
 }
 
 impl Handler for ReadTimeoutHandler {
+    fn interest(&self) -> Interest {
+        Interest::READ
+    }
+
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.last_read = Instant::now();
         ctx.schedule_timer(self.timeout);

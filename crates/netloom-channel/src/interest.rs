@@ -7,7 +7,9 @@ use std::ops::BitOr;
 /// when the handler is added, and passes events the handler does not list straight to the
 /// next handler that does, without calling it. Skipping is only a shortcut: every
 /// callback's default passes the event on, so a handler that lists everything (the
-/// default, [`Interest::ALL`]) behaves the same, one call slower per event.
+/// default, [`Interest::ALL`]) behaves the same, one call slower per event. Order is kept:
+/// while events wait in the pipeline's queue, new ones go hop by hop as the defaults would,
+/// so none overtakes another (a flush never passes the write before it).
 ///
 /// A handler must list every callback it overrides: one it leaves out is never called.
 /// `handler_added`, `timer_expired` and `resumed` are addressed to one handler and are

@@ -502,9 +502,20 @@ impl Pipeline {
             .map_or(Target::Head, |s| Target::Slot(s.id))
     }
 
+    /// The handlers an event of `kind` may go to: those that take it, or, while events are
+    /// queued, every handler. Passing a handler by is only safe when nothing is queued for
+    /// it: an event that skipped ahead could overtake one queued earlier (a flush its write).
+    fn reach(&self, kind: Interest) -> Interest {
+        if self.queue.is_empty() {
+            kind
+        } else {
+            Interest::ALL
+        }
+    }
+
     /// Queues an inbound event at the first handler that takes it.
     pub(crate) fn fire_inbound(&mut self, ev: Ev) {
-        let kind = ev.interest();
+        let kind = self.reach(ev.interest());
         let target = self
             .slots
             .iter()
@@ -515,7 +526,7 @@ impl Pipeline {
 
     /// Queues an outbound event at the last handler that takes it.
     pub(crate) fn fire_outbound(&mut self, ev: Ev) {
-        let kind = ev.interest();
+        let kind = self.reach(ev.interest());
         let target = self
             .slots
             .iter()
@@ -588,12 +599,14 @@ impl Pipeline {
         let id = self.slots[idx].id;
         let kind = ev.interest();
         if !self.slots[idx].interest.intersects(kind) {
-            // Addressed to a handler that does not take it (a retargeted event, or an error
-            // for a handler without `exception_caught`): on to the next one that does.
+            // Addressed to a handler that does not take it (the neighbour of a handler that
+            // forwarded while events were queued, a retargeted event, an error for a handler
+            // without `exception_caught`): passed on as its default callback would.
+            let reach = self.reach(kind);
             let target = if ev.is_outbound() {
-                self.prev_before(id, idx, kind)
+                self.prev_before(id, idx, reach)
             } else {
-                self.next_after(id, idx, kind)
+                self.next_after(id, idx, reach)
             };
             match target {
                 Target::Head => self.at_head(ev),
@@ -847,14 +860,20 @@ impl Context<'_> {
     // The head and the tail run no handler code, so events for them are handled right
     // away instead of taking a trip through the queue.
     fn forward_inbound(&mut self, ev: Ev) {
-        match self.p.next_after(self.id, self.hint, ev.interest()) {
+        match self
+            .p
+            .next_after(self.id, self.hint, self.p.reach(ev.interest()))
+        {
             Target::Tail => self.p.at_tail(ev),
             target => self.p.queue.push_back(Queued { target, ev }),
         }
     }
 
     fn forward_outbound(&mut self, ev: Ev) {
-        match self.p.prev_before(self.id, self.hint, ev.interest()) {
+        match self
+            .p
+            .prev_before(self.id, self.hint, self.p.reach(ev.interest()))
+        {
             Target::Head => self.p.at_head(ev),
             target => self.p.queue.push_back(Queued { target, ev }),
         }
@@ -1071,7 +1090,10 @@ impl Context<'_> {
     /// ```
     pub fn write(&mut self, msg: impl Into<Msg>) {
         // The usual case, a handler right after the head, skips building an event.
-        match self.p.prev_before(self.id, self.hint, Interest::WRITE) {
+        match self
+            .p
+            .prev_before(self.id, self.hint, self.p.reach(Interest::WRITE))
+        {
             Target::Head => self.p.head_write(msg.into()),
             target => self.p.queue.push_back(Queued {
                 target,
@@ -1093,7 +1115,10 @@ impl Context<'_> {
     /// }
     /// ```
     pub fn flush(&mut self) {
-        match self.p.prev_before(self.id, self.hint, Interest::FLUSH) {
+        match self
+            .p
+            .prev_before(self.id, self.hint, self.p.reach(Interest::FLUSH))
+        {
             Target::Head => self.p.head_flush(),
             target => self.p.queue.push_back(Queued {
                 target,

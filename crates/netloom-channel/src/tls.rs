@@ -11,7 +11,9 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, Server
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, Msg, TlsInfo, UserEvent};
+use crate::{
+    ChannelError, CloseMode, Context, Handler, HandlerResult, Interest, Msg, TlsInfo, UserEvent,
+};
 
 /// Where `TlsClientConfig::system_roots` looks when `SSL_CERT_FILE` is not set.
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -373,6 +375,10 @@ impl TlsHandler {
 }
 
 impl Handler for TlsHandler {
+    fn interest(&self) -> Interest {
+        Interest::ACTIVE | Interest::READ | Interest::WRITE | Interest::CLOSE
+    }
+
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         if ctx.channel().is_active() {
             // Inserted into a live channel (STARTTLS): a client says hello now.

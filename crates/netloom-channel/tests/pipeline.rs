@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Log, Recorder, read_exact_timeout, round_trip, wait_until};
 use netloom_channel::{
-    ChannelError, Context, DecoderHandler, EchoHandler, EmbeddedChannel, EventLoopGroup,
-    FramingHandler, Handler, HandlerResult, Interest, Msg, ServerBootstrap,
+    ChannelError, Context, DecoderHandler, EchoHandler, EmbeddedChannel, EncoderHandler,
+    EventLoopGroup, FramingHandler, Handler, HandlerResult, Interest, Msg, ServerBootstrap,
 };
 use netloom_codec::Framer;
 
@@ -436,4 +436,40 @@ fn echo_without_read_complete_echoes_single_and_pipelined_messages() {
         .shutdown_gracefully(Duration::ZERO, Duration::from_secs(5))
         .sync()
         .unwrap();
+}
+
+/// Answers every read with a write and then a separate flush.
+struct WriteThenFlush;
+
+impl Handler for WriteThenFlush {
+    fn interest(&self) -> Interest {
+        Interest::READ
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        ctx.write(msg);
+        ctx.flush();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_flush_never_overtakes_a_write_queued_for_a_handler_it_passes_by() {
+    // The write goes through the encoder (queued for it); the flush, which the encoder does
+    // not take, must still reach the socket after the encoded bytes, or they sit unflushed.
+    let group = EventLoopGroup::new(1, "order").unwrap();
+    let server = ServerBootstrap::new(&group, &group)
+        .child_handler(|p| {
+            p.add_last(
+                "encoder",
+                EncoderHandler::<_, Bytes>::new(Framer::from_name("netstring")?),
+            )?
+            .add_last("app", WriteThenFlush)?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    c.write_all(b"ab").unwrap();
+    assert_eq!(read_exact_timeout(&mut c, 5), b"2:ab,");
 }

@@ -1,10 +1,10 @@
 //! Property tests: decoding in a pipeline does not depend on how bytes arrive.
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use netloom_channel::{
     ChannelError, Context, DecoderHandler, EchoHandler, EmbeddedChannel, Handler, HandlerResult,
-    Msg, TlsHandler, TlsServerConfig,
+    Interest, Msg, TlsHandler, TlsServerConfig, UserEvent,
 };
 use netloom_codec::Framer;
 use proptest::prelude::*;
@@ -179,6 +179,167 @@ proptest! {
             }
             ch.run_pending();
             prop_assert_eq!(ch.pipeline().names(), model.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+    }
+}
+
+/// Logs every callback it is given (with the pipeline position `at`) and passes it on; the
+/// last one (`echo`) also answers each read with a write and a separate flush.
+struct Tap {
+    at: usize,
+    interest: Interest,
+    echo: bool,
+    log: Arc<Mutex<Vec<(usize, String)>>>,
+}
+
+impl Tap {
+    fn log(&self, what: String) {
+        self.log.lock().unwrap().push((self.at, what));
+    }
+}
+
+impl Handler for Tap {
+    fn interest(&self) -> Interest {
+        self.interest
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let text = msg
+            .as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        self.log(format!("read {text:?}"));
+        if self.echo {
+            ctx.write(Bytes::from(format!("re {text:?}")));
+            ctx.flush();
+        }
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.log("read_complete".into());
+        ctx.fire_channel_read_complete();
+        Ok(())
+    }
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        self.log("user_event".into());
+        ctx.fire_user_event(event);
+        Ok(())
+    }
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let text = msg
+            .as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        self.log(format!("write {text:?}"));
+        ctx.write(msg);
+        Ok(())
+    }
+    fn flush(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.log("flush".into());
+        ctx.flush();
+        Ok(())
+    }
+}
+
+/// The callback names a `Tap` logs for each bit of its interest mask.
+const TAP_CALLBACKS: [(Interest, &str); 5] = [
+    (Interest::READ, "read "),
+    (Interest::READ_COMPLETE, "read_complete"),
+    (Interest::USER_EVENT, "user_event"),
+    (Interest::WRITE, "write "),
+    (Interest::FLUSH, "flush"),
+];
+
+fn tap_interest(mask: u8) -> Interest {
+    TAP_CALLBACKS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .fold(Interest::EXCEPTION, |acc, (_, (i, _))| acc | *i)
+}
+
+#[derive(Debug, Clone)]
+enum Traffic {
+    In(String),
+    Out(String),
+    User,
+}
+
+fn traffic() -> impl Strategy<Value = Traffic> {
+    prop_oneof![
+        "[a-z]{1,4}".prop_map(Traffic::In),
+        "[a-z]{1,4}".prop_map(Traffic::Out),
+        Just(Traffic::User),
+    ]
+}
+
+/// Runs `traffic` through taps with `masks` (None: every tap takes everything); returns
+/// what each tap saw and what left either end.
+fn run_taps(
+    masks: &[Option<u8>],
+    traffic: &[Traffic],
+) -> (Vec<(usize, String)>, Vec<Bytes>, Vec<Bytes>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut ch = EmbeddedChannel::new(|p| {
+        for (at, mask) in masks.iter().enumerate() {
+            p.add_last(
+                format!("tap{at}"),
+                Tap {
+                    at,
+                    interest: mask.map_or(Interest::ALL, tap_interest),
+                    echo: at + 1 == masks.len(),
+                    log: log.clone(),
+                },
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    for t in traffic {
+        match t {
+            Traffic::In(s) => ch.write_inbound(Bytes::from(s.clone())),
+            Traffic::Out(s) => ch.write_outbound(Bytes::from(s.clone())),
+            Traffic::User => ch.fire_user_event(UserEvent::Custom(Box::new(()))),
+        }
+    }
+    let outbound = std::iter::from_fn(|| ch.read_outbound::<Bytes>()).collect();
+    let inbound = std::iter::from_fn(|| ch.read_inbound::<Bytes>()).collect();
+    let seen = log.lock().unwrap().clone();
+    (seen, outbound, inbound)
+}
+
+proptest! {
+    /// Passing handlers by is invisible: each handler sees the callbacks it takes in the same
+    /// order as when every handler takes everything, and the same bytes leave both ends.
+    #[test]
+    fn interest_skipping_changes_no_order(
+        masks in prop::collection::vec(0u8..32, 1..5),
+        traffic in prop::collection::vec(traffic(), 0..12),
+    ) {
+        // The last tap answers reads, so it always takes them (a handler lists every
+        // callback that does more than pass the event on).
+        let mut masks = masks;
+        if let Some(last) = masks.last_mut() {
+            *last |= 1;
+        }
+        let all: Vec<Option<u8>> = masks.iter().map(|_| None).collect();
+        let some: Vec<Option<u8>> = masks.iter().map(|&m| Some(m)).collect();
+        let (seen_all, out_all, in_all) = run_taps(&all, &traffic);
+        let (seen_some, out_some, in_some) = run_taps(&some, &traffic);
+        prop_assert_eq!(out_some, out_all);
+        prop_assert_eq!(in_some, in_all);
+        for (at, &mask) in masks.iter().enumerate() {
+            let takes = |what: &str| {
+                TAP_CALLBACKS
+                    .iter()
+                    .enumerate()
+                    .any(|(bit, (_, name))| mask & (1 << bit) != 0 && what.starts_with(name))
+            };
+            let expected: Vec<&String> = seen_all
+                .iter()
+                .filter(|(a, what)| *a == at && takes(what))
+                .map(|(_, what)| what)
+                .collect();
+            let got: Vec<&String> = seen_some.iter().filter(|(a, _)| *a == at).map(|(_, w)| w).collect();
+            prop_assert_eq!(got, expected, "tap {} (mask {:#07b})", at, mask);
         }
     }
 }
