@@ -38,7 +38,6 @@ impl OutboundBuffer {
         self.entries.is_empty()
     }
 
-    #[cfg(test)]
     pub(crate) fn total_bytes(&self) -> usize {
         self.total_bytes
     }

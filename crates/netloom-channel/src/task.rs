@@ -216,6 +216,13 @@ impl<T: Transport> ChannelTask<T> {
                 ReadResult::Data(bytes, short) => {
                     reads += 1;
                     self.pipeline.dispatch_read(Msg::from(bytes));
+                    // A full chunk's worth flushed: write it now, while it is still in the
+                    // cache, instead of after the whole burst (up to `max_reads` chunks).
+                    if self.pipeline.head.out.has_flushed()
+                        && self.pipeline.head.out.total_bytes() >= self.read_chunk
+                    {
+                        self.write_out(cx);
+                    }
                     if short {
                         self.maybe_drained = true;
                         outcome = Burst::Short;
