@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use common::round_trip;
-use netloom_channel::{EchoHandler, EventLoopGroup, ForwardConfig, Forwarder, ServerBootstrap};
+use common::{echo_server, round_trip};
+use netloom_channel::{EventLoopGroup, ForwardConfig, Forwarder};
 
 /// The tests measure this process's memory: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -124,18 +124,11 @@ fn backpressure_works_towards_a_slow_client_too() {
 fn forwards_to_an_echo_server_and_fails_cleanly_without_a_target() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let group = EventLoopGroup::new(2, "forward-echo").unwrap();
-    let echo = ServerBootstrap::new(&group, &group)
-        .child_handler(|p| {
-            p.add_last("echo", EchoHandler)?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
+    let echo = echo_server(&group, "127.0.0.1:0");
     let fwd = Forwarder::bind(
         &group,
         "127.0.0.1:0".parse().unwrap(),
-        ForwardConfig::new(echo.local_addr().inet().unwrap()),
+        ForwardConfig::new(echo),
     )
     .unwrap();
     let mut c = TcpStream::connect(fwd.local_addr()).unwrap();

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, Recorder, read_exact_timeout, round_trip, wait_until};
+use common::{Log, Recorder, echo_server, read_exact_timeout, round_trip, wait_until};
 use netloom_channel::{
     ChannelError, Context, DecoderHandler, EchoHandler, EmbeddedChannel, EncoderHandler,
     EventLoopGroup, FramingHandler, Handler, HandlerResult, Interest, Msg, ServerBootstrap,
@@ -414,15 +414,7 @@ fn a_handler_that_takes_everything_sees_every_event() {
 #[test]
 fn echo_without_read_complete_echoes_single_and_pipelined_messages() {
     let group = EventLoopGroup::new(1, "skip-echo").unwrap();
-    let server = ServerBootstrap::new(&group, &group)
-        .child_handler(|p| {
-            p.add_last("echo", EchoHandler)?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let mut client = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    let mut client = TcpStream::connect(echo_server(&group, "127.0.0.1:0")).unwrap();
     for i in 0..20u8 {
         round_trip(&mut client, &[i; 100]);
     }
@@ -431,7 +423,6 @@ fn echo_without_read_complete_echoes_single_and_pipelined_messages() {
     client.write_all(&burst).unwrap();
     assert_eq!(read_exact_timeout(&mut client, burst.len()), burst);
     drop(client);
-    server.close();
     group
         .shutdown_gracefully(Duration::ZERO, Duration::from_secs(5))
         .sync()

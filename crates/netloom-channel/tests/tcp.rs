@@ -6,23 +6,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, Recorder, read_exact_timeout, read_to_end, round_trip, wait_until};
+use common::{Log, Recorder, echo_server, read_exact_timeout, read_to_end, round_trip, wait_until};
 use netloom_channel::{
     Bootstrap, ChannelError, ChannelOptions, Context, EchoHandler, EventLoopGroup, Handler,
     HandlerResult, Msg, ServerBootstrap,
 };
-
-fn echo_server(group: &EventLoopGroup, addr: &str) -> SocketAddr {
-    let server = ServerBootstrap::new(group, group)
-        .child_handler(|p| {
-            p.add_last("echo", EchoHandler)?;
-            Ok(())
-        })
-        .bind(addr.parse().unwrap())
-        .sync()
-        .unwrap();
-    server.local_addr().inet().unwrap()
-}
 
 #[test]
 fn echoes_over_ipv4_and_ipv6() {

@@ -1,11 +1,28 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netloom_channel::{ChannelError, Context, Handler, HandlerResult, Msg, UserEvent};
+use netloom_channel::{
+    ChannelError, Context, EchoHandler, EventLoopGroup, Handler, HandlerResult, Msg,
+    ServerBootstrap, UserEvent,
+};
+
+/// Starts an `EchoHandler` server on `group` at `addr` (port 0 allowed); returns where it
+/// listens.
+pub fn echo_server(group: &EventLoopGroup, addr: &str) -> SocketAddr {
+    let server = ServerBootstrap::new(group, group)
+        .child_handler(|p| {
+            p.add_last("echo", EchoHandler)?;
+            Ok(())
+        })
+        .bind(addr.parse().unwrap())
+        .sync()
+        .unwrap();
+    server.local_addr().inet().unwrap()
+}
 
 /// Waits until `cond` holds (polling), failing after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
