@@ -69,7 +69,7 @@ impl Case {
 ///
 /// ```
 /// let plan = netloom_bench::compare::Plan::new(vec!["tokio=tokio-echo".parse()?]);
-/// assert_eq!((plan.server_cpu, plan.client_cpu, plan.rounds), (0, 1, 3));
+/// assert_eq!((plan.server_cpu, plan.client_cpu, plan.rounds), (0, 1, 5));
 /// # Ok::<(), netloom_bench::BenchError>(())
 /// ```
 #[derive(Debug, Clone)]
