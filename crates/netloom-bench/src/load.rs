@@ -472,8 +472,9 @@ async fn drive_connection(
             conn.window.add_permits(completed as usize);
         }
     };
-    let (written, read) = tokio::join!(writer, reader);
-    written.and(read)
+    // The reader ends by the drain deadline; the writer may be stuck in a write the server
+    // never reads, so the first error ends both.
+    tokio::try_join!(writer, reader).map(|_| ())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -18,6 +18,9 @@ enum Fault {
     Drop(u64),
     /// Closes the connection once this many bytes were echoed.
     Close(u64),
+    /// Once this many bytes were echoed, neither reads nor writes again but keeps the
+    /// connection open (a hung server).
+    Stall(u64),
 }
 
 /// Starts an echo server with `fault` on its own thread and runtime; returns its address.
@@ -57,6 +60,7 @@ async fn echo_with(mut stream: TcpStream, fault: Fault) {
                 out.remove((at - offset) as usize);
             }
             Fault::Close(at) if range.end > at => return,
+            Fault::Stall(at) if range.end > at => std::future::pending::<()>().await,
             _ => {}
         }
         offset = range.end;
@@ -132,6 +136,28 @@ fn a_server_that_closes_early_is_detected() {
     assert_eq!(report.errors, 1);
     assert!(
         report.error_samples[0].contains("closed"),
+        "{:?}",
+        report.error_samples
+    );
+}
+
+#[test]
+fn a_hung_server_ends_the_run_after_the_drain_timeout() {
+    // The streaming writer is blocked in a write the server never reads: the run must still
+    // end, duration + drain timeout later, with every connection reported.
+    let addr = spawn_server(Fault::Stall(64 * 1024));
+    let config = quick(addr, 2, Mode::Streaming, 64 * 1024);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run(&config));
+    });
+    let report = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the run did not end")
+        .unwrap();
+    assert_eq!(report.errors, 2, "{:?}", report.error_samples);
+    assert!(
+        report.error_samples[0].contains("still missing"),
         "{:?}",
         report.error_samples
     );
