@@ -30,7 +30,7 @@ pub struct ChannelOptions {
     /// Reads per wakeup before yielding to other channels of the loop (default 16).
     pub max_reads_per_poll: usize,
     /// Bytes read per system call at most (default 32 KiB: streaming 64 KiB messages cost
-    /// about 10% more server CPU per message with 64 KiB reads and 60% more with 8 KiB; see
+    /// about 14% more server CPU per message with 64 KiB reads and 60% more with 8 KiB; see
     /// docs/benchmarks.md).
     pub read_chunk_size: usize,
     /// Connect timeout of `Bootstrap::connect` (default 30 s).
