@@ -8,6 +8,8 @@ mod support;
 
 fuzz_target!(|data: &[u8]| {
     let fail_fast = data.get(1).is_some_and(|b| b & 1 == 1);
-    let framer = netloom_codec::Cobs::new().with_max_frame_length(256).with_fail_fast(fail_fast);
+    let framer = netloom_codec::Cobs::new()
+        .with_max_frame_length(256)
+        .with_fail_fast(fail_fast);
     support::check(framer, 256, 256, data);
 });

@@ -8,7 +8,9 @@ mod support;
 
 fuzz_target!(|data: &[u8]| {
     let fail_fast = data.get(1).is_some_and(|b| b & 1 == 1);
-    let framer = netloom_codec::Cobs::zpe().with_max_frame_length(256).with_fail_fast(fail_fast);
+    let framer = netloom_codec::Cobs::zpe()
+        .with_max_frame_length(256)
+        .with_fail_fast(fail_fast);
     // A pair code turns one byte into two zeros, so frames may be twice the limit.
     support::check(framer, 256, 512, data);
 });

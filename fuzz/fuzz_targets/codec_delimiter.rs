@@ -8,7 +8,9 @@ mod support;
 
 fuzz_target!(|data: &[u8]| {
     let fail_fast = data.get(1).is_some_and(|b| b & 1 == 1);
-    let Ok(framer) = netloom_codec::Delimiter::new([&b"\r\n"[..], b"\n", b";;", b"\0", b"ab", b"abc"]) else {
+    let Ok(framer) =
+        netloom_codec::Delimiter::new([&b"\r\n"[..], b"\n", b";;", b"\0", b"ab", b"abc"])
+    else {
         return;
     };
     let framer = framer.with_max_frame_length(256).with_fail_fast(fail_fast);

@@ -8,6 +8,8 @@ mod support;
 
 fuzz_target!(|data: &[u8]| {
     let len = 1 + usize::from(data.get(1).copied().unwrap_or(0) % 32);
-    let Ok(framer) = netloom_codec::Fixed::new(len) else { return };
+    let Ok(framer) = netloom_codec::Fixed::new(len) else {
+        return;
+    };
     support::check(framer, len, len, data);
 });

@@ -10,8 +10,14 @@ fuzz_target!(|data: &[u8]| {
     use netloom_codec::{Endian, FieldType, LengthField};
     let [_, a, b, ..] = *data else { return };
     let size = [1, 2, 3, 4, 8][usize::from(a % 5)];
-    let endian = if a & 8 == 0 { Endian::Big } else { Endian::Little };
-    let Ok(field) = FieldType::new(size, a & 16 != 0, endian) else { return };
+    let endian = if a & 8 == 0 {
+        Endian::Big
+    } else {
+        Endian::Little
+    };
+    let Ok(field) = FieldType::new(size, a & 16 != 0, endian) else {
+        return;
+    };
     let mut builder = LengthField::builder()
         .length_field_type(field)
         .length_field_offset(usize::from(b % 4))

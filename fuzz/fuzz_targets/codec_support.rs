@@ -31,7 +31,11 @@ where
                 Err(_) => break 'feed,
             }
         }
-        assert!(buf.len() <= max + chunk + SLACK, "buffered {} > {max} + {chunk}", buf.len());
+        assert!(
+            buf.len() <= max + chunk + SLACK,
+            "buffered {} > {max} + {chunk}",
+            buf.len()
+        );
     }
     while let Ok(Some(frame)) = decoder.decode_eof(&mut buf) {
         frames.push(frame);
@@ -43,6 +47,10 @@ where
             continue;
         }
         let again = codec.clone().decode_eof(&mut wire);
-        assert_eq!(again.ok().flatten().as_ref(), Some(&frame), "re-encoded frame decodes back");
+        assert_eq!(
+            again.ok().flatten().as_ref(),
+            Some(&frame),
+            "re-encoded frame decodes back"
+        );
     }
 }

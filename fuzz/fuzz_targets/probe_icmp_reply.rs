@@ -9,10 +9,14 @@ use netloom_probe::parse::{MAX_MPLS_LABELS, parse_icmpv4, parse_icmpv6, parse_ip
 fuzz_target!(|data: &[u8]| {
     let v4 = "192.0.2.1".parse().expect("literal");
     let v6 = "2001:db8::1".parse().expect("literal");
-    for parsed in [parse_ipv4_icmp(data), parse_icmpv4(data, v4), parse_icmpv6(data, v6)]
-        .into_iter()
-        .flatten()
-        .flatten()
+    for parsed in [
+        parse_ipv4_icmp(data),
+        parse_icmpv4(data, v4),
+        parse_icmpv6(data, v6),
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
     {
         assert!(parsed.mpls.len() <= MAX_MPLS_LABELS);
     }

@@ -1,5 +1,6 @@
 //! Resident memory a server spends per idle connection.
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -8,7 +9,7 @@ use tokio::net::TcpStream;
 
 use crate::BenchError;
 use crate::connect::{connect, source_for};
-use crate::payload::{EchoChecker, fill};
+use crate::payload::{EchoChecker, Pattern};
 use crate::procfs::ProcSample;
 
 /// Most idle connections one measurement opens.
@@ -133,9 +134,10 @@ async fn open_and_exchange(
         connection: index,
         what,
     };
-    let mut msg = vec![0u8; config.size.max(1)];
-    fill(index as u64, 0, &mut msg);
-    let mut checker = EchoChecker::new(index as u64, msg.len());
+    let pattern = Arc::new(Pattern::new(config.size));
+    let mut msg = vec![0u8; pattern.size()];
+    pattern.fill(index as u64, 0, &mut msg);
+    let mut checker = EchoChecker::new(pattern, index as u64);
     let exchange = async {
         stream
             .write_all(&msg)

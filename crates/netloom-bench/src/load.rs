@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -14,7 +15,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::BenchError;
 use crate::connect::{connect, source_for};
-use crate::payload::{EchoChecker, fill};
+use crate::payload::{EchoChecker, Pattern};
 use crate::procfs::ProcSample;
 use crate::report::{Latency, LoadReport};
 
@@ -228,16 +229,18 @@ async fn run_local(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         limit_reached: Notify::new(),
         stop: stop_rx,
     });
+    let pattern = Arc::new(Pattern::new(config.size));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, stream) in streams.into_iter().enumerate() {
         let shared = Rc::clone(&shared);
+        let pattern = Arc::clone(&pattern);
         let (mode, size, drain) = (config.mode, config.size, config.drain_timeout);
         tasks.spawn_local(async move {
             let result = match mode {
                 Mode::Pipelined { in_flight } if in_flight * size <= MAX_BATCH_BYTES => {
-                    drive_window(index, stream, in_flight, size, drain, &shared).await
+                    drive_window(index, stream, in_flight, pattern, drain, &shared).await
                 }
-                _ => drive_connection(index, stream, mode, size, drain, &shared).await,
+                _ => drive_connection(index, stream, mode, pattern, drain, &shared).await,
             };
             result.map_err(|what| format!("connection {index}: {what}"))
         });
@@ -322,12 +325,13 @@ async fn drive_window(
     index: usize,
     mut stream: TcpStream,
     in_flight: usize,
-    size: usize,
+    pattern: Arc<Pattern>,
     drain_timeout: Duration,
     shared: &Shared,
 ) -> Result<(), String> {
     let id = index as u64;
-    let mut checker = EchoChecker::new(id, size);
+    let size = pattern.size();
+    let mut checker = EchoChecker::new(Arc::clone(&pattern), id);
     let mut buf = vec![0u8; size.clamp(4096, 64 * 1024)];
     let mut batch = Vec::with_capacity(in_flight * size);
     let mut sent_at = VecDeque::with_capacity(in_flight);
@@ -339,7 +343,7 @@ async fn drive_window(
         }
         if drain_deadline.is_none() && sent_at.len() < in_flight {
             let count = in_flight - sent_at.len();
-            fill_batch(&mut batch, &mut sent_at, (id, seq), count, size);
+            fill_batch(&mut batch, &mut sent_at, &pattern, (id, seq), count);
             stream
                 .write_all(&batch)
                 .await
@@ -365,18 +369,18 @@ async fn drive_window(
     }
 }
 
-/// Fills `batch` with messages `seq..seq + count` of connection `id`, each `size` bytes,
-/// and notes their send time.
+/// Fills `batch` with messages `seq..seq + count` of connection `id` and notes their send
+/// time.
 fn fill_batch(
     batch: &mut Vec<u8>,
     sent_at: &mut VecDeque<Instant>,
+    pattern: &Pattern,
     (id, seq): (u64, u64),
     count: usize,
-    size: usize,
 ) {
-    batch.resize(count * size, 0);
-    for (k, msg) in batch.chunks_mut(size).enumerate() {
-        fill(id, seq + k as u64, msg);
+    batch.resize(count * pattern.size(), 0);
+    for (k, msg) in batch.chunks_mut(pattern.size()).enumerate() {
+        pattern.fill(id, seq + k as u64, msg);
     }
     sent_at.extend(std::iter::repeat_n(Instant::now(), count));
 }
@@ -422,10 +426,11 @@ async fn drive_connection(
     index: usize,
     mut stream: TcpStream,
     mode: Mode,
-    size: usize,
+    pattern: Arc<Pattern>,
     drain_timeout: Duration,
     shared: &Shared,
 ) -> Result<(), String> {
+    let size = pattern.size();
     let conn = Conn {
         window: Semaphore::new(mode.in_flight()),
         sent_at: RefCell::new(VecDeque::with_capacity(mode.in_flight())),
@@ -435,14 +440,14 @@ async fn drive_connection(
     let (mut rd, mut wr) = stream.split();
     let id = index as u64;
     let writer = async {
-        let result = write_messages(id, &mut wr, size, &conn, shared.stop.clone()).await;
+        let result = write_messages(id, &mut wr, &pattern, &conn, shared.stop.clone()).await;
         conn.writer_done.set(true);
         conn.writer_finished.notify_one();
         result
     };
     let reader = async {
         let mut stop = shared.stop.clone();
-        let mut checker = EchoChecker::new(id, size);
+        let mut checker = EchoChecker::new(Arc::clone(&pattern), id);
         let mut buf = vec![0u8; size.clamp(4096, 64 * 1024)];
         let mut drain_deadline = None;
         loop {
@@ -487,10 +492,11 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 async fn write_messages(
     id: u64,
     wr: &mut tokio::net::tcp::WriteHalf<'_>,
-    size: usize,
+    pattern: &Pattern,
     conn: &Conn,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
+    let size = pattern.size();
     // Messages whose permits are at hand go out in one write, as a pipelining client does.
     let mut batch = Vec::with_capacity(size);
     let mut seq = 0u64;
@@ -514,9 +520,9 @@ async fn write_messages(
         fill_batch(
             &mut batch,
             &mut conn.sent_at.borrow_mut(),
+            pattern,
             (id, seq),
             count,
-            size,
         );
         wr.write_all(&batch)
             .await
