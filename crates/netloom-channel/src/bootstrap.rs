@@ -263,11 +263,18 @@ fn no_handlers() -> Initializer {
 }
 
 /// Applies socket options to a connected stream socket.
-fn apply_options(sock: SockRef<'_>, opts: &ChannelOptions, tcp: bool) -> std::io::Result<()> {
+pub(crate) fn apply_options(
+    sock: SockRef<'_>,
+    opts: &ChannelOptions,
+    tcp: bool,
+) -> std::io::Result<()> {
     if tcp {
         sock.set_tcp_nodelay(opts.tcp_nodelay)?;
         if let Some(idle) = opts.tcp_keepalive {
             sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
+        }
+        if let Some(bytes) = opts.tcp_notsent_lowat {
+            sock.set_tcp_notsent_lowat(bytes)?;
         }
     }
     if let Some(n) = opts.send_buffer_size {

@@ -21,6 +21,11 @@ pub struct ChannelOptions {
     pub send_buffer_size: Option<usize>,
     /// `SO_RCVBUF` (default: the system's).
     pub recv_buffer_size: Option<usize>,
+    /// `TCP_NOTSENT_LOWAT` (Linux, TCP only): the kernel takes more data only while less
+    /// than this many bytes wait unsent in its send queue, so back-pressure shows in the
+    /// channel's writability instead of megabytes queued in the kernel (default: the
+    /// system's, which is no limit).
+    pub tcp_notsent_lowat: Option<u32>,
     /// Pending outbound bytes above which the channel becomes unwritable (default 64 KiB).
     pub write_buffer_high_water_mark: usize,
     /// Pending outbound bytes below which it becomes writable again (default 32 KiB).
@@ -46,6 +51,7 @@ impl Default for ChannelOptions {
             tcp_keepalive: None,
             send_buffer_size: None,
             recv_buffer_size: None,
+            tcp_notsent_lowat: None,
             write_buffer_high_water_mark: 64 * 1024,
             write_buffer_low_water_mark: 32 * 1024,
             auto_read: true,

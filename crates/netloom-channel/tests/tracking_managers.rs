@@ -397,6 +397,7 @@ fn tcp_protocol_options_apply_to_connections() {
         netloom_channel::ChannelOptions {
             tcp_nodelay: false,
             send_buffer_size: Some(256 * 1024),
+            tcp_notsent_lowat: Some(128 * 1024),
             ..Default::default()
         },
     ));
@@ -406,5 +407,6 @@ fn tcp_protocol_options_apply_to_connections() {
     let sock = socket2::Socket::from(ch.try_clone_fd().unwrap());
     assert!(!sock.tcp_nodelay().unwrap());
     assert!(sock.send_buffer_size().unwrap() >= 256 * 1024);
+    assert_eq!(sock.tcp_notsent_lowat().unwrap(), 128 * 1024);
     m.stop().sync().unwrap();
 }

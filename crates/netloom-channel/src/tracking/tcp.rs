@@ -10,6 +10,7 @@ use socket2::{Domain, SockRef, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 
+use crate::bootstrap::apply_options;
 use crate::channel::CloseSignal;
 use crate::task::register_local;
 use crate::tracking::manager::state_error;
@@ -111,19 +112,7 @@ impl Inner {
         };
         let local = stream.local_addr().map_err(io_err)?;
         let remote = stream.peer_addr().map_err(io_err)?;
-        let sock = SockRef::from(&stream);
-        let o = &self.options;
-        sock.set_tcp_nodelay(o.tcp_nodelay).map_err(io_err)?;
-        if let Some(idle) = o.tcp_keepalive {
-            let keepalive = socket2::TcpKeepalive::new().with_time(idle);
-            sock.set_tcp_keepalive(&keepalive).map_err(io_err)?;
-        }
-        if let Some(n) = o.send_buffer_size {
-            sock.set_send_buffer_size(n).map_err(io_err)?;
-        }
-        if let Some(n) = o.recv_buffer_size {
-            sock.set_recv_buffer_size(n).map_err(io_err)?;
-        }
+        apply_options(SockRef::from(&stream), &self.options, true).map_err(io_err)?;
         let fd = stream.as_raw_fd();
         let channel = register_local(stream, &self.options, |pipeline| {
             // SAFETY: `register_local` owns the stream (and so the descriptor) until this

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use netloom_channel::{
-    EchoHandler, EventLoopGroup, FramingHandler, ServerBootstrap, TlsHandler, TlsServerConfig,
+    ChannelOptions, EchoHandler, EventLoopGroup, FramingHandler, ServerBootstrap, TlsHandler,
+    TlsServerConfig,
 };
 use netloom_codec::Framer;
 
@@ -33,6 +34,13 @@ pub struct EchoArgs {
     /// Event loop threads (default: the CPUs this process may use).
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// TCP_NOTSENT_LOWAT of every connection: at most this many bytes wait unsent in the
+    /// kernel; the rest waits in the channel, whose back-pressure stops reading (0: the
+    /// system's default, no limit). 128 KiB keeps bulk echoes from queueing megabytes in
+    /// the kernel: see docs/benchmarks.md.
+    #[arg(long, default_value_t = 128 * 1024, value_name = "BYTES")]
+    pub tcp_notsent_lowat: u32,
 
     /// Echo UDP datagrams instead: each sender is a tracked peer with its own pipeline;
     /// peer counts go to stderr periodically and on exit (SIGINT/SIGTERM).
@@ -69,8 +77,10 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let group = EventLoopGroup::new(threads, "echo")?;
+    let options = child_options(&args);
     let framing = args.framing;
     let server = ServerBootstrap::new(&group, &group)
+        .child_options(options)
         .child_handler(move |p| {
             if let Some(tls) = &tls {
                 p.add_last("tls", TlsHandler::server(tls)?)?;
@@ -92,6 +102,14 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The options of every accepted connection.
+fn child_options(args: &EchoArgs) -> ChannelOptions {
+    ChannelOptions {
+        tcp_notsent_lowat: (args.tcp_notsent_lowat > 0).then_some(args.tcp_notsent_lowat),
+        ..ChannelOptions::default()
+    }
+}
+
 /// `--udp`: the echo server over tracked UDP peers (`netloom_channel::udp::serve_echo`).
 fn run_udp(args: &EchoArgs) -> anyhow::Result<ExitCode> {
     let secs = |name: &str, v: f64| {
@@ -106,4 +124,35 @@ fn run_udp(args: &EchoArgs) -> anyhow::Result<ExitCode> {
     netloom_channel::udp::serve_echo(&options, &mut std::io::stdout(), &mut std::io::stderr())
         .with_context(|| format!("UDP echo on {}", args.listen))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        echo: EchoArgs,
+    }
+
+    fn options(argv: &[&str]) -> ChannelOptions {
+        let cli = Cli::try_parse_from(std::iter::once("echo").chain(argv.iter().copied())).unwrap();
+        child_options(&cli.echo)
+    }
+
+    #[test]
+    fn connections_keep_at_most_128_kib_unsent_in_the_kernel_by_default() {
+        assert_eq!(options(&[]).tcp_notsent_lowat, Some(128 * 1024));
+        assert_eq!(
+            options(&["--tcp-notsent-lowat", "4096"]).tcp_notsent_lowat,
+            Some(4096)
+        );
+        assert_eq!(
+            options(&["--tcp-notsent-lowat", "0"]).tcp_notsent_lowat,
+            None
+        );
+    }
 }
