@@ -100,14 +100,15 @@ pub fn measure(config: &IdleConfig) -> Result<IdleReport, BenchError> {
     runtime.block_on(async {
         let opened = std::time::Instant::now();
         let left = || config.timeout.saturating_sub(opened.elapsed());
-        let warm = open_and_exchange(config, usize::MAX, None, left()).await?;
+        let pattern = Arc::new(Pattern::new(config.size));
+        let warm = open_and_exchange(config, &pattern, usize::MAX, None, left()).await?;
         drop(warm);
         tokio::time::sleep(config.settle).await;
         let baseline = ProcSample::read(config.server_pid)?;
         let mut streams = Vec::with_capacity(config.connections);
         for index in 0..config.connections {
             let from = source_for(&config.sources, index);
-            streams.push(open_and_exchange(config, index, from, left()).await?);
+            streams.push(open_and_exchange(config, &pattern, index, from, left()).await?);
         }
         tokio::time::sleep(config.settle).await;
         let loaded = ProcSample::read(config.server_pid)?;
@@ -125,6 +126,7 @@ pub fn measure(config: &IdleConfig) -> Result<IdleReport, BenchError> {
 
 async fn open_and_exchange(
     config: &IdleConfig,
+    pattern: &Arc<Pattern>,
     index: usize,
     from: Option<IpAddr>,
     timeout: Duration,
@@ -134,10 +136,9 @@ async fn open_and_exchange(
         connection: index,
         what,
     };
-    let pattern = Arc::new(Pattern::new(config.size));
     let mut msg = vec![0u8; pattern.size()];
     pattern.fill(index as u64, 0, &mut msg);
-    let mut checker = EchoChecker::new(pattern, index as u64);
+    let mut checker = EchoChecker::new(Arc::clone(pattern), index as u64);
     let exchange = async {
         stream
             .write_all(&msg)
