@@ -3,6 +3,28 @@ use std::path::PathBuf;
 
 use crate::BenchError;
 
+/// The TCP settings of this network namespace that shape loopback results: the congestion
+/// control and the `tcp_rmem` / `tcp_wmem` limits (min, default, max bytes), from
+/// /proc/sys/net/ipv4. A setting that cannot be read shows as `?`.
+///
+/// ```
+/// let line = netloom_bench::procfs::tcp_settings();
+/// assert!(line.starts_with("congestion control "));
+/// ```
+pub fn tcp_settings() -> String {
+    let get = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "?".into())
+    };
+    format!(
+        "congestion control {}, tcp_rmem {}, tcp_wmem {}",
+        get("tcp_congestion_control"),
+        get("tcp_rmem"),
+        get("tcp_wmem")
+    )
+}
+
 /// A snapshot of one process's counters.
 ///
 /// ```no_run

@@ -34,10 +34,16 @@ pub struct ChannelOptions {
     pub auto_read: bool,
     /// Reads per wakeup before yielding to other channels of the loop (default 16).
     pub max_reads_per_poll: usize,
-    /// Bytes read per system call at most (default 32 KiB: streaming 64 KiB messages cost
-    /// about 14% more server CPU per message with 64 KiB reads and 60% more with 8 KiB; see
-    /// docs/benchmarks.md).
+    /// Bytes read per system call at most (default 128 KiB). Together with the write cap
+    /// below, bulk echoes cost the least CPU per byte with it; see docs/benchmarks.md.
     pub read_chunk_size: usize,
+    /// Bytes one write system call offers at most, gathered from the pending buffers
+    /// (Netty's `maxBytesPerGatheringWrite`; default 63 KiB). Writes of 64 KiB and more
+    /// overflow one 64 KiB TCP segment (the loopback MTU, the GSO limit): under a pacing
+    /// congestion control (BBR) they cost ~40% more server CPU per byte in the streaming
+    /// benchmark, while under cubic 63 KiB costs no more than larger writes (see
+    /// docs/benchmarks.md). Datagrams are always written whole.
+    pub max_bytes_per_gathering_write: usize,
     /// Connect timeout of `Bootstrap::connect` (default 30 s).
     pub connect_timeout: Duration,
     /// How long a graceful close waits for pending writes before forcing (default 30 s).
@@ -56,7 +62,8 @@ impl Default for ChannelOptions {
             write_buffer_low_water_mark: 32 * 1024,
             auto_read: true,
             max_reads_per_poll: 16,
-            read_chunk_size: 32 * 1024,
+            read_chunk_size: 128 * 1024,
+            max_bytes_per_gathering_write: 63 * 1024,
             connect_timeout: Duration::from_secs(30),
             graceful_close_timeout: Duration::from_secs(30),
         }
@@ -84,6 +91,12 @@ impl ChannelOptions {
         if self.max_reads_per_poll == 0 {
             return Err(ChannelError::InvalidOption {
                 name: "max_reads_per_poll",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.max_bytes_per_gathering_write == 0 {
+            return Err(ChannelError::InvalidOption {
+                name: "max_bytes_per_gathering_write",
                 reason: "must be at least 1".into(),
             });
         }

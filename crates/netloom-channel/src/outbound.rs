@@ -42,11 +42,22 @@ impl OutboundBuffer {
         self.total_bytes
     }
 
-    /// Fills `slices` with flushed entries; returns how many were filled.
-    pub(crate) fn fill_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        let n = self.flushed.min(slices.len());
-        for (slot, entry) in slices.iter_mut().zip(self.entries.iter().take(n)) {
-            *slot = IoSlice::new(entry);
+    /// Fills `slices` with flushed entries, `max_bytes` in all at most (the last slice may
+    /// be the front of its entry); returns how many were filled.
+    pub(crate) fn fill_slices<'a>(&'a self, slices: &mut [IoSlice<'a>], max_bytes: usize) -> usize {
+        let mut budget = max_bytes;
+        let mut n = 0;
+        for (slot, entry) in slices
+            .iter_mut()
+            .zip(self.entries.iter().take(self.flushed))
+        {
+            if budget == 0 {
+                break;
+            }
+            let take = entry.len().min(budget);
+            *slot = IoSlice::new(&entry[..take]);
+            budget -= take;
+            n += 1;
         }
         n
     }
@@ -97,7 +108,7 @@ mod tests {
         out.consume(7);
         assert_eq!(out.total_bytes(), 3);
         let mut slices = [IoSlice::new(&[]); 4];
-        let n = out.fill_slices(&mut slices);
+        let n = out.fill_slices(&mut slices, usize::MAX);
         assert_eq!(n, 1);
         assert_eq!(&*slices[0], b"rld");
         out.consume(3);
@@ -112,7 +123,27 @@ mod tests {
         out.mark_flushed();
         out.push(Bytes::from_static(b"b"));
         let mut slices = [IoSlice::new(&[]); 4];
-        assert_eq!(out.fill_slices(&mut slices), 1);
+        assert_eq!(out.fill_slices(&mut slices, usize::MAX), 1);
         assert_eq!(out.clear(), 2);
+    }
+
+    #[test]
+    fn a_write_offers_at_most_max_bytes() {
+        let mut out = OutboundBuffer::default();
+        for part in [&b"abc"[..], b"defg", b"hi"] {
+            out.push(Bytes::copy_from_slice(part));
+        }
+        out.mark_flushed();
+        let mut slices = [IoSlice::new(&[]); 4];
+        let n = out.fill_slices(&mut slices, 5);
+        assert_eq!(n, 2);
+        assert_eq!((&*slices[0], &*slices[1]), (&b"abc"[..], &b"de"[..]));
+        // Exactly at an entry's end: the next entry is not offered.
+        assert_eq!(out.fill_slices(&mut slices, 3), 1);
+        assert_eq!(out.fill_slices(&mut slices, usize::MAX), 3);
+        out.consume(5);
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(out.fill_slices(&mut slices, 4), 2);
+        assert_eq!((&*slices[0], &*slices[1]), (&b"fg"[..], &b"hi"[..]));
     }
 }

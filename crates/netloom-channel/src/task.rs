@@ -76,6 +76,7 @@ pub(crate) fn register_local<T: Transport>(
         pipeline,
         max_reads: options.max_reads_per_poll,
         read_chunk: options.read_chunk_size,
+        max_write: options.max_bytes_per_gathering_write,
         graceful_timeout: options.graceful_close_timeout,
         started: false,
         input_closed: false,
@@ -106,6 +107,8 @@ struct ChannelTask<T: Transport> {
     pipeline: Pipeline,
     max_reads: usize,
     read_chunk: usize,
+    /// Bytes per write system call at most (not applied to datagrams, which go whole).
+    max_write: usize,
     graceful_timeout: Duration,
     started: bool,
     input_closed: bool,
@@ -256,13 +259,18 @@ impl<T: Transport> ChannelTask<T> {
             return;
         };
         let boundaries = transport.preserves_boundaries();
+        let max_bytes = if boundaries {
+            usize::MAX
+        } else {
+            self.max_write
+        };
         while self.pipeline.head.out.has_flushed() {
             let out = &self.pipeline.head.out;
             let (wanted, result) = if boundaries || out.flushed_entries() == 1 {
                 // One buffer (the common case): no 64-slot array to fill.
-                poll_write_slices::<_, 1>(transport, cx, out)
+                poll_write_slices::<_, 1>(transport, cx, out, max_bytes)
             } else {
-                poll_write_slices::<_, MAX_IOV>(transport, cx, out)
+                poll_write_slices::<_, MAX_IOV>(transport, cx, out, max_bytes)
             };
             match result {
                 Poll::Ready(Ok(0)) if wanted > 0 => {
@@ -395,14 +403,16 @@ impl<T: Transport> ChannelTask<T> {
     }
 }
 
-/// Offers up to `N` flushed buffers to the transport; returns (bytes offered, result).
+/// Offers up to `N` flushed buffers, `max_bytes` in all at most, to the transport; returns
+/// (bytes offered, result).
 fn poll_write_slices<T: Transport, const N: usize>(
     transport: &mut T,
     cx: &mut TaskContext<'_>,
     out: &crate::outbound::OutboundBuffer,
+    max_bytes: usize,
 ) -> (usize, Poll<io::Result<usize>>) {
     let mut slices = [IoSlice::new(&[]); N];
-    let n = out.fill_slices(&mut slices);
+    let n = out.fill_slices(&mut slices, max_bytes);
     let wanted = slices[..n].iter().map(|s| s.len()).sum();
     (wanted, transport.poll_write_vectored(cx, &slices[..n]))
 }

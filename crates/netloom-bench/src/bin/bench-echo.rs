@@ -34,6 +34,10 @@ struct Args {
     /// Idle connections for the memory measurement (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
+    /// Run only this case (repeatable; default: all): `1x1-32`, `1x1-1024`, `64x1-32`,
+    /// `512x1-32`, `64x16-32`, `16xstream-65536`.
+    #[arg(long = "case")]
+    cases: Vec<String>,
     /// Directory for results.md, results.json and server logs.
     #[arg(long, default_value = "target/bench-echo")]
     out: PathBuf,
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let mut plan = Plan::new(args.servers);
+    plan.cases = netloom_bench::compare::Case::select(&args.cases)?;
     plan.server_cpu = args.server_cpu;
     plan.client_cpu = args.client_cpu;
     plan.warmup = secs("--warmup", args.warmup)?;

@@ -20,6 +20,8 @@ use server::{ServerProcess, ServerSpec};
 /// let cases = netloom_bench::compare::Case::standard();
 /// assert_eq!(cases.len(), 6);
 /// assert_eq!(cases[0].name, "1 conn x 1 in flight, 32 B");
+/// assert_eq!(cases[0].key(), "1x1-32");
+/// assert_eq!(cases[5].key(), "16xstream-65536");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Case {
@@ -62,6 +64,44 @@ impl Case {
             Case::new(64, Mode::Pipelined { in_flight: 16 }, 32),
             Case::new(16, Mode::Streaming, 64 * 1024),
         ]
+    }
+
+    /// A short name for the command line: `CONNECTIONSxIN_FLIGHT-SIZE`, with `stream` for
+    /// streaming (`64x16-32`, `16xstream-65536`).
+    pub fn key(&self) -> String {
+        let depth = match self.mode {
+            Mode::Pipelined { in_flight } => in_flight.to_string(),
+            Mode::Streaming => "stream".to_string(),
+        };
+        format!("{}x{depth}-{}", self.connections, self.size)
+    }
+
+    /// The standard cases whose [`key`](Case::key)s are listed, in the standard order; an
+    /// empty list selects all of them. An unknown key is an error that lists the known ones.
+    ///
+    /// ```
+    /// use netloom_bench::compare::Case;
+    /// let picked = Case::select(&["16xstream-65536".into(), "1x1-32".into()])?;
+    /// assert_eq!(picked.len(), 2);
+    /// assert_eq!(picked[0].key(), "1x1-32");
+    /// assert!(Case::select(&["1x2-32".into()]).is_err());
+    /// # Ok::<(), netloom_bench::BenchError>(())
+    /// ```
+    pub fn select(keys: &[String]) -> Result<Vec<Case>, BenchError> {
+        let all = Case::standard();
+        if let Some(unknown) = keys.iter().find(|k| all.iter().all(|c| c.key() != **k)) {
+            let known: Vec<String> = all.iter().map(Case::key).collect();
+            return Err(BenchError::InvalidConfig {
+                what: format!(
+                    "unknown case {unknown:?}; the cases are {}",
+                    known.join(", ")
+                ),
+            });
+        }
+        Ok(all
+            .into_iter()
+            .filter(|c| keys.is_empty() || keys.contains(&c.key()))
+            .collect())
     }
 }
 
@@ -194,6 +234,8 @@ pub struct Comparison {
     pub duration_secs: f64,
     /// Rounds run.
     pub rounds: usize,
+    /// The network namespace's TCP settings during the run ([`crate::procfs::tcp_settings`]).
+    pub tcp: String,
 }
 
 /// Runs every server of `plan` through every case; `progress` hears about each step.
@@ -294,6 +336,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Comparison {
         warmup_secs: plan.warmup.as_secs_f64(),
         duration_secs: plan.duration.as_secs_f64(),
         rounds: plan.rounds,
+        tcp: crate::procfs::tcp_settings(),
     }
 }
 

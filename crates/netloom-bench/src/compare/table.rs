@@ -19,7 +19,7 @@ pub const IDLE_KIB_TARGET: f64 = 8.0;
 ///
 /// ```
 /// use netloom_bench::compare::{Comparison, table::markdown};
-/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3 };
+/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, tcp: String::new() };
 /// assert!(markdown(&empty).contains("Targets"));
 /// ```
 pub fn markdown(comparison: &Comparison) -> String {
@@ -28,8 +28,8 @@ pub fn markdown(comparison: &Comparison) -> String {
          every server back to back (order rotated), and the tables show each server's median \
          round by msg/s, with the range over all rounds. The ratios are paired: each is the \
          median over rounds of that round's ratio, so a slow drift of the machine, which moves \
-         servers run back to back alike, cancels out.\n\n",
-        comparison.warmup_secs, comparison.duration_secs, comparison.rounds
+         servers run back to back alike, cancels out. TCP: {}.\n\n",
+        comparison.warmup_secs, comparison.duration_secs, comparison.rounds, comparison.tcp
     );
     servers_table(&mut out, comparison);
     for (index, case) in comparison.cases.iter().enumerate() {
@@ -129,7 +129,7 @@ impl Ratios {
     ///
     /// ```
     /// use netloom_bench::compare::{Comparison, table::Ratios};
-    /// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3 };
+    /// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, tcp: String::new() };
     /// assert_eq!(Ratios::of(&empty, 0).msgs_vs_tokio, None);
     /// ```
     pub fn of(comparison: &Comparison, index: usize) -> Self {
@@ -193,7 +193,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 ///
 /// ```
 /// use netloom_bench::compare::{Comparison, table::rounds_spread};
-/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3 };
+/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, tcp: String::new() };
 /// assert_eq!(rounds_spread(&empty, 0), None);
 /// ```
 pub fn rounds_spread(comparison: &Comparison, index: usize) -> Option<f64> {
@@ -340,6 +340,7 @@ mod tests {
             warmup_secs: 1.0,
             duration_secs: 4.0,
             rounds: 3,
+            tcp: "congestion control cubic, tcp_rmem 4096 131072 6291456, tcp_wmem 4096 16384 4194304".into(),
         }
     }
 
@@ -384,6 +385,10 @@ mod tests {
             md.contains(
                 "| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 0.900x ✔ | 2.000x ✘ | 3.33x disturbed: rerun |"
             ),
+            "{md}"
+        );
+        assert!(
+            md.contains("TCP: congestion control cubic, tcp_rmem 4096 131072 6291456,"),
             "{md}"
         );
     }

@@ -639,7 +639,7 @@ fn send_out(socket: &UdpSocket, addr: SocketAddr, p: &mut Pipeline, counters: &C
     let mut outcome = Sent::None;
     while p.head.out.has_flushed() {
         let mut slices = [IoSlice::new(&[])];
-        if p.head.out.fill_slices(&mut slices) == 0 {
+        if p.head.out.fill_slices(&mut slices, usize::MAX) == 0 {
             break;
         }
         let len = slices[0].len();

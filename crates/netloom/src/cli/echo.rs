@@ -42,6 +42,11 @@ pub struct EchoArgs {
     #[arg(long, default_value_t = 128 * 1024, value_name = "BYTES")]
     pub tcp_notsent_lowat: u32,
 
+    /// Bytes read per system call at most (ChannelOptions::read_chunk_size, at least 64).
+    /// Smaller reads cost more CPU per byte for bulk echoes: see docs/benchmarks.md.
+    #[arg(long, default_value_t = ChannelOptions::default().read_chunk_size, value_name = "BYTES")]
+    pub read_chunk_size: usize,
+
     /// Echo UDP datagrams instead: each sender is a tracked peer with its own pipeline;
     /// peer counts go to stderr periodically and on exit (SIGINT/SIGTERM).
     #[arg(long, conflicts_with_all = ["tls_cert", "threads"])]
@@ -106,6 +111,7 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
 fn child_options(args: &EchoArgs) -> ChannelOptions {
     ChannelOptions {
         tcp_notsent_lowat: (args.tcp_notsent_lowat > 0).then_some(args.tcp_notsent_lowat),
+        read_chunk_size: args.read_chunk_size,
         ..ChannelOptions::default()
     }
 }
@@ -154,5 +160,15 @@ mod tests {
             options(&["--tcp-notsent-lowat", "0"]).tcp_notsent_lowat,
             None
         );
+    }
+
+    #[test]
+    fn read_chunk_size_defaults_to_the_channel_default_and_is_validated_at_bind() {
+        assert_eq!(options(&[]).read_chunk_size, 128 * 1024);
+        let big = options(&["--read-chunk-size", "262144"]);
+        assert_eq!(big.read_chunk_size, 256 * 1024);
+        assert!(big.validate().is_ok());
+        let err = options(&["--read-chunk-size", "8"]).validate().unwrap_err();
+        assert!(err.to_string().contains("read_chunk_size"), "{err}");
     }
 }
