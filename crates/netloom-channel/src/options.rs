@@ -36,6 +36,8 @@ pub struct ChannelOptions {
     pub max_reads_per_poll: usize,
     /// Bytes read per system call at most (default 128 KiB). Together with the write cap
     /// below, bulk echoes cost the least CPU per byte with it; see docs/benchmarks.md.
+    /// Reads are slices of one buffer per event loop: a slice a handler keeps (instead of
+    /// copying, as the codec handlers do) keeps up to this much of that buffer allocated.
     pub read_chunk_size: usize,
     /// Bytes one write system call offers at most, gathered from the pending buffers
     /// (Netty's `maxBytesPerGatheringWrite`; default 63 KiB). Writes of 64 KiB and more

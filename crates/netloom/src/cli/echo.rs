@@ -47,6 +47,16 @@ pub struct EchoArgs {
     #[arg(long, default_value_t = ChannelOptions::default().read_chunk_size, value_name = "BYTES")]
     pub read_chunk_size: usize,
 
+    /// Bytes one write system call offers at most
+    /// (ChannelOptions::max_bytes_per_gathering_write, at least 1). The default stays below
+    /// the 64 KiB TCP segment: see docs/benchmarks.md.
+    #[arg(
+        long,
+        default_value_t = ChannelOptions::default().max_bytes_per_gathering_write,
+        value_name = "BYTES"
+    )]
+    pub max_bytes_per_gathering_write: usize,
+
     /// Echo UDP datagrams instead: each sender is a tracked peer with its own pipeline;
     /// peer counts go to stderr periodically and on exit (SIGINT/SIGTERM).
     #[arg(long, conflicts_with_all = ["tls_cert", "threads"])]
@@ -112,6 +122,7 @@ fn child_options(args: &EchoArgs) -> ChannelOptions {
     ChannelOptions {
         tcp_notsent_lowat: (args.tcp_notsent_lowat > 0).then_some(args.tcp_notsent_lowat),
         read_chunk_size: args.read_chunk_size,
+        max_bytes_per_gathering_write: args.max_bytes_per_gathering_write,
         ..ChannelOptions::default()
     }
 }
@@ -163,8 +174,18 @@ mod tests {
     }
 
     #[test]
-    fn read_chunk_size_defaults_to_the_channel_default_and_is_validated_at_bind() {
+    fn read_and_write_sizes_default_to_the_channel_defaults_and_are_validated_at_bind() {
         assert_eq!(options(&[]).read_chunk_size, 128 * 1024);
+        assert_eq!(options(&[]).max_bytes_per_gathering_write, 63 * 1024);
+        let uncapped = options(&["--max-bytes-per-gathering-write", "1048576"]);
+        assert_eq!(uncapped.max_bytes_per_gathering_write, 1 << 20);
+        let err = options(&["--max-bytes-per-gathering-write", "0"])
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("max_bytes_per_gathering_write"),
+            "{err}"
+        );
         let big = options(&["--read-chunk-size", "262144"]);
         assert_eq!(big.read_chunk_size, 256 * 1024);
         assert!(big.validate().is_ok());
