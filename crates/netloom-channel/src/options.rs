@@ -40,11 +40,11 @@ pub struct ChannelOptions {
     /// copying, as the codec handlers do) keeps up to this much of that buffer allocated.
     pub read_chunk_size: usize,
     /// Bytes one write system call offers at most, gathered from the pending buffers
-    /// (Netty's `maxBytesPerGatheringWrite`; default 63 KiB). Writes of 64 KiB and more
-    /// overflow one 64 KiB TCP segment (the loopback MTU, the GSO limit): under a pacing
-    /// congestion control (BBR) they cost ~40% more server CPU per byte in the streaming
-    /// benchmark, while under cubic 63 KiB costs no more than larger writes (see
-    /// docs/benchmarks.md). Datagrams are always written whole.
+    /// (Netty's `maxBytesPerGatheringWrite`; default 63 KiB). Writes of 64 KiB and more do
+    /// not fit one TCP segment on loopback (MTU 64 KiB): under BBR they cost ~40% more
+    /// server CPU per message in the streaming benchmark; under cubic, uncapped writes
+    /// cost 5-18% less than 63 KiB ones (see docs/benchmarks.md). Datagrams are always
+    /// written whole.
     pub max_bytes_per_gathering_write: usize,
     /// Connect timeout of `Bootstrap::connect` (default 30 s).
     pub connect_timeout: Duration,
