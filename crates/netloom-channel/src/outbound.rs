@@ -146,4 +146,37 @@ mod tests {
         assert_eq!(out.fill_slices(&mut slices, 4), 2);
         assert_eq!((&*slices[0], &*slices[1]), (&b"fg"[..], &b"hi"[..]));
     }
+
+    proptest::proptest! {
+        /// Writing through any cap and any partial-write pattern delivers exactly the
+        /// flushed bytes, in order, and never offers more than the cap at once.
+        #[test]
+        fn capped_writes_deliver_the_flushed_bytes_in_order(
+            entries in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0..20),
+            cap in 1usize..700,
+            accepts in proptest::collection::vec(1usize..500, 1..50),
+        ) {
+            let mut out = OutboundBuffer::default();
+            let mut expected = Vec::new();
+            for e in &entries {
+                out.push(Bytes::copy_from_slice(e));
+                expected.extend_from_slice(e);
+            }
+            out.mark_flushed();
+            let mut written = Vec::new();
+            let mut accept = accepts.iter().cycle();
+            while out.has_flushed() {
+                let mut slices = [IoSlice::new(&[]); 8];
+                let n = out.fill_slices(&mut slices, cap);
+                let offered: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+                proptest::prop_assert!(offered.len() <= cap);
+                proptest::prop_assert!(!offered.is_empty());
+                // The socket takes a prefix of what was offered, as a partial write does.
+                let took = offered.len().min(*accept.next().unwrap());
+                written.extend_from_slice(&offered[..took]);
+                out.consume(took);
+            }
+            proptest::prop_assert_eq!(written, expected);
+        }
+    }
 }
