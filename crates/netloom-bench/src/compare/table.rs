@@ -110,7 +110,7 @@ fn case_row(out: &mut String, server: &ServerResult, index: usize) {
 }
 
 /// netloom's ratios in one case (None where a side is missing or failed).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ratios {
     /// netloom msg/s over tokio's (target ≥ 1).
     pub msgs_vs_tokio: Option<f64>,
@@ -120,6 +120,22 @@ pub struct Ratios {
     pub p50_vs_tokio: Option<f64>,
     /// netloom server CPU per message over tokio's (target ≤ 1).
     pub cpu_vs_tokio: Option<f64>,
+    /// The per-round ratios behind each median, in round order.
+    pub rounds: RoundRatios,
+}
+
+/// One ratio per round in which netloom and the anchor(s) ran, for each of [`Ratios`]'
+/// medians.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoundRatios {
+    /// netloom msg/s over tokio's.
+    pub msgs_vs_tokio: Vec<f64>,
+    /// netloom msg/s over the better of tokio and Netty.
+    pub msgs_vs_best: Vec<f64>,
+    /// netloom p50 over tokio's.
+    pub p50_vs_tokio: Vec<f64>,
+    /// netloom server CPU per message over tokio's.
+    pub cpu_vs_tokio: Vec<f64>,
 }
 
 impl Ratios {
@@ -152,14 +168,12 @@ impl Ratios {
             side.get(r).copied().flatten()
         }
         // One ratio per round in which netloom and the anchor(s) ran.
-        let paired = |ratio: &dyn Fn(&LoadReport, usize) -> Option<f64>| {
-            median(
-                (0..subject.len())
-                    .filter_map(|r| ratio(at(&subject, r)?, r))
-                    .collect(),
-            )
+        let paired = |ratio: &dyn Fn(&LoadReport, usize) -> Option<f64>| -> Vec<f64> {
+            (0..subject.len())
+                .filter_map(|r| ratio(at(&subject, r)?, r))
+                .collect()
         };
-        Self {
+        let rounds = RoundRatios {
             msgs_vs_tokio: paired(&|s, r| Some(s.msgs_per_sec / at(&tokio, r)?.msgs_per_sec)),
             msgs_vs_best: paired(&|s, r| {
                 let best = [at(&tokio, r), at(&netty, r)]
@@ -173,6 +187,13 @@ impl Ratios {
             cpu_vs_tokio: paired(&|s, r| {
                 Some(s.server_cpu_us_per_msg? / at(&tokio, r)?.server_cpu_us_per_msg?)
             }),
+        };
+        Self {
+            msgs_vs_tokio: median(rounds.msgs_vs_tokio.clone()),
+            msgs_vs_best: median(rounds.msgs_vs_best.clone()),
+            p50_vs_tokio: median(rounds.p50_vs_tokio.clone()),
+            cpu_vs_tokio: median(rounds.cpu_vs_tokio.clone()),
+            rounds,
         }
     }
 }
@@ -215,6 +236,11 @@ fn targets_table(out: &mut String, comparison: &Comparison) {
     let _ = writeln!(out, "\n### Targets (netloom vs the anchors)\n");
     let _ = writeln!(
         out,
+        "Each cell: the median of the per-round ratios, whether it meets the target, and in how \
+         many rounds the ratio met it.\n"
+    );
+    let _ = writeln!(
+        out,
         "| case | msg/s ÷ max(tokio, Netty) (≥ 1) | p50 ÷ tokio (≤ {P50_TARGET}) | CPU/msg ÷ tokio (≤ 1) | rounds spread (≤ {STEADY_SPREAD}: steady) |"
     );
     let _ = writeln!(out, "|---|--:|--:|--:|--:|");
@@ -229,9 +255,9 @@ fn targets_table(out: &mut String, comparison: &Comparison) {
             out,
             "| {} | {} | {} | {} | {spread} |",
             case.name,
-            verdict(r.msgs_vs_best, |x| x >= 1.0),
-            verdict(r.p50_vs_tokio, |x| x <= P50_TARGET),
-            verdict(r.cpu_vs_tokio, |x| x <= 1.0),
+            verdict(r.msgs_vs_best, &r.rounds.msgs_vs_best, |x| x >= 1.0),
+            verdict(r.p50_vs_tokio, &r.rounds.p50_vs_tokio, |x| x <= P50_TARGET),
+            verdict(r.cpu_vs_tokio, &r.rounds.cpu_vs_tokio, |x| x <= 1.0),
         );
     }
 }
@@ -270,10 +296,16 @@ fn times(ratio: Option<f64>) -> String {
     ratio.map_or("n/a".into(), |r| format!("**{r:.2}x**"))
 }
 
-fn verdict(ratio: Option<f64>, met: impl Fn(f64) -> bool) -> String {
+/// The median ratio, whether it meets the target, and in how many rounds it was met.
+fn verdict(ratio: Option<f64>, rounds: &[f64], met: impl Fn(f64) -> bool) -> String {
+    let tally = format!(
+        "{}/{} rounds",
+        rounds.iter().filter(|&&x| met(x)).count(),
+        rounds.len()
+    );
     match ratio {
-        Some(r) if met(r) => format!("{r:.3}x ✔"),
-        Some(r) => format!("{r:.3}x ✘"),
+        Some(r) if met(r) => format!("{r:.3}x ✔ {tally}"),
+        Some(r) => format!("{r:.3}x ✘ {tally}"),
         None => "n/a".into(),
     }
 }
@@ -380,10 +412,11 @@ mod tests {
         // p50: 0.1, 0.9, 1.1; CPU: 1.0, 3.0, 2.0.
         assert_eq!(r.p50_vs_tokio, Some(0.9));
         assert_eq!(r.cpu_vs_tokio, Some(2.0));
+        assert_eq!(r.rounds.msgs_vs_best, vec![0.6, 1.2, 0.8]);
         let md = markdown(&c);
         assert!(
             md.contains(
-                "| 1 conn x 1 in flight, 32 B | 0.800x ✘ | 0.900x ✔ | 2.000x ✘ | 3.33x disturbed: rerun |"
+                "| 1 conn x 1 in flight, 32 B | 0.800x ✘ 1/3 rounds | 0.900x ✔ 3/3 rounds | 2.000x ✘ 1/3 rounds | 3.33x disturbed: rerun |"
             ),
             "{md}"
         );
