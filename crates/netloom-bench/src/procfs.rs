@@ -1,4 +1,4 @@
-//! Server CPU time, resident memory and thread count, read from /proc.
+//! Server CPU time, resident memory and thread count, and the TCP settings, read from /proc.
 use std::path::PathBuf;
 
 use crate::BenchError;

@@ -234,7 +234,8 @@ pub struct Comparison {
     pub duration_secs: f64,
     /// Rounds run.
     pub rounds: usize,
-    /// The network namespace's TCP settings during the run ([`crate::procfs::tcp_settings`]).
+    /// The network namespace's TCP settings, read at the end of the run
+    /// ([`crate::procfs::tcp_settings`]).
     pub tcp: String,
 }
 
