@@ -4,8 +4,8 @@ use crate::{Context, Handler, HandlerResult, Interest, Msg};
 /// Writes every message back. A flush only marks data ready: the channel writes after the
 /// read burst (or once a read chunk's worth is flushed), so small messages still take one
 /// system call per burst. Stops reading while the channel is unwritable, so a peer that
-/// sends faster than it reads cannot make the server buffer without bound. It takes only reads and writability changes ([`Interest`]): the
-/// pipeline passes everything else by.
+/// sends faster than it reads cannot make the server buffer without bound. It takes only
+/// reads and writability changes ([`Interest`]): the pipeline passes everything else by.
 ///
 /// ```
 /// use bytes::Bytes;

@@ -174,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn read_and_write_sizes_default_to_the_channel_defaults_and_are_validated_at_bind() {
+    fn read_and_write_sizes_default_to_the_channel_defaults_and_bad_ones_are_named() {
         assert_eq!(options(&[]).read_chunk_size, 128 * 1024);
         assert_eq!(options(&[]).max_bytes_per_gathering_write, 63 * 1024);
         let uncapped = options(&["--max-bytes-per-gathering-write", "1048576"]);
