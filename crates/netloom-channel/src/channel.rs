@@ -311,6 +311,21 @@ impl Channel {
         let _ = self.push(Command::Close(CloseMode::Forced));
     }
 
+    /// Half-closes: writes what is pending, then shuts down the output (TCP FIN) and
+    /// keeps reading ([`CloseMode::Output`], through the outbound handlers). Pair it with
+    /// [`ChannelOptions::allow_half_closure`] to keep reading after the peer's FIN too.
+    ///
+    /// ```
+    /// use netloom_channel::EmbeddedChannel;
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.channel().shutdown_output();
+    /// ch.run_pending();
+    /// assert!(ch.channel().is_open()); // in memory there is no output to shut
+    /// ```
+    pub fn shutdown_output(&self) {
+        let _ = self.push(Command::Close(CloseMode::Output));
+    }
+
     /// Sends a user event through the pipeline (from its transport end).
     ///
     /// ```

@@ -40,10 +40,14 @@
 //! be sent to that peer. A handler that holds messages back (a delay, a rate limit) should
 //! hold them in a [`PendingWrites`](crate::PendingWrites) queue: the held bytes then count
 //! against that channel's writability, so the forwarder stops reading the other side while
-//! they wait, and memory stays bounded.
+//! they wait, and memory stays bounded. Such a handler should also hold back a `close`
+//! that is not [`CloseMode::Forced`](crate::CloseMode::Forced) until it has written what
+//! it holds: the forwarder passes a peer's half-close on as
+//! [`CloseMode::Output`](crate::CloseMode::Output), and writes after it are dropped.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::{
     Bootstrap, Channel, ChannelError, ChannelOptions, CloseFuture, Context, EventLoopGroup,
@@ -68,8 +72,13 @@ pub struct ForwardConfig {
     pub tls_server_name: Option<String>,
     /// Terminate TLS on the listening side.
     pub tls_listen: Option<TlsServerConfig>,
-    /// Options of both sides' channels.
+    /// Options of both sides' channels (`allow_half_closure` is always on: the forwarder
+    /// passes half-closes on).
     pub options: ChannelOptions,
+    /// After one side ended its output (a half-close, passed on to the other side as a
+    /// TCP FIN), how long the other direction may go on before both connections are
+    /// closed (socat's `-t`). Default 10 s; at most [`ForwardConfig::MAX_LINGER`].
+    pub half_close_linger: Duration,
     /// Adds user handlers to each client-side pipeline (see `with_client_handlers`).
     client_handlers: Option<Initializer>,
     /// Adds user handlers to each target-side pipeline (see `with_target_handlers`).
@@ -77,6 +86,34 @@ pub struct ForwardConfig {
 }
 
 impl ForwardConfig {
+    /// The longest [`half_close_linger`](ForwardConfig::half_close_linger) accepted: 1 hour.
+    pub const MAX_LINGER: Duration = Duration::from_secs(3600);
+
+    /// Checks the configuration; the error names the offending option.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use netloom_channel::ForwardConfig;
+    /// let mut cfg = ForwardConfig::new("127.0.0.1:80");
+    /// assert!(cfg.validate().is_ok());
+    /// cfg.half_close_linger = Duration::from_secs(7200);
+    /// assert!(cfg.validate().unwrap_err().to_string().contains("half_close_linger"));
+    /// ```
+    pub fn validate(&self) -> Result<(), ChannelError> {
+        self.options.validate()?;
+        if self.half_close_linger > Self::MAX_LINGER {
+            return Err(ChannelError::InvalidOption {
+                name: "half_close_linger",
+                reason: format!(
+                    "{:?} is above the maximum of {:?}",
+                    self.half_close_linger,
+                    Self::MAX_LINGER
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Plain TCP to `to`.
     ///
     /// ```
@@ -90,6 +127,7 @@ impl ForwardConfig {
             tls_server_name: None,
             tls_listen: None,
             options: ChannelOptions::default(),
+            half_close_linger: Duration::from_secs(10),
             client_handlers: None,
             target_handlers: None,
         }
@@ -245,7 +283,9 @@ impl Forwarder {
         listen: SocketAddr,
         config: ForwardConfig,
     ) -> Result<Forwarder, ChannelError> {
-        config.options.validate()?;
+        config.validate()?;
+        let mut config = config;
+        config.options.allow_half_closure = true;
         let stats = Arc::new(ForwardStats::default());
         let config = Arc::new(config);
         let (cfg, st) = (config.clone(), stats.clone());
@@ -266,6 +306,7 @@ impl Forwarder {
                         stats: st.clone(),
                         target: None,
                         inactive: false,
+                        input_ended: false,
                     },
                 )?;
                 Ok(())
@@ -358,6 +399,8 @@ struct Inbound {
     stats: Arc<ForwardStats>,
     target: Option<Channel>,
     inactive: bool,
+    /// The client ended its output (FIN) before the target connection was up.
+    input_ended: bool,
 }
 
 impl Handler for Inbound {
@@ -394,6 +437,7 @@ impl Handler for Inbound {
                     Outbound {
                         client: client.clone(),
                         stats: stats.clone(),
+                        linger: cfg.half_close_linger,
                     },
                 )?;
                 Ok(())
@@ -427,12 +471,24 @@ impl Handler for Inbound {
                     if self.inactive {
                         target.close();
                     } else {
+                        if self.input_ended {
+                            target.shutdown_output();
+                        }
                         self.target = Some(target);
                         ctx.set_auto_read(true);
                     }
                 }
                 Err(other) => ctx.fire_user_event(UserEvent::Custom(other)),
             },
+            UserEvent::InputShutdown => {
+                // The client is done sending: pass the FIN on, keep the answer coming.
+                match &self.target {
+                    Some(target) => target.shutdown_output(),
+                    None => self.input_ended = true,
+                }
+                ctx.schedule_timer(self.config.half_close_linger);
+                ctx.fire_user_event(UserEvent::InputShutdown);
+            }
             other => ctx.fire_user_event(other),
         }
         Ok(())
@@ -471,16 +527,45 @@ impl Handler for Inbound {
         ctx.close();
         Ok(())
     }
+
+    /// The half-close linger ran out.
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        tracing::debug!(channel = %ctx.channel(), "half-close linger over; closing");
+        ctx.close();
+        Ok(())
+    }
 }
 
 struct Outbound {
     client: Channel,
     stats: Arc<ForwardStats>,
+    linger: Duration,
 }
 
 impl Handler for Outbound {
     fn interest(&self) -> Interest {
-        Interest::READ | Interest::WRITABILITY | Interest::INACTIVE | Interest::EXCEPTION
+        Interest::READ
+            | Interest::WRITABILITY
+            | Interest::USER_EVENT
+            | Interest::INACTIVE
+            | Interest::EXCEPTION
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        if let UserEvent::InputShutdown = event {
+            // The target is done sending: pass the FIN on to the client.
+            self.client.shutdown_output();
+            ctx.schedule_timer(self.linger);
+        }
+        ctx.fire_user_event(event);
+        Ok(())
+    }
+
+    /// The half-close linger ran out.
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        tracing::debug!(channel = %ctx.channel(), "half-close linger over; closing");
+        ctx.close();
+        Ok(())
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {

@@ -50,6 +50,11 @@ pub struct ChannelOptions {
     pub connect_timeout: Duration,
     /// How long a graceful close waits for pending writes before forcing (default 30 s).
     pub graceful_close_timeout: Duration,
+    /// When the peer ends its output (TCP FIN), keep the channel open and fire
+    /// [`UserEvent::InputShutdown`](crate::UserEvent::InputShutdown) instead of closing
+    /// (Netty's `ALLOW_HALF_CLOSURE`; default off). The channel then closes when it is
+    /// closed, or when its own output is shut down ([`CloseMode::Output`](crate::CloseMode::Output)).
+    pub allow_half_closure: bool,
 }
 
 impl Default for ChannelOptions {
@@ -68,6 +73,7 @@ impl Default for ChannelOptions {
             max_bytes_per_gathering_write: 63 * 1024,
             connect_timeout: Duration::from_secs(30),
             graceful_close_timeout: Duration::from_secs(30),
+            allow_half_closure: false,
         }
     }
 }

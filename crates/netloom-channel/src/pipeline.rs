@@ -93,7 +93,11 @@ impl Slot {
 pub(crate) struct Head {
     pub(crate) out: OutboundBuffer,
     pub(crate) flush_requested: bool,
+    /// `Forced` or `Graceful` (never `Output`, which sets `shutdown_output`).
     pub(crate) close_requested: Option<CloseMode>,
+    /// The output was shut down (or is to be, once what was written before is out):
+    /// later writes are dropped.
+    pub(crate) shutdown_output: bool,
     pub(crate) closed: bool,
 }
 
@@ -713,6 +717,7 @@ impl Pipeline {
         match ev {
             Ev::Write(msg) => self.head_write(msg),
             Ev::Flush => self.head_flush(),
+            Ev::Close(CloseMode::Output) => self.head.shutdown_output = true,
             Ev::Close(mode) => {
                 let next = match (self.head.close_requested, mode) {
                     (Some(CloseMode::Forced), _) | (_, CloseMode::Forced) => CloseMode::Forced,
@@ -726,8 +731,8 @@ impl Pipeline {
 
     /// A write reached the transport end: its bytes join the outbound buffer.
     fn head_write(&mut self, msg: Msg) {
-        if self.head.closed {
-            tracing::trace!(channel = %self.channel, "write after close dropped");
+        if self.head.closed || self.head.shutdown_output {
+            tracing::trace!(channel = %self.channel, "write after close or output shutdown dropped");
         } else if let Some(queues) = &mut self.embedded {
             queues.outbound.push_back(msg);
         } else {

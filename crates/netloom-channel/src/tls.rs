@@ -451,7 +451,7 @@ impl Handler for TlsHandler {
     }
 
     fn close(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
-        if mode == CloseMode::Graceful && !self.failed {
+        if mode != CloseMode::Forced && !self.failed {
             self.conn.send_close_notify();
             self.write_records(ctx)?;
             ctx.flush();

@@ -100,7 +100,8 @@ fn a_failing_target_initializer_closes_the_client() {
 }
 
 /// Holds what goes to the target for `delay`, then writes the batch on (a latency toxic).
-/// A close waits for the held writes.
+/// A close or an output shutdown (the forwarder passing the client's FIN on) waits for
+/// the held writes.
 struct Delay {
     delay: Duration,
     held: Option<PendingWrites>,
@@ -114,7 +115,7 @@ impl Handler for Delay {
     }
     fn close(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
         match &self.held {
-            Some(held) if !held.is_empty() && mode == CloseMode::Graceful => {
+            Some(held) if !held.is_empty() && mode != CloseMode::Forced => {
                 self.close = Some(mode);
             }
             _ => ctx.close_with(mode),
