@@ -672,6 +672,36 @@ impl ServerBootstrap {
         self
     }
 
+    /// Closes accepted channels after `timeout` without a read or a write (sets
+    /// [`ChannelOptions::idle_timeout`] of the child options; set the options first).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).idle_timeout(Duration::from_secs(300));
+    /// # Ok(()) }
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> ServerBootstrap {
+        self.options.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Turns on TCP keep-alive probes after `idle` on accepted connections (sets
+    /// [`ChannelOptions::tcp_keepalive`] of the child options; set the options first).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).tcp_keepalive(Duration::from_secs(60));
+    /// # Ok(()) }
+    /// ```
+    pub fn tcp_keepalive(mut self, idle: Duration) -> ServerBootstrap {
+        self.options.tcp_keepalive = Some(idle);
+        self
+    }
+
     /// Sets the listen backlog (default 1024).
     ///
     /// ```

@@ -31,6 +31,7 @@ pub type HandlerResult = Result<(), BoxError>;
 /// assert_eq!(err.to_string(), "no handler named \"decoder\" in the pipeline");
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChannelError {
     /// Binding a listening socket failed.
     #[error("binding {addr} failed: {source}")]
@@ -166,6 +167,12 @@ pub enum ChannelError {
     /// No data was read within the read timeout (`ReadTimeoutHandler`).
     #[error("no data read for {0:?} (read timeout)")]
     ReadTimeout(Duration),
+    /// Nothing was read or written for `ChannelOptions::idle_timeout`.
+    #[error("nothing read or written for {0:?} (idle_timeout); closed")]
+    IdleTimeout(Duration),
+    /// The TLS handshake did not complete within `TlsHandler::handshake_timeout`.
+    #[error("TLS handshake not complete after {0:?} (handshake_timeout); closed")]
+    TlsHandshakeTimeout(Duration),
     /// Starting an event loop thread failed.
     #[error("starting event loop thread {name} failed: {source}")]
     ThreadSpawn {

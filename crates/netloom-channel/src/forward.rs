@@ -79,6 +79,10 @@ pub struct ForwardConfig {
     /// TCP FIN), how long the other direction may go on before both connections are
     /// closed (socat's `-t`). Default 10 s; at most [`ForwardConfig::MAX_LINGER`].
     pub half_close_linger: Duration,
+    /// The TLS handshake timeout of both sides' TLS handlers (default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::DEFAULT_HANDSHAKE_TIMEOUT); `None` waits
+    /// forever). The idle timeout and TCP keep-alive are in `options`.
+    pub tls_handshake_timeout: Option<Duration>,
     /// Adds user handlers to each client-side pipeline (see `with_client_handlers`).
     client_handlers: Option<Initializer>,
     /// Adds user handlers to each target-side pipeline (see `with_target_handlers`).
@@ -128,6 +132,7 @@ impl ForwardConfig {
             tls_listen: None,
             options: ChannelOptions::default(),
             half_close_linger: Duration::from_secs(10),
+            tls_handshake_timeout: Some(crate::DEFAULT_HANDSHAKE_TIMEOUT),
             client_handlers: None,
             target_handlers: None,
         }
@@ -293,7 +298,10 @@ impl Forwarder {
             .child_options(config.options.clone())
             .child_handler(move |p| {
                 if let Some(tls) = &cfg.tls_listen {
-                    p.add_last("tls", TlsHandler::server(tls)?)?;
+                    p.add_last(
+                        "tls",
+                        TlsHandler::server(tls)?.handshake_timeout(cfg.tls_handshake_timeout),
+                    )?;
                 }
                 if let Some(init) = &cfg.client_handlers {
                     init(p)?;
@@ -427,7 +435,11 @@ impl Handler for Inbound {
             .handler(move |p| {
                 if let Some(tls) = &cfg.tls_to {
                     let name = cfg.tls_server_name.clone().unwrap_or_else(|| cfg.to.host());
-                    p.add_last("tls", TlsHandler::client(tls, &name)?)?;
+                    p.add_last(
+                        "tls",
+                        TlsHandler::client(tls, &name)?
+                            .handshake_timeout(cfg.tls_handshake_timeout),
+                    )?;
                 }
                 if let Some(init) = &cfg.target_handlers {
                     init(p)?;

@@ -98,5 +98,5 @@ pub use message::Msg;
 pub use options::ChannelOptions;
 pub use pending::PendingWrites;
 pub use pipeline::{Context, Pipeline};
-pub use tls::{TlsClientConfig, TlsHandler, TlsServerConfig};
+pub use tls::{DEFAULT_HANDSHAKE_TIMEOUT, TlsClientConfig, TlsHandler, TlsServerConfig};
 pub use transport::Transport;

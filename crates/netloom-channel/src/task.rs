@@ -66,6 +66,15 @@ pub(crate) fn register_local<T: Transport>(
         options,
     );
     let mut pipeline = Pipeline::new(channel.clone(), false);
+    let init = |p: &mut Pipeline| {
+        if let Some(timeout) = options.idle_timeout {
+            p.add_first(
+                crate::idle::IdleTimeoutHandler::NAME,
+                crate::idle::IdleTimeoutHandler::new(timeout),
+            )?;
+        }
+        init(p)
+    };
     if let Err(err) = init(&mut pipeline) {
         channel.mark_closed(|| drop(transport));
         return Err(err);
