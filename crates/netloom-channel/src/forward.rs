@@ -360,6 +360,19 @@ impl Forwarder {
         self.server.close();
     }
 
+    /// Graceful shutdown: stops accepting, closes every forwarded connection gracefully
+    /// and stops the group's loops, within `grace` (see
+    /// [`ServerChannel::shutdown_gracefully`]).
+    ///
+    /// ```no_run
+    /// # fn f(fwd: netloom_channel::Forwarder) -> Result<(), netloom_channel::ChannelError> {
+    /// fwd.shutdown_gracefully(std::time::Duration::from_secs(5)).sync()
+    /// # }
+    /// ```
+    pub fn shutdown_gracefully(&self, grace: Duration) -> crate::Termination {
+        self.server.shutdown_gracefully(grace)
+    }
+
     /// Completes when the forwarder stopped accepting.
     ///
     /// ```no_run
