@@ -795,7 +795,7 @@ impl Pipeline {
             self.queue = VecDeque::new();
         }
         if self.head.out.is_empty() {
-            self.head.out = OutboundBuffer::default();
+            self.head.out = OutboundBuffer::new(self.head.out.is_datagrams());
         }
         self.slots.shrink_to_fit();
     }

@@ -66,6 +66,9 @@ pub(crate) fn register_local<T: Transport>(
         options,
     );
     let mut pipeline = Pipeline::new(channel.clone(), false);
+    if transport.preserves_boundaries() {
+        pipeline.head.out = crate::outbound::OutboundBuffer::new(true);
+    }
     let init = |p: &mut Pipeline| {
         if let Some(timeout) = options.idle_timeout {
             p.add_first(
@@ -317,7 +320,11 @@ impl<T: Transport> ChannelTask<T> {
                         self.fail_write(err);
                         return;
                     }
-                    self.pipeline.head.out.consume(written);
+                    if boundaries {
+                        self.pipeline.head.out.pop_datagram();
+                    } else {
+                        self.pipeline.head.out.consume(written);
+                    }
                     self.pipeline.channel.release_pending(written);
                 }
                 Poll::Ready(Err(e)) => {
