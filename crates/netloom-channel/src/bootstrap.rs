@@ -878,6 +878,7 @@ impl Listener {
 
 async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootstrap) {
     let options = Arc::new(sb.options);
+    let mut failures = crate::log_limit::LogLimit::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -911,7 +912,9 @@ async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootst
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!(server = %server.0.local, err = %e, "accept failed");
+                if let Some(suppressed) = failures.hit() {
+                    tracing::warn!(server = %server.0.local, err = %e, suppressed, "accept failed (at most one line per second)");
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

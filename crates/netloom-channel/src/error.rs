@@ -259,3 +259,40 @@ impl ChannelError {
         }
     }
 }
+
+impl ChannelError {
+    /// Whether this is how connections routinely end — the peer reset or vanished, a
+    /// timeout this crate enforces — rather than a fault worth a warning. Unhandled
+    /// routine errors are logged at DEBUG, the others at WARN.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use netloom_channel::ChannelError;
+    /// let reset = ChannelError::Io {
+    ///     op: "read",
+    ///     channel: "c".into(),
+    ///     source: io::Error::from(io::ErrorKind::ConnectionReset),
+    /// };
+    /// assert!(reset.is_routine());
+    /// assert!(ChannelError::IdleTimeout(Duration::from_secs(1)).is_routine());
+    /// assert!(!ChannelError::NoSuchHandler("x".into()).is_routine());
+    /// ```
+    pub fn is_routine(&self) -> bool {
+        match self {
+            ChannelError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::NotConnected
+            ),
+            ChannelError::IdleTimeout(_)
+            | ChannelError::ReadTimeout(_)
+            | ChannelError::TlsHandshakeTimeout(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -67,6 +67,7 @@ mod forward;
 mod handler;
 mod idle;
 mod interest;
+mod log_limit;
 mod message;
 mod options;
 mod outbound;

@@ -783,7 +783,11 @@ impl Pipeline {
         if let Some(queues) = &mut self.embedded {
             queues.exceptions.push(err);
         } else {
-            tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
+            if err.is_routine() {
+                tracing::debug!(channel = %self.channel, error = %err, "connection ended; closing the channel");
+            } else {
+                tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
+            }
             self.head.close_requested = Some(CloseMode::Forced);
         }
     }
