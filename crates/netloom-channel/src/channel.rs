@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     pending: AtomicUsize,
     high: usize,
     low: usize,
+    /// `ChannelOptions::write_message_overhead`.
+    overhead: usize,
     commands: Mutex<Vec<Command>>,
     has_commands: AtomicBool,
     pub(crate) waker: ChannelWaker,
@@ -129,6 +131,7 @@ impl Channel {
             pending: AtomicUsize::new(0),
             high: options.write_buffer_high_water_mark,
             low: options.write_buffer_low_water_mark,
+            overhead: options.write_message_overhead,
             commands: Mutex::new(Vec::new()),
             has_commands: AtomicBool::new(false),
             waker: ChannelWaker::default(),
@@ -405,7 +408,7 @@ impl Channel {
     // ---- crate internals ----------------------------------------------------------------
 
     fn queue_write(&self, msg: Msg, flush: bool) -> Result<(), ChannelError> {
-        let accounted = msg.as_bytes().map_or(0, |b| b.len());
+        let accounted = msg.as_bytes().map_or(0, |b| b.len() + self.0.overhead);
         if accounted > 0 {
             let pending = self.0.pending.fetch_add(accounted, Ordering::AcqRel) + accounted;
             if pending > self.0.high {
@@ -452,6 +455,11 @@ impl Channel {
         let mut guard = self.0.commands.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *guard, into);
         true
+    }
+
+    /// `ChannelOptions::write_message_overhead`.
+    pub(crate) fn message_overhead(&self) -> usize {
+        self.0.overhead
     }
 
     pub(crate) fn account_pending(&self, added: usize) {

@@ -63,6 +63,8 @@ pub struct DecoderHandler<D> {
     resuming: bool,
     complete_deferred: bool,
     failed: bool,
+    /// Decoding stopped because the channel is unwritable; resumed when it is writable.
+    paused: bool,
     /// "frame skipped" warnings of this connection.
     skipped: LogLimit,
 }
@@ -81,6 +83,7 @@ impl<D> DecoderHandler<D> {
             resuming: false,
             complete_deferred: false,
             failed: false,
+            paused: false,
             skipped: LogLimit::default(),
         }
     }
@@ -124,6 +127,16 @@ where
     /// Decodes at most one frame; asks to be resumed while more may follow.
     fn decode_one(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.resuming = false;
+        if !self.buf.is_empty() && !ctx.channel().is_writable() {
+            // The answers to earlier frames are not written yet: decoding more would only
+            // pile up more of them (a peer sending empty lines and never reading). The
+            // rest waits here; `channel_writability_changed(true)` resumes. Downstream is
+            // told the burst ended, so it flushes what it wrote.
+            self.paused = true;
+            self.complete_deferred = false;
+            self.finish_burst(ctx);
+            return Ok(());
+        }
         match self.decoder.decode(&mut self.buf) {
             Ok(Some(item)) => {
                 ctx.fire_channel_read(Msg::new(item));
@@ -182,7 +195,19 @@ where
     D::Error: RecoverableError,
 {
     fn interest(&self) -> Interest {
-        Interest::READ | Interest::READ_COMPLETE | Interest::INACTIVE
+        Interest::READ | Interest::READ_COMPLETE | Interest::INACTIVE | Interest::WRITABILITY
+    }
+
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
+        ctx.fire_channel_writability_changed(writable);
+        if writable && std::mem::take(&mut self.paused) && !self.failed && !self.resuming {
+            return self.decode_one(ctx);
+        }
+        Ok(())
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
@@ -192,7 +217,7 @@ where
                     return Ok(());
                 }
                 self.buf.extend_from_slice(&bytes);
-                if self.resuming {
+                if self.resuming || self.paused {
                     return Ok(());
                 }
                 self.decode_one(ctx)
@@ -380,6 +405,13 @@ where
     }
     fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.decoder.channel_inactive(ctx)
+    }
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
+        self.decoder.channel_writability_changed(ctx, writable)
     }
     fn take_buffered(&mut self) -> Option<Bytes> {
         self.decoder.take_buffered()

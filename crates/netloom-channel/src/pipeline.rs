@@ -151,13 +151,17 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub(crate) fn new(channel: Channel, embedded: bool) -> Pipeline {
+        let head = Head {
+            out: OutboundBuffer::new(false, channel.message_overhead()),
+            ..Head::default()
+        };
         Pipeline {
             slots: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
             running: 0,
             channel,
-            head: Head::default(),
+            head,
             embedded: embedded.then(Box::default),
             timers_changed: false,
             queued_write_bytes: 0,
@@ -738,7 +742,8 @@ impl Pipeline {
         } else {
             match msg.into_bytes() {
                 Ok(bytes) => {
-                    self.channel.account_pending(bytes.len());
+                    self.channel
+                        .account_pending(bytes.len() + self.channel.message_overhead());
                     self.channel.check_high_water(0);
                     self.head.out.push(bytes);
                 }
@@ -799,7 +804,7 @@ impl Pipeline {
             self.queue = VecDeque::new();
         }
         if self.head.out.is_empty() {
-            self.head.out = OutboundBuffer::new(self.head.out.is_datagrams());
+            self.head.out = self.head.out.emptied();
         }
         self.slots.shrink_to_fit();
     }

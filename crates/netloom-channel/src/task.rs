@@ -67,7 +67,7 @@ pub(crate) fn register_local<T: Transport>(
     );
     let mut pipeline = Pipeline::new(channel.clone(), false);
     if transport.preserves_boundaries() {
-        pipeline.head.out = crate::outbound::OutboundBuffer::new(true);
+        pipeline.head.out.set_datagrams(true);
     }
     let init = |p: &mut Pipeline| {
         if let Some(timeout) = options.idle_timeout {
@@ -216,6 +216,9 @@ impl<T: Transport> ChannelTask<T> {
                 || self.closing.is_some()
                 || self.pipeline.head.close_requested.is_some()
                 || !self.pipeline.channel.auto_read()
+                // Unwritable: what was read is not answered yet; the rest of the burst
+                // waits (the handlers hear of it at the end of the round).
+                || (reads > 0 && !self.pipeline.channel.is_writable())
             {
                 break;
             }
@@ -320,12 +323,12 @@ impl<T: Transport> ChannelTask<T> {
                         self.fail_write(err);
                         return;
                     }
-                    if boundaries {
-                        self.pipeline.head.out.pop_datagram();
+                    let cost = if boundaries {
+                        self.pipeline.head.out.pop_datagram()
                     } else {
-                        self.pipeline.head.out.consume(written);
-                    }
-                    self.pipeline.channel.release_pending(written);
+                        self.pipeline.head.out.consume(written)
+                    };
+                    self.pipeline.channel.release_pending(cost);
                 }
                 Poll::Ready(Err(e)) => {
                     self.fail_write(e);
