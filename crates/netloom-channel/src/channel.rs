@@ -83,6 +83,8 @@ pub(crate) struct Shared {
     low: usize,
     /// `ChannelOptions::write_message_overhead`.
     overhead: usize,
+    /// `ChannelOptions::memory_budget`.
+    budget: Option<crate::MemoryBudget>,
     commands: Mutex<Vec<Command>>,
     has_commands: AtomicBool,
     pub(crate) waker: ChannelWaker,
@@ -132,6 +134,7 @@ impl Channel {
             high: options.write_buffer_high_water_mark,
             low: options.write_buffer_low_water_mark,
             overhead: options.write_message_overhead,
+            budget: options.memory_budget.clone(),
             commands: Mutex::new(Vec::new()),
             has_commands: AtomicBool::new(false),
             waker: ChannelWaker::default(),
@@ -455,6 +458,11 @@ impl Channel {
         let mut guard = self.0.commands.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *guard, into);
         true
+    }
+
+    /// `ChannelOptions::memory_budget`.
+    pub(crate) fn memory_budget(&self) -> Option<&crate::MemoryBudget> {
+        self.0.budget.as_ref()
     }
 
     /// `ChannelOptions::write_message_overhead`.

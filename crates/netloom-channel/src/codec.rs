@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::MemoryBudget;
 use crate::log_limit::LogLimit;
 use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Interest, Msg};
 
@@ -65,6 +66,9 @@ pub struct DecoderHandler<D> {
     failed: bool,
     /// Decoding stopped because the channel is unwritable; resumed when it is writable.
     paused: bool,
+    /// The channel's `memory_budget`, charged with `buf`'s length (`charged` bytes now).
+    budget: Option<MemoryBudget>,
+    charged: usize,
     /// "frame skipped" warnings of this connection.
     skipped: LogLimit,
 }
@@ -84,6 +88,8 @@ impl<D> DecoderHandler<D> {
             complete_deferred: false,
             failed: false,
             paused: false,
+            budget: None,
+            charged: 0,
             skipped: LogLimit::default(),
         }
     }
@@ -184,7 +190,35 @@ where
         if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
             self.buf = BytesMut::new();
         }
+        // Only releases here: the buffer never grows between reads.
+        let _ = self.settle_budget();
         ctx.fire_channel_read_complete();
+    }
+}
+
+impl<D> DecoderHandler<D> {
+    /// Brings the budget charge in line with what is buffered; fails (charging nothing)
+    /// when the growth does not fit the budget.
+    fn settle_budget(&mut self) -> Result<(), ChannelError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        let now = self.buf.len();
+        if now > self.charged {
+            budget.try_charge(now - self.charged)?;
+        } else {
+            budget.release(self.charged - now);
+        }
+        self.charged = now;
+        Ok(())
+    }
+}
+
+impl<D> Drop for DecoderHandler<D> {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.charged);
+        }
     }
 }
 
@@ -194,6 +228,11 @@ where
     D::Item: Send + 'static,
     D::Error: RecoverableError,
 {
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.budget = ctx.channel().memory_budget().cloned();
+        Ok(())
+    }
+
     fn interest(&self) -> Interest {
         Interest::READ | Interest::READ_COMPLETE | Interest::INACTIVE | Interest::WRITABILITY
     }
@@ -217,6 +256,13 @@ where
                     return Ok(());
                 }
                 self.buf.extend_from_slice(&bytes);
+                if let Err(e) = self.settle_budget() {
+                    // Over the budget shared with the other connections: this one goes.
+                    self.failed = true;
+                    self.buf = BytesMut::new();
+                    let _ = self.settle_budget();
+                    return Err(Box::new(e));
+                }
                 if self.resuming || self.paused {
                     return Ok(());
                 }
@@ -271,7 +317,9 @@ where
     }
 
     fn take_buffered(&mut self) -> Option<Bytes> {
-        Some(self.buf.split().freeze())
+        let taken = self.buf.split().freeze();
+        let _ = self.settle_budget();
+        Some(taken)
     }
 }
 
@@ -415,6 +463,9 @@ where
     }
     fn take_buffered(&mut self) -> Option<Bytes> {
         self.decoder.take_buffered()
+    }
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.decoder.handler_added(ctx)
     }
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         self.encoder.write(ctx, msg)

@@ -55,6 +55,7 @@
 
 mod alarm;
 mod bootstrap;
+mod budget;
 mod channel;
 mod channel_waker;
 mod codec;
@@ -84,6 +85,7 @@ pub use bootstrap::{
     BindFuture, Bootstrap, ChannelFuture, Initializer, LoopFuture, RemoteAddr, ServerBootstrap,
     ServerChannel,
 };
+pub use budget::{DEFAULT_MEMORY_BUDGET, MemoryBudget};
 pub use channel::{Channel, ChannelAddr, CloseFuture};
 pub use codec::{DecoderHandler, EncoderHandler, FramingHandler, RecoverableError};
 pub use echo::EchoHandler;

@@ -64,6 +64,11 @@ pub struct ChannelOptions {
     /// long without a read or a write: slowloris clients and peers that vanished without
     /// a FIN. Default off; at most [`ChannelOptions::MAX_TIMEOUT`].
     pub idle_timeout: Option<Duration>,
+    /// The budget of bytes buffered across connections that this channel's decoders
+    /// charge (see [`MemoryBudget`](crate::MemoryBudget)). Default `None`: a
+    /// [`ServerBootstrap`](crate::ServerBootstrap) then gives its connections its own
+    /// shared budget ([`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET) unless set).
+    pub memory_budget: Option<crate::MemoryBudget>,
 }
 
 impl Default for ChannelOptions {
@@ -85,6 +90,7 @@ impl Default for ChannelOptions {
             graceful_close_timeout: Duration::from_secs(30),
             allow_half_closure: false,
             idle_timeout: None,
+            memory_budget: None,
         }
     }
 }
