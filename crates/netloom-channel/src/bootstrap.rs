@@ -405,7 +405,9 @@ impl Bootstrap {
         rx: oneshot::Receiver<Result<Channel, ChannelError>>,
     ) -> ChannelFuture {
         let Some(el) = self.target_loop() else {
-            return LoopFuture::failed(ChannelError::EventLoopShutDown("(no event loop)".into()));
+            return LoopFuture::failed(ChannelError::NotOnEventLoop {
+                what: "Bootstrap without a group or an event loop",
+            });
         };
         match el.execute(job) {
             Ok(()) => LoopFuture(rx),

@@ -101,5 +101,8 @@ pub use message::Msg;
 pub use options::ChannelOptions;
 pub use pending::PendingWrites;
 pub use pipeline::{Context, Pipeline};
-pub use tls::{DEFAULT_HANDSHAKE_TIMEOUT, TlsClientConfig, TlsHandler, TlsServerConfig};
+pub use tls::{
+    CertChainPem, DEFAULT_HANDSHAKE_TIMEOUT, PrivateKeyPem, RootsPem, TlsClientConfig, TlsHandler,
+    TlsServerConfig,
+};
 pub use transport::Transport;

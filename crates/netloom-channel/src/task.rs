@@ -54,8 +54,8 @@ pub(crate) fn register_local<T: Transport>(
     options: &ChannelOptions,
     init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
 ) -> Result<Channel, ChannelError> {
-    let el = EventLoop::current().ok_or_else(|| {
-        ChannelError::EventLoopShutDown("(not called on an event loop thread)".into())
+    let el = EventLoop::current().ok_or(ChannelError::NotOnEventLoop {
+        what: "registering a channel (EventLoop::register_here)",
     })?;
     options.validate()?;
     let channel = Channel::new(
