@@ -500,6 +500,30 @@ fn poll_write_slices<T: Transport, const N: usize>(
     (wanted, transport.poll_write_vectored(cx, &slices[..n]))
 }
 
+// The channel task's poll loop.
+//
+// One round, repeated while it makes progress:
+//
+//   commands (Channel handle) -> pipeline.run -> due timers -> read burst
+//        -> close request? -> write out -> writability events -> output shutdown?
+//        -> close request? -> more queued events or flushes? next round
+//        -> advance a close -> arm the timer alarm -> Pending
+//
+// | state               | reads                          | writes                 | leaves it when                                   |
+// |---------------------|--------------------------------|------------------------|--------------------------------------------------|
+// | open                | while auto_read and writable,  | flushed bytes, up to   | EOF, a read/write error, close, CloseMode::Output |
+// |                     | max_reads_per_poll per round   | max_bytes_per_gathering_write per call |                  |
+// | input ended (EOF),  | no                             | yes                    | its output shuts down -> closing (graceful)      |
+// |   half-closure on   | (UserEvent::InputShutdown fired)|                       | or a close                                       |
+// | output shutting down| yes                            | what was written before the request, then FIN; later writes dropped | FIN sent -> output closed |
+// | output closed       | yes                            | no                     | EOF -> closing (graceful), or a close            |
+// | closing (graceful)  | no                             | everything written so far, flushed or not | buffer empty -> FIN -> finished; or graceful_close_timeout -> finished |
+// | closing (forced)    | no                             | no (dropped)           | at once -> finished                              |
+// | finished            | -                              | -                      | (Ready: inactive and unregistered fired)         |
+//
+// EOF without half-closure, a read error and an unhandled error all request a close
+// (graceful for EOF, forced otherwise). Writability is decided once per round, after
+// writing: at most one false-then-true pair per round, so no flapping.
 impl<T: Transport> Future for ChannelTask<T> {
     type Output = ();
 
