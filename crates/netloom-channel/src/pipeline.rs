@@ -88,17 +88,19 @@ impl Slot {
     }
 }
 
-/// The transport end of the pipeline: where outbound operations land.
+/// The transport end of the pipeline: where outbound operations land. Private to the
+/// pipeline: the driver of a channel (its task, the UDP driver, `EmbeddedChannel`) reads
+/// the requests through `Pipeline`'s methods and keeps its own state.
 #[derive(Default)]
 pub(crate) struct Head {
-    pub(crate) out: OutboundBuffer,
-    pub(crate) flush_requested: bool,
+    out: OutboundBuffer,
+    flush_requested: bool,
     /// `Forced` or `Graceful` (never `Output`, which sets `shutdown_output`).
-    pub(crate) close_requested: Option<CloseMode>,
+    close_requested: Option<CloseMode>,
     /// The output was shut down (or is to be, once what was written before is out):
     /// later writes are dropped.
-    pub(crate) shutdown_output: bool,
-    pub(crate) closed: bool,
+    shutdown_output: bool,
+    closed: bool,
 }
 
 /// What an [`EmbeddedChannel`](crate::EmbeddedChannel) collects in place of a transport
@@ -774,7 +776,7 @@ impl Pipeline {
         };
         if was_exception {
             tracing::warn!(channel = %self.channel, %error, "exception_caught failed; closing");
-            self.head.close_requested = Some(CloseMode::Forced);
+            self.request_close(CloseMode::Forced);
             return;
         }
         let target = match self.index_of(id) {
@@ -792,15 +794,65 @@ impl Pipeline {
             Ev::Write(msg) => self.head_write(msg),
             Ev::Flush => self.head_flush(),
             Ev::Close(CloseMode::Output) => self.head.shutdown_output = true,
-            Ev::Close(mode) => {
-                let next = match (self.head.close_requested, mode) {
-                    (Some(CloseMode::Forced), _) | (_, CloseMode::Forced) => CloseMode::Forced,
-                    _ => CloseMode::Graceful,
-                };
-                self.head.close_requested = Some(next);
-            }
+            Ev::Close(mode) => self.request_close(mode),
             _ => {}
         }
+    }
+
+    // ---- the head, as the channel's driver sees it ----------------------------------
+
+    /// Asks for a close (what a `close` reaching the head does): `Forced` wins over
+    /// `Graceful`; `Output` is a half-close and asks for an output shutdown instead.
+    pub(crate) fn request_close(&mut self, mode: CloseMode) {
+        if mode == CloseMode::Output {
+            self.head.shutdown_output = true;
+            return;
+        }
+        let next = match (self.head.close_requested, mode) {
+            (Some(CloseMode::Forced), _) | (_, CloseMode::Forced) => CloseMode::Forced,
+            _ => CloseMode::Graceful,
+        };
+        self.head.close_requested = Some(next);
+    }
+
+    /// The close asked for so far (`Graceful` or `Forced`).
+    pub(crate) fn close_requested(&self) -> Option<CloseMode> {
+        self.head.close_requested
+    }
+
+    /// Whether an output shutdown (`CloseMode::Output`) was asked for.
+    pub(crate) fn output_shutdown_requested(&self) -> bool {
+        self.head.shutdown_output
+    }
+
+    /// Whether a flush reached the head since the last `take_flush_request`.
+    pub(crate) fn flush_requested(&self) -> bool {
+        self.head.flush_requested
+    }
+
+    /// Clears the flush request (the driver is about to write).
+    pub(crate) fn take_flush_request(&mut self) -> bool {
+        std::mem::take(&mut self.head.flush_requested)
+    }
+
+    /// The channel is closed: writes reaching the head from now on are dropped.
+    pub(crate) fn mark_head_closed(&mut self) {
+        self.head.closed = true;
+    }
+
+    /// Whether `mark_head_closed` was called.
+    pub(crate) fn head_closed(&self) -> bool {
+        self.head.closed
+    }
+
+    /// The outbound buffer: written messages waiting for the transport.
+    pub(crate) fn outbound(&self) -> &OutboundBuffer {
+        &self.head.out
+    }
+
+    /// The outbound buffer, for the driver that writes it to the transport.
+    pub(crate) fn outbound_mut(&mut self) -> &mut OutboundBuffer {
+        &mut self.head.out
     }
 
     /// A write reached the transport end: its bytes join the outbound buffer.
@@ -863,7 +915,7 @@ impl Pipeline {
             } else {
                 tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
             }
-            self.head.close_requested = Some(CloseMode::Forced);
+            self.request_close(CloseMode::Forced);
         }
     }
 

@@ -67,7 +67,7 @@ pub(crate) fn register_local<T: Transport>(
     );
     let mut pipeline = Pipeline::new(channel.clone(), false);
     if transport.preserves_boundaries() {
-        pipeline.head.out.set_datagrams(true);
+        pipeline.outbound_mut().set_datagrams(true);
     }
     let init = |p: &mut Pipeline| {
         if let Some(timeout) = options.idle_timeout {
@@ -180,7 +180,7 @@ impl<T: Transport> ChannelTask<T> {
         self.input_closed = true;
         let err = self.io_error("read", e);
         self.pipeline.fire_inbound(Ev::Exception(err));
-        self.pipeline.head.close_requested = Some(CloseMode::Forced);
+        self.pipeline.request_close(CloseMode::Forced);
     }
 
     /// Whether a read may find data now. After a short read the socket is probably drained,
@@ -214,7 +214,7 @@ impl<T: Transport> ChannelTask<T> {
         loop {
             if self.input_closed
                 || self.closing.is_some()
-                || self.pipeline.head.close_requested.is_some()
+                || self.pipeline.close_requested().is_some()
                 || !self.pipeline.channel.auto_read()
                 // Unwritable: what was read is not answered yet; the rest of the burst
                 // waits (the handlers hear of it at the end of the round).
@@ -252,8 +252,8 @@ impl<T: Transport> ChannelTask<T> {
                     self.pipeline.dispatch_read(Msg::from(bytes));
                     // A full chunk's worth flushed: write it now, while it is still in the
                     // cache, instead of after the whole burst (up to `max_reads` chunks).
-                    if self.pipeline.head.out.has_flushed()
-                        && self.pipeline.head.out.total_bytes() >= self.read_chunk
+                    if self.pipeline.outbound().has_flushed()
+                        && self.pipeline.outbound().total_bytes() >= self.read_chunk
                     {
                         self.write_out(cx);
                     }
@@ -270,10 +270,7 @@ impl<T: Transport> ChannelTask<T> {
                         self.pipeline
                             .dispatch_inbound(Ev::User(UserEvent::InputShutdown));
                     } else {
-                        self.pipeline
-                            .head
-                            .close_requested
-                            .get_or_insert(CloseMode::Graceful);
+                        self.pipeline.request_close(CloseMode::Graceful);
                     }
                     break;
                 }
@@ -300,8 +297,8 @@ impl<T: Transport> ChannelTask<T> {
         } else {
             self.max_write
         };
-        while self.pipeline.head.out.has_flushed() {
-            let out = &self.pipeline.head.out;
+        while self.pipeline.outbound().has_flushed() {
+            let out = self.pipeline.outbound();
             let (wanted, result) = if boundaries || out.flushed_entries() == 1 {
                 // One buffer (the common case): no 64-slot array to fill.
                 poll_write_slices::<_, 1>(transport, cx, out, max_bytes)
@@ -324,9 +321,9 @@ impl<T: Transport> ChannelTask<T> {
                         return;
                     }
                     let cost = if boundaries {
-                        self.pipeline.head.out.pop_datagram()
+                        self.pipeline.outbound_mut().pop_datagram()
                     } else {
-                        self.pipeline.head.out.consume(written)
+                        self.pipeline.outbound_mut().consume(written)
                     };
                     self.pipeline.channel.release_pending(cost);
                 }
@@ -342,8 +339,8 @@ impl<T: Transport> ChannelTask<T> {
     fn fail_write(&mut self, e: io::Error) {
         let err = self.io_error("write", e);
         self.pipeline.fire_inbound(Ev::Exception(err));
-        self.pipeline.head.close_requested = Some(CloseMode::Forced);
-        let dropped = self.pipeline.head.out.clear();
+        self.pipeline.request_close(CloseMode::Forced);
+        let dropped = self.pipeline.outbound_mut().clear();
         self.pipeline.channel.release_pending(dropped);
         self.pipeline.run();
     }
@@ -362,7 +359,7 @@ impl<T: Transport> ChannelTask<T> {
 
     /// Moves a close request from the pipeline head into the task's close state.
     fn take_close_request(&mut self) {
-        let Some(mode) = self.pipeline.head.close_requested else {
+        let Some(mode) = self.pipeline.close_requested() else {
             return;
         };
         match (self.closing, mode) {
@@ -379,16 +376,16 @@ impl<T: Transport> ChannelTask<T> {
         }
         if self.closing == Some(CloseMode::Graceful) {
             // Everything written so far goes out, flushed or not.
-            self.pipeline.head.out.mark_flushed();
+            self.pipeline.outbound_mut().mark_flushed();
         }
     }
 
     /// Starts an output shutdown the pipeline asked for (`CloseMode::Output`).
     fn take_output_shutdown(&mut self) {
-        if self.pipeline.head.shutdown_output && self.output == Output::Open {
+        if self.pipeline.output_shutdown_requested() && self.output == Output::Open {
             self.output = Output::ShuttingDown;
             // Everything written so far goes out first, flushed or not.
-            self.pipeline.head.out.mark_flushed();
+            self.pipeline.outbound_mut().mark_flushed();
         }
     }
 
@@ -397,7 +394,7 @@ impl<T: Transport> ChannelTask<T> {
     fn progress_output_shutdown(&mut self, cx: &mut TaskContext<'_>) {
         if self.output != Output::ShuttingDown
             || self.closing.is_some()
-            || !self.pipeline.head.out.is_empty()
+            || !self.pipeline.outbound().is_empty()
         {
             return;
         }
@@ -413,10 +410,7 @@ impl<T: Transport> ChannelTask<T> {
         }
         self.output = Output::Closed;
         if self.input_closed {
-            self.pipeline
-                .head
-                .close_requested
-                .get_or_insert(CloseMode::Graceful);
+            self.pipeline.request_close(CloseMode::Graceful);
         }
     }
 
@@ -434,7 +428,7 @@ impl<T: Transport> ChannelTask<T> {
                     self.finish();
                     return true;
                 }
-                if !self.pipeline.head.out.is_empty() {
+                if !self.pipeline.outbound().is_empty() {
                     return false;
                 }
                 if let Some(t) = self
@@ -460,9 +454,9 @@ impl<T: Transport> ChannelTask<T> {
     fn finish(&mut self) {
         let channel = self.pipeline.channel.clone();
         let was_active = channel.is_active();
-        let dropped = self.pipeline.head.out.clear();
+        let dropped = self.pipeline.outbound_mut().clear();
         channel.release_pending(dropped);
-        self.pipeline.head.closed = true;
+        self.pipeline.mark_head_closed();
         let transport = self.transport.take();
         channel.mark_closed(|| drop(transport));
         if was_active {
@@ -548,13 +542,13 @@ impl<T: Transport> Future for ChannelTask<T> {
             }
             let more = this.read_burst(cx);
             this.take_close_request();
-            this.pipeline.head.flush_requested = false;
+            this.pipeline.take_flush_request();
             this.write_out(cx);
             this.update_writability();
             this.take_output_shutdown();
             this.progress_output_shutdown(cx);
             this.take_close_request();
-            if this.pipeline.has_queued() || this.pipeline.head.flush_requested {
+            if this.pipeline.has_queued() || this.pipeline.flush_requested() {
                 continue;
             }
             if more == Burst::Short && this.may_read(cx) {
