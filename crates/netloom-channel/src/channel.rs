@@ -488,6 +488,12 @@ impl Channel {
         }
     }
 
+    /// Whether the pending count is above the high water mark right now.
+    #[inline]
+    pub(crate) fn over_high_water(&self) -> bool {
+        self.0.pending.load(Ordering::Relaxed) > self.0.high
+    }
+
     /// Counts bytes a handler holds ([`PendingWrites`](crate::PendingWrites)); above the
     /// high water mark the channel reads as unwritable at once (the event follows at the
     /// end of the task's round).

@@ -216,9 +216,11 @@ impl<T: Transport> ChannelTask<T> {
                 || self.closing.is_some()
                 || self.pipeline.close_requested().is_some()
                 || !self.pipeline.channel.auto_read()
-                // Unwritable: what was read is not answered yet; the rest of the burst
-                // waits (the handlers hear of it at the end of the round).
-                || (reads > 0 && !self.pipeline.channel.is_writable())
+                // Over the high water mark even after writing what it could: what was
+                // read is not answered yet; the rest of the burst waits (the handlers hear
+                // of it at the end of the round). A bulk echo whose answer the socket took
+                // at once reads on.
+                || (reads > 0 && self.pipeline.channel.over_high_water())
             {
                 break;
             }
