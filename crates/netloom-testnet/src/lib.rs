@@ -29,7 +29,7 @@
 //! assert!(ok);
 //! # Ok::<(), netloom_testnet::TestnetError>(())
 //! ```
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod listeners;
