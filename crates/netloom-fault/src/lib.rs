@@ -5,7 +5,7 @@
 //! | want to | use | privilege |
 //! |---|---|---|
 //! | reset a socket you hold | [`reset`], [`abortive_close`], [`reset_after`], [`reset_in_background`] | none |
-//! | reset a netloom channel | [`reset_channel`] | none |
+//! | reset a netloom channel | [`reset`] on `channel.try_clone_fd()?` (any [`AsFd`](std::os::fd::AsFd)) | none |
 //! | list connections | [`list_connections`], [`list_matches`] | none |
 //! | reset everything matching a [`Filter`] | [`reset_connections`] with a [`Method`] | by method |
 //! | reset what your test's code opened | [`Tracker`] | none for own sockets |
@@ -68,6 +68,6 @@ pub use keepalive::Keepalive;
 pub use method::Method;
 pub use plan::{ResetOptions, ResetReport, reset_connections};
 pub use procfs::{FdRef, socket_inodes};
-pub use reset::{abortive_close, reset, reset_after, reset_channel, reset_in_background};
+pub use reset::{abortive_close, reset, reset_after, reset_in_background};
 pub use select::{Matched, list_connections, list_matches};
 pub use tracker::Tracker;

@@ -60,26 +60,6 @@ pub(crate) fn disconnect(fd: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Resets a netloom channel's TCP connection: duplicates its socket with
-/// [`Channel::try_clone_fd`](netloom_channel::Channel::try_clone_fd) and runs [`reset`] on it.
-/// The channel sees `ECONNRESET` and closes; the peer receives an RST. Needs no privilege.
-///
-/// ```no_run
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use netloom_channel::{Bootstrap, EventLoopGroup};
-/// let group = EventLoopGroup::new(1, "client")?;
-/// let channel = Bootstrap::new(&group).connect("127.0.0.1:7000").sync()?;
-/// netloom_fault::reset_channel(&channel)?;
-/// channel.close_future().sync()?;
-/// # Ok(()) }
-/// ```
-pub fn reset_channel(channel: &netloom_channel::Channel) -> Result<()> {
-    let fd = channel
-        .try_clone_fd()
-        .map_err(|e| FaultError::socket("Channel::try_clone_fd", channel, e))?;
-    reset(&fd)
-}
-
 /// Abortive close: `SO_LINGER` with a zero timeout, then `close`. The kernel drops unsent
 /// data and sends the peer an RST instead of a FIN. Takes ownership, since the descriptor is
 /// gone afterwards. Needs no privilege.
