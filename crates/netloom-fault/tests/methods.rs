@@ -332,11 +332,12 @@ fn many_connections(method: Method) {
 
 #[test]
 fn many_connections_destroy() {
-    skip_unless!(NetAdmin);
+    skip_unless!(NetAdmin, OpenFiles(1400));
     many_connections(Method::Destroy);
 }
 
 #[test]
 fn many_connections_fd() {
+    skip_unless!(OpenFiles(1400));
     many_connections(Method::Fd);
 }

@@ -43,7 +43,7 @@ mod topology;
 pub use error::{Result, TestnetError};
 pub use listeners::OpenPorts;
 pub use namespace::Namespace;
-pub use require::{Requirement, STRICT_ENV, missing, require, strict};
+pub use require::{Requirement, STRICT_ENV, current_test, missing, require, strict};
 pub use topology::{
     CLOSED_TCP_PORT, CLOSED_UDP_PORT, MAX_ROUTERS, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology,
     TopologyBuilder,

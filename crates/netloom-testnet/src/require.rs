@@ -31,6 +31,9 @@ pub enum Requirement {
     Nftables,
     /// A program on `PATH` (e.g. `redis-server`, `mtr-packet`).
     Program(&'static str),
+    /// At least this many open descriptors (`RLIMIT_NOFILE`): the soft limit is raised, up to
+    /// the hard limit, when it is lower.
+    OpenFiles(u64),
 }
 
 impl fmt::Display for Requirement {
@@ -42,6 +45,7 @@ impl fmt::Display for Requirement {
             Requirement::Namespaces => f.write_str("network namespaces (CAP_SYS_ADMIN, `ip`)"),
             Requirement::Nftables => f.write_str("nftables (CAP_NET_ADMIN, `nft`)"),
             Requirement::Program(name) => write!(f, "`{name}` on PATH"),
+            Requirement::OpenFiles(n) => write!(f, "RLIMIT_NOFILE of at least {n}"),
         }
     }
 }
@@ -66,6 +70,7 @@ impl Requirement {
             }
             Requirement::Nftables => has_capability(CAP_NET_ADMIN) && on_path("nft"),
             Requirement::Program(name) => on_path(name),
+            Requirement::OpenFiles(n) => raise_nofile(n),
         }
     }
 }
@@ -127,15 +132,35 @@ pub fn require(test: &str, requirements: &[Requirement]) -> bool {
 #[macro_export]
 macro_rules! skip_unless {
     ($($requirement:expr),+ $(,)? ; $ret:expr) => {
-        if !$crate::require(module_path!(), &[$($requirement),+]) {
+        if !$crate::require(&$crate::current_test(module_path!()), &[$($requirement),+]) {
             return $ret;
         }
     };
     ($($requirement:expr),+ $(,)?) => {
-        if !$crate::require(module_path!(), &[$($requirement),+]) {
+        if !$crate::require(&$crate::current_test(module_path!()), &[$($requirement),+]) {
             return;
         }
     };
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to `n` if the hard limit allows; whether it is now `n` or
+/// more.
+fn raise_nofile(n: u64) -> bool {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return false;
+    };
+    soft >= n || (hard >= n && setrlimit(Resource::RLIMIT_NOFILE, n, hard).is_ok())
+}
+
+/// The running test's name: libtest names each test's thread after it; `fallback` (the
+/// macro passes its `module_path!()`) elsewhere.
+///
+/// ```
+/// assert_eq!(netloom_testnet::current_test("x"), "main");
+/// ```
+pub fn current_test(fallback: &str) -> String {
+    std::thread::current().name().unwrap_or(fallback).to_owned()
 }
 
 /// Bit `cap` of `CapEff` in /proc/self/status.
@@ -191,6 +216,17 @@ mod tests {
             nix::sys::socket::SockProtocol::Icmp,
         )
         .is_ok()
+    }
+
+    #[test]
+    fn open_files_raises_the_soft_limit_within_the_hard_one() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert!(Requirement::OpenFiles(hard.min(4096)).is_met());
+        assert!(getrlimit(Resource::RLIMIT_NOFILE).unwrap().0 >= hard.min(4096));
+        if hard < u64::MAX {
+            assert!(!Requirement::OpenFiles(hard + 1).is_met());
+        }
     }
 
     #[test]
