@@ -57,6 +57,7 @@ mod plan;
 mod procfs;
 mod reset;
 mod select;
+mod sys;
 mod tracker;
 
 pub use blackhole::Blackhole;

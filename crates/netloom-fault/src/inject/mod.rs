@@ -19,11 +19,13 @@ pub mod segment;
 #[cfg(not(feature = "fuzzing"))]
 mod segment;
 
-use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::sys::socket::{SockaddrStorage, recvfrom};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::conn::Connection;
@@ -174,26 +176,19 @@ fn await_reply(
         sniff
             .set_read_timeout(Some(left))
             .map_err(|e| FaultError::socket("setsockopt(SO_RCVTIMEO)", conn, e))?;
-        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and recv_from only writes
-        // initialised bytes into the (already initialised) buffer.
-        let uninit = unsafe { &mut *(buf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>]) };
-        let (n, from) = match sniff.recv_from(uninit) {
+        let (n, from) = match recvfrom::<SockaddrStorage>(sniff.as_raw_fd(), &mut buf) {
             Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(FaultError::socket("recvfrom(raw)", conn, e)),
+            Err(Errno::EAGAIN | Errno::ETIMEDOUT) => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(FaultError::socket("recvfrom(raw)", conn, e.into())),
         };
         let bytes = &buf[..n];
         let parsed = if local.is_ipv6() {
             // IPv6 raw sockets receive the TCP segment without the IP header.
-            let src = from.as_socket().map(|a| a.ip());
+            let src = from
+                .as_ref()
+                .and_then(|a| a.as_sockaddr_in6())
+                .map(|a| IpAddr::V6(a.ip()));
             parse_tcp(bytes).map(|seg| (src, Some(local.ip()), seg))
         } else {
             parse_ipv4(bytes).map(|(s, d, seg)| (Some(IpAddr::V4(s)), Some(IpAddr::V4(d)), seg))
