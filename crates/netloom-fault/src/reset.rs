@@ -41,19 +41,11 @@ pub fn reset(sock: &impl AsFd) -> Result<()> {
 
 /// `connect(fd, AF_UNSPEC)` on a descriptor already known to be a TCP socket.
 pub(crate) fn disconnect(fd: BorrowedFd<'_>) -> Result<()> {
-    let addr = libc::sockaddr {
-        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
-        sa_data: [0; 14],
-    };
-    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
-    // SAFETY: `fd` is a descriptor borrowed for the duration of the call; `addr` is an
-    // initialised sockaddr and `len` is exactly its size.
-    let rc = unsafe { libc::connect(fd.as_raw_fd(), &addr, len) };
-    if rc != 0 {
+    if let Err(e) = rustix::net::connect_unspec(fd) {
         return Err(FaultError::socket(
             "connect(AF_UNSPEC)",
             describe_fd(fd),
-            io::Error::last_os_error(),
+            e.into(),
         ));
     }
     tracing::debug!(fd = fd.as_raw_fd(), "reset with connect(AF_UNSPEC)");

@@ -1,10 +1,14 @@
-//! The one system call netloom-fault still writes by hand, and why.
+//! The system calls netloom-fault still writes by hand, and why.
 //!
-//! [`socket_inode_of_slot`] runs `fstat` on a descriptor *number* of this process that may or
-//! may not be open (scanning the descriptor table is about 20 times faster than reading
-//! 10,000 `/proc/self/fd` links). The safe wrappers (rustix, nix, std) take a `BorrowedFd`,
-//! which promises an open descriptor: making one from a number that may be closed would break
-//! that promise, so the call goes straight to libc, where a closed number is just `EBADF`.
+//! Both act on a descriptor *number* of this process that may or may not be open:
+//! [`socket_inode_of_slot`] runs `fstat` on every slot of the descriptor table (about 20
+//! times faster than reading 10,000 `/proc/self/fd` links), [`dup_slot`] duplicates the
+//! number a caller names (an `FdRef` of this process). The safe wrappers (rustix, nix, std)
+//! take a `BorrowedFd`, which promises an open descriptor: making one from a number that may
+//! be closed would break that promise, so these calls go straight to libc, where a closed
+//! number is just `EBADF`. Everything else uses rustix, socket2 or std.
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// The socket inode behind descriptor number `fd` of this process; `None` when `fd` is not
 /// open or not a socket. Socket inode numbers are 32-bit (`idiag_inode`); the truncation
@@ -21,6 +25,19 @@ pub(crate) fn socket_inode_of_slot(fd: i32) -> Option<u32> {
     (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino as u32)
 }
 
+/// A close-on-exec duplicate of descriptor number `fd` of this process (`EBADF` if it is not
+/// open).
+pub(crate) fn dup_slot(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor number; a number that is not open
+    // gives EBADF.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor this process now owns exclusively.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;
@@ -32,5 +49,10 @@ mod tests {
         let file = std::fs::File::open("/proc/self/status").unwrap();
         assert_eq!(super::socket_inode_of_slot(file.as_raw_fd()), None);
         assert_eq!(super::socket_inode_of_slot(-1), None);
+        assert!(super::dup_slot(sock.as_raw_fd()).is_ok());
+        assert_eq!(
+            super::dup_slot(-1).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 }

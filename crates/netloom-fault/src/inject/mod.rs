@@ -22,10 +22,8 @@ mod segment;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use std::os::fd::AsRawFd;
-
-use nix::errno::Errno;
-use nix::sys::socket::{SockaddrStorage, recvfrom};
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, recvfrom};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::conn::Connection;
@@ -176,19 +174,18 @@ fn await_reply(
         sniff
             .set_read_timeout(Some(left))
             .map_err(|e| FaultError::socket("setsockopt(SO_RCVTIMEO)", conn, e))?;
-        let (n, from) = match recvfrom::<SockaddrStorage>(sniff.as_raw_fd(), &mut buf) {
+        let (n, _, from) = match recvfrom(sniff, &mut buf[..], RecvFlags::empty()) {
             Ok(r) => r,
-            Err(Errno::EAGAIN | Errno::ETIMEDOUT) => return Ok(None),
-            Err(Errno::EINTR) => continue,
+            Err(Errno::AGAIN | Errno::TIMEDOUT) => return Ok(None),
+            Err(Errno::INTR) => continue,
             Err(e) => return Err(FaultError::socket("recvfrom(raw)", conn, e.into())),
         };
         let bytes = &buf[..n];
         let parsed = if local.is_ipv6() {
             // IPv6 raw sockets receive the TCP segment without the IP header.
             let src = from
-                .as_ref()
-                .and_then(|a| a.as_sockaddr_in6())
-                .map(|a| IpAddr::V6(a.ip()));
+                .and_then(|a| SocketAddr::try_from(a).ok())
+                .map(|a| a.ip());
             parse_tcp(bytes).map(|seg| (src, Some(local.ip()), seg))
         } else {
             parse_ipv4(bytes).map(|(s, d, seg)| (Some(IpAddr::V4(s)), Some(IpAddr::V4(d)), seg))
