@@ -50,9 +50,7 @@ impl fmt::Display for Requirement {
     }
 }
 
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_NET_RAW: u32 = 13;
-const CAP_SYS_ADMIN: u32 = 21;
+use rustix::thread::CapabilitySet;
 
 impl Requirement {
     /// Whether this machine and process meet it.
@@ -63,12 +61,14 @@ impl Requirement {
     pub fn is_met(self) -> bool {
         match self {
             Requirement::Root => nix::unistd::geteuid().is_root(),
-            Requirement::NetAdmin => has_capability(CAP_NET_ADMIN),
-            Requirement::NetRaw => has_capability(CAP_NET_RAW),
+            Requirement::NetAdmin => has_capability(CapabilitySet::NET_ADMIN),
+            Requirement::NetRaw => has_capability(CapabilitySet::NET_RAW),
             Requirement::Namespaces => {
-                has_capability(CAP_SYS_ADMIN) && has_capability(CAP_NET_ADMIN) && on_path("ip")
+                has_capability(CapabilitySet::SYS_ADMIN)
+                    && has_capability(CapabilitySet::NET_ADMIN)
+                    && on_path("ip")
             }
-            Requirement::Nftables => has_capability(CAP_NET_ADMIN) && on_path("nft"),
+            Requirement::Nftables => has_capability(CapabilitySet::NET_ADMIN) && on_path("nft"),
             Requirement::Program(name) => on_path(name),
             Requirement::OpenFiles(n) => raise_nofile(n),
         }
@@ -163,16 +163,9 @@ pub fn current_test(fallback: &str) -> String {
     std::thread::current().name().unwrap_or(fallback).to_owned()
 }
 
-/// Bit `cap` of `CapEff` in /proc/self/status.
-fn has_capability(cap: u32) -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|eff| eff & (1 << cap) != 0)
+/// Whether `cap` is in this thread's effective set (`capget`).
+fn has_capability(cap: CapabilitySet) -> bool {
+    rustix::thread::capabilities(None).is_ok_and(|sets| sets.effective.contains(cap))
 }
 
 fn on_path(program: &str) -> bool {
