@@ -41,11 +41,12 @@ const NDMSG: usize = 12; // struct ndmsg (not in libc)
 const IFINFOMSG: usize = size_of::<libc::ifinfomsg>();
 
 /// `RTN_UNICAST`: a route through a gateway or to a directly connected host.
-pub const RTN_UNICAST: u8 = 1;
+pub const RTN_UNICAST: u8 = libc::RTN_UNICAST;
 /// `ARPHRD_ETHER`: an Ethernet-like link (also veth, bridges, VLANs).
-pub const ARPHRD_ETHER: u16 = 1;
+pub const ARPHRD_ETHER: u16 = libc::ARPHRD_ETHER;
 /// Neighbour states (`NUD_*`) whose link-layer address can be used to send.
-pub const NUD_USABLE: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x80;
+pub const NUD_USABLE: u16 =
+    libc::NUD_REACHABLE | libc::NUD_STALE | libc::NUD_DELAY | libc::NUD_PROBE | libc::NUD_PERMANENT;
 
 /// The answer to a route lookup (`RTM_NEWROUTE`).
 ///
