@@ -7,6 +7,7 @@
 //! O(1).
 mod batch;
 mod datagram;
+mod fragment;
 mod packet;
 mod packet_tx;
 pub(crate) mod recv;
