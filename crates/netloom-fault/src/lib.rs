@@ -61,7 +61,7 @@ mod reset;
 mod select;
 mod tracker;
 
-pub use blackhole::Blackhole;
+pub use blackhole::{Blackhole, BlackholeTable};
 pub use caps::Capability;
 pub use conn::{Connection, TcpState};
 pub use error::{FaultError, Result};
