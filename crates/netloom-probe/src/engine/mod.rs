@@ -277,7 +277,7 @@ fn validate(config: &ProberConfig, target: IpAddr, opts: &ProbeOptions) -> Resul
         && size > config.max_packet_size
     {
         return invalid(format!(
-            "size {size} exceeds ProberConfig::max_packet_size ({})",
+            "size {size} is larger than the largest probe, {} bytes (ProberConfig::max_packet_size)",
             config.max_packet_size
         ));
     }
