@@ -15,9 +15,7 @@ const SIZES: [usize; 5] = [1_501, 1_600, 3_000, 6_000, 8_000];
 
 #[test]
 fn fragmented_ipv6_echo_replies_are_matched_by_both_receive_paths() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: network namespaces and raw sockets need root");
+    if common::skip_unless_root() {
         return;
     }
     let net = Topology::builder().routers(1).build().expect("topology");

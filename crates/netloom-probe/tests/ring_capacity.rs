@@ -2,21 +2,13 @@
 //! and 11): echo replies larger than a ring frame (up to `ProberConfig::max_packet_size`)
 //! and a burst of as many answers as `max_in_flight` allows, on loopback, IPv4 and IPv6.
 //! Needs CAP_NET_RAW: skipped with a reason otherwise.
+mod common;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use netloom_probe::{Outcome, PrivilegeMode, ProbeOptions, Prober, ProberConfig};
-
-/// True (after saying why) when raw sockets cannot be opened here.
-fn skip_without_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: raw-mode probes need root (CAP_NET_RAW)");
-    }
-    !root
-}
 
 fn ring_config() -> ProberConfig {
     ProberConfig {
@@ -49,7 +41,7 @@ fn burst(target: IpAddr, count: usize, size: Option<usize>) -> (usize, u64) {
 
 #[test]
 fn echo_replies_larger_than_a_ring_frame_are_answered_up_to_the_largest_size() {
-    if skip_without_root() {
+    if common::skip_without_raw_sockets() {
         return;
     }
     let largest = ProberConfig::default().max_packet_size;
@@ -66,7 +58,7 @@ fn echo_replies_larger_than_a_ring_frame_are_answered_up_to_the_largest_size() {
 
 #[test]
 fn a_burst_of_16384_answered_probes_to_127_0_0_1_is_all_replies() {
-    if skip_without_root() {
+    if common::skip_without_raw_sockets() {
         return;
     }
     let n = ProberConfig::default().max_in_flight;
@@ -83,7 +75,7 @@ fn a_burst_of_16384_answered_probes_to_127_0_0_1_is_all_replies() {
 
 #[test]
 fn a_burst_of_4096_answered_probes_to_ipv6_loopback_is_all_replies() {
-    if skip_without_root() {
+    if common::skip_without_raw_sockets() {
         return;
     }
     let n = 4_096;
