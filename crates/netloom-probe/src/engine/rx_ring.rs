@@ -25,15 +25,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::sys::setsockopt;
 
-/// Ring geometry: blocks of 64 KiB holding 2 KiB frames. A frame holds the largest ICMP
-/// error the engine reads (576 / 1,280 bytes plus extensions); larger packets take the
-/// copy path.
-const BLOCK_SIZE: u32 = 1 << 16;
+/// Ring geometry: blocks of one 4 KiB page holding two 2 KiB frames (single pages: the
+/// kernel sets a ring of thousands of them up several times faster than one of 64 KiB
+/// blocks, which need contiguous memory). A frame holds the largest ICMP error the engine
+/// reads (576 / 1,280 bytes plus extensions); larger packets take the copy path.
+const BLOCK_SIZE: u32 = 1 << 12;
 const FRAME_SIZE: u32 = 1 << 11;
 const FRAMES_PER_BLOCK: usize = (BLOCK_SIZE / FRAME_SIZE) as usize;
 /// Fewest blocks (2,048 frames, 4 MiB) and most (131,072 frames, 256 MiB) of one ring.
-const MIN_BLOCKS: usize = 64;
-const MAX_BLOCKS: usize = 4_096;
+const MIN_BLOCKS: usize = 2_048 / FRAMES_PER_BLOCK;
+const MAX_BLOCKS: usize = 131_072 / FRAMES_PER_BLOCK;
 /// Receive buffer of the packet socket, which holds the whole copies of packets larger
 /// than a frame until the reader takes them (about 500 answers of 9,000 bytes).
 const COPY_BUFFER: usize = 8 << 20;
@@ -149,7 +150,7 @@ impl AsRawFd for RxRing {
 
 impl RxRing {
     /// The number of blocks for a ring with a frame for each of `in_flight` answers and
-    /// an eighth more, within 64..=4,096 blocks (2,048..=131,072 frames).
+    /// an eighth more, within 2,048..=131,072 frames.
     pub(crate) fn blocks_for(in_flight: usize) -> usize {
         let frames = in_flight.saturating_add(in_flight / 8);
         frames

@@ -137,6 +137,17 @@ impl ProbeSettings {
 
     /// Checks the settings, resolves `host` and opens a prober.
     pub async fn open(&self, host: &str) -> anyhow::Result<(IpAddr, Prober)> {
+        self.open_for(host, ProberConfig::default().max_in_flight)
+            .await
+    }
+
+    /// As [`ProbeSettings::open`], for at most `max_in_flight` probes at once (the raw-mode
+    /// receive ring is sized for that many answers, so fewer start faster).
+    pub async fn open_for(
+        &self,
+        host: &str,
+        max_in_flight: usize,
+    ) -> anyhow::Result<(IpAddr, Prober)> {
         self.check()?;
         let target = resolve(host, self.version()).await?;
         let privilege = if self.unprivileged {
@@ -146,6 +157,7 @@ impl ProbeSettings {
         };
         let prober = Prober::open(ProberConfig {
             privilege,
+            max_in_flight,
             ..Default::default()
         })
         .await
@@ -173,7 +185,8 @@ pub struct ProbeArgs {
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async {
-        let (target, prober) = args.settings.open(&args.host).await?;
+        // One probe: the smallest receive ring.
+        let (target, prober) = args.settings.open_for(&args.host, 1).await?;
         let reply = prober
             .probe(target, args.settings.options(args.ttl))
             .await?;
