@@ -161,3 +161,51 @@ fn probes_past_max_in_flight_and_keys_all_taken_are_refused_naming_the_limit() {
         Err(ProbeError::ProbesExhausted { .. })
     ));
 }
+
+/// The ring's bytes-in path: a captured IPv4 echo reply, whole or as a first fragment,
+/// parsed as the ring reader parses it and matched; a corrupted whole reply is counted
+/// as malformed by the reader and never reaches the probe.
+#[tokio::test]
+async fn captured_packets_are_parsed_and_matched_as_the_ring_reader_does() {
+    use crate::wire::{Ipv4Repr, checksum};
+    let e = engine(16);
+    let target = ip("192.0.2.7");
+    let reply = |seq: u16, fragment: bool| {
+        let mut icmp = vec![0, 0, 0, 0, 0x12, 0x34, 0, seq as u8];
+        icmp.extend_from_slice(&[0x55; 64]);
+        let c = checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut packet = Ipv4Repr {
+            src: "192.0.2.7".parse().unwrap(),
+            dst: "10.0.0.1".parse().unwrap(),
+            protocol: 1,
+            ttl: 60,
+            tos: 0,
+            ident: 9,
+        }
+        .emit(&icmp);
+        if fragment {
+            // More fragments follow; the header checksum is redone for the new flags.
+            packet[6] |= 0x20;
+            packet[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum(&packet[..20]);
+            packet[10..12].copy_from_slice(&c.to_be_bytes());
+            // The ICMP checksum no longer covers what is here, as in a real fragment.
+            packet[30] ^= 0xff;
+        }
+        packet
+    };
+    for (seq, fragment) in [(1u16, false), (2, true)] {
+        let k = table::key(false, KeyKind::Icmp, 0x1234, seq, 0);
+        let (_, (_guard, rx)) = e.insert_for_future(target, &mut [k].into_iter()).unwrap();
+        let parsed = super::fragment::parse_ring_packet(&reply(seq, fragment))
+            .expect("well-formed")
+            .expect("an ICMP message");
+        e.dispatch(false, 0x1234, parsed, Instant::now(), None);
+        let got = e.wait(rx, Stamp::now(), Duration::from_secs(5)).await;
+        assert_eq!(got.outcome, Outcome::Reply, "fragment {fragment}");
+    }
+    let mut corrupt = reply(3, false);
+    corrupt[30] ^= 0xff;
+    assert!(super::fragment::parse_ring_packet(&corrupt).is_err());
+}
