@@ -20,20 +20,20 @@ pub struct ProbeSettings {
     /// Source port, 1-65535 (udp/tcp/sctp only; refused with icmp).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub local_port: Option<u16>,
-    /// Seconds to wait for an answer.
+    /// Seconds to wait for an answer, 0-3600 (fractions allowed).
     #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
     pub timeout: f64,
     /// Size of the whole IP packet in bytes, 0-9000 (raised to the headers' size if
     /// smaller).
     #[arg(long, short = 's', value_parser = parse_size)]
     pub size: Option<usize>,
-    /// Byte the payload is filled with.
+    /// Byte the payload is filled with, 0-255.
     #[arg(long, default_value_t = 0)]
     pub bit_pattern: u8,
-    /// IPv4 type of service / IPv6 traffic class.
+    /// IPv4 type of service / IPv6 traffic class, 0-255.
     #[arg(long, default_value_t = 0)]
     pub tos: u8,
-    /// Routing mark (SO_MARK, needs CAP_NET_ADMIN).
+    /// Routing mark, 0-4294967295 (SO_MARK, needs CAP_NET_ADMIN).
     #[arg(long)]
     pub mark: Option<u32>,
     /// Source address (one of this host's addresses).
@@ -171,7 +171,7 @@ impl ProbeSettings {
 pub struct ProbeArgs {
     /// Host name or address to probe.
     pub host: String,
-    /// Time to live (hop limit).
+    /// Time to live (hop limit), 1-255.
     #[arg(long, short = 't', default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: u8,
     #[command(flatten)]

@@ -16,8 +16,8 @@ pub struct FilterArgs {
     /// goes in brackets: [::1]:8080).
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub remote: Option<Endpoint>,
-    /// Only sockets held open by this process.
-    #[arg(long)]
+    /// Only sockets held open by this process (pid 1-4194304, the kernel's largest).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
     pub pid: Option<u32>,
     /// Only client sockets (opened with connect).
     #[arg(long, conflicts_with = "server")]
