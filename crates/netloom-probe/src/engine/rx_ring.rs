@@ -267,12 +267,15 @@ impl RxRing {
                 u32::from_ne_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
             };
             let status = word(0);
+            let len = word(4) as usize;
             let snaplen = word(8) as usize;
             let net = usize::from(u16::from_ne_bytes([frame[14], frame[15]]));
             let stamp = UNIX_EPOCH + Duration::new(u64::from(word(16)), word(20));
             // The kernel queued the whole packet on the socket before handing the frame
             // over, in frame order, so the next datagram there is this packet.
-            let copied = status & TP_STATUS_COPY != 0 && self.read_copy().is_some();
+            // A copy of another length is not this packet: used neither way (and so taken
+            // off the queue, which keeps later copies in step).
+            let copied = status & TP_STATUS_COPY != 0 && self.read_copy() == Some(len);
             let data = if copied {
                 Some(&self.copy[..])
             } else {
@@ -286,8 +289,8 @@ impl RxRing {
         }
     }
 
-    /// Reads the next whole packet queued on the socket into `self.copy`.
-    fn read_copy(&mut self) -> Option<()> {
+    /// Reads the next whole packet queued on the socket into `self.copy`; its length.
+    fn read_copy(&mut self) -> Option<usize> {
         use std::io::Read;
         self.copy.resize(COPY_MAX, 0);
         let sock = socket2::SockRef::from(&self.socket);
@@ -295,7 +298,7 @@ impl RxRing {
         match reader.read(&mut self.copy) {
             Ok(n) => {
                 self.copy.truncate(n);
-                Some(())
+                Some(n)
             }
             Err(err) => {
                 tracing::debug!(%err, "the copy of a packet larger than a ring frame is missing");
