@@ -60,7 +60,7 @@ mod select;
 mod sys;
 mod tracker;
 
-pub use blackhole::Blackhole;
+pub use blackhole::{Blackhole, BlackholeTable};
 pub use caps::Capability;
 pub use conn::{Connection, TcpState};
 pub use error::{FaultError, Result};

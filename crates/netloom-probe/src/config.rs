@@ -43,7 +43,12 @@ pub struct ProberConfig {
     pub raise_fd_limit: bool,
     /// Raw mode: receive ICMP answers through a packet socket's memory-mapped ring
     /// (`PACKET_RX_RING`, no system call per answer) instead of reading the raw ICMP
-    /// socket, when the ring can be set up (default true).
+    /// socket, when the ring can be set up (default true). The ring has a 2 KiB frame per
+    /// probe [`max_in_flight`](Self::max_in_flight) allows plus an eighth (at least 4 MiB,
+    /// at most 256 MiB of kernel memory per IP version; 36 MiB at the default), so every
+    /// answer of a full burst fits; answers larger than a frame (up to
+    /// [`max_packet_size`](Self::max_packet_size)) are read whole from a copy the kernel
+    /// queues on the packet socket (8 MiB receive buffer).
     pub receive_ring: bool,
 }
 

@@ -7,6 +7,9 @@
 //! O(1).
 mod batch;
 mod datagram;
+mod fragment;
+#[cfg(test)]
+mod matching_tests;
 mod packet;
 mod packet_tx;
 pub(crate) mod recv;
@@ -82,8 +85,18 @@ impl Engine {
         }
         let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
         let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok(), config.max_in_flight);
+        Ok(Engine::assemble(
+            config,
+            sockets::Opened { raw, v4, v6 },
+            syn,
+        ))
+    }
+
+    /// The engine around sockets already opened (none at all in the matching tests).
+    fn assemble(config: ProberConfig, opened: sockets::Opened, syn: Option<syn::Syn>) -> Engine {
+        let sockets::Opened { raw, v4, v6 } = opened;
         let nonzero = |x: u16| if x == 0 { 1 } else { x };
-        Ok(Engine {
+        Engine {
             raw,
             v4,
             v6,
@@ -103,7 +116,7 @@ impl Engine {
             send_queue: batch::SendQueue::default(),
             syn,
             config,
-        })
+        }
     }
 
     pub(crate) fn family(&self, v6: bool) -> Result<&Family, ProbeError> {
@@ -276,7 +289,7 @@ fn validate(config: &ProberConfig, target: IpAddr, opts: &ProbeOptions) -> Resul
         && size > config.max_packet_size
     {
         return invalid(format!(
-            "size {size} exceeds ProberConfig::max_packet_size ({})",
+            "size {size} is larger than the largest probe, {} bytes (ProberConfig::max_packet_size)",
             config.max_packet_size
         ));
     }
