@@ -1,0 +1,220 @@
+//! What the servers (`echo`, `forward`) share: the per-connection limits (idle and
+//! handshake timeouts, keep-alive, a connection cap), `-v` connection logs, and the
+//! graceful stop on SIGINT/SIGTERM.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use netloom_channel::{
+    ChannelOptions, CloseFuture, Context, Handler, HandlerResult, IdleState, IdleStateHandler,
+    Interest, Pipeline, UserEvent,
+};
+
+use super::ranges;
+
+/// Keep-alive and the graceful stop: what `echo` and `forward` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// TCP keep-alive: probe a silent peer after this many seconds, so connections whose
+    /// peer vanished are closed by the kernel (0 turns it off) [range: 0..=86400].
+    #[arg(long, default_value = "60", value_name = "SECS",
+          value_parser = ranges::secs_in(ranges::KEEPALIVE_SECS))]
+    pub keepalive: Duration,
+
+    /// On SIGINT/SIGTERM/SIGHUP: stop accepting, let open connections finish for up to
+    /// this many seconds, then close them gracefully (pending bytes written, then FIN)
+    /// [range: 0..=3600].
+    #[arg(long, default_value = "5", value_name = "SECS",
+          value_parser = ranges::secs_in(ranges::GRACE_SECS))]
+    pub grace: Duration,
+}
+
+impl ServeArgs {
+    /// Sets keep-alive on `options`.
+    pub fn apply(&self, options: &mut ChannelOptions) {
+        options.tcp_keepalive = (!self.keepalive.is_zero()).then_some(self.keepalive);
+    }
+}
+
+/// Per-connection limits enforced by the [`guard`] handler.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GuardArgs {
+    /// Close a connection after this many seconds without a byte in either direction
+    /// (0 keeps idle connections forever) [range: 0..=86400].
+    #[arg(long, default_value = "300", value_name = "SECS",
+          value_parser = ranges::secs_in(ranges::IDLE_TIMEOUT_SECS))]
+    pub idle_timeout: Duration,
+
+    /// Close a TLS connection whose handshake has not completed after this many seconds
+    /// [range: 0.1..=600].
+    #[arg(long, default_value = "10", value_name = "SECS",
+          value_parser = ranges::secs_in(ranges::HANDSHAKE_TIMEOUT_SECS))]
+    pub tls_handshake_timeout: Duration,
+
+    /// Serve at most this many connections at once; more are closed as they arrive
+    /// [range: 1..=1000000].
+    #[arg(long, default_value = "10000", value_name = "N",
+          value_parser = ranges::usize_in(ranges::MAX_CONNECTIONS))]
+    pub max_connections: usize,
+}
+
+/// Open connections of one server.
+#[derive(Debug, Default)]
+pub struct OpenCount(AtomicUsize);
+
+impl OpenCount {
+    /// Connections open now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Adds the connection guard (and the idle detector it needs) at the front of a child
+/// pipeline, after TLS when `tls` (so it sees the handshake complete).
+pub fn guard(
+    p: &mut Pipeline,
+    args: &GuardArgs,
+    open: &Arc<OpenCount>,
+    tls: bool,
+) -> Result<(), netloom_channel::ChannelError> {
+    if !args.idle_timeout.is_zero() {
+        p.add_last(
+            "idle",
+            IdleStateHandler::new(Duration::ZERO, Duration::ZERO, args.idle_timeout),
+        )?;
+    }
+    p.add_last(
+        "guard",
+        Guard {
+            open: open.clone(),
+            max: args.max_connections,
+            handshake: tls.then_some(args.tls_handshake_timeout),
+            counted: false,
+        },
+    )?;
+    Ok(())
+}
+
+/// Counts the connection, logs it at info (`-v`), closes it when over the cap, idle, or
+/// stuck in its TLS handshake.
+struct Guard {
+    open: Arc<OpenCount>,
+    max: usize,
+    handshake: Option<Duration>,
+    counted: bool,
+}
+
+impl Handler for Guard {
+    fn interest(&self) -> Interest {
+        Interest::ACTIVE | Interest::INACTIVE | Interest::USER_EVENT
+    }
+
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if let Some(limit) = self.handshake {
+            ctx.schedule_timer(limit);
+        }
+        Ok(())
+    }
+
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        let peer = peer(ctx);
+        let now = self.open.0.fetch_add(1, Ordering::Relaxed) + 1;
+        self.counted = true;
+        if now > self.max {
+            tracing::info!(%peer, max = self.max, "connection refused: --max-connections reached");
+            ctx.close();
+            return Ok(());
+        }
+        tracing::info!(%peer, open = now, "connection accepted");
+        ctx.fire_channel_active();
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if std::mem::take(&mut self.counted) {
+            self.open.0.fetch_sub(1, Ordering::Relaxed);
+        }
+        tracing::info!(peer = %peer(ctx), "connection closed");
+        ctx.cancel_timer();
+        ctx.fire_channel_inactive();
+        Ok(())
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        match event {
+            UserEvent::Idle(IdleState::AllIdle) => {
+                tracing::info!(peer = %peer(ctx), "closing an idle connection (--idle-timeout)");
+                ctx.close();
+            }
+            UserEvent::TlsHandshakeComplete(info) => {
+                self.handshake = None;
+                ctx.cancel_timer();
+                ctx.fire_user_event(UserEvent::TlsHandshakeComplete(info));
+            }
+            other => ctx.fire_user_event(other),
+        }
+        Ok(())
+    }
+
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if self.handshake.take().is_some() {
+            tracing::info!(
+                peer = %peer(ctx),
+                "closing a connection whose TLS handshake did not complete (--tls-handshake-timeout)"
+            );
+            ctx.close_with(netloom_channel::CloseMode::Forced);
+        }
+        Ok(())
+    }
+}
+
+fn peer(ctx: &Context<'_>) -> String {
+    ctx.channel()
+        .peer_addr()
+        .map_or_else(|| "?".into(), |a| a.to_string())
+}
+
+/// How a server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT, SIGTERM or SIGHUP arrived.
+    Signal,
+    /// The listening socket closed on its own.
+    Closed,
+}
+
+/// Blocks until SIGINT/SIGTERM/SIGHUP or until `closed` completes. Signals are handled
+/// here, in the CLI: the libraries install none.
+pub fn wait_for_stop(closed: CloseFuture) -> anyhow::Result<Stop> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let stop = tokio::select! {
+            _ = int.recv() => Stop::Signal,
+            _ = term.recv() => Stop::Signal,
+            _ = hup.recv() => Stop::Signal,
+            _ = std::future::IntoFuture::into_future(closed) => Stop::Closed,
+        };
+        Ok(stop)
+    })
+}
+
+/// After a stop signal: waits up to `grace` for the open connections to finish, checking
+/// every 20 ms.
+pub fn drain(open: &OpenCount, grace: Duration) {
+    let deadline = std::time::Instant::now() + grace;
+    while open.get() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if open.get() > 0 {
+        tracing::info!(
+            open = open.get(),
+            "grace time over: closing the open connections"
+        );
+    }
+}
