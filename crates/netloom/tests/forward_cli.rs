@@ -93,3 +93,22 @@ fn memory_stays_bounded_with_a_slow_consumer() {
         "forwarder RSS grew by {growth_mib} MiB (baseline {baseline} KiB)"
     );
 }
+
+#[test]
+fn bad_targets_are_refused_before_listening() {
+    for (to, why) in [
+        ("nonsense", "has no port"),
+        ("127.0.0.1", "has no port"),
+        ("127.0.0.1:70000", "is not a port"),
+        ("no.such.host.invalid:80", "does not resolve"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netloom"))
+            .args(["forward", "--to", to])
+            .output()
+            .expect("netloom runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {stderr}");
+        assert!(stderr.contains("--to") && stderr.contains(why), "{stderr}");
+        assert!(out.stdout.is_empty(), "it must not have started listening");
+    }
+}
