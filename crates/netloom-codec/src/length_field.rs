@@ -58,8 +58,9 @@ pub struct LengthField {
 /// ```
 /// use netloom_codec::LengthField;
 ///
-/// // Netty's javadoc example: 2 header bytes, a 2-byte length, 1 more header byte, the
-/// // length counts only the body, and the first 3 bytes are stripped.
+/// // 2 header bytes, a 2-byte length, then 1 more header byte that the length does not
+/// // count (adjustment 1); stripping 4 bytes drops the first header and the length, so
+/// // each frame starts with that extra header byte.
 /// let framer = LengthField::builder()
 ///     .length_field_offset(2)
 ///     .length_field_type("u16be".parse()?)
@@ -182,6 +183,25 @@ impl LengthFieldBuilder {
                     ),
                 )
             })?;
+        // The field's largest value: with a smaller adjustment every frame ends before its
+        // header; with a larger one every frame is over the maximum.
+        let field_max = (1i128 << (8 * self.field.size())) - 1;
+        let adjust = i128::from(self.adjustment);
+        if adjust + field_max < 0 || adjust > self.max as i128 {
+            return Err(CodecError::config(
+                "length-field",
+                format!(
+                    "the adjustment {} makes every frame {} (field values 0..={field_max}, maximum frame length {})",
+                    self.adjustment,
+                    if adjust < 0 {
+                        "shorter than its header"
+                    } else {
+                        "longer than the maximum"
+                    },
+                    self.max
+                ),
+            ));
+        }
         Ok(LengthField {
             field: self.field,
             offset: self.offset,

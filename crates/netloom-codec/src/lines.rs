@@ -164,14 +164,12 @@ impl Encoder<Bytes> for Lines {
                 "the frame holds a \\n",
             ));
         }
-        if frame.last() == Some(&b'\r') {
-            return Err(CodecError::unencodable(
-                "lines",
-                frame.len(),
-                "the frame ends with \\r",
-            ));
-        }
-        let ending = self.ending.as_bytes();
+        // The decoder strips one `\r` before the `\n`: a frame that ends with `\r` keeps
+        // it only if a `\r\n` ending follows, whatever the configured ending.
+        let ending = match frame.last() {
+            Some(b'\r') => LineEnding::CrLf.as_bytes(),
+            _ => self.ending.as_bytes(),
+        };
         dst.reserve(frame.len() + ending.len());
         dst.put_slice(&frame);
         dst.put_slice(ending);

@@ -221,3 +221,32 @@ fn verbose_logs_each_connection_without_colour_when_redirected() {
         "ANSI colour in redirected logs: {logs:?}"
     );
 }
+
+#[test]
+fn a_line_ending_in_cr_is_echoed_as_sent() {
+    for framing in ["lines", "lines:crlf"] {
+        let server = Server::start(&["--framing", framing]);
+        let mut s = server.connect();
+        s.write_all(b"abc\r\r\nok\r\n").unwrap();
+        let want: &[u8] = if framing == "lines" {
+            b"abc\r\r\nok\n"
+        } else {
+            b"abc\r\r\nok\r\n"
+        };
+        assert_eq!(read_n(&mut s, want.len()), want, "{framing}");
+    }
+}
+
+#[test]
+fn cobs_echoes_a_254_byte_run_minimally_and_cobs_tendril_as_tendril() {
+    let mut wire = vec![0xff];
+    wire.extend(1..=254u8);
+    wire.push(0);
+    for (framing, extra) in [("cobs", &b""[..]), ("cobs-tendril", b"\x01")] {
+        let server = Server::start(&["--framing", framing]);
+        let mut s = server.connect();
+        s.write_all(&wire).unwrap();
+        let want = [&wire[..255], extra, b"\x00"].concat();
+        assert_eq!(read_n(&mut s, want.len()), want, "{framing}");
+    }
+}

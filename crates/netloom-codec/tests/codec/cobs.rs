@@ -1,4 +1,4 @@
-//! COBS and COBS/ZPE: Tendril's encoding, in-place decoding, malformed frames and resync.
+//! COBS (minimal and Tendril's form) and COBS/ZPE: in-place decoding, malformed frames and resync.
 
 use bytes::{Bytes, BytesMut};
 use netloom_codec::{Cobs, CodecError};
@@ -13,24 +13,96 @@ fn encode(cobs: &mut Cobs, frame: &[u8]) -> Vec<u8> {
     out.to_vec()
 }
 
+/// The examples of the COBS paper / Wikipedia's table, encoded with the `0x00` delimiter.
+fn published_examples() -> Vec<(Vec<u8>, Vec<u8>)> {
+    let ramp = |from: u8, to: u8| (from..=to).collect::<Vec<u8>>();
+    let cat = |parts: &[&[u8]]| parts.concat();
+    vec![
+        (vec![0x00], vec![0x01, 0x01, 0x00]),
+        (vec![0x00, 0x00], vec![0x01, 0x01, 0x01, 0x00]),
+        (vec![0x00, 0x11, 0x00], vec![0x01, 0x02, 0x11, 0x01, 0x00]),
+        (
+            vec![0x11, 0x22, 0x00, 0x33],
+            vec![0x03, 0x11, 0x22, 0x02, 0x33, 0x00],
+        ),
+        (
+            vec![0x11, 0x22, 0x33, 0x44],
+            vec![0x05, 0x11, 0x22, 0x33, 0x44, 0x00],
+        ),
+        (
+            vec![0x11, 0x00, 0x00, 0x00],
+            vec![0x02, 0x11, 0x01, 0x01, 0x01, 0x00],
+        ),
+        // 254 non-zero bytes: one full block and nothing after it.
+        (ramp(1, 254), cat(&[&[0xff], &ramp(1, 254), &[0x00]])),
+        (
+            cat(&[&[0], &ramp(1, 254)]),
+            cat(&[&[0x01, 0xff], &ramp(1, 254), &[0x00]]),
+        ),
+        (
+            ramp(1, 255),
+            cat(&[&[0xff], &ramp(1, 254), &[0x02, 0xff, 0x00]]),
+        ),
+        (
+            cat(&[&ramp(2, 255), &[0]]),
+            cat(&[&[0xff], &ramp(2, 255), &[0x01, 0x01, 0x00]]),
+        ),
+        (
+            cat(&[&ramp(3, 255), &[0, 1]]),
+            cat(&[&[0xfe], &ramp(3, 255), &[0x02, 0x01, 0x00]]),
+        ),
+    ]
+}
+
 #[test]
-fn plain_cobs_matches_the_reference_examples() {
+fn plain_cobs_is_byte_exact_with_the_published_examples() {
     let mut cobs = Cobs::new();
     assert_eq!(encode(&mut cobs, b""), b"\x01\x00");
-    assert_eq!(encode(&mut cobs, b"\x00"), b"\x01\x01\x00");
-    assert_eq!(encode(&mut cobs, b"\x00\x00"), b"\x01\x01\x01\x00");
-    assert_eq!(
-        encode(&mut cobs, b"\x11\x22\x00\x33"),
-        b"\x03\x11\x22\x02\x33\x00"
-    );
+    for (frame, wire) in published_examples() {
+        assert_eq!(encode(&mut cobs, &frame), wire, "{frame:02x?}");
+        assert_eq!(decode_all(&framer("cobs"), &wire), [frame]);
+    }
+}
+
+#[test]
+fn cobs_tendril_ends_a_final_full_block_with_0x01_and_both_forms_decode() {
     let block: Vec<u8> = (1..=254).collect();
-    let mut expect = vec![0xff];
-    expect.extend_from_slice(&block);
-    expect.extend_from_slice(b"\x01\x00"); // Tendril always ends with a block code.
-    assert_eq!(encode(&mut cobs, &block), expect);
-    // The classic encoding without the final 0x01 decodes the same.
-    let classic = [&expect[..255], b"\x00"].concat();
-    assert_eq!(decode_all(&framer("cobs"), &classic)[0], block);
+    let tendril = encode(&mut Cobs::tendril(), &block);
+    assert_eq!(&tendril[255..], b"\x01\x00");
+    assert_eq!(tendril.len(), encode(&mut Cobs::new(), &block).len() + 1);
+    for name in ["cobs", "cobs-tendril"] {
+        assert_eq!(
+            decode_all(&framer(name), &tendril),
+            std::slice::from_ref(&block),
+            "{name}"
+        );
+    }
+    // Where a frame does not end in a full block, the two forms agree.
+    let ends_in_full_block = |f: &[u8]| {
+        let run = f.iter().rev().take_while(|b| **b != 0).count();
+        run > 0 && run % 254 == 0
+    };
+    for (frame, wire) in published_examples()
+        .into_iter()
+        .filter(|(f, _)| !ends_in_full_block(f))
+    {
+        assert_eq!(encode(&mut Cobs::tendril(), &frame), wire, "{frame:02x?}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn every_frame_round_trips_in_both_forms(
+        frame in proptest::collection::vec(
+            proptest::prop_oneof![3 => 1u8..=255, 1 => proptest::strategy::Just(0u8)],
+            0..1200,
+        ),
+    ) {
+        for (mut cobs, name) in [(Cobs::new(), "cobs"), (Cobs::tendril(), "cobs-tendril")] {
+            let wire = encode(&mut cobs, &frame);
+            proptest::prop_assert_eq!(decode_all(&framer(name), &wire), vec![frame.clone()]);
+        }
+    }
 }
 
 #[test]
