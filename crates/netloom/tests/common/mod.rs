@@ -9,7 +9,10 @@ pub struct Netloom {
     pub child: Child,
     pub addr: SocketAddr,
     /// The rest of its stdout, after the address line (take it to read on).
-    #[allow(dead_code, reason = "each test crate compiles this module; not all read on")]
+    #[allow(
+        dead_code,
+        reason = "each test crate compiles this module; not all read on"
+    )]
     pub stdout: Option<BufReader<ChildStdout>>,
 }
 
