@@ -16,7 +16,7 @@ use crate::event_loop::check_blocking;
 use crate::task::register_local;
 use crate::{
     Channel, ChannelAddr, ChannelError, ChannelOptions, CloseFuture, EventLoop, EventLoopGroup,
-    Pipeline, Transport,
+    Pipeline, Termination, Transport,
 };
 
 /// Builds a new channel's pipeline; runs on the channel's event loop thread.
@@ -525,6 +525,9 @@ struct ServerShared {
     local: ChannelAddr,
     stop: Notify,
     close: Arc<CloseSignal>,
+    /// The bootstrap's groups, for `shutdown_gracefully`.
+    parent: EventLoopGroup,
+    child: EventLoopGroup,
 }
 
 /// A listening socket accepting child channels.
@@ -567,6 +570,37 @@ impl ServerChannel {
     /// ```
     pub fn close(&self) {
         self.0.stop.notify_one();
+    }
+
+    /// Graceful shutdown (what a CLI does on SIGINT / SIGTERM): stops accepting, then
+    /// shuts the bootstrap's event loop groups down — every channel on them is closed
+    /// gracefully (its pending writes go out, then a FIN), and whatever is still open
+    /// after `grace` is closed hard when the loops stop. The returned [`Termination`]
+    /// completes (`.sync()` blocks) once the loop threads have exited, within `grace` plus
+    /// the time a loop takes to stop. Other servers and channels on the same groups go
+    /// down with them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// use netloom_channel::{EchoHandler, EventLoopGroup, ServerBootstrap};
+    /// let g = EventLoopGroup::new(1, "s")?;
+    /// let s = ServerBootstrap::new(&g, &g)
+    ///     .child_handler(|p| { p.add_last("echo", EchoHandler)?; Ok(()) })
+    ///     .bind("127.0.0.1:0".parse().unwrap())
+    ///     .sync()?;
+    /// s.shutdown_gracefully(Duration::from_secs(5)).sync()?;
+    /// assert!(!s.is_open());
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_gracefully(&self, grace: Duration) -> Termination {
+        self.close();
+        let child = self.0.child.shutdown_gracefully(Duration::ZERO, grace);
+        if self.0.parent.same_group(&self.0.child) {
+            child
+        } else {
+            child.and(self.0.parent.shutdown_gracefully(Duration::ZERO, grace))
+        }
     }
 
     /// Whether it still accepts.
@@ -672,6 +706,36 @@ impl ServerBootstrap {
         self
     }
 
+    /// Closes accepted channels after `timeout` without a read or a write (sets
+    /// [`ChannelOptions::idle_timeout`] of the child options; set the options first).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).idle_timeout(Duration::from_secs(300));
+    /// # Ok(()) }
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> ServerBootstrap {
+        self.options.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Turns on TCP keep-alive probes after `idle` on accepted connections (sets
+    /// [`ChannelOptions::tcp_keepalive`] of the child options; set the options first).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).tcp_keepalive(Duration::from_secs(60));
+    /// # Ok(()) }
+    /// ```
+    pub fn tcp_keepalive(mut self, idle: Duration) -> ServerBootstrap {
+        self.options.tcp_keepalive = Some(idle);
+        self
+    }
+
     /// Sets the listen backlog (default 1024).
     ///
     /// ```
@@ -751,6 +815,8 @@ impl ServerBootstrap {
                     local,
                     stop: Notify::new(),
                     close: Arc::new(CloseSignal::default()),
+                    parent: sb.parent.clone(),
+                    child: sb.child.clone(),
                 }));
                 let _ = tx.send(Ok(server.clone()));
                 tokio::task::spawn_local(accept_loop(listener, server, sb));
@@ -812,6 +878,7 @@ impl Listener {
 
 async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootstrap) {
     let options = Arc::new(sb.options);
+    let mut failures = crate::log_limit::LogLimit::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -845,7 +912,9 @@ async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootst
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!(server = %server.0.local, err = %e, "accept failed");
+                if let Some(suppressed) = failures.hit() {
+                    tracing::warn!(server = %server.0.local, err = %e, suppressed, "accept failed (at most one line per second)");
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::log_limit::LogLimit;
 use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Interest, Msg};
 
 /// A codec error that may leave the codec usable: the frame is skipped (and logged) and the
@@ -62,6 +63,8 @@ pub struct DecoderHandler<D> {
     resuming: bool,
     complete_deferred: bool,
     failed: bool,
+    /// "frame skipped" warnings of this connection.
+    skipped: LogLimit,
 }
 
 impl<D> DecoderHandler<D> {
@@ -78,6 +81,7 @@ impl<D> DecoderHandler<D> {
             resuming: false,
             complete_deferred: false,
             failed: false,
+            skipped: LogLimit::default(),
         }
     }
 
@@ -142,7 +146,9 @@ where
             }
             Ok(None) => {}
             Err(e) if e.can_continue() => {
-                tracing::warn!(channel = %ctx.channel(), err = %e, "frame skipped");
+                if let Some(suppressed) = self.skipped.hit() {
+                    tracing::warn!(channel = %ctx.channel(), err = %e, suppressed, "frame skipped (at most one line per second per connection)");
+                }
                 if !self.buf.is_empty() {
                     self.resuming = true;
                     ctx.resume_later();
@@ -221,13 +227,19 @@ where
                 Ok(Some(item)) => ctx.fire_channel_read(Msg::new(item)),
                 Ok(None) => break,
                 Err(e) if e.can_continue() => {
-                    tracing::warn!(channel = %ctx.channel(), err = %e, "frame skipped");
+                    if let Some(suppressed) = self.skipped.hit() {
+                        tracing::warn!(channel = %ctx.channel(), err = %e, suppressed, "frame skipped (at most one line per second per connection)");
+                    }
                 }
                 Err(e) => {
                     self.failed = true;
                     result = Err(e.into());
                 }
             }
+        }
+        let (total, unlogged) = self.skipped.finish();
+        if unlogged > 0 {
+            tracing::warn!(channel = %ctx.channel(), skipped = total, "malformed frames skipped on this connection");
         }
         ctx.fire_channel_inactive();
         result
@@ -255,6 +267,8 @@ where
 pub struct EncoderHandler<E, T> {
     encoder: E,
     buf: BytesMut,
+    /// "frame not sent" warnings of this connection.
+    refused: LogLimit,
     _item: PhantomData<fn(T)>,
 }
 
@@ -268,6 +282,7 @@ impl<E, T> EncoderHandler<E, T> {
         EncoderHandler {
             encoder,
             buf: BytesMut::new(),
+            refused: LogLimit::default(),
             _item: PhantomData,
         }
     }
@@ -289,7 +304,9 @@ where
                 match self.encoder.encode(item, &mut self.buf) {
                     Ok(()) => {}
                     Err(e) if e.can_continue() => {
-                        tracing::warn!(channel = %ctx.channel(), err = %e, "frame not sent");
+                        if let Some(suppressed) = self.refused.hit() {
+                            tracing::warn!(channel = %ctx.channel(), err = %e, suppressed, "frame not sent (at most one line per second per connection)");
+                        }
                         return Ok(());
                     }
                     Err(e) => return Err(e.into()),

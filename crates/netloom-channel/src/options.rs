@@ -50,6 +50,15 @@ pub struct ChannelOptions {
     pub connect_timeout: Duration,
     /// How long a graceful close waits for pending writes before forcing (default 30 s).
     pub graceful_close_timeout: Duration,
+    /// When the peer ends its output (TCP FIN), keep the channel open and fire
+    /// [`UserEvent::InputShutdown`](crate::UserEvent::InputShutdown) instead of closing
+    /// (Netty's `ALLOW_HALF_CLOSURE`; default off). The channel then closes when it is
+    /// closed, or when its own output is shut down ([`CloseMode::Output`](crate::CloseMode::Output)).
+    pub allow_half_closure: bool,
+    /// Close the channel (with [`ChannelError::IdleTimeout`] to its pipeline) after this
+    /// long without a read or a write: slowloris clients and peers that vanished without
+    /// a FIN. Default off; at most [`ChannelOptions::MAX_TIMEOUT`].
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ChannelOptions {
@@ -68,11 +77,16 @@ impl Default for ChannelOptions {
             max_bytes_per_gathering_write: 63 * 1024,
             connect_timeout: Duration::from_secs(30),
             graceful_close_timeout: Duration::from_secs(30),
+            allow_half_closure: false,
+            idle_timeout: None,
         }
     }
 }
 
 impl ChannelOptions {
+    /// The longest timeout accepted by the options that take one (1 day).
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
     /// Checks the options; the error names the offending option.
     ///
     /// ```
@@ -101,6 +115,26 @@ impl ChannelOptions {
                 name: "max_bytes_per_gathering_write",
                 reason: "must be at least 1".into(),
             });
+        }
+        for (name, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("tcp_keepalive", self.tcp_keepalive),
+        ] {
+            match value {
+                Some(d) if d.is_zero() => {
+                    return Err(ChannelError::InvalidOption {
+                        name,
+                        reason: "must be above zero (None turns it off)".into(),
+                    });
+                }
+                Some(d) if d > Self::MAX_TIMEOUT => {
+                    return Err(ChannelError::InvalidOption {
+                        name,
+                        reason: format!("{d:?} is above the maximum of {:?}", Self::MAX_TIMEOUT),
+                    });
+                }
+                _ => {}
+            }
         }
         if self.read_chunk_size < 64 {
             return Err(ChannelError::InvalidOption {

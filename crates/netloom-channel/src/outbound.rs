@@ -10,11 +10,26 @@ pub(crate) struct OutboundBuffer {
     entries: VecDeque<Bytes>,
     flushed: usize,
     total_bytes: usize,
+    /// Each entry is a datagram: empty ones are kept (a zero-length datagram is a
+    /// message; on a byte stream an empty write is nothing).
+    datagrams: bool,
 }
 
 impl OutboundBuffer {
+    /// An empty buffer; `datagrams` keeps empty messages (see the field).
+    pub(crate) fn new(datagrams: bool) -> OutboundBuffer {
+        OutboundBuffer {
+            datagrams,
+            ..OutboundBuffer::default()
+        }
+    }
+
+    pub(crate) fn is_datagrams(&self) -> bool {
+        self.datagrams
+    }
+
     pub(crate) fn push(&mut self, bytes: Bytes) {
-        if bytes.is_empty() {
+        if bytes.is_empty() && !self.datagrams {
             return;
         }
         self.total_bytes += bytes.len();
@@ -84,6 +99,14 @@ impl OutboundBuffer {
         }
     }
 
+    /// Removes the front entry whole (a datagram that was sent, or failed).
+    pub(crate) fn pop_datagram(&mut self) {
+        if let Some(front) = self.entries.pop_front() {
+            self.total_bytes -= front.len();
+            self.flushed = self.flushed.saturating_sub(1);
+        }
+    }
+
     /// Drops everything; returns the bytes dropped.
     pub(crate) fn clear(&mut self) -> usize {
         let dropped = self.total_bytes;
@@ -114,6 +137,30 @@ mod tests {
         out.consume(3);
         assert!(out.is_empty());
         assert!(!out.has_flushed());
+    }
+
+    #[test]
+    fn datagram_buffers_keep_empty_messages_stream_buffers_do_not() {
+        let mut stream = OutboundBuffer::new(false);
+        stream.push(Bytes::new());
+        assert!(stream.is_empty());
+        let mut dgram = OutboundBuffer::new(true);
+        dgram.push(Bytes::new());
+        dgram.push(Bytes::from_static(b"x"));
+        dgram.mark_flushed();
+        {
+            let mut slices = [IoSlice::new(&[])];
+            assert_eq!(dgram.fill_slices(&mut slices, usize::MAX), 1);
+            assert!(slices[0].is_empty());
+        }
+        dgram.pop_datagram();
+        {
+            let mut slices = [IoSlice::new(&[])];
+            assert_eq!(dgram.fill_slices(&mut slices, usize::MAX), 1);
+            assert_eq!(&*slices[0], b"x");
+        }
+        dgram.pop_datagram();
+        assert!(dgram.is_empty() && !dgram.has_flushed());
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::alarm::Alarm;
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
-    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline, Transport,
+    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline,
+    Transport, UserEvent,
 };
 
 /// At most this many buffers per vectored write.
@@ -65,6 +66,18 @@ pub(crate) fn register_local<T: Transport>(
         options,
     );
     let mut pipeline = Pipeline::new(channel.clone(), false);
+    if transport.preserves_boundaries() {
+        pipeline.head.out = crate::outbound::OutboundBuffer::new(true);
+    }
+    let init = |p: &mut Pipeline| {
+        if let Some(timeout) = options.idle_timeout {
+            p.add_first(
+                crate::idle::IdleTimeoutHandler::NAME,
+                crate::idle::IdleTimeoutHandler::new(timeout),
+            )?;
+        }
+        init(p)
+    };
     if let Err(err) = init(&mut pipeline) {
         channel.mark_closed(|| drop(transport));
         return Err(err);
@@ -78,8 +91,10 @@ pub(crate) fn register_local<T: Transport>(
         read_chunk: options.read_chunk_size,
         max_write: options.max_bytes_per_gathering_write,
         graceful_timeout: options.graceful_close_timeout,
+        half_closure: options.allow_half_closure,
         started: false,
         input_closed: false,
+        output: Output::Open,
         closing: None,
         close_deadline: None,
         writable: true,
@@ -102,6 +117,16 @@ enum Burst {
     Short,
 }
 
+/// Where the channel's output (our sending side) is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Open,
+    /// `CloseMode::Output` was requested: the shutdown follows once the pending writes are out.
+    ShuttingDown,
+    /// Shut down (FIN sent).
+    Closed,
+}
+
 struct ChannelTask<T: Transport> {
     transport: Option<T>,
     pipeline: Pipeline,
@@ -110,8 +135,11 @@ struct ChannelTask<T: Transport> {
     /// Bytes per write system call at most (not applied to datagrams, which go whole).
     max_write: usize,
     graceful_timeout: Duration,
+    /// `ChannelOptions::allow_half_closure`.
+    half_closure: bool,
     started: bool,
     input_closed: bool,
+    output: Output,
     closing: Option<CloseMode>,
     close_deadline: Option<Instant>,
     writable: bool,
@@ -235,10 +263,15 @@ impl<T: Transport> ChannelTask<T> {
                 ReadResult::Pending => break,
                 ReadResult::Eof => {
                     self.input_closed = true;
-                    self.pipeline
-                        .head
-                        .close_requested
-                        .get_or_insert(CloseMode::Graceful);
+                    if self.half_closure && self.output != Output::Closed {
+                        self.pipeline
+                            .dispatch_inbound(Ev::User(UserEvent::InputShutdown));
+                    } else {
+                        self.pipeline
+                            .head
+                            .close_requested
+                            .get_or_insert(CloseMode::Graceful);
+                    }
                     break;
                 }
                 ReadResult::Error(e) => {
@@ -287,7 +320,11 @@ impl<T: Transport> ChannelTask<T> {
                         self.fail_write(err);
                         return;
                     }
-                    self.pipeline.head.out.consume(written);
+                    if boundaries {
+                        self.pipeline.head.out.pop_datagram();
+                    } else {
+                        self.pipeline.head.out.consume(written);
+                    }
                     self.pipeline.channel.release_pending(written);
                 }
                 Poll::Ready(Err(e)) => {
@@ -333,7 +370,9 @@ impl<T: Transport> ChannelTask<T> {
                 self.close_deadline = Some(Instant::now() + self.graceful_timeout);
                 self.pipeline.timers_changed = true;
             }
-            (Some(CloseMode::Graceful), CloseMode::Graceful) => {}
+            // `close_requested` never holds `Output` (the head keeps it apart), and
+            // `closing` only what came from there.
+            _ => {}
         }
         if self.closing == Some(CloseMode::Graceful) {
             // Everything written so far goes out, flushed or not.
@@ -341,10 +380,47 @@ impl<T: Transport> ChannelTask<T> {
         }
     }
 
+    /// Starts an output shutdown the pipeline asked for (`CloseMode::Output`).
+    fn take_output_shutdown(&mut self) {
+        if self.pipeline.head.shutdown_output && self.output == Output::Open {
+            self.output = Output::ShuttingDown;
+            // Everything written so far goes out first, flushed or not.
+            self.pipeline.head.out.mark_flushed();
+        }
+    }
+
+    /// Shuts the output down once the writes before the request are out. When the input
+    /// has ended too, the channel closes.
+    fn progress_output_shutdown(&mut self, cx: &mut TaskContext<'_>) {
+        if self.output != Output::ShuttingDown
+            || self.closing.is_some()
+            || !self.pipeline.head.out.is_empty()
+        {
+            return;
+        }
+        let Some(t) = self.transport.as_mut() else {
+            return;
+        };
+        match t.poll_shutdown(cx) {
+            Poll::Pending => return,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(channel = %self.pipeline.channel, err = %e, "output shutdown failed")
+            }
+            Poll::Ready(Ok(())) => {}
+        }
+        self.output = Output::Closed;
+        if self.input_closed {
+            self.pipeline
+                .head
+                .close_requested
+                .get_or_insert(CloseMode::Graceful);
+        }
+    }
+
     /// Advances a close; returns true once the channel is closed.
     fn progress_close(&mut self, cx: &mut TaskContext<'_>) -> bool {
         match self.closing {
-            None => false,
+            None | Some(CloseMode::Output) => false,
             Some(CloseMode::Forced) => {
                 self.finish();
                 true
@@ -358,7 +434,11 @@ impl<T: Transport> ChannelTask<T> {
                 if !self.pipeline.head.out.is_empty() {
                     return false;
                 }
-                if let Some(t) = self.transport.as_mut() {
+                if let Some(t) = self
+                    .transport
+                    .as_mut()
+                    .filter(|_| self.output != Output::Closed)
+                {
                     match t.poll_shutdown(cx) {
                         Poll::Pending => return false,
                         Poll::Ready(Err(e)) => {
@@ -444,6 +524,8 @@ impl<T: Transport> Future for ChannelTask<T> {
             this.pipeline.head.flush_requested = false;
             this.write_out(cx);
             this.update_writability();
+            this.take_output_shutdown();
+            this.progress_output_shutdown(cx);
             this.take_close_request();
             if this.pipeline.has_queued() || this.pipeline.head.flush_requested {
                 continue;

@@ -3,6 +3,7 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rustls::crypto::CryptoProvider;
@@ -240,7 +241,11 @@ pub struct TlsHandler {
     failed: bool,
     out: BytesMut,
     plain: BytesMut,
+    handshake_timeout: Option<Duration>,
 }
+
+/// How long a [`TlsHandler`] waits for the handshake by default (10 s).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TlsHandler {
     /// The server side.
@@ -290,7 +295,26 @@ impl TlsHandler {
             failed: false,
             out: BytesMut::new(),
             plain: BytesMut::new(),
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
         }
+    }
+
+    /// Closes the channel (with [`ChannelError::TlsHandshakeTimeout`] to its pipeline)
+    /// when the handshake is not complete this long after the handler was added — a
+    /// ClientHello followed by silence, or no hello at all. Default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`]; `None` waits forever.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// use netloom_channel::{TlsHandler, TlsServerConfig};
+    /// let cfg = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?;
+    /// let _h = TlsHandler::server(&cfg)?.handshake_timeout(Some(Duration::from_secs(3)));
+    /// # Ok(()) }
+    /// ```
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> TlsHandler {
+        self.handshake_timeout = timeout;
+        self
     }
 
     /// STARTTLS: lets the first outbound write through unencrypted (the "go ahead" reply
@@ -380,6 +404,9 @@ impl Handler for TlsHandler {
     }
 
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if let Some(timeout) = self.handshake_timeout {
+            ctx.schedule_timer(timeout);
+        }
         if ctx.channel().is_active() {
             // Inserted into a live channel (STARTTLS): a client says hello now.
             self.write_records(ctx)?;
@@ -417,6 +444,7 @@ impl Handler for TlsHandler {
             }
             if !self.handshake_done && !self.conn.is_handshaking() {
                 self.handshake_done = true;
+                ctx.cancel_timer();
                 ctx.fire_user_event(UserEvent::TlsHandshakeComplete(Box::new(self.info())));
             }
             peer_closed |= self.read_plaintext(ctx)?;
@@ -450,8 +478,20 @@ impl Handler for TlsHandler {
         }
     }
 
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if let Some(timeout) = self.handshake_timeout
+            && !self.handshake_done
+            && !self.failed
+        {
+            self.failed = true;
+            ctx.fire_exception_caught(ChannelError::TlsHandshakeTimeout(timeout));
+            ctx.close_with(CloseMode::Forced);
+        }
+        Ok(())
+    }
+
     fn close(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
-        if mode == CloseMode::Graceful && !self.failed {
+        if mode != CloseMode::Forced && !self.failed {
             self.conn.send_close_notify();
             self.write_records(ctx)?;
             ctx.flush();

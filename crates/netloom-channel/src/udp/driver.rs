@@ -229,6 +229,7 @@ impl Driver {
             &self.config.channel,
         );
         let mut pipeline = Pipeline::new(channel.clone(), false);
+        pipeline.head.out = crate::outbound::OutboundBuffer::new(true);
         let admitted = admit(
             acceptor,
             wrapper,
@@ -660,7 +661,7 @@ fn send_out(socket: &UdpSocket, addr: SocketAddr, p: &mut Pipeline, counters: &C
                 p.fire_inbound(Ev::Exception(err));
             }
         }
-        p.head.out.consume(len);
+        p.head.out.pop_datagram();
         p.channel.release_pending(len);
     }
     outcome
