@@ -120,16 +120,20 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
     let group = EventLoopGroup::new(threads, "echo")?;
     let options = child_options(&args);
     let framing = args.framing.clone();
-    let guard_args = args.guard.clone();
+    let (handshake, max_connections) =
+        (args.guard.tls_handshake_timeout, args.guard.max_connections);
     let open = Arc::new(OpenCount::default());
     let counted = open.clone();
     let server = ServerBootstrap::new(&group, &group)
         .child_options(options)
         .child_handler(move |p| {
             if let Some(tls) = &tls {
-                p.add_last("tls", TlsHandler::server(tls)?)?;
+                p.add_last(
+                    "tls",
+                    TlsHandler::server(tls)?.handshake_timeout(Some(handshake)),
+                )?;
             }
-            serve::guard(p, &guard_args, &counted, tls.is_some())?;
+            serve::guard(p, max_connections, &counted)?;
             if let Some(framer) = &framing {
                 p.add_last(
                     "framing",
@@ -147,9 +151,8 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
         server.close();
         serve::drain(&open, args.serve.grace);
     }
-    group
-        .shutdown_gracefully(Duration::ZERO, Duration::from_secs(2))
-        .sync()?;
+    // What is still open is closed gracefully: pending bytes written, then FIN.
+    server.shutdown_gracefully(Duration::from_secs(1)).sync()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -162,6 +165,7 @@ fn child_options(args: &EchoArgs) -> ChannelOptions {
         ..ChannelOptions::default()
     };
     args.serve.apply(&mut options);
+    args.guard.apply(&mut options);
     options
 }
 
@@ -219,5 +223,12 @@ mod tests {
     fn keepalive_defaults_to_60_s_and_0_turns_it_off() {
         assert_eq!(options(&[]).tcp_keepalive, Some(Duration::from_secs(60)));
         assert_eq!(options(&["--keepalive", "0"]).tcp_keepalive, None);
+    }
+
+    #[test]
+    fn idle_timeout_defaults_to_300_s_and_0_turns_it_off() {
+        assert_eq!(options(&[]).idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(options(&["--idle-timeout", "0"]).idle_timeout, None);
+        assert!(options(&[]).validate().is_ok());
     }
 }

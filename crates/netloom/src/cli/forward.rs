@@ -2,6 +2,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,7 +11,7 @@ use netloom_channel::{
 };
 
 use super::output::usage;
-use super::serve::{self, ServeArgs, Stop};
+use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop};
 use super::{addr, ranges};
 
 /// Arguments of `netloom forward`.
@@ -48,6 +49,9 @@ pub struct ForwardArgs {
     /// Keep-alive and the graceful stop.
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Per-connection limits (on the client side; the target side shares the idle timeout).
+    #[command(flatten)]
+    pub guard: GuardArgs,
 }
 
 /// Runs the forwarder until SIGINT/SIGTERM/SIGHUP, then stops gracefully (exit 0).
@@ -72,7 +76,13 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     }
     let mut options = ChannelOptions::default();
     args.serve.apply(&mut options);
+    args.guard.apply(&mut options);
     config.options = options;
+    config.tls_handshake_timeout = Some(args.guard.tls_handshake_timeout);
+    let open = Arc::new(OpenCount::default());
+    let counted = open.clone();
+    let max = args.guard.max_connections;
+    let config = config.with_client_handlers(move |p| serve::guard(p, max, &counted));
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -80,15 +90,11 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     let fwd = Forwarder::bind(&group, args.listen, config)
         .with_context(|| format!("listening on {}", args.listen))?;
     println!("{}", fwd.local_addr());
-    let grace = if serve::wait_for_stop(fwd.close_future())? == Stop::Signal {
+    if serve::wait_for_stop(fwd.close_future())? == Stop::Signal {
         fwd.close();
-        args.serve.grace
-    } else {
-        Duration::from_secs(2)
-    };
-    // Closes every pair gracefully: pending bytes are written, then FIN.
-    group
-        .shutdown_gracefully(Duration::ZERO, grace.max(Duration::from_millis(100)))
-        .sync()?;
+        serve::drain(&open, args.serve.grace);
+    }
+    // What is still open is closed gracefully: pending bytes written, then FIN.
+    fwd.shutdown_gracefully(Duration::from_secs(1)).sync()?;
     Ok(ExitCode::SUCCESS)
 }

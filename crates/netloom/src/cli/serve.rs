@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use netloom_channel::{
-    ChannelOptions, CloseFuture, Context, Handler, HandlerResult, IdleState, IdleStateHandler,
-    Interest, Pipeline, UserEvent,
+    ChannelOptions, CloseFuture, Context, Handler, HandlerResult, Interest, Pipeline,
 };
 
 use super::ranges;
@@ -36,7 +35,8 @@ impl ServeArgs {
     }
 }
 
-/// Per-connection limits enforced by the [`guard`] handler.
+/// Per-connection limits: idle and TLS handshake timeouts (enforced by the channel), the
+/// connection cap (by the [`guard`] handler).
 #[derive(clap::Args, Debug, Clone)]
 pub struct GuardArgs {
     /// Close a connection after this many seconds without a byte in either direction
@@ -69,51 +69,41 @@ impl OpenCount {
     }
 }
 
-/// Adds the connection guard (and the idle detector it needs) at the front of a child
-/// pipeline, after TLS when `tls` (so it sees the handshake complete).
+impl GuardArgs {
+    /// Sets the idle timeout on `options` (the channel closes idle connections itself).
+    pub fn apply(&self, options: &mut ChannelOptions) {
+        options.idle_timeout = (!self.idle_timeout.is_zero()).then_some(self.idle_timeout);
+    }
+}
+
+/// Adds the connection guard to a child pipeline: it counts the connection in `open`,
+/// logs it at info (`-v`) and closes it when more than `max` are open.
 pub fn guard(
     p: &mut Pipeline,
-    args: &GuardArgs,
+    max: usize,
     open: &Arc<OpenCount>,
-    tls: bool,
 ) -> Result<(), netloom_channel::ChannelError> {
-    if !args.idle_timeout.is_zero() {
-        p.add_last(
-            "idle",
-            IdleStateHandler::new(Duration::ZERO, Duration::ZERO, args.idle_timeout),
-        )?;
-    }
     p.add_last(
         "guard",
         Guard {
             open: open.clone(),
-            max: args.max_connections,
-            handshake: tls.then_some(args.tls_handshake_timeout),
+            max,
             counted: false,
         },
     )?;
     Ok(())
 }
 
-/// Counts the connection, logs it at info (`-v`), closes it when over the cap, idle, or
-/// stuck in its TLS handshake.
+/// See [`guard`].
 struct Guard {
     open: Arc<OpenCount>,
     max: usize,
-    handshake: Option<Duration>,
     counted: bool,
 }
 
 impl Handler for Guard {
     fn interest(&self) -> Interest {
-        Interest::ACTIVE | Interest::INACTIVE | Interest::USER_EVENT
-    }
-
-    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        if let Some(limit) = self.handshake {
-            ctx.schedule_timer(limit);
-        }
-        Ok(())
+        Interest::ACTIVE | Interest::INACTIVE
     }
 
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
@@ -135,35 +125,7 @@ impl Handler for Guard {
             self.open.0.fetch_sub(1, Ordering::Relaxed);
         }
         tracing::info!(peer = %peer(ctx), "connection closed");
-        ctx.cancel_timer();
         ctx.fire_channel_inactive();
-        Ok(())
-    }
-
-    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
-        match event {
-            UserEvent::Idle(IdleState::AllIdle) => {
-                tracing::info!(peer = %peer(ctx), "closing an idle connection (--idle-timeout)");
-                ctx.close();
-            }
-            UserEvent::TlsHandshakeComplete(info) => {
-                self.handshake = None;
-                ctx.cancel_timer();
-                ctx.fire_user_event(UserEvent::TlsHandshakeComplete(info));
-            }
-            other => ctx.fire_user_event(other),
-        }
-        Ok(())
-    }
-
-    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        if self.handshake.take().is_some() {
-            tracing::info!(
-                peer = %peer(ctx),
-                "closing a connection whose TLS handshake did not complete (--tls-handshake-timeout)"
-            );
-            ctx.close_with(netloom_channel::CloseMode::Forced);
-        }
         Ok(())
     }
 }
