@@ -160,7 +160,7 @@ impl Cobs {
     }
 }
 
-limit_methods!(Cobs, "netloom_codec::Cobs::new()", engine.limit);
+limit_methods!(Cobs, engine.limit);
 
 /// Validates `enc` and returns the decoded length and whether decoding can write in
 /// place (the output never overtakes the input).

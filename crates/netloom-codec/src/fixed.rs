@@ -46,11 +46,6 @@ impl Fixed {
     }
 
     /// The frame length (which is also the maximum frame length).
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Fixed::new(16)?.frame_length(), 16);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn frame_length(&self) -> usize {
         self.len
     }

@@ -96,21 +96,12 @@ impl Default for LengthFieldBuilder {
 
 impl LengthFieldBuilder {
     /// The length field's type (default `u32be`).
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().length_field_type("u8".parse()?);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn length_field_type(mut self, field: FieldType) -> Self {
         self.field = field;
         self
     }
 
     /// Bytes before the length field (default 0).
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().length_field_offset(2);
-    /// ```
     pub fn length_field_offset(mut self, offset: usize) -> Self {
         self.offset = offset;
         self
@@ -141,10 +132,6 @@ impl LengthFieldBuilder {
     }
 
     /// The maximum length of a whole frame, header included (default 8 MiB).
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().max_frame_length(4096);
-    /// ```
     pub fn max_frame_length(mut self, max: usize) -> Self {
         self.max = max;
         self
@@ -152,10 +139,6 @@ impl LengthFieldBuilder {
 
     /// Report an oversize frame as soon as its header is read (`true`, the default) or
     /// after all its bytes have been discarded.
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().fail_fast(false);
-    /// ```
     pub fn fail_fast(mut self, fail_fast: bool) -> Self {
         self.fail_fast = fail_fast;
         self
@@ -220,11 +203,6 @@ impl LengthFieldBuilder {
 impl LengthField {
     /// A builder with the defaults: `u32be` at offset 0, no adjustment, header stripped,
     /// 8 MiB, fail-fast.
-    ///
-    /// ```
-    /// let framer = netloom_codec::LengthField::builder().build()?;
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn builder() -> LengthFieldBuilder {
         LengthFieldBuilder::default()
     }
