@@ -39,3 +39,18 @@ fn a_name_works_and_a_bad_address_is_a_usage_error() {
     let (_, code) = connect("localhost", b"");
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn through_forward_the_answer_to_a_half_closed_request_comes_back() {
+    // The README path: `printf 'hello\n' | netloom connect FWD` with forward -> lines echo.
+    let echo = Netloom::start(
+        &["echo", "--listen", "127.0.0.1:0", "--framing", "lines"],
+        Stdio::null(),
+    );
+    let to = echo.addr.to_string();
+    let fwd = Netloom::start(&["forward", "--to", &to], Stdio::null());
+    for _ in 0..5 {
+        let (out, code) = connect(&fwd.addr.to_string(), b"hello\n");
+        assert_eq!((out.as_slice(), code), (&b"hello\n"[..], Some(0)));
+    }
+}

@@ -250,3 +250,22 @@ fn cobs_echoes_a_254_byte_run_minimally_and_cobs_tendril_as_tendril() {
         assert_eq!(read_n(&mut s, want.len()), want, "{framing}");
     }
 }
+
+#[test]
+fn sigint_stops_tcp_echo_with_exit_0_as_udp_echo_does() {
+    let mut server = Server::start(&[]);
+    let status = Command::new("kill")
+        .args(["-INT", &server.0.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = server.0.child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
