@@ -66,3 +66,27 @@ fn main() -> ExitCode {
         Err(err) => cli::output::report(&err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Catches clashing flags (the global -v against a subcommand's) and bad defaults.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_describes_the_tool_and_mentions_mtr_packet() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Build, frame, probe and break"), "{help}");
+        assert!(
+            help.contains("mtr-packet") && help.contains("Exit codes"),
+            "{help}"
+        );
+        assert!(!help.contains("facade crate"), "{help}");
+    }
+}
