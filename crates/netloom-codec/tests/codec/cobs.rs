@@ -187,3 +187,77 @@ fn an_unterminated_frame_at_end_of_stream_is_an_error() {
         }]
     ));
 }
+
+/// Python's `cobs` package (in `.venv-test/`, which scripts/test puts first on PATH)
+/// encodes these frames byte for byte as `cobs` does, delimiter aside. Skips when the
+/// package is not installed (scripts/install-test-deps installs it).
+#[test]
+fn plain_cobs_is_byte_exact_with_the_python_cobs_package() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    const SCRIPT: &str = "import sys\nfrom cobs import cobs\nfor line in sys.stdin:\n    print(cobs.encode(bytes.fromhex(line.strip())).hex())\n";
+    let Ok(mut python) = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    };
+    // Frames around the block boundaries, with and without zeros (a fixed LCG, no seed).
+    let mut state = 0x2545_f491_u32;
+    let mut frames = Vec::new();
+    for len in [0, 1, 253, 254, 255, 256, 507, 508, 509, 1000] {
+        for zeros_every in [0u32, 7, 300] {
+            let frame: Vec<u8> = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let b = (state >> 24) as u8;
+                    if zeros_every > 0 && (state >> 8).is_multiple_of(zeros_every) {
+                        0
+                    } else {
+                        b.max(1)
+                    }
+                })
+                .collect();
+            frames.push(frame);
+        }
+    }
+    let input: String = frames.iter().map(|f| format!("{}\n", hex(f))).collect();
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = python.wait_with_output().unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "skipped: the Python cobs package is not installed ({})",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return;
+    }
+    let theirs = String::from_utf8(out.stdout).unwrap();
+    let theirs: Vec<&str> = theirs.lines().collect();
+    assert_eq!(theirs.len(), frames.len());
+    for (frame, want) in frames.iter().zip(theirs) {
+        let ours = encode(&mut Cobs::new(), frame);
+        assert_eq!(ours.last(), Some(&0));
+        assert_eq!(
+            hex(&ours[..ours.len() - 1]),
+            want,
+            "frame of {} bytes",
+            frame.len()
+        );
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
