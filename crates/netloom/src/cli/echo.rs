@@ -77,7 +77,11 @@ pub struct EchoArgs {
 
     /// Echo UDP datagrams instead: each sender is a tracked peer with its own pipeline;
     /// peer counts are reported periodically and on exit (SIGINT/SIGTERM).
-    #[arg(long, conflicts_with_all = ["tls_cert", "threads"])]
+    #[arg(long, conflicts_with_all = [
+        "tls_cert", "threads", "tcp_notsent_lowat", "read_chunk_size",
+        "max_bytes_per_gathering_write", "keepalive", "grace", "idle_timeout",
+        "tls_handshake_timeout", "max_connections",
+    ])]
     pub udp: bool,
 
     /// UDP: close a peer after this many seconds without traffic [range: 0.01..=86400].
@@ -223,6 +227,23 @@ mod tests {
     fn keepalive_defaults_to_60_s_and_0_turns_it_off() {
         assert_eq!(options(&[]).tcp_keepalive, Some(Duration::from_secs(60)));
         assert_eq!(options(&["--keepalive", "0"]).tcp_keepalive, None);
+    }
+
+    #[test]
+    fn tcp_only_options_are_refused_with_udp() {
+        assert!(parse(&["--udp"]).is_ok());
+        for flag in [
+            "--idle-timeout=5",
+            "--keepalive=5",
+            "--read-chunk-size=4096",
+        ] {
+            let err = parse(&["--udp", flag]).err().expect("refused");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag}"
+            );
+        }
     }
 
     #[test]
