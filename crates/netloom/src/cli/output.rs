@@ -1,7 +1,8 @@
 //! One convention for what the CLI prints and how it exits (docs/cli.md, "Exit codes,
 //! output and logs"): results on stdout, logs and errors on stderr, colour only on a
 //! terminal without `NO_COLOR`, and four exit codes: 0 success, [`FAILURE`] 1,
-//! [`USAGE`] 2, and 3 for a missing privilege or anything else (`reset`).
+//! [`USAGE`] 2, [`PRIVILEGE`] 3 (a missing privilege; `reset` also uses it for a partial
+//! failure).
 use std::fmt;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 pub const FAILURE: u8 = 1;
 /// The command line is wrong (clap's own code for usage errors).
 pub const USAGE: u8 = 2;
+
+/// A missing privilege (capability, root).
+pub const PRIVILEGE: u8 = 3;
 
 /// An error in what the user typed, found after clap parsed it (a name that does not
 /// resolve, a framer that cannot round-trip): exits [`USAGE`] like clap's own errors.
@@ -88,15 +92,53 @@ fn explain(message: &str) -> String {
         )
 }
 
-/// Prints `netloom: ERROR` on stderr and returns its exit code: [`USAGE`] for a
-/// [`UsageError`], [`FAILURE`] otherwise.
+/// Prints `netloom: ERROR` on stderr and returns its exit code (see [`exit_code`]).
 pub fn report(err: &anyhow::Error) -> ExitCode {
     eprintln!("netloom: {}", describe(err));
-    if err.downcast_ref::<UsageError>().is_some() {
-        ExitCode::from(USAGE)
-    } else {
-        ExitCode::from(FAILURE)
+    ExitCode::from(exit_code(err))
+}
+
+/// The exit code of an error, from the first typed error in its chain: what the user typed
+/// (a [`UsageError`], an invalid option, framer name or TLS file, a host name that does
+/// not resolve) is [`USAGE`]; a missing capability is [`PRIVILEGE`]; a failure of the
+/// system or the network (a port in use, a refused connection) is [`FAILURE`]. A bare
+/// message (`anyhow::bail!`) is how the subcommands refuse arguments: [`USAGE`].
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    use netloom_channel::ChannelError;
+    use netloom_codec::CodecError;
+    use netloom_fault::FaultError;
+    use netloom_probe::ProbeError;
+    for cause in err.chain() {
+        if cause.is::<UsageError>() || cause.is::<CodecError>() {
+            return USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<ChannelError>() {
+            return match e {
+                ChannelError::InvalidOption { .. }
+                | ChannelError::TlsConfig { .. }
+                | ChannelError::Codec(_) => USAGE,
+                _ => FAILURE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<ProbeError>() {
+            return match e {
+                ProbeError::InvalidArgument { .. } | ProbeError::Resolve { .. } => USAGE,
+                ProbeError::PermissionDenied { .. } => PRIVILEGE,
+                _ => FAILURE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<FaultError>() {
+            return match e {
+                FaultError::InvalidInput { .. } => USAGE,
+                FaultError::MissingCapability { .. } => PRIVILEGE,
+                _ => FAILURE,
+            };
+        }
+        if cause.is::<std::io::Error>() {
+            return FAILURE;
+        }
     }
+    USAGE
 }
 
 #[cfg(test)]
@@ -128,7 +170,24 @@ mod tests {
             .context("starting")
             .unwrap_err();
         assert!(describe(&err).contains("does not belong to the certificate"));
-        assert_eq!(report(&err), ExitCode::from(USAGE));
-        assert_eq!(report(&anyhow::anyhow!("boom")), ExitCode::from(FAILURE));
+        assert_eq!(exit_code(&err), USAGE);
+        assert_eq!(exit_code(&anyhow::anyhow!("--x is wrong")), USAGE);
+    }
+
+    #[test]
+    fn system_failures_exit_1_and_missing_privileges_3() {
+        let io = anyhow::Error::new(std::io::Error::from_raw_os_error(98)).context("listening");
+        assert_eq!(exit_code(&io), FAILURE);
+        let bind = anyhow::Error::new(netloom_channel::ChannelError::Bind {
+            addr: "127.0.0.1:1".into(),
+            source: std::io::Error::from_raw_os_error(98),
+        });
+        assert_eq!(exit_code(&bind), FAILURE);
+        let privilege = anyhow::Error::new(netloom_fault::FaultError::MissingCapability {
+            operation: "method destroy",
+            capability: netloom_fault::Capability::NetAdmin,
+            alternative: "use --method pidfd",
+        });
+        assert_eq!(exit_code(&privilege), PRIVILEGE);
     }
 }
