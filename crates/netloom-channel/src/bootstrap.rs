@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -404,7 +405,9 @@ impl Bootstrap {
         rx: oneshot::Receiver<Result<Channel, ChannelError>>,
     ) -> ChannelFuture {
         let Some(el) = self.target_loop() else {
-            return LoopFuture::failed(ChannelError::EventLoopShutDown("(no event loop)".into()));
+            return LoopFuture::failed(ChannelError::NotOnEventLoop {
+                what: "Bootstrap without a group or an event loop",
+            });
         };
         match el.execute(job) {
             Ok(()) => LoopFuture(rx),
@@ -649,6 +652,10 @@ impl ServerChannel {
 pub struct ServerBootstrap {
     parent: EventLoopGroup,
     child: EventLoopGroup,
+    /// Shared by the accepted channels whose options name no budget of their own.
+    budget: Option<crate::MemoryBudget>,
+    /// Accepted connections open at most at once (`None`: no cap).
+    max_connections: Option<usize>,
     init: Initializer,
     options: ChannelOptions,
     backlog: i32,
@@ -667,6 +674,8 @@ impl ServerBootstrap {
         ServerBootstrap {
             parent: parent.clone(),
             child: child.clone(),
+            budget: Some(crate::MemoryBudget::new(crate::DEFAULT_MEMORY_BUDGET)),
+            max_connections: None,
             init: no_handlers(),
             options: ChannelOptions::default(),
             backlog: 1024,
@@ -733,6 +742,38 @@ impl ServerBootstrap {
     /// ```
     pub fn tcp_keepalive(mut self, idle: Duration) -> ServerBootstrap {
         self.options.tcp_keepalive = Some(idle);
+        self
+    }
+
+    /// Sets the budget of bytes the accepted connections may buffer together (decoders
+    /// holding incomplete frames); a connection whose read would pass it is closed with
+    /// an error naming `memory_budget`. Default
+    /// [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET) (256 MiB); `None` turns it
+    /// off. A budget in the child options takes precedence.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).memory_budget(Some(64 << 20));
+    /// # Ok(()) }
+    /// ```
+    pub fn memory_budget(mut self, bytes: Option<usize>) -> ServerBootstrap {
+        self.budget = bytes.map(crate::MemoryBudget::new);
+        self
+    }
+
+    /// Caps the accepted connections open at once: past `max`, a new connection is
+    /// closed right after accepting it (with a rate-limited warning naming
+    /// `max_connections`). Default: no cap.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).max_connections(10_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn max_connections(mut self, max: usize) -> ServerBootstrap {
+        self.max_connections = Some(max);
         self
     }
 
@@ -876,15 +917,53 @@ impl Listener {
     }
 }
 
-async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootstrap) {
-    let options = Arc::new(sb.options);
+/// Holds one of the `max_connections` slots while its channel's pipeline lives.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl crate::Handler for ConnectionSlot {
+    fn interest(&self) -> crate::Interest {
+        crate::Interest::UNREGISTERED
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(listener: Listener, server: ServerChannel, mut sb: ServerBootstrap) {
+    if sb.options.memory_budget.is_none() {
+        sb.options.memory_budget = sb.budget.clone();
+    }
+    let options = Arc::new(sb.options.clone());
+    let open = Arc::new(AtomicUsize::new(0));
+    if sb.max_connections.is_some() {
+        let (init, open) = (sb.init.clone(), open.clone());
+        sb.init = Arc::new(move |p: &mut Pipeline| {
+            // Counted from here; the slot's drop (with the pipeline) gives it back.
+            open.fetch_add(1, Ordering::AcqRel);
+            p.add_first("connection-slot", ConnectionSlot(open.clone()))?;
+            init(p)
+        });
+    }
     let mut failures = crate::log_limit::LogLimit::default();
+    let mut refusals = crate::log_limit::LogLimit::default();
     loop {
         let accepted = tokio::select! {
             biased;
             _ = server.0.stop.notified() => break,
             r = listener.accept() => r,
         };
+        if let (Ok(_), Some(max)) = (&accepted, sb.max_connections)
+            && open.load(Ordering::Acquire) >= max
+        {
+            // Dropping the stream closes it.
+            if let Some(suppressed) = refusals.hit() {
+                tracing::warn!(server = %server.0.local, max_connections = max, suppressed, "connection refused: max_connections reached");
+            }
+            continue;
+        }
         match accepted {
             Ok(Accepted::Tcp(stream)) => {
                 if let Err(e) = apply_options(SockRef::from(&stream), &options, true) {

@@ -81,6 +81,10 @@ pub(crate) struct Shared {
     pending: AtomicUsize,
     high: usize,
     low: usize,
+    /// `ChannelOptions::write_message_overhead`.
+    overhead: usize,
+    /// `ChannelOptions::memory_budget`.
+    budget: Option<crate::MemoryBudget>,
     commands: Mutex<Vec<Command>>,
     has_commands: AtomicBool,
     pub(crate) waker: ChannelWaker,
@@ -129,6 +133,8 @@ impl Channel {
             pending: AtomicUsize::new(0),
             high: options.write_buffer_high_water_mark,
             low: options.write_buffer_low_water_mark,
+            overhead: options.write_message_overhead,
+            budget: options.memory_budget.clone(),
             commands: Mutex::new(Vec::new()),
             has_commands: AtomicBool::new(false),
             waker: ChannelWaker::default(),
@@ -405,7 +411,7 @@ impl Channel {
     // ---- crate internals ----------------------------------------------------------------
 
     fn queue_write(&self, msg: Msg, flush: bool) -> Result<(), ChannelError> {
-        let accounted = msg.as_bytes().map_or(0, |b| b.len());
+        let accounted = msg.as_bytes().map_or(0, |b| b.len() + self.0.overhead);
         if accounted > 0 {
             let pending = self.0.pending.fetch_add(accounted, Ordering::AcqRel) + accounted;
             if pending > self.0.high {
@@ -452,6 +458,16 @@ impl Channel {
         let mut guard = self.0.commands.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *guard, into);
         true
+    }
+
+    /// `ChannelOptions::memory_budget`.
+    pub(crate) fn memory_budget(&self) -> Option<&crate::MemoryBudget> {
+        self.0.budget.as_ref()
+    }
+
+    /// `ChannelOptions::write_message_overhead`.
+    pub(crate) fn message_overhead(&self) -> usize {
+        self.0.overhead
     }
 
     pub(crate) fn account_pending(&self, added: usize) {

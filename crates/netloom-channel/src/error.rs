@@ -153,6 +153,12 @@ pub enum ChannelError {
     /// The event loop no longer accepts work.
     #[error("event loop {0} is shut down")]
     EventLoopShutDown(String),
+    /// An operation that must run on an event loop thread was called elsewhere.
+    #[error("{what} must be called on an event loop thread")]
+    NotOnEventLoop {
+        /// The operation.
+        what: &'static str,
+    },
     /// The channel is closed.
     #[error("channel {0} is closed")]
     ChannelClosed(String),

@@ -55,6 +55,7 @@
 
 mod alarm;
 mod bootstrap;
+mod budget;
 mod channel;
 mod channel_waker;
 mod codec;
@@ -84,6 +85,7 @@ pub use bootstrap::{
     BindFuture, Bootstrap, ChannelFuture, Initializer, LoopFuture, RemoteAddr, ServerBootstrap,
     ServerChannel,
 };
+pub use budget::{DEFAULT_MEMORY_BUDGET, MemoryBudget};
 pub use channel::{Channel, ChannelAddr, CloseFuture};
 pub use codec::{DecoderHandler, EncoderHandler, FramingHandler, RecoverableError};
 pub use echo::EchoHandler;
@@ -99,5 +101,8 @@ pub use message::Msg;
 pub use options::ChannelOptions;
 pub use pending::PendingWrites;
 pub use pipeline::{Context, Pipeline};
-pub use tls::{DEFAULT_HANDSHAKE_TIMEOUT, TlsClientConfig, TlsHandler, TlsServerConfig};
+pub use tls::{
+    CertChainPem, DEFAULT_HANDSHAKE_TIMEOUT, PrivateKeyPem, RootsPem, TlsClientConfig, TlsHandler,
+    TlsServerConfig,
+};
 pub use transport::Transport;

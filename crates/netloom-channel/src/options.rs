@@ -26,6 +26,11 @@ pub struct ChannelOptions {
     /// channel's writability instead of megabytes queued in the kernel (default: the
     /// system's, which is no limit).
     pub tcp_notsent_lowat: Option<u32>,
+    /// What each pending outbound message counts beyond its bytes towards the water marks
+    /// (default 96 bytes, Netty's figure for an outbound buffer entry). Without it, a peer
+    /// that makes the server write many tiny messages (an echo of empty lines) holds far
+    /// more memory than the marks say. At most 64 KiB.
+    pub write_message_overhead: usize,
     /// Pending outbound bytes above which the channel becomes unwritable (default 64 KiB).
     pub write_buffer_high_water_mark: usize,
     /// Pending outbound bytes below which it becomes writable again (default 32 KiB).
@@ -59,6 +64,11 @@ pub struct ChannelOptions {
     /// long without a read or a write: slowloris clients and peers that vanished without
     /// a FIN. Default off; at most [`ChannelOptions::MAX_TIMEOUT`].
     pub idle_timeout: Option<Duration>,
+    /// The budget of bytes buffered across connections that this channel's decoders
+    /// charge (see [`MemoryBudget`](crate::MemoryBudget)). Default `None`: a
+    /// [`ServerBootstrap`](crate::ServerBootstrap) then gives its connections its own
+    /// shared budget ([`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET) unless set).
+    pub memory_budget: Option<crate::MemoryBudget>,
 }
 
 impl Default for ChannelOptions {
@@ -69,6 +79,7 @@ impl Default for ChannelOptions {
             send_buffer_size: None,
             recv_buffer_size: None,
             tcp_notsent_lowat: None,
+            write_message_overhead: 96,
             write_buffer_high_water_mark: 64 * 1024,
             write_buffer_low_water_mark: 32 * 1024,
             auto_read: true,
@@ -79,6 +90,7 @@ impl Default for ChannelOptions {
             graceful_close_timeout: Duration::from_secs(30),
             allow_half_closure: false,
             idle_timeout: None,
+            memory_budget: None,
         }
     }
 }
@@ -114,6 +126,15 @@ impl ChannelOptions {
             return Err(ChannelError::InvalidOption {
                 name: "max_bytes_per_gathering_write",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.write_message_overhead > 64 * 1024 {
+            return Err(ChannelError::InvalidOption {
+                name: "write_message_overhead",
+                reason: format!(
+                    "{} is above the maximum of 65536 bytes",
+                    self.write_message_overhead
+                ),
             });
         }
         for (name, value) in [

@@ -28,8 +28,9 @@ use crate::{Channel, Context, Msg};
 /// for outbound messages it holds), or the channel the held messages are bound for (a
 /// handler that delays inbound messages a `forward` will write to the other side).
 ///
-/// Each item's size is the number of bytes it stands for (payload length, usually); the
-/// channel adds no overhead of its own here.
+/// Each item counts the number of bytes it stands for (payload length, usually) plus the
+/// channel's [`write_message_overhead`](crate::ChannelOptions::write_message_overhead), as a
+/// message waiting for the socket does; [`bytes`](Self::bytes) reports the sizes alone.
 ///
 /// ```
 /// use std::time::Duration;
@@ -75,7 +76,8 @@ use crate::{Channel, Context, Msg};
 /// let ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
 /// let mut held: PendingWrites = PendingWrites::new(ch.channel());
 /// held.push_msg(Msg::from(Bytes::from(vec![0u8; 100 * 1024])));
-/// assert_eq!(ch.channel().pending_outbound_bytes(), 100 * 1024);
+/// // Its bytes plus the per-message overhead (`ChannelOptions::write_message_overhead`).
+/// assert_eq!(ch.channel().pending_outbound_bytes(), 100 * 1024 + 96);
 /// assert!(!ch.channel().is_writable());
 /// drop(held);
 /// assert_eq!(ch.channel().pending_outbound_bytes(), 0);
@@ -125,8 +127,11 @@ impl<T> PendingWrites<T> {
     /// assert_eq!((held.len(), held.bytes()), (1, 3));
     /// ```
     pub fn push(&mut self, item: T, size: usize) {
+        // Counted like a message waiting for the socket: its bytes plus the channel's
+        // `write_message_overhead`.
+        let cost = size + self.channel.message_overhead();
         self.bytes += size;
-        self.channel.hold_pending(size);
+        self.channel.hold_pending(cost);
         self.items.push_back((item, size));
     }
 
@@ -156,7 +161,8 @@ impl<T> PendingWrites<T> {
     pub fn pop(&mut self) -> Option<T> {
         let (item, size) = self.items.pop_front()?;
         self.bytes -= size;
-        self.channel.release_held(size);
+        self.channel
+            .release_held(size + self.channel.message_overhead());
         if self.items.is_empty() && self.items.capacity() > 64 {
             self.items = VecDeque::new();
         }
@@ -212,8 +218,9 @@ impl<T> PendingWrites<T> {
     /// ```
     pub fn clear(&mut self) -> usize {
         let bytes = std::mem::take(&mut self.bytes);
+        let cost = bytes + self.items.len() * self.channel.message_overhead();
         self.items = VecDeque::new();
-        self.channel.release_held(bytes);
+        self.channel.release_held(cost);
         bytes
     }
 }
@@ -227,7 +234,7 @@ impl PendingWrites<Msg> {
     /// let ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
     /// let mut held: PendingWrites = PendingWrites::new(ch.channel());
     /// held.push_msg(Msg::from(Bytes::from_static(b"hello")));
-    /// assert_eq!(ch.channel().pending_outbound_bytes(), 5);
+    /// assert_eq!(ch.channel().pending_outbound_bytes(), 5 + 96); // + the overhead
     /// ```
     pub fn push_msg(&mut self, msg: Msg) {
         let size = msg.as_bytes().map_or(0, |b| b.len());
@@ -289,8 +296,9 @@ impl<T: Into<Msg>> PendingWrites<T> {
 
 impl<T> Drop for PendingWrites<T> {
     fn drop(&mut self) {
-        if self.bytes > 0 {
-            self.channel.release_held(self.bytes);
+        let cost = self.bytes + self.items.len() * self.channel.message_overhead();
+        if cost > 0 {
+            self.channel.release_held(cost);
         }
     }
 }

@@ -114,9 +114,79 @@ pub(crate) struct EmbeddedQueues {
     pub(crate) exceptions: Vec<ChannelError>,
 }
 
-/// A channel's ordered list of named handlers.
+/// A channel's ordered list of named handlers — and the contract every handler can rely
+/// on.
 ///
 /// Initializers build it; handlers change it at run time through [`Context::pipeline`].
+///
+/// # Flow
+///
+/// ```text
+///                 application end (Channel::write, Pipeline::write, ...)
+///                              |  outbound: write, flush, close
+///   +--------------------------v---------------------------+
+///   |  handler N   (last added with add_last)              |
+///   |     ^                         |                      |
+///   |  handler ...                 ...                     |
+///   |     |                         v                      |
+///   |  handler 1   (first)                                 |
+///   +-----^-------------------------|----------------------+
+///         | inbound: channel_*,      v  head: the outbound buffer, the
+///         | user_event, exception      socket write, shutdown, close
+///   [ transport: socket reads ]      [ transport: socket writes ]
+/// ```
+///
+/// Inbound events (`channel_registered`, `channel_active`, `channel_read`,
+/// `channel_read_complete`, `channel_writability_changed`, `user_event`,
+/// `exception_caught`, `channel_inactive`, `channel_unregistered`) start at the first
+/// handler and go towards the last; an unhandled message reaching the end is dropped (a
+/// debug line), an unhandled error closes the channel. Outbound operations (`write`,
+/// `flush`, `close`) start at the handler that issues them (or the last handler, from a
+/// [`Channel`] handle) and go towards the transport. Each callback's default passes the
+/// event on; a handler stops an event by not passing it.
+///
+/// # Ordering and re-entrancy
+///
+/// `ctx.fire_*`, `ctx.write` and the other operations do not call the next handler on the
+/// spot: they queue the event, and the pipeline delivers queued events one at a time, in
+/// the order they were issued. So a handler is never re-entered, events issued by one
+/// callback keep their order (a `flush` never overtakes the `write` before it), and a
+/// handler may add, remove or replace handlers — itself included — from inside any
+/// callback; events already queued for a removed handler go to its neighbour.
+/// `handler_added` runs before any other event reaches a new handler; bytes a removed
+/// decoder buffered ([`Handler::take_buffered`]) go to the next handler first.
+///
+/// # Interest sets
+///
+/// [`Handler::interest`] lists the callbacks a handler implements; events it does not list
+/// pass it by without a call (Netty's `@Skip`). Listing too much costs a call; listing too
+/// little means an overridden callback is never called. Writing the impl inside
+/// [`handler!`](crate::handler) computes the set from the callbacks written, so it cannot
+/// be wrong. `handler_added`, `timer_expired` and `resumed` are always delivered.
+///
+/// # Cross-pipeline writes
+///
+/// A handler writing to *another* channel (a proxy writing what it read to the far side,
+/// see [`Forwarder`](crate::Forwarder)) uses that channel's [`Channel`] handle:
+/// [`Channel::write`] queues a command for the other channel's task, counts the message in
+/// the other channel's pending bytes at once (so `is_writable()` on the handle is current),
+/// and the message enters the other pipeline at its application end when that task runs.
+/// Writes from one thread to one channel keep their order. Never hold a `Context` of one
+/// pipeline while touching another: handles are the only way across.
+///
+/// # Backpressure
+///
+/// Bytes written and not yet taken by the socket — plus
+/// [`ChannelOptions::write_message_overhead`](crate::ChannelOptions::write_message_overhead)
+/// per message, plus what handlers hold in [`PendingWrites`](crate::PendingWrites) — are the
+/// channel's pending bytes. Above the high water mark `is_writable()` turns false at once
+/// (in the callback whose write crossed it) and `channel_writability_changed(false)` follows
+/// at the end of the task's round; below the low mark, `true`. A producer writes while
+/// `is_writable()`, resumes on `channel_writability_changed(true)`, and stops reading its
+/// source (`set_auto_read(false)`) meanwhile, as [`EchoHandler`](crate::EchoHandler) and the
+/// forwarder do. Decoders stop decoding while the channel is unwritable, and a read burst
+/// stops there too, so a peer sending tiny messages it never reads the answers to cannot
+/// make the channel hold more than the marks allow.
 ///
 /// ```
 /// use netloom_channel::{EmbeddedChannel, Handler};
@@ -151,13 +221,17 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub(crate) fn new(channel: Channel, embedded: bool) -> Pipeline {
+        let head = Head {
+            out: OutboundBuffer::new(false, channel.message_overhead()),
+            ..Head::default()
+        };
         Pipeline {
             slots: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
             running: 0,
             channel,
-            head: Head::default(),
+            head,
             embedded: embedded.then(Box::default),
             timers_changed: false,
             queued_write_bytes: 0,
@@ -738,7 +812,8 @@ impl Pipeline {
         } else {
             match msg.into_bytes() {
                 Ok(bytes) => {
-                    self.channel.account_pending(bytes.len());
+                    self.channel
+                        .account_pending(bytes.len() + self.channel.message_overhead());
                     self.channel.check_high_water(0);
                     self.head.out.push(bytes);
                 }
@@ -799,7 +874,7 @@ impl Pipeline {
             self.queue = VecDeque::new();
         }
         if self.head.out.is_empty() {
-            self.head.out = OutboundBuffer::new(self.head.out.is_datagrams());
+            self.head.out = self.head.out.emptied();
         }
         self.slots.shrink_to_fit();
     }

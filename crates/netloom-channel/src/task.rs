@@ -54,8 +54,8 @@ pub(crate) fn register_local<T: Transport>(
     options: &ChannelOptions,
     init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
 ) -> Result<Channel, ChannelError> {
-    let el = EventLoop::current().ok_or_else(|| {
-        ChannelError::EventLoopShutDown("(not called on an event loop thread)".into())
+    let el = EventLoop::current().ok_or(ChannelError::NotOnEventLoop {
+        what: "registering a channel (EventLoop::register_here)",
     })?;
     options.validate()?;
     let channel = Channel::new(
@@ -67,7 +67,7 @@ pub(crate) fn register_local<T: Transport>(
     );
     let mut pipeline = Pipeline::new(channel.clone(), false);
     if transport.preserves_boundaries() {
-        pipeline.head.out = crate::outbound::OutboundBuffer::new(true);
+        pipeline.head.out.set_datagrams(true);
     }
     let init = |p: &mut Pipeline| {
         if let Some(timeout) = options.idle_timeout {
@@ -216,6 +216,9 @@ impl<T: Transport> ChannelTask<T> {
                 || self.closing.is_some()
                 || self.pipeline.head.close_requested.is_some()
                 || !self.pipeline.channel.auto_read()
+                // Unwritable: what was read is not answered yet; the rest of the burst
+                // waits (the handlers hear of it at the end of the round).
+                || (reads > 0 && !self.pipeline.channel.is_writable())
             {
                 break;
             }
@@ -320,12 +323,12 @@ impl<T: Transport> ChannelTask<T> {
                         self.fail_write(err);
                         return;
                     }
-                    if boundaries {
-                        self.pipeline.head.out.pop_datagram();
+                    let cost = if boundaries {
+                        self.pipeline.head.out.pop_datagram()
                     } else {
-                        self.pipeline.head.out.consume(written);
-                    }
-                    self.pipeline.channel.release_pending(written);
+                        self.pipeline.head.out.consume(written)
+                    };
+                    self.pipeline.channel.release_pending(cost);
                 }
                 Poll::Ready(Err(e)) => {
                     self.fail_write(e);
@@ -497,6 +500,30 @@ fn poll_write_slices<T: Transport, const N: usize>(
     (wanted, transport.poll_write_vectored(cx, &slices[..n]))
 }
 
+// The channel task's poll loop.
+//
+// One round, repeated while it makes progress:
+//
+//   commands (Channel handle) -> pipeline.run -> due timers -> read burst
+//        -> close request? -> write out -> writability events -> output shutdown?
+//        -> close request? -> more queued events or flushes? next round
+//        -> advance a close -> arm the timer alarm -> Pending
+//
+// | state               | reads                          | writes                 | leaves it when                                   |
+// |---------------------|--------------------------------|------------------------|--------------------------------------------------|
+// | open                | while auto_read and writable,  | flushed bytes, up to   | EOF, a read/write error, close, CloseMode::Output |
+// |                     | max_reads_per_poll per round   | max_bytes_per_gathering_write per call |                  |
+// | input ended (EOF),  | no                             | yes                    | its output shuts down -> closing (graceful)      |
+// |   half-closure on   | (UserEvent::InputShutdown fired)|                       | or a close                                       |
+// | output shutting down| yes                            | what was written before the request, then FIN; later writes dropped | FIN sent -> output closed |
+// | output closed       | yes                            | no                     | EOF -> closing (graceful), or a close            |
+// | closing (graceful)  | no                             | everything written so far, flushed or not | buffer empty -> FIN -> finished; or graceful_close_timeout -> finished |
+// | closing (forced)    | no                             | no (dropped)           | at once -> finished                              |
+// | finished            | -                              | -                      | (Ready: inactive and unregistered fired)         |
+//
+// EOF without half-closure, a read error and an unhandled error all request a close
+// (graceful for EOF, forced otherwise). Writability is decided once per round, after
+// writing: at most one false-then-true pair per round, so no flapping.
 impl<T: Transport> Future for ChannelTask<T> {
     type Output = ();
 

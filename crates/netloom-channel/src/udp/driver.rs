@@ -229,7 +229,7 @@ impl Driver {
             &self.config.channel,
         );
         let mut pipeline = Pipeline::new(channel.clone(), false);
-        pipeline.head.out = crate::outbound::OutboundBuffer::new(true);
+        pipeline.head.out.set_datagrams(true);
         let admitted = admit(
             acceptor,
             wrapper,
@@ -643,7 +643,6 @@ fn send_out(socket: &UdpSocket, addr: SocketAddr, p: &mut Pipeline, counters: &C
         if p.head.out.fill_slices(&mut slices, usize::MAX) == 0 {
             break;
         }
-        let len = slices[0].len();
         let result = socket.try_send_to(&slices[0], addr);
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Sent::Blocked,
@@ -661,8 +660,8 @@ fn send_out(socket: &UdpSocket, addr: SocketAddr, p: &mut Pipeline, counters: &C
                 p.fire_inbound(Ev::Exception(err));
             }
         }
-        p.head.out.pop_datagram();
-        p.channel.release_pending(len);
+        let cost = p.head.out.pop_datagram();
+        p.channel.release_pending(cost);
     }
     outcome
 }
