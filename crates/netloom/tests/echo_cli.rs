@@ -269,3 +269,26 @@ fn sigint_stops_tcp_echo_with_exit_0_as_udp_echo_does() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_connection_that_would_pass_the_buffer_budget_is_closed_and_others_go_on() {
+    let server = Server::start(&[
+        "--framing",
+        "length-field:u32be",
+        "--buffer-budget",
+        "65536",
+    ]);
+    let mut hog = server.connect();
+    // An 8 MiB frame announced, 128 KiB of it sent: more than the whole budget.
+    hog.write_all(&(8u32 << 20).to_be_bytes()).unwrap();
+    let _ = hog.write_all(&vec![7u8; 128 * 1024]);
+    let mut buf = [0u8; 1];
+    let closed = match hog.read(&mut buf) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the connection holding past the budget is closed");
+    let mut s = server.connect();
+    s.write_all(b"\x00\x00\x00\x02hi").unwrap();
+    assert_eq!(read_n(&mut s, 6), b"\x00\x00\x00\x02hi");
+}

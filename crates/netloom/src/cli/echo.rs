@@ -80,7 +80,7 @@ pub struct EchoArgs {
     #[arg(long, conflicts_with_all = [
         "tls_cert", "threads", "tcp_notsent_lowat", "read_chunk_size",
         "max_bytes_per_gathering_write", "keepalive", "grace", "idle_timeout",
-        "tls_handshake_timeout", "max_connections",
+        "tls_handshake_timeout", "max_connections", "buffer_budget",
     ])]
     pub udp: bool,
 
@@ -251,5 +251,16 @@ mod tests {
         assert_eq!(options(&[]).idle_timeout, Some(Duration::from_secs(300)));
         assert_eq!(options(&["--idle-timeout", "0"]).idle_timeout, None);
         assert!(options(&[]).validate().is_ok());
+    }
+
+    #[test]
+    fn every_connection_shares_one_buffer_budget_of_256_mib_by_default() {
+        let budget = options(&[]).memory_budget.expect("a budget");
+        assert_eq!(budget.limit(), netloom_channel::DEFAULT_MEMORY_BUDGET);
+        let small = options(&["--buffer-budget", "65536"])
+            .memory_budget
+            .unwrap();
+        assert_eq!(small.limit(), 65536);
+        assert!(parse(&["--buffer-budget", "1000"]).is_err());
     }
 }

@@ -17,6 +17,8 @@ pub const NOTSENT_LOWAT: RangeInclusive<u64> = 0..=(64 << 20);
 pub const UDP_MAX_PEERS: RangeInclusive<u64> = 1..=(1 << 20);
 /// Connections served at once (`--max-connections`).
 pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=1_000_000;
+/// Bytes all connections may buffer together (`--buffer-budget`).
+pub const BUFFER_BUDGET: RangeInclusive<u64> = (64 << 10)..=(64 << 30);
 /// Seconds a connection may stay silent (`--idle-timeout`; 0 = never closed for idleness).
 pub const IDLE_TIMEOUT_SECS: RangeInclusive<f64> = 0.0..=86_400.0;
 /// Seconds a TLS handshake may take (`--tls-handshake-timeout`).

@@ -35,8 +35,8 @@ impl ServeArgs {
     }
 }
 
-/// Per-connection limits: idle and TLS handshake timeouts (enforced by the channel), the
-/// connection cap (by the [`guard`] handler).
+/// Connection limits: idle and TLS handshake timeouts and the buffer budget (enforced by
+/// the channel), the connection cap (by the [`guard`] handler).
 #[derive(clap::Args, Debug, Clone)]
 pub struct GuardArgs {
     /// Close a connection after this many seconds without a byte in either direction
@@ -56,6 +56,13 @@ pub struct GuardArgs {
     #[arg(long, default_value = "10000", value_name = "N",
           value_parser = ranges::usize_in(ranges::MAX_CONNECTIONS))]
     pub max_connections: usize,
+
+    /// Bytes that all connections together may hold in partly received frames; a read
+    /// that would pass it closes that connection (default 256 MiB)
+    /// [range: 65536..=68719476736].
+    #[arg(long, default_value_t = netloom_channel::DEFAULT_MEMORY_BUDGET, value_name = "BYTES",
+          value_parser = ranges::usize_in(ranges::BUFFER_BUDGET))]
+    pub buffer_budget: usize,
 }
 
 /// Open connections of one server.
@@ -70,9 +77,11 @@ impl OpenCount {
 }
 
 impl GuardArgs {
-    /// Sets the idle timeout on `options` (the channel closes idle connections itself).
+    /// Sets the idle timeout and one memory budget shared by every connection on
+    /// `options` (the channel enforces both).
     pub fn apply(&self, options: &mut ChannelOptions) {
         options.idle_timeout = (!self.idle_timeout.is_zero()).then_some(self.idle_timeout);
+        options.memory_budget = Some(netloom_channel::MemoryBudget::new(self.buffer_budget));
     }
 }
 
