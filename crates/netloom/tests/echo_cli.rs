@@ -292,3 +292,22 @@ fn a_connection_that_would_pass_the_buffer_budget_is_closed_and_others_go_on() {
     s.write_all(b"\x00\x00\x00\x02hi").unwrap();
     assert_eq!(read_n(&mut s, 6), b"\x00\x00\x00\x02hi");
 }
+
+#[test]
+fn a_signal_right_after_the_address_line_still_stops_gracefully() {
+    for args in [&["echo"][..], &["echo", "--udp"]] {
+        for _ in 0..5 {
+            let mut server = common::Netloom::start(args, Stdio::null());
+            terminate(&server);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let status = loop {
+                if let Some(status) = server.child.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(std::time::Instant::now() < deadline, "still running");
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert_eq!(status.code(), Some(0), "{args:?}: killed, not stopped");
+        }
+    }
+}

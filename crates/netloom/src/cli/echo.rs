@@ -12,7 +12,7 @@ use netloom_channel::{
 };
 use netloom_codec::Framer;
 
-use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop};
+use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop, StopSignals};
 use super::{addr, echo_udp, ranges};
 
 /// Arguments of `netloom echo`.
@@ -108,8 +108,9 @@ pub struct EchoArgs {
 
 /// Runs the echo server until SIGINT/SIGTERM/SIGHUP, then stops gracefully (exit 0).
 pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
+    let stop = StopSignals::install()?;
     if args.udp {
-        return echo_udp::run(&args);
+        return echo_udp::run(&args, stop);
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
@@ -151,7 +152,7 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
         .sync()
         .with_context(|| format!("listening on {}", args.listen))?;
     println!("{}", server.local_addr());
-    if serve::wait_for_stop(server.close_future())? == Stop::Signal {
+    if stop.wait(server.close_future()) == Stop::Signal {
         server.close();
         serve::drain(&open, args.serve.grace);
     }

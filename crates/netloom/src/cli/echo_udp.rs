@@ -11,6 +11,7 @@ use netloom_channel::{EchoHandler, EventLoopGroup, FramingHandler};
 
 use super::echo::EchoArgs;
 use super::output;
+use super::serve::StopSignals;
 
 /// One report: text for stderr, or one JSON object per line for stdout.
 fn report(stats: &UdpStats, json: bool, last: bool) -> String {
@@ -50,7 +51,7 @@ fn emit(stats: &UdpStats, json: bool, last: bool) -> std::io::Result<()> {
 }
 
 /// Echoes datagrams until SIGINT/SIGTERM/SIGHUP, then prints the final counts; exit 0.
-pub fn run(args: &EchoArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &EchoArgs, stop: StopSignals) -> anyhow::Result<ExitCode> {
     let config = UdpConfig {
         idle_timeout: args.udp_idle_timeout,
         max_peers: args.udp_max_peers,
@@ -74,21 +75,13 @@ pub fn run(args: &EchoArgs) -> anyhow::Result<ExitCode> {
         .sync()
         .with_context(|| format!("UDP echo on {}", args.listen))?;
     println!("{}", endpoint.local_addr());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let StopSignals { rt, mut signals } = stop;
     rt.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
         let mut tick = tokio::time::interval(args.udp_report_interval);
         tick.tick().await;
         loop {
             tokio::select! {
-                _ = int.recv() => break,
-                _ = term.recv() => break,
-                _ = hup.recv() => break,
+                _ = signals.recv() => break,
                 _ = tick.tick() => emit(&endpoint.stats(), args.json, false)?,
             }
         }

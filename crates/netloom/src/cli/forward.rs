@@ -11,7 +11,7 @@ use netloom_channel::{
 };
 
 use super::output::usage;
-use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop};
+use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop, StopSignals};
 use super::{addr, ranges};
 
 /// Arguments of `netloom forward`.
@@ -56,6 +56,7 @@ pub struct ForwardArgs {
 
 /// Runs the forwarder until SIGINT/SIGTERM/SIGHUP, then stops gracefully (exit 0).
 pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
+    let stop = StopSignals::install()?;
     let mut config = ForwardConfig::new(args.to.as_str());
     if args.tls_to {
         let roots = match &args.tls_ca {
@@ -90,7 +91,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     let fwd = Forwarder::bind(&group, args.listen, config)
         .with_context(|| format!("listening on {}", args.listen))?;
     println!("{}", fwd.local_addr());
-    if serve::wait_for_stop(fwd.close_future())? == Stop::Signal {
+    if stop.wait(fwd.close_future()) == Stop::Signal {
         fwd.close();
         serve::drain(&open, args.serve.grace);
     }

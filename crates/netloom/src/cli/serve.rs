@@ -154,25 +154,62 @@ pub enum Stop {
     Closed,
 }
 
-/// Blocks until SIGINT/SIGTERM/SIGHUP or until `closed` completes. Signals are handled
-/// here, in the CLI: the libraries install none.
-pub fn wait_for_stop(closed: CloseFuture) -> anyhow::Result<Stop> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let stop = tokio::select! {
-            _ = int.recv() => Stop::Signal,
-            _ = term.recv() => Stop::Signal,
-            _ = hup.recv() => Stop::Signal,
-            _ = std::future::IntoFuture::into_future(closed) => Stop::Closed,
+/// The stop signals (SIGINT, SIGTERM, SIGHUP), caught from the moment they are installed:
+/// install them before binding, so a signal sent as soon as the address is printed stops
+/// the server gracefully instead of killing it. Signals are handled here, in the CLI: the
+/// libraries install none.
+pub struct StopSignals {
+    /// The runtime that drives the signal streams (and the caller's timers).
+    pub rt: tokio::runtime::Runtime,
+    /// The streams.
+    pub signals: Signals,
+}
+
+/// The three stop signal streams.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Completes at the next stop signal.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
+}
+
+impl StopSignals {
+    /// Starts catching the stop signals.
+    pub fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let signals = {
+            let _in_rt = rt.enter();
+            Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+                hup: signal(SignalKind::hangup())?,
+            }
         };
-        Ok(stop)
-    })
+        Ok(StopSignals { rt, signals })
+    }
+
+    /// Blocks until a stop signal or until `closed` completes.
+    pub fn wait(mut self, closed: CloseFuture) -> Stop {
+        self.rt.block_on(async {
+            tokio::select! {
+                _ = self.signals.recv() => Stop::Signal,
+                _ = std::future::IntoFuture::into_future(closed) => Stop::Closed,
+            }
+        })
+    }
 }
 
 /// After a stop signal: waits up to `grace` for the open connections to finish, checking
