@@ -50,7 +50,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     cli::output::init_logging(cli.verbose);
     let result = match cli.command {
         Command::Probe(args) => cli::probe::run(args),
@@ -67,6 +70,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a clap error (help and version too) and returns its exit code, with Rust's
+/// integer-parsing wording replaced by what the user can act on.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    let text = err.render().to_string();
+    let text = text
+        .replace(
+            "number too large to fit in target type",
+            "the number is too large",
+        )
+        .replace(
+            "number too small to fit in target type",
+            "the number is too small",
+        );
+    if err.use_stderr() {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    ExitCode::from(err.exit_code() as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -77,6 +101,24 @@ mod tests {
     fn the_command_line_is_consistent() {
         // Catches clashing flags (the global -v against a subcommand's) and bad defaults.
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rust_integer_wording_never_reaches_the_user() {
+        let err = Cli::try_parse_from([
+            "netloom",
+            "trace",
+            "127.0.0.1",
+            "-c",
+            "99999999999999999999",
+        ])
+        .err()
+        .expect("refused");
+        assert!(
+            err.to_string().contains("number too large"),
+            "clap's own text: {err}"
+        );
+        assert_eq!(usage_error(&err), ExitCode::from(2));
     }
 
     #[test]
