@@ -170,3 +170,19 @@ fn forward_closes_clients_over_max_connections() {
         .unwrap();
     assert_eq!(second.read(&mut buf).unwrap_or(0), 0, "closed");
 }
+
+#[test]
+fn forward_closes_an_idle_client_after_the_idle_timeout() {
+    let echo = Netloom::start(&["echo", "--listen", "127.0.0.1:0"], Stdio::null());
+    let to = echo.addr.to_string();
+    let fwd = Netloom::start(
+        &["forward", "--to", &to, "--idle-timeout", "0.3"],
+        Stdio::null(),
+    );
+    let mut s = TcpStream::connect(fwd.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(s.read(&mut buf).expect("EOF within 5 s"), 0);
+    assert!(start.elapsed() >= Duration::from_millis(250));
+}
