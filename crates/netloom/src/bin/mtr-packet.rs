@@ -50,6 +50,10 @@ struct Args {
     coalesce_us: u32,
 }
 
+/// The sequence number of a session's first ICMP probe (mtr-packet 0.95's `MIN_PORT`);
+/// the next ones count up to 65,535 and wrap back to it.
+const MTR_PACKET_FIRST_SEQUENCE: u16 = 33_000;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DialectArg {
     Current,
@@ -93,6 +97,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             PrivilegeArg::Raw => PrivilegeMode::Raw,
             PrivilegeArg::Unprivileged => PrivilegeMode::Unprivileged,
         },
+        // mtr-packet 0.95's numbering: mtr's test harness finds the first probe by it.
+        icmp_sequence: Some(MTR_PACKET_FIRST_SEQUENCE..=u16::MAX),
         ..ProberConfig::default()
     };
     let config = SessionConfig {
