@@ -283,22 +283,43 @@ impl Trace {
             .and_then(|i| self.hops.get(i))
     }
 
-    /// The report rows: hops that were probed, up to the target once reached (mtr drops
-    /// hops beyond it), without trailing hops that never answered.
+    /// The report rows, as mtr's report chooses them (`net_max`): hops that were probed,
+    /// up to the target once reached, or up to the first hop that answered with an ICMP
+    /// error (destination unreachable); otherwise up to the last hop that answered plus
+    /// one silent hop, shown as `???` with 100 % loss. Nothing answered: no rows.
     ///
     /// ```
-    /// let t = netloom_probe::trace::Trace::new("10.0.0.1".parse().unwrap(), 30);
+    /// # use netloom_probe::{trace::Trace, Outcome, ProbeReply};
+    /// let mut t = Trace::new("10.0.0.9".parse().unwrap(), 30);
     /// assert!(t.report().is_empty());
+    /// let router = ProbeReply {
+    ///     outcome: Outcome::TtlExpired,
+    ///     responder: Some("10.0.0.1".parse().unwrap()),
+    ///     rtt: None,
+    ///     mpls: vec![],
+    /// };
+    /// t.record(1, &router);
+    /// for ttl in 2..=30 {
+    ///     t.record(ttl, &ProbeReply::no_reply());
+    /// }
+    /// let rows = t.report();
+    /// assert_eq!(rows.len(), 2);
+    /// assert!(rows[1].hosts.is_empty() && rows[1].loss_percent == 100.0);
     /// ```
     pub fn report(&self) -> Vec<HopReport> {
-        let end = match self.reached_at {
-            Some(ttl) => usize::from(ttl),
-            None => self
-                .hops
-                .iter()
-                .rposition(|h| h.received > 0)
-                .map_or(0, |i| i + 1),
-        };
+        let mut end = 0;
+        for (i, h) in self.hops.iter().enumerate() {
+            let ttl = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            if self.reached_at == Some(ttl)
+                || matches!(h.last_outcome, Some(Outcome::Unreachable(_)))
+            {
+                end = i + 1;
+                break;
+            }
+            if h.received > 0 {
+                end = i + 2;
+            }
+        }
         let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
         self.hops[..end.min(self.hops.len())]
             .iter()

@@ -1,0 +1,225 @@
+//! `netloom trace`: a traceroute with mtr's flags and mtr's `--report` layout.
+//!
+//! Exit codes: 0 the target answered; 1 it did not (the report is printed either way);
+//! 2 a usage error (checked before any probe is sent) or a failure to start.
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use netloom::probe::Protocol;
+use netloom::probe::trace::{self, TraceConfig};
+
+use super::probe::ProbeSettings;
+
+mod report;
+
+/// Arguments of `netloom trace`; the short flags are mtr's where they mean the same.
+#[derive(clap::Args, Debug)]
+pub struct TraceArgs {
+    /// Host name or address to trace.
+    pub host: String,
+    /// Report mode: probe, then print the table (the only mode for now; also what
+    /// output that is not a terminal gets).
+    #[arg(long, short = 'r')]
+    pub report: bool,
+    /// Wide report: never truncate host names.
+    #[arg(long = "report-wide", short = 'w')]
+    pub report_wide: bool,
+    /// Numeric output: show addresses, do not look names up (names are not looked up yet).
+    #[arg(long = "no-dns", short = 'n')]
+    pub no_dns: bool,
+    /// Rounds of probes (one per hop each), 1..=1000000.
+    #[arg(long = "report-cycles", short = 'c', visible_alias = "cycles", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub cycles: u32,
+    /// Largest TTL probed, 1..=255.
+    #[arg(long = "max-ttl", short = 'm', default_value_t = 30, value_parser = clap::value_parser!(u8).range(1..))]
+    pub max_ttl: u8,
+    /// First TTL probed, 1..=255 (at most --max-ttl).
+    #[arg(long = "first-ttl", short = 'f', default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
+    pub first_ttl: u8,
+    /// Seconds between the starts of two cycles, 0..=3600.
+    #[arg(long, short = 'i', default_value_t = 1.0, value_parser = parse_seconds)]
+    pub interval: f64,
+    /// Seconds to wait for each probe's answer, 0..=3600.
+    #[arg(long, short = 'Z', default_value_t = 2.0, value_parser = parse_seconds)]
+    pub timeout: f64,
+    /// TCP SYN probes instead of ICMP echo.
+    #[arg(long, short = 'T', conflicts_with_all = ["udp", "sctp"])]
+    pub tcp: bool,
+    /// UDP probes instead of ICMP echo.
+    #[arg(long, short = 'u', conflicts_with = "sctp")]
+    pub udp: bool,
+    /// SCTP probes instead of ICMP echo.
+    #[arg(long)]
+    pub sctp: bool,
+    /// Destination port of TCP/UDP/SCTP probes, 1..=65535.
+    #[arg(long, short = 'P', value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Source port of TCP/UDP/SCTP probes, 1..=65535.
+    #[arg(long = "localport", short = 'L', value_parser = clap::value_parser!(u16).range(1..))]
+    pub local_port: Option<u16>,
+    /// Size of each probe packet (IP header included) in bytes, 28..=9000.
+    #[arg(long = "psize", short = 's', value_parser = clap::value_parser!(u16).range(28..=9000))]
+    pub size: Option<u16>,
+    /// Byte the payload is filled with, 0..=255.
+    #[arg(long = "bitpattern", short = 'B', default_value_t = 0)]
+    pub bit_pattern: u8,
+    /// IPv4 type of service / IPv6 traffic class, 0..=255.
+    #[arg(long, short = 'Q', default_value_t = 0)]
+    pub tos: u8,
+    /// Routing mark (SO_MARK, needs CAP_NET_ADMIN), 1..=4294967295.
+    #[arg(long, short = 'M', value_parser = clap::value_parser!(u32).range(1..))]
+    pub mark: Option<u32>,
+    /// Source address of the probes.
+    #[arg(long, short = 'a')]
+    pub address: Option<IpAddr>,
+    /// Send through this interface only.
+    #[arg(long, short = 'I')]
+    pub interface: Option<String>,
+    /// Paris traceroute: keep the flow identifiers constant across probes.
+    #[arg(long)]
+    pub constant_flow: bool,
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Never use raw sockets (ICMP datagram sockets allowed by ping_group_range).
+    #[arg(long)]
+    pub unprivileged: bool,
+    /// Print the report as JSON.
+    #[arg(long, short = 'j', conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the report as CSV, mtr's columns.
+    #[arg(long, short = 'C')]
+    pub csv: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds in 0..=3600")),
+    }
+}
+
+impl TraceArgs {
+    fn protocol(&self) -> Protocol {
+        if self.tcp {
+            Protocol::Tcp
+        } else if self.udp {
+            Protocol::Udp
+        } else if self.sctp {
+            Protocol::Sctp
+        } else {
+            Protocol::Icmp
+        }
+    }
+
+    /// The checks clap cannot express; failing one is a usage error (exit 2).
+    fn validate(&self) -> Result<(), String> {
+        if self.first_ttl > self.max_ttl {
+            return Err(format!(
+                "--first-ttl {} is above --max-ttl {}",
+                self.first_ttl, self.max_ttl
+            ));
+        }
+        if self.protocol() == Protocol::Icmp {
+            for (given, flag) in [
+                (self.port.is_some(), "-P/--port"),
+                (self.local_port.is_some(), "-L/--localport"),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{flag} applies to -T/--tcp, -u/--udp or --sctp probes, not ICMP"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> ProbeSettings {
+        ProbeSettings {
+            protocol: self.protocol(),
+            port: self.port,
+            local_port: self.local_port,
+            timeout: self.timeout,
+            size: self.size.map(usize::from),
+            bit_pattern: self.bit_pattern,
+            tos: self.tos,
+            mark: self.mark,
+            local: self.address,
+            device: self.interface.clone(),
+            constant_flow: self.constant_flow,
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            unprivileged: self.unprivileged,
+        }
+    }
+}
+
+/// Runs the trace, then prints the report (exit codes in the module documentation).
+pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    if let Err(why) = args.validate() {
+        eprintln!("netloom trace: {why}");
+        return Ok(ExitCode::from(2));
+    }
+    let settings = args.settings();
+    let start = std::time::SystemTime::now();
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async {
+        let (target, prober) = settings.open(&args.host).await?;
+        let config = TraceConfig {
+            cycles: args.cycles,
+            first_ttl: args.first_ttl,
+            max_ttl: args.max_ttl,
+            interval: Duration::from_secs_f64(args.interval),
+            probe: settings.options(args.max_ttl),
+        };
+        let bar = ProgressBar::new(u64::from(args.cycles) * u64::from(args.max_ttl));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!("tracing {} ({target})", args.host));
+        let trace = trace::run(&prober, target, &config, |t, done| {
+            bar.set_position(done);
+            if let Some(hop) = t.reached_at() {
+                bar.set_message(format!(
+                    "tracing {} ({target}): reached at hop {hop}",
+                    args.host
+                ));
+            }
+        })
+        .await?;
+        bar.finish_and_clear();
+        let rows = trace.report();
+        let local = report::local_host_name();
+        if args.json {
+            let doc = serde_json::json!({
+                "local_host": local,
+                "host": args.host,
+                "target": target,
+                "protocol": settings.protocol,
+                "cycles": args.cycles,
+                "reached_at": trace.reached_at(),
+                "hops": rows,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else if args.csv {
+            print!("{}", report::csv(&args.host, start, &rows));
+        } else {
+            println!("Start: {}", report::iso_time(start));
+            print!("{}", report::table(&local, &rows, args.report_wide));
+        }
+        Ok(if trace.reached_at().is_some() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    })
+}
