@@ -2,8 +2,11 @@
 //!
 //! Exit codes: 0 the target answered; 1 it did not (the report is printed either way);
 //! 2 a usage error (checked before any probe is sent) or a failure to start.
+use std::io::IsTerminal as _;
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +16,7 @@ use netloom::probe::trace::{self, TraceConfig};
 
 use super::probe::ProbeSettings;
 
+pub mod live;
 mod report;
 
 /// Arguments of `netloom trace`; the short flags are mtr's where they mean the same.
@@ -20,8 +24,8 @@ mod report;
 pub struct TraceArgs {
     /// Host name or address to trace.
     pub host: String,
-    /// Report mode: probe, then print the table (the only mode for now; also what
-    /// output that is not a terminal gets).
+    /// Report mode: probe `-c` cycles, then print the table (what output that is not a
+    /// terminal gets). Without it, a terminal gets the live view.
     #[arg(long, short = 'r')]
     pub report: bool,
     /// Wide report: never truncate host names.
@@ -30,10 +34,11 @@ pub struct TraceArgs {
     /// Numeric output: show addresses, do not look names up (names are not looked up yet).
     #[arg(long = "no-dns", short = 'n')]
     pub no_dns: bool,
-    /// Rounds of probes (one per hop each), 1..=1000000.
-    #[arg(long = "report-cycles", short = 'c', visible_alias = "cycles", default_value_t = 10,
+    /// Rounds of probes (one per hop each), 1..=1000000 [default: 10 for a report,
+    /// unlimited in the live view].
+    #[arg(long = "report-cycles", short = 'c', visible_alias = "cycles",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub cycles: u32,
+    pub cycles: Option<u32>,
     /// Largest TTL probed, 1..=255.
     #[arg(long = "max-ttl", short = 'm', default_value_t = 30, value_parser = clap::value_parser!(u8).range(1..))]
     pub max_ttl: u8,
@@ -170,17 +175,24 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }
     let settings = args.settings();
     let start = std::time::SystemTime::now();
+    let live = !(args.report || args.json || args.csv) && std::io::stdout().is_terminal();
+    let cycles = args
+        .cycles
+        .unwrap_or(if live { u32::MAX } else { DEFAULT_CYCLES });
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let (target, prober) = rt.block_on(settings.open(&args.host))?;
+    let config = TraceConfig {
+        cycles,
+        first_ttl: args.first_ttl,
+        max_ttl: args.max_ttl,
+        interval: Duration::from_secs_f64(args.interval),
+        probe: settings.options(args.max_ttl),
+    };
+    if live {
+        return run_live(&rt, args.host, prober, target, config);
+    }
     rt.block_on(async {
-        let (target, prober) = settings.open(&args.host).await?;
-        let config = TraceConfig {
-            cycles: args.cycles,
-            first_ttl: args.first_ttl,
-            max_ttl: args.max_ttl,
-            interval: Duration::from_secs_f64(args.interval),
-            probe: settings.options(args.max_ttl),
-        };
-        let bar = ProgressBar::new(u64::from(args.cycles) * u64::from(args.max_ttl));
+        let bar = ProgressBar::new(u64::from(cycles) * u64::from(args.max_ttl));
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -205,7 +217,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 "host": args.host,
                 "target": target,
                 "protocol": settings.protocol,
-                "cycles": args.cycles,
+                "cycles": cycles,
                 "reached_at": trace.reached_at(),
                 "hops": rows,
             });
@@ -216,10 +228,45 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             println!("Start: {}", report::iso_time(start));
             print!("{}", report::table(&local, &rows, args.report_wide));
         }
-        Ok(if trace.reached_at().is_some() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        })
+        Ok(exit_code(&trace))
     })
+}
+
+/// Cycles of a report when `-c` is not given (mtr's default).
+const DEFAULT_CYCLES: u32 = 10;
+
+fn exit_code(trace: &trace::Trace) -> ExitCode {
+    if trace.reached_at().is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The live view: the trace runs on the runtime's workers and publishes a copy after every
+/// probe; the view (this thread) draws the latest copy, so it never delays a probe.
+fn run_live(
+    rt: &tokio::runtime::Runtime,
+    host: String,
+    prober: netloom::probe::Prober,
+    target: IpAddr,
+    config: TraceConfig,
+) -> anyhow::Result<ExitCode> {
+    let (tx, rx) = tokio::sync::watch::channel(trace::Trace::new(target, config.max_ttl));
+    let reset = Arc::new(AtomicBool::new(false));
+    let reset_asked = reset.clone();
+    let task = rt.spawn(async move {
+        trace::run(&prober, target, &config, |t, _| {
+            if reset_asked.swap(false, Ordering::Relaxed) {
+                t.reset();
+            }
+            tx.send_replace(t.clone());
+        })
+        .await
+    });
+    let shown = live::run(host, rx.clone(), reset).context("drawing the live view");
+    task.abort();
+    shown?;
+    let last = rx.borrow().clone();
+    Ok(exit_code(&last))
 }
