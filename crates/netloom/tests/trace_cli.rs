@@ -136,3 +136,102 @@ fn trailing_silent_hops_show_as_mtr_does() {
         "{out}"
     );
 }
+
+/// A tmux server of this test's own (its own socket), killed when dropped, also on failure.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("running tmux")
+    }
+
+    fn pane(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "live"]).stdout)
+            .into_owned()
+    }
+
+    /// Waits up to 10 s for the pane to contain `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let pane = self.pane();
+            if pane.contains(text) {
+                return pane;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} on the screen:\n{pane}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn live_view_in_a_real_terminal() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: needs tmux (scripts/install-test-deps)");
+        return;
+    }
+    let net = Topology::builder().routers(2).build().expect("topology");
+    let r1 = net.router_v4(1).expect("router 1").to_string();
+    let dst = net.destination_v4().to_string();
+    let tmux = Tmux {
+        socket: format!("netloom-trace-{}", std::process::id()),
+    };
+    let command = format!(
+        "ip netns exec {} {NETLOOM} trace -i 0.2 {dst}",
+        net.source().name()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "live",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pane = tmux.wait_for(&format!("3.   {dst}"));
+    assert!(pane.contains(&format!("1.   {r1}")), "{pane}");
+    assert!(pane.contains("Loss%") && pane.contains("Jttr"), "{pane}");
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.wait_for("round-trip time history");
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.wait_for("responders per hop");
+    tmux.cmd(&["send-keys", "-t", "live", "p"]);
+    tmux.wait_for("[paused]");
+    tmux.cmd(&["resize-window", "-t", "live", "-x", "70", "-y", "12"]);
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    let pane = tmux.wait_for("Loss%");
+    assert!(pane.lines().all(|l| l.chars().count() <= 70), "{pane}");
+    tmux.cmd(&["send-keys", "-t", "live", "q"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tmux.cmd(&["has-session", "-t", "live"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "q did not quit");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
