@@ -29,6 +29,10 @@ use futures::stream::FuturesUnordered;
 
 use crate::{MplsLabel, Outcome, ProbeError, ProbeOptions, ProbeReply, Prober};
 
+mod flows;
+
+pub use flows::{FlowTrace, MAX_FLOWS, run_flows};
+
 /// How a traceroute runs.
 ///
 /// ```

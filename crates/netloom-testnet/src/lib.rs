@@ -31,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod ecmp;
 mod error;
 mod listeners;
 mod namespace;

@@ -235,3 +235,48 @@ fn live_view_in_a_real_terminal() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// `--flows`: on a Linux ECMP router (multipath route, L4 hash) 16 UDP flows find both
+/// branches at hop 2; each flow keeps to one branch.
+#[test]
+fn flows_find_both_ecmp_branches() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
+    let dst = net.destination().to_string();
+    let (code, out, err) = output(net.source().command(NETLOOM).args([
+        "trace", "-u", "--flows", "16", "-c", "2", "-i", "0", "-Z", "1", "-j", &dst,
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["reached_at"], 3, "{out}");
+    let hop2 = &v["flows"][1];
+    assert_eq!(hop2["hop"], 2);
+    let mut seen: Vec<String> = hop2["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| r["address"].as_str().expect("address").to_owned())
+        .collect();
+    seen.sort();
+    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
+    assert_eq!(seen, want, "{out}");
+    // Constant within a flow: no flow was seen on both branches.
+    let flows: Vec<Vec<u64>> = hop2["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| {
+            r["flows"]
+                .as_array()
+                .expect("flows")
+                .iter()
+                .filter_map(serde_json::Value::as_u64)
+                .collect()
+        })
+        .collect();
+    assert!(flows[0].iter().all(|f| !flows[1].contains(f)), "{out}");
+    assert_eq!(flows[0].len() + flows[1].len(), 16, "{out}");
+}

@@ -84,6 +84,11 @@ pub struct TraceArgs {
     /// Send through this interface only.
     #[arg(long, short = 'I')]
     pub interface: Option<String>,
+    /// Paris/Dublin multipath: run N UDP flows at once (source ports -L/--localport, default
+    /// 40000, and up; constant within a flow), and show per hop every responder and the
+    /// flows it answered, 1..=256. Needs -u; always a report.
+    #[arg(long, requires = "udp", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub flows: Option<u16>,
     /// Paris traceroute: keep the flow identifiers constant across probes.
     #[arg(long)]
     pub constant_flow: bool,
@@ -175,7 +180,8 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }
     let settings = args.settings();
     let start = std::time::SystemTime::now();
-    let live = !(args.report || args.json || args.csv) && std::io::stdout().is_terminal();
+    let live = !(args.report || args.json || args.csv || args.flows.is_some())
+        && std::io::stdout().is_terminal();
     let cycles = args
         .cycles
         .unwrap_or(if live { u32::MAX } else { DEFAULT_CYCLES });
@@ -198,16 +204,26 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(format!("tracing {} ({target})", args.host));
-        let trace = trace::run(&prober, target, &config, |t, done| {
-            bar.set_position(done);
-            if let Some(hop) = t.reached_at() {
-                bar.set_message(format!(
-                    "tracing {} ({target}): reached at hop {hop}",
-                    args.host
-                ));
+        let (trace, flows) = match args.flows {
+            Some(n) => {
+                let first = args.local_port.unwrap_or(FLOW_PORT);
+                let flows = trace::run_flows(&prober, target, &config, n, first).await?;
+                (flows.merged(), Some(flows))
             }
-        })
-        .await?;
+            None => {
+                let trace = trace::run(&prober, target, &config, |t, done| {
+                    bar.set_position(done);
+                    if let Some(hop) = t.reached_at() {
+                        bar.set_message(format!(
+                            "tracing {} ({target}): reached at hop {hop}",
+                            args.host
+                        ));
+                    }
+                })
+                .await?;
+                (trace, None)
+            }
+        };
         bar.finish_and_clear();
         let rows = trace.report();
         let local = report::local_host_name();
@@ -221,15 +237,39 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 "reached_at": trace.reached_at(),
                 "hops": rows,
             });
+            let mut doc = doc;
+            if let Some(f) = &flows {
+                doc["flows"] = flow_map(f, &rows);
+            }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         } else if args.csv {
             print!("{}", report::csv(&args.host, start, &rows));
         } else {
             println!("Start: {}", report::iso_time(start));
             print!("{}", report::table(&local, &rows, args.report_wide));
+            if let Some(f) = &flows {
+                print!("{}", report::flows(f, &rows));
+            }
         }
         Ok(exit_code(&trace))
     })
+}
+
+/// Source port of flow 0 when `--flows` is given without `-L`.
+const FLOW_PORT: u16 = 40_000;
+
+/// `[{"hop": 2, "responders": [{"address": "...", "flows": [0, 3]}]}]`.
+fn flow_map(f: &trace::FlowTrace, rows: &[trace::HopReport]) -> serde_json::Value {
+    rows.iter()
+        .map(|r| {
+            let responders: Vec<serde_json::Value> = f
+                .responders(r.hop)
+                .into_iter()
+                .map(|(address, flows)| serde_json::json!({"address": address, "flows": flows}))
+                .collect();
+            serde_json::json!({"hop": r.hop, "responders": responders})
+        })
+        .collect()
 }
 
 /// Cycles of a report when `-c` is not given (mtr's default).

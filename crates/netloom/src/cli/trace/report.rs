@@ -101,6 +101,23 @@ pub fn table(local: &str, rows: &[HopReport], wide: bool) -> String {
     out
 }
 
+/// The flows map under a `--flows` report: per hop, each responder and its flows.
+pub fn flows(f: &netloom::probe::trace::FlowTrace, rows: &[HopReport]) -> String {
+    let mut out = format!(
+        "Flows: {} (UDP source ports {}..={})\n",
+        f.traces.len(),
+        f.first_port,
+        usize::from(f.first_port) + f.traces.len().saturating_sub(1)
+    );
+    for r in rows {
+        for (address, flows) in f.responders(r.hop) {
+            let list: Vec<String> = flows.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, " {:>2}. {address:<39} flows {}", r.hop, list.join(","));
+        }
+    }
+    out
+}
+
 /// mtr's `--csv`: one line per hop after a header.
 pub fn csv(target: &str, start: SystemTime, rows: &[HopReport]) -> String {
     let secs = start.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
