@@ -31,7 +31,7 @@ use crate::{MplsLabel, Outcome, ProbeError, ProbeOptions, ProbeReply, Prober};
 
 mod flows;
 
-pub use flows::{FlowTrace, MAX_FLOWS, run_flows};
+pub use flows::{FlowTrace, MAX_FLOWS, mda_flows_needed, run_flows, run_mda};
 
 /// How a traceroute runs.
 ///

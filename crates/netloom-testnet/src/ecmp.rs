@@ -20,6 +20,9 @@ const SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv4.fib_multipath_hash_policy", "1"),
 ];
 
+/// The router's multipath hash seed.
+const HASH_SEED: &str = "1";
+
 /// The two-branch ECMP topology; every namespace is deleted on drop.
 ///
 /// ```no_run
@@ -51,6 +54,9 @@ impl EcmpTopology {
         for ns in [&src, &router, &a, &b, &dst] {
             ns.sysctl(SYSCTLS)?;
         }
+        // A fixed hash seed (Linux 6.11+; older kernels keep a random one) makes which
+        // flow takes which branch the same on every run.
+        let _ = router.sysctl(&[("net.ipv4.fib_multipath_hash_seed", HASH_SEED)]);
         let veth = |from: &Namespace, name: &str, to: &Namespace, peer: &str| {
             format!(
                 "link add {name} netns {} type veth peer name {peer} netns {}",

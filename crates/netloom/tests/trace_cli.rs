@@ -280,3 +280,32 @@ fn flows_find_both_ecmp_branches() {
     assert!(flows[0].iter().all(|f| !flows[1].contains(f)), "{out}");
     assert_eq!(flows[0].len() + flows[1].len(), 16, "{out}");
 }
+
+/// `--mda`: both ECMP branches found, in fewer probes than a fixed 16 flows per hop
+/// (3 hops: 48); the stopping rule gives 6 + 11 + 6 = 23.
+#[test]
+fn mda_finds_both_branches_in_fewer_probes_than_16_flows() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
+    let dst = net.destination().to_string();
+    let (code, out, err) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-u", "--mda", "-Z", "1", "-j", &dst]),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let mut seen: Vec<String> = v["flows"][1]["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| r["address"].as_str().expect("address").to_owned())
+        .collect();
+    seen.sort();
+    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
+    assert_eq!(seen, want, "{out}");
+    assert_eq!(v["mda_probes"], 23, "{out}");
+}

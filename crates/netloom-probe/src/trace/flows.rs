@@ -163,3 +163,96 @@ pub async fn run_flows(
     let traces = try_join_all(configs.iter().map(|c| run(prober, target, c, |_, _| {}))).await?;
     Ok(FlowTrace { first_port, traces })
 }
+
+/// The Multipath Detection Algorithm's stopping rule at 95 % confidence: how many flows
+/// must have been sent through a hop where `seen` next hops answered, before concluding
+/// there is no other (the smallest `n` with `(seen + 1) (seen / (seen + 1))^n <= 0.05`,
+/// as in scamper and Dublin traceroute: 6, 11, 16, 21, 27, ...).
+///
+/// ```
+/// use netloom_probe::trace::mda_flows_needed;
+/// assert_eq!((1..=5).map(mda_flows_needed).collect::<Vec<_>>(), [6, 11, 16, 21, 27]);
+/// ```
+pub fn mda_flows_needed(seen: usize) -> u16 {
+    let k = seen.max(1) as f64;
+    let mut n = 1u16;
+    while (k + 1.0) * (k / (k + 1.0)).powi(i32::from(n)) > 0.05 && n < MAX_FLOWS {
+        n += 1;
+    }
+    n
+}
+
+/// Hop-by-hop MDA over UDP flows (source port `first_port + flow`): at each TTL, probes of
+/// new flows until [`mda_flows_needed`] for the responders seen there is met (one probe
+/// per flow and hop), up to the TTL where the target answered. Returns the flows' traces
+/// (a flow has entries only at the hops it was needed) and the number of probes sent.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), netloom_probe::ProbeError> {
+/// use netloom_probe::{Prober, Protocol, trace::{run_mda, TraceConfig}};
+/// let prober = Prober::open(Default::default()).await?;
+/// let mut config = TraceConfig::default();
+/// config.probe.protocol = Protocol::Udp;
+/// let (t, probes) = run_mda(&prober, "192.0.2.1".parse().unwrap(), &config, 40_000).await?;
+/// println!("{probes} probes, hop 2: {:?}", t.responders(2));
+/// # Ok(()) }
+/// ```
+pub async fn run_mda(
+    prober: &Prober,
+    target: IpAddr,
+    config: &TraceConfig,
+    first_port: u16,
+) -> Result<(FlowTrace, u64), ProbeError> {
+    if config.probe.protocol != Protocol::Udp {
+        return Err(ProbeError::InvalidArgument {
+            what: format!("MDA needs UDP probes, not {:?}", config.probe.protocol),
+        });
+    }
+    if first_port.checked_add(MAX_FLOWS - 1).is_none() {
+        return Err(ProbeError::InvalidArgument {
+            what: format!("MDA source port {first_port}: needs {MAX_FLOWS} ports up to 65535"),
+        });
+    }
+    let mut traces: Vec<Trace> = Vec::new();
+    let mut probes = 0u64;
+    for ttl in config.first_ttl..=config.max_ttl {
+        let mut sent = 0u16;
+        loop {
+            let seen = FlowTrace {
+                first_port,
+                traces: traces.clone(),
+            }
+            .responders(ttl)
+            .len();
+            let needed = mda_flows_needed(seen);
+            if sent >= needed {
+                break;
+            }
+            let batch = (sent..needed).map(|flow| {
+                let mut opts = config.probe.clone();
+                opts.ttl = ttl;
+                opts.local_port = Some(first_port + flow);
+                async move { (flow, prober.probe(target, opts).await) }
+            });
+            for (flow, reply) in futures::future::join_all(batch).await {
+                let reply = reply?;
+                let i = usize::from(flow);
+                while traces.len() <= i {
+                    traces.push(Trace::new(target, config.max_ttl));
+                }
+                traces[i].record(ttl, &reply);
+                probes += 1;
+            }
+            sent = needed;
+        }
+        let merged = FlowTrace {
+            first_port,
+            traces: traces.clone(),
+        }
+        .merged();
+        if merged.reached_at().is_some() {
+            break;
+        }
+    }
+    Ok((FlowTrace { first_port, traces }, probes))
+}

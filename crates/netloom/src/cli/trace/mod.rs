@@ -89,6 +89,11 @@ pub struct TraceArgs {
     /// flows it answered, 1..=256. Needs -u; always a report.
     #[arg(long, requires = "udp", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub flows: Option<u16>,
+    /// Multipath Detection Algorithm over UDP flows: per hop, as many flows as needed to
+    /// find every next hop at 95 % confidence (6 for one, 11 for two, ...). Needs -u;
+    /// always a report; the probe count is printed.
+    #[arg(long, requires = "udp", conflicts_with = "flows")]
+    pub mda: bool,
     /// Paris traceroute: keep the flow identifiers constant across probes.
     #[arg(long)]
     pub constant_flow: bool,
@@ -180,7 +185,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }
     let settings = args.settings();
     let start = std::time::SystemTime::now();
-    let live = !(args.report || args.json || args.csv || args.flows.is_some())
+    let live = !(args.report || args.json || args.csv || args.flows.is_some() || args.mda)
         && std::io::stdout().is_terminal();
     let cycles = args
         .cycles
@@ -204,7 +209,14 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(format!("tracing {} ({target})", args.host));
+        let mut mda_probes = None;
         let (trace, flows) = match args.flows {
+            None if args.mda => {
+                let first = args.local_port.unwrap_or(FLOW_PORT);
+                let (flows, probes) = trace::run_mda(&prober, target, &config, first).await?;
+                mda_probes = Some(probes);
+                (flows.merged(), Some(flows))
+            }
             Some(n) => {
                 let first = args.local_port.unwrap_or(FLOW_PORT);
                 let flows = trace::run_flows(&prober, target, &config, n, first).await?;
@@ -241,6 +253,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             if let Some(f) = &flows {
                 doc["flows"] = flow_map(f, &rows);
             }
+            if let Some(p) = mda_probes {
+                doc["mda_probes"] = p.into();
+            }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         } else if args.csv {
             print!("{}", report::csv(&args.host, start, &rows));
@@ -249,6 +264,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             print!("{}", report::table(&local, &rows, args.report_wide));
             if let Some(f) = &flows {
                 print!("{}", report::flows(f, &rows));
+            }
+            if let Some(p) = mda_probes {
+                println!("MDA (95 %): {p} probes");
             }
         }
         Ok(exit_code(&trace))
