@@ -78,7 +78,7 @@ fn mtr_flags_and_report_header() {
         assert_eq!(v["reached_at"], 1);
         assert_eq!(v["local_host"], local.trim());
     }
-    let (code, out, _) = netloom(&["trace", "-C", "-c", "1", "-i", "0", "127.0.0.1"]);
+    let (code, out, _) = netloom(&["trace", "-n", "-C", "-c", "1", "-i", "0", "127.0.0.1"]);
     assert_eq!(code, 0);
     let mut lines = out.lines();
     assert_eq!(
@@ -125,7 +125,7 @@ fn trailing_silent_hops_show_as_mtr_does() {
     let r1 = net.router_v4(1).expect("router 1").to_string();
     let target = net.blackhole_v4().to_string();
     let (code, out, err) = output(net.source().command(NETLOOM).args([
-        "trace", "-r", "-c", "1", "-i", "0", "-Z", "0.5", "-m", "6", &target,
+        "trace", "-n", "-r", "-c", "1", "-i", "0", "-Z", "0.5", "-m", "6", &target,
     ]));
     assert_eq!(code, 1, "{out}{err}");
     let hops: Vec<&str> = out.lines().filter(|l| l.contains(".|-- ")).collect();
@@ -196,7 +196,7 @@ fn live_view_in_a_real_terminal() {
         socket: format!("netloom-trace-{}", std::process::id()),
     };
     let command = format!(
-        "ip netns exec {} {NETLOOM} trace -i 0.2 {dst}",
+        "ip netns exec {} {NETLOOM} trace -n -i 0.2 {dst}",
         net.source().name()
     );
     let out = tmux.cmd(&[
@@ -247,7 +247,7 @@ fn flows_find_both_ecmp_branches() {
     let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
     let dst = net.destination().to_string();
     let (code, out, err) = output(net.source().command(NETLOOM).args([
-        "trace", "-u", "--flows", "16", "-c", "2", "-i", "0", "-Z", "1", "-j", &dst,
+        "trace", "-n", "-u", "--flows", "16", "-c", "2", "-i", "0", "-Z", "1", "-j", &dst,
     ]));
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
@@ -308,4 +308,89 @@ fn mda_finds_both_branches_in_fewer_probes_than_16_flows() {
     let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
     assert_eq!(seen, want, "{out}");
     assert_eq!(v["mda_probes"], 23, "{out}");
+}
+
+/// Removes a directory when dropped (also when the test fails).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills a child process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn reverse_v4(ip: &str) -> String {
+    ip.split('.').rev().collect::<Vec<_>>().join(".")
+}
+
+/// Reverse DNS (default) and `-z` AS numbers, answered by dnsmasq running in the
+/// destination's namespace; the source namespace's resolv.conf points at it (never the
+/// internet).
+#[test]
+fn names_and_as_numbers_from_a_test_dns_server() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    if Command::new("dnsmasq").arg("--version").output().is_err() {
+        eprintln!("skipped: needs dnsmasq (scripts/install-test-deps: dnsmasq-base)");
+        return;
+    }
+    let net = Topology::builder().routers(2).build().expect("topology");
+    let r1 = net.router_v4(1).expect("router 1").to_string();
+    let dst = net.destination_v4().to_string();
+    let server = KillOnDrop(
+        net.destination()
+            .command("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+                "--pid-file=",
+                "--bind-interfaces",
+                &format!("--listen-address={dst}"),
+                &format!("--ptr-record={}.in-addr.arpa,router1.test", reverse_v4(&r1)),
+                &format!("--ptr-record={}.in-addr.arpa,target.test", reverse_v4(&dst)),
+                &format!(
+                    "--txt-record={}.origin.asn.cymru.com,64501 | 198.18.0.0/24 | ZZ | test | 2026-01-01",
+                    reverse_v4(&r1)
+                ),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts"),
+    );
+    let dir = std::path::PathBuf::from(format!("/etc/netns/{}", net.source().name()));
+    std::fs::create_dir_all(&dir).expect("/etc/netns dir");
+    let _dir = RemoveDir(dir.clone());
+    std::fs::write(dir.join("resolv.conf"), format!("nameserver {dst}\n")).expect("resolv.conf");
+    // dnsmasq needs a moment to bind.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, out, err) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-r", "-z", "-c", "1", "-i", "0", &dst]),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("  1.|-- AS64501 router1.test"), "{out}");
+    assert!(out.contains("  3.|-- AS??? target.test"), "{out}");
+    // -n: addresses only.
+    let (_, out, _) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-n", "-r", "-c", "1", "-i", "0", &dst]),
+    );
+    assert!(out.contains(&format!("  1.|-- {r1} ")), "{out}");
+    drop(server);
 }

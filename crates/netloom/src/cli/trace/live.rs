@@ -32,9 +32,13 @@ pub enum View {
     Responders,
 }
 
+/// How a responder is shown (its name and AS when looked up).
+pub type Label = Box<dyn Fn(IpAddr) -> String>;
+
 /// What the screen shows: the latest trace copy and the per-hop RTT history.
-#[derive(Debug)]
 pub struct LiveState {
+    /// Names responders (None: addresses).
+    pub label: Option<Label>,
     /// The name the user typed.
     pub host: String,
     /// The latest trace copy (frozen while paused).
@@ -64,6 +68,7 @@ impl LiveState {
     /// A view of `trace` towards `host`.
     pub fn new(host: String, trace: Trace) -> Self {
         LiveState {
+            label: None,
             host,
             trace,
             view: View::Table,
@@ -187,7 +192,7 @@ impl LiveState {
                         .map_or(0.0, |d| d.as_secs_f64() * 1e3);
                     Row::new([
                         format!("{}.", r.hop),
-                        host_list(&r.hosts),
+                        self.host_list(&r.hosts),
                         format!("{:.1}%", r.loss_percent),
                         r.sent.to_string(),
                         ms(r.last_ms),
@@ -227,7 +232,7 @@ impl LiveState {
                     let [label, spark] =
                         Layout::horizontal([Constraint::Length(22), Constraint::Min(0)])
                             .areas(*area);
-                    let name = r.hosts.first().map_or("???".to_owned(), IpAddr::to_string);
+                    let name = self.host_list(r.hosts.get(..1).unwrap_or_default());
                     frame.render_widget(Paragraph::new(format!("{:>2}. {name}", r.hop)), label);
                     let data: Vec<u64> = self
                         .history
@@ -243,7 +248,7 @@ impl LiveState {
             View::Responders => {
                 let lines: Vec<Line<'_>> = rows
                     .iter()
-                    .map(|r| Line::from(format!("{:>2}. {}", r.hop, host_list(&r.hosts))))
+                    .map(|r| Line::from(format!("{:>2}. {}", r.hop, self.host_list(&r.hosts))))
                     .collect();
                 frame.render_widget(
                     Paragraph::new(lines).block(Block::bordered().title("responders per hop")),
@@ -254,13 +259,17 @@ impl LiveState {
     }
 }
 
-fn host_list(hosts: &[IpAddr]) -> String {
-    if hosts.is_empty() {
-        "???".to_owned()
-    } else {
+impl LiveState {
+    fn host_list(&self, hosts: &[IpAddr]) -> String {
+        if hosts.is_empty() {
+            return "???".to_owned();
+        }
         hosts
             .iter()
-            .map(ToString::to_string)
+            .map(|ip| match &self.label {
+                Some(label) => label(*ip),
+                None => ip.to_string(),
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -272,9 +281,11 @@ pub fn run(
     host: String,
     latest: tokio::sync::watch::Receiver<Trace>,
     reset: Arc<AtomicBool>,
+    label: Option<Label>,
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
     let mut state = LiveState::new(host, latest.borrow().clone());
+    state.label = label;
     let result = (|| -> std::io::Result<()> {
         loop {
             let copy = latest.borrow().clone();

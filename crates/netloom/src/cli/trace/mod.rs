@@ -17,6 +17,7 @@ use netloom::probe::trace::{self, TraceConfig};
 use super::probe::ProbeSettings;
 
 pub mod live;
+mod names;
 mod report;
 
 /// Arguments of `netloom trace`; the short flags are mtr's where they mean the same.
@@ -31,9 +32,14 @@ pub struct TraceArgs {
     /// Wide report: never truncate host names.
     #[arg(long = "report-wide", short = 'w')]
     pub report_wide: bool,
-    /// Numeric output: show addresses, do not look names up (names are not looked up yet).
+    /// Numeric output: show addresses, do not look names up. Without it every responder's
+    /// name is looked up (reverse DNS, cached, never holding probes back).
     #[arg(long = "no-dns", short = 'n')]
     pub no_dns: bool,
+    /// Show each responder's AS number (DNS TXT lookups at origin.asn.cymru.com, as mtr
+    /// and trippy do).
+    #[arg(long = "aslookup", short = 'z')]
+    pub aslookup: bool,
     /// Rounds of probes (one per hop each), 1..=1000000 [default: 10 for a report,
     /// unlimited in the live view].
     #[arg(long = "report-cycles", short = 'c', visible_alias = "cycles",
@@ -200,7 +206,14 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         probe: settings.options(args.max_ttl),
     };
     if live {
-        return run_live(&rt, args.host, prober, target, config);
+        let names = {
+            let _inside = rt.enter();
+            lookups(&args)?
+        };
+        let (dns, asn) = (!args.no_dns, args.aslookup);
+        let label: Option<live::Label> =
+            names.map(|n| -> live::Label { Box::new(move |ip| n.label(ip, dns, asn)) });
+        return run_live(&rt, args.host, prober, target, config, label);
     }
     rt.block_on(async {
         let bar = ProgressBar::new(u64::from(cycles) * u64::from(args.max_ttl));
@@ -239,6 +252,18 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
         let rows = trace.report();
         let local = report::local_host_name();
+        let names = lookups(&args)?;
+        if let Some(n) = &names {
+            let ips: Vec<IpAddr> = rows.iter().flat_map(|r| r.hosts.iter().copied()).collect();
+            n.settle(&ips, !args.no_dns, args.aslookup, NAMES_LIMIT)
+                .await;
+        }
+        let plain = |ip: IpAddr| ip.to_string();
+        let named = |ip: IpAddr| match &names {
+            Some(n) => n.label(ip, !args.no_dns, args.aslookup),
+            None => ip.to_string(),
+        };
+        let label: report::Label<'_> = if names.is_some() { &named } else { &plain };
         if args.json {
             let doc = serde_json::json!({
                 "local_host": local,
@@ -256,12 +281,30 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             if let Some(p) = mda_probes {
                 doc["mda_probes"] = p.into();
             }
+            if let Some(n) = &names {
+                let mut map = serde_json::Map::new();
+                for r in &rows {
+                    for ip in &r.hosts {
+                        let mut entry = serde_json::Map::new();
+                        if let Some(name) = n.name(*ip).filter(|_| !args.no_dns) {
+                            entry.insert("name".into(), name.into());
+                        }
+                        if args.aslookup
+                            && let Some(asn) = n.asn(*ip)
+                        {
+                            entry.insert("asn".into(), asn.into());
+                        }
+                        map.insert(ip.to_string(), entry.into());
+                    }
+                }
+                doc["names"] = map.into();
+            }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         } else if args.csv {
-            print!("{}", report::csv(&args.host, start, &rows));
+            print!("{}", report::csv(&args.host, start, &rows, label));
         } else {
             println!("Start: {}", report::iso_time(start));
-            print!("{}", report::table(&local, &rows, args.report_wide));
+            print!("{}", report::table(&local, &rows, args.report_wide, label));
             if let Some(f) = &flows {
                 print!("{}", report::flows(f, &rows));
             }
@@ -271,6 +314,17 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(exit_code(&trace))
     })
+}
+
+/// How long a report waits for names after the last probe.
+const NAMES_LIMIT: Duration = Duration::from_secs(3);
+
+/// The name lookups, unless `-n`.
+fn lookups(args: &TraceArgs) -> anyhow::Result<Option<names::Names>> {
+    if args.no_dns && !args.aslookup {
+        return Ok(None);
+    }
+    names::Names::from_system(tokio::runtime::Handle::current()).map(Some)
 }
 
 /// Source port of flow 0 when `--flows` is given without `-L`.
@@ -309,6 +363,7 @@ fn run_live(
     prober: netloom::probe::Prober,
     target: IpAddr,
     config: TraceConfig,
+    label: Option<live::Label>,
 ) -> anyhow::Result<ExitCode> {
     let (tx, rx) = tokio::sync::watch::channel(trace::Trace::new(target, config.max_ttl));
     let reset = Arc::new(AtomicBool::new(false));
@@ -322,7 +377,7 @@ fn run_live(
         })
         .await
     });
-    let shown = live::run(host, rx.clone(), reset).context("drawing the live view");
+    let shown = live::run(host, rx.clone(), reset, label).context("drawing the live view");
     task.abort();
     shown?;
     let last = rx.borrow().clone();

@@ -1,5 +1,6 @@
 //! The report in mtr's layouts: `--report` (`-w` wide) and `--csv`.
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use netloom::probe::trace::HopReport;
@@ -40,10 +41,13 @@ pub fn iso_time(at: SystemTime) -> String {
     )
 }
 
-fn host(row: &HopReport) -> String {
+/// How a responder is shown: its address, or its name (and AS) when looked up.
+pub type Label<'a> = &'a dyn Fn(IpAddr) -> String;
+
+fn host(row: &HopReport, label: Label<'_>) -> String {
     row.hosts
         .first()
-        .map_or_else(|| "???".to_owned(), ToString::to_string)
+        .map_or_else(|| "???".to_owned(), |ip| label(*ip))
 }
 
 /// Pads `s` with spaces to `width` characters; cuts it there if `cut`.
@@ -64,10 +68,10 @@ fn pad(s: &str, width: usize, cut: bool) -> String {
 /// Not wide, the host column is cut at 33 characters (line prefix included); wide, it is
 /// as wide as the longest name. A value wider than its column pushes into the next one's
 /// leading space, as in mtr (`100.0` loss loses its `%`).
-pub fn table(local: &str, rows: &[HopReport], wide: bool) -> String {
+pub fn table(local: &str, rows: &[HopReport], wide: bool, label: Label<'_>) -> String {
     let names = rows
         .iter()
-        .map(|r| host(r).len())
+        .map(|r| host(r, label).len())
         .chain(std::iter::once(local.len()))
         .max()
         .unwrap_or(0);
@@ -81,7 +85,7 @@ pub fn table(local: &str, rows: &[HopReport], wide: bool) -> String {
     let mut out = header(local, "HOST: ".to_owned());
     out += " Loss%   Snt   Last   Avg  Best  Wrst StDev\n";
     for r in rows {
-        out += &header(&host(r), format!(" {:>2}.|-- ", r.hop));
+        out += &header(&host(r, label), format!(" {:>2}.|-- ", r.hop));
         let loss: String = format!(" {:>4.1}%", r.loss_percent)
             .chars()
             .take(6)
@@ -92,7 +96,7 @@ pub fn table(local: &str, rows: &[HopReport], wide: bool) -> String {
             r.sent, r.last_ms, r.avg_ms, r.best_ms, r.worst_ms, r.stdev_ms
         );
         for other in r.hosts.iter().skip(1) {
-            let _ = writeln!(out, "        {other}");
+            let _ = writeln!(out, "        {}", label(*other));
         }
         for l in &r.mpls {
             let _ = writeln!(out, "       [MPLS: {l}]");
@@ -119,7 +123,7 @@ pub fn flows(f: &netloom::probe::trace::FlowTrace, rows: &[HopReport]) -> String
 }
 
 /// mtr's `--csv`: one line per hop after a header.
-pub fn csv(target: &str, start: SystemTime, rows: &[HopReport]) -> String {
+pub fn csv(target: &str, start: SystemTime, rows: &[HopReport], label: Label<'_>) -> String {
     let secs = start.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut out =
         "Mtr_Version,Start_Time,Status,Host,Hop,Ip,Loss%,Snt, ,Last,Avg,Best,Wrst,StDev,\n"
@@ -130,7 +134,7 @@ pub fn csv(target: &str, start: SystemTime, rows: &[HopReport]) -> String {
             "NETLOOM.{},{secs},OK,{target},{},{},{:.2},{},{},{:.2},{:.2},{:.2},{:.2},{:.2}",
             env!("CARGO_PKG_VERSION"),
             r.hop,
-            host(r),
+            host(r, label),
             r.loss_percent,
             r.sent,
             r.sent - r.received,
@@ -147,6 +151,10 @@ pub fn csv(target: &str, start: SystemTime, rows: &[HopReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plain(ip: IpAddr) -> String {
+        ip.to_string()
+    }
 
     fn row(hop: u8, host: Option<&str>, loss: f64) -> HopReport {
         HopReport {
@@ -173,7 +181,7 @@ mod tests {
             row(2, Some("198.18.1.2"), 0.0),
             row(3, None, 100.0),
         ];
-        let got = table("vm", &rows, false);
+        let got = table("vm", &rows, false, &plain);
         let lines: Vec<&str> = got.lines().collect();
         assert_eq!(
             lines[0],
@@ -192,13 +200,22 @@ mod tests {
     #[test]
     fn wide_never_truncates() {
         let rows = [row(1, Some("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"), 0.0)];
-        assert!(table("vm", &rows, true).contains("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff "));
-        assert!(!table("vm", &rows, false).contains("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"));
+        assert!(
+            table("vm", &rows, true, &plain).contains("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff ")
+        );
+        assert!(
+            !table("vm", &rows, false, &plain).contains("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff")
+        );
     }
 
     #[test]
     fn csv_has_mtrs_columns() {
-        let out = csv("example", UNIX_EPOCH, &[row(1, Some("10.0.0.1"), 0.0)]);
+        let out = csv(
+            "example",
+            UNIX_EPOCH,
+            &[row(1, Some("10.0.0.1"), 0.0)],
+            &plain,
+        );
         let mut lines = out.lines();
         assert_eq!(
             lines.next(),
