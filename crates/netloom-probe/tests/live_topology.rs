@@ -306,10 +306,12 @@ fn trace_reports_every_hop_then_stops_at_the_target() {
             .unwrap();
         assert_eq!(t.reached_at(), None);
         // The last router drops the blackhole in its routing lookup, before the TTL check:
-        // only the routers before it answer.
+        // only the routers before it answer, then one silent hop (mtr's `???`).
         let rows = t.report();
-        assert_eq!(rows.len(), ROUTERS - 1);
+        assert_eq!(rows.len(), ROUTERS);
         assert_eq!(rows[0].hosts.first().copied(), r1);
-        assert!(rows.iter().all(|r| r.loss_percent == 0.0));
+        assert!(rows[..ROUTERS - 1].iter().all(|r| r.loss_percent == 0.0));
+        let silent = &rows[ROUTERS - 1];
+        assert!(silent.hosts.is_empty() && silent.loss_percent == 100.0);
     });
 }

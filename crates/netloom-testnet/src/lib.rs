@@ -34,6 +34,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod ecmp;
 mod error;
 mod listeners;
 mod namespace;

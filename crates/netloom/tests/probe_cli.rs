@@ -50,7 +50,15 @@ fn trace_prints_a_report_table_and_json() {
     if !can_probe() {
         return;
     }
-    let (code, out, err) = netloom(&["trace", "127.0.0.1", "--cycles", "2", "--interval", "0"]);
+    let (code, out, err) = netloom(&[
+        "trace",
+        "-n",
+        "127.0.0.1",
+        "--cycles",
+        "2",
+        "--interval",
+        "0",
+    ]);
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.contains("Loss%") && out.contains("StDev"), "{out}");
     assert!(out.contains("1.|-- 127.0.0.1"), "{out}");

@@ -58,7 +58,11 @@ pub(crate) struct Engine {
     udp_tag: u16,
     /// Source port of constant-flow UDP probes without a local port.
     flow_port: u16,
+    /// Next ICMP sequence number per IP version, as an offset into `icmp_seq_range`
+    /// (index 0 for both when the range is configured).
     icmp_seq: [AtomicU16; 2],
+    /// First sequence number and how many there are (see `ProberConfig::icmp_sequence`).
+    icmp_seq_range: (u16, u32),
     udp_port: AtomicU16,
     udp_checksum: AtomicU16,
     sockets: sockets::Extra,
@@ -83,6 +87,26 @@ impl Engine {
                 Err(err) => tracing::warn!(%err, "could not raise RLIMIT_NOFILE"),
             }
         }
+        let icmp_seq_range = match &config.icmp_sequence {
+            None => (0, 1 << 16),
+            Some(r) if r.start() <= r.end() => (*r.start(), u32::from(*r.end() - *r.start()) + 1),
+            Some(r) => {
+                return Err(ProbeError::InvalidArgument {
+                    what: format!(
+                        "ProberConfig::icmp_sequence {}..={} is empty",
+                        r.start(),
+                        r.end()
+                    ),
+                });
+            }
+        };
+        let seq_start = |random: u16| {
+            if config.icmp_sequence.is_some() {
+                0
+            } else {
+                random
+            }
+        };
         let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
         let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok(), config.max_in_flight);
         Ok(Engine::assemble(
@@ -107,9 +131,10 @@ impl Engine {
             udp_tag: nonzero(sys::random_u16()),
             flow_port: UDP_PORT_BASE + sys::random_u16() % UDP_PORT_COUNT,
             icmp_seq: [
-                AtomicU16::new(sys::random_u16()),
-                AtomicU16::new(sys::random_u16()),
+                AtomicU16::new(seq_start(sys::random_u16())),
+                AtomicU16::new(seq_start(sys::random_u16())),
             ],
+            icmp_seq_range,
             udp_port: AtomicU16::new(sys::random_u16()),
             udp_checksum: AtomicU16::new(sys::random_u16()),
             sockets: sockets::Extra::default(),
