@@ -247,6 +247,8 @@ impl Handler for Side {
 
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         if !self.client_side {
+            // Toxics that act without data (timeout, reset_peer) start their clocks now.
+            self.pump(ctx);
             ctx.fire_channel_active();
             return Ok(());
         }

@@ -259,6 +259,8 @@ impl ProxyServer {
     fn stop(p: &mut ProxyState) {
         if let Some(s) = p.server.take() {
             s.close();
+            // Wait until the port is free, so a restart can bind it again.
+            let _ = s.close_future().sync();
         }
         p.shared.close_all();
     }
