@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod client;
 mod conn;
 mod error;
 mod link;
@@ -45,6 +46,7 @@ mod spec;
 pub mod toxic;
 mod typed;
 
+pub use client::ApiClient;
 pub use conn::HELD_BYTES_HIGH;
 pub use error::ProxyError;
 pub use metrics::ProxyMetrics;

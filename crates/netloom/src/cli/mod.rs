@@ -3,6 +3,7 @@ pub mod blackhole;
 pub mod echo;
 pub mod forward;
 pub mod probe;
+pub mod proxy;
 pub mod reset;
 pub mod trace;
 
