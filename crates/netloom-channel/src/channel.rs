@@ -447,6 +447,42 @@ impl Channel {
         self.0.pending.fetch_sub(removed, Ordering::AcqRel);
     }
 
+    /// Marks the channel unwritable (without an event yet: the task fires it at the end of
+    /// the round) if its pending bytes plus `extra` are above the high water mark, so
+    /// `is_writable` turns false in the callback whose write crosses the mark.
+    #[inline]
+    pub(crate) fn check_high_water(&self, extra: usize) {
+        if self.0.pending.load(Ordering::Relaxed) + extra > self.0.high {
+            self.0.writable.store(false, Ordering::Release);
+        }
+    }
+
+    /// Counts bytes a handler holds ([`PendingWrites`](crate::PendingWrites)); above the
+    /// high water mark the channel reads as unwritable at once (the event follows at the
+    /// end of the task's round).
+    pub(crate) fn hold_pending(&self, added: usize) {
+        if added == 0 {
+            return;
+        }
+        let pending = self.0.pending.fetch_add(added, Ordering::AcqRel) + added;
+        if pending > self.0.high && self.0.writable.swap(false, Ordering::AcqRel) {
+            // Held from another thread: the task must see it to fire the event.
+            self.0.waker.wake();
+        }
+    }
+
+    /// Releases held bytes; when that may make the channel writable again, the task is
+    /// woken to tell the pipeline (the release may happen off the task, e.g. a dropped queue).
+    pub(crate) fn release_held(&self, removed: usize) {
+        if removed == 0 {
+            return;
+        }
+        let pending = self.0.pending.fetch_sub(removed, Ordering::AcqRel) - removed;
+        if pending < self.0.low && !self.is_writable() {
+            self.0.waker.wake();
+        }
+    }
+
     /// The next writability state after `fired` (the last state the pipeline was told), if
     /// it changes. A write queued from another thread may have cleared the shared flag
     /// already: that counts as unwritable, so a `true` event always follows later.

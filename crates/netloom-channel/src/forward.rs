@@ -4,14 +4,51 @@
 //! Bytes read on one side are written to the other; when the other side becomes unwritable
 //! (its pending bytes passed the high water mark), reading stops on this side until it is
 //! writable again. Memory per connection pair is bounded by the water marks.
+//!
+//! # Cross-pipeline writes
+//!
+//! A forwarded connection is two channels with a pipeline each:
+//!
+//! ```text
+//!  client ─▶ tls ─▶ client handlers ─▶ forward ── write_and_flush ──┐   (client pipeline,
+//!                                                                   │    inbound)
+//!  target ◀─ tls ◀─ target handlers ◀── application end ◀──────────┘   (target pipeline,
+//!                                                                         outbound)
+//! ```
+//!
+//! and the same the other way (target → target handlers → forward → the client pipeline's
+//! application end → client handlers → client).
+//!
+//! The `forward` handler at the application end of one pipeline hands each message it
+//! reads to the *other* channel with [`Channel::write_and_flush`]. Such a write does not
+//! run the other pipeline's handlers on the spot: it is queued as a command for the other
+//! channel's task (both channels share one event loop thread here), counted in the other
+//! channel's [`pending_outbound_bytes`](Channel::pending_outbound_bytes) at once, and
+//! enters the other pipeline at its application end when that task runs, travelling
+//! through its outbound handlers (`write`, `flush`) to the socket. Writes from one handler
+//! to one channel keep their order; nothing is ever re-entered.
+//!
+//! Backpressure closes the loop: when the other channel is unwritable after a write,
+//! `forward` stops reading on its own channel (`set_auto_read(false)`); the other
+//! channel's `channel_writability_changed(true)` turns reading back on.
+//!
+//! # Handlers of your own on each side
+//!
+//! [`ForwardConfig::with_client_handlers`] and [`ForwardConfig::with_target_handlers`] add
+//! handlers between TLS and `forward` on each side. A handler on one side sees, as inbound
+//! `channel_read`, what that side's peer sends, and, as outbound `write`, what is about to
+//! be sent to that peer. A handler that holds messages back (a delay, a rate limit) should
+//! hold them in a [`PendingWrites`](crate::PendingWrites) queue: the held bytes then count
+//! against that channel's writability, so the forwarder stops reading the other side while
+//! they wait, and memory stays bounded.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::{
     Bootstrap, Channel, ChannelError, ChannelOptions, CloseFuture, Context, EventLoopGroup,
-    Handler, HandlerResult, Interest, Msg, RemoteAddr, ServerBootstrap, ServerChannel,
-    TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
+    Handler, HandlerResult, Initializer, Interest, Msg, Pipeline, RemoteAddr, ServerBootstrap,
+    ServerChannel, TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
 };
 
 /// What to forward where.
@@ -33,6 +70,10 @@ pub struct ForwardConfig {
     pub tls_listen: Option<TlsServerConfig>,
     /// Options of both sides' channels.
     pub options: ChannelOptions,
+    /// Adds user handlers to each client-side pipeline (see `with_client_handlers`).
+    client_handlers: Option<Initializer>,
+    /// Adds user handlers to each target-side pipeline (see `with_target_handlers`).
+    target_handlers: Option<Initializer>,
 }
 
 impl ForwardConfig {
@@ -49,7 +90,72 @@ impl ForwardConfig {
             tls_server_name: None,
             tls_listen: None,
             options: ChannelOptions::default(),
+            client_handlers: None,
+            target_handlers: None,
         }
+    }
+
+    /// Calls `init` on every client-side pipeline (the accepted connection), after the TLS
+    /// handler (if any) and before `forward`: the handlers it adds see what the client
+    /// sends as `channel_read` and what goes back to the client as `write`. An `Err`
+    /// refuses the connection.
+    ///
+    /// ```
+    /// use netloom_channel::{Context, ForwardConfig, Handler, HandlerResult, Msg};
+    ///
+    /// /// Logs the size of every message from the client.
+    /// struct Sizes;
+    /// impl Handler for Sizes {
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         tracing::info!(len = msg.as_bytes().map_or(0, |b| b.len()), "from client");
+    ///         ctx.fire_channel_read(msg);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let cfg = ForwardConfig::new("127.0.0.1:8080").with_client_handlers(|p| {
+    ///     p.add_last("sizes", Sizes)?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_client_handlers(
+        mut self,
+        init: impl Fn(&mut Pipeline) -> Result<(), ChannelError> + Send + Sync + 'static,
+    ) -> ForwardConfig {
+        self.client_handlers = Some(Arc::new(init));
+        self
+    }
+
+    /// Calls `init` on every target-side pipeline (the connection to the target), after
+    /// the TLS handler (if any) and before `forward`: the handlers it adds see what the
+    /// target sends as `channel_read` and what goes to the target as `write`. An `Err`
+    /// fails the connection to the target (and closes the client).
+    ///
+    /// ```
+    /// use netloom_channel::{Context, ForwardConfig, Handler, HandlerResult, Interest, Msg};
+    ///
+    /// /// Drops everything the client sends to the target.
+    /// struct Blackhole;
+    /// impl Handler for Blackhole {
+    ///     fn interest(&self) -> Interest {
+    ///         Interest::WRITE
+    ///     }
+    ///     fn write(&mut self, _ctx: &mut Context<'_>, _msg: Msg) -> HandlerResult {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let cfg = ForwardConfig::new("127.0.0.1:8080").with_target_handlers(|p| {
+    ///     p.add_last("blackhole", Blackhole)?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_target_handlers(
+        mut self,
+        init: impl Fn(&mut Pipeline) -> Result<(), ChannelError> + Send + Sync + 'static,
+    ) -> ForwardConfig {
+        self.target_handlers = Some(Arc::new(init));
+        self
     }
 }
 
@@ -148,6 +254,9 @@ impl Forwarder {
             .child_handler(move |p| {
                 if let Some(tls) = &cfg.tls_listen {
                     p.add_last("tls", TlsHandler::server(tls)?)?;
+                }
+                if let Some(init) = &cfg.client_handlers {
+                    init(p)?;
                 }
                 st.connections.fetch_add(1, Ordering::Relaxed);
                 p.add_last(
@@ -276,6 +385,9 @@ impl Handler for Inbound {
                 if let Some(tls) = &cfg.tls_to {
                     let name = cfg.tls_server_name.clone().unwrap_or_else(|| cfg.to.host());
                     p.add_last("tls", TlsHandler::client(tls, &name)?)?;
+                }
+                if let Some(init) = &cfg.target_handlers {
+                    init(p)?;
                 }
                 p.add_last(
                     "forward",

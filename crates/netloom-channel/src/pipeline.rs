@@ -139,6 +139,10 @@ pub struct Pipeline {
     /// `Some` only for an `EmbeddedChannel`.
     pub(crate) embedded: Option<Box<EmbeddedQueues>>,
     pub(crate) timers_changed: bool,
+    /// Bytes of `Write` events waiting in `queue`: they count towards the high water mark
+    /// (so `is_writable` turns false in the callback that crosses it), not towards the
+    /// channel's pending bytes.
+    queued_write_bytes: usize,
 }
 
 impl Pipeline {
@@ -152,6 +156,7 @@ impl Pipeline {
             head: Head::default(),
             embedded: embedded.then(Box::default),
             timers_changed: false,
+            queued_write_bytes: 0,
         }
     }
 
@@ -533,6 +538,19 @@ impl Pipeline {
             .rev()
             .find(|s| s.wants(kind))
             .map_or(Target::Head, |s| Target::Slot(s.id));
+        self.push_outbound(target, ev);
+    }
+
+    /// Queues an outbound event; a write's bytes count towards the high water mark while
+    /// it waits.
+    fn push_outbound(&mut self, target: Target, ev: Ev) {
+        if let Ev::Write(msg) = &ev {
+            let len = msg.as_bytes().map_or(0, |b| b.len());
+            if len > 0 {
+                self.queued_write_bytes += len;
+                self.channel.check_high_water(self.queued_write_bytes);
+            }
+        }
         self.queue.push_back(Queued { target, ev });
     }
 
@@ -579,6 +597,9 @@ impl Pipeline {
     /// Delivers queued events until the queue is empty.
     pub(crate) fn run(&mut self) {
         while let Some(q) = self.queue.pop_front() {
+            if let Ev::Write(msg) = &q.ev {
+                self.queued_write_bytes -= msg.as_bytes().map_or(0, |b| b.len());
+            }
             match q.target {
                 Target::Head => self.at_head(q.ev),
                 Target::Tail => self.at_tail(q.ev),
@@ -611,6 +632,7 @@ impl Pipeline {
             match target {
                 Target::Head => self.at_head(ev),
                 Target::Tail => self.at_tail(ev),
+                target if ev.is_outbound() => self.push_outbound(target, ev),
                 target => self.queue.push_back(Queued { target, ev }),
             }
             return;
@@ -712,6 +734,7 @@ impl Pipeline {
             match msg.into_bytes() {
                 Ok(bytes) => {
                     self.channel.account_pending(bytes.len());
+                    self.channel.check_high_water(0);
                     self.head.out.push(bytes);
                 }
                 Err(msg) => {
@@ -875,7 +898,7 @@ impl Context<'_> {
             .prev_before(self.id, self.hint, self.p.reach(ev.interest()))
         {
             Target::Head => self.p.at_head(ev),
-            target => self.p.queue.push_back(Queued { target, ev }),
+            target => self.p.push_outbound(target, ev),
         }
     }
 
@@ -1095,10 +1118,7 @@ impl Context<'_> {
             .prev_before(self.id, self.hint, self.p.reach(Interest::WRITE))
         {
             Target::Head => self.p.head_write(msg.into()),
-            target => self.p.queue.push_back(Queued {
-                target,
-                ev: Ev::Write(msg.into()),
-            }),
+            target => self.p.push_outbound(target, Ev::Write(msg.into())),
         }
     }
 
@@ -1239,6 +1259,33 @@ impl Context<'_> {
             target: Target::Slot(self.id),
             ev: Ev::Resume,
         });
+    }
+
+    /// An empty [`PendingWrites`](crate::PendingWrites) queue counting against this
+    /// channel: messages this handler holds back count towards its writability.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult, Msg, PendingWrites};
+    /// /// Holds every outbound message until the channel's first read.
+    /// #[derive(Default)]
+    /// struct HoldUntilRead(Option<PendingWrites>);
+    /// impl Handler for HoldUntilRead {
+    ///     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         self.0.get_or_insert_with(|| ctx.pending_writes()).push_msg(msg);
+    ///         Ok(())
+    ///     }
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         if let Some(held) = &mut self.0 {
+    ///             held.write_all(ctx);
+    ///             ctx.flush();
+    ///         }
+    ///         ctx.fire_channel_read(msg);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn pending_writes<T>(&self) -> crate::PendingWrites<T> {
+        crate::PendingWrites::new(&self.p.channel)
     }
 
     /// Cancels this handler's timer.
