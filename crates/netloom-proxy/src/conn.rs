@@ -2,10 +2,12 @@
 //! upstream channel, both on the same event loop. Each reads its side, runs the bytes
 //! through its direction's [`Link`], and writes what the link releases to the other side.
 //!
-//! Backpressure: a side stops reading while its link holds more than
-//! [`HELD_BYTES_HIGH`] bytes or the other side is unwritable; the other side's
-//! writability change wakes it. Bytes held by toxics plus the other side's pending
-//! writes are so bounded per direction.
+//! Backpressure (Netty's `PendingWriteQueue` idea, with netloom-channel's
+//! [`PendingWrites`]): the bytes a link holds count in the pending outbound bytes of the
+//! channel they will be written to. Due chunks move from held to written (the sum does
+//! not change); a side reads only while the other side is writable, and the other side's
+//! writability change wakes it. Held plus pending bytes per direction stay below the other
+//! channel's high water mark plus one read.
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,15 +16,12 @@ use std::time::{Duration, Instant};
 
 use netloom_channel::{
     Bootstrap, Channel, ChannelError, ChannelOptions, Context, Handler, HandlerResult, Interest,
-    Msg, UserEvent,
+    Msg, PendingWrites, UserEvent,
 };
 
 use crate::link::{Action, Link, LinkKey};
 use crate::metrics::ProxyMetrics;
 use crate::spec::{Stream, ToxicEntry};
-
-/// Bytes a direction's toxics may hold before that direction stops reading.
-pub const HELD_BYTES_HIGH: usize = 64 * 1024;
 
 /// The state a proxy shares with its connections.
 pub(crate) struct Shared {
@@ -97,6 +96,8 @@ pub(crate) struct Side {
     shared: Arc<Shared>,
     link: Option<Link>,
     peer: Option<Channel>,
+    /// The link's queued chunk sizes, counted against the peer's writability.
+    held: Option<PendingWrites<()>>,
     generation: u64,
     client_side: bool,
     conn_id: Option<u64>,
@@ -109,6 +110,7 @@ impl Side {
             shared,
             link: None,
             peer: None,
+            held: None,
             generation: u64::MAX,
             client_side: true,
             conn_id: None,
@@ -139,8 +141,10 @@ impl Side {
             self.shared.metrics.activation(&kind);
         }
         let mut wrote = 0usize;
-        while peer.is_writable() {
-            let Some(b) = link.pop_due(now) else { break };
+        while let Some(b) = link.pop_due(now) {
+            if let Some(h) = &mut self.held {
+                h.pop();
+            }
             wrote += b.len();
             if peer.write(b).is_err() {
                 ctx.close();
@@ -174,12 +178,9 @@ impl Side {
                 return;
             }
         }
-        ctx.set_auto_read(link.queued() < HELD_BYTES_HIGH && peer.is_writable());
+        ctx.set_auto_read(peer.is_writable());
         match link.next_deadline() {
-            Some(t) if t > now => ctx.schedule_timer(t - now),
-            // Due but the other side is full: its writability change wakes us; the timer
-            // is a safety net.
-            Some(_) => ctx.schedule_timer(Duration::from_millis(20)),
+            Some(t) => ctx.schedule_timer(t.saturating_duration_since(now)),
             None => ctx.cancel_timer(),
         }
     }
@@ -204,12 +205,15 @@ impl Side {
 
 /// Keeps writing what a link still holds after the side it reads from closed, then
 /// closes the other side (`slow_close` waits here).
-async fn drain(mut link: Link, peer: Channel) {
+async fn drain(mut link: Link, peer: Channel, mut held: Option<PendingWrites<()>>) {
     loop {
         let now = Instant::now();
         link.tick(now);
         let mut wrote = false;
         while let Some(b) = link.pop_due(now) {
+            if let Some(h) = &mut held {
+                h.pop();
+            }
             if peer.write(b).is_err() {
                 return;
             }
@@ -282,6 +286,7 @@ impl Handler for Side {
                         shared: sh.clone(),
                         link: Some(link),
                         peer: Some(cl.clone()),
+                        held: Some(PendingWrites::new(&cl)),
                         generation,
                         client_side: false,
                         conn_id: None,
@@ -331,6 +336,7 @@ impl Handler for Side {
                     {
                         entry.1 = Some(up.clone());
                     }
+                    self.held = Some(PendingWrites::new(&up));
                     self.peer = Some(up);
                     self.pump(ctx);
                 }
@@ -346,9 +352,14 @@ impl Handler for Side {
         };
         let now = Instant::now();
         self.refresh(now);
-        match &mut self.link {
+        let sizes = match &mut self.link {
             Some(link) => link.push(now, bytes),
             None => return Err("data before the connection was set up".into()),
+        };
+        if let Some(h) = &mut self.held {
+            for size in sizes {
+                h.push((), size);
+            }
         }
         self.pump(ctx);
         Ok(())
@@ -382,7 +393,7 @@ impl Handler for Side {
         match (self.link.take(), self.peer.take()) {
             (Some(mut link), Some(peer)) => {
                 link.eof(Instant::now());
-                tokio::task::spawn_local(drain(link, peer));
+                tokio::task::spawn_local(drain(link, peer, self.held.take()));
             }
             (_, Some(peer)) => peer.close(),
             _ => {}

@@ -47,7 +47,6 @@ pub mod toxic;
 mod typed;
 
 pub use client::ApiClient;
-pub use conn::HELD_BYTES_HIGH;
 pub use error::ProxyError;
 pub use metrics::ProxyMetrics;
 pub use rng::Rng;

@@ -61,7 +61,6 @@ pub(crate) struct Link {
     order: Vec<String>,
     slots: HashMap<String, Slot>,
     queue: VecDeque<(Instant, Bytes)>,
-    queued: usize,
     last: Instant,
     bytes_in: u64,
     close: Option<Close>,
@@ -77,7 +76,6 @@ impl Link {
             order: Vec::new(),
             slots: HashMap::new(),
             queue: VecDeque::new(),
-            queued: 0,
             last: now,
             bytes_in: 0,
             close: None,
@@ -257,8 +255,10 @@ impl Link {
             .min()
     }
 
-    /// Runs `data`, read at `now`, through the active toxics into the queue.
-    pub(crate) fn push(&mut self, now: Instant, mut data: Bytes) {
+    /// Runs `data`, read at `now`, through the active toxics into the queue; returns the
+    /// sizes of the chunks queued, oldest first.
+    pub(crate) fn push(&mut self, now: Instant, mut data: Bytes) -> Vec<usize> {
+        let before = self.queue.len();
         while !data.is_empty() {
             self.activate(now);
             let piece = match self.next_byte_trigger() {
@@ -288,26 +288,20 @@ impl Link {
             for (t, b) in items {
                 let t = t.max(self.last);
                 self.last = t;
-                self.queued += b.len();
                 self.queue.push_back((t, b));
             }
         }
         self.activate(now);
+        self.queue.range(before..).map(|(_, b)| b.len()).collect()
     }
 
     /// The next chunk whose time has come.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Bytes> {
         if self.queue.front().is_some_and(|(t, _)| *t <= now) {
             let (_, b) = self.queue.pop_front()?;
-            self.queued -= b.len();
             return Some(b);
         }
         None
-    }
-
-    /// Bytes waiting in the queue.
-    pub(crate) fn queued(&self) -> usize {
-        self.queued
     }
 
     /// The side this direction reads from ended at `now`.
