@@ -44,8 +44,65 @@ pub(crate) struct LinkKey {
     pub(crate) client: Option<IpAddr>,
 }
 
+/// Counts frames of a direction until the Nth ends (an `after.frames` trigger).
+struct FrameCounter {
+    framer: Option<netloom_codec::Framer>,
+    buf: bytes::BytesMut,
+    fed: u64,
+    seen: u64,
+    need: u64,
+    /// The stream offset where the Nth frame ended, once known.
+    end: Option<u64>,
+}
+
+impl FrameCounter {
+    fn new(need: u64, framing: &str) -> FrameCounter {
+        FrameCounter {
+            framer: netloom_codec::Framer::from_name(framing).ok(),
+            buf: bytes::BytesMut::new(),
+            fed: 0,
+            seen: 0,
+            need,
+            end: (need == 0).then_some(0),
+        }
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        use tokio_util::codec::Decoder;
+        let Some(framer) = &mut self.framer else {
+            return;
+        };
+        if self.end.is_some() {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        self.fed += data.len() as u64;
+        loop {
+            match framer.decode(&mut self.buf) {
+                Ok(Some(_)) => {
+                    self.seen += 1;
+                    if self.seen >= self.need {
+                        self.end = Some(self.fed - self.buf.len() as u64);
+                        self.buf = bytes::BytesMut::new();
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    // Not that framing: the trigger never fires.
+                    tracing::debug!(err = %e, "frame trigger: the stream does not decode");
+                    self.framer = None;
+                    self.buf = bytes::BytesMut::new();
+                    return;
+                }
+            }
+        }
+    }
+}
+
 struct Slot {
     entry: Arc<ToxicEntry>,
+    frames: Option<FrameCounter>,
     fires: bool,
     met: Instant,
     active_since: Option<Instant>,
@@ -66,6 +123,17 @@ pub(crate) struct Link {
     close: Option<Close>,
     eof_at: Option<Instant>,
     activations: Vec<String>,
+}
+
+impl Slot {
+    /// The stream offset from which the toxic may act (unknown while frames are counted).
+    fn threshold(&self) -> Option<u64> {
+        let after = self.entry.trigger.after_bytes;
+        match &self.frames {
+            None => Some(after),
+            Some(f) => f.end.map(|e| e.max(after)),
+        }
+    }
 }
 
 impl Link {
@@ -151,6 +219,11 @@ impl Link {
                     self.slots.insert(
                         t.name.clone(),
                         Slot {
+                            frames: t
+                                .trigger
+                                .after_frames
+                                .as_ref()
+                                .map(|(n, f)| FrameCounter::new(*n, f)),
                             entry: (*t).clone(),
                             fires: fires.unwrap_or(false),
                             met: now,
@@ -220,7 +293,7 @@ impl Link {
             let trig = &slot.entry.trigger;
             match slot.active_since {
                 None => {
-                    if self.bytes_in >= trig.after_bytes
+                    if slot.threshold().is_some_and(|t| self.bytes_in >= t)
                         && now >= slot.met + Duration::from_millis(trig.after_ms)
                     {
                         slot.active_since = Some(now);
@@ -248,10 +321,10 @@ impl Link {
     fn next_byte_trigger(&self) -> Option<u64> {
         self.slots
             .values()
-            .filter(|s| {
-                s.fires && s.active_since.is_none() && s.entry.trigger.after_bytes > self.bytes_in
-            })
-            .map(|s| s.entry.trigger.after_bytes - self.bytes_in)
+            .filter(|s| s.fires && s.active_since.is_none())
+            .filter_map(|s| s.threshold())
+            .filter(|t| *t > self.bytes_in)
+            .map(|t| t - self.bytes_in)
             .min()
     }
 
@@ -259,6 +332,14 @@ impl Link {
     /// sizes of the chunks queued, oldest first.
     pub(crate) fn push(&mut self, now: Instant, mut data: Bytes) -> Vec<usize> {
         let before = self.queue.len();
+        for slot in self.slots.values_mut() {
+            if slot.fires
+                && slot.active_since.is_none()
+                && let Some(f) = &mut slot.frames
+            {
+                f.feed(&data);
+            }
+        }
         while !data.is_empty() {
             self.activate(now);
             let piece = match self.next_byte_trigger() {
@@ -347,7 +428,7 @@ impl Link {
         for s in self.slots.values().filter(|s| s.fires && !s.ended) {
             let trig = &s.entry.trigger;
             match s.active_since {
-                None if self.bytes_in >= trig.after_bytes => {
+                None if s.threshold().is_some_and(|t| self.bytes_in >= t) => {
                     consider(s.met + Duration::from_millis(trig.after_ms));
                 }
                 Some(since) => {
@@ -425,6 +506,19 @@ mod tests {
         l.sync(&[lim], t0);
         l.push(t0, Bytes::from_static(b"0123456789"));
         assert_eq!(drain(&mut l, t0), b"01234");
+        assert_eq!(l.action(t0), Action::Close);
+    }
+
+    #[test]
+    fn after_frames_trigger_starts_at_the_frame_boundary() {
+        let t0 = Instant::now();
+        let mut l = link(t0);
+        let lim = entry(json!({"type": "limit_data", "attributes": {"bytes": 1},
+            "after": {"frames": 2, "framing": "lines"}}));
+        l.sync(&[lim], t0);
+        l.push(t0, Bytes::from_static(b"one\ntw"));
+        l.push(t0, Bytes::from_static(b"o\nthree\n"));
+        assert_eq!(drain(&mut l, t0), b"one\ntwo\nt");
         assert_eq!(l.action(t0), Action::Close);
     }
 

@@ -67,6 +67,9 @@ pub struct Trigger {
     pub after_ms: u64,
     /// Milliseconds it acts before it stops (none: until removed).
     pub for_ms: Option<u64>,
+    /// Frames of its direction (under a netloom-codec framing name, e.g. `lines`) that
+    /// pass untouched first: `"after": {"frames": 3, "framing": "lines"}`.
+    pub after_frames: Option<(u64, String)>,
 }
 
 /// An address or CIDR block that a toxic is limited to (a netloom extension: the JSON
@@ -235,13 +238,27 @@ fn trigger_fields(
     if let Some(after) = map.get("after").filter(|v| !v.is_null()) {
         let after = object(after, "after")?;
         if strict {
-            check_unknown(after, &["bytes", "ms"], "after")?;
+            check_unknown(after, &["bytes", "ms", "frames", "framing"], "after")?;
         }
         if let Some(b) = num(after, "bytes", "after")? {
             t.after_bytes = b;
         }
         if let Some(m) = num(after, "ms", "after")? {
             t.after_ms = m;
+        }
+        if let Some(n) = num(after, "frames", "after")? {
+            let framing = match after.get("framing") {
+                Some(Value::String(f)) => f.clone(),
+                _ => {
+                    return Err(ProxyError::MissingField(
+                        "after.framing (a netloom-codec framing name, with after.frames)".into(),
+                    ));
+                }
+            };
+            netloom_codec::Framer::from_name(&framing).map_err(|e| {
+                ProxyError::BadRequestBody(format!("after.framing {framing:?}: {e}"))
+            })?;
+            t.after_frames = Some((n, framing));
         }
     }
     if let Some(until) = map.get("until") {
@@ -379,8 +396,15 @@ impl ToxicEntry {
             "toxicity": self.toxicity,
             "attributes": self.toxic.attributes(),
         });
-        if self.trigger.after_bytes > 0 || self.trigger.after_ms > 0 {
+        if self.trigger.after_bytes > 0
+            || self.trigger.after_ms > 0
+            || self.trigger.after_frames.is_some()
+        {
             v["after"] = json!({"bytes": self.trigger.after_bytes, "ms": self.trigger.after_ms});
+            if let Some((n, f)) = &self.trigger.after_frames {
+                v["after"]["frames"] = json!(n);
+                v["after"]["framing"] = json!(f);
+            }
         }
         if let Some(ms) = self.trigger.for_ms {
             v["until"] = json!({ "ms": ms });

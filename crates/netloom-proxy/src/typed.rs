@@ -22,6 +22,7 @@ pub struct ToxicSpec {
     toxicity: f64,
     after_bytes: u64,
     after_ms: u64,
+    after_frames: Option<(u64, String)>,
     for_ms: Option<u64>,
     clients: Vec<String>,
 }
@@ -36,6 +37,7 @@ impl ToxicSpec {
             toxicity: 1.0,
             after_bytes: 0,
             after_ms: 0,
+            after_frames: None,
             for_ms: None,
             clients: Vec::new(),
         }
@@ -160,6 +162,18 @@ impl ToxicSpec {
         self
     }
 
+    /// Starts after `frames` frames of its direction under a netloom-codec framing name
+    /// (`lines`, `length-field:u16be`, …).
+    ///
+    /// ```
+    /// let v = netloom_proxy::ToxicSpec::timeout(0).after_frames(3, "lines").to_json();
+    /// assert_eq!(v["after"]["framing"], "lines");
+    /// ```
+    pub fn after_frames(mut self, frames: u64, framing: &str) -> ToxicSpec {
+        self.after_frames = Some((frames, framing.to_owned()));
+        self
+    }
+
     /// Stops this many milliseconds after it started.
     ///
     /// ```
@@ -195,8 +209,12 @@ impl ToxicSpec {
         if let Some(n) = &self.name {
             v["name"] = json!(n);
         }
-        if self.after_bytes > 0 || self.after_ms > 0 {
+        if self.after_bytes > 0 || self.after_ms > 0 || self.after_frames.is_some() {
             v["after"] = json!({"bytes": self.after_bytes, "ms": self.after_ms});
+            if let Some((n, f)) = &self.after_frames {
+                v["after"]["frames"] = json!(n);
+                v["after"]["framing"] = json!(f);
+            }
         }
         if let Some(ms) = self.for_ms {
             v["until"] = json!({ "ms": ms });

@@ -288,6 +288,28 @@ fn triggers_after_bytes_and_until() {
 }
 
 #[test]
+fn trigger_after_the_nth_frame() {
+    let s = server(1);
+    let p = s
+        .proxy(
+            "frames",
+            "127.0.0.1:0",
+            &sender(b"a\nbb\nccc\ndddd\n".to_vec()).to_string(),
+        )
+        .unwrap();
+    p.add(ToxicSpec::limit_data(2).after_frames(3, "lines"))
+        .unwrap();
+    let (data, _) = read_all(&mut connect(p.listen()));
+    assert_eq!(data, b"a\nbb\nccc\ndd");
+    let bad = p.add(
+        ToxicSpec::timeout(0)
+            .named("t")
+            .after_frames(1, "no-such-framing"),
+    );
+    assert_eq!(bad.unwrap_err().status(), 400);
+}
+
+#[test]
 fn per_client_toxic_spares_other_clients() {
     let s = server(1);
     let p = s.proxy("pc", "127.0.0.1:0", &echo().to_string()).unwrap();
