@@ -27,6 +27,8 @@ use crate::spec::{Stream, ToxicEntry};
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) upstream: String,
+    /// Speak TLS to the upstream: roots, and the name to verify (default: its host).
+    pub(crate) upstream_tls: Option<(netloom_channel::TlsClientConfig, Option<String>)>,
     pub(crate) seed: u64,
     pub(crate) options: ChannelOptions,
     pub(crate) toxics: RwLock<Arc<Vec<Arc<ToxicEntry>>>>,
@@ -278,6 +280,12 @@ impl Handler for Side {
         let connect = Bootstrap::on_loop(el)
             .options(shared.options.clone())
             .handler(move |p| {
+                if let Some((tls, name)) = &sh.upstream_tls {
+                    let name = name.clone().unwrap_or_else(|| {
+                        netloom_channel::RemoteAddr::from(sh.upstream.as_str()).host()
+                    });
+                    p.add_last("tls", netloom_channel::TlsHandler::client(tls, &name)?)?;
+                }
                 let link = Side::new_link(&sh, Stream::Downstream, conn, client_ip);
                 let generation = sh.generation.load(Ordering::Acquire);
                 p.add_last(

@@ -4,7 +4,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
-use netloom_channel::{ChannelOptions, EventLoopGroup, ServerBootstrap, ServerChannel};
+use netloom_channel::{
+    ChannelOptions, EventLoopGroup, ServerBootstrap, ServerChannel, TlsClientConfig, TlsHandler,
+    TlsServerConfig,
+};
 use serde_json::{Map, Value, json};
 
 use crate::conn::{Shared, Side};
@@ -53,6 +56,7 @@ struct ProxyState {
     listen: String,
     upstream: String,
     enabled: bool,
+    tls: Tls,
     shared: Arc<Shared>,
     server: Option<ServerChannel>,
 }
@@ -103,16 +107,91 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr, ProxyError> {
 
 fn proxy_json(name: &str, p: &ProxyState) -> Value {
     let toxics = p.shared.snapshot().1;
-    json!({
+    let mut v = json!({
         "name": name,
         "listen": p.listen,
         "upstream": p.upstream,
         "enabled": p.enabled,
         "toxics": toxics.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(t) = &p.tls.listen_json {
+        v["tls"] = t.clone();
+    }
+    if let Some(t) = &p.tls.upstream_json {
+        v["upstream_tls"] = t.clone();
+    }
+    v
 }
 
-const PROXY_FIELDS: &[&str] = &["name", "listen", "upstream", "enabled", "toxics"];
+const PROXY_FIELDS: &[&str] = &[
+    "name",
+    "listen",
+    "upstream",
+    "enabled",
+    "toxics",
+    "tls",
+    "upstream_tls",
+];
+
+/// TLS of a proxy (netloom extensions): `"tls": {"cert": PEM_PATH, "key": PEM_PATH}`
+/// terminates TLS from clients; `"upstream_tls": {"ca": PEM_PATH, "server_name": NAME}`
+/// speaks TLS to the upstream, verifying its certificate (against `ca`, else the system
+/// roots) for `server_name` (default: the upstream's host), sent as SNI.
+#[derive(Clone, Default)]
+struct Tls {
+    listen: Option<TlsServerConfig>,
+    listen_json: Option<Value>,
+    upstream: Option<(TlsClientConfig, Option<String>)>,
+    upstream_json: Option<Value>,
+}
+
+fn read_pem(path: &str, what: &str) -> Result<Vec<u8>, ProxyError> {
+    std::fs::read(path).map_err(|e| ProxyError::BadRequestBody(format!("{what} {path:?}: {e}")))
+}
+
+fn parse_tls(m: &Map<String, Value>, strict: bool) -> Result<Tls, ProxyError> {
+    let mut tls = Tls::default();
+    if let Some(v) = m.get("tls").filter(|v| !v.is_null()) {
+        let o = v
+            .as_object()
+            .ok_or_else(|| ProxyError::BadRequestBody("tls must be an object".into()))?;
+        if strict && let Some(k) = o.keys().find(|k| !["cert", "key"].contains(&k.as_str())) {
+            return Err(ProxyError::BadRequestBody(format!(
+                "unknown field {k:?} in tls (strict mode)"
+            )));
+        }
+        let cert =
+            str_field(o, "cert")?.ok_or_else(|| ProxyError::MissingField("tls.cert".into()))?;
+        let key = str_field(o, "key")?.ok_or_else(|| ProxyError::MissingField("tls.key".into()))?;
+        let cfg =
+            TlsServerConfig::from_pem(&read_pem(&cert, "tls.cert")?, &read_pem(&key, "tls.key")?)
+                .map_err(|e| ProxyError::BadRequestBody(format!("tls: {e}")))?;
+        tls.listen = Some(cfg);
+        tls.listen_json = Some(v.clone());
+    }
+    if let Some(v) = m.get("upstream_tls").filter(|v| !v.is_null()) {
+        let o = v
+            .as_object()
+            .ok_or_else(|| ProxyError::BadRequestBody("upstream_tls must be an object".into()))?;
+        if strict
+            && let Some(k) = o
+                .keys()
+                .find(|k| !["ca", "server_name"].contains(&k.as_str()))
+        {
+            return Err(ProxyError::BadRequestBody(format!(
+                "unknown field {k:?} in upstream_tls (strict mode)"
+            )));
+        }
+        let cfg = match str_field(o, "ca")? {
+            Some(ca) => TlsClientConfig::from_roots_pem(&read_pem(&ca, "upstream_tls.ca")?),
+            None => TlsClientConfig::system_roots(),
+        }
+        .map_err(|e| ProxyError::BadRequestBody(format!("upstream_tls: {e}")))?;
+        tls.upstream = Some((cfg, str_field(o, "server_name")?));
+        tls.upstream_json = Some(v.clone());
+    }
+    Ok(tls)
+}
 
 fn object(v: &Value) -> Result<&Map<String, Value>, ProxyError> {
     v.as_object()
@@ -146,6 +225,7 @@ struct ProxyDef {
     upstream: String,
     enabled: bool,
     toxics: Vec<Arc<ToxicEntry>>,
+    tls: Tls,
 }
 
 impl ProxyServer {
@@ -230,15 +310,20 @@ impl ProxyServer {
             upstream,
             enabled: bool_field(m, "enabled")?.unwrap_or(true),
             toxics,
+            tls: parse_tls(m, self.strict())?,
         })
     }
 
     fn start(&self, name: &str, p: &mut ProxyState) -> Result<(), ProxyError> {
         let addr = resolve_listen(&p.listen)?;
         let shared = p.shared.clone();
+        let tls = p.tls.listen.clone();
         let server = ServerBootstrap::new(&self.inner.group, &self.inner.group)
             .child_options(self.inner.options.channel.clone())
             .child_handler(move |pl| {
+                if let Some(tls) = &tls {
+                    pl.add_last("tls", TlsHandler::server(tls)?)?;
+                }
                 pl.add_last("proxy", Side::client(shared.clone()))?;
                 Ok(())
             })
@@ -270,9 +355,11 @@ impl ProxyServer {
             listen: def.listen.clone(),
             upstream: def.upstream.clone(),
             enabled: def.enabled,
+            tls: def.tls.clone(),
             shared: Arc::new(Shared {
                 name: def.name.clone(),
                 upstream: def.upstream.clone(),
+                upstream_tls: def.tls.upstream.clone(),
                 seed: self.seed(),
                 options: self.inner.options.channel.clone(),
                 toxics: RwLock::new(Arc::new(def.toxics.clone())),
@@ -429,6 +516,7 @@ impl ProxyServer {
                 upstream,
                 enabled: p.enabled,
                 toxics: p.shared.snapshot().1.to_vec(),
+                tls: p.tls.clone(),
             };
             let metrics = p.shared.metrics.clone();
             *p = self.new_state(&def, Some(metrics));
