@@ -47,6 +47,8 @@ enum Command {
     Reset(cli::reset::ResetArgs),
     /// Silently drop the packets of matching TCP connections for a while (nftables).
     Blackhole(cli::blackhole::BlackholeArgs),
+    /// Toxiproxy-compatible chaos proxy server (HTTP API on 127.0.0.1:8474), or control one.
+    Proxy(cli::proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => cli::connect::run(args),
         Command::Reset(args) => cli::reset::run(args),
         Command::Blackhole(args) => cli::blackhole::run(args),
+        Command::Proxy(args) => cli::proxy::run(args),
     };
     match result {
         Ok(code) => code,

@@ -87,26 +87,17 @@ impl Engine {
                 Err(err) => tracing::warn!(%err, "could not raise RLIMIT_NOFILE"),
             }
         }
-        let icmp_seq_range = match &config.icmp_sequence {
-            None => (0, 1 << 16),
-            Some(r) if r.start() <= r.end() => (*r.start(), u32::from(*r.end() - *r.start()) + 1),
-            Some(r) => {
-                return Err(ProbeError::InvalidArgument {
-                    what: format!(
-                        "ProberConfig::icmp_sequence {}..={} is empty",
-                        r.start(),
-                        r.end()
-                    ),
-                });
-            }
-        };
-        let seq_start = |random: u16| {
-            if config.icmp_sequence.is_some() {
-                0
-            } else {
-                random
-            }
-        };
+        if let Some(r) = &config.icmp_sequence
+            && r.start() > r.end()
+        {
+            return Err(ProbeError::InvalidArgument {
+                what: format!(
+                    "ProberConfig::icmp_sequence {}..={} is empty",
+                    r.start(),
+                    r.end()
+                ),
+            });
+        }
         let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
         let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok(), config.max_in_flight);
         Ok(Engine::assemble(
@@ -120,6 +111,18 @@ impl Engine {
     fn assemble(config: ProberConfig, opened: sockets::Opened, syn: Option<syn::Syn>) -> Engine {
         let sockets::Opened { raw, v4, v6 } = opened;
         let nonzero = |x: u16| if x == 0 { 1 } else { x };
+        // `open` refused an empty range; mtr-packet's numbering starts at the range's start.
+        let icmp_seq_range = match &config.icmp_sequence {
+            None => (0, 1 << 16),
+            Some(r) => (*r.start(), u32::from(r.end().saturating_sub(*r.start())) + 1),
+        };
+        let seq_start = |random: u16| {
+            if config.icmp_sequence.is_some() {
+                0
+            } else {
+                random
+            }
+        };
         Engine {
             raw,
             v4,

@@ -10,6 +10,7 @@ pub mod forward;
 pub mod output;
 pub mod probe;
 pub mod ranges;
+pub mod proxy;
 pub mod reset;
 pub mod serve;
 pub mod trace;
