@@ -114,7 +114,10 @@ impl Engine {
         // `open` refused an empty range; mtr-packet's numbering starts at the range's start.
         let icmp_seq_range = match &config.icmp_sequence {
             None => (0, 1 << 16),
-            Some(r) => (*r.start(), u32::from(r.end().saturating_sub(*r.start())) + 1),
+            Some(r) => (
+                *r.start(),
+                u32::from(r.end().saturating_sub(*r.start())) + 1,
+            ),
         };
         let seq_start = |random: u16| {
             if config.icmp_sequence.is_some() {
