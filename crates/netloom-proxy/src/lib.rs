@@ -45,11 +45,13 @@ mod server;
 mod spec;
 pub mod toxic;
 mod typed;
+mod udp;
 
 pub use client::ApiClient;
 pub use error::ProxyError;
 pub use metrics::ProxyMetrics;
 pub use rng::Rng;
 pub use server::{ProxyGuard, ProxyServer, ServerOptions};
-pub use spec::{ClientNet, Stream, ToxicEntry, Trigger};
+pub use spec::{ClientNet, Protocol, Stream, ToxicEntry, Trigger};
 pub use typed::ToxicSpec;
+pub use udp::{UdpMetrics, UdpSettings};

@@ -22,6 +22,7 @@ mod reset_peer;
 mod slicer;
 mod slow_close;
 mod timeout;
+pub mod udp;
 
 /// Parses a toxic's attributes (already merged with its defaults by the caller).
 pub type ParseFn = fn(&mut Attrs) -> Result<Arc<dyn Toxic>, ProxyError>;
@@ -152,6 +153,11 @@ pub trait Toxic: Send + Sync + fmt::Debug {
     /// Whether removing the toxic from a live connection closes it (`timeout`).
     fn closes_when_removed(&self) -> bool {
         false
+    }
+
+    /// The datagram behaviour of a toxic of UDP proxies (none for TCP toxics).
+    fn udp(&self) -> Option<&dyn udp::UdpToxic> {
+        None
     }
 }
 
