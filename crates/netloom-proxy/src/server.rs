@@ -4,6 +4,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::UdpSettings;
+use crate::spec::Protocol;
 use netloom_channel::udp::UdpEndpoint;
 use netloom_channel::{
     ChannelOptions, EventLoopGroup, ServerBootstrap, ServerChannel, TlsClientConfig, TlsHandler,
@@ -13,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::conn::{Shared, Side};
 use crate::metrics::{self, ProxyMetrics};
-use crate::spec::{Protocol, ToxicEntry};
-use crate::{ProxyError, ToxicSpec, UdpSettings};
+use crate::spec::ToxicEntry;
+use crate::{ProxyError, ToxicSpec};
 
 /// How a [`ProxyServer`] runs.
 ///
@@ -58,11 +60,11 @@ struct ProxyState {
     upstream: String,
     enabled: bool,
     tls: Tls,
-    shared: Arc<Shared>,
-    server: Option<ServerChannel>,
     protocol: Protocol,
     udp: UdpSettings,
     udp_endpoint: Option<UdpEndpoint>,
+    shared: Arc<Shared>,
+    server: Option<ServerChannel>,
 }
 
 struct Inner {
@@ -311,6 +313,12 @@ impl ProxyServer {
             }
             Protocol::Tcp => UdpSettings::default(),
         };
+        let has = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
+        if protocol == Protocol::Udp && (has("tls") || has("upstream_tls")) {
+            return Err(ProxyError::BadRequestBody(
+                "tls and upstream_tls need a tcp proxy (a udp proxy carries datagrams)".into(),
+            ));
+        }
         let mut toxics: Vec<Arc<ToxicEntry>> = Vec::new();
         match m.get("toxics") {
             None | Some(Value::Null) => {}
@@ -329,19 +337,13 @@ impl ProxyServer {
                 )));
             }
         }
-        let tls = parse_tls(m, self.strict())?;
-        if protocol == Protocol::Udp && (tls.listen.is_some() || tls.upstream.is_some()) {
-            return Err(ProxyError::BadRequestBody(
-                "tls and upstream_tls need a tcp proxy (a udp proxy carries datagrams)".into(),
-            ));
-        }
         Ok(ProxyDef {
             name,
             listen: str_field(m, "listen")?.unwrap_or_default(),
             upstream,
             enabled: bool_field(m, "enabled")?.unwrap_or(true),
             toxics,
-            tls,
+            tls: parse_tls(m, self.strict())?,
             protocol,
             udp,
         })
@@ -387,14 +389,14 @@ impl ProxyServer {
     }
 
     fn stop(p: &mut ProxyState) {
+        if let Some(ep) = p.udp_endpoint.take() {
+            ep.close();
+            let _ = ep.close_future().sync();
+        }
         if let Some(s) = p.server.take() {
             s.close();
             // Wait until the port is free, so a restart can bind it again.
             let _ = s.close_future().sync();
-        }
-        if let Some(ep) = p.udp_endpoint.take() {
-            ep.close();
-            let _ = ep.close_future().sync();
         }
         p.shared.close_all();
     }
@@ -405,6 +407,9 @@ impl ProxyServer {
             upstream: def.upstream.clone(),
             enabled: def.enabled,
             tls: def.tls.clone(),
+            protocol: def.protocol,
+            udp: def.udp,
+            udp_endpoint: None,
             shared: Arc::new(Shared {
                 name: def.name.clone(),
                 upstream: def.upstream.clone(),
@@ -418,9 +423,6 @@ impl ProxyServer {
                 metrics: metrics.unwrap_or_default(),
             }),
             server: None,
-            protocol: def.protocol,
-            udp: def.udp,
-            udp_endpoint: None,
         }
     }
 

@@ -134,6 +134,11 @@ pub trait Toxic: Send + Sync + fmt::Debug {
     /// Every attribute with its value (defaults included), as the API shows them.
     fn attributes(&self) -> Map<String, Value>;
 
+    /// The datagram behaviour of a toxic of UDP proxies (none for TCP toxics).
+    fn udp(&self) -> Option<&dyn udp::UdpToxic> {
+        None
+    }
+
     /// Handles one chunk that reached this toxic at `at`. The default passes it on.
     fn data(&self, st: &mut ToxicState, at: Instant, data: Bytes, out: &mut Output) {
         let _ = st;
@@ -153,11 +158,6 @@ pub trait Toxic: Send + Sync + fmt::Debug {
     /// Whether removing the toxic from a live connection closes it (`timeout`).
     fn closes_when_removed(&self) -> bool {
         false
-    }
-
-    /// The datagram behaviour of a toxic of UDP proxies (none for TCP toxics).
-    fn udp(&self) -> Option<&dyn udp::UdpToxic> {
-        None
     }
 }
 
