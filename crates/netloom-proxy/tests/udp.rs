@@ -479,3 +479,117 @@ fn the_http_api_creates_udp_proxies_and_refuses_what_udp_cannot_do() {
     assert!(text.contains("netloom_proxy_udp_dropped_total{proxy=\"u\",reason=\"toxic\"} 1"));
     assert!(!text.contains("netloom_proxy_udp_peers{proxy=\"t\"}"));
 }
+
+#[test]
+fn the_queue_limit_drops_what_does_not_fit_and_counts_it() {
+    let s = server(1);
+    let (up, rx) = sink();
+    let limits = UdpSettings {
+        max_queued_bytes: 1024,
+        ..UdpSettings::default()
+    };
+    let p = s
+        .udp_proxy_with("q", "127.0.0.1:0", &up.to_string(), limits)
+        .unwrap();
+    // Held 300 ms each: 5 datagrams of 200 bytes fit in 1,024 bytes, the rest do not.
+    p.add(ToxicSpec::latency(300, 0).upstream()).unwrap();
+    let c = client();
+    for i in 0..10u32 {
+        let mut d = i.to_be_bytes().to_vec();
+        d.resize(200, 0);
+        c.send_to(&d, p.listen()).unwrap();
+    }
+    let got = collect(&rx, Duration::from_millis(1000));
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    assert_eq!(s.metrics("q").unwrap().udp().dropped(), (0, 5));
+    assert!(
+        s.metrics_text()
+            .contains("netloom_proxy_udp_dropped_total{proxy=\"q\",reason=\"queue\"} 5")
+    );
+}
+
+#[test]
+fn toxicity_and_clients_are_decided_per_peer() {
+    let s = server(1);
+    let p = s
+        .udp_proxy("tc", "127.0.0.1:0", &echo().to_string())
+        .unwrap();
+    // Neither acts on this client: toxicity 0, and a client filter it is not in.
+    p.add(ToxicSpec::loss(1.0).upstream().named("never").toxicity(0.0))
+        .unwrap();
+    p.add(
+        ToxicSpec::loss(1.0)
+            .upstream()
+            .named("others")
+            .client("10.0.0.0/8"),
+    )
+    .unwrap();
+    let c = client();
+    for i in 0..20u8 {
+        assert_eq!(ask(&c, p.listen(), &[i]), vec![i]);
+    }
+    // One that does act on it.
+    p.add(
+        ToxicSpec::loss(1.0)
+            .upstream()
+            .named("me")
+            .client("127.0.0.0/8"),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    c.send_to(b"x", p.listen()).unwrap();
+    assert!(c.recv_from(&mut [0u8; 4]).is_err());
+    assert_eq!(s.metrics("tc").unwrap().udp().dropped().0, 1);
+}
+
+#[test]
+fn ipv6_clients_and_upstream() {
+    let Ok(up) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    };
+    let up_addr = up.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = up.recv_from(&mut buf) {
+            let _ = up.send_to(&buf[..n], from);
+        }
+    });
+    let s = server(1);
+    let p = s.udp_proxy("v6", "[::1]:0", &up_addr.to_string()).unwrap();
+    assert!(p.listen().is_ipv6());
+    let c = UdpSocket::bind("[::1]:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(ask(&c, p.listen(), b"six"), b"six");
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[test]
+fn deleting_a_udp_proxy_closes_every_upstream_socket() {
+    let s = server(1);
+    let up = echo();
+    let before = open_fds();
+    let clients: Vec<UdpSocket> = (0..40).map(|_| client()).collect();
+    let with_clients = open_fds();
+    {
+        let p = s.udp_proxy("fd", "127.0.0.1:0", &up.to_string()).unwrap();
+        for c in &clients {
+            assert_eq!(ask(c, p.listen(), b"x"), b"x");
+        }
+        assert_eq!(s.metrics("fd").unwrap().udp().peers(), 40);
+        // One listen socket and one upstream socket per client.
+        assert!(open_fds() >= with_clients + 41);
+    }
+    assert!(s.get("fd").is_err());
+    wait_until(
+        "the upstream sockets to close",
+        Duration::from_secs(10),
+        || open_fds() <= with_clients + 2,
+    );
+    drop(clients);
+    assert!(open_fds() <= before + 2);
+}
