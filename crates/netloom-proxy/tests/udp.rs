@@ -564,32 +564,44 @@ fn ipv6_clients_and_upstream() {
     assert_eq!(ask(&c, p.listen(), b"six"), b"six");
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+/// UDP sockets this process holds: its socket fds whose inode /proc/net/udp{,6} lists.
+fn udp_fds() -> usize {
+    let mut inodes = BTreeSet::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            if let Some(inode) = line.split_whitespace().nth(9) {
+                inodes.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| inodes.contains(&p.display().to_string()))
+        .count()
 }
 
 #[test]
 fn deleting_a_udp_proxy_closes_every_upstream_socket() {
     let s = server(1);
     let up = echo();
-    let before = open_fds();
     let clients: Vec<UdpSocket> = (0..40).map(|_| client()).collect();
-    let with_clients = open_fds();
+    let before = udp_fds();
+    assert!(before >= 41, "40 clients and the upstream: {before}");
     {
         let p = s.udp_proxy("fd", "127.0.0.1:0", &up.to_string()).unwrap();
         for c in &clients {
             assert_eq!(ask(c, p.listen(), b"x"), b"x");
         }
         assert_eq!(s.metrics("fd").unwrap().udp().peers(), 40);
-        // One listen socket and one upstream socket per client.
-        assert!(open_fds() >= with_clients + 41);
+        // The listen socket and one upstream socket per client.
+        assert_eq!(udp_fds(), before + 41);
     }
     assert!(s.get("fd").is_err());
     wait_until(
         "the upstream sockets to close",
         Duration::from_secs(10),
-        || open_fds() <= with_clients + 2,
+        || udp_fds() == before,
     );
-    drop(clients);
-    assert!(open_fds() <= before + 2);
 }
