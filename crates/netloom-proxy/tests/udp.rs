@@ -245,6 +245,11 @@ fn duplicate_sends_copies_and_counts_them() {
     let c = client();
     send_numbered(&s, p.name(), &c, p.listen(), 500, 16);
     let m = s.metrics("dup").unwrap();
+    wait_until(
+        "500 datagrams and their copies sent",
+        Duration::from_secs(20),
+        || m.udp().received().0 == 500 && m.udp().datagrams().0 == 500 + m.udp().duplicated(),
+    );
     let got = collect(&rx, Duration::from_millis(500));
     let dups = m.udp().duplicated();
     // Binomial(500, 0.3): mean 150, sd 10.2; 5 sd either way.
@@ -265,7 +270,12 @@ fn reorder_is_observable_and_loses_nothing() {
     p.add(ToxicSpec::reorder(0.2, 2).upstream()).unwrap();
     let c = client();
     send_numbered(&s, p.name(), &c, p.listen(), 300, 16);
-    let got = collect(&rx, Duration::from_millis(1500));
+    let m = s.metrics("ro").unwrap();
+    // The last held ones leave at their 1 s deadline.
+    wait_until("300 datagrams sent", Duration::from_secs(20), || {
+        m.udp().datagrams().0 == 300
+    });
+    let got = collect(&rx, Duration::from_millis(500));
     let mut sorted = got.clone();
     sorted.sort_unstable();
     assert_eq!(
@@ -338,13 +348,16 @@ fn limit_data_passes_whole_datagrams_then_closes_the_peer() {
         c.send_to(&d, p.listen()).unwrap();
         thread::sleep(Duration::from_millis(20));
     }
+    let m = s.metrics("lim").unwrap();
+    wait_until("4 datagrams handled", Duration::from_secs(10), || {
+        m.udp().datagrams().0 + m.udp().dropped().0 == 4
+    });
     let got = collect(&rx, Duration::from_millis(400));
     assert_eq!(
         got,
         vec![0, 1, 2],
         "900 bytes fit in 1,000; the 4th does not"
     );
-    let m = s.metrics("lim").unwrap();
     assert_eq!(m.udp().dropped().0, 1);
     wait_until("the peer to close", Duration::from_secs(5), || {
         m.udp().peers() == 0
@@ -499,9 +512,13 @@ fn the_queue_limit_drops_what_does_not_fit_and_counts_it() {
         d.resize(200, 0);
         c.send_to(&d, p.listen()).unwrap();
     }
-    let got = collect(&rx, Duration::from_millis(1000));
+    let m = s.metrics("q").unwrap();
+    wait_until("10 datagrams handled", Duration::from_secs(10), || {
+        m.udp().datagrams().0 + m.udp().dropped().1 == 10
+    });
+    let got = collect(&rx, Duration::from_millis(500));
     assert_eq!(got, vec![0, 1, 2, 3, 4]);
-    assert_eq!(s.metrics("q").unwrap().udp().dropped(), (0, 5));
+    assert_eq!(m.udp().dropped(), (0, 5));
     assert!(
         s.metrics_text()
             .contains("netloom_proxy_udp_dropped_total{proxy=\"q\",reason=\"queue\"} 5")
