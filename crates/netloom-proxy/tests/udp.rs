@@ -484,9 +484,45 @@ fn the_http_api_creates_udp_proxies_and_refuses_what_udp_cannot_do() {
     assert_eq!(st, 400, "{b}");
     assert!(b.contains("udp.max_peers"), "{b}");
 
+    // PATCH listen rebinds; /reset re-enables a disabled UDP proxy; populate keeps it.
+    let (st, b) = http(
+        api,
+        "PATCH",
+        "/proxies/u",
+        Some(r#"{"listen": "127.0.0.1:0"}"#),
+    );
+    assert_eq!(st, 200, "{b}");
+    let moved: SocketAddr = json(&b)["listen"].as_str().unwrap().parse().unwrap();
+    assert_eq!(json(&b)["protocol"], "udp");
+    assert_eq!(ask(&c, moved, b"z"), b"z");
+    let (st, _) = http(api, "PATCH", "/proxies/u", Some(r#"{"enabled": false}"#));
+    assert_eq!(st, 200);
+    let (st, _) = http(api, "POST", "/reset", None);
+    assert_eq!(st, 204);
+    assert_eq!(ask(&c, moved, b"r"), b"r");
+    let (st, b) = http(
+        api,
+        "POST",
+        "/populate",
+        Some(&format!(
+            r#"[{{"name": "u", "listen": "{moved}", "upstream": "{up}", "protocol": "udp"}},
+               {{"name": "u2", "listen": "127.0.0.1:0", "upstream": "{up}", "protocol": "udp"}}]"#
+        )),
+    );
+    assert_eq!(st, 201, "{b}");
+    let made = json(&b);
+    let u2: SocketAddr = made["proxies"]
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["name"] == "u2"))
+        .and_then(|p| p["listen"].as_str())
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("u2 in {made}"));
+    assert_eq!(ask(&c, moved, b"kept"), b"kept");
+    assert_eq!(ask(&c, u2, b"new"), b"new");
+
     let (_, text) = http(api, "GET", "/metrics", None);
     assert!(
-        text.contains("netloom_proxy_udp_datagrams_total{proxy=\"u\",direction=\"upstream\"} 1"),
+        text.contains("netloom_proxy_udp_datagrams_total{proxy=\"u\",direction=\"upstream\"} 4"),
         "{text}"
     );
     assert!(text.contains("netloom_proxy_udp_dropped_total{proxy=\"u\",reason=\"toxic\"} 1"));

@@ -420,6 +420,26 @@ mod tests {
     }
 
     #[test]
+    fn after_bytes_spares_the_datagrams_before_the_threshold_whole() {
+        let now = Instant::now();
+        let mut l = link(
+            &[json!({"type": "loss", "attributes": {"probability": 1.0}, "after": {"bytes": 5}})],
+            now,
+        );
+        // 3 + 3 bytes: the second datagram starts below the threshold, so it passes whole;
+        // the third starts at 6 >= 5 and is dropped.
+        for d in [&b"abc"[..], b"def", b"ghi"] {
+            l.push(now, Bytes::copy_from_slice(d));
+        }
+        assert_eq!(
+            drain(&mut l, now),
+            vec![Bytes::from_static(b"abc"), Bytes::from_static(b"def")]
+        );
+        assert_eq!(l.take_counts().dropped_toxic, 1);
+        assert_eq!(l.take_activations(), vec!["loss".to_string()]);
+    }
+
+    #[test]
     fn limit_data_drops_what_does_not_fit_and_asks_to_close() {
         let now = Instant::now();
         let mut l = link(
