@@ -439,6 +439,49 @@ mod tests {
         assert_eq!(l.take_activations(), vec!["loss".to_string()]);
     }
 
+    /// What 500 datagrams become through every random UDP toxic, under `seed`.
+    fn random_run(seed: u64) -> (Vec<Bytes>, Counts) {
+        let now = Instant::now();
+        let key = UdpLinkKey {
+            seed,
+            proxy: "p".into(),
+            peer: 3,
+            client: None,
+        };
+        let mut l = UdpLink::new(Stream::Upstream, key, 1 << 20);
+        let toxics: Vec<_> = [
+            json!({"type": "latency", "stream": "upstream", "attributes": {"latency": 5, "jitter": 5}}),
+            json!({"type": "loss", "stream": "upstream", "attributes": {"probability": 0.2}}),
+            json!({"type": "duplicate", "stream": "upstream", "attributes": {"probability": 0.2}}),
+            json!({"type": "reorder", "stream": "upstream", "attributes": {"probability": 0.2, "gap": 3}}),
+        ]
+        .iter()
+        .map(|v| Arc::new(ToxicEntry::from_json_for(v, true, Protocol::Udp).unwrap()))
+        .collect();
+        l.sync(&toxics, now);
+        for i in 0..500u32 {
+            l.push(
+                now + Duration::from_millis(u64::from(i)),
+                Bytes::from(i.to_be_bytes().to_vec()),
+            );
+        }
+        let end = now + Duration::from_secs(10);
+        l.tick(end);
+        (drain(&mut l, end), l.take_counts())
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_decisions() {
+        let (a, ca) = random_run(11);
+        let (b, cb) = random_run(11);
+        assert_eq!((&a, ca), (&b, cb));
+        assert!(ca.dropped_toxic > 0 && ca.duplicated > 0);
+        let reordered = a.windows(2).filter(|w| w[0] > w[1]).count();
+        assert!(reordered > 0);
+        let (c, _) = random_run(12);
+        assert_ne!(a, c);
+    }
+
     #[test]
     fn limit_data_drops_what_does_not_fit_and_asks_to_close() {
         let now = Instant::now();
