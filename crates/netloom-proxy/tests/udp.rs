@@ -84,15 +84,17 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Sends datagrams `0..n` (u32 big-endian sequence numbers, padded to `size`), at most 64
-/// ahead of what the proxy has received, so no socket buffer overflows on a loaded machine.
+/// Sends datagrams `0..n` (u32 big-endian sequence numbers, padded to `size`), at most
+/// 32 KiB (and 64 datagrams) ahead of what the proxy has received, so no socket buffer
+/// overflows on a loaded machine.
 fn send_numbered(s: &ProxyServer, proxy: &str, c: &UdpSocket, to: SocketAddr, n: u32, size: usize) {
     let m = s.metrics(proxy).unwrap();
     let base = m.udp().received().0;
+    let window = (32_768 / size.max(4)).clamp(4, 64) as u64;
     for i in 0..n {
-        if i % 32 == 0 {
+        if m.udp().received().0 - base + window < u64::from(i) {
             wait_until("the proxy to read", Duration::from_secs(20), || {
-                m.udp().received().0 - base + 64 >= u64::from(i)
+                m.udp().received().0 - base + window >= u64::from(i)
             });
         }
         let mut d = i.to_be_bytes().to_vec();
@@ -657,4 +659,64 @@ fn deleting_a_udp_proxy_closes_every_upstream_socket() {
         Duration::from_secs(10),
         || udp_fds() == before,
     );
+}
+
+#[test]
+fn a_burst_released_at_once_is_sent_whole() {
+    // An upstream with a receive buffer that holds the whole burst.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    sock.set_recv_buffer_size(4 << 20).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let up = UdpSocket::from(sock);
+    let up_addr = up.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, from)) = up.recv_from(&mut buf) {
+            if tx.send((from, buf[..n].to_vec())).is_err() {
+                return;
+            }
+        }
+    });
+    // Sockets that hold the whole burst: the kernel drops nothing, so what the proxy
+    // drops is the proxy's doing.
+    let s = ProxyServer::new(ServerOptions {
+        seed: 1,
+        channel: netloom_channel::ChannelOptions {
+            recv_buffer_size: Some(4 << 20),
+            send_buffer_size: Some(4 << 20),
+            ..ServerOptions::default().channel
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let limits = UdpSettings {
+        max_queued_bytes: 4 << 20,
+        ..UdpSettings::default()
+    };
+    let p = s
+        .udp_proxy_with("burst", "127.0.0.1:0", &up_addr.to_string(), limits)
+        .unwrap();
+    // 200 ms of latency: everything sent meanwhile leaves in a few large bursts, far more
+    // than a peer channel's 64 KiB high water mark each.
+    p.add(ToxicSpec::latency(200, 0).upstream()).unwrap();
+    let c = client();
+    for i in 0..300u32 {
+        let mut d = i.to_be_bytes().to_vec();
+        d.resize(2000, 0);
+        c.send_to(&d, p.listen()).unwrap();
+    }
+    let m = s.metrics("burst").unwrap();
+    wait_until("300 datagrams handled", Duration::from_secs(20), || {
+        let u = m.udp();
+        u.datagrams().0 + u.dropped().1 == 300
+    });
+    assert_eq!(
+        m.udp().dropped(),
+        (0, 0),
+        "nothing dropped for an idle socket"
+    );
+    let got = collect(&rx, Duration::from_millis(500));
+    assert_eq!(got, (0..300).collect::<Vec<_>>());
 }

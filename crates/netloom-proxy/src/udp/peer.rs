@@ -156,9 +156,14 @@ impl UdpSide {
         }
         if let Some(peer) = &self.peer {
             let (mut n, mut bytes) = (0u64, 0u64);
+            // Decided once per burst: what this burst writes is only sent after the handler
+            // returns, so the channel's pending bytes grow with it whatever the socket does.
+            // Over the high water mark before the burst means the socket is backed up; a
+            // datagram network then drops rather than waits. A burst is at most
+            // `udp.max_queued_bytes`, so pending bytes stay bounded.
+            let writable = peer.is_writable();
             while let Some(b) = link.pop_due(now) {
-                if !peer.is_writable() {
-                    // The socket buffer is full: a datagram network drops, it does not wait.
+                if !writable {
                     metrics.udp().dropped_queue.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
