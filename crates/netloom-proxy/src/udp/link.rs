@@ -233,8 +233,24 @@ impl UdpLink {
         }
     }
 
-    /// Runs one datagram, received at `now`, through the active toxics into the queue.
+    /// Bytes held: queued to leave, and held back inside toxics (`reorder`).
+    fn held_bytes(&self) -> usize {
+        let in_toxics: usize = self
+            .slots
+            .values()
+            .flat_map(|s| s.state.held.iter())
+            .map(|h| h.data.len())
+            .sum();
+        self.queued + in_toxics
+    }
+
+    /// Runs one datagram, received at `now`, through the active toxics into the queue; a
+    /// datagram that would take what the link holds past `max_queued` is dropped at once.
     pub(crate) fn push(&mut self, now: Instant, data: Bytes) {
+        if self.held_bytes() + data.len() > self.max_queued {
+            self.counts.dropped_queue += 1;
+            return;
+        }
         self.activate(now);
         self.bytes_in += data.len() as u64;
         self.run_from(0, vec![(now, data)]);
@@ -480,6 +496,30 @@ mod tests {
         assert!(reordered > 0);
         let (c, _) = random_run(12);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn datagrams_held_by_reorder_count_against_the_queue_limit() {
+        let now = Instant::now();
+        let key = UdpLinkKey {
+            seed: 1,
+            proxy: "p".into(),
+            peer: 0,
+            client: None,
+        };
+        let mut l = UdpLink::new(Stream::Downstream, key, 1024);
+        let t = ToxicEntry::from_json_for(
+            &json!({"type": "reorder", "attributes": {"probability": 1.0, "gap": 1000}}),
+            false,
+            Protocol::Udp,
+        )
+        .unwrap();
+        l.sync(&[Arc::new(t)], now);
+        for _ in 0..10 {
+            l.push(now, Bytes::from(vec![0u8; 200]));
+        }
+        assert_eq!(l.take_counts().dropped_queue, 5);
+        assert_eq!(l.held_bytes(), 1000);
     }
 
     #[test]

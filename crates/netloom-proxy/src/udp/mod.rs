@@ -12,7 +12,7 @@
 //! |---|---|---|---|
 //! | `idle_timeout_ms` | 60,000 | 1 – 31,536,000,000 | a peer with no datagram received or sent for this long is closed, with its upstream socket (netloom's UDP tracking) |
 //! | `max_peers` | 1,024 | 1 – 65,536 | client peers tracked at once; a new client beyond it has its datagrams dropped (`netloom_proxy_udp_peers_refused_total`) |
-//! | `max_queued_bytes` | 262,144 | 1,024 – 67,108,864 | bytes a peer's direction may hold in toxics' queues (latency, bandwidth); beyond it datagrams are dropped (`netloom_proxy_udp_dropped_total{reason="queue"}`) |
+//! | `max_queued_bytes` | 262,144 | 1,024 – 67,108,864 | bytes a peer's direction may hold in toxics (latency, bandwidth, reorder); beyond it datagrams are dropped (`netloom_proxy_udp_dropped_total{reason="queue"}`) |
 mod link;
 pub(crate) mod metrics;
 mod peer;
