@@ -720,3 +720,18 @@ fn a_burst_released_at_once_is_sent_whole() {
     let got = collect(&rx, Duration::from_millis(500));
     assert_eq!(got, (0..300).collect::<Vec<_>>());
 }
+
+#[test]
+fn toxiproxy_rust_lists_udp_proxies() {
+    let (s, api) = start(1, false);
+    let p = s
+        .udp_proxy("u", "127.0.0.1:0", &echo().to_string())
+        .unwrap();
+    p.add(ToxicSpec::latency(5, 1)).unwrap();
+    let client = toxiproxy_rust::client::Client::new(api);
+    let all = client.all().unwrap();
+    assert_eq!(all["u"].proxy_pack.listen, p.listen().to_string());
+    assert_eq!(all["u"].proxy_pack.toxics.len(), 1);
+    let found = client.find_proxy("u").unwrap();
+    assert_eq!(found.toxics().unwrap()[0].attributes["latency"], 5);
+}
