@@ -103,7 +103,9 @@ impl ToxicSpec {
         )
     }
 
-    /// `loss` (UDP proxies): each datagram dropped with `probability` (0.0-1.0).
+    /// `loss`: each datagram of a UDP proxy dropped with `probability` (0.0-1.0); on a
+    /// TCP proxy, the `loss` toxic of TCP proxies with the same attribute (the proxy's
+    /// protocol picks the toxic).
     ///
     /// ```
     /// assert_eq!(netloom_proxy::ToxicSpec::loss(0.5).to_json()["attributes"]["probability"], 0.5);
