@@ -735,3 +735,21 @@ fn toxiproxy_rust_lists_udp_proxies() {
     let found = client.find_proxy("u").unwrap();
     assert_eq!(found.toxics().unwrap()[0].attributes["latency"], 5);
 }
+
+#[test]
+fn an_upstream_that_does_not_resolve_closes_the_peer_and_counts() {
+    let s = server(1);
+    let p = s.udp_proxy("bad", "127.0.0.1:0", "no-port-here").unwrap();
+    let c = client();
+    c.send_to(b"x", p.listen()).unwrap();
+    let m = s.metrics("bad").unwrap();
+    wait_until("the failure to be counted", Duration::from_secs(10), || {
+        m.upstream_failures() == 1 && m.udp().peers() == 0
+    });
+    // The proxy keeps serving: the next datagram is a new peer, and fails the same way.
+    c.send_to(b"y", p.listen()).unwrap();
+    wait_until("the second failure", Duration::from_secs(10), || {
+        m.upstream_failures() == 2
+    });
+    assert_eq!(m.udp().peers_total(), 2);
+}
