@@ -113,20 +113,20 @@ pub struct Api {
 /// `netloom proxy toxic …`.
 #[derive(clap::Subcommand)]
 pub enum ToxicCommand {
-    /// Add a toxic.
+    /// Add a toxic (on a UDP proxy: latency, bandwidth, limit_data, loss, duplicate, reorder).
     Add {
         #[command(flatten)]
         api: Api,
         /// The proxy.
         proxy: String,
-        /// Toxic type: latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data;
-        /// on UDP proxies latency, bandwidth, limit_data, loss, duplicate, reorder.
+        /// Toxic type (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data,
+        /// loss).
         #[arg(short = 't', long = "type")]
         kind: String,
         /// Toxic name (default TYPE_STREAM).
         #[arg(short = 'n', long = "toxic-name")]
         toxic_name: Option<String>,
-        /// Attribute KEY=VALUE (a number, e.g. latency=100 or probability=0.5), repeatable.
+        /// Attribute KEY=VALUE (a non-negative integer or decimal), repeatable.
         #[arg(short, long = "attribute")]
         attribute: Vec<String>,
         /// Share of connections it acts on (0.0-1.0).
@@ -148,7 +148,7 @@ pub enum ToxicCommand {
         /// The toxic.
         #[arg(short = 'n', long = "toxic-name")]
         toxic_name: String,
-        /// Attribute KEY=VALUE (a number, e.g. latency=100 or probability=0.5), repeatable.
+        /// Attribute KEY=VALUE (a non-negative integer or decimal), repeatable.
         #[arg(short, long = "attribute")]
         attribute: Vec<String>,
         /// Share of connections it acts on (0.0-1.0).
@@ -242,9 +242,9 @@ fn attributes(list: &[String]) -> anyhow::Result<Map<String, Value>> {
             let (k, v) = a
                 .split_once('=')
                 .with_context(|| format!("attribute {a:?} is not KEY=VALUE"))?;
+            // Integers (most attributes) or decimals (`probability=0.3`).
             let n = match v.parse::<u64>() {
                 Ok(n) => Value::from(n),
-                // Probabilities (loss, duplicate, reorder) are fractions.
                 Err(_) => v
                     .parse::<f64>()
                     .ok()
