@@ -536,8 +536,10 @@ fn forwarding_to_a_target_whose_certificate_fails_after_the_client_half_closed_i
     let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), cfg).unwrap();
     for _ in 0..3 {
         let mut c = std::net::TcpStream::connect(fwd.local_addr()).unwrap();
-        std::io::Write::write_all(&mut c, b"hello\n").unwrap();
-        c.shutdown(std::net::Shutdown::Write).unwrap();
+        // When the verification fails first, the forwarder has already closed (reset) the
+        // client by the time it writes or half-closes: that is fine too.
+        let _ = std::io::Write::write_all(&mut c, b"hello\n");
+        let _ = c.shutdown(std::net::Shutdown::Write);
         assert_eq!(common::read_to_end(&mut c), b"", "EOF, nothing forwarded");
     }
     wait_until("three failures", Duration::from_secs(10), || {

@@ -57,10 +57,16 @@ fn forward(args: &[&str]) -> (Child, SocketAddr) {
 fn ask_and_half_close(addr: SocketAddr) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"hello\n").unwrap();
-    s.shutdown(Shutdown::Write).unwrap();
+    // When the verification fails first, the forwarder may have closed (reset) the client
+    // before it writes or half-closes: that ends the same way.
+    let _ = s.write_all(b"hello\n");
+    let _ = s.shutdown(Shutdown::Write);
     let mut got = Vec::new();
-    s.read_to_end(&mut got).expect("EOF within 10 s");
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("no EOF within 10 s: {e}"),
+    }
     got
 }
 
