@@ -37,8 +37,7 @@ pub struct ChannelOptions {
     pub write_buffer_low_water_mark: usize,
     /// Read as soon as data arrives (default on); off stops reading until turned on.
     pub auto_read: bool,
-    /// Reads per wakeup before yielding to other channels of the loop (default 16); also
-    /// the rounds of handling (decoding, writing) one wakeup may run.
+    /// Reads per wakeup before yielding to other channels of the loop (default 16).
     pub max_reads_per_poll: usize,
     /// Bytes read per system call at most (default 128 KiB). Together with the write cap
     /// below, bulk echoes cost the least CPU per byte with it; see docs/benchmarks.md.

@@ -510,9 +510,11 @@ fn poll_write_slices<T: Transport, const N: usize>(
 //        -> close request? -> more queued events or flushes? next round
 //        -> advance a close -> arm the timer alarm -> Pending
 //
-// At most `max_reads_per_poll` rounds run per poll: a channel with more to do (a decoder
-// with a backlog of tiny frames, resumed after each write) wakes itself and yields, so the
-// loop's other channels (a new client) are served in between.
+// At most `MAX_ROUNDS_PER_POLL` rounds run per poll: a channel with more to do (a decoder
+// with a backlog of tiny frames, resumed after each write, ~700 frames a round) wakes
+// itself and yields, so the loop's other channels (a new client) are served in between.
+// A bulk transfer is unaffected: its reads come in bursts of `max_reads_per_poll` within
+// one round.
 //
 // | state               | reads                          | writes                 | leaves it when                                   |
 // |---------------------|--------------------------------|------------------------|--------------------------------------------------|
@@ -529,6 +531,9 @@ fn poll_write_slices<T: Transport, const N: usize>(
 // EOF without half-closure, a read error and an unhandled error all request a close
 // (graceful for EOF, forced otherwise). Writability is decided once per round, after
 // writing: at most one false-then-true pair per round, so no flapping.
+/// Rounds one poll of a channel task may run before it yields (see above).
+const MAX_ROUNDS_PER_POLL: usize = 4;
+
 impl<T: Transport> Future for ChannelTask<T> {
     type Output = ();
 
@@ -564,7 +569,7 @@ impl<T: Transport> Future for ChannelTask<T> {
             let again = this.pipeline.has_queued()
                 || this.pipeline.flush_requested()
                 || (more == Burst::Short && this.may_read(cx));
-            if again && rounds >= this.max_reads {
+            if again && rounds >= MAX_ROUNDS_PER_POLL {
                 // Fair to the loop's other channels: the rest waits for the next poll.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
