@@ -4,29 +4,12 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Log, Recorder};
+use common::{Log, Recorder, bind_local, time_until_closed};
 use netloom_channel::{
     ChannelOptions, EchoHandler, EventLoopGroup, ServerBootstrap, TlsHandler, TlsServerConfig,
 };
-
-/// Reads until EOF or reset; returns how long that took.
-fn time_until_closed(c: &mut TcpStream) -> Duration {
-    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) => return start.elapsed(),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                panic!("not closed after {:?}", start.elapsed())
-            }
-            Err(_) => return start.elapsed(),
-        }
-    }
-}
 
 fn echo_with_idle_timeout(group: &EventLoopGroup, timeout: Duration, log: &Log) -> SocketAddr {
     let l = log.clone();
@@ -37,11 +20,8 @@ fn echo_with_idle_timeout(group: &EventLoopGroup, timeout: Duration, log: &Log) 
             p.add_last("rec", Recorder(l.clone()))?
                 .add_last("echo", EchoHandler)?;
             Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    server.local_addr().inet().unwrap()
+        });
+    bind_local(server).1
 }
 
 #[test]
@@ -133,19 +113,16 @@ fn a_tls_client_hello_then_silence_is_closed_after_the_handshake_timeout() {
     let group = EventLoopGroup::new(1, "handshake").unwrap();
     let log = Log::default();
     let l = log.clone();
-    let server = ServerBootstrap::new(&group, &group)
-        .child_handler(move |p| {
-            p.add_last(
-                "tls",
-                TlsHandler::server(&cfg)?.handshake_timeout(Some(Duration::from_millis(300))),
-            )?
-            .add_last("rec", Recorder(l.clone()))?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    let server = ServerBootstrap::new(&group, &group).child_handler(move |p| {
+        p.add_last(
+            "tls",
+            TlsHandler::server(&cfg)?.handshake_timeout(Some(Duration::from_millis(300))),
+        )?
+        .add_last("rec", Recorder(l.clone()))?;
+        Ok(())
+    });
+    let (_server, addr) = bind_local(server);
+    let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(&client_hello()).unwrap();
     // The server answers the hello (ServerHello ...), then waits for the client's part.
     let waited = time_until_closed(&mut c);
