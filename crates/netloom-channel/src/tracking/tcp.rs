@@ -19,7 +19,7 @@ use crate::tracking::manager::state_error;
 use crate::tracking::{
     Acceptor, Manager, ManagerStats, NewPeer, Protocol, SocketRole, Wrapper, admit, wrap_listening,
 };
-use crate::{Channel, ChannelError, ChannelOptions, EventLoop, EventLoopGroup, LoopFuture};
+use crate::{Channel, ChannelError, ChannelOptions, EventLoopGroup, LoopFuture};
 
 /// The `"tcp"` plug-in: managers over TCP listeners and connections with these channel
 /// options.
@@ -262,24 +262,13 @@ impl Manager for TcpManager {
         if !inner.state().running {
             return LoopFuture::ready(Err(state_error("tcp", inner.requested, "not running")));
         }
-        let el: EventLoop = inner.group.next();
-        let (tx, reply) = LoopFuture::pending();
-        let job = move || {
-            tokio::task::spawn_local(async move {
-                let local = inner.requested;
-                let from = (!local.ip().is_unspecified() && local.is_ipv4() == target.is_ipv4())
-                    .then_some(local.ip());
-                let connected = connect_tcp(target, from, &inner.options).await;
-                let result = connected.and_then(|stream| {
-                    inner.admit_stream(stream, SocketRole::Outgoing, &*acceptor, wrapper.as_deref())
-                });
-                let _ = tx.send(result);
-            });
-        };
-        match el.execute(job) {
-            Ok(()) => reply,
-            Err(e) => LoopFuture::ready(Err(e)),
-        }
+        LoopFuture::spawn(&inner.group.next(), async move {
+            let local = inner.requested;
+            let from = (!local.ip().is_unspecified() && local.is_ipv4() == target.is_ipv4())
+                .then_some(local.ip());
+            let stream = connect_tcp(target, from, &inner.options).await?;
+            inner.admit_stream(stream, SocketRole::Outgoing, &*acceptor, wrapper.as_deref())
+        })
     }
 
     fn find(&self, local: SocketAddr, remote: SocketAddr) -> LoopFuture<Option<Channel>> {
