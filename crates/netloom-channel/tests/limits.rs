@@ -83,13 +83,7 @@ fn a_connection_that_would_pass_the_memory_budget_is_closed_naming_it() {
     over.write_all(&part).unwrap();
     time_until_closed(&mut over);
     log.wait_for_prefix("exception:");
-    assert!(
-        log.events()
-            .iter()
-            .any(|e| e.starts_with("exception:") && e.contains("memory_budget")),
-        "{:?}",
-        log.events()
-    );
+    log.assert_exception_naming("memory_budget");
     // The others finish their lines and get them back.
     for c in &mut fit {
         c.write_all(b"\n").unwrap();

@@ -11,6 +11,18 @@ use netloom_channel::{
     ChannelOptions, EchoHandler, EventLoopGroup, ServerBootstrap, TlsHandler, TlsServerConfig,
 };
 
+/// The server closed `c` after its timeout (300 ms in these tests), not at once, and said
+/// which limit it was.
+fn assert_closed_by_timeout(c: &mut TcpStream, log: &Log, limit: &str) {
+    let waited = time_until_closed(c);
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+    log.wait_for("inactive");
+    log.assert_exception_naming(limit);
+}
+
 fn echo_with_idle_timeout(group: &EventLoopGroup, timeout: Duration, log: &Log) -> SocketAddr {
     let l = log.clone();
     let server = ServerBootstrap::new(group, group)
@@ -32,19 +44,7 @@ fn a_slowloris_client_is_closed_after_the_idle_timeout() {
     let mut c = TcpStream::connect(addr).unwrap();
     // Half a request line, then silence.
     c.write_all(b"GET / HTTP/1.1\r\nHost: x").unwrap();
-    let waited = time_until_closed(&mut c);
-    assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
-        "closed after {waited:?}"
-    );
-    log.wait_for("inactive");
-    assert!(
-        log.events()
-            .iter()
-            .any(|e| e.starts_with("exception:") && e.contains("idle_timeout")),
-        "{:?}",
-        log.events()
-    );
+    assert_closed_by_timeout(&mut c, &log, "idle_timeout");
 }
 
 #[test]
@@ -125,17 +125,5 @@ fn a_tls_client_hello_then_silence_is_closed_after_the_handshake_timeout() {
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(&client_hello()).unwrap();
     // The server answers the hello (ServerHello ...), then waits for the client's part.
-    let waited = time_until_closed(&mut c);
-    assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
-        "closed after {waited:?}"
-    );
-    log.wait_for("inactive");
-    assert!(
-        log.events()
-            .iter()
-            .any(|e| e.starts_with("exception:") && e.contains("handshake_timeout")),
-        "{:?}",
-        log.events()
-    );
+    assert_closed_by_timeout(&mut c, &log, "handshake_timeout");
 }

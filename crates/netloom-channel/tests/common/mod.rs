@@ -111,6 +111,16 @@ impl Log {
     pub fn wait_for(&self, s: &str) {
         wait_until(s, Duration::from_secs(10), || self.contains(s));
     }
+    /// Fails unless an `exception:` event names `what` (a limit, an option).
+    pub fn assert_exception_naming(&self, what: &str) {
+        let events = self.events();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with("exception:") && e.contains(what)),
+            "no exception naming {what}: {events:?}"
+        );
+    }
 }
 
 /// Records every inbound callback and passes it on.
