@@ -413,5 +413,32 @@ fn tcp_protocol_options_apply_to_connections() {
     assert!(!sock.tcp_nodelay().unwrap());
     assert!(sock.send_buffer_size().unwrap() >= 256 * 1024);
     assert_eq!(sock.tcp_notsent_lowat().unwrap(), 128 * 1024);
+    // The accepted end got them too (set as it is accepted, before the acceptor runs).
+    let local = ch.local_addr().and_then(|a| a.inet()).unwrap();
+    let mut accepted = None;
+    wait_until("the accepted end", || {
+        accepted = m.find(bound, local).sync().unwrap();
+        accepted.is_some()
+    });
+    let sock = socket2::Socket::from(accepted.unwrap().try_clone_fd().unwrap());
+    assert!(!sock.tcp_nodelay().unwrap());
+    assert_eq!(sock.tcp_notsent_lowat().unwrap(), 128 * 1024);
+    m.stop().sync().unwrap();
+}
+
+#[test]
+fn tcp_connections_go_out_from_the_managers_address() {
+    let group = EventLoopGroup::new(1, "trk").unwrap();
+    let registry = Registry::new(&group);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let m = registry.manager("tcp", addr("127.0.0.2:0")).unwrap();
+    m.start(None, None).sync().unwrap();
+    let ch = m.connect(target, framed_echo(), None).sync().unwrap();
+    let local = ch.local_addr().and_then(|a| a.inet()).unwrap();
+    assert_eq!(local.ip().to_string(), "127.0.0.2");
+    let (_server_side, peer) = listener.accept().unwrap();
+    assert_eq!(peer, local);
+    assert!(m.find(local, target).sync().unwrap().is_some());
     m.stop().sync().unwrap();
 }
