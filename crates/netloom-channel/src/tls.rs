@@ -16,9 +16,6 @@ use crate::{
     ChannelError, CloseMode, Context, Handler, HandlerResult, Interest, Msg, TlsInfo, UserEvent,
 };
 
-/// Where `TlsClientConfig::system_roots` looks when `SSL_CERT_FILE` is not set.
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -194,7 +191,10 @@ impl TlsClientConfig {
     /// assert!(TlsClientConfig::from_roots_pem(b"").is_err());
     /// ```
     pub fn from_roots_pem(roots_pem: &[u8]) -> Result<Self, ChannelError> {
-        let roots = roots(roots_pem, "root certificate PEM")?;
+        Self::from_root_store(roots(roots_pem, "root certificate PEM")?)
+    }
+
+    fn from_root_store(roots: RootCertStore) -> Result<Self, ChannelError> {
         let cfg = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_err("protocol versions", e))?
@@ -203,17 +203,25 @@ impl TlsClientConfig {
         Ok(TlsClientConfig(Arc::new(cfg)))
     }
 
-    /// Trusts the system's CA bundle (`SSL_CERT_FILE`, else
-    /// `/etc/ssl/certs/ca-certificates.crt`).
+    /// Trusts the system's CA certificates, found by `rustls-native-certs`
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the platform's store). Fails when
+    /// none can be loaded, naming the first error met.
     ///
     /// ```no_run
     /// let _c = netloom_channel::TlsClientConfig::system_roots().unwrap();
     /// ```
     pub fn system_roots() -> Result<Self, ChannelError> {
-        let path: std::path::PathBuf =
-            std::env::var_os("SSL_CERT_FILE").map_or_else(|| SYSTEM_ROOTS.into(), Into::into);
-        let pem = read_file(&path, "CA bundle")?;
-        Self::from_roots_pem(&pem)
+        let found = rustls_native_certs::load_native_certs();
+        let mut store = RootCertStore::empty();
+        let (added, _unparsable) = store.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let reason = found.errors.first().map_or_else(
+                || "no CA certificate found".to_string(),
+                ToString::to_string,
+            );
+            return Err(config_err("system CA roots", reason));
+        }
+        Self::from_root_store(store)
     }
 
     /// Presents a client certificate chain and key, and trusts `roots` — the same order

@@ -22,7 +22,9 @@ use crate::wire::{ExtensionHeader, IcmpPacket, Ipv4Packet, Ipv6Packet, Malformed
 mod captured;
 mod tcp;
 pub use captured::parse_captured;
-pub use tcp::{TcpAnswer, parse_tcp_answer};
+#[cfg(feature = "fuzzing")]
+pub use tcp::TcpAnswer;
+pub use tcp::parse_tcp_answer;
 
 /// Most MPLS label stack entries kept from one message (the rest are dropped).
 pub const MAX_MPLS_LABELS: usize = 16;
