@@ -394,3 +394,21 @@ fn names_and_as_numbers_from_a_test_dns_server() {
     assert!(out.contains(&format!("  1.|-- {r1} ")), "{out}");
     drop(server);
 }
+
+/// `--json` follows docs/cli.md: one compact JSON object per line, each line parsing
+/// alone (issue 13, defect 9: trace printed pretty JSON over many lines).
+#[test]
+fn json_is_one_object_per_line() {
+    if !is_root() {
+        eprintln!("skipped: needs root (raw sockets)");
+        return;
+    }
+    let (code, out, err) = netloom(&["trace", "-n", "-c", "2", "-i", "0", "-j", "127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one report, one line: {out}");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+        assert_eq!(v["reached_at"], 1, "{line}");
+    }
+}

@@ -299,7 +299,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 }
                 doc["names"] = map.into();
             }
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            println!("{}", serde_json::to_string(&doc)?);
         } else if args.csv {
             print!("{}", report::csv(&args.host, start, &rows, label));
         } else {
