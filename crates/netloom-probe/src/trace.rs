@@ -24,12 +24,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-
 use crate::{MplsLabel, Outcome, ProbeError, ProbeOptions, ProbeReply, Prober};
 
+mod clock;
 mod flows;
+mod schedule;
 
 pub use flows::{FlowTrace, MAX_FLOWS, mda_flows_needed, run_flows, run_mda};
 
@@ -47,7 +46,9 @@ pub struct TraceConfig {
     pub first_ttl: u8,
     /// Last TTL probed (default 30).
     pub max_ttl: u8,
-    /// Time between the starts of two cycles (default 1 s).
+    /// Time between the starts of two cycles (default 1 s): cycle `k` is sent at
+    /// `start + k × interval` whether or not earlier cycles' answers are in (0: every
+    /// cycle at once, as far as the prober's `max_in_flight` allows).
     pub interval: Duration,
     /// Settings of every probe; its `ttl` is replaced per hop.
     pub probe: ProbeOptions,
@@ -400,9 +401,11 @@ impl Trace {
 }
 
 /// Runs a traceroute: `config.cycles` rounds, each probing every TTL from `first_ttl`
-/// to `max_ttl` (or to the hop where the target answered) concurrently. `progress` is
-/// called after every probe with the trace so far (which it may [reset](Trace::reset))
-/// and the number of probes done.
+/// to `max_ttl` (or to the hop where the target answered) at once, round `k` sent at
+/// `start + k × interval` while earlier rounds' answers may still be pending (mtr's
+/// schedule; see [`TraceConfig::interval`]). Returns when every probe was answered or
+/// timed out. `progress` is called after every answer or timeout with the trace so far
+/// (which it may [reset](Trace::reset)) and the number of probes done.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), netloom_probe::ProbeError> {
@@ -420,6 +423,20 @@ pub async fn run(
     config: &TraceConfig,
     mut progress: impl FnMut(&mut Trace, u64),
 ) -> Result<Trace, ProbeError> {
+    check_ttls(config)?;
+    let flows = [config.probe.clone()];
+    let traces = schedule::drive(prober, target, config, &flows, |t, done| {
+        progress(&mut t[0], done);
+    })
+    .await?;
+    Ok(traces
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Trace::new(target, config.max_ttl)))
+}
+
+/// Fails for an empty TTL range.
+fn check_ttls(config: &TraceConfig) -> Result<(), ProbeError> {
     if config.first_ttl == 0 || config.first_ttl > config.max_ttl {
         return Err(ProbeError::InvalidArgument {
             what: format!(
@@ -428,27 +445,5 @@ pub async fn run(
             ),
         });
     }
-    let mut trace = Trace::new(target, config.max_ttl);
-    let mut done = 0u64;
-    let mut next_cycle = tokio::time::Instant::now();
-    for _ in 0..config.cycles {
-        tokio::time::sleep_until(next_cycle).await;
-        next_cycle += config.interval;
-        let last = trace.reached_at().unwrap_or(config.max_ttl);
-        let mut probes: FuturesUnordered<_> = (config.first_ttl..=last)
-            .map(|ttl| {
-                let opts = ProbeOptions {
-                    ttl,
-                    ..config.probe.clone()
-                };
-                async move { (ttl, prober.probe(target, opts).await) }
-            })
-            .collect();
-        while let Some((ttl, reply)) = probes.next().await {
-            trace.record(ttl, &reply?);
-            done += 1;
-            progress(&mut trace, done);
-        }
-    }
-    Ok(trace)
+    Ok(())
 }

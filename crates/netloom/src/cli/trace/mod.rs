@@ -92,7 +92,7 @@ pub struct TraceArgs {
     pub interface: Option<String>,
     /// Paris/Dublin multipath: run N UDP flows at once (source ports -L/--localport, default
     /// 40000, and up; constant within a flow), and show per hop every responder and the
-    /// flows it answered, 1..=256. Needs -u; always a report.
+    /// flows it answered, 1..=256. Needs -u; the live view shows the flows together.
     #[arg(long, requires = "udp", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub flows: Option<u16>,
     /// Multipath Detection Algorithm over UDP flows: per hop, as many flows as needed to
@@ -191,8 +191,8 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }
     let settings = args.settings();
     let start = std::time::SystemTime::now();
-    let live = !(args.report || args.json || args.csv || args.flows.is_some() || args.mda)
-        && std::io::stdout().is_terminal();
+    let live =
+        !(args.report || args.json || args.csv || args.mda) && std::io::stdout().is_terminal();
     let cycles = args
         .cycles
         .unwrap_or(if live { u32::MAX } else { DEFAULT_CYCLES });
@@ -213,7 +213,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         let (dns, asn) = (!args.no_dns, args.aslookup);
         let label: Option<live::Label> =
             names.map(|n| -> live::Label { Box::new(move |ip| n.label(ip, dns, asn)) });
-        return run_live(&rt, args.host, prober, target, config, label);
+        let flows = args
+            .flows
+            .map(|n| (n, args.local_port.unwrap_or(FLOW_PORT)));
+        return run_live(&rt, args.host, prober, target, (config, flows), label);
     }
     rt.block_on(async {
         let bar = ProgressBar::new(u64::from(cycles) * u64::from(args.max_ttl));
@@ -232,7 +235,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             }
             Some(n) => {
                 let first = args.local_port.unwrap_or(FLOW_PORT);
-                let flows = trace::run_flows(&prober, target, &config, n, first).await?;
+                let flows = trace::run_flows(&prober, target, &config, n, first, |_, done| {
+                    bar.set_position(done);
+                })
+                .await?;
                 (flows.merged(), Some(flows))
             }
             None => {
@@ -355,31 +361,68 @@ fn exit_code(trace: &trace::Trace) -> ExitCode {
     }
 }
 
-/// The live view: the trace runs on the runtime's workers and publishes a copy after every
-/// probe; the view (this thread) draws the latest copy, so it never delays a probe.
+/// The live view: the trace runs on the runtime's workers and publishes a copy (all flows
+/// merged) at most every [`PUBLISH_EVERY`] and when it ends; the view (this thread) draws
+/// the latest copy, so it never delays a probe.
 fn run_live(
     rt: &tokio::runtime::Runtime,
     host: String,
     prober: netloom::probe::Prober,
     target: IpAddr,
-    config: TraceConfig,
+    (config, flows): (TraceConfig, Option<(u16, u16)>),
     label: Option<live::Label>,
 ) -> anyhow::Result<ExitCode> {
     let (tx, rx) = tokio::sync::watch::channel(trace::Trace::new(target, config.max_ttl));
     let reset = Arc::new(AtomicBool::new(false));
     let reset_asked = reset.clone();
     let task = rt.spawn(async move {
-        trace::run(&prober, target, &config, |t, _| {
+        let mut published = tokio::time::Instant::now();
+        let mut publish = |traces: &mut [trace::Trace], last: bool| {
             if reset_asked.swap(false, Ordering::Relaxed) {
-                t.reset();
+                traces.iter_mut().for_each(trace::Trace::reset);
             }
-            tx.send_replace(t.clone());
-        })
-        .await
+            if last || published.elapsed() >= PUBLISH_EVERY {
+                published = tokio::time::Instant::now();
+                tx.send_replace(merged(traces, target, config.max_ttl));
+            }
+        };
+        let mut traces = match flows {
+            None => vec![
+                trace::run(&prober, target, &config, |t, _| {
+                    publish(std::slice::from_mut(t), false);
+                })
+                .await?,
+            ],
+            Some((n, first)) => {
+                trace::run_flows(&prober, target, &config, n, first, |t, _| {
+                    publish(t, false);
+                })
+                .await?
+                .traces
+            }
+        };
+        publish(&mut traces, true);
+        Ok::<(), netloom::probe::ProbeError>(())
     });
     let shown = live::run(host, rx.clone(), reset, label).context("drawing the live view");
     task.abort();
     shown?;
     let last = rx.borrow().clone();
     Ok(exit_code(&last))
+}
+
+/// How often the live view's copy of the trace is refreshed (it draws every 100 ms).
+const PUBLISH_EVERY: Duration = Duration::from_millis(20);
+
+/// Every flow's statistics together (one flow: a copy of it).
+fn merged(traces: &[trace::Trace], target: IpAddr, max_ttl: u8) -> trace::Trace {
+    match traces {
+        [one] => one.clone(),
+        [] => trace::Trace::new(target, max_ttl),
+        many => trace::FlowTrace {
+            first_port: 0,
+            traces: many.to_vec(),
+        }
+        .merged(),
+    }
 }

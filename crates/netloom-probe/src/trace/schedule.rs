@@ -1,0 +1,187 @@
+//! The send schedule of a trace: cycle `k` starts at `start + k × interval`, whether or
+//! not the answers of earlier cycles are in.
+//!
+//! ```text
+//!  time ─────────────────────────────────────────────────────────────▶
+//!  cycle 0  ▲ send ttl 1..=n ····· answers / timeouts ·····
+//!  cycle 1           ▲ send ttl 1..=n ····· answers ·····
+//!  cycle 2                    ▲ send ...
+//!           └ interval ┘
+//! ```
+//!
+//! One loop owns every flow's probes: it waits for whichever comes first, the next
+//! cycle's due time or an answer (a timeout) of a probe in flight, and records answers as
+//! they arrive, so each hop's statistics hold every probe once, whatever cycle it was
+//! sent in. As mtr's `-c`, `cycles` counts the probes sent to each hop; after the last
+//! cycle the loop waits for the answers still due, each within its own timeout.
+//!
+//! | state | next cycle due | probe answered / timed out |
+//! |---|---|---|
+//! | cycles left, room in the prober | send the cycle's probes | record, call `progress` |
+//! | cycles left, prober full | (waits: the cycle goes out late) | record, call `progress` |
+//! | all cycles sent | — | record; done when none is left |
+//!
+//! A cycle starts late only when the prober's `max_in_flight` has no room for its probes
+//! (a long timeout with a short interval): the schedule then waits for answers instead of
+//! failing.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+
+use super::clock::Clock;
+use super::{Trace, TraceConfig};
+use crate::{ProbeError, ProbeOptions, Prober};
+
+/// Runs `config.cycles` cycles of every flow in `flows` (one probe template each; its TTL
+/// is set per hop), cycle `k` sent at `start + k × interval`. Flow `f`'s cycle probes
+/// `first_ttl` up to the lowest TTL where flow `f` reached the target (or `max_ttl`).
+pub(super) async fn drive(
+    prober: &Prober,
+    target: IpAddr,
+    config: &TraceConfig,
+    flows: &[ProbeOptions],
+    mut progress: impl FnMut(&mut [Trace], u64),
+) -> Result<Vec<Trace>, ProbeError> {
+    let mut traces = vec![Trace::new(target, config.max_ttl); flows.len()];
+    let capacity = prober.engine().config.max_in_flight;
+    let mut clock = Clock::new();
+    let mut pending = FuturesUnordered::new();
+    let mut done = 0u64;
+    let start = Instant::now();
+    let mut cycle = 0u32;
+    loop {
+        let due = (cycle < config.cycles).then(|| start + scaled(config.interval, cycle));
+        let hops = |t: &Trace| {
+            let last = t.reached_at().unwrap_or(config.max_ttl);
+            config.first_ttl..=last
+        };
+        let count: usize = traces.iter().map(|t| hops(t).len()).sum();
+        let room = pending.is_empty() || prober.in_flight() + count <= capacity;
+        let answered = match due {
+            Some(due) if room => {
+                tokio::select! {
+                    biased;
+                    () = clock.until(due) => None,
+                    Some(answer) = pending.next() => Some(answer),
+                }
+            }
+            _ => match pending.next().await {
+                Some(answer) => Some(answer),
+                None if due.is_none() => break,
+                None => None,
+            },
+        };
+        match answered {
+            None => {
+                for (f, template) in flows.iter().enumerate() {
+                    for ttl in hops(&traces[f]) {
+                        let opts = ProbeOptions {
+                            ttl,
+                            ..template.clone()
+                        };
+                        pending.push(async move { (f, ttl, prober.probe(target, opts).await) });
+                    }
+                }
+                cycle += 1;
+            }
+            Some((f, ttl, reply)) => {
+                traces[f].record(ttl, &reply?);
+                done += 1;
+                progress(&mut traces, done);
+            }
+        }
+    }
+    Ok(traces)
+}
+
+/// `interval × cycle`, saturating at about 136 years.
+fn scaled(interval: Duration, cycle: u32) -> Duration {
+    interval
+        .checked_mul(cycle)
+        .unwrap_or(Duration::from_secs(u64::from(u32::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use netloom_testnet::{Requirement, Topology, skip_unless};
+
+    use crate::trace::{TraceConfig, run};
+    use crate::{PrivilegeMode, ProbeOptions, Prober, ProberConfig, Protocol};
+
+    /// Towards a blackholed address the hops past the routers never answer; with a 3 s
+    /// timeout and a 50 ms interval, every cycle must be on the wire before the first
+    /// timeout of cycle 0 is recorded. The old loop (each cycle waiting for the previous
+    /// one's timeouts) had sent one cycle by then.
+    #[test]
+    fn later_cycles_go_out_while_earlier_ones_wait_for_their_timeouts() {
+        skip_unless!(Requirement::Namespaces, Requirement::NetRaw);
+        const CYCLES: u32 = 3;
+        const MAX_TTL: u8 = 4;
+        let net = Topology::builder()
+            .routers(2)
+            .open_ports(false)
+            .build()
+            .expect("topology");
+        let hole = net.blackhole_v4();
+        let r1 = net.router_v4(1);
+        let (trace, sent_at_first_timeout, stats) = net
+            .source()
+            .run(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let prober = Prober::open(ProberConfig {
+                        privilege: PrivilegeMode::Raw,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("raw prober");
+                    let config = TraceConfig {
+                        cycles: CYCLES,
+                        first_ttl: 1,
+                        max_ttl: MAX_TTL,
+                        interval: Duration::from_millis(50),
+                        probe: ProbeOptions::default()
+                            .with_protocol(Protocol::Icmp)
+                            .with_timeout(Duration::from_secs(3)),
+                    };
+                    let mut at_first_timeout = None;
+                    let trace = run(&prober, hole, &config, |t, _| {
+                        let timed_out =
+                            (2..=MAX_TTL).any(|ttl| t.hop(ttl).is_some_and(|h| h.sent > 0));
+                        if timed_out && at_first_timeout.is_none() {
+                            at_first_timeout = Some(prober.stats().sent);
+                        }
+                    })
+                    .await
+                    .expect("trace");
+                    (trace, at_first_timeout, prober.stats())
+                })
+            })
+            .expect("thread in the source namespace");
+        let every = u64::from(CYCLES) * u64::from(MAX_TTL);
+        assert_eq!(
+            sent_at_first_timeout,
+            Some(every),
+            "all {CYCLES} cycles sent before cycle 0's first timeout"
+        );
+        assert_eq!(stats.sent, every);
+        // Statistics per hop: each hop got one probe per cycle (mtr's -c), router 1
+        // answered all of them, the hops behind the blackhole none.
+        let hop1 = trace.hop(1).expect("hop 1");
+        assert_eq!((hop1.sent, hop1.received), (CYCLES, CYCLES));
+        assert_eq!(hop1.responders.first().copied(), r1);
+        for ttl in 2..=MAX_TTL {
+            let h = trace.hop(ttl).expect("hop");
+            assert_eq!((h.sent, h.received), (CYCLES, 0), "hop {ttl}");
+        }
+    }
+}
