@@ -28,9 +28,11 @@ use crate::{MplsLabel, Outcome, ProbeError, ProbeOptions, ProbeReply, Prober};
 
 mod clock;
 mod flows;
+mod pmtu;
 mod schedule;
 
 pub use flows::{FlowTrace, MAX_FLOWS, mda_flows_needed, run_flows, run_mda};
+pub use pmtu::{HopMtu, PmtuConfig, SILENT_HOPS, discover_pmtu};
 
 /// How a traceroute runs.
 ///
@@ -96,6 +98,8 @@ pub struct HopStats {
     /// Latest jitter: how far the latest round-trip time is from the one before (mtr's
     /// `Jttr`).
     pub jitter: Option<Duration>,
+    /// Path MTU up to this hop, when measured ([`discover_pmtu`], [`Trace::set_pmtu`]).
+    pub pmtu: Option<u32>,
     mean_ms: f64,
     m2: f64,
     jitter_sum_ms: f64,
@@ -238,6 +242,9 @@ pub struct HopReport {
     pub mpls: Vec<MplsLabel>,
     /// Latest answer kind other than no-reply.
     pub outcome: Option<Outcome>,
+    /// Path MTU up to this hop, when measured (left out of JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pmtu: Option<u32>,
 }
 
 /// The state of a traceroute: statistics for TTLs 1..=max_ttl.
@@ -322,10 +329,35 @@ impl Trace {
     /// assert_eq!(t.hop(1).unwrap().sent, 0);
     /// ```
     pub fn reset(&mut self) {
+        let pmtu: Vec<Option<u32>> = self.hops.iter().map(|h| h.pmtu).collect();
         *self = Trace::new(
             self.target,
             u8::try_from(self.hops.len()).unwrap_or(u8::MAX),
         );
+        for (h, m) in self.hops.iter_mut().zip(pmtu) {
+            h.pmtu = m;
+        }
+    }
+
+    /// Sets the path MTU of every hop [`discover_pmtu`] measured (kept across
+    /// [`reset`](Trace::reset)).
+    ///
+    /// ```
+    /// # use netloom_probe::trace::{HopMtu, Trace};
+    /// let mut t = Trace::new("10.0.0.1".parse().unwrap(), 3);
+    /// t.set_pmtu(&[HopMtu { ttl: 2, responder: None, mtu: Some(1280) }]);
+    /// t.reset();
+    /// assert_eq!(t.hop(2).unwrap().pmtu, Some(1280));
+    /// ```
+    pub fn set_pmtu(&mut self, hops: &[HopMtu]) {
+        for h in hops {
+            if let Some(stats) = usize::from(h.ttl)
+                .checked_sub(1)
+                .and_then(|i| self.hops.get_mut(i))
+            {
+                stats.pmtu = h.mtu;
+            }
+        }
     }
 
     /// Statistics of the hop at `ttl`.
@@ -395,6 +427,7 @@ impl Trace {
                 stdev_ms: h.stdev_ms(),
                 mpls: h.mpls.clone(),
                 outcome: h.last_outcome,
+                pmtu: h.pmtu,
             })
             .collect()
     }

@@ -412,3 +412,55 @@ fn json_is_one_object_per_line() {
         assert_eq!(v["reached_at"], 1, "{line}");
     }
 }
+
+/// `--pmtu` on source ──1500── r1 ──1280── r2 ──1500── destination: the path MTU is
+/// 1500 up to r1 and 1280 from r2 on (r1 answers the 1500-byte DF probe to hop 2 with
+/// "fragmentation needed" / "packet too big", MTU 1280), IPv4 and IPv6, in JSON and in
+/// the report's PMTU column.
+#[test]
+fn pmtu_per_hop_across_a_narrower_link() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, raw sockets)");
+        return;
+    }
+    use netloom_testnet::mtu::{MtuTopology, NARROW_MTU, WIDE_MTU};
+    let net = MtuTopology::build().expect("topology");
+    let t = net.topology();
+    for (dst, r1, r2) in [
+        (t.destination_v4(), t.router_v4(1), t.router_v4(2)),
+        (t.destination_v6(), t.router_v6(1), t.router_v6(2)),
+    ] {
+        let dst = dst.to_string();
+        let (code, out, err) = output(t.source().command(NETLOOM).args([
+            "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", "-j", &dst,
+        ]));
+        assert_eq!(code, 0, "{dst}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+        let hops = v["hops"].as_array().expect("hops");
+        let seen: Vec<(String, u64)> = hops
+            .iter()
+            .map(|h| {
+                (
+                    h["hosts"][0].as_str().unwrap_or("???").to_owned(),
+                    h["pmtu"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let want = [
+            (r1.expect("r1").to_string(), u64::from(WIDE_MTU)),
+            (r2.expect("r2").to_string(), u64::from(NARROW_MTU)),
+            (dst.clone(), u64::from(NARROW_MTU)),
+        ];
+        assert_eq!(seen, want, "{out}");
+        let (code, out, err) = output(t.source().command(NETLOOM).args([
+            "trace", "-n", "-r", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", &dst,
+        ]));
+        assert_eq!(code, 0, "{dst}: {out}{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[1].ends_with("StDev  PMTU"), "{out}");
+        assert!(
+            lines[2].ends_with(" 1500") && lines[3].ends_with(" 1280"),
+            "{out}"
+        );
+    }
+}

@@ -112,6 +112,7 @@ impl HopStats {
         self.jitter = other.jitter.or(self.jitter);
         self.jitter_sum_ms += other.jitter_sum_ms;
         self.jitter_count += other.jitter_count;
+        self.pmtu = self.pmtu.or(other.pmtu);
     }
 }
 

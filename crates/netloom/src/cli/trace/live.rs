@@ -179,10 +179,14 @@ impl LiveState {
         let rows = self.trace.report();
         match self.view {
             View::Table => {
-                let header = Row::new([
+                let pmtu = rows.iter().any(|r| r.pmtu.is_some());
+                let mut titles = vec![
                     "Hop", "Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev", "Jttr",
-                ])
-                .style(Style::new().add_modifier(Modifier::BOLD));
+                ];
+                if pmtu {
+                    titles.push("PMTU");
+                }
+                let header = Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD));
                 let ms = |v: f64| format!("{v:.1}");
                 let lines = rows.iter().map(|r| {
                     let jitter = self
@@ -190,7 +194,7 @@ impl LiveState {
                         .hop(r.hop)
                         .and_then(|h| h.jitter)
                         .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-                    Row::new([
+                    let mut cells = vec![
                         format!("{}.", r.hop),
                         self.host_list(&r.hosts),
                         format!("{:.1}%", r.loss_percent),
@@ -201,9 +205,13 @@ impl LiveState {
                         ms(r.worst_ms),
                         ms(r.stdev_ms),
                         ms(jitter),
-                    ])
+                    ];
+                    if pmtu {
+                        cells.push(r.pmtu.map_or_else(|| "-".to_owned(), |m| m.to_string()));
+                    }
+                    Row::new(cells)
                 });
-                let widths = [
+                let mut widths = vec![
                     Constraint::Length(4),
                     Constraint::Min(16),
                     Constraint::Length(6),
@@ -215,6 +223,9 @@ impl LiveState {
                     Constraint::Length(6),
                     Constraint::Length(5),
                 ];
+                if pmtu {
+                    widths.push(Constraint::Length(5));
+                }
                 frame.render_widget(
                     Table::new(lines, widths)
                         .header(header)

@@ -100,6 +100,12 @@ pub struct TraceArgs {
     /// always a report; the probe count is printed.
     #[arg(long, requires = "udp", conflicts_with = "flows")]
     pub mda: bool,
+    /// Path MTU per hop, as tracepath finds it: before the trace, ICMP probes with the
+    /// Don't Fragment bit, hop by hop, as large as the egress interface allows, resent at
+    /// the size an ICMP "fragmentation needed" / ICMPv6 "packet too big" names; shown as
+    /// a PMTU column (report, CSV, live view) and "pmtu" per hop (JSON). Needs raw sockets.
+    #[arg(long)]
+    pub pmtu: bool,
     /// Paris traceroute: keep the flow identifiers constant across probes.
     #[arg(long)]
     pub constant_flow: bool,
@@ -216,7 +222,8 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         let flows = args
             .flows
             .map(|n| (n, args.local_port.unwrap_or(FLOW_PORT)));
-        return run_live(&rt, args.host, prober, target, (config, flows), label);
+        let pmtu = args.pmtu.then(|| pmtu_config(&args));
+        return run_live(&rt, args.host, prober, target, (config, flows, pmtu), label);
     }
     rt.block_on(async {
         let bar = ProgressBar::new(u64::from(cycles) * u64::from(args.max_ttl));
@@ -224,9 +231,15 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
+        let mtus = if args.pmtu {
+            bar.set_message(format!("path MTU towards {} ({target})", args.host));
+            trace::discover_pmtu(target, &pmtu_config(&args)).await?
+        } else {
+            Vec::new()
+        };
         bar.set_message(format!("tracing {} ({target})", args.host));
         let mut mda_probes = None;
-        let (trace, flows) = match args.flows {
+        let (mut trace, flows) = match args.flows {
             None if args.mda => {
                 let first = args.local_port.unwrap_or(FLOW_PORT);
                 let (flows, probes) = trace::run_mda(&prober, target, &config, first).await?;
@@ -256,6 +269,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             }
         };
         bar.finish_and_clear();
+        trace.set_pmtu(&mtus);
         let rows = trace.report();
         let local = report::local_host_name();
         let names = lookups(&args)?;
@@ -322,6 +336,16 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The path MTU probes' settings: the trace's TTL range and timeout.
+fn pmtu_config(args: &TraceArgs) -> trace::PmtuConfig {
+    trace::PmtuConfig {
+        first_ttl: args.first_ttl,
+        max_ttl: args.max_ttl,
+        timeout: Duration::from_secs_f64(args.timeout),
+        ..Default::default()
+    }
+}
+
 /// How long a report waits for names after the last probe.
 const NAMES_LIMIT: Duration = Duration::from_secs(3);
 
@@ -369,13 +393,17 @@ fn run_live(
     host: String,
     prober: netloom::probe::Prober,
     target: IpAddr,
-    (config, flows): (TraceConfig, Option<(u16, u16)>),
+    (config, flows, pmtu): (TraceConfig, Option<(u16, u16)>, Option<trace::PmtuConfig>),
     label: Option<live::Label>,
 ) -> anyhow::Result<ExitCode> {
     let (tx, rx) = tokio::sync::watch::channel(trace::Trace::new(target, config.max_ttl));
     let reset = Arc::new(AtomicBool::new(false));
     let reset_asked = reset.clone();
     let task = rt.spawn(async move {
+        let mtus = match &pmtu {
+            Some(c) => trace::discover_pmtu(target, c).await?,
+            None => Vec::new(),
+        };
         let mut published = tokio::time::Instant::now();
         let mut publish = |traces: &mut [trace::Trace], last: bool| {
             if reset_asked.swap(false, Ordering::Relaxed) {
@@ -383,7 +411,9 @@ fn run_live(
             }
             if last || published.elapsed() >= PUBLISH_EVERY {
                 published = tokio::time::Instant::now();
-                tx.send_replace(merged(traces, target, config.max_ttl));
+                let mut copy = merged(traces, target, config.max_ttl);
+                copy.set_pmtu(&mtus);
+                tx.send_replace(copy);
             }
         };
         let mut traces = match flows {
