@@ -281,6 +281,69 @@ fn flows_find_both_ecmp_branches() {
     assert_eq!(flows[0].len() + flows[1].len(), 16, "{out}");
 }
 
+/// `--flows` on a terminal: the live view's third screen is the flows map — both ECMP
+/// branches at hop 2, each with the flows that took it.
+#[test]
+fn live_view_shows_the_flows_map() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: needs tmux (scripts/install-test-deps)");
+        return;
+    }
+    let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
+    let dst = net.destination().to_string();
+    let tmux = Tmux {
+        socket: format!("netloom-flows-{}", std::process::id()),
+    };
+    let command = format!(
+        "ip netns exec {} {NETLOOM} trace -n -u --flows 16 -i 0.2 {dst}",
+        net.source().name()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "live",
+        "-x",
+        "200",
+        "-y",
+        "20",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.wait_for(&format!("3.   {dst}"));
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.wait_for("and their flows");
+    // Both branches, each with its flows, within 10 s (the screen redraws every 100 ms).
+    let want: Vec<String> = net
+        .branches()
+        .iter()
+        .map(|b| format!("{b} [flows "))
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pane = tmux.pane();
+        let hop2 = pane
+            .lines()
+            .find(|l| l.contains(" 2. "))
+            .unwrap_or_default();
+        if want.iter().all(|w| hop2.contains(w.as_str())) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pane}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tmux.cmd(&["send-keys", "-t", "live", "q"]);
+}
+
 /// `--mda`: both ECMP branches found, in fewer probes than a fixed 16 flows per hop
 /// (3 hops: 48); the stopping rule gives 6 + 11 + 6 = 23.
 #[test]

@@ -396,7 +396,10 @@ fn run_live(
     (config, flows, pmtu): (TraceConfig, Option<(u16, u16)>, Option<trace::PmtuConfig>),
     label: Option<live::Label>,
 ) -> anyhow::Result<ExitCode> {
-    let (tx, rx) = tokio::sync::watch::channel(trace::Trace::new(target, config.max_ttl));
+    let (tx, rx) = tokio::sync::watch::channel(live::Snapshot {
+        trace: trace::Trace::new(target, config.max_ttl),
+        flows: None,
+    });
     let reset = Arc::new(AtomicBool::new(false));
     let reset_asked = reset.clone();
     let task = rt.spawn(async move {
@@ -413,7 +416,11 @@ fn run_live(
                 published = tokio::time::Instant::now();
                 let mut copy = merged(traces, target, config.max_ttl);
                 copy.set_pmtu(&mtus);
-                tx.send_replace(copy);
+                let flows = flows.map(|(_, first_port)| trace::FlowTrace {
+                    first_port,
+                    traces: traces.to_vec(),
+                });
+                tx.send_replace(live::Snapshot { trace: copy, flows });
             }
         };
         let mut traces = match flows {
@@ -437,7 +444,7 @@ fn run_live(
     let shown = live::run(host, rx.clone(), reset, label).context("drawing the live view");
     task.abort();
     shown?;
-    let last = rx.borrow().clone();
+    let last = rx.borrow().trace.clone();
     Ok(exit_code(&last))
 }
 
