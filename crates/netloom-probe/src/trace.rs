@@ -48,9 +48,10 @@ pub struct TraceConfig {
     pub first_ttl: u8,
     /// Last TTL probed (default 30).
     pub max_ttl: u8,
-    /// Time between the starts of two cycles (default 1 s): cycle `k` is sent at
-    /// `start + k × interval` whether or not earlier cycles' answers are in (0: every
-    /// cycle at once, as far as the prober's `max_in_flight` allows).
+    /// Time between the starts of two cycles (default 1 s): cycle `k` starts at
+    /// `start + k × interval` whether or not earlier cycles' answers are in, its probes
+    /// spread evenly over the interval (0: every cycle at once, as far as the prober's
+    /// `max_in_flight` allows).
     pub interval: Duration,
     /// Settings of every probe; its `ttl` is replaced per hop.
     pub probe: ProbeOptions,
@@ -434,9 +435,9 @@ impl Trace {
 }
 
 /// Runs a traceroute: `config.cycles` rounds, each probing every TTL from `first_ttl`
-/// to `max_ttl` (or to the hop where the target answered) at once, round `k` sent at
-/// `start + k × interval` while earlier rounds' answers may still be pending (mtr's
-/// schedule; see [`TraceConfig::interval`]). Returns when every probe was answered or
+/// to `max_ttl` (or to the hop where the target answered), round `k` starting at
+/// `start + k × interval` while earlier rounds' answers may still be pending, its probes
+/// spread evenly over the interval (see [`TraceConfig::interval`]). Returns when every probe was answered or
 /// timed out. `progress` is called after every answer or timeout with the trace so far
 /// (which it may [reset](Trace::reset)) and the number of probes done.
 ///

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 /// Sleeps until an instant, precisely.
 pub(super) struct Clock {
     fd: Option<AsyncFd<OwnedFd>>,
+    /// The instant the timer is set for and has not yet reported (a wait that was
+    /// cancelled leaves it set; waiting again for the same instant does not re-arm it).
+    armed: Option<Instant>,
 }
 
 impl Clock {
@@ -27,7 +30,7 @@ impl Clock {
         )
         .ok()
         .and_then(|fd| register(fd).ok());
-        Clock { fd }
+        Clock { fd, armed: None }
     }
 
     /// Returns at `due` (at once if it has passed).
@@ -39,33 +42,48 @@ impl Clock {
         if left.is_zero() {
             return;
         }
-        let value = Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        let spec = Itimerspec {
-            it_interval: zero,
-            it_value: value,
-        };
-        if timerfd_settime(fd.get_ref(), TimerfdTimerFlags::empty(), &spec).is_err() {
-            return tokio::time::sleep_until(due).await;
+        if self.armed != Some(due) {
+            if !arm(fd, left) {
+                return tokio::time::sleep_until(due).await;
+            }
+            self.armed = Some(due);
         }
         loop {
             let Ok(mut ready) = fd.readable().await else {
+                self.armed = None;
                 return tokio::time::sleep_until(due).await;
             };
             let mut expirations = [0u8; 8];
             match rustix::io::read(fd.get_ref(), &mut expirations) {
-                Ok(_) => return,
+                Ok(_) => {
+                    self.armed = None;
+                    return;
+                }
                 Err(rustix::io::Errno::AGAIN) => ready.clear_ready(),
-                Err(_) => return tokio::time::sleep_until(due).await,
+                Err(_) => {
+                    self.armed = None;
+                    return tokio::time::sleep_until(due).await;
+                }
             }
         }
     }
+}
+
+/// Sets the timer to expire once, `left` from now; false if that failed.
+fn arm(fd: &AsyncFd<OwnedFd>, left: std::time::Duration) -> bool {
+    let value = Timespec {
+        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(left.subsec_nanos()),
+    };
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let spec = Itimerspec {
+        it_interval: zero,
+        it_value: value,
+    };
+    timerfd_settime(fd.get_ref(), TimerfdTimerFlags::empty(), &spec).is_ok()
 }
 
 /// Registers the timer with the reactor.
@@ -93,5 +111,11 @@ mod tests {
         }
         // A due time that has passed returns without arming the timer.
         clock.until(Instant::now()).await;
+        // A wait cancelled before its time, then resumed, still ends at that time.
+        let due = Instant::now() + Duration::from_millis(10);
+        let cancelled = tokio::time::timeout(Duration::from_millis(1), clock.until(due)).await;
+        assert!(cancelled.is_err());
+        clock.until(due).await;
+        assert!(Instant::now() >= due);
     }
 }

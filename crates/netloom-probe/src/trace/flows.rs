@@ -117,8 +117,9 @@ impl HopStats {
 }
 
 /// Runs `flows` traces of UDP probes at once, flow `i` from source port `first_port + i`
-/// (destination port and everything else constant), every flow's cycle `k` sent at
-/// `start + k × interval` as in [`run`](super::run). `progress` is called after every
+/// (destination port and everything else constant), every flow's cycle `k` starting at
+/// `start + k × interval` as in [`run`](super::run) (the cycle's probes of every flow
+/// spread over the interval together). `progress` is called after every
 /// answer or timeout with every flow's trace so far (which it may reset) and the number of
 /// probes done. Fails with
 /// [`ProbeError::InvalidArgument`] for another protocol, zero or more than [`MAX_FLOWS`]

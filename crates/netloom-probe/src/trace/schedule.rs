@@ -1,28 +1,29 @@
 //! The send schedule of a trace: cycle `k` starts at `start + k × interval`, whether or
-//! not the answers of earlier cycles are in.
+//! not the answers of earlier cycles are in, and its probes are spread evenly over the
+//! interval (no burst for routers to rate-limit; each probe leaves at its own time).
 //!
 //! ```text
-//!  time ─────────────────────────────────────────────────────────────▶
-//!  cycle 0  ▲ send ttl 1..=n ····· answers / timeouts ·····
-//!  cycle 1           ▲ send ttl 1..=n ····· answers ·····
-//!  cycle 2                    ▲ send ...
-//!           └ interval ┘
+//!  time ───────────────────────────────────────────────────────────────▶
+//!  cycle 0  │ttl1 ttl2 … ttlN│ ····· answers / timeouts ·····
+//!  cycle 1                   │ttl1 ttl2 … ttlN│ ····· answers ·····
+//!  cycle 2                                    │ttl1 …
+//!           └─── interval ───┘
 //! ```
 //!
 //! One loop owns every flow's probes: it waits for whichever comes first, the next
-//! cycle's due time or an answer (a timeout) of a probe in flight, and records answers as
+//! probe's due time or an answer (a timeout) of a probe in flight, and records answers as
 //! they arrive, so each hop's statistics hold every probe once, whatever cycle it was
 //! sent in. As mtr's `-c`, `cycles` counts the probes sent to each hop; after the last
 //! cycle the loop waits for the answers still due, each within its own timeout.
 //!
 //! | state | next cycle due | probe answered / timed out |
 //! |---|---|---|
-//! | cycles left, room in the prober | send the cycle's probes | record, call `progress` |
-//! | cycles left, prober full | (waits: the cycle goes out late) | record, call `progress` |
+//! | probes left, room in the prober | send the probes now due | record, call `progress` |
+//! | probes left, prober full | (waits: the probe goes out late) | record, call `progress` |
 //! | all cycles sent | — | record; done when none is left |
 //!
-//! A cycle starts late only when the prober's `max_in_flight` has no room for its probes
-//! (a long timeout with a short interval): the schedule then waits for answers instead of
+//! A probe goes out late only when the prober's `max_in_flight` has no room for it (a
+//! long timeout with a short interval): the schedule then waits for answers instead of
 //! failing.
 
 use std::net::IpAddr;
@@ -37,8 +38,10 @@ use super::{Trace, TraceConfig};
 use crate::{ProbeError, ProbeOptions, Prober};
 
 /// Runs `config.cycles` cycles of every flow in `flows` (one probe template each; its TTL
-/// is set per hop), cycle `k` sent at `start + k × interval`. Flow `f`'s cycle probes
-/// `first_ttl` up to the lowest TTL where flow `f` reached the target (or `max_ttl`).
+/// is set per hop). Cycle `k` starts at `start + k × interval`; its `n` probes (flow by
+/// flow, hop by hop) are spread evenly over the interval, probe `j` due at
+/// `start + k × interval + j × interval / n`. Flow `f`'s cycle probes `first_ttl` up to
+/// the lowest TTL where flow `f` reached the target when the cycle starts (or `max_ttl`).
 pub(super) async fn drive(
     prober: &Prober,
     target: IpAddr,
@@ -52,15 +55,28 @@ pub(super) async fn drive(
     let mut pending = FuturesUnordered::new();
     let mut done = 0u64;
     let start = Instant::now();
+    // The cycle being sent: its start, its probes (flow, ttl), the next one to send.
     let mut cycle = 0u32;
+    let mut cycle_start = start;
+    let mut plan: Vec<(usize, u8)> = Vec::new();
+    let mut next = 0usize;
     loop {
-        let due = (cycle < config.cycles).then(|| start + scaled(config.interval, cycle));
-        let hops = |t: &Trace| {
-            let last = t.reached_at().unwrap_or(config.max_ttl);
-            config.first_ttl..=last
-        };
-        let count: usize = traces.iter().map(|t| hops(t).len()).sum();
-        let room = pending.is_empty() || prober.in_flight() + count <= capacity;
+        if next == plan.len() && cycle < config.cycles {
+            cycle_start = start + scaled(config.interval, cycle);
+            plan = traces
+                .iter()
+                .enumerate()
+                .flat_map(|(f, t)| {
+                    let last = t.reached_at().unwrap_or(config.max_ttl);
+                    (config.first_ttl..=last).map(move |ttl| (f, ttl))
+                })
+                .collect();
+            next = 0;
+            cycle += 1;
+        }
+        let due_at = |j: usize| cycle_start + slot(config.interval, j, plan.len());
+        let due = (next < plan.len()).then(|| due_at(next));
+        let room = pending.is_empty() || prober.in_flight() < capacity;
         let answered = match due {
             Some(due) if room => {
                 tokio::select! {
@@ -77,16 +93,20 @@ pub(super) async fn drive(
         };
         match answered {
             None => {
-                for (f, template) in flows.iter().enumerate() {
-                    for ttl in hops(&traces[f]) {
-                        let opts = ProbeOptions {
-                            ttl,
-                            ..template.clone()
-                        };
-                        pending.push(async move { (f, ttl, prober.probe(target, opts).await) });
-                    }
+                // Every probe whose time has come (more than one only when late).
+                let now = Instant::now();
+                while next < plan.len()
+                    && due_at(next) <= now
+                    && (pending.is_empty() || prober.in_flight() + pending.len() < capacity)
+                {
+                    let (f, ttl) = plan[next];
+                    let opts = ProbeOptions {
+                        ttl,
+                        ..flows[f].clone()
+                    };
+                    pending.push(async move { (f, ttl, prober.probe(target, opts).await) });
+                    next += 1;
                 }
-                cycle += 1;
             }
             Some((f, ttl, reply)) => {
                 traces[f].record(ttl, &reply?);
@@ -103,6 +123,12 @@ fn scaled(interval: Duration, cycle: u32) -> Duration {
     interval
         .checked_mul(cycle)
         .unwrap_or(Duration::from_secs(u64::from(u32::MAX)))
+}
+
+/// Offset of probe `j` of `n` in a cycle: `j × interval / n`.
+fn slot(interval: Duration, j: usize, n: usize) -> Duration {
+    let nanos = interval.as_nanos() * j as u128 / n.max(1) as u128;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
