@@ -342,17 +342,19 @@ impl Prober {
                 .map_err(|e| ProbeError::io("reading path MTU answers", e))?
         };
         let packet = &self.buf[..n];
-        let (parsed, icmp) = if v6 {
+        let (parsed, mtu) = if v6 {
             let Some(from) = from.as_socket().map(|a| a.ip()) else {
                 return Ok(None);
             };
-            (parse_icmpv6(packet, from), packet)
+            let mtu = IcmpPacket::new_checked(packet)
+                .ok()
+                .and_then(|p| p.mtu(true));
+            (parse_icmpv6(packet, from), mtu)
         } else {
-            let icmp = Ipv4Packet::new_checked(packet).map_or(&[][..], |ip| {
-                let len = ip.payload().len();
-                &packet[packet.len() - len..]
-            });
-            (parse_ipv4_icmp(packet), icmp)
+            let mtu = Ipv4Packet::new_checked(packet)
+                .ok()
+                .and_then(|ip| IcmpPacket::new_checked(ip.payload()).ok()?.mtu(false));
+            (parse_ipv4_icmp(packet), mtu)
         };
         let Ok(Some(parsed)) = parsed else {
             return Ok(None);
@@ -372,9 +374,7 @@ impl Prober {
                 ..
             } if mine(ident, seq) && quoted_dst == self.target => match outcome {
                 Outcome::Unreachable(UnreachableKind::FragmentationNeeded) => {
-                    Some(Answer::TooBig {
-                        mtu: IcmpPacket::new_checked(icmp).ok().and_then(|p| p.mtu(v6)),
-                    })
+                    Some(Answer::TooBig { mtu })
                 }
                 Outcome::TtlExpired => Some(Answer::Hop {
                     from: parsed.responder,
@@ -422,4 +422,27 @@ fn register(sock: Socket) -> io::Result<AsyncFd<Socket>> {
     // registration's whole life.
     unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE) }
         .map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_an_empty_ttl_range_and_a_tiny_largest_size() {
+        let target: IpAddr = "127.0.0.1".parse().unwrap();
+        let bad_ttls = PmtuConfig {
+            first_ttl: 5,
+            max_ttl: 4,
+            ..Default::default()
+        };
+        let err = discover_pmtu(target, &bad_ttls).await.unwrap_err();
+        assert!(err.to_string().contains("5..=4"), "{err}");
+        let tiny = PmtuConfig {
+            max_size: 1000,
+            ..Default::default()
+        };
+        let err = discover_pmtu(target, &tiny).await.unwrap_err();
+        assert!(err.to_string().contains("1000"), "{err}");
+    }
 }
