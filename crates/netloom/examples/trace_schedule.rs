@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Needs root (namespaces, packet sockets) and tmux. `NETLOOM` overrides the binary
-//! (default: `netloom` next to this example's directory).
+//! (default: `netloom` next to this example's directory). `NETLOOM_BENCH_FIFO=N` runs it
+//! under `chrt -f N` (real-time priority N), to tell the trace's own lateness from waiting
+//! for a CPU on a busy machine.
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -126,8 +128,14 @@ fn one_round(
         std::thread::spawn(move || read_probes(&capture, &stop))
     };
     let tmux = Tmux(format!("netloom-sched-{}", std::process::id()));
+    let fifo = std::env::var("NETLOOM_BENCH_FIFO")
+        .ok()
+        .and_then(|p| p.parse::<u8>().ok())
+        .map_or_else(String::new, |p| format!("chrt -f {p} "));
+    // Extra flags for comparisons, e.g. `-r` (a report: no live view).
+    let extra = std::env::var("NETLOOM_BENCH_EXTRA").unwrap_or_default();
     let command = format!(
-        "ip netns exec {} {} trace -n -u --flows {FLOWS} -m {HOPS} -i {} -c {cycles} {}",
+        "ip netns exec {} {fifo}{} trace -n -u --flows {FLOWS} -m {HOPS} -i {} -c {cycles} {extra} {}",
         ns.name(),
         netloom.display(),
         INTERVAL.as_secs_f64(),
@@ -304,6 +312,18 @@ fn analyse(seen: &[Seen]) -> Figures {
                 .as_micros() as u64
         })
         .collect();
+    if std::env::var_os("NETLOOM_BENCH_DEBUG").is_some() {
+        let mut by_cycle: std::collections::BTreeMap<u64, usize> = Default::default();
+        for ((at, nominal), l) in timed.iter().zip(&late) {
+            let _ = at;
+            if *l > 1000 {
+                *by_cycle
+                    .entry((nominal.as_millis() / 100) as u64)
+                    .or_default() += 1;
+            }
+        }
+        eprintln!("late > 1 ms per cycle: {by_cycle:?}");
+    }
     late.sort_unstable();
     let pct = |p: usize| late[(late.len() - 1) * p / 100];
     Figures {

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 
 use super::clock::Clock;
 use super::{Trace, TraceConfig};
-use crate::{ProbeError, ProbeOptions, Prober};
+use crate::{ProbeError, ProbeOptions, ProbeReply, Prober};
 
 /// Runs `config.cycles` cycles of every flow in `flows` (one probe template each; its TTL
 /// is set per hop). Cycle `k` starts at `start + k × interval`; its `n` probes (flow by
@@ -77,7 +77,7 @@ pub(super) async fn drive(
         let due_at = |j: usize| cycle_start + slot(config.interval, j, plan.len());
         let due = (next < plan.len()).then(|| due_at(next));
         let room = pending.is_empty() || prober.in_flight() < capacity;
-        let answered = match due {
+        let answered: Option<(usize, u8, Result<ProbeReply, ProbeError>)> = match due {
             Some(due) if room => {
                 tokio::select! {
                     biased;
@@ -91,28 +91,25 @@ pub(super) async fn drive(
                 None => None,
             },
         };
-        match answered {
-            None => {
-                // Every probe whose time has come (more than one only when late).
-                let now = Instant::now();
-                while next < plan.len()
-                    && due_at(next) <= now
-                    && (pending.is_empty() || prober.in_flight() + pending.len() < capacity)
-                {
-                    let (f, ttl) = plan[next];
-                    let opts = ProbeOptions {
-                        ttl,
-                        ..flows[f].clone()
-                    };
-                    pending.push(async move { (f, ttl, prober.probe(target, opts).await) });
-                    next += 1;
-                }
-            }
-            Some((f, ttl, reply)) => {
-                traces[f].record(ttl, &reply?);
-                done += 1;
-                progress(&mut traces, done);
-            }
+        if let Some((f, ttl, reply)) = answered {
+            traces[f].record(ttl, &reply?);
+            done += 1;
+            progress(&mut traces, done);
+        }
+        // Every probe whose time has come — checked after an answer too, so a run of
+        // answers never holds a probe back until the timer's readiness is seen.
+        let now = Instant::now();
+        while next < plan.len()
+            && due_at(next) <= now
+            && (pending.is_empty() || prober.in_flight() + pending.len() < capacity)
+        {
+            let (f, ttl) = plan[next];
+            let opts = ProbeOptions {
+                ttl,
+                ..flows[f].clone()
+            };
+            pending.push(async move { (f, ttl, prober.probe(target, opts).await) });
+            next += 1;
         }
     }
     Ok(traces)
