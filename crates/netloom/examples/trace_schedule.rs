@@ -46,6 +46,10 @@ struct Seen {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().nth(1).as_deref() == Some("control") {
+        control();
+        return Ok(());
+    }
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().map_or(Ok(3), |a| a.parse())?;
     let cycles: usize = args.next().map_or(Ok(100), |a| a.parse())?;
@@ -82,6 +86,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// The machine's own floor: a thread that only sleeps to the same 30,000 due times
+/// (`thread::sleep`, no probes, no runtime) and measures how late it wakes.
+fn control() {
+    let n = FLOWS * HOPS * 100;
+    let step = INTERVAL / (FLOWS * HOPS) as u32;
+    let t0 = Instant::now() + Duration::from_millis(10);
+    let mut late: Vec<u64> = (0..n)
+        .map(|j| {
+            let due = t0 + step * j as u32;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            Instant::now().duration_since(due).as_micros() as u64
+        })
+        .collect();
+    late.sort_unstable();
+    let pct = |p: usize| late[(late.len() - 1) * p / 100];
+    println!(
+        "control (sleeping thread, {n} wake-ups): late p50 {} µs, p99 {} µs, max {} µs, {} over 1 ms",
+        pct(50),
+        pct(99),
+        pct(100),
+        late.iter().filter(|l| **l > 1000).count()
+    );
 }
 
 /// A tmux server of the benchmark's own, killed on drop.
