@@ -525,5 +525,14 @@ fn pmtu_per_hop_across_a_narrower_link() {
             lines[2].ends_with(" 1500") && lines[3].ends_with(" 1280"),
             "{out}"
         );
+        let (code, out, err) = output(t.source().command(NETLOOM).args([
+            "trace", "-n", "-C", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", &dst,
+        ]));
+        assert_eq!(code, 0, "{dst}: {out}{err}");
+        let last: Vec<&str> = out
+            .lines()
+            .map(|l| l.rsplit(',').next().unwrap_or(""))
+            .collect();
+        assert_eq!(last, ["", "1500", "1280", "1280"], "{out}");
     }
 }
