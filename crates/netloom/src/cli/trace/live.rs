@@ -338,7 +338,7 @@ impl LiveState {
 /// trace copy the prober side publishes, `reset` asks it to reset the statistics.
 pub fn run(
     host: String,
-    latest: tokio::sync::watch::Receiver<Snapshot>,
+    latest: tokio::sync::watch::Receiver<Arc<Snapshot>>,
     reset: Arc<AtomicBool>,
     label: Option<Label>,
 ) -> std::io::Result<()> {
@@ -347,7 +347,9 @@ pub fn run(
     state.label = label;
     let result = (|| -> std::io::Result<()> {
         loop {
-            let copy = latest.borrow().clone();
+            // Only the `Arc` is cloned under the channel's lock: the trace's publisher never
+            // waits for this thread (which may lose its CPU at any moment) to copy a trace.
+            let copy = Arc::clone(&latest.borrow());
             state.update_snapshot(&copy);
             terminal.draw(|f| state.draw(f))?;
             if event::poll(Duration::from_millis(100))? {

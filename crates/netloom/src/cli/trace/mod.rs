@@ -396,10 +396,10 @@ fn run_live(
     (config, flows, pmtu): (TraceConfig, Option<(u16, u16)>, Option<trace::PmtuConfig>),
     label: Option<live::Label>,
 ) -> anyhow::Result<ExitCode> {
-    let (tx, rx) = tokio::sync::watch::channel(live::Snapshot {
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(live::Snapshot {
         trace: trace::Trace::new(target, config.max_ttl),
         flows: None,
-    });
+    }));
     let reset = Arc::new(AtomicBool::new(false));
     let reset_asked = reset.clone();
     let task = rt.spawn(async move {
@@ -420,7 +420,9 @@ fn run_live(
                     first_port,
                     traces: traces.to_vec(),
                 });
-                tx.send_replace(live::Snapshot { trace: copy, flows });
+                let snapshot = Arc::new(live::Snapshot { trace: copy, flows });
+                // The old copy is dropped here, after the channel's lock is released.
+                drop(tx.send_replace(snapshot));
             }
         };
         let mut traces = match flows {
