@@ -137,10 +137,12 @@ mod tests {
     use crate::trace::{TraceConfig, run};
     use crate::{PrivilegeMode, ProbeOptions, Prober, ProberConfig, Protocol};
 
-    /// Towards a blackholed address the hops past the routers never answer; with a 3 s
-    /// timeout and a 50 ms interval, every cycle must be on the wire before the first
-    /// timeout of cycle 0 is recorded. The old loop (each cycle waiting for the previous
-    /// one's timeouts) had sent one cycle by then.
+    /// Towards a blackholed address the hops past the routers never answer; with a 4 s
+    /// timeout and a 1 s interval, every cycle must be on the wire before the first
+    /// timeout of cycle 0 is recorded (the old loop, each cycle waiting for the previous
+    /// one's timeouts, had sent one cycle by then), and the probes of a cycle leave one by
+    /// one, 250 ms apart: when router 1's answer to the first probe comes back, only that
+    /// probe has been sent.
     #[test]
     fn later_cycles_go_out_while_earlier_ones_wait_for_their_timeouts() {
         skip_unless!(Requirement::Namespaces, Requirement::NetRaw);
@@ -153,7 +155,7 @@ mod tests {
             .expect("topology");
         let hole = net.blackhole_v4();
         let r1 = net.router_v4(1);
-        let (trace, sent_at_first_timeout, stats) = net
+        let (trace, sent_at_first_timeout, sent_at_first_answer, stats) = net
             .source()
             .run(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -171,13 +173,17 @@ mod tests {
                         cycles: CYCLES,
                         first_ttl: 1,
                         max_ttl: MAX_TTL,
-                        interval: Duration::from_millis(50),
+                        interval: Duration::from_secs(1),
                         probe: ProbeOptions::default()
                             .with_protocol(Protocol::Icmp)
-                            .with_timeout(Duration::from_secs(3)),
+                            .with_timeout(Duration::from_secs(4)),
                     };
                     let mut at_first_timeout = None;
+                    let mut at_first_answer = None;
                     let trace = run(&prober, hole, &config, |t, _| {
+                        if at_first_answer.is_none() {
+                            at_first_answer = Some(prober.stats().sent);
+                        }
                         let timed_out =
                             (2..=MAX_TTL).any(|ttl| t.hop(ttl).is_some_and(|h| h.sent > 0));
                         if timed_out && at_first_timeout.is_none() {
@@ -186,10 +192,15 @@ mod tests {
                     })
                     .await
                     .expect("trace");
-                    (trace, at_first_timeout, prober.stats())
+                    (trace, at_first_timeout, at_first_answer, prober.stats())
                 })
             })
             .expect("thread in the source namespace");
+        assert_eq!(
+            sent_at_first_answer,
+            Some(1),
+            "a cycle's probes are spread over the interval, not sent at once"
+        );
         let every = u64::from(CYCLES) * u64::from(MAX_TTL);
         assert_eq!(
             sent_at_first_timeout,
