@@ -101,13 +101,14 @@ pub enum ToxicCommand {
         api: Api,
         /// The proxy.
         proxy: String,
-        /// Toxic type (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data).
+        /// Toxic type (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data,
+        /// loss).
         #[arg(short = 't', long = "type")]
         kind: String,
         /// Toxic name (default TYPE_STREAM).
         #[arg(short = 'n', long = "toxic-name")]
         toxic_name: Option<String>,
-        /// Attribute KEY=VALUE (integer values), repeatable.
+        /// Attribute KEY=VALUE (a non-negative integer or decimal), repeatable.
         #[arg(short, long = "attribute")]
         attribute: Vec<String>,
         /// Share of connections it acts on (0.0-1.0).
@@ -129,7 +130,7 @@ pub enum ToxicCommand {
         /// The toxic.
         #[arg(short = 'n', long = "toxic-name")]
         toxic_name: String,
-        /// Attribute KEY=VALUE (integer values), repeatable.
+        /// Attribute KEY=VALUE (a non-negative integer or decimal), repeatable.
         #[arg(short, long = "attribute")]
         attribute: Vec<String>,
         /// Share of connections it acts on (0.0-1.0).
@@ -199,7 +200,14 @@ fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
                  can create proxies"
             );
         }
-        netloom_proxy::api::serve(server, listener).await?;
+        // Ctrl-C or SIGTERM end the server through its destructors, which close the
+        // proxies and remove their kernel rules (TCP `loss`).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = netloom_proxy::api::serve(server, listener) => r?,
+            _ = tokio::signal::ctrl_c() => eprintln!("interrupted: removing the proxies"),
+            _ = term.recv() => eprintln!("terminated: removing the proxies"),
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -223,10 +231,19 @@ fn attributes(list: &[String]) -> anyhow::Result<Map<String, Value>> {
             let (k, v) = a
                 .split_once('=')
                 .with_context(|| format!("attribute {a:?} is not KEY=VALUE"))?;
-            let n: u64 = v
-                .parse()
-                .with_context(|| format!("attribute {k}: {v:?} is not a non-negative integer"))?;
-            Ok((k.to_owned(), Value::from(n)))
+            // Integers (most attributes) or decimals (`probability=0.3`).
+            let n = match v.parse::<u64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(Value::from)
+                    .with_context(|| {
+                        format!("attribute {k}: {v:?} is not a non-negative number")
+                    })?,
+            };
+            Ok((k.to_owned(), n))
         })
         .collect()
 }
