@@ -61,6 +61,24 @@ pub enum ControlCommand {
         /// Upstream HOST:PORT.
         #[arg(short, long)]
         upstream: String,
+        /// Proxy UDP datagrams (the same as --protocol udp).
+        #[arg(long, conflicts_with = "protocol")]
+        udp: bool,
+        /// What the proxy carries: tcp (the default) or udp.
+        #[arg(long, value_parser = ["tcp", "udp"])]
+        protocol: Option<String>,
+        /// UDP: milliseconds without a datagram after which a client peer and its upstream
+        /// socket are closed (1-31536000000; server default 60000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000_000))]
+        udp_idle_timeout_ms: Option<u64>,
+        /// UDP: client peers tracked at once; datagrams of further clients are dropped
+        /// (1-65536; server default 1024).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        udp_max_peers: Option<u64>,
+        /// UDP: bytes one direction of one peer may hold in toxics before datagrams are
+        /// dropped (1024-67108864; server default 262144).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
+        udp_max_queued_bytes: Option<u64>,
     },
     /// Enable a disabled proxy, or disable an enabled one.
     Toggle {
@@ -95,7 +113,7 @@ pub struct Api {
 /// `netloom proxy toxic …`.
 #[derive(clap::Subcommand)]
 pub enum ToxicCommand {
-    /// Add a toxic.
+    /// Add a toxic (on a UDP proxy: latency, bandwidth, limit_data, loss, duplicate, reorder).
     Add {
         #[command(flatten)]
         api: Api,
@@ -261,8 +279,9 @@ fn print_proxy(p: &Value) {
     } else {
         "disabled"
     };
+    let udp = if p["protocol"] == "udp" { "\tudp" } else { "" };
     println!(
-        "{}\t{}\t{}\t{state}\t{} toxics",
+        "{}\t{}\t{}\t{state}\t{} toxics{udp}",
         p["name"].as_str().unwrap_or(""),
         p["listen"].as_str().unwrap_or(""),
         p["upstream"].as_str().unwrap_or(""),
@@ -311,8 +330,37 @@ fn control(cmd: ControlCommand) -> anyhow::Result<ExitCode> {
             name,
             listen,
             upstream,
+            udp,
+            protocol,
+            udp_idle_timeout_ms,
+            udp_max_peers,
+            udp_max_queued_bytes,
         } => {
-            let body = json!({"name": name, "listen": listen, "upstream": upstream});
+            let mut body = json!({"name": name, "listen": listen, "upstream": upstream});
+            let protocol = if udp {
+                Some("udp".to_owned())
+            } else {
+                protocol
+            };
+            let mut limits = Map::new();
+            for (k, v) in [
+                ("idle_timeout_ms", udp_idle_timeout_ms),
+                ("max_peers", udp_max_peers),
+                ("max_queued_bytes", udp_max_queued_bytes),
+            ] {
+                if let Some(v) = v {
+                    limits.insert(k.to_owned(), json!(v));
+                }
+            }
+            if !limits.is_empty() && protocol.as_deref() != Some("udp") {
+                bail!("--udp-* options need --udp (or --protocol udp)");
+            }
+            if let Some(p) = protocol {
+                body["protocol"] = json!(p);
+            }
+            if !limits.is_empty() {
+                body["udp"] = Value::Object(limits);
+            }
             let v = call(&api, "POST", "/proxies", Some(&body))?;
             done(&api, &v, |v| {
                 println!("created proxy {name} on {}", v["listen"])
