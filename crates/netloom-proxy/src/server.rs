@@ -111,6 +111,13 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr, ProxyError> {
         })
 }
 
+/// Whether two listen addresses are the same once resolved (`localhost:7070` is
+/// `127.0.0.1:7070`), as Toxiproxy's populate compares them.
+fn same_listen(a: &str, b: &str) -> bool {
+    a == b
+        || matches!((resolve_listen(a), resolve_listen(b)), (Ok(x), Ok(y)) if x == y && x.port() != 0)
+}
+
 fn proxy_json(name: &str, p: &ProxyState) -> Value {
     let toxics = p.shared.snapshot().1;
     let mut v = json!({
@@ -487,7 +494,7 @@ impl ProxyServer {
         let mut proxies = self.lock();
         for def in defs {
             if let Some(old) = proxies.get(&def.name) {
-                if old.listen == def.listen
+                if same_listen(&old.listen, &def.listen)
                     && old.upstream == def.upstream
                     && old.protocol == def.protocol
                 {

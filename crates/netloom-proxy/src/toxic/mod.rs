@@ -18,6 +18,7 @@ use crate::{ProxyError, Rng};
 mod bandwidth;
 mod latency;
 mod limit_data;
+mod noop;
 mod reset_peer;
 mod slicer;
 mod slow_close;
@@ -36,6 +37,7 @@ pub const REGISTRY: &[(&str, ParseFn)] = &[
     ("reset_peer", reset_peer::parse),
     ("slicer", slicer::parse),
     ("limit_data", limit_data::parse),
+    ("noop", noop::parse),
 ];
 
 /// The parser of toxic type `name`.
