@@ -428,6 +428,7 @@ impl ProxyServer {
                 conns: Mutex::new(Default::default()),
                 next_conn: AtomicU64::new(0),
                 metrics: metrics.unwrap_or_default(),
+                removed: Mutex::new(Default::default()),
             }),
             server: None,
         }
@@ -578,7 +579,11 @@ impl ProxyServer {
                 p.protocol.as_str()
             )));
         }
-        let listen = listen.unwrap_or_else(|| p.listen.clone());
+        // The same address spelled otherwise (`localhost:P` for `127.0.0.1:P`) keeps the
+        // proxy and its connections, as in Toxiproxy.
+        let listen = listen
+            .filter(|l| !same_listen(l, &p.listen))
+            .unwrap_or_else(|| p.listen.clone());
         let upstream = upstream.unwrap_or_else(|| p.upstream.clone());
         let enabled = enabled.unwrap_or(p.enabled);
         if listen != p.listen || upstream != p.upstream {

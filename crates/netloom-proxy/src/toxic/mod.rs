@@ -100,7 +100,7 @@ pub enum Close {
     Now,
     /// Close both sides at this time.
     At(Instant),
-    /// Reset (RST) the side this direction writes to at this time, close the other.
+    /// Reset (RST) both sides at this time.
     ResetAt(Instant),
 }
 
