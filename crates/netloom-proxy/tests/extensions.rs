@@ -103,3 +103,47 @@ fn per_client_single_addresses_and_ipv6() {
     let bad = p4.add(ToxicSpec::latency(1, 0).named("bad").client("10.0.0.0/33"));
     assert_eq!(bad.unwrap_err().status(), 400);
 }
+
+/// Toxiproxy issue #603: with a reset_peer present, a connection that ends before the
+/// toxic's timeout closes cleanly (Toxiproxy sets SO_LINGER 0 at open, so every close
+/// becomes an RST).
+#[test]
+fn a_pending_reset_peer_leaves_normal_closes_clean() {
+    let s = server();
+    let p = s
+        .proxy(
+            "clean",
+            "127.0.0.1:0",
+            &common::sender(b"bye".to_vec()).to_string(),
+        )
+        .unwrap();
+    p.add(ToxicSpec::reset_peer(60_000)).unwrap();
+    p.add(ToxicSpec::reset_peer(60_000).upstream()).unwrap();
+    for _ in 0..5 {
+        let mut c = connect(p.listen());
+        let mut got = Vec::new();
+        let r = c.read_to_end(&mut got).map_err(|e| e.kind());
+        assert_eq!((got.as_slice(), r), (&b"bye"[..], Ok(3)), "a FIN, no RST");
+    }
+}
+
+/// The in-process guard: dropping it deletes the proxy (port closed, connections closed,
+/// name free).
+#[test]
+fn guards_remove_their_proxies_on_drop() {
+    let s = server();
+    let p = s.proxy("g", "127.0.0.1:0", &echo().to_string()).unwrap();
+    let addr = p.listen();
+    let mut c = connect(addr);
+    assert!(rtt(&mut c) < Duration::from_secs(5));
+    drop(p);
+    assert!(TcpStream::connect(addr).is_err(), "port closed");
+    assert_eq!(s.get("g").unwrap_err().status(), 404);
+    let mut b = [0u8; 1];
+    assert!(
+        !matches!(c.read(&mut b), Ok(n) if n > 0),
+        "the live connection was closed"
+    );
+    let again = s.proxy("g", "127.0.0.1:0", &echo().to_string());
+    assert!(again.is_ok(), "the name is free again");
+}
