@@ -8,6 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{ProxyError, ProxyServer};
 
@@ -60,6 +61,18 @@ async fn read_json(body: Body) -> Result<Value, Response> {
         })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ProxyError::BadRequestBody(e.to_string()).into_response())
+}
+
+/// Numbers the responses' `X-Toxiproxy-Request-Id` header.
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Gives every response an `X-Toxiproxy-Request-Id` header, as Toxiproxy does.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+    let mut r = next.run(req).await;
+    r.headers_mut()
+        .insert("x-toxiproxy-request-id", HeaderValue::from(id));
+    r
 }
 
 async fn refuse_browsers(req: Request, next: Next) -> Response {
@@ -212,6 +225,7 @@ pub fn router(server: ProxyServer) -> Router {
         .route("/version", get(version))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn(refuse_browsers))
+        .layer(middleware::from_fn(request_id))
         .with_state(server)
 }
 

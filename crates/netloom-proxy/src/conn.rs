@@ -8,7 +8,7 @@
 //! not change); a side reads only while the other side is writable, and the other side's
 //! writability change wakes it. Held plus pending bytes per direction stay below the other
 //! channel's high water mark plus one read.
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,7 +37,14 @@ pub(crate) struct Shared {
     pub(crate) conns: Mutex<HashMap<u64, (Channel, Option<Channel>)>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) metrics: Arc<ProxyMetrics>,
+    /// Recently removed toxics that close the connection when removed (`timeout`), with
+    /// the generation that removed them: a connection that had not yet looked at the toxics
+    /// when one came and went still meets it, and is closed by its removal.
+    pub(crate) removed: Mutex<VecDeque<(u64, Arc<ToxicEntry>)>>,
 }
+
+/// How many removals [`Shared::removed`] remembers.
+const REMOVED_KEPT: usize = 64;
 
 impl Shared {
     pub(crate) fn snapshot(&self) -> (u64, Arc<Vec<Arc<ToxicEntry>>>) {
@@ -52,9 +59,34 @@ impl Shared {
 
     /// Replaces the toxics and wakes every live connection (never waits for them).
     pub(crate) fn set_toxics(&self, toxics: Vec<Arc<ToxicEntry>>) {
-        *self.toxics.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(toxics);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let old = std::mem::replace(
+            &mut *self.toxics.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(toxics.clone()),
+        );
+        let g = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let gone = old
+            .iter()
+            .filter(|t| t.toxic.closes_when_removed() && !toxics.iter().any(|n| n.name == t.name));
+        let mut removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+        for t in gone {
+            if removed.len() == REMOVED_KEPT {
+                removed.pop_front();
+            }
+            removed.push_back((g, t.clone()));
+        }
+        drop(removed);
         self.wake_all();
+    }
+
+    /// The toxics removed after generation `seen` that a connection must still meet,
+    /// each with the toxics current when it is met.
+    fn missed_removals(&self, seen: u64, current: &[Arc<ToxicEntry>]) -> Vec<Arc<ToxicEntry>> {
+        let removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+        removed
+            .iter()
+            .filter(|(g, t)| *g > seen && !current.iter().any(|c| c.name == t.name))
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     fn wake_all(&self) {
@@ -87,11 +119,25 @@ struct Connected(Channel);
 
 /// Resets `ch`: SO_LINGER 0, then close, so the peer gets an RST.
 fn reset(ch: &Channel) {
+    linger_zero(ch);
+    ch.close_forced();
+}
+
+/// Sets SO_LINGER 0 on `ch`, so that its close sends an RST.
+fn linger_zero(ch: &Channel) {
     if let Ok(fd) = ch.try_clone_fd() {
         let sock = socket2::Socket::from(fd);
         let _ = sock.set_linger(Some(Duration::ZERO));
     }
-    ch.close_forced();
+}
+
+/// Resets both sides of a connection. Both get SO_LINGER 0 before either closes, so the
+/// close of one (which may close the other gracefully) cannot send a FIN first.
+fn reset_both(a: &Channel, b: &Channel) {
+    linger_zero(a);
+    linger_zero(b);
+    a.close_forced();
+    b.close_forced();
 }
 
 /// One side of a proxied connection.
@@ -180,6 +226,11 @@ impl Side {
             && let Some(link) = &mut self.link
         {
             let (g, toxics) = self.shared.snapshot();
+            for t in self.shared.missed_removals(self.generation, &toxics) {
+                let mut with = toxics.to_vec();
+                with.push(t);
+                link.sync(&with, now);
+            }
             self.generation = g;
             link.sync(&toxics, now);
         }
@@ -229,8 +280,9 @@ impl Side {
                 return;
             }
             Action::Reset => {
-                reset(peer);
-                ctx.close();
+                // Both sides get an RST, whichever stream the toxic is on (as Toxiproxy,
+                // which sets SO_LINGER 0 on both sockets).
+                reset_both(ctx.channel(), peer);
                 return;
             }
         }

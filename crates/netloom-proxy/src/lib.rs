@@ -2,7 +2,7 @@
 //!
 //! Clients of Toxiproxy (any language) drive it unchanged: proxies are created with
 //! `POST /proxies`, toxics added with `POST /proxies/{name}/toxics`. Every Toxiproxy toxic
-//! is here (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data), with
+//! is here (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, noop), with
 //! Toxiproxy's attributes and units, and netloom's extensions: triggers (`after`,
 //! `until`), per-client toxics (`clients`), seeded randomness, and UDP proxies
 //! (`"protocol": "udp"`: each client a tracked peer with its own upstream socket, toxics on

@@ -31,7 +31,7 @@ pub(crate) enum Action {
     Close,
     /// Close both sides now.
     CloseNow,
-    /// RST the side this direction writes to, close the other.
+    /// RST both sides.
     Reset,
 }
 

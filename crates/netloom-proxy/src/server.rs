@@ -168,6 +168,13 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr, ProxyError> {
         })
 }
 
+/// Whether two listen addresses are the same once resolved (`localhost:7070` is
+/// `127.0.0.1:7070`), as Toxiproxy's populate compares them.
+fn same_listen(a: &str, b: &str) -> bool {
+    a == b
+        || matches!((resolve_listen(a), resolve_listen(b)), (Ok(x), Ok(y)) if x == y && x.port() != 0)
+}
+
 fn proxy_json(name: &str, p: &ProxyState) -> Value {
     let toxics = p.shared.snapshot().1;
     let mut v = json!({
@@ -485,6 +492,7 @@ impl ProxyServer {
                 conns: Mutex::new(Default::default()),
                 next_conn: AtomicU64::new(0),
                 metrics: metrics.unwrap_or_default(),
+                removed: Mutex::new(Default::default()),
             }),
             server: None,
             kernel: HashMap::new(),
@@ -552,7 +560,7 @@ impl ProxyServer {
         let mut proxies = self.lock();
         for def in defs {
             if let Some(old) = proxies.get(&def.name) {
-                if old.listen == def.listen
+                if same_listen(&old.listen, &def.listen)
                     && old.upstream == def.upstream
                     && old.protocol == def.protocol
                 {
@@ -636,7 +644,11 @@ impl ProxyServer {
                 p.protocol.as_str()
             )));
         }
-        let listen = listen.unwrap_or_else(|| p.listen.clone());
+        // The same address spelled otherwise (`localhost:P` for `127.0.0.1:P`) keeps the
+        // proxy and its connections, as in Toxiproxy.
+        let listen = listen
+            .filter(|l| !same_listen(l, &p.listen))
+            .unwrap_or_else(|| p.listen.clone());
         let upstream = upstream.unwrap_or_else(|| p.upstream.clone());
         let enabled = enabled.unwrap_or(p.enabled);
         if listen != p.listen || upstream != p.upstream {

@@ -25,15 +25,16 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Parses `upstream` / `downstream`.
+    /// Parses `upstream` / `downstream`, in any case (as Toxiproxy does).
     ///
     /// ```
     /// assert!(netloom_proxy::Stream::parse("downstream").is_ok());
+    /// assert!(netloom_proxy::Stream::parse("UpStream").is_ok());
     /// ```
     pub fn parse(s: &str) -> Result<Stream, ProxyError> {
         match s {
-            "upstream" => Ok(Stream::Upstream),
-            "downstream" => Ok(Stream::Downstream),
+            _ if s.eq_ignore_ascii_case("upstream") => Ok(Stream::Upstream),
+            _ if s.eq_ignore_ascii_case("downstream") => Ok(Stream::Downstream),
             other => Err(ProxyError::InvalidStream(other.to_owned())),
         }
     }

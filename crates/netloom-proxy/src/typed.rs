@@ -64,6 +64,15 @@ impl ToxicSpec {
         ToxicSpec::new("bandwidth", json!({ "rate": rate_kb }))
     }
 
+    /// `noop`: passes bytes unchanged (Toxiproxy's placeholder toxic).
+    ///
+    /// ```
+    /// assert_eq!(netloom_proxy::ToxicSpec::noop().to_json()["type"], "noop");
+    /// ```
+    pub fn noop() -> ToxicSpec {
+        ToxicSpec::new("noop", json!({}))
+    }
+
     /// `slow_close`: delay in milliseconds.
     ///
     /// ```

@@ -91,3 +91,58 @@ fn bandwidth_toxic_keeps_rss_growth_under_4_mib() {
     assert_eq!(got, total);
     assert!(growth < 4 << 20, "RSS grew by {growth} bytes");
 }
+
+/// Bytes written by a sender that never stops into `toxic`'s proxy, while the client reads
+/// nothing for 1.5 s.
+fn sent_while_the_client_waits(toxic: ToxicSpec) -> u64 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s2, st2) = (sent.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let Ok((mut c, _)) = l.accept() else { return };
+        c.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let buf = vec![3u8; 64 * 1024];
+        while !st2.load(Ordering::Relaxed) {
+            match c.write(&buf) {
+                Ok(n) => {
+                    s2.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let s = ProxyServer::new(ServerOptions {
+        seed: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let p = s.proxy("held", "127.0.0.1:0", &up.to_string()).unwrap();
+    p.add(toxic).unwrap();
+    let _c = TcpStream::connect(p.listen()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let n = sent.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    n
+}
+
+/// What latency and slicer hold counts against the client channel's writability too: a
+/// sender that never stops gets through no more than the sockets' buffers and one window
+/// (4.3 MB measured here; the bound allows for 32 MiB receive buffers), where an unbounded
+/// queue would take everything it sends (hundreds of MiB in 1.5 s).
+#[test]
+fn latency_and_slicer_push_back_to_the_sender() {
+    for toxic in [ToxicSpec::latency(1000, 0), ToxicSpec::slicer(10, 0, 1000)] {
+        let name = toxic.to_json()["type"].clone();
+        let sent = sent_while_the_client_waits(toxic);
+        assert!(
+            sent < 64 << 20,
+            "{name}: the sender got {sent} bytes through"
+        );
+        assert!(sent > 0, "{name}: the sender wrote nothing");
+    }
+}

@@ -179,6 +179,83 @@ fn non_loopback_api_warns() {
 }
 
 #[test]
+fn api_host_may_be_a_name_as_toxiproxy_server_takes_it() {
+    let (_srv, api, mut err) = server(&["--host", "localhost"]);
+    assert!(
+        api.starts_with("127.0.0.1:") || api.starts_with("[::1]:"),
+        "{api}"
+    );
+    let (ok, _, e) = ctl(&api, &["list"]);
+    assert!(ok, "{e}");
+    drop(_srv);
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    assert!(!rest.contains("not on loopback"), "{rest}");
+    let out = Command::new(BIN)
+        .args(["proxy", "--port", "0", "--host", "no-such-host.invalid"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-host.invalid"),
+        "the error names the host"
+    );
+}
+
+#[test]
+fn control_verbs_report_server_errors_and_an_unreachable_api() {
+    let (_srv, api, _err) = server(&["--seed", "1"]);
+    let up = echo_server();
+    let (ok, _, err) = ctl(&api, &["toxic", "remove", "nope", "-n", "x"]);
+    assert!(
+        !ok && err.contains("404") && err.contains("proxy not found: nope"),
+        "{err}"
+    );
+    let (ok, _, err) = ctl(&api, &["create", "p", "--upstream", &up]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = ctl(&api, &["toxic", "remove", "p", "-n", "x"]);
+    assert!(
+        !ok && err.contains("404") && err.contains("toxic not found: x"),
+        "{err}"
+    );
+    let (ok, _, err) = ctl(
+        &api,
+        &["toxic", "update", "p", "-n", "x", "-a", "latency=1"],
+    );
+    assert!(!ok && err.contains("404"), "{err}");
+    let (ok, _, err) = ctl(&api, &["toxic", "add", "p", "-t", "walrus"]);
+    assert!(
+        !ok && err.contains("400") && err.contains("walrus"),
+        "{err}"
+    );
+    let (ok, _, err) = ctl(&api, &["toggle", "nope"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    let (ok, _, err) = ctl(&api, &["delete", "nope"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    // The port taken by proxy p: the OS error comes back (500).
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl(&api, &["inspect", "p", "--json"]).1).unwrap();
+    let taken = v["listen"].as_str().unwrap().to_owned();
+    let (ok, _, err) = ctl(
+        &api,
+        &["create", "q", "--listen", &taken, "--upstream", &up],
+    );
+    assert!(
+        !ok && err.contains("500") && err.to_lowercase().contains("in use"),
+        "{err}"
+    );
+    // Nobody listening: the error names the API address.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_api = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let (ok, _, err) = ctl(&dead_api, &["list"]);
+    assert!(
+        !ok && err.contains(&dead_api) && err.contains("refused"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_options_are_refused() {
     let out = Command::new(BIN)
         .args(["proxy", "--threads", "0"])

@@ -18,6 +18,7 @@ use crate::{ProxyError, Rng};
 mod bandwidth;
 mod latency;
 mod limit_data;
+mod noop;
 mod reset_peer;
 mod slicer;
 mod slow_close;
@@ -38,6 +39,7 @@ pub const REGISTRY: &[(&str, ParseFn)] = &[
     ("loss", tcp_loss::parse),
     ("slicer", slicer::parse),
     ("limit_data", limit_data::parse),
+    ("noop", noop::parse),
 ];
 
 /// The parser of toxic type `name`.
@@ -100,7 +102,7 @@ pub enum Close {
     Now,
     /// Close both sides at this time.
     At(Instant),
-    /// Reset (RST) the side this direction writes to at this time, close the other.
+    /// Reset (RST) both sides at this time.
     ResetAt(Instant),
 }
 

@@ -1,5 +1,6 @@
 //! `reset_peer`: `timeout` ms after the toxic becomes active on a connection (opened
-//! with it, or had it added later), the side this direction writes to gets a TCP RST.
+//! with it, or had it added later), both sides of the connection get a TCP RST (as in
+//! Toxiproxy, whichever stream the toxic is on).
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -1,6 +1,5 @@
 //! `netloom proxy`: the Toxiproxy-compatible chaos proxy server, and a control CLI with
 //! toxiproxy-cli's verbs that talks to any Toxiproxy-compatible server.
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,10 +14,10 @@ pub struct ProxyArgs {
     /// Control a running server instead of starting one.
     #[command(subcommand)]
     pub command: Option<ControlCommand>,
-    /// Address of the HTTP API. Anything but loopback is reachable by others: a warning
-    /// is printed then.
+    /// Address or host name of the HTTP API (`localhost` as toxiproxy-server takes it).
+    /// Anything but loopback is reachable by others: a warning is printed then.
     #[arg(long, default_value = "127.0.0.1")]
-    pub host: IpAddr,
+    pub host: String,
     /// Port of the HTTP API (0: a free port; the bound address is printed first).
     #[arg(long, default_value_t = 8474, value_parser = clap::value_parser!(u16).range(0..=65535))]
     pub port: u16,
@@ -206,10 +205,9 @@ fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let addr = SocketAddr::new(args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
             .await
-            .with_context(|| format!("binding the API on {addr}"))?;
+            .with_context(|| format!("binding the API on {}:{}", args.host, args.port))?;
         let bound = listener.local_addr()?;
         println!("API listening on {bound} (seed {})", server.seed());
         if !bound.ip().is_loopback() {
