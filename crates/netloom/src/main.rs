@@ -30,8 +30,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    run(std::env::args_os().collect())
+}
+
+/// Parses `argv` (the program name first) and runs the command. The Python wheel's
+/// `netloom` console script enters here through `netloom::cli_entry::run_cli`.
+pub(crate) fn run(argv: Vec<std::ffi::OsString>) -> ExitCode {
     cli::init_logging();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Command::Probe(args) => cli::probe::run(args),
         Command::Trace(args) => cli::trace::run(args),

@@ -1,0 +1,17 @@
+"""netloom: build, frame, probe and break network connections, from Python.
+
+The work happens in Rust (tokio); this package gives it the shapes of the Python
+libraries it replaces:
+
+- :mod:`netloom.probe` -- mtrpacket's ``async with Prober() as p: await p.probe(host)``,
+  in-process (no ``mtr-packet`` subprocess);
+- :mod:`netloom.codec` -- every framer by name as incremental ``Decoder`` / ``Encoder``;
+- :mod:`netloom.errors` -- one exception hierarchy under :class:`NetloomError`.
+
+The wheel also installs the ``netloom`` and ``mtr-packet`` programs.
+"""
+from netloom import codec, errors, probe
+from netloom._native import __version__
+from netloom.errors import NetloomError
+
+__all__ = ["NetloomError", "__version__", "codec", "errors", "probe"]
