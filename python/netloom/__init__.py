@@ -6,12 +6,18 @@ libraries it replaces:
 - :mod:`netloom.probe` -- mtrpacket's ``async with Prober() as p: await p.probe(host)``,
   in-process (no ``mtr-packet`` subprocess);
 - :mod:`netloom.codec` -- every framer by name as incremental ``Decoder`` / ``Encoder``;
+- :mod:`netloom.fault` -- reset a socket, or any process's connections by host/port;
 - :mod:`netloom.errors` -- one exception hierarchy under :class:`NetloomError`.
 
 The wheel also installs the ``netloom`` and ``mtr-packet`` programs.
 """
-from netloom import codec, errors, probe
+import atexit
+
+from netloom import _native, codec, errors, fault, probe
 from netloom._native import __version__
 from netloom.errors import NetloomError
 
-__all__ = ["NetloomError", "__version__", "codec", "errors", "probe"]
+# Let native tasks finish touching Python before the interpreter goes away.
+atexit.register(_native._shutdown)
+
+__all__ = ["NetloomError", "__version__", "codec", "errors", "fault", "probe"]

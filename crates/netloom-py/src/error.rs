@@ -122,7 +122,7 @@ fn _panic_for_test(message: String) -> PyResult<()> {
 /// Like [`_panic_for_test`], inside an awaitable.
 #[pyfunction]
 fn _panic_in_future_for_test(py: Python<'_>, message: String) -> PyResult<Bound<'_, PyAny>> {
-    pyo3_async_runtimes::tokio::future_into_py(
+    crate::bridge::awaitable(
         py,
         catch_future(async move {
             if !message.is_empty() {

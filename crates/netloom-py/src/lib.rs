@@ -6,9 +6,11 @@
 //! [`error`] raises.
 #![warn(missing_docs)]
 
+mod bridge;
 mod cli;
 mod codec;
 mod error;
+mod fault;
 mod probe;
 mod wait;
 
@@ -18,10 +20,12 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    bridge::register(m)?;
     cli::register(m)?;
     wait::register(m)?;
     error::register(m)?;
     codec::register(m)?;
     probe::register(m)?;
+    fault::register(m)?;
     Ok(())
 }

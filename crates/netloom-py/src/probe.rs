@@ -193,7 +193,7 @@ fn open_prober(
         privilege,
         ..ProberConfig::default()
     };
-    pyo3_async_runtimes::tokio::future_into_py(
+    crate::bridge::awaitable(
         py,
         catch_future(async move {
             let prober = Prober::open(config).await.map_err(probe_error)?;
@@ -237,7 +237,7 @@ impl NativeProber {
             ip_version,
         )?;
         let prober = self.prober.clone();
-        pyo3_async_runtimes::tokio::future_into_py(
+        crate::bridge::awaitable(
             py,
             catch_future(async move {
                 let target = netloom_probe::resolve(&host, req.version)
@@ -301,7 +301,7 @@ impl NativeProber {
             probe: req.options,
         };
         let prober = self.prober.clone();
-        pyo3_async_runtimes::tokio::future_into_py(
+        crate::bridge::awaitable(
             py,
             catch_future(async move {
                 let target = netloom_probe::resolve(&host, req.version)
