@@ -13,6 +13,8 @@
 //! assert_eq!(report.errors, 0);
 //! # Ok::<(), netloom_bench::BenchError>(())
 //! ```
+#![forbid(unsafe_code)]
+
 pub mod compare;
 pub mod connect;
 mod error;

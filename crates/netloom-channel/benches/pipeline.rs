@@ -1,6 +1,10 @@
 //! The pipeline's cost per message, without sockets (through `EmbeddedChannel`).
 //!
 //! `cargo bench -p netloom-channel --bench pipeline`
+#![allow(
+    missing_docs,
+    reason = "criterion_main! generates an undocumented `pub fn main`"
+)]
 use std::hint::black_box;
 
 use bytes::Bytes;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::event_loop::check_blocking;
 use crate::task::register_local;
 use crate::{
     Channel, ChannelAddr, ChannelError, ChannelOptions, CloseFuture, EventLoop, EventLoopGroup,
-    Pipeline, Transport,
+    Pipeline, Termination, Transport,
 };
 
 /// Builds a new channel's pipeline; runs on the channel's event loop thread.
@@ -404,7 +405,9 @@ impl Bootstrap {
         rx: oneshot::Receiver<Result<Channel, ChannelError>>,
     ) -> ChannelFuture {
         let Some(el) = self.target_loop() else {
-            return LoopFuture::failed(ChannelError::EventLoopShutDown("(no event loop)".into()));
+            return LoopFuture::failed(ChannelError::NotOnEventLoop {
+                what: "Bootstrap without a group or an event loop",
+            });
         };
         match el.execute(job) {
             Ok(()) => LoopFuture(rx),
@@ -525,6 +528,9 @@ struct ServerShared {
     local: ChannelAddr,
     stop: Notify,
     close: Arc<CloseSignal>,
+    /// The bootstrap's groups, for `shutdown_gracefully`.
+    parent: EventLoopGroup,
+    child: EventLoopGroup,
 }
 
 /// A listening socket accepting child channels.
@@ -567,6 +573,36 @@ impl ServerChannel {
     /// ```
     pub fn close(&self) {
         self.0.stop.notify_one();
+    }
+
+    /// Graceful shutdown (what a CLI does on SIGINT / SIGTERM): stops accepting, then
+    /// shuts the bootstrap's event loop groups down — every channel on them is closed
+    /// gracefully (its pending writes go out, then a FIN), and whatever is still open
+    /// after `grace` is closed hard when the loops stop. The returned [`Termination`]
+    /// completes (`.sync()` blocks) once the loop threads have exited, within `grace` plus
+    /// the time a loop takes to stop. Other servers and channels on the same groups go
+    /// down with them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// use netloom_channel::{EchoHandler, EventLoopGroup, ServerBootstrap};
+    /// let g = EventLoopGroup::new(1, "s")?;
+    /// let s = ServerBootstrap::new(&g, &g)
+    ///     .child_handler(|p| { p.add_last("echo", EchoHandler)?; Ok(()) })
+    ///     .bind("127.0.0.1:0".parse().unwrap())
+    ///     .sync()?;
+    /// s.shutdown_gracefully(Duration::from_secs(5)).sync()?; // the loop threads have exited
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_gracefully(&self, grace: Duration) -> Termination {
+        self.close();
+        let child = self.0.child.shutdown_gracefully(Duration::ZERO, grace);
+        if self.0.parent.same_group(&self.0.child) {
+            child
+        } else {
+            child.and(self.0.parent.shutdown_gracefully(Duration::ZERO, grace))
+        }
     }
 
     /// Whether it still accepts.
@@ -615,6 +651,10 @@ impl ServerChannel {
 pub struct ServerBootstrap {
     parent: EventLoopGroup,
     child: EventLoopGroup,
+    /// Shared by the accepted channels whose options name no budget of their own.
+    budget: Option<crate::MemoryBudget>,
+    /// Accepted connections open at most at once (`None`: no cap).
+    max_connections: Option<usize>,
     init: Initializer,
     options: ChannelOptions,
     backlog: i32,
@@ -633,6 +673,8 @@ impl ServerBootstrap {
         ServerBootstrap {
             parent: parent.clone(),
             child: child.clone(),
+            budget: Some(crate::MemoryBudget::new(crate::DEFAULT_MEMORY_BUDGET)),
+            max_connections: None,
             init: no_handlers(),
             options: ChannelOptions::default(),
             backlog: 1024,
@@ -669,6 +711,68 @@ impl ServerBootstrap {
     /// ```
     pub fn child_options(mut self, options: ChannelOptions) -> ServerBootstrap {
         self.options = options;
+        self
+    }
+
+    /// Closes accepted channels after `timeout` without a read or a write (sets
+    /// [`ChannelOptions::idle_timeout`] of the child options; set the options first).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).idle_timeout(Duration::from_secs(300));
+    /// # Ok(()) }
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> ServerBootstrap {
+        self.options.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Turns on TCP keep-alive probes after `idle` on accepted connections (sets
+    /// [`ChannelOptions::tcp_keepalive`] of the child options; set the options first).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).tcp_keepalive(Duration::from_secs(60));
+    /// # Ok(()) }
+    /// ```
+    pub fn tcp_keepalive(mut self, idle: Duration) -> ServerBootstrap {
+        self.options.tcp_keepalive = Some(idle);
+        self
+    }
+
+    /// Sets the budget of bytes the accepted connections may buffer together (decoders
+    /// holding incomplete frames); a connection whose read would pass it is closed with
+    /// an error naming `memory_budget`. Default
+    /// [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET) (256 MiB); `None` turns it
+    /// off. A budget in the child options takes precedence.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).memory_budget(Some(64 << 20));
+    /// # Ok(()) }
+    /// ```
+    pub fn memory_budget(mut self, bytes: Option<usize>) -> ServerBootstrap {
+        self.budget = bytes.map(crate::MemoryBudget::new);
+        self
+    }
+
+    /// Caps the accepted connections open at once: past `max`, a new connection is
+    /// closed right after accepting it (with a rate-limited warning naming
+    /// `max_connections`). Default: no cap.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// let g = netloom_channel::EventLoopGroup::new(1, "s")?;
+    /// let _sb = netloom_channel::ServerBootstrap::new(&g, &g).max_connections(10_000);
+    /// # Ok(()) }
+    /// ```
+    pub fn max_connections(mut self, max: usize) -> ServerBootstrap {
+        self.max_connections = Some(max);
         self
     }
 
@@ -751,6 +855,8 @@ impl ServerBootstrap {
                     local,
                     stop: Notify::new(),
                     close: Arc::new(CloseSignal::default()),
+                    parent: sb.parent.clone(),
+                    child: sb.child.clone(),
                 }));
                 let _ = tx.send(Ok(server.clone()));
                 tokio::task::spawn_local(accept_loop(listener, server, sb));
@@ -810,14 +916,53 @@ impl Listener {
     }
 }
 
-async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootstrap) {
-    let options = Arc::new(sb.options);
+/// Holds one of the `max_connections` slots while its channel's pipeline lives.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl crate::Handler for ConnectionSlot {
+    fn interest(&self) -> crate::Interest {
+        crate::Interest::UNREGISTERED
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(listener: Listener, server: ServerChannel, mut sb: ServerBootstrap) {
+    if sb.options.memory_budget.is_none() {
+        sb.options.memory_budget = sb.budget.clone();
+    }
+    let options = Arc::new(sb.options.clone());
+    let open = Arc::new(AtomicUsize::new(0));
+    if sb.max_connections.is_some() {
+        let (init, open) = (sb.init.clone(), open.clone());
+        sb.init = Arc::new(move |p: &mut Pipeline| {
+            // Counted from here; the slot's drop (with the pipeline) gives it back.
+            open.fetch_add(1, Ordering::AcqRel);
+            p.add_first("connection-slot", ConnectionSlot(open.clone()))?;
+            init(p)
+        });
+    }
+    let mut failures = crate::log_limit::LogLimit::default();
+    let mut refusals = crate::log_limit::LogLimit::default();
     loop {
         let accepted = tokio::select! {
             biased;
             _ = server.0.stop.notified() => break,
             r = listener.accept() => r,
         };
+        if let (Ok(_), Some(max)) = (&accepted, sb.max_connections)
+            && open.load(Ordering::Acquire) >= max
+        {
+            // Dropping the stream closes it.
+            if let Some(suppressed) = refusals.hit() {
+                tracing::warn!(server = %server.0.local, max_connections = max, suppressed, "connection refused: max_connections reached");
+            }
+            continue;
+        }
         match accepted {
             Ok(Accepted::Tcp(stream)) => {
                 if let Err(e) = apply_options(SockRef::from(&stream), &options, true) {
@@ -845,7 +990,9 @@ async fn accept_loop(listener: Listener, server: ServerChannel, sb: ServerBootst
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!(server = %server.0.local, err = %e, "accept failed");
+                if let Some(suppressed) = failures.hit() {
+                    tracing::warn!(server = %server.0.local, err = %e, suppressed, "accept failed (at most one line per second)");
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

@@ -81,6 +81,10 @@ pub(crate) struct Shared {
     pending: AtomicUsize,
     high: usize,
     low: usize,
+    /// `ChannelOptions::write_message_overhead`.
+    overhead: usize,
+    /// `ChannelOptions::memory_budget`.
+    budget: Option<crate::MemoryBudget>,
     commands: Mutex<Vec<Command>>,
     has_commands: AtomicBool,
     pub(crate) waker: ChannelWaker,
@@ -129,6 +133,8 @@ impl Channel {
             pending: AtomicUsize::new(0),
             high: options.write_buffer_high_water_mark,
             low: options.write_buffer_low_water_mark,
+            overhead: options.write_message_overhead,
+            budget: options.memory_budget.clone(),
             commands: Mutex::new(Vec::new()),
             has_commands: AtomicBool::new(false),
             waker: ChannelWaker::default(),
@@ -311,6 +317,21 @@ impl Channel {
         let _ = self.push(Command::Close(CloseMode::Forced));
     }
 
+    /// Half-closes: writes what is pending, then shuts down the output (TCP FIN) and
+    /// keeps reading ([`CloseMode::Output`], through the outbound handlers). Pair it with
+    /// [`ChannelOptions::allow_half_closure`] to keep reading after the peer's FIN too.
+    ///
+    /// ```
+    /// use netloom_channel::EmbeddedChannel;
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.channel().shutdown_output();
+    /// ch.run_pending();
+    /// assert!(ch.channel().is_open()); // in memory there is no output to shut
+    /// ```
+    pub fn shutdown_output(&self) {
+        let _ = self.push(Command::Close(CloseMode::Output));
+    }
+
     /// Sends a user event through the pipeline (from its transport end).
     ///
     /// ```
@@ -390,7 +411,7 @@ impl Channel {
     // ---- crate internals ----------------------------------------------------------------
 
     fn queue_write(&self, msg: Msg, flush: bool) -> Result<(), ChannelError> {
-        let accounted = msg.as_bytes().map_or(0, |b| b.len());
+        let accounted = msg.as_bytes().map_or(0, |b| b.len() + self.0.overhead);
         if accounted > 0 {
             let pending = self.0.pending.fetch_add(accounted, Ordering::AcqRel) + accounted;
             if pending > self.0.high {
@@ -439,12 +460,64 @@ impl Channel {
         true
     }
 
+    /// `ChannelOptions::memory_budget`.
+    pub(crate) fn memory_budget(&self) -> Option<&crate::MemoryBudget> {
+        self.0.budget.as_ref()
+    }
+
+    /// `ChannelOptions::write_message_overhead`.
+    pub(crate) fn message_overhead(&self) -> usize {
+        self.0.overhead
+    }
+
     pub(crate) fn account_pending(&self, added: usize) {
         self.0.pending.fetch_add(added, Ordering::AcqRel);
     }
 
     pub(crate) fn release_pending(&self, removed: usize) {
         self.0.pending.fetch_sub(removed, Ordering::AcqRel);
+    }
+
+    /// Marks the channel unwritable (without an event yet: the task fires it at the end of
+    /// the round) if its pending bytes plus `extra` are above the high water mark, so
+    /// `is_writable` turns false in the callback whose write crosses the mark.
+    #[inline]
+    pub(crate) fn check_high_water(&self, extra: usize) {
+        if self.0.pending.load(Ordering::Relaxed) + extra > self.0.high {
+            self.0.writable.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether the pending count is above the high water mark right now.
+    #[inline]
+    pub(crate) fn over_high_water(&self) -> bool {
+        self.0.pending.load(Ordering::Relaxed) > self.0.high
+    }
+
+    /// Counts bytes a handler holds ([`PendingWrites`](crate::PendingWrites)); above the
+    /// high water mark the channel reads as unwritable at once (the event follows at the
+    /// end of the task's round).
+    pub(crate) fn hold_pending(&self, added: usize) {
+        if added == 0 {
+            return;
+        }
+        let pending = self.0.pending.fetch_add(added, Ordering::AcqRel) + added;
+        if pending > self.0.high && self.0.writable.swap(false, Ordering::AcqRel) {
+            // Held from another thread: the task must see it to fire the event.
+            self.0.waker.wake();
+        }
+    }
+
+    /// Releases held bytes; when that may make the channel writable again, the task is
+    /// woken to tell the pipeline (the release may happen off the task, e.g. a dropped queue).
+    pub(crate) fn release_held(&self, removed: usize) {
+        if removed == 0 {
+            return;
+        }
+        let pending = self.0.pending.fetch_sub(removed, Ordering::AcqRel) - removed;
+        if pending < self.0.low && !self.is_writable() {
+            self.0.waker.wake();
+        }
     }
 
     /// The next writability state after `fired` (the last state the pipeline was told), if

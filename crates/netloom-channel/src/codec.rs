@@ -5,6 +5,8 @@ use std::marker::PhantomData;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::MemoryBudget;
+use crate::log_limit::LogLimit;
 use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Interest, Msg};
 
 /// A codec error that may leave the codec usable: the frame is skipped (and logged) and the
@@ -62,6 +64,13 @@ pub struct DecoderHandler<D> {
     resuming: bool,
     complete_deferred: bool,
     failed: bool,
+    /// Decoding stopped because the channel is unwritable; resumed when it is writable.
+    paused: bool,
+    /// The channel's `memory_budget`, charged with `buf`'s length (`charged` bytes now).
+    budget: Option<MemoryBudget>,
+    charged: usize,
+    /// "frame skipped" warnings of this connection.
+    skipped: LogLimit,
 }
 
 impl<D> DecoderHandler<D> {
@@ -78,6 +87,10 @@ impl<D> DecoderHandler<D> {
             resuming: false,
             complete_deferred: false,
             failed: false,
+            paused: false,
+            budget: None,
+            charged: 0,
+            skipped: LogLimit::default(),
         }
     }
 
@@ -120,6 +133,16 @@ where
     /// Decodes at most one frame; asks to be resumed while more may follow.
     fn decode_one(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.resuming = false;
+        if !self.buf.is_empty() && !ctx.channel().is_writable() {
+            // The answers to earlier frames are not written yet: decoding more would only
+            // pile up more of them (a peer sending empty lines and never reading). The
+            // rest waits here; `channel_writability_changed(true)` resumes. Downstream is
+            // told the burst ended, so it flushes what it wrote.
+            self.paused = true;
+            self.complete_deferred = false;
+            self.finish_burst(ctx);
+            return Ok(());
+        }
         match self.decoder.decode(&mut self.buf) {
             Ok(Some(item)) => {
                 ctx.fire_channel_read(Msg::new(item));
@@ -142,7 +165,9 @@ where
             }
             Ok(None) => {}
             Err(e) if e.can_continue() => {
-                tracing::warn!(channel = %ctx.channel(), err = %e, "frame skipped");
+                if let Some(suppressed) = self.skipped.hit() {
+                    tracing::warn!(channel = %ctx.channel(), err = %e, suppressed, "frame skipped (at most one line per second per connection)");
+                }
                 if !self.buf.is_empty() {
                     self.resuming = true;
                     ctx.resume_later();
@@ -165,7 +190,35 @@ where
         if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
             self.buf = BytesMut::new();
         }
+        // Only releases here: the buffer never grows between reads.
+        let _ = self.settle_budget();
         ctx.fire_channel_read_complete();
+    }
+}
+
+impl<D> DecoderHandler<D> {
+    /// Brings the budget charge in line with what is buffered; fails (charging nothing)
+    /// when the growth does not fit the budget.
+    fn settle_budget(&mut self) -> Result<(), ChannelError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        let now = self.buf.len();
+        if now > self.charged {
+            budget.try_charge(now - self.charged)?;
+        } else {
+            budget.release(self.charged - now);
+        }
+        self.charged = now;
+        Ok(())
+    }
+}
+
+impl<D> Drop for DecoderHandler<D> {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.charged);
+        }
     }
 }
 
@@ -175,8 +228,25 @@ where
     D::Item: Send + 'static,
     D::Error: RecoverableError,
 {
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.budget = ctx.channel().memory_budget().cloned();
+        Ok(())
+    }
+
     fn interest(&self) -> Interest {
-        Interest::READ | Interest::READ_COMPLETE | Interest::INACTIVE
+        Interest::READ | Interest::READ_COMPLETE | Interest::INACTIVE | Interest::WRITABILITY
+    }
+
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
+        ctx.fire_channel_writability_changed(writable);
+        if writable && std::mem::take(&mut self.paused) && !self.failed && !self.resuming {
+            return self.decode_one(ctx);
+        }
+        Ok(())
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
@@ -186,7 +256,14 @@ where
                     return Ok(());
                 }
                 self.buf.extend_from_slice(&bytes);
-                if self.resuming {
+                if let Err(e) = self.settle_budget() {
+                    // Over the budget shared with the other connections: this one goes.
+                    self.failed = true;
+                    self.buf = BytesMut::new();
+                    let _ = self.settle_budget();
+                    return Err(Box::new(e));
+                }
+                if self.resuming || self.paused {
                     return Ok(());
                 }
                 self.decode_one(ctx)
@@ -221,7 +298,9 @@ where
                 Ok(Some(item)) => ctx.fire_channel_read(Msg::new(item)),
                 Ok(None) => break,
                 Err(e) if e.can_continue() => {
-                    tracing::warn!(channel = %ctx.channel(), err = %e, "frame skipped");
+                    if let Some(suppressed) = self.skipped.hit() {
+                        tracing::warn!(channel = %ctx.channel(), err = %e, suppressed, "frame skipped (at most one line per second per connection)");
+                    }
                 }
                 Err(e) => {
                     self.failed = true;
@@ -229,12 +308,18 @@ where
                 }
             }
         }
+        let (total, unlogged) = self.skipped.finish();
+        if unlogged > 0 {
+            tracing::warn!(channel = %ctx.channel(), skipped = total, "malformed frames skipped on this connection");
+        }
         ctx.fire_channel_inactive();
         result
     }
 
     fn take_buffered(&mut self) -> Option<Bytes> {
-        Some(self.buf.split().freeze())
+        let taken = self.buf.split().freeze();
+        let _ = self.settle_budget();
+        Some(taken)
     }
 }
 
@@ -255,6 +340,8 @@ where
 pub struct EncoderHandler<E, T> {
     encoder: E,
     buf: BytesMut,
+    /// "frame not sent" warnings of this connection.
+    refused: LogLimit,
     _item: PhantomData<fn(T)>,
 }
 
@@ -268,6 +355,7 @@ impl<E, T> EncoderHandler<E, T> {
         EncoderHandler {
             encoder,
             buf: BytesMut::new(),
+            refused: LogLimit::default(),
             _item: PhantomData,
         }
     }
@@ -289,7 +377,9 @@ where
                 match self.encoder.encode(item, &mut self.buf) {
                     Ok(()) => {}
                     Err(e) if e.can_continue() => {
-                        tracing::warn!(channel = %ctx.channel(), err = %e, "frame not sent");
+                        if let Some(suppressed) = self.refused.hit() {
+                            tracing::warn!(channel = %ctx.channel(), err = %e, suppressed, "frame not sent (at most one line per second per connection)");
+                        }
                         return Ok(());
                     }
                     Err(e) => return Err(e.into()),
@@ -364,8 +454,18 @@ where
     fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.decoder.channel_inactive(ctx)
     }
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
+        self.decoder.channel_writability_changed(ctx, writable)
+    }
     fn take_buffered(&mut self) -> Option<Bytes> {
         self.decoder.take_buffered()
+    }
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.decoder.handler_added(ctx)
     }
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         self.encoder.write(ctx, msg)

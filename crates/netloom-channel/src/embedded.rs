@@ -104,8 +104,8 @@ impl EmbeddedChannel {
                 self.pipeline.fire_due_timers(Instant::now());
             }
             self.pipeline.run();
-            if self.pipeline.head.close_requested.is_some() && !self.pipeline.head.closed {
-                self.pipeline.head.closed = true;
+            if self.pipeline.close_requested().is_some() && !self.pipeline.head_closed() {
+                self.pipeline.mark_head_closed();
                 let ch = self.pipeline.channel.clone();
                 ch.mark_closed(|| {});
                 self.pipeline.fire_inbound(Ev::Inactive);

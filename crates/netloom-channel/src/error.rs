@@ -31,6 +31,7 @@ pub type HandlerResult = Result<(), BoxError>;
 /// assert_eq!(err.to_string(), "no handler named \"decoder\" in the pipeline");
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChannelError {
     /// Binding a listening socket failed.
     #[error("binding {addr} failed: {source}")]
@@ -152,6 +153,12 @@ pub enum ChannelError {
     /// The event loop no longer accepts work.
     #[error("event loop {0} is shut down")]
     EventLoopShutDown(String),
+    /// An operation that must run on an event loop thread was called elsewhere.
+    #[error("{what} must be called on an event loop thread")]
+    NotOnEventLoop {
+        /// The operation.
+        what: &'static str,
+    },
     /// The channel is closed.
     #[error("channel {0} is closed")]
     ChannelClosed(String),
@@ -166,6 +173,12 @@ pub enum ChannelError {
     /// No data was read within the read timeout (`ReadTimeoutHandler`).
     #[error("no data read for {0:?} (read timeout)")]
     ReadTimeout(Duration),
+    /// Nothing was read or written for `ChannelOptions::idle_timeout`.
+    #[error("nothing read or written for {0:?} (idle_timeout); closed")]
+    IdleTimeout(Duration),
+    /// The TLS handshake did not complete within `TlsHandler::handshake_timeout`.
+    #[error("TLS handshake not complete after {0:?} (handshake_timeout); closed")]
+    TlsHandshakeTimeout(Duration),
     /// Starting an event loop thread failed.
     #[error("starting event loop thread {name} failed: {source}")]
     ThreadSpawn {
@@ -249,6 +262,43 @@ impl ChannelError {
                 .downcast_ref::<ChannelError>()
                 .and_then(ChannelError::tls_error),
             _ => None,
+        }
+    }
+}
+
+impl ChannelError {
+    /// Whether this is how connections routinely end — the peer reset or vanished, a
+    /// timeout this crate enforces — rather than a fault worth a warning. Unhandled
+    /// routine errors are logged at DEBUG, the others at WARN.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use netloom_channel::ChannelError;
+    /// let reset = ChannelError::Io {
+    ///     op: "read",
+    ///     channel: "c".into(),
+    ///     source: io::Error::from(io::ErrorKind::ConnectionReset),
+    /// };
+    /// assert!(reset.is_routine());
+    /// assert!(ChannelError::IdleTimeout(Duration::from_secs(1)).is_routine());
+    /// assert!(!ChannelError::NoSuchHandler("x".into()).is_routine());
+    /// ```
+    pub fn is_routine(&self) -> bool {
+        match self {
+            ChannelError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::NotConnected
+            ),
+            ChannelError::IdleTimeout(_)
+            | ChannelError::ReadTimeout(_)
+            | ChannelError::TlsHandshakeTimeout(_) => true,
+            _ => false,
         }
     }
 }

@@ -44,9 +44,15 @@ pub struct TlsInfo {
 /// let ev = UserEvent::Idle(IdleState::AllIdle);
 /// assert!(matches!(ev, UserEvent::Idle(IdleState::AllIdle)));
 /// ```
+#[non_exhaustive]
 pub enum UserEvent {
     /// The channel was idle (from an `IdleStateHandler`).
     Idle(IdleState),
+    /// The peer ended its output (TCP FIN) on a channel with
+    /// [`ChannelOptions::allow_half_closure`](crate::ChannelOptions::allow_half_closure):
+    /// nothing more will be read, and the channel stays open for writing until it is
+    /// closed (or its output is shut down too, with [`CloseMode::Output`]).
+    InputShutdown,
     /// The TLS handshake completed successfully.
     TlsHandshakeComplete(Box<TlsInfo>),
     /// Any other event.
@@ -57,6 +63,7 @@ impl fmt::Debug for UserEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UserEvent::Idle(s) => f.debug_tuple("Idle").field(s).finish(),
+            UserEvent::InputShutdown => f.write_str("InputShutdown"),
             UserEvent::TlsHandshakeComplete(i) => {
                 f.debug_tuple("TlsHandshakeComplete").field(i).finish()
             }
@@ -72,10 +79,16 @@ impl fmt::Debug for UserEvent {
 /// assert_ne!(CloseMode::Graceful, CloseMode::Forced);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseMode {
     /// Stop reading, write everything pending (flushed or not), send FIN, then close
     /// (forced after `ChannelOptions::graceful_close_timeout`).
     Graceful,
     /// Drop pending writes and close now.
     Forced,
+    /// Half-close: write everything pending (flushed or not), then shut down the output
+    /// (TCP FIN) and keep reading; later writes are dropped. The channel closes when its
+    /// input has ended too (see [`UserEvent::InputShutdown`]) or when it is closed.
+    /// Transports without a half-close (UDP peers, in-memory channels) ignore it.
+    Output,
 }

@@ -465,6 +465,11 @@ impl EventLoopGroup {
         &self.0.loops
     }
 
+    /// Whether both handles are the same group.
+    pub(crate) fn same_group(&self, other: &EventLoopGroup) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Shuts every loop down: channels are closed gracefully, then each loop runs until no
     /// work was submitted for `quiet` and its channels are gone — or `timeout` passed.
     /// Returns a future; `.sync()` blocks until every thread has exited.
@@ -516,6 +521,13 @@ pub struct Termination {
 }
 
 impl Termination {
+    /// Both terminations.
+    pub(crate) fn and(mut self, other: Termination) -> Termination {
+        self.waits.extend(other.waits);
+        self.threads.extend(other.threads);
+        self
+    }
+
     /// Blocks until every loop thread has exited.
     ///
     /// ```

@@ -4,14 +4,55 @@
 //! Bytes read on one side are written to the other; when the other side becomes unwritable
 //! (its pending bytes passed the high water mark), reading stops on this side until it is
 //! writable again. Memory per connection pair is bounded by the water marks.
+//!
+//! # Cross-pipeline writes
+//!
+//! A forwarded connection is two channels with a pipeline each:
+//!
+//! ```text
+//!  client ─▶ tls ─▶ client handlers ─▶ forward ── write_and_flush ──┐   (client pipeline,
+//!                                                                   │    inbound)
+//!  target ◀─ tls ◀─ target handlers ◀── application end ◀──────────┘   (target pipeline,
+//!                                                                         outbound)
+//! ```
+//!
+//! and the same the other way (target → target handlers → forward → the client pipeline's
+//! application end → client handlers → client).
+//!
+//! The `forward` handler at the application end of one pipeline hands each message it
+//! reads to the *other* channel with [`Channel::write_and_flush`]. Such a write does not
+//! run the other pipeline's handlers on the spot: it is queued as a command for the other
+//! channel's task (both channels share one event loop thread here), counted in the other
+//! channel's [`pending_outbound_bytes`](Channel::pending_outbound_bytes) at once, and
+//! enters the other pipeline at its application end when that task runs, travelling
+//! through its outbound handlers (`write`, `flush`) to the socket. Writes from one handler
+//! to one channel keep their order; nothing is ever re-entered.
+//!
+//! Backpressure closes the loop: when the other channel is unwritable after a write,
+//! `forward` stops reading on its own channel (`set_auto_read(false)`); the other
+//! channel's `channel_writability_changed(true)` turns reading back on.
+//!
+//! # Handlers of your own on each side
+//!
+//! [`ForwardConfig::with_client_handlers`] and [`ForwardConfig::with_target_handlers`] add
+//! handlers between TLS and `forward` on each side. A handler on one side sees, as inbound
+//! `channel_read`, what that side's peer sends, and, as outbound `write`, what is about to
+//! be sent to that peer. A handler that holds messages back (a delay, a rate limit) should
+//! hold them in a [`PendingWrites`](crate::PendingWrites) queue: the held bytes then count
+//! against that channel's writability, so the forwarder stops reading the other side while
+//! they wait, and memory stays bounded. Such a handler should also hold back a `close`
+//! that is not [`CloseMode::Forced`](crate::CloseMode::Forced) until it has written what
+//! it holds: the forwarder passes a peer's half-close on as
+//! [`CloseMode::Output`](crate::CloseMode::Output), and writes after it are dropped.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::{
     Bootstrap, Channel, ChannelError, ChannelOptions, CloseFuture, Context, EventLoopGroup,
-    Handler, HandlerResult, Interest, Msg, RemoteAddr, ServerBootstrap, ServerChannel,
-    TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
+    Handler, HandlerResult, Initializer, Interest, Msg, Pipeline, RemoteAddr, ServerBootstrap,
+    ServerChannel, TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
 };
 
 /// What to forward where.
@@ -31,11 +72,52 @@ pub struct ForwardConfig {
     pub tls_server_name: Option<String>,
     /// Terminate TLS on the listening side.
     pub tls_listen: Option<TlsServerConfig>,
-    /// Options of both sides' channels.
+    /// Options of both sides' channels (`allow_half_closure` is always on: the forwarder
+    /// passes half-closes on).
     pub options: ChannelOptions,
+    /// After one side ended its output (a half-close, passed on to the other side as a
+    /// TCP FIN), how long the other direction may go on before both connections are
+    /// closed (socat's `-t`). Default 10 s; at most [`ForwardConfig::MAX_LINGER`].
+    pub half_close_linger: Duration,
+    /// The TLS handshake timeout of both sides' TLS handlers (default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::DEFAULT_HANDSHAKE_TIMEOUT); `None` waits
+    /// forever). The idle timeout and TCP keep-alive are in `options`.
+    pub tls_handshake_timeout: Option<Duration>,
+    /// Adds user handlers to each client-side pipeline (see `with_client_handlers`).
+    client_handlers: Option<Initializer>,
+    /// Adds user handlers to each target-side pipeline (see `with_target_handlers`).
+    target_handlers: Option<Initializer>,
 }
 
 impl ForwardConfig {
+    /// The longest [`half_close_linger`](ForwardConfig::half_close_linger) accepted: 1 hour.
+    pub const MAX_LINGER: Duration = Duration::from_secs(3600);
+
+    /// Checks the configuration; the error names the offending option.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use netloom_channel::ForwardConfig;
+    /// let mut cfg = ForwardConfig::new("127.0.0.1:80");
+    /// assert!(cfg.validate().is_ok());
+    /// cfg.half_close_linger = Duration::from_secs(7200);
+    /// assert!(cfg.validate().unwrap_err().to_string().contains("half_close_linger"));
+    /// ```
+    pub fn validate(&self) -> Result<(), ChannelError> {
+        self.options.validate()?;
+        if self.half_close_linger > Self::MAX_LINGER {
+            return Err(ChannelError::InvalidOption {
+                name: "half_close_linger",
+                reason: format!(
+                    "{:?} is above the maximum of {:?}",
+                    self.half_close_linger,
+                    Self::MAX_LINGER
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Plain TCP to `to`.
     ///
     /// ```
@@ -49,7 +131,74 @@ impl ForwardConfig {
             tls_server_name: None,
             tls_listen: None,
             options: ChannelOptions::default(),
+            half_close_linger: Duration::from_secs(10),
+            tls_handshake_timeout: Some(crate::DEFAULT_HANDSHAKE_TIMEOUT),
+            client_handlers: None,
+            target_handlers: None,
         }
+    }
+
+    /// Calls `init` on every client-side pipeline (the accepted connection), after the TLS
+    /// handler (if any) and before `forward`: the handlers it adds see what the client
+    /// sends as `channel_read` and what goes back to the client as `write`. An `Err`
+    /// refuses the connection.
+    ///
+    /// ```
+    /// use netloom_channel::{Context, ForwardConfig, Handler, HandlerResult, Msg};
+    ///
+    /// /// Logs the size of every message from the client.
+    /// struct Sizes;
+    /// impl Handler for Sizes {
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         tracing::info!(len = msg.as_bytes().map_or(0, |b| b.len()), "from client");
+    ///         ctx.fire_channel_read(msg);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let cfg = ForwardConfig::new("127.0.0.1:8080").with_client_handlers(|p| {
+    ///     p.add_last("sizes", Sizes)?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_client_handlers(
+        mut self,
+        init: impl Fn(&mut Pipeline) -> Result<(), ChannelError> + Send + Sync + 'static,
+    ) -> ForwardConfig {
+        self.client_handlers = Some(Arc::new(init));
+        self
+    }
+
+    /// Calls `init` on every target-side pipeline (the connection to the target), after
+    /// the TLS handler (if any) and before `forward`: the handlers it adds see what the
+    /// target sends as `channel_read` and what goes to the target as `write`. An `Err`
+    /// fails the connection to the target (and closes the client).
+    ///
+    /// ```
+    /// use netloom_channel::{Context, ForwardConfig, Handler, HandlerResult, Interest, Msg};
+    ///
+    /// /// Drops everything the client sends to the target.
+    /// struct Blackhole;
+    /// impl Handler for Blackhole {
+    ///     fn interest(&self) -> Interest {
+    ///         Interest::WRITE
+    ///     }
+    ///     fn write(&mut self, _ctx: &mut Context<'_>, _msg: Msg) -> HandlerResult {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let cfg = ForwardConfig::new("127.0.0.1:8080").with_target_handlers(|p| {
+    ///     p.add_last("blackhole", Blackhole)?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_target_handlers(
+        mut self,
+        init: impl Fn(&mut Pipeline) -> Result<(), ChannelError> + Send + Sync + 'static,
+    ) -> ForwardConfig {
+        self.target_handlers = Some(Arc::new(init));
+        self
     }
 }
 
@@ -139,7 +288,9 @@ impl Forwarder {
         listen: SocketAddr,
         config: ForwardConfig,
     ) -> Result<Forwarder, ChannelError> {
-        config.options.validate()?;
+        config.validate()?;
+        let mut config = config;
+        config.options.allow_half_closure = true;
         let stats = Arc::new(ForwardStats::default());
         let config = Arc::new(config);
         let (cfg, st) = (config.clone(), stats.clone());
@@ -147,7 +298,13 @@ impl Forwarder {
             .child_options(config.options.clone())
             .child_handler(move |p| {
                 if let Some(tls) = &cfg.tls_listen {
-                    p.add_last("tls", TlsHandler::server(tls)?)?;
+                    p.add_last(
+                        "tls",
+                        TlsHandler::server(tls)?.handshake_timeout(cfg.tls_handshake_timeout),
+                    )?;
+                }
+                if let Some(init) = &cfg.client_handlers {
+                    init(p)?;
                 }
                 st.connections.fetch_add(1, Ordering::Relaxed);
                 p.add_last(
@@ -157,6 +314,7 @@ impl Forwarder {
                         stats: st.clone(),
                         target: None,
                         inactive: false,
+                        input_ended: false,
                     },
                 )?;
                 Ok(())
@@ -200,6 +358,19 @@ impl Forwarder {
     /// ```
     pub fn close(&self) {
         self.server.close();
+    }
+
+    /// Graceful shutdown: stops accepting, closes every forwarded connection gracefully
+    /// and stops the group's loops, within `grace` (see
+    /// [`ServerChannel::shutdown_gracefully`]).
+    ///
+    /// ```no_run
+    /// # fn f(fwd: netloom_channel::Forwarder) -> Result<(), netloom_channel::ChannelError> {
+    /// fwd.shutdown_gracefully(std::time::Duration::from_secs(5)).sync()
+    /// # }
+    /// ```
+    pub fn shutdown_gracefully(&self, grace: Duration) -> crate::Termination {
+        self.server.shutdown_gracefully(grace)
     }
 
     /// Completes when the forwarder stopped accepting.
@@ -249,6 +420,8 @@ struct Inbound {
     stats: Arc<ForwardStats>,
     target: Option<Channel>,
     inactive: bool,
+    /// The client ended its output (FIN) before the target connection was up.
+    input_ended: bool,
 }
 
 impl Handler for Inbound {
@@ -275,13 +448,21 @@ impl Handler for Inbound {
             .handler(move |p| {
                 if let Some(tls) = &cfg.tls_to {
                     let name = cfg.tls_server_name.clone().unwrap_or_else(|| cfg.to.host());
-                    p.add_last("tls", TlsHandler::client(tls, &name)?)?;
+                    p.add_last(
+                        "tls",
+                        TlsHandler::client(tls, &name)?
+                            .handshake_timeout(cfg.tls_handshake_timeout),
+                    )?;
+                }
+                if let Some(init) = &cfg.target_handlers {
+                    init(p)?;
                 }
                 p.add_last(
                     "forward",
                     Outbound {
                         client: client.clone(),
                         stats: stats.clone(),
+                        linger: cfg.half_close_linger,
                     },
                 )?;
                 Ok(())
@@ -315,12 +496,24 @@ impl Handler for Inbound {
                     if self.inactive {
                         target.close();
                     } else {
+                        if self.input_ended {
+                            target.shutdown_output();
+                        }
                         self.target = Some(target);
                         ctx.set_auto_read(true);
                     }
                 }
                 Err(other) => ctx.fire_user_event(UserEvent::Custom(other)),
             },
+            UserEvent::InputShutdown => {
+                // The client is done sending: pass the FIN on, keep the answer coming.
+                match &self.target {
+                    Some(target) => target.shutdown_output(),
+                    None => self.input_ended = true,
+                }
+                ctx.schedule_timer(self.config.half_close_linger);
+                ctx.fire_user_event(UserEvent::InputShutdown);
+            }
             other => ctx.fire_user_event(other),
         }
         Ok(())
@@ -359,16 +552,45 @@ impl Handler for Inbound {
         ctx.close();
         Ok(())
     }
+
+    /// The half-close linger ran out.
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        tracing::debug!(channel = %ctx.channel(), "half-close linger over; closing");
+        ctx.close();
+        Ok(())
+    }
 }
 
 struct Outbound {
     client: Channel,
     stats: Arc<ForwardStats>,
+    linger: Duration,
 }
 
 impl Handler for Outbound {
     fn interest(&self) -> Interest {
-        Interest::READ | Interest::WRITABILITY | Interest::INACTIVE | Interest::EXCEPTION
+        Interest::READ
+            | Interest::WRITABILITY
+            | Interest::USER_EVENT
+            | Interest::INACTIVE
+            | Interest::EXCEPTION
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        if let UserEvent::InputShutdown = event {
+            // The target is done sending: pass the FIN on to the client.
+            self.client.shutdown_output();
+            ctx.schedule_timer(self.linger);
+        }
+        ctx.fire_user_event(event);
+        Ok(())
+    }
+
+    /// The half-close linger ran out.
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        tracing::debug!(channel = %ctx.channel(), "half-close linger over; closing");
+        ctx.close();
+        Ok(())
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {

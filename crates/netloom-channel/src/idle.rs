@@ -169,3 +169,58 @@ impl Handler for ReadTimeoutHandler {
         Ok(())
     }
 }
+
+/// Closes its channel after `ChannelOptions::idle_timeout` without a read or a write;
+/// added first in the pipeline by the channel itself when that option is set.
+pub(crate) struct IdleTimeoutHandler {
+    timeout: Duration,
+    last: Instant,
+}
+
+impl IdleTimeoutHandler {
+    pub(crate) const NAME: &'static str = "idle-timeout";
+
+    pub(crate) fn new(timeout: Duration) -> IdleTimeoutHandler {
+        IdleTimeoutHandler {
+            timeout,
+            last: Instant::now(),
+        }
+    }
+}
+
+impl Handler for IdleTimeoutHandler {
+    fn interest(&self) -> Interest {
+        Interest::READ | Interest::WRITE
+    }
+
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.last = Instant::now();
+        ctx.schedule_timer(self.timeout);
+        Ok(())
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.last = Instant::now();
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        self.last = Instant::now();
+        ctx.write(msg);
+        Ok(())
+    }
+
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        let deadline = self.last + self.timeout;
+        let now = Instant::now();
+        if now < deadline {
+            ctx.schedule_timer(deadline - now);
+            return Ok(());
+        }
+        tracing::debug!(channel = %ctx.channel(), timeout = ?self.timeout, "idle_timeout: closing");
+        ctx.fire_exception_caught(ChannelError::IdleTimeout(self.timeout));
+        ctx.close_with(CloseMode::Forced);
+        Ok(())
+    }
+}

@@ -62,6 +62,9 @@ impl Interest {
     pub const FLUSH: Interest = Interest(1 << 10);
     /// `close` (outbound).
     pub const CLOSE: Interest = Interest(1 << 11);
+    /// No callback (only the always-delivered `handler_added`, `timer_expired`,
+    /// `resumed`).
+    pub const NONE: Interest = Interest(0);
     /// Every callback: the default, for handlers that do not say.
     pub const ALL: Interest = Interest((1 << 12) - 1);
     /// Every inbound callback.
@@ -95,6 +98,111 @@ impl Interest {
     pub(crate) const fn intersects(self, other: Interest) -> bool {
         self.0 & other.0 != 0
     }
+}
+
+/// Implements [`Handler`](crate::Handler) with the interest set computed from the
+/// callbacks written, so an overridden callback can never be left out of it (the mistake
+/// that makes the pipeline silently pass it by). Write the `impl` as usual inside the
+/// macro, without `fn interest`: defining it too does not compile.
+///
+/// ```
+/// use netloom_channel::{handler, Context, Handler, HandlerResult, Interest, Msg};
+///
+/// struct Counter(usize);
+///
+/// handler! {
+///     impl Handler for Counter {
+///         fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+///             self.0 += 1;
+///             ctx.fire_channel_read(msg);
+///             Ok(())
+///         }
+///         fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+///             ctx.flush();
+///             Ok(())
+///         }
+///     }
+/// }
+/// assert_eq!(Counter(0).interest(), Interest::READ | Interest::READ_COMPLETE);
+/// ```
+///
+/// Only non-generic `impl Handler for Type` blocks are supported; write generic ones by
+/// hand.
+#[macro_export]
+macro_rules! handler {
+    (
+        impl Handler for $ty:ty {
+            $(
+                $(#[$meta:meta])*
+                fn $name:ident ( $($args:tt)* ) -> $ret:ty $body:block
+            )*
+        }
+    ) => {
+        impl $crate::Handler for $ty {
+            fn interest(&self) -> $crate::Interest {
+                $crate::Interest::NONE $( .union($crate::__interest_of!($name)) )*
+            }
+            $(
+                $(#[$meta])*
+                fn $name ( $($args)* ) -> $ret $body
+            )*
+        }
+    };
+}
+
+/// The interest bit of a [`Handler`](crate::Handler) callback, by name (for `handler!`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __interest_of {
+    (channel_registered) => {
+        $crate::Interest::REGISTERED
+    };
+    (channel_unregistered) => {
+        $crate::Interest::UNREGISTERED
+    };
+    (channel_active) => {
+        $crate::Interest::ACTIVE
+    };
+    (channel_inactive) => {
+        $crate::Interest::INACTIVE
+    };
+    (channel_read) => {
+        $crate::Interest::READ
+    };
+    (channel_read_complete) => {
+        $crate::Interest::READ_COMPLETE
+    };
+    (channel_writability_changed) => {
+        $crate::Interest::WRITABILITY
+    };
+    (user_event) => {
+        $crate::Interest::USER_EVENT
+    };
+    (exception_caught) => {
+        $crate::Interest::EXCEPTION
+    };
+    (write) => {
+        $crate::Interest::WRITE
+    };
+    (flush) => {
+        $crate::Interest::FLUSH
+    };
+    (close) => {
+        $crate::Interest::CLOSE
+    };
+    // Always delivered, or not an event.
+    (handler_added) => {
+        $crate::Interest::NONE
+    };
+    (timer_expired) => {
+        $crate::Interest::NONE
+    };
+    (resumed) => {
+        $crate::Interest::NONE
+    };
+    (take_buffered) => {
+        $crate::Interest::NONE
+    };
 }
 
 impl BitOr for Interest {

@@ -55,6 +55,7 @@
 
 mod alarm;
 mod bootstrap;
+mod budget;
 mod channel;
 mod channel_waker;
 mod codec;
@@ -67,9 +68,11 @@ mod forward;
 mod handler;
 mod idle;
 mod interest;
+mod log_limit;
 mod message;
 mod options;
 mod outbound;
+mod pending;
 mod pipeline;
 mod task;
 mod task_set;
@@ -82,6 +85,7 @@ pub use bootstrap::{
     BindFuture, Bootstrap, ChannelFuture, Initializer, LoopFuture, RemoteAddr, ServerBootstrap,
     ServerChannel,
 };
+pub use budget::{DEFAULT_MEMORY_BUDGET, MemoryBudget};
 pub use channel::{Channel, ChannelAddr, CloseFuture};
 pub use codec::{DecoderHandler, EncoderHandler, FramingHandler, RecoverableError};
 pub use echo::EchoHandler;
@@ -95,6 +99,10 @@ pub use idle::{IdleStateHandler, ReadTimeoutHandler};
 pub use interest::Interest;
 pub use message::Msg;
 pub use options::ChannelOptions;
+pub use pending::PendingWrites;
 pub use pipeline::{Context, Pipeline};
-pub use tls::{TlsClientConfig, TlsHandler, TlsServerConfig};
+pub use tls::{
+    CertChainPem, DEFAULT_HANDSHAKE_TIMEOUT, PrivateKeyPem, RootsPem, TlsClientConfig, TlsHandler,
+    TlsServerConfig,
+};
 pub use transport::Transport;

@@ -26,6 +26,11 @@ pub struct ChannelOptions {
     /// channel's writability instead of megabytes queued in the kernel (default: the
     /// system's, which is no limit).
     pub tcp_notsent_lowat: Option<u32>,
+    /// What each pending outbound message counts beyond its bytes towards the water marks
+    /// (default 96 bytes, Netty's figure for an outbound buffer entry). Without it, a peer
+    /// that makes the server write many tiny messages (an echo of empty lines) holds far
+    /// more memory than the marks say. At most 64 KiB.
+    pub write_message_overhead: usize,
     /// Pending outbound bytes above which the channel becomes unwritable (default 64 KiB).
     pub write_buffer_high_water_mark: usize,
     /// Pending outbound bytes below which it becomes writable again (default 32 KiB).
@@ -50,6 +55,20 @@ pub struct ChannelOptions {
     pub connect_timeout: Duration,
     /// How long a graceful close waits for pending writes before forcing (default 30 s).
     pub graceful_close_timeout: Duration,
+    /// When the peer ends its output (TCP FIN), keep the channel open and fire
+    /// [`UserEvent::InputShutdown`](crate::UserEvent::InputShutdown) instead of closing
+    /// (Netty's `ALLOW_HALF_CLOSURE`; default off). The channel then closes when it is
+    /// closed, or when its own output is shut down ([`CloseMode::Output`](crate::CloseMode::Output)).
+    pub allow_half_closure: bool,
+    /// Close the channel (with [`ChannelError::IdleTimeout`] to its pipeline) after this
+    /// long without a read or a write: slowloris clients and peers that vanished without
+    /// a FIN. Default off; at most [`ChannelOptions::MAX_TIMEOUT`].
+    pub idle_timeout: Option<Duration>,
+    /// The budget of bytes buffered across connections that this channel's decoders
+    /// charge (see [`MemoryBudget`](crate::MemoryBudget)). Default `None`: a
+    /// [`ServerBootstrap`](crate::ServerBootstrap) then gives its connections its own
+    /// shared budget ([`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET) unless set).
+    pub memory_budget: Option<crate::MemoryBudget>,
 }
 
 impl Default for ChannelOptions {
@@ -60,6 +79,7 @@ impl Default for ChannelOptions {
             send_buffer_size: None,
             recv_buffer_size: None,
             tcp_notsent_lowat: None,
+            write_message_overhead: 96,
             write_buffer_high_water_mark: 64 * 1024,
             write_buffer_low_water_mark: 32 * 1024,
             auto_read: true,
@@ -68,11 +88,17 @@ impl Default for ChannelOptions {
             max_bytes_per_gathering_write: 63 * 1024,
             connect_timeout: Duration::from_secs(30),
             graceful_close_timeout: Duration::from_secs(30),
+            allow_half_closure: false,
+            idle_timeout: None,
+            memory_budget: None,
         }
     }
 }
 
 impl ChannelOptions {
+    /// The longest timeout accepted by the options that take one (1 day).
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
     /// Checks the options; the error names the offending option.
     ///
     /// ```
@@ -101,6 +127,35 @@ impl ChannelOptions {
                 name: "max_bytes_per_gathering_write",
                 reason: "must be at least 1".into(),
             });
+        }
+        if self.write_message_overhead > 64 * 1024 {
+            return Err(ChannelError::InvalidOption {
+                name: "write_message_overhead",
+                reason: format!(
+                    "{} is above the maximum of 65536 bytes",
+                    self.write_message_overhead
+                ),
+            });
+        }
+        for (name, value) in [
+            ("idle_timeout", self.idle_timeout),
+            ("tcp_keepalive", self.tcp_keepalive),
+        ] {
+            match value {
+                Some(d) if d.is_zero() => {
+                    return Err(ChannelError::InvalidOption {
+                        name,
+                        reason: "must be above zero (None turns it off)".into(),
+                    });
+                }
+                Some(d) if d > Self::MAX_TIMEOUT => {
+                    return Err(ChannelError::InvalidOption {
+                        name,
+                        reason: format!("{d:?} is above the maximum of {:?}", Self::MAX_TIMEOUT),
+                    });
+                }
+                _ => {}
+            }
         }
         if self.read_chunk_size < 64 {
             return Err(ChannelError::InvalidOption {

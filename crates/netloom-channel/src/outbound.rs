@@ -10,11 +10,36 @@ pub(crate) struct OutboundBuffer {
     entries: VecDeque<Bytes>,
     flushed: usize,
     total_bytes: usize,
+    /// Each entry is a datagram: empty ones are kept (a zero-length datagram is a
+    /// message; on a byte stream an empty write is nothing).
+    datagrams: bool,
+    /// What each entry costs beyond its bytes (`ChannelOptions::write_message_overhead`):
+    /// the channel's pending count is bytes plus this per entry, and the removing methods
+    /// return that cost.
+    overhead: usize,
 }
 
 impl OutboundBuffer {
+    /// An empty buffer; `datagrams` keeps empty messages (see the field).
+    pub(crate) fn new(datagrams: bool, overhead: usize) -> OutboundBuffer {
+        OutboundBuffer {
+            datagrams,
+            overhead,
+            ..OutboundBuffer::default()
+        }
+    }
+
+    /// An empty buffer with the same settings (to free this one's capacity).
+    pub(crate) fn emptied(&self) -> OutboundBuffer {
+        OutboundBuffer::new(self.datagrams, self.overhead)
+    }
+
+    pub(crate) fn set_datagrams(&mut self, on: bool) {
+        self.datagrams = on;
+    }
+
     pub(crate) fn push(&mut self, bytes: Bytes) {
-        if bytes.is_empty() {
+        if bytes.is_empty() && !self.datagrams {
             return;
         }
         self.total_bytes += bytes.len();
@@ -62,17 +87,20 @@ impl OutboundBuffer {
         n
     }
 
-    /// Removes `n` written bytes from the front.
-    pub(crate) fn consume(&mut self, mut n: usize) {
+    /// Removes `n` written bytes from the front; returns their cost (bytes plus the
+    /// overhead of each entry finished).
+    pub(crate) fn consume(&mut self, mut n: usize) -> usize {
+        let mut cost = n;
         while n > 0 {
             let Some(front) = self.entries.front_mut() else {
-                return;
+                return cost;
             };
             if n >= front.len() {
                 n -= front.len();
                 self.total_bytes -= front.len();
                 self.entries.pop_front();
                 self.flushed = self.flushed.saturating_sub(1);
+                cost += self.overhead;
             } else {
                 front.advance(n);
                 self.total_bytes -= n;
@@ -82,11 +110,25 @@ impl OutboundBuffer {
         if self.entries.is_empty() && self.entries.capacity() > 64 {
             self.entries = VecDeque::new();
         }
+        cost
     }
 
-    /// Drops everything; returns the bytes dropped.
+    /// Removes the front entry whole (a datagram that was sent, or failed); returns its
+    /// cost.
+    pub(crate) fn pop_datagram(&mut self) -> usize {
+        match self.entries.pop_front() {
+            Some(front) => {
+                self.total_bytes -= front.len();
+                self.flushed = self.flushed.saturating_sub(1);
+                front.len() + self.overhead
+            }
+            None => 0,
+        }
+    }
+
+    /// Drops everything; returns the cost dropped.
     pub(crate) fn clear(&mut self) -> usize {
-        let dropped = self.total_bytes;
+        let dropped = self.total_bytes + self.entries.len() * self.overhead;
         self.entries = VecDeque::new();
         self.flushed = 0;
         self.total_bytes = 0;
@@ -114,6 +156,42 @@ mod tests {
         out.consume(3);
         assert!(out.is_empty());
         assert!(!out.has_flushed());
+    }
+
+    #[test]
+    fn datagram_buffers_keep_empty_messages_stream_buffers_do_not() {
+        let mut stream = OutboundBuffer::new(false, 0);
+        stream.push(Bytes::new());
+        assert!(stream.is_empty());
+        let mut dgram = OutboundBuffer::new(true, 0);
+        dgram.push(Bytes::new());
+        dgram.push(Bytes::from_static(b"x"));
+        dgram.mark_flushed();
+        {
+            let mut slices = [IoSlice::new(&[])];
+            assert_eq!(dgram.fill_slices(&mut slices, usize::MAX), 1);
+            assert!(slices[0].is_empty());
+        }
+        dgram.pop_datagram();
+        {
+            let mut slices = [IoSlice::new(&[])];
+            assert_eq!(dgram.fill_slices(&mut slices, usize::MAX), 1);
+            assert_eq!(&*slices[0], b"x");
+        }
+        dgram.pop_datagram();
+        assert!(dgram.is_empty() && !dgram.has_flushed());
+    }
+
+    #[test]
+    fn the_overhead_is_returned_with_each_finished_entry() {
+        let mut out = OutboundBuffer::new(false, 100);
+        out.push(Bytes::from_static(b"ab"));
+        out.push(Bytes::from_static(b"cd"));
+        out.push(Bytes::from_static(b"ef"));
+        out.mark_flushed();
+        assert_eq!(out.consume(1), 1); // the first entry is not finished yet
+        assert_eq!(out.consume(3), 3 + 2 * 100);
+        assert_eq!(out.clear(), 2 + 100);
     }
 
     #[test]

@@ -88,13 +88,19 @@ impl Slot {
     }
 }
 
-/// The transport end of the pipeline: where outbound operations land.
+/// The transport end of the pipeline: where outbound operations land. Private to the
+/// pipeline: the driver of a channel (its task, the UDP driver, `EmbeddedChannel`) reads
+/// the requests through `Pipeline`'s methods and keeps its own state.
 #[derive(Default)]
 pub(crate) struct Head {
-    pub(crate) out: OutboundBuffer,
-    pub(crate) flush_requested: bool,
-    pub(crate) close_requested: Option<CloseMode>,
-    pub(crate) closed: bool,
+    out: OutboundBuffer,
+    flush_requested: bool,
+    /// `Forced` or `Graceful` (never `Output`, which sets `shutdown_output`).
+    close_requested: Option<CloseMode>,
+    /// The output was shut down (or is to be, once what was written before is out):
+    /// later writes are dropped.
+    shutdown_output: bool,
+    closed: bool,
 }
 
 /// What an [`EmbeddedChannel`](crate::EmbeddedChannel) collects in place of a transport
@@ -110,9 +116,79 @@ pub(crate) struct EmbeddedQueues {
     pub(crate) exceptions: Vec<ChannelError>,
 }
 
-/// A channel's ordered list of named handlers.
+/// A channel's ordered list of named handlers — and the contract every handler can rely
+/// on.
 ///
 /// Initializers build it; handlers change it at run time through [`Context::pipeline`].
+///
+/// # Flow
+///
+/// ```text
+///                 application end (Channel::write, Pipeline::write, ...)
+///                              |  outbound: write, flush, close
+///   +--------------------------v---------------------------+
+///   |  handler N   (last added with add_last)              |
+///   |     ^                         |                      |
+///   |  handler ...                 ...                     |
+///   |     |                         v                      |
+///   |  handler 1   (first)                                 |
+///   +-----^-------------------------|----------------------+
+///         | inbound: channel_*,      v  head: the outbound buffer, the
+///         | user_event, exception      socket write, shutdown, close
+///   [ transport: socket reads ]      [ transport: socket writes ]
+/// ```
+///
+/// Inbound events (`channel_registered`, `channel_active`, `channel_read`,
+/// `channel_read_complete`, `channel_writability_changed`, `user_event`,
+/// `exception_caught`, `channel_inactive`, `channel_unregistered`) start at the first
+/// handler and go towards the last; an unhandled message reaching the end is dropped (a
+/// debug line), an unhandled error closes the channel. Outbound operations (`write`,
+/// `flush`, `close`) start at the handler that issues them (or the last handler, from a
+/// [`Channel`] handle) and go towards the transport. Each callback's default passes the
+/// event on; a handler stops an event by not passing it.
+///
+/// # Ordering and re-entrancy
+///
+/// `ctx.fire_*`, `ctx.write` and the other operations do not call the next handler on the
+/// spot: they queue the event, and the pipeline delivers queued events one at a time, in
+/// the order they were issued. So a handler is never re-entered, events issued by one
+/// callback keep their order (a `flush` never overtakes the `write` before it), and a
+/// handler may add, remove or replace handlers — itself included — from inside any
+/// callback; events already queued for a removed handler go to its neighbour.
+/// `handler_added` runs before any other event reaches a new handler; bytes a removed
+/// decoder buffered ([`Handler::take_buffered`]) go to the next handler first.
+///
+/// # Interest sets
+///
+/// [`Handler::interest`] lists the callbacks a handler implements; events it does not list
+/// pass it by without a call (Netty's `@Skip`). Listing too much costs a call; listing too
+/// little means an overridden callback is never called. Writing the impl inside
+/// [`handler!`](crate::handler) computes the set from the callbacks written, so it cannot
+/// be wrong. `handler_added`, `timer_expired` and `resumed` are always delivered.
+///
+/// # Cross-pipeline writes
+///
+/// A handler writing to *another* channel (a proxy writing what it read to the far side,
+/// see [`Forwarder`](crate::Forwarder)) uses that channel's [`Channel`] handle:
+/// [`Channel::write`] queues a command for the other channel's task, counts the message in
+/// the other channel's pending bytes at once (so `is_writable()` on the handle is current),
+/// and the message enters the other pipeline at its application end when that task runs.
+/// Writes from one thread to one channel keep their order. Never hold a `Context` of one
+/// pipeline while touching another: handles are the only way across.
+///
+/// # Backpressure
+///
+/// Bytes written and not yet taken by the socket — plus
+/// [`ChannelOptions::write_message_overhead`](crate::ChannelOptions::write_message_overhead)
+/// per message, plus what handlers hold in [`PendingWrites`](crate::PendingWrites) — are the
+/// channel's pending bytes. Above the high water mark `is_writable()` turns false at once
+/// (in the callback whose write crossed it) and `channel_writability_changed(false)` follows
+/// at the end of the task's round; below the low mark, `true`. A producer writes while
+/// `is_writable()`, resumes on `channel_writability_changed(true)`, and stops reading its
+/// source (`set_auto_read(false)`) meanwhile, as [`EchoHandler`](crate::EchoHandler) and the
+/// forwarder do. Decoders stop decoding while the channel is unwritable, and a read burst
+/// stops there too, so a peer sending tiny messages it never reads the answers to cannot
+/// make the channel hold more than the marks allow.
 ///
 /// ```
 /// use netloom_channel::{EmbeddedChannel, Handler};
@@ -139,19 +215,28 @@ pub struct Pipeline {
     /// `Some` only for an `EmbeddedChannel`.
     pub(crate) embedded: Option<Box<EmbeddedQueues>>,
     pub(crate) timers_changed: bool,
+    /// Bytes of `Write` events waiting in `queue`: they count towards the high water mark
+    /// (so `is_writable` turns false in the callback that crosses it), not towards the
+    /// channel's pending bytes.
+    queued_write_bytes: usize,
 }
 
 impl Pipeline {
     pub(crate) fn new(channel: Channel, embedded: bool) -> Pipeline {
+        let head = Head {
+            out: OutboundBuffer::new(false, channel.message_overhead()),
+            ..Head::default()
+        };
         Pipeline {
             slots: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
             running: 0,
             channel,
-            head: Head::default(),
+            head,
             embedded: embedded.then(Box::default),
             timers_changed: false,
+            queued_write_bytes: 0,
         }
     }
 
@@ -533,6 +618,19 @@ impl Pipeline {
             .rev()
             .find(|s| s.wants(kind))
             .map_or(Target::Head, |s| Target::Slot(s.id));
+        self.push_outbound(target, ev);
+    }
+
+    /// Queues an outbound event; a write's bytes count towards the high water mark while
+    /// it waits.
+    fn push_outbound(&mut self, target: Target, ev: Ev) {
+        if let Ev::Write(msg) = &ev {
+            let len = msg.as_bytes().map_or(0, |b| b.len());
+            if len > 0 {
+                self.queued_write_bytes += len;
+                self.channel.check_high_water(self.queued_write_bytes);
+            }
+        }
         self.queue.push_back(Queued { target, ev });
     }
 
@@ -579,6 +677,9 @@ impl Pipeline {
     /// Delivers queued events until the queue is empty.
     pub(crate) fn run(&mut self) {
         while let Some(q) = self.queue.pop_front() {
+            if let Ev::Write(msg) = &q.ev {
+                self.queued_write_bytes -= msg.as_bytes().map_or(0, |b| b.len());
+            }
             match q.target {
                 Target::Head => self.at_head(q.ev),
                 Target::Tail => self.at_tail(q.ev),
@@ -611,6 +712,7 @@ impl Pipeline {
             match target {
                 Target::Head => self.at_head(ev),
                 Target::Tail => self.at_tail(ev),
+                target if ev.is_outbound() => self.push_outbound(target, ev),
                 target => self.queue.push_back(Queued { target, ev }),
             }
             return;
@@ -674,7 +776,7 @@ impl Pipeline {
         };
         if was_exception {
             tracing::warn!(channel = %self.channel, %error, "exception_caught failed; closing");
-            self.head.close_requested = Some(CloseMode::Forced);
+            self.request_close(CloseMode::Forced);
             return;
         }
         let target = match self.index_of(id) {
@@ -691,27 +793,80 @@ impl Pipeline {
         match ev {
             Ev::Write(msg) => self.head_write(msg),
             Ev::Flush => self.head_flush(),
-            Ev::Close(mode) => {
-                let next = match (self.head.close_requested, mode) {
-                    (Some(CloseMode::Forced), _) | (_, CloseMode::Forced) => CloseMode::Forced,
-                    _ => CloseMode::Graceful,
-                };
-                self.head.close_requested = Some(next);
-            }
+            Ev::Close(CloseMode::Output) => self.head.shutdown_output = true,
+            Ev::Close(mode) => self.request_close(mode),
             _ => {}
         }
     }
 
+    // ---- the head, as the channel's driver sees it ----------------------------------
+
+    /// Asks for a close (what a `close` reaching the head does): `Forced` wins over
+    /// `Graceful`; `Output` is a half-close and asks for an output shutdown instead.
+    pub(crate) fn request_close(&mut self, mode: CloseMode) {
+        if mode == CloseMode::Output {
+            self.head.shutdown_output = true;
+            return;
+        }
+        let next = match (self.head.close_requested, mode) {
+            (Some(CloseMode::Forced), _) | (_, CloseMode::Forced) => CloseMode::Forced,
+            _ => CloseMode::Graceful,
+        };
+        self.head.close_requested = Some(next);
+    }
+
+    /// The close asked for so far (`Graceful` or `Forced`).
+    pub(crate) fn close_requested(&self) -> Option<CloseMode> {
+        self.head.close_requested
+    }
+
+    /// Whether an output shutdown (`CloseMode::Output`) was asked for.
+    pub(crate) fn output_shutdown_requested(&self) -> bool {
+        self.head.shutdown_output
+    }
+
+    /// Whether a flush reached the head since the last `take_flush_request`.
+    pub(crate) fn flush_requested(&self) -> bool {
+        self.head.flush_requested
+    }
+
+    /// Clears the flush request (the driver is about to write).
+    pub(crate) fn take_flush_request(&mut self) -> bool {
+        std::mem::take(&mut self.head.flush_requested)
+    }
+
+    /// The channel is closed: writes reaching the head from now on are dropped.
+    pub(crate) fn mark_head_closed(&mut self) {
+        self.head.closed = true;
+    }
+
+    /// Whether `mark_head_closed` was called.
+    pub(crate) fn head_closed(&self) -> bool {
+        self.head.closed
+    }
+
+    /// The outbound buffer: written messages waiting for the transport.
+    pub(crate) fn outbound(&self) -> &OutboundBuffer {
+        &self.head.out
+    }
+
+    /// The outbound buffer, for the driver that writes it to the transport.
+    pub(crate) fn outbound_mut(&mut self) -> &mut OutboundBuffer {
+        &mut self.head.out
+    }
+
     /// A write reached the transport end: its bytes join the outbound buffer.
     fn head_write(&mut self, msg: Msg) {
-        if self.head.closed {
-            tracing::trace!(channel = %self.channel, "write after close dropped");
+        if self.head.closed || self.head.shutdown_output {
+            tracing::trace!(channel = %self.channel, "write after close or output shutdown dropped");
         } else if let Some(queues) = &mut self.embedded {
             queues.outbound.push_back(msg);
         } else {
             match msg.into_bytes() {
                 Ok(bytes) => {
-                    self.channel.account_pending(bytes.len());
+                    self.channel
+                        .account_pending(bytes.len() + self.channel.message_overhead());
+                    self.channel.check_high_water(0);
                     self.head.out.push(bytes);
                 }
                 Err(msg) => {
@@ -755,8 +910,12 @@ impl Pipeline {
         if let Some(queues) = &mut self.embedded {
             queues.exceptions.push(err);
         } else {
-            tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
-            self.head.close_requested = Some(CloseMode::Forced);
+            if err.is_routine() {
+                tracing::debug!(channel = %self.channel, error = %err, "connection ended; closing the channel");
+            } else {
+                tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
+            }
+            self.request_close(CloseMode::Forced);
         }
     }
 
@@ -767,7 +926,7 @@ impl Pipeline {
             self.queue = VecDeque::new();
         }
         if self.head.out.is_empty() {
-            self.head.out = OutboundBuffer::default();
+            self.head.out = self.head.out.emptied();
         }
         self.slots.shrink_to_fit();
     }
@@ -875,7 +1034,7 @@ impl Context<'_> {
             .prev_before(self.id, self.hint, self.p.reach(ev.interest()))
         {
             Target::Head => self.p.at_head(ev),
-            target => self.p.queue.push_back(Queued { target, ev }),
+            target => self.p.push_outbound(target, ev),
         }
     }
 
@@ -1095,10 +1254,7 @@ impl Context<'_> {
             .prev_before(self.id, self.hint, self.p.reach(Interest::WRITE))
         {
             Target::Head => self.p.head_write(msg.into()),
-            target => self.p.queue.push_back(Queued {
-                target,
-                ev: Ev::Write(msg.into()),
-            }),
+            target => self.p.push_outbound(target, Ev::Write(msg.into())),
         }
     }
 
@@ -1239,6 +1395,33 @@ impl Context<'_> {
             target: Target::Slot(self.id),
             ev: Ev::Resume,
         });
+    }
+
+    /// An empty [`PendingWrites`](crate::PendingWrites) queue counting against this
+    /// channel: messages this handler holds back count towards its writability.
+    ///
+    /// ```
+    /// # use netloom_channel::{Context, Handler, HandlerResult, Msg, PendingWrites};
+    /// /// Holds every outbound message until the channel's first read.
+    /// #[derive(Default)]
+    /// struct HoldUntilRead(Option<PendingWrites>);
+    /// impl Handler for HoldUntilRead {
+    ///     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         self.0.get_or_insert_with(|| ctx.pending_writes()).push_msg(msg);
+    ///         Ok(())
+    ///     }
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+    ///         if let Some(held) = &mut self.0 {
+    ///             held.write_all(ctx);
+    ///             ctx.flush();
+    ///         }
+    ///         ctx.fire_channel_read(msg);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn pending_writes<T>(&self) -> crate::PendingWrites<T> {
+        crate::PendingWrites::new(&self.p.channel)
     }
 
     /// Cancels this handler's timer.

@@ -12,7 +12,8 @@ use crate::alarm::Alarm;
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
-    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline, Transport,
+    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline,
+    Transport, UserEvent,
 };
 
 /// At most this many buffers per vectored write.
@@ -53,8 +54,8 @@ pub(crate) fn register_local<T: Transport>(
     options: &ChannelOptions,
     init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
 ) -> Result<Channel, ChannelError> {
-    let el = EventLoop::current().ok_or_else(|| {
-        ChannelError::EventLoopShutDown("(not called on an event loop thread)".into())
+    let el = EventLoop::current().ok_or(ChannelError::NotOnEventLoop {
+        what: "registering a channel (EventLoop::register_here)",
     })?;
     options.validate()?;
     let channel = Channel::new(
@@ -65,6 +66,18 @@ pub(crate) fn register_local<T: Transport>(
         options,
     );
     let mut pipeline = Pipeline::new(channel.clone(), false);
+    if transport.preserves_boundaries() {
+        pipeline.outbound_mut().set_datagrams(true);
+    }
+    let init = |p: &mut Pipeline| {
+        if let Some(timeout) = options.idle_timeout {
+            p.add_first(
+                crate::idle::IdleTimeoutHandler::NAME,
+                crate::idle::IdleTimeoutHandler::new(timeout),
+            )?;
+        }
+        init(p)
+    };
     if let Err(err) = init(&mut pipeline) {
         channel.mark_closed(|| drop(transport));
         return Err(err);
@@ -78,8 +91,10 @@ pub(crate) fn register_local<T: Transport>(
         read_chunk: options.read_chunk_size,
         max_write: options.max_bytes_per_gathering_write,
         graceful_timeout: options.graceful_close_timeout,
+        half_closure: options.allow_half_closure,
         started: false,
         input_closed: false,
+        output: Output::Open,
         closing: None,
         close_deadline: None,
         writable: true,
@@ -102,6 +117,16 @@ enum Burst {
     Short,
 }
 
+/// Where the channel's output (our sending side) is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Open,
+    /// `CloseMode::Output` was requested: the shutdown follows once the pending writes are out.
+    ShuttingDown,
+    /// Shut down (FIN sent).
+    Closed,
+}
+
 struct ChannelTask<T: Transport> {
     transport: Option<T>,
     pipeline: Pipeline,
@@ -110,8 +135,11 @@ struct ChannelTask<T: Transport> {
     /// Bytes per write system call at most (not applied to datagrams, which go whole).
     max_write: usize,
     graceful_timeout: Duration,
+    /// `ChannelOptions::allow_half_closure`.
+    half_closure: bool,
     started: bool,
     input_closed: bool,
+    output: Output,
     closing: Option<CloseMode>,
     close_deadline: Option<Instant>,
     writable: bool,
@@ -152,7 +180,7 @@ impl<T: Transport> ChannelTask<T> {
         self.input_closed = true;
         let err = self.io_error("read", e);
         self.pipeline.fire_inbound(Ev::Exception(err));
-        self.pipeline.head.close_requested = Some(CloseMode::Forced);
+        self.pipeline.request_close(CloseMode::Forced);
     }
 
     /// Whether a read may find data now. After a short read the socket is probably drained,
@@ -186,8 +214,13 @@ impl<T: Transport> ChannelTask<T> {
         loop {
             if self.input_closed
                 || self.closing.is_some()
-                || self.pipeline.head.close_requested.is_some()
+                || self.pipeline.close_requested().is_some()
                 || !self.pipeline.channel.auto_read()
+                // Over the high water mark even after writing what it could: what was
+                // read is not answered yet; the rest of the burst waits (the handlers hear
+                // of it at the end of the round). A bulk echo whose answer the socket took
+                // at once reads on.
+                || (reads > 0 && self.pipeline.channel.over_high_water())
             {
                 break;
             }
@@ -221,8 +254,8 @@ impl<T: Transport> ChannelTask<T> {
                     self.pipeline.dispatch_read(Msg::from(bytes));
                     // A full chunk's worth flushed: write it now, while it is still in the
                     // cache, instead of after the whole burst (up to `max_reads` chunks).
-                    if self.pipeline.head.out.has_flushed()
-                        && self.pipeline.head.out.total_bytes() >= self.read_chunk
+                    if self.pipeline.outbound().has_flushed()
+                        && self.pipeline.outbound().total_bytes() >= self.read_chunk
                     {
                         self.write_out(cx);
                     }
@@ -235,10 +268,12 @@ impl<T: Transport> ChannelTask<T> {
                 ReadResult::Pending => break,
                 ReadResult::Eof => {
                     self.input_closed = true;
-                    self.pipeline
-                        .head
-                        .close_requested
-                        .get_or_insert(CloseMode::Graceful);
+                    if self.half_closure && self.output != Output::Closed {
+                        self.pipeline
+                            .dispatch_inbound(Ev::User(UserEvent::InputShutdown));
+                    } else {
+                        self.pipeline.request_close(CloseMode::Graceful);
+                    }
                     break;
                 }
                 ReadResult::Error(e) => {
@@ -264,8 +299,8 @@ impl<T: Transport> ChannelTask<T> {
         } else {
             self.max_write
         };
-        while self.pipeline.head.out.has_flushed() {
-            let out = &self.pipeline.head.out;
+        while self.pipeline.outbound().has_flushed() {
+            let out = self.pipeline.outbound();
             let (wanted, result) = if boundaries || out.flushed_entries() == 1 {
                 // One buffer (the common case): no 64-slot array to fill.
                 poll_write_slices::<_, 1>(transport, cx, out, max_bytes)
@@ -287,8 +322,12 @@ impl<T: Transport> ChannelTask<T> {
                         self.fail_write(err);
                         return;
                     }
-                    self.pipeline.head.out.consume(written);
-                    self.pipeline.channel.release_pending(written);
+                    let cost = if boundaries {
+                        self.pipeline.outbound_mut().pop_datagram()
+                    } else {
+                        self.pipeline.outbound_mut().consume(written)
+                    };
+                    self.pipeline.channel.release_pending(cost);
                 }
                 Poll::Ready(Err(e)) => {
                     self.fail_write(e);
@@ -302,8 +341,8 @@ impl<T: Transport> ChannelTask<T> {
     fn fail_write(&mut self, e: io::Error) {
         let err = self.io_error("write", e);
         self.pipeline.fire_inbound(Ev::Exception(err));
-        self.pipeline.head.close_requested = Some(CloseMode::Forced);
-        let dropped = self.pipeline.head.out.clear();
+        self.pipeline.request_close(CloseMode::Forced);
+        let dropped = self.pipeline.outbound_mut().clear();
         self.pipeline.channel.release_pending(dropped);
         self.pipeline.run();
     }
@@ -322,7 +361,7 @@ impl<T: Transport> ChannelTask<T> {
 
     /// Moves a close request from the pipeline head into the task's close state.
     fn take_close_request(&mut self) {
-        let Some(mode) = self.pipeline.head.close_requested else {
+        let Some(mode) = self.pipeline.close_requested() else {
             return;
         };
         match (self.closing, mode) {
@@ -333,18 +372,54 @@ impl<T: Transport> ChannelTask<T> {
                 self.close_deadline = Some(Instant::now() + self.graceful_timeout);
                 self.pipeline.timers_changed = true;
             }
-            (Some(CloseMode::Graceful), CloseMode::Graceful) => {}
+            // `close_requested` never holds `Output` (the head keeps it apart), and
+            // `closing` only what came from there.
+            _ => {}
         }
         if self.closing == Some(CloseMode::Graceful) {
             // Everything written so far goes out, flushed or not.
-            self.pipeline.head.out.mark_flushed();
+            self.pipeline.outbound_mut().mark_flushed();
+        }
+    }
+
+    /// Starts an output shutdown the pipeline asked for (`CloseMode::Output`).
+    fn take_output_shutdown(&mut self) {
+        if self.pipeline.output_shutdown_requested() && self.output == Output::Open {
+            self.output = Output::ShuttingDown;
+            // Everything written so far goes out first, flushed or not.
+            self.pipeline.outbound_mut().mark_flushed();
+        }
+    }
+
+    /// Shuts the output down once the writes before the request are out. When the input
+    /// has ended too, the channel closes.
+    fn progress_output_shutdown(&mut self, cx: &mut TaskContext<'_>) {
+        if self.output != Output::ShuttingDown
+            || self.closing.is_some()
+            || !self.pipeline.outbound().is_empty()
+        {
+            return;
+        }
+        let Some(t) = self.transport.as_mut() else {
+            return;
+        };
+        match t.poll_shutdown(cx) {
+            Poll::Pending => return,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(channel = %self.pipeline.channel, err = %e, "output shutdown failed")
+            }
+            Poll::Ready(Ok(())) => {}
+        }
+        self.output = Output::Closed;
+        if self.input_closed {
+            self.pipeline.request_close(CloseMode::Graceful);
         }
     }
 
     /// Advances a close; returns true once the channel is closed.
     fn progress_close(&mut self, cx: &mut TaskContext<'_>) -> bool {
         match self.closing {
-            None => false,
+            None | Some(CloseMode::Output) => false,
             Some(CloseMode::Forced) => {
                 self.finish();
                 true
@@ -355,10 +430,14 @@ impl<T: Transport> ChannelTask<T> {
                     self.finish();
                     return true;
                 }
-                if !self.pipeline.head.out.is_empty() {
+                if !self.pipeline.outbound().is_empty() {
                     return false;
                 }
-                if let Some(t) = self.transport.as_mut() {
+                if let Some(t) = self
+                    .transport
+                    .as_mut()
+                    .filter(|_| self.output != Output::Closed)
+                {
                     match t.poll_shutdown(cx) {
                         Poll::Pending => return false,
                         Poll::Ready(Err(e)) => {
@@ -377,9 +456,9 @@ impl<T: Transport> ChannelTask<T> {
     fn finish(&mut self) {
         let channel = self.pipeline.channel.clone();
         let was_active = channel.is_active();
-        let dropped = self.pipeline.head.out.clear();
+        let dropped = self.pipeline.outbound_mut().clear();
         channel.release_pending(dropped);
-        self.pipeline.head.closed = true;
+        self.pipeline.mark_head_closed();
         let transport = self.transport.take();
         channel.mark_closed(|| drop(transport));
         if was_active {
@@ -417,6 +496,30 @@ fn poll_write_slices<T: Transport, const N: usize>(
     (wanted, transport.poll_write_vectored(cx, &slices[..n]))
 }
 
+// The channel task's poll loop.
+//
+// One round, repeated while it makes progress:
+//
+//   commands (Channel handle) -> pipeline.run -> due timers -> read burst
+//        -> close request? -> write out -> writability events -> output shutdown?
+//        -> close request? -> more queued events or flushes? next round
+//        -> advance a close -> arm the timer alarm -> Pending
+//
+// | state               | reads                          | writes                 | leaves it when                                   |
+// |---------------------|--------------------------------|------------------------|--------------------------------------------------|
+// | open                | while auto_read and writable,  | flushed bytes, up to   | EOF, a read/write error, close, CloseMode::Output |
+// |                     | max_reads_per_poll per round   | max_bytes_per_gathering_write per call |                  |
+// | input ended (EOF),  | no                             | yes                    | its output shuts down -> closing (graceful)      |
+// |   half-closure on   | (UserEvent::InputShutdown fired)|                       | or a close                                       |
+// | output shutting down| yes                            | what was written before the request, then FIN; later writes dropped | FIN sent -> output closed |
+// | output closed       | yes                            | no                     | EOF -> closing (graceful), or a close            |
+// | closing (graceful)  | no                             | everything written so far, flushed or not | buffer empty -> FIN -> finished; or graceful_close_timeout -> finished |
+// | closing (forced)    | no                             | no (dropped)           | at once -> finished                              |
+// | finished            | -                              | -                      | (Ready: inactive and unregistered fired)         |
+//
+// EOF without half-closure, a read error and an unhandled error all request a close
+// (graceful for EOF, forced otherwise). Writability is decided once per round, after
+// writing: at most one false-then-true pair per round, so no flapping.
 impl<T: Transport> Future for ChannelTask<T> {
     type Output = ();
 
@@ -441,11 +544,13 @@ impl<T: Transport> Future for ChannelTask<T> {
             }
             let more = this.read_burst(cx);
             this.take_close_request();
-            this.pipeline.head.flush_requested = false;
+            this.pipeline.take_flush_request();
             this.write_out(cx);
             this.update_writability();
+            this.take_output_shutdown();
+            this.progress_output_shutdown(cx);
             this.take_close_request();
-            if this.pipeline.has_queued() || this.pipeline.head.flush_requested {
+            if this.pipeline.has_queued() || this.pipeline.flush_requested() {
                 continue;
             }
             if more == Burst::Short && this.may_read(cx) {

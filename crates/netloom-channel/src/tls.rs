@@ -3,6 +3,7 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rustls::crypto::CryptoProvider;
@@ -55,6 +56,30 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, ChannelError> {
     std::fs::read(path).map_err(|e| config_err(format!("{what} {}", path.display()), e))
 }
 
+/// A PEM certificate chain (leaf first), for the `with_client_auth` constructors.
+///
+/// ```
+/// let _chain = netloom_channel::CertChainPem(b"-----BEGIN CERTIFICATE-----\n...");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct CertChainPem<'a>(pub &'a [u8]);
+
+/// A PEM private key, for the `with_client_auth` constructors.
+///
+/// ```
+/// let _key = netloom_channel::PrivateKeyPem(b"-----BEGIN PRIVATE KEY-----\n...");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct PrivateKeyPem<'a>(pub &'a [u8]);
+
+/// PEM CA certificates to trust, for the `with_client_auth` constructors.
+///
+/// ```
+/// let _roots = netloom_channel::RootsPem(b"-----BEGIN CERTIFICATE-----\n...");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct RootsPem<'a>(pub &'a [u8]);
+
 /// A TLS server configuration: certificate chain and key, optionally client certificates.
 ///
 /// ```no_run
@@ -101,20 +126,30 @@ impl TlsServerConfig {
         Self::from_pem(&certs, &key)
     }
 
-    /// Requires clients to present a certificate issued by one of `client_roots` (PEM).
+    /// Presents `cert_chain` with `key` and requires clients to present a certificate
+    /// issued by one of `client_roots`. The PEM inputs are typed, so they cannot be
+    /// passed in the wrong order.
     ///
     /// ```
-    /// use netloom_channel::TlsServerConfig;
-    /// assert!(TlsServerConfig::with_client_auth(b"", b"", b"").is_err());
+    /// use netloom_channel::{CertChainPem, PrivateKeyPem, RootsPem, TlsServerConfig};
+    /// let err = TlsServerConfig::with_client_auth(CertChainPem(b""), PrivateKeyPem(b""), RootsPem(b""));
+    /// assert!(err.is_err());
+    /// ```
+    ///
+    /// Swapped arguments do not compile:
+    ///
+    /// ```compile_fail
+    /// use netloom_channel::{CertChainPem, PrivateKeyPem, RootsPem, TlsServerConfig};
+    /// let _ = TlsServerConfig::with_client_auth(RootsPem(b""), PrivateKeyPem(b""), CertChainPem(b""));
     /// ```
     pub fn with_client_auth(
-        cert_chain: &[u8],
-        key: &[u8],
-        client_roots: &[u8],
+        cert_chain: CertChainPem<'_>,
+        key: PrivateKeyPem<'_>,
+        client_roots: RootsPem<'_>,
     ) -> Result<Self, ChannelError> {
-        let certs = parse_certs(cert_chain, "certificate PEM")?;
-        let key = parse_key(key, "private key PEM")?;
-        let roots = roots(client_roots, "client root PEM")?;
+        let certs = parse_certs(cert_chain.0, "certificate PEM")?;
+        let key = parse_key(key.0, "private key PEM")?;
+        let roots = roots(client_roots.0, "client root PEM")?;
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| config_err("client verifier", e))?;
@@ -181,20 +216,23 @@ impl TlsClientConfig {
         Self::from_roots_pem(&pem)
     }
 
-    /// Trusts `roots` and presents a client certificate chain and key (all PEM).
+    /// Presents a client certificate chain and key, and trusts `roots` — the same order
+    /// as [`TlsServerConfig::with_client_auth`], with typed PEM inputs that cannot be
+    /// swapped.
     ///
     /// ```
-    /// use netloom_channel::TlsClientConfig;
-    /// assert!(TlsClientConfig::with_client_auth(b"", b"", b"").is_err());
+    /// use netloom_channel::{CertChainPem, PrivateKeyPem, RootsPem, TlsClientConfig};
+    /// let err = TlsClientConfig::with_client_auth(CertChainPem(b""), PrivateKeyPem(b""), RootsPem(b""));
+    /// assert!(err.is_err());
     /// ```
     pub fn with_client_auth(
-        roots_pem: &[u8],
-        cert_chain: &[u8],
-        key: &[u8],
+        cert_chain: CertChainPem<'_>,
+        key: PrivateKeyPem<'_>,
+        roots: RootsPem<'_>,
     ) -> Result<Self, ChannelError> {
-        let roots = roots(roots_pem, "root certificate PEM")?;
-        let certs = parse_certs(cert_chain, "client certificate PEM")?;
-        let key = parse_key(key, "client key PEM")?;
+        let certs = parse_certs(cert_chain.0, "client certificate PEM")?;
+        let key = parse_key(key.0, "client key PEM")?;
+        let roots = self::roots(roots.0, "root certificate PEM")?;
         let cfg = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_err("protocol versions", e))?
@@ -240,7 +278,11 @@ pub struct TlsHandler {
     failed: bool,
     out: BytesMut,
     plain: BytesMut,
+    handshake_timeout: Option<Duration>,
 }
+
+/// How long a [`TlsHandler`] waits for the handshake by default (10 s).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TlsHandler {
     /// The server side.
@@ -290,7 +332,26 @@ impl TlsHandler {
             failed: false,
             out: BytesMut::new(),
             plain: BytesMut::new(),
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
         }
+    }
+
+    /// Closes the channel (with [`ChannelError::TlsHandshakeTimeout`] to its pipeline)
+    /// when the handshake is not complete this long after the handler was added — a
+    /// ClientHello followed by silence, or no hello at all. Default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`]; `None` waits forever.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use std::time::Duration;
+    /// use netloom_channel::{TlsHandler, TlsServerConfig};
+    /// let cfg = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?;
+    /// let _h = TlsHandler::server(&cfg)?.handshake_timeout(Some(Duration::from_secs(3)));
+    /// # Ok(()) }
+    /// ```
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> TlsHandler {
+        self.handshake_timeout = timeout;
+        self
     }
 
     /// STARTTLS: lets the first outbound write through unencrypted (the "go ahead" reply
@@ -380,6 +441,9 @@ impl Handler for TlsHandler {
     }
 
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if let Some(timeout) = self.handshake_timeout {
+            ctx.schedule_timer(timeout);
+        }
         if ctx.channel().is_active() {
             // Inserted into a live channel (STARTTLS): a client says hello now.
             self.write_records(ctx)?;
@@ -417,6 +481,7 @@ impl Handler for TlsHandler {
             }
             if !self.handshake_done && !self.conn.is_handshaking() {
                 self.handshake_done = true;
+                ctx.cancel_timer();
                 ctx.fire_user_event(UserEvent::TlsHandshakeComplete(Box::new(self.info())));
             }
             peer_closed |= self.read_plaintext(ctx)?;
@@ -450,8 +515,20 @@ impl Handler for TlsHandler {
         }
     }
 
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if let Some(timeout) = self.handshake_timeout
+            && !self.handshake_done
+            && !self.failed
+        {
+            self.failed = true;
+            ctx.fire_exception_caught(ChannelError::TlsHandshakeTimeout(timeout));
+            ctx.close_with(CloseMode::Forced);
+        }
+        Ok(())
+    }
+
     fn close(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
-        if mode == CloseMode::Graceful && !self.failed {
+        if mode != CloseMode::Forced && !self.failed {
             self.conn.send_close_notify();
             self.write_records(ctx)?;
             ctx.flush();

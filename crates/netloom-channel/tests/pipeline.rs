@@ -464,3 +464,44 @@ fn a_flush_never_overtakes_a_write_queued_for_a_handler_it_passes_by() {
     c.write_all(b"ab").unwrap();
     assert_eq!(read_exact_timeout(&mut c, 5), b"2:ab,");
 }
+
+/// Written with `handler!`: the interest set follows the callbacks.
+struct Shout;
+
+netloom_channel::handler! {
+    impl Handler for Shout {
+        fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+            let upper = msg
+                .downcast::<Bytes>()
+                .map(|b| Bytes::from(b.to_ascii_uppercase()))
+                .map_err(|_| "not bytes")?;
+            ctx.fire_channel_read(upper);
+            Ok(())
+        }
+        fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+            ctx.write(msg);
+            ctx.flush();
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn the_handler_macro_derives_the_interest_set_and_every_callback_is_called() {
+    assert_eq!(Shout.interest(), Interest::READ | Interest::WRITE);
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("shout", Shout)?;
+        Ok(())
+    })
+    .unwrap();
+    ch.write_inbound(Bytes::from_static(b"quiet"));
+    assert_eq!(
+        ch.read_inbound::<Bytes>(),
+        Some(Bytes::from_static(b"QUIET"))
+    );
+    ch.write_outbound(Bytes::from_static(b"out"));
+    assert_eq!(
+        ch.read_outbound::<Bytes>(),
+        Some(Bytes::from_static(b"out"))
+    );
+}

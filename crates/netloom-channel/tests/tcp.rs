@@ -255,3 +255,21 @@ fn group_shutdown_closes_channels_and_rejects_work() {
     ));
     let _ = read_exact_timeout;
 }
+
+#[test]
+fn registering_off_an_event_loop_says_so_not_shut_down() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(async {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        netloom_channel::EventLoop::register_here(s, &ChannelOptions::default(), |_| Ok(()))
+            .err()
+            .unwrap()
+    });
+    assert!(matches!(err, ChannelError::NotOnEventLoop { .. }), "{err}");
+    assert!(err.to_string().contains("event loop thread"));
+}

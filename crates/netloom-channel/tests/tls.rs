@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Log, Recorder, wait_until};
 use netloom_channel::{
-    Bootstrap, Channel, ChannelError, Context, EchoHandler, EventLoopGroup, ForwardConfig,
-    Forwarder, FramingHandler, Handler, HandlerResult, Msg, ServerBootstrap, TlsClientConfig,
-    TlsHandler, TlsServerConfig, UserEvent,
+    Bootstrap, CertChainPem, Channel, ChannelError, Context, EchoHandler, EventLoopGroup,
+    ForwardConfig, Forwarder, FramingHandler, Handler, HandlerResult, Msg, PrivateKeyPem, RootsPem,
+    ServerBootstrap, TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
 };
 use netloom_codec::Framer;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -179,9 +179,9 @@ fn server_rejects_untrusted_and_missing_client_certificates() {
     let (server_ca, client_ca, rogue_ca) = (Ca::new(), Ca::new(), Ca::new());
     let (cert, key) = server_ca.leaf(&["localhost"]);
     let cfg = TlsServerConfig::with_client_auth(
-        cert.as_bytes(),
-        key.as_bytes(),
-        client_ca.pem().as_bytes(),
+        CertChainPem(cert.as_bytes()),
+        PrivateKeyPem(key.as_bytes()),
+        RootsPem(client_ca.pem().as_bytes()),
     )
     .unwrap();
     let roots = server_ca.pem();
@@ -190,9 +190,12 @@ fn server_rejects_untrusted_and_missing_client_certificates() {
     let server_log = Log::default();
     let addr = tls_server(&group, cfg.clone(), &server_log);
     let (ccert, ckey) = client_ca.leaf(&["client"]);
-    let good =
-        TlsClientConfig::with_client_auth(roots.as_bytes(), ccert.as_bytes(), ckey.as_bytes())
-            .unwrap();
+    let good = TlsClientConfig::with_client_auth(
+        CertChainPem(ccert.as_bytes()),
+        PrivateKeyPem(ckey.as_bytes()),
+        RootsPem(roots.as_bytes()),
+    )
+    .unwrap();
     let client_log = Log::default();
     let ch = tls_client(&group, addr, good, "localhost", &client_log);
     ch.write_and_flush(Bytes::from_static(b"mutual")).unwrap();
@@ -202,9 +205,12 @@ fn server_rejects_untrusted_and_missing_client_certificates() {
     let server_log = Log::default();
     let addr = tls_server(&group, cfg.clone(), &server_log);
     let (rcert, rkey) = rogue_ca.leaf(&["client"]);
-    let rogue =
-        TlsClientConfig::with_client_auth(roots.as_bytes(), rcert.as_bytes(), rkey.as_bytes())
-            .unwrap();
+    let rogue = TlsClientConfig::with_client_auth(
+        CertChainPem(rcert.as_bytes()),
+        PrivateKeyPem(rkey.as_bytes()),
+        RootsPem(roots.as_bytes()),
+    )
+    .unwrap();
     let ch = tls_client(&group, addr, rogue, "localhost", &Log::default());
     ch.close_future().sync().unwrap();
     server_log.wait_for("unregistered");

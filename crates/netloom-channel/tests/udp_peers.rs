@@ -450,3 +450,19 @@ fn a_handler_may_use_its_channel_handle() {
     wait_until("the peer to close", || ep.stats().closed == 1);
     assert_eq!(ep.stats().peers, 0);
 }
+
+#[test]
+fn a_zero_length_datagram_is_echoed_as_one() {
+    let group = EventLoopGroup::new(1, "udp-empty").unwrap();
+    let rec = Recorder::default();
+    for addr in ["127.0.0.1:0", "[::1]:0"] {
+        let ep = serve(&group, addr, UdpConfig::default(), &rec);
+        let server = ep.local_addr();
+        let c = client(server);
+        assert_eq!(round_trip(&c, server, b""), b"");
+        // Nothing left behind: the next datagram is answered by its own echo.
+        assert_eq!(round_trip(&c, server, b"after"), b"after");
+        assert_eq!(round_trip(&c, server, b""), b"");
+        ep.close();
+    }
+}

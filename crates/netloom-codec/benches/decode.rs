@@ -2,6 +2,10 @@
 //! tokio-util's LinesCodec, AnyDelimiterCodec and LengthDelimitedCodec on the same input.
 //!
 //! Run: `cargo bench -p netloom-codec --bench decode -- --warm-up-time 1 --measurement-time 3`
+#![allow(
+    missing_docs,
+    reason = "criterion_main! generates an undocumented `pub fn main`"
+)]
 
 use std::hint::black_box;
 

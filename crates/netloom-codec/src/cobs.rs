@@ -60,8 +60,11 @@ impl Terminator for Zero {
 
 /// COBS framing: frames are COBS-encoded and each ends with a `0x00` delimiter.
 ///
-/// The encoding is Tendril's (every frame ends with a block code, so a frame ending in
-/// a full block gets an extra `0x01`); decoding accepts both that and the classic form.
+/// Plain COBS ([`Cobs::new`], `cobs`) encodes minimally, byte for byte as the published
+/// examples and Python's `cobs` package do: a frame that ends with a full block of 254
+/// non-zero bytes gets no further block code. [`Cobs::tendril`] (`cobs-tendril`) keeps
+/// Tendril's form, which always ends with a block code (an extra `0x01` after a final full
+/// block). Decoding accepts both forms.
 /// An empty run between two delimiters is skipped (senders may send a lone `0x00` to
 /// resynchronise; the encoding of an empty frame is `01 00`).
 ///
@@ -92,6 +95,8 @@ impl Terminator for Zero {
 pub struct Cobs {
     engine: Terminated<Zero>,
     variant: CobsVariant,
+    /// No block code after a final full block (plain COBS but Tendril's).
+    minimal: bool,
 }
 
 impl Default for Cobs {
@@ -101,49 +106,61 @@ impl Default for Cobs {
 }
 
 impl Cobs {
-    /// Plain COBS, frames up to 8 MiB, fail-fast.
-    ///
-    /// ```
-    /// use netloom_codec::{Cobs, CobsVariant};
-    /// assert_eq!(Cobs::new().variant(), CobsVariant::Plain);
-    /// ```
+    /// Plain COBS with the minimal encoding, frames up to 8 MiB, fail-fast.
     pub fn new() -> Self {
         Self::with_variant(CobsVariant::Plain)
     }
 
-    /// COBS with zero-pair elimination.
+    /// Plain COBS encoded as Tendril's `COBSFramer` does: a frame ending with a full
+    /// 254-byte block gets a final `0x01` block (one byte more than [`Cobs::new`]).
     ///
     /// ```
-    /// use netloom_codec::{Cobs, CobsVariant};
-    /// assert_eq!(Cobs::zpe().variant(), CobsVariant::ZeroPairElimination);
+    /// use bytes::{Bytes, BytesMut};
+    /// use netloom_codec::Cobs;
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let run = Bytes::from(vec![7u8; 254]);
+    /// let (mut minimal, mut tendril) = (BytesMut::new(), BytesMut::new());
+    /// Cobs::new().encode(run.clone(), &mut minimal)?;
+    /// Cobs::tendril().encode(run, &mut tendril)?;
+    /// assert_eq!(&minimal[254..], b"\x07\x00");
+    /// assert_eq!(&tendril[254..], b"\x07\x01\x00");
+    /// # Ok::<(), netloom_codec::CodecError>(())
     /// ```
+    pub fn tendril() -> Self {
+        Self {
+            minimal: false,
+            ..Self::new()
+        }
+    }
+
+    /// COBS with zero-pair elimination, encoded as Tendril does.
     pub fn zpe() -> Self {
         Self::with_variant(CobsVariant::ZeroPairElimination)
     }
 
-    /// COBS with the given code table.
-    ///
-    /// ```
-    /// let cobs = netloom_codec::Cobs::with_variant(netloom_codec::CobsVariant::Plain);
-    /// ```
+    /// COBS with the given code table: plain is minimal, ZPE is Tendril's.
     pub fn with_variant(variant: CobsVariant) -> Self {
         Self {
             engine: Terminated::new(Zero, Limit::new(DEFAULT_MAX_FRAME_LENGTH)),
             variant,
+            minimal: variant == CobsVariant::Plain,
         }
     }
 
     /// The code table.
-    ///
-    /// ```
-    /// let _ = netloom_codec::Cobs::new().variant();
-    /// ```
     pub fn variant(&self) -> CobsVariant {
         self.variant
     }
+
+    /// Whether a final full block ends the frame without a further block code (plain COBS
+    /// from [`Cobs::new`]; not [`Cobs::tendril`] nor ZPE).
+    pub fn is_minimal(&self) -> bool {
+        self.minimal
+    }
 }
 
-limit_methods!(Cobs, "netloom_codec::Cobs::new()", engine.limit);
+limit_methods!(Cobs, engine.limit);
 
 /// Validates `enc` and returns the decoded length and whether decoding can write in
 /// place (the output never overtakes the input).
@@ -240,10 +257,16 @@ impl Encoder<Bytes> for Cobs {
                 Some(i) => (&rest[..i], Some(&rest[i + 1..])),
                 None => (rest, None),
             };
+            let mut after_full_block = false;
             while block.len() >= full_len {
                 dst.put_u8(full_code);
                 dst.put_slice(&block[..full_len]);
                 block = &block[full_len..];
+                after_full_block = true;
+            }
+            // Minimal COBS: the frame ends right after a full block, which implies no zero.
+            if self.minimal && after_full_block && block.is_empty() && after.is_none() {
+                break;
             }
             let mut next = after;
             // A zero followed directly by another zero: one pair code (ZPE only).

@@ -137,11 +137,6 @@ impl Delimiter {
 
     /// Keeps (`false`) or strips (`true`, the default) the delimiter from decoded frames.
     /// When kept, the encoder writes frames as they are; they must end with a delimiter.
-    ///
-    /// ```
-    /// let framer = netloom_codec::Delimiter::new([b";"])?.with_strip_delimiter(false);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn with_strip_delimiter(mut self, strip: bool) -> Self {
         self.strip = strip;
         self
@@ -159,11 +154,7 @@ impl Delimiter {
     }
 }
 
-limit_methods!(
-    Delimiter,
-    "netloom_codec::Delimiter::new([b\";\"])?",
-    engine.limit
-);
+limit_methods!(Delimiter, engine.limit);
 
 impl Decoder for Delimiter {
     type Item = Bytes;

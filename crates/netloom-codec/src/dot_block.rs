@@ -96,10 +96,6 @@ impl Default for DotBlock {
 
 impl DotBlock {
     /// Dot-blocks up to 8 MiB, `\r\n` line endings, fail-fast.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::DotBlock::new().max_frame_length(), 8 << 20);
-    /// ```
     pub fn new() -> Self {
         Self {
             engine: Terminated::new(DotLine::default(), Limit::new(DEFAULT_MAX_FRAME_LENGTH)),
@@ -109,10 +105,6 @@ impl DotBlock {
 
     /// Sets the line ending the encoder writes after an unterminated last line and after
     /// the final `.`.
-    ///
-    /// ```
-    /// let framer = netloom_codec::DotBlock::new().with_line_ending(netloom_codec::LineEnding::Lf);
-    /// ```
     pub fn with_line_ending(mut self, ending: LineEnding) -> Self {
         self.ending = ending;
         self
@@ -137,7 +129,7 @@ fn unstuff(mut raw: BytesMut, frame_len: usize) -> Bytes {
     raw.freeze()
 }
 
-limit_methods!(DotBlock, "netloom_codec::DotBlock::new()", engine.limit);
+limit_methods!(DotBlock, engine.limit);
 
 impl Decoder for DotBlock {
     type Item = Bytes;

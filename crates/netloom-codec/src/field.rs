@@ -80,29 +80,16 @@ impl FieldType {
     }
 
     /// The size in bytes.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::FieldType::U32_BE.size(), 4);
-    /// ```
     pub fn size(&self) -> usize {
         self.size
     }
 
     /// Whether the field is signed (two's complement).
-    ///
-    /// ```
-    /// assert!(!netloom_codec::FieldType::U32_BE.is_signed());
-    /// ```
     pub fn is_signed(&self) -> bool {
         self.signed
     }
 
     /// The byte order.
-    ///
-    /// ```
-    /// use netloom_codec::{Endian, FieldType};
-    /// assert_eq!(FieldType::U32_BE.endian(), Endian::Big);
-    /// ```
     pub fn endian(&self) -> Endian {
         self.endian
     }

@@ -27,27 +27,25 @@ pub struct Fixed {
 }
 
 impl Fixed {
-    /// Frames of `len` bytes; `len` must be at least 1.
+    /// The longest fixed frame (64 MiB): the decoder holds a whole frame.
+    pub const MAX_LEN: usize = 64 << 20;
+
+    /// Frames of `len` bytes, `1..=MAX_LEN`.
     ///
     /// ```
     /// assert!(netloom_codec::Fixed::new(0).is_err());
     /// ```
     pub fn new(len: usize) -> Result<Self, CodecError> {
-        if len == 0 {
+        if !(1..=Self::MAX_LEN).contains(&len) {
             return Err(CodecError::config(
                 "fixed",
-                "the frame length must be at least 1",
+                format!("the frame length {len} is not in 1..={}", Self::MAX_LEN),
             ));
         }
         Ok(Self { len })
     }
 
     /// The frame length (which is also the maximum frame length).
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Fixed::new(16)?.frame_length(), 16);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn frame_length(&self) -> usize {
         self.len
     }

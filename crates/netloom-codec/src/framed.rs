@@ -232,33 +232,16 @@ impl<T, D, E> FramedConn<T, D, E> {
     }
 
     /// The connection itself (buffered bytes are dropped; see [`into_parts`](Self::into_parts)).
-    ///
-    /// ```
-    /// let (a, _b) = tokio::io::duplex(64);
-    /// let a = netloom_codec::FramedConn::with_codec(a, netloom_codec::Lines::new()).into_inner();
-    /// ```
     pub fn into_inner(self) -> T {
         self.io
     }
 
     /// The connection.
-    ///
-    /// ```
-    /// let (a, _b) = tokio::io::duplex(64);
-    /// let conn = netloom_codec::FramedConn::with_codec(a, netloom_codec::Lines::new());
-    /// let _io = conn.get_ref();
-    /// ```
     pub fn get_ref(&self) -> &T {
         &self.io
     }
 
     /// The connection, mutably (reading or writing it directly breaks the framing).
-    ///
-    /// ```
-    /// let (a, _b) = tokio::io::duplex(64);
-    /// let mut conn = netloom_codec::FramedConn::with_codec(a, netloom_codec::Lines::new());
-    /// let _io = conn.get_mut();
-    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         &mut self.io
     }
@@ -275,34 +258,16 @@ impl<T, D, E> FramedConn<T, D, E> {
     }
 
     /// The receive framer, mutably.
-    ///
-    /// ```
-    /// let (a, _b) = tokio::io::duplex(64);
-    /// let mut conn = netloom_codec::FramedConn::with_codec(a, netloom_codec::Lines::new());
-    /// let _decoder = conn.decoder_mut();
-    /// ```
     pub fn decoder_mut(&mut self) -> &mut D {
         &mut self.decoder
     }
 
     /// The send framer.
-    ///
-    /// ```
-    /// let (a, _b) = tokio::io::duplex(64);
-    /// let conn = netloom_codec::FramedConn::with_codec(a, netloom_codec::Lines::new());
-    /// let _encoder = conn.encoder();
-    /// ```
     pub fn encoder(&self) -> &E {
         &self.encoder
     }
 
     /// The send framer, mutably.
-    ///
-    /// ```
-    /// let (a, _b) = tokio::io::duplex(64);
-    /// let mut conn = netloom_codec::FramedConn::with_codec(a, netloom_codec::Lines::new());
-    /// let _encoder = conn.encoder_mut();
-    /// ```
     pub fn encoder_mut(&mut self) -> &mut E {
         &mut self.encoder
     }

@@ -107,7 +107,7 @@ impl Framer {
     /// | `varint` | [`Varint`] |
     /// | `netstring` | [`Netstring`] |
     /// | `stuffing[:PREFIX]` | [`Stuffing`] (PREFIX with escapes; default `\xff\xff\xff\xff`) |
-    /// | `cobs`, `cobs-zpe` | [`Cobs`] plain / zero-pair elimination |
+    /// | `cobs`, `cobs-tendril`, `cobs-zpe` | [`Cobs`] plain (minimal) / plain as Tendril encodes it / zero-pair elimination |
     /// | `dot-block`, `dot-block:lf` | [`DotBlock`] |
     ///
     /// Options: `max=N` (bytes; suffix `k` or `m` for KiB / MiB) for all but `fixed`;
@@ -145,6 +145,7 @@ impl Framer {
             Framer::Netstring(_) => "netstring",
             Framer::Stuffing(_) => "stuffing",
             Framer::Cobs(c) if c.variant() == crate::CobsVariant::ZeroPairElimination => "cobs-zpe",
+            Framer::Cobs(c) if !c.is_minimal() => "cobs-tendril",
             Framer::Cobs(_) => "cobs",
             Framer::DotBlock(_) => "dot-block",
         }

@@ -58,8 +58,9 @@ pub struct LengthField {
 /// ```
 /// use netloom_codec::LengthField;
 ///
-/// // Netty's javadoc example: 2 header bytes, a 2-byte length, 1 more header byte, the
-/// // length counts only the body, and the first 3 bytes are stripped.
+/// // 2 header bytes, a 2-byte length, then 1 more header byte that the length does not
+/// // count (adjustment 1); stripping 4 bytes drops the first header and the length, so
+/// // each frame starts with that extra header byte.
 /// let framer = LengthField::builder()
 ///     .length_field_offset(2)
 ///     .length_field_type("u16be".parse()?)
@@ -95,21 +96,12 @@ impl Default for LengthFieldBuilder {
 
 impl LengthFieldBuilder {
     /// The length field's type (default `u32be`).
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().length_field_type("u8".parse()?);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn length_field_type(mut self, field: FieldType) -> Self {
         self.field = field;
         self
     }
 
     /// Bytes before the length field (default 0).
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().length_field_offset(2);
-    /// ```
     pub fn length_field_offset(mut self, offset: usize) -> Self {
         self.offset = offset;
         self
@@ -140,10 +132,6 @@ impl LengthFieldBuilder {
     }
 
     /// The maximum length of a whole frame, header included (default 8 MiB).
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().max_frame_length(4096);
-    /// ```
     pub fn max_frame_length(mut self, max: usize) -> Self {
         self.max = max;
         self
@@ -151,10 +139,6 @@ impl LengthFieldBuilder {
 
     /// Report an oversize frame as soon as its header is read (`true`, the default) or
     /// after all its bytes have been discarded.
-    ///
-    /// ```
-    /// let b = netloom_codec::LengthField::builder().fail_fast(false);
-    /// ```
     pub fn fail_fast(mut self, fail_fast: bool) -> Self {
         self.fail_fast = fail_fast;
         self
@@ -182,6 +166,25 @@ impl LengthFieldBuilder {
                     ),
                 )
             })?;
+        // The field's largest value: with a smaller adjustment every frame ends before its
+        // header; with a larger one every frame is over the maximum.
+        let field_max = (1i128 << (8 * self.field.size())) - 1;
+        let adjust = i128::from(self.adjustment);
+        if adjust + field_max < 0 || adjust > self.max as i128 {
+            return Err(CodecError::config(
+                "length-field",
+                format!(
+                    "the adjustment {} makes every frame {} (field values 0..={field_max}, maximum frame length {})",
+                    self.adjustment,
+                    if adjust < 0 {
+                        "shorter than its header"
+                    } else {
+                        "longer than the maximum"
+                    },
+                    self.max
+                ),
+            ));
+        }
         Ok(LengthField {
             field: self.field,
             offset: self.offset,
@@ -200,11 +203,6 @@ impl LengthFieldBuilder {
 impl LengthField {
     /// A builder with the defaults: `u32be` at offset 0, no adjustment, header stripped,
     /// 8 MiB, fail-fast.
-    ///
-    /// ```
-    /// let framer = netloom_codec::LengthField::builder().build()?;
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn builder() -> LengthFieldBuilder {
         LengthFieldBuilder::default()
     }

@@ -15,7 +15,7 @@
 //! | protobuf varint32 prefix | [`Varint`] | `varint` |
 //! | netstrings | [`Netstring`] | `netstring` |
 //! | Tendril byte stuffing | [`Stuffing`] | `stuffing` |
-//! | COBS, COBS/ZPE | [`Cobs`] | `cobs`, `cobs-zpe` |
+//! | COBS, COBS/ZPE | [`Cobs`] | `cobs`, `cobs-tendril`, `cobs-zpe` |
 //! | SMTP DATA dot-blocks | [`DotBlock`] | `dot-block` |
 //!
 //! Every framer has a maximum frame length, enforced with [`CodecError::FrameTooLong`];

@@ -5,17 +5,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::CodecError;
 
 /// The default maximum frame length of the binary framers: 8 MiB.
-///
-/// ```
-/// assert_eq!(netloom_codec::Varint::new().max_frame_length(), netloom_codec::DEFAULT_MAX_FRAME_LENGTH);
-/// ```
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 
 /// The default maximum frame length of the text framers (lines, delimiter): 64 KiB.
-///
-/// ```
-/// assert_eq!(netloom_codec::Lines::new().max_frame_length(), netloom_codec::DEFAULT_MAX_LINE_LENGTH);
-/// ```
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 64 * 1024;
 
 /// A maximum frame length and when to report crossing it.
@@ -162,9 +154,9 @@ pub(crate) trait Limited {
 }
 
 /// The limit accessors every framer with a [`Limit`] offers; `$($limit)+` is the path of
-/// its `Limit` and `$make` an expression building a default instance (for the examples).
+/// its `Limit`.
 macro_rules! limit_methods {
-    ($ty:ident, $make:literal, $($limit:ident).+) => {
+    ($ty:ident, $($limit:ident).+) => {
         impl crate::limit::Limited for $ty {
             fn limit_mut(&mut self) -> &mut crate::limit::Limit {
                 &mut self.$($limit).+
@@ -173,34 +165,22 @@ macro_rules! limit_methods {
 
         impl $ty {
             #[doc = concat!(
-                "Sets the maximum frame length (see [`", stringify!($ty), "`] for what it counts).\n\n",
-                "```\nlet framer = ", $make, ".with_max_frame_length(1024);\n",
-                "assert_eq!(framer.max_frame_length(), 1024);\n",
-                "# Ok::<(), netloom_codec::CodecError>(())\n```"
+                "Sets the maximum frame length (see [`", stringify!($ty), "`] for what it counts)."
             )]
             pub fn with_max_frame_length(mut self, max: usize) -> Self {
                 self.$($limit).+.max = max;
                 self
             }
 
-            #[doc = concat!(
-                "Reports an oversize frame as soon as it is detected (`true`, the default) or ",
-                "only after all its bytes have been discarded (`false`). Either way the frame is ",
-                "discarded as it arrives and decoding goes on with the next one.\n\n",
-                "```\nlet framer = ", $make, ".with_fail_fast(false);\n",
-                "# Ok::<(), netloom_codec::CodecError>(())\n```"
-            )]
+            /// Reports an oversize frame as soon as it is detected (`true`, the default) or
+            /// only after all its bytes have been discarded (`false`). Either way the frame is
+            /// discarded as it arrives and decoding goes on with the next one.
             pub fn with_fail_fast(mut self, fail_fast: bool) -> Self {
                 self.$($limit).+.fail_fast = fail_fast;
                 self
             }
 
-            #[doc = concat!(
-                "The maximum frame length.\n\n",
-                "```\nlet framer = ", $make, ";\n",
-                "assert!(framer.max_frame_length() > 0);\n",
-                "# Ok::<(), netloom_codec::CodecError>(())\n```"
-            )]
+            /// The maximum frame length.
             pub fn max_frame_length(&self) -> usize {
                 self.$($limit).+.max
             }

@@ -19,11 +19,6 @@ pub enum LineEnding {
 
 impl LineEnding {
     /// The bytes of this line ending.
-    ///
-    /// ```
-    /// use netloom_codec::LineEnding;
-    /// assert_eq!(LineEnding::CrLf.as_bytes(), b"\r\n");
-    /// ```
     pub fn as_bytes(self) -> &'static [u8] {
         match self {
             Self::Lf => b"\n",
@@ -96,11 +91,6 @@ impl Default for Lines {
 
 impl Lines {
     /// Lines up to 64 KiB, encoded with `\n`, fail-fast.
-    ///
-    /// ```
-    /// let lines = netloom_codec::Lines::new();
-    /// assert_eq!(lines.max_frame_length(), 64 * 1024);
-    /// ```
     pub fn new() -> Self {
         Self {
             engine: Terminated::new(Newline, Limit::new(DEFAULT_MAX_LINE_LENGTH)),
@@ -109,28 +99,18 @@ impl Lines {
     }
 
     /// Sets the line ending the encoder writes (decoding accepts both).
-    ///
-    /// ```
-    /// use netloom_codec::{LineEnding, Lines};
-    /// let lines = Lines::new().with_line_ending(LineEnding::CrLf);
-    /// ```
     pub fn with_line_ending(mut self, ending: LineEnding) -> Self {
         self.ending = ending;
         self
     }
 
     /// The line ending the encoder writes.
-    ///
-    /// ```
-    /// use netloom_codec::{LineEnding, Lines};
-    /// assert_eq!(Lines::new().line_ending(), LineEnding::Lf);
-    /// ```
     pub fn line_ending(&self) -> LineEnding {
         self.ending
     }
 }
 
-limit_methods!(Lines, "netloom_codec::Lines::new()", engine.limit);
+limit_methods!(Lines, engine.limit);
 
 impl Decoder for Lines {
     type Item = Bytes;
@@ -164,14 +144,12 @@ impl Encoder<Bytes> for Lines {
                 "the frame holds a \\n",
             ));
         }
-        if frame.last() == Some(&b'\r') {
-            return Err(CodecError::unencodable(
-                "lines",
-                frame.len(),
-                "the frame ends with \\r",
-            ));
-        }
-        let ending = self.ending.as_bytes();
+        // The decoder strips one `\r` before the `\n`: a frame that ends with `\r` keeps
+        // it only if a `\r\n` ending follows, whatever the configured ending.
+        let ending = match frame.last() {
+            Some(b'\r') => LineEnding::CrLf.as_bytes(),
+            _ => self.ending.as_bytes(),
+        };
         dst.reserve(frame.len() + ending.len());
         dst.put_slice(&frame);
         dst.put_slice(ending);

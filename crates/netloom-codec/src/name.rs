@@ -6,6 +6,12 @@ use crate::{
     LineEnding, Lines, Netstring, Stuffing, Varint,
 };
 
+/// The largest `max=` (1 GiB).
+const MAX_SIZE: usize = 1 << 30;
+
+/// The framer kinds, for the error on an unknown one.
+const KINDS: &str = "identity, fixed:N, lines, delimiter:D, length-field[:TYPE], struct:FMT, varint, netstring, stuffing[:PREFIX], cobs, cobs-tendril, cobs-zpe, dot-block";
+
 /// Options after the first `,`, consumed as they are used; leftovers are an error.
 struct Options<'a> {
     name: &'a str,
@@ -44,12 +50,20 @@ impl<'a> Options<'a> {
             Some(b'm' | b'M') => (&v[..v.len() - 1], 1024 * 1024),
             _ => (&v[..], 1),
         };
-        digits
+        let n = digits
             .parse::<usize>()
             .ok()
             .and_then(|n| n.checked_mul(unit))
-            .map(Some)
-            .ok_or_else(|| self.err(format!("{key}={v} is not a size (N, Nk or Nm)")))
+            .filter(|n| *n <= MAX_SIZE)
+            .ok_or_else(|| {
+                self.err(format!(
+                    "{key}={v} is not a size of at most 1024m (N, Nk or Nm)"
+                ))
+            })?;
+        if n == 0 {
+            return Err(self.err(format!("{key}={v}: the size must be at least 1")));
+        }
+        Ok(Some(n))
     }
 
     fn flag(&mut self, key: &str) -> Result<Option<bool>, CodecError> {
@@ -191,7 +205,11 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
         let Some((k, v)) = part.split_once('=') else {
             return Err(opts.err(format!("option {part:?} is not KEY=VALUE")));
         };
-        opts.pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+        let key = k.trim();
+        if opts.pairs.iter().any(|(seen, _)| seen == key) {
+            return Err(opts.err(format!("option {key:?} is given twice")));
+        }
+        opts.pairs.push((key.to_owned(), v.trim().to_owned()));
     }
     let no_arg = |opts: &Options<'_>| match arg {
         None => Ok(()),
@@ -206,8 +224,14 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
         }
         "fixed" => {
             let n = arg
-                .and_then(|a| a.parse().ok())
-                .ok_or_else(|| opts.err("fixed needs a length: fixed:N"))?;
+                .ok_or_else(|| opts.err("fixed needs a length: fixed:N"))?
+                .parse()
+                .map_err(|_| {
+                    opts.err(format!(
+                        "fixed needs a length: fixed:N with N in 1..={}",
+                        Fixed::MAX_LEN
+                    ))
+                })?;
             if max.is_some() {
                 return Err(opts.err("fixed frames are their own limit; max does not apply"));
             }
@@ -289,12 +313,12 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
             opts.limit(&mut f, max)?;
             f.into()
         }
-        "cobs" | "cobs-zpe" => {
+        "cobs" | "cobs-tendril" | "cobs-zpe" => {
             no_arg(&opts)?;
-            let mut f = if kind == "cobs" {
-                Cobs::new()
-            } else {
-                Cobs::zpe()
+            let mut f = match kind {
+                "cobs" => Cobs::new(),
+                "cobs-tendril" => Cobs::tendril(),
+                _ => Cobs::zpe(),
             };
             opts.limit(&mut f, max)?;
             f.into()
@@ -313,7 +337,11 @@ pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
             opts.limit(&mut f, max)?;
             f.into()
         }
-        other => return Err(opts.err(format!("unknown framer {other:?} (see docs/framers.md)"))),
+        other => {
+            return Err(opts.err(format!(
+                "unknown framer {other:?}; known: {KINDS} (see docs/framers.md)"
+            )));
+        }
     };
     opts.finish(framer)
 }

@@ -53,10 +53,6 @@ impl Default for Netstring {
 
 impl Netstring {
     /// Netstrings up to 8 MiB, fail-fast.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Netstring::new().max_frame_length(), 8 << 20);
-    /// ```
     pub fn new() -> Self {
         Self {
             limit: Limit::new(DEFAULT_MAX_FRAME_LENGTH),
@@ -132,7 +128,7 @@ impl Netstring {
     }
 }
 
-limit_methods!(Netstring, "netloom_codec::Netstring::new()", limit);
+limit_methods!(Netstring, limit);
 
 impl Decoder for Netstring {
     type Item = Bytes;

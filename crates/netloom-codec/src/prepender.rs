@@ -34,11 +34,6 @@ pub struct LengthFieldPrepender {
 
 impl LengthFieldPrepender {
     /// A prepender writing a field of type `field` holding the frame length.
-    ///
-    /// ```
-    /// let p = netloom_codec::LengthFieldPrepender::new("u32le".parse()?);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn new(field: FieldType) -> Self {
         Self {
             field,
@@ -72,11 +67,6 @@ impl LengthFieldPrepender {
     }
 
     /// The maximum frame length accepted (default 8 MiB, without the field).
-    ///
-    /// ```
-    /// let p = netloom_codec::LengthFieldPrepender::new("u32be".parse()?).with_max_frame_length(1024);
-    /// # Ok::<(), netloom_codec::CodecError>(())
-    /// ```
     pub fn with_max_frame_length(mut self, max: usize) -> Self {
         self.limit.max = max;
         self

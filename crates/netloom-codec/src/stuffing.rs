@@ -86,10 +86,6 @@ impl Default for Stuffing {
 impl Stuffing {
     /// Tendril's defaults: prefix `ff ff ff ff`, begin `ff`, end `fe`, nop `00`; frames up
     /// to 8 MiB, fail-fast.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Stuffing::new().max_frame_length(), 8 << 20);
-    /// ```
     pub fn new() -> Self {
         Self::with_markers(&[0xff; 4], 0xff, 0xfe, 0x00)
             .unwrap_or_else(|_| unreachable!("the default markers are valid"))
@@ -167,7 +163,7 @@ impl Stuffing {
     }
 }
 
-limit_methods!(Stuffing, "netloom_codec::Stuffing::new()", engine.limit);
+limit_methods!(Stuffing, engine.limit);
 
 impl Decoder for Stuffing {
     type Item = Bytes;

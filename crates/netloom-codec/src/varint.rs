@@ -62,10 +62,6 @@ fn read_varint32(buf: &[u8]) -> Result<Option<(u32, usize)>, CodecError> {
 
 impl Varint {
     /// Varint framing with frames up to 8 MiB, fail-fast.
-    ///
-    /// ```
-    /// assert_eq!(netloom_codec::Varint::new().max_frame_length(), 8 << 20);
-    /// ```
     pub fn new() -> Self {
         Self {
             limit: Limit::new(DEFAULT_MAX_FRAME_LENGTH),
@@ -74,7 +70,7 @@ impl Varint {
     }
 }
 
-limit_methods!(Varint, "netloom_codec::Varint::new()", limit);
+limit_methods!(Varint, limit);
 
 impl Decoder for Varint {
     type Item = Bytes;

@@ -13,10 +13,19 @@ use crate::select::list_connections;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A blackhole: an nftables table (its own, uniquely named `netloom_bh_<pid>_<n>`) that drops
-/// both directions of some connections as they arrive (input hook). Neither end gets an
-/// error: the connection goes silent (half-open) until [`Keepalive`](crate::Keepalive) or the
+/// Prefix of every blackhole table's name.
+const TABLE_PREFIX: &str = "netloom_bh_";
+
+/// A blackhole: an nftables table (its own, uniquely named
+/// `netloom_bh_<pid>_<starttime>_<n>` after the process that owns it) that drops both
+/// directions of some connections as they arrive (input hook). Neither end gets an error:
+/// the connection goes silent (half-open) until [`Keepalive`](crate::Keepalive) or the
 /// application's own timeout notices. The table is deleted when the value is dropped.
+///
+/// A process killed before it could drop the value (SIGKILL, a crash) leaves its table;
+/// the owner's pid and start time in the name tell such a table from a live one:
+/// [`Blackhole::list_tables`] shows them, [`Blackhole::clear_orphans`] removes them, and
+/// every new blackhole sweeps them first.
 ///
 /// Drops happen on arrival, like a broken network, not on departure: a packet dropped in the
 /// output hook fails the local send with `EPERM`, which TCP treats as local congestion and
@@ -79,9 +88,18 @@ impl Blackhole {
                               or run the peer in a network namespace you control",
             });
         }
+        match Blackhole::clear_orphans() {
+            Ok(swept) => {
+                for t in swept {
+                    tracing::info!(table = %t.name, pid = t.owner_pid, "removed the blackhole of a process that is gone");
+                }
+            }
+            Err(err) => tracing::debug!(%err, "could not sweep orphaned blackholes"),
+        }
+        let pid = std::process::id();
         let table = format!(
-            "netloom_bh_{}_{}",
-            std::process::id(),
+            "{TABLE_PREFIX}{pid}_{}_{}",
+            start_time(pid).unwrap_or(0),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let script = ruleset(&table, &connections);
@@ -146,6 +164,107 @@ impl Blackhole {
         self.removed = true;
         nft(&format!("delete table inet {}\n", self.table), "delete")
     }
+
+    /// Every blackhole table in this network namespace, also those of other processes,
+    /// with whether its owner still runs. Needs `CAP_NET_ADMIN` and `nft`.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// for t in netloom_fault::Blackhole::list_tables()? {
+    ///     println!("{} (pid {}, running: {})", t.name, t.owner_pid, t.owner_running);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn list_tables() -> Result<Vec<BlackholeTable>> {
+        let out = nft_output(&["list", "tables", "inet"], "list")?;
+        Ok(out
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("table inet "))
+            .filter_map(BlackholeTable::from_name)
+            .collect())
+    }
+
+    /// Removes the tables whose owner is gone (killed or crashed before removing them)
+    /// and returns them; tables of running processes are left to their owners.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let removed = netloom_fault::Blackhole::clear_orphans()?;
+    /// println!("removed {} stale blackholes", removed.len());
+    /// # Ok(()) }
+    /// ```
+    pub fn clear_orphans() -> Result<Vec<BlackholeTable>> {
+        let orphans: Vec<BlackholeTable> = Blackhole::list_tables()?
+            .into_iter()
+            .filter(|t| !t.owner_running)
+            .collect();
+        for t in &orphans {
+            match nft(&format!("delete table inet {}\n", t.name), "delete") {
+                Ok(()) => {}
+                // Swept meanwhile by another process: gone either way.
+                Err(_) if !table_exists(&t.name)? => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(orphans)
+    }
+}
+
+/// A blackhole's nftables table as [`Blackhole::list_tables`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct BlackholeTable {
+    /// The table's name (`nft list table inet NAME` shows its rules).
+    pub name: String,
+    /// The process that made it.
+    pub owner_pid: u32,
+    /// True while that process (the same one: its start time is in the name) runs.
+    pub owner_running: bool,
+}
+
+impl BlackholeTable {
+    /// Reads `netloom_bh_<pid>_<starttime>_<n>` (or the older `netloom_bh_<pid>_<n>`,
+    /// whose owner counts as running while any process has that pid).
+    fn from_name(name: &str) -> Option<BlackholeTable> {
+        let fields: Vec<u64> = name
+            .strip_prefix(TABLE_PREFIX)?
+            .split('_')
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let (pid, started) = match fields[..] {
+            [pid, started, _] => (pid, Some(started)),
+            [pid, _] => (pid, None),
+            _ => return None,
+        };
+        let owner_pid = u32::try_from(pid).ok()?;
+        let owner_running = match (start_time(owner_pid), started) {
+            (None, _) => false,
+            (Some(now), Some(then)) => now == then,
+            (Some(_), None) => true,
+        };
+        Some(BlackholeTable {
+            name: name.to_string(),
+            owner_pid,
+            owner_running,
+        })
+    }
+}
+
+/// When process `pid` started, in clock ticks after boot (`/proc/PID/stat` field 22);
+/// None if no such process runs.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses) start at
+    // field 3, the state.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+fn table_exists(name: &str) -> Result<bool> {
+    let out = nft_output(&["list", "tables", "inet"], "list")?;
+    Ok(out
+        .lines()
+        .any(|line| line.trim().strip_prefix("table inet ") == Some(name)))
 }
 
 impl Drop for Blackhole {
@@ -181,6 +300,28 @@ fn rule(src: SocketAddr, dst: SocketAddr) -> String {
         src.port(),
         dst.port()
     )
+}
+
+/// Runs `nft ARGS` and returns what it printed.
+fn nft_output(args: &[&str], action: &'static str) -> Result<String> {
+    let out = Command::new("nft")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| FaultError::Nft {
+            action,
+            status: format!("spawning nft: {e}"),
+            stderr: String::new(),
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(FaultError::Nft {
+            action,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
 }
 
 fn nft(script: &str, action: &'static str) -> Result<()> {
@@ -236,5 +377,35 @@ mod tests {
         );
         let r = rule("[::1]:5".parse().unwrap(), "[::1]:6".parse().unwrap());
         assert!(r.starts_with("ip6 saddr ::1"));
+    }
+
+    #[test]
+    fn table_names_carry_their_owner_and_its_start_time() {
+        let me = std::process::id();
+        let started = start_time(me).expect("this process runs");
+        let live = BlackholeTable::from_name(&format!("netloom_bh_{me}_{started}_3")).unwrap();
+        assert_eq!(live.owner_pid, me);
+        assert!(live.owner_running);
+        // Same pid, another start time: a process that reused the pid.
+        let reused = BlackholeTable::from_name(&format!("netloom_bh_{me}_{}_3", started + 1));
+        assert!(!reused.unwrap().owner_running);
+        // No such process (pids stop below 2^22).
+        let gone = BlackholeTable::from_name("netloom_bh_4294967_5_0").unwrap();
+        assert!(!gone.owner_running);
+        // The older form without a start time.
+        assert!(
+            BlackholeTable::from_name(&format!("netloom_bh_{me}_0"))
+                .unwrap()
+                .owner_running
+        );
+        for other in [
+            "netloom_bh_",
+            "netloom_bh_x_1",
+            "netloom_bh_1_2_3_4",
+            "filter",
+            "netloom_bh_99999999999_1",
+        ] {
+            assert_eq!(BlackholeTable::from_name(other), None, "{other}");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Effective capabilities of the calling process (read from `/proc/self/status`).
+//! Effective capabilities of the calling process (`capget`, through rustix).
 use std::fmt;
 
 use crate::error::{FaultError, Result};
@@ -55,19 +55,9 @@ impl fmt::Display for Capability {
 
 /// The effective capability set of this process, as the `CapEff` bit mask.
 fn effective_set() -> Result<u64> {
-    let path = "/proc/self/status";
-    let status = std::fs::read_to_string(path).map_err(|e| FaultError::proc(path, e))?;
-    parse_cap_eff(&status).ok_or_else(|| {
-        FaultError::proc(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "no valid CapEff line"),
-        )
-    })
-}
-
-fn parse_cap_eff(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-    u64::from_str_radix(line.trim(), 16).ok()
+    rustix::thread::capabilities(None)
+        .map(|sets| sets.effective.bits())
+        .map_err(|e| FaultError::socket("capget", "this process", e.into()))
 }
 
 #[cfg(test)]
@@ -75,11 +65,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_cap_eff_line() {
-        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\n";
-        let set = parse_cap_eff(status).unwrap();
-        assert_ne!(set & (1 << Capability::NetAdmin.bit()), 0);
-        assert_eq!(parse_cap_eff("CapEff:\tzz\n"), None);
-        assert_eq!(parse_cap_eff(""), None);
+    fn capget_agrees_with_proc_status() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let cap_eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(effective_set().unwrap(), cap_eff);
+        for cap in [
+            Capability::NetAdmin,
+            Capability::NetRaw,
+            Capability::SysPtrace,
+        ] {
+            assert_eq!(cap.is_effective().unwrap(), cap_eff & (1 << cap.bit()) != 0);
+        }
     }
 }

@@ -58,7 +58,7 @@ pub enum FaultError {
     },
     /// The kernel sent a netlink reply this crate cannot parse.
     #[error("malformed netlink reply: {0}")]
-    Parse(#[from] crate::diag::wire::ParseError),
+    Parse(#[from] crate::diag::ParseError),
     /// Reading `/proc` failed.
     #[error("reading {path} failed: {source}")]
     Proc {

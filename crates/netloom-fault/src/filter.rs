@@ -1,7 +1,7 @@
 //! Which connections an operation acts on: addresses, ports, family, states, owner, role.
 use std::collections::HashSet;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use crate::conn::{Connection, TcpState};
@@ -47,30 +47,76 @@ impl From<SocketAddr> for Endpoint {
     }
 }
 
+/// The forms an endpoint is written in, for error messages.
+const ENDPOINT_FORMS: &str =
+    "expected ADDR, ADDR:PORT, [V6], [V6]:PORT or :PORT (e.g. 127.0.0.1:80, [::1]:80, :80)";
+
+/// For a bare IPv6 address that also reads as another IPv6 address and a port (`::1:8080`),
+/// that address and port.
+fn ambiguous_v6(s: &str) -> Option<(Ipv6Addr, u16)> {
+    s.parse::<Ipv6Addr>().ok()?;
+    let (addr, port) = s.rsplit_once(':')?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((addr.parse().ok()?, port.parse().ok()?))
+}
+
 impl FromStr for Endpoint {
     type Err = FaultError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| FaultError::invalid("endpoint", s, reason);
+        let bad = |reason: &str| {
+            FaultError::invalid("endpoint", s, format!("{reason}; {ENDPOINT_FORMS}"))
+        };
+        if let Some(inner) = s.strip_prefix('[') {
+            // [V6] or [V6]:PORT, brackets balanced.
+            let (addr, rest) = inner
+                .split_once(']')
+                .ok_or_else(|| bad("`[` without its `]`"))?;
+            let ip = addr
+                .parse::<Ipv6Addr>()
+                .map_err(|_| bad("not an IPv6 address inside the brackets"))?;
+            let port = match rest {
+                "" => None,
+                _ => Some(
+                    rest.strip_prefix(':')
+                        .ok_or_else(|| bad("only `:PORT` may follow `]`"))?
+                        .parse::<u16>()
+                        .map_err(|_| bad("the port is not a number in 0..=65535"))?,
+                ),
+            };
+            return Ok(Endpoint {
+                ip: Some(IpAddr::V6(ip)),
+                port,
+            });
+        }
+        if s.contains(']') {
+            return Err(bad("`]` without its `[`"));
+        }
+        if let Some((addr, port)) = ambiguous_v6(s) {
+            return Err(FaultError::invalid(
+                "endpoint",
+                s,
+                format!(
+                    "ambiguous: write [{addr}]:{port} for port {port} of {addr}, or [{s}] for the \
+                     address alone; {ENDPOINT_FORMS}"
+                ),
+            ));
+        }
         if let Ok(addr) = s.parse::<SocketAddr>() {
             return Ok(addr.into());
         }
-        if let Ok(ip) = s
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
+        if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(Endpoint {
                 ip: Some(ip),
                 port: None,
             });
         }
-        let (host, port) = s
-            .rsplit_once(':')
-            .ok_or_else(|| bad("expected ADDR, ADDR:PORT, [V6]:PORT or :PORT"))?;
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("not an address"))?;
         let port = port
             .parse::<u16>()
-            .map_err(|e| bad(&format!("port: {e}")))?;
+            .map_err(|_| bad("the port is not a number in 0..=65535"))?;
         match host {
             "" | "*" => Ok(Endpoint {
                 ip: None,
@@ -85,6 +131,8 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.ip, self.port) {
             (Some(ip), Some(p)) => write!(f, "{}", SocketAddr::new(ip, p)),
+            // Bracketed where the bare form would read as an address and a port.
+            (Some(ip), None) if ambiguous_v6(&ip.to_string()).is_some() => write!(f, "[{ip}]"),
             (Some(ip), None) => write!(f, "{ip}"),
             (None, Some(p)) => write!(f, "*:{p}"),
             (None, None) => f.write_str("*"),
@@ -320,8 +368,31 @@ mod tests {
         assert_eq!(e.ip, Some("::1".parse().unwrap()));
         let e: Endpoint = "*:22".parse().unwrap();
         assert_eq!(e.port, Some(22));
-        for bad in ["", "x", "1.2.3.4:99999", "host:80", ":"] {
+        for bad in [
+            "",
+            "x",
+            "1.2.3.4:99999",
+            "host:80",
+            ":",
+            "[::1",
+            "::1]",
+            "[::1]x",
+            "[1.2.3.4]:80",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
+        }
+        let e: Endpoint = "[::1]:8080".parse().unwrap();
+        assert_eq!((e.ip, e.port), (Some("::1".parse().unwrap()), Some(8080)));
+        let e: Endpoint = "[::1:8080]".parse().unwrap();
+        assert_eq!((e.ip, e.port), (Some("::1:8080".parse().unwrap()), None));
+        let err = "::1:8080".parse::<Endpoint>().unwrap_err().to_string();
+        assert!(
+            err.contains("ambiguous") && err.contains("[::1]:8080"),
+            "{err}"
+        );
+        // Unambiguous bare IPv6 addresses still work.
+        for ok in ["fe80::1", "2001:db8::1", "::1", "::"] {
+            assert!(ok.parse::<Endpoint>().is_ok(), "{ok}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! | want to | use | privilege |
 //! |---|---|---|
 //! | reset a socket you hold | [`reset`], [`abortive_close`], [`reset_after`], [`reset_in_background`] | none |
-//! | reset a netloom channel | [`reset_channel`] | none |
+//! | reset a netloom channel | [`reset`] on `channel.try_clone_fd()?` (any [`AsFd`](std::os::fd::AsFd)) | none |
 //! | list connections | [`list_connections`], [`list_matches`] | none |
 //! | reset everything matching a [`Filter`] | [`reset_connections`] with a [`Method`] | by method |
 //! | reset what your test's code opened | [`Tracker`] | none for own sockets |
@@ -25,8 +25,6 @@
 //! assert_eq!(server.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
 
 mod blackhole;
 mod caps;
@@ -59,9 +57,10 @@ mod plan;
 mod procfs;
 mod reset;
 mod select;
+mod sys;
 mod tracker;
 
-pub use blackhole::Blackhole;
+pub use blackhole::{Blackhole, BlackholeTable};
 pub use caps::Capability;
 pub use conn::{Connection, TcpState};
 pub use error::{FaultError, Result};
@@ -70,6 +69,6 @@ pub use keepalive::Keepalive;
 pub use method::Method;
 pub use plan::{ResetOptions, ResetReport, reset_connections};
 pub use procfs::{FdRef, socket_inodes};
-pub use reset::{abortive_close, reset, reset_after, reset_channel, reset_in_background};
+pub use reset::{abortive_close, reset, reset_after, reset_in_background};
 pub use select::{Matched, list_connections, list_matches};
 pub use tracker::Tracker;

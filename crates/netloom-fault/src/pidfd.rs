@@ -1,6 +1,8 @@
 //! Borrowing another process's socket with `pidfd_open` + `pidfd_getfd` (Linux 5.6+).
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
+
+use rustix::process::{self, Pid, PidfdFlags, PidfdGetfdFlags};
 
 use crate::error::{FaultError, Result};
 use crate::procfs::FdRef;
@@ -43,41 +45,25 @@ pub fn borrow_socket(target: FdRef, inode: u32) -> Result<OwnedFd> {
 }
 
 fn dup_own(fd: RawFd) -> Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor number; an invalid number gives EBADF.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if new < 0 {
-        return Err(FaultError::socket(
-            "fcntl(F_DUPFD_CLOEXEC)",
-            format!("fd {fd}"),
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `new` is a fresh descriptor this process now owns exclusively.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    crate::sys::dup_slot(fd)
+        .map_err(|e| FaultError::socket("fcntl(F_DUPFD_CLOEXEC)", format!("fd {fd}"), e))
 }
 
 fn pidfd_open(pid: u32) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags by value and returns a new descriptor or -1.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if rc < 0 {
-        return Err(FaultError::socket(
-            "pidfd_open",
-            format!("pid {pid}"),
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `rc` is a new pidfd this process now owns exclusively.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+    let no_such = || io::Error::from_raw_os_error(libc::ESRCH);
+    let pid_t = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(no_such);
+    pid_t
+        .and_then(|p| Ok(process::pidfd_open(p, PidfdFlags::empty())?))
+        .map_err(|e| FaultError::socket("pidfd_open", format!("pid {pid}"), e))
 }
 
 fn pidfd_getfd(pidfd: &OwnedFd, target: FdRef) -> Result<OwnedFd> {
-    // SAFETY: pidfd_getfd takes descriptor numbers and flags by value and returns a new
-    // descriptor or -1; `pidfd` is valid for the call.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target.fd, 0) };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
+    process::pidfd_getfd(pidfd, target.fd, PidfdGetfdFlags::empty()).map_err(|errno| {
         let what = format!("pid {} fd {}", target.pid, target.fd);
-        return Err(if err.raw_os_error() == Some(libc::EPERM) {
+        if errno == rustix::io::Errno::PERM {
             FaultError::socket(
                 "pidfd_getfd",
                 what,
@@ -89,20 +75,11 @@ fn pidfd_getfd(pidfd: &OwnedFd, target: FdRef) -> Result<OwnedFd> {
                 ),
             )
         } else {
-            FaultError::socket("pidfd_getfd", what, err)
-        });
-    }
-    // SAFETY: `rc` is a new descriptor this process now owns exclusively.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+            FaultError::socket("pidfd_getfd", what, errno.into())
+        }
+    })
 }
 
 fn inode_of(fd: &OwnedFd) -> io::Result<u64> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is valid for the call and `st` points to writable memory of the right size.
-    let rc = unsafe { libc::fstat(fd.as_fd().as_raw_fd(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstat returned 0, so it filled in `st`.
-    Ok(unsafe { st.assume_init() }.st_ino)
+    Ok(rustix::fs::fstat(fd)?.st_ino)
 }

@@ -53,7 +53,8 @@ pub struct ResetReport {
 }
 
 impl ResetReport {
-    /// Whether the reset succeeded (or, in a dry run, would be attempted).
+    /// Whether the reset succeeded (or, in a dry run, has what it needs: the capability,
+    /// or access to the process holding the socket).
     ///
     /// ```no_run
     /// # fn main() -> netloom_fault::Result<()> {
@@ -126,12 +127,24 @@ pub(crate) fn reset_matched(
         })
         .collect();
     if opts.dry_run {
+        // What the real run would need, checked without resetting: the capability of
+        // destroy / inject (checked above), and for fd / pidfd that the socket's holder is
+        // known and its descriptor can be borrowed (pidfd_getfd's ptrace check), the
+        // borrowed copy closed at once.
         return Ok(plan
             .into_iter()
-            .map(|(matched, method)| ResetReport {
-                matched,
-                method,
-                error: None,
+            .map(|(matched, method)| {
+                let error = match method {
+                    Method::Fd | Method::Pidfd => borrow_for_reset(&matched, method, me)
+                        .err()
+                        .map(|e| e.to_string()),
+                    _ => None,
+                };
+                ResetReport {
+                    matched,
+                    method,
+                    error,
+                }
             })
             .collect());
     }
@@ -168,8 +181,9 @@ pub(crate) fn reset_matched(
         .map(|((matched, method), error)| {
             match &error {
                 None => tracing::info!(conn = %matched.connection, %method, "reset"),
+                // The report carries the error; the caller prints it once.
                 Some(e) => {
-                    tracing::warn!(conn = %matched.connection, %method, error = %e, "reset failed")
+                    tracing::debug!(conn = %matched.connection, %method, error = %e, "reset failed")
                 }
             }
             ResetReport {
@@ -264,6 +278,13 @@ fn reset_fds_in_parallel(plan: &[(Matched, Method)], idx: &[usize], me: u32) -> 
 }
 
 fn reset_through_fd(m: &Matched, method: Method, me: u32) -> Result<()> {
+    let fd = borrow_for_reset(m, method, me)?;
+    crate::reset::disconnect(fd.as_fd())
+}
+
+/// The descriptor of `m`'s socket that a reset by `method` goes through (a copy made
+/// with pidfd_getfd for another process's socket), or why there is none.
+fn borrow_for_reset(m: &Matched, method: Method, me: u32) -> Result<std::os::fd::OwnedFd> {
     let conn = &m.connection;
     let owner = m.owner.ok_or_else(|| FaultError::NotApplicable {
         method,
@@ -283,8 +304,7 @@ fn reset_through_fd(m: &Matched, method: Method, me: u32) -> Result<()> {
         });
     }
     // The inode check in borrow_socket proves it is the TCP socket inet_diag listed.
-    let fd = borrow_socket(owner, conn.inode)?;
-    crate::reset::disconnect(fd.as_fd())
+    borrow_socket(owner, conn.inode)
 }
 
 /// Finds who holds each socket when the method needs a descriptor.

@@ -70,16 +70,8 @@ fn own_socket_inodes() -> Result<HashMap<u32, i32>> {
         })?;
     let mut out = HashMap::new();
     for fd in 0..slots {
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: fstat only writes into `st`; a closed descriptor number gives EBADF.
-        if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-            continue;
-        }
-        // SAFETY: fstat returned 0, so it filled in `st`.
-        let st = unsafe { st.assume_init() };
-        if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
-            // Socket inode numbers are 32-bit (`idiag_inode`); truncation matches the kernel's.
-            out.entry(st.st_ino as u32).or_insert(fd);
+        if let Some(inode) = crate::sys::socket_inode_of_slot(fd) {
+            out.entry(inode).or_insert(fd);
         }
     }
     Ok(out)

@@ -41,43 +41,15 @@ pub fn reset(sock: &impl AsFd) -> Result<()> {
 
 /// `connect(fd, AF_UNSPEC)` on a descriptor already known to be a TCP socket.
 pub(crate) fn disconnect(fd: BorrowedFd<'_>) -> Result<()> {
-    let addr = libc::sockaddr {
-        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
-        sa_data: [0; 14],
-    };
-    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
-    // SAFETY: `fd` is a descriptor borrowed for the duration of the call; `addr` is an
-    // initialised sockaddr and `len` is exactly its size.
-    let rc = unsafe { libc::connect(fd.as_raw_fd(), &addr, len) };
-    if rc != 0 {
+    if let Err(e) = rustix::net::connect_unspec(fd) {
         return Err(FaultError::socket(
             "connect(AF_UNSPEC)",
             describe_fd(fd),
-            io::Error::last_os_error(),
+            e.into(),
         ));
     }
     tracing::debug!(fd = fd.as_raw_fd(), "reset with connect(AF_UNSPEC)");
     Ok(())
-}
-
-/// Resets a netloom channel's TCP connection: duplicates its socket with
-/// [`Channel::try_clone_fd`](netloom_channel::Channel::try_clone_fd) and runs [`reset`] on it.
-/// The channel sees `ECONNRESET` and closes; the peer receives an RST. Needs no privilege.
-///
-/// ```no_run
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use netloom_channel::{Bootstrap, EventLoopGroup};
-/// let group = EventLoopGroup::new(1, "client")?;
-/// let channel = Bootstrap::new(&group).connect("127.0.0.1:7000").sync()?;
-/// netloom_fault::reset_channel(&channel)?;
-/// channel.close_future().sync()?;
-/// # Ok(()) }
-/// ```
-pub fn reset_channel(channel: &netloom_channel::Channel) -> Result<()> {
-    let fd = channel
-        .try_clone_fd()
-        .map_err(|e| FaultError::socket("Channel::try_clone_fd", channel, e))?;
-    reset(&fd)
 }
 
 /// Abortive close: `SO_LINGER` with a zero timeout, then `close`. The kernel drops unsent

@@ -46,7 +46,7 @@ pub fn list_matches(filter: &Filter) -> Result<Vec<Matched>> {
     // The two dumps and the /proc scan are independent: run them side by side.
     let (v4, v6, owners) = std::thread::scope(|s| {
         let v6 = s.spawn(|| DiagSocket::new()?.dump(libc::AF_INET6 as u8, mask));
-        let owners = s.spawn(|| filter.pid.map(socket_inodes).transpose());
+        let owners = s.spawn(|| filter.pid.map(sockets_of_pid).transpose());
         let v4 = DiagSocket::new().and_then(|mut d| d.dump(libc::AF_INET as u8, mask));
         (v4, join(v6), join(owners))
     });
@@ -84,6 +84,19 @@ pub fn list_matches(filter: &Filter) -> Result<Vec<Matched>> {
 }
 
 /// Joins a scoped thread, turning a panic into an error instead of propagating it.
+/// The sockets process `pid` holds; none when no such process runs (it holds nothing,
+/// so nothing matches).
+fn sockets_of_pid(pid: u32) -> Result<HashMap<u32, i32>> {
+    match socket_inodes(pid) {
+        Err(crate::error::FaultError::Proc { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(HashMap::new())
+        }
+        other => other,
+    }
+}
+
 fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     handle.join().unwrap_or_else(|_| {
         Err(crate::error::FaultError::Netlink {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use netloom_fault::{Blackhole, Filter, Keepalive};
+use netloom_testnet::{Requirement::*, skip_unless};
 
 fn nft_tables() -> String {
     let out = Command::new("nft")
@@ -57,11 +58,13 @@ fn silence_then_recover(ip: IpAddr) {
 
 #[test]
 fn silence_then_recover_ipv4() {
+    skip_unless!(Nftables);
     silence_then_recover(V4);
 }
 
 #[test]
 fn silence_then_recover_ipv6() {
+    skip_unless!(Nftables);
     silence_then_recover(V6);
 }
 
@@ -88,16 +91,19 @@ fn keepalive_surfaces_it(ip: IpAddr) {
 
 #[test]
 fn keepalive_surfaces_blackhole_ipv4() {
+    skip_unless!(Nftables);
     keepalive_surfaces_it(V4);
 }
 
 #[test]
 fn keepalive_surfaces_blackhole_ipv6() {
+    skip_unless!(Nftables);
     keepalive_surfaces_it(V6);
 }
 
 #[test]
 fn expires_after_duration() {
+    skip_unless!(Nftables);
     let echo = Echo::start(V4);
     let mut target = echo.connect();
     let hole =
@@ -131,6 +137,7 @@ fn keepalive_rejects_zero_intervals() {
 /// The tracker as an RAII fixture: its blackholes last until it drops.
 #[test]
 fn tracker_blackholes_until_dropped() {
+    skip_unless!(Nftables);
     let echo = Echo::start(V4);
     let mut bystander = echo.connect();
     let tracker = netloom_fault::Tracker::new()

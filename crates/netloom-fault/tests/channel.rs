@@ -8,7 +8,7 @@ use common::*;
 use netloom_channel::{Bootstrap, EventLoopGroup};
 
 #[test]
-fn reset_channel_closes_it_and_the_peer_sees_a_reset() {
+fn resetting_a_channels_fd_closes_it_and_the_peer_sees_a_reset() {
     let mut echo = Echo::start(V6);
     let group = EventLoopGroup::new(1, "fault-test").unwrap();
     let channel = Bootstrap::new(&group).connect(echo.addr).sync().unwrap();
@@ -19,7 +19,8 @@ fn reset_channel_closes_it_and_the_peer_sees_a_reset() {
         .as_socket()
         .unwrap();
 
-    netloom_fault::reset_channel(&channel).unwrap();
+    // The fd-based API: the channel's socket, duplicated, is reset like any other.
+    netloom_fault::reset(&channel.try_clone_fd().unwrap()).unwrap();
     assert_eq!(echo.observed(local, Duration::from_secs(3)), ECONNRESET);
 
     let (tx, rx) = mpsc::channel();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use netloom_fault::{Filter, Method, ResetOptions, reset_connections};
+use netloom_testnet::{Requirement::*, skip_unless};
 
 const WAIT: Duration = Duration::from_secs(3);
 
@@ -70,32 +71,38 @@ fn fd_ipv6() {
 /// without capabilities it falls back to fd.
 #[test]
 fn auto_picks_destroy_when_privileged() {
+    skip_unless!(NetAdmin);
     reset_client_end(V6, Method::Auto, Method::Destroy, ECONNABORTED);
 }
 
 #[test]
 fn destroy_ipv4() {
+    skip_unless!(NetAdmin);
     reset_client_end(V4, Method::Destroy, Method::Destroy, ECONNABORTED);
 }
 
 #[test]
 fn destroy_ipv6() {
+    skip_unless!(NetAdmin);
     reset_client_end(V6, Method::Destroy, Method::Destroy, ECONNABORTED);
 }
 
 #[test]
 fn inject_ipv4() {
+    skip_unless!(NetRaw);
     reset_client_end(V4, Method::Inject, Method::Inject, ECONNRESET);
 }
 
 #[test]
 fn inject_ipv6() {
+    skip_unless!(NetRaw);
     reset_client_end(V6, Method::Inject, Method::Inject, ECONNRESET);
 }
 
 /// Resetting the server's end: now the client sees the RST, the server the local error.
 #[test]
 fn destroy_server_end_ipv6() {
+    skip_unless!(NetAdmin);
     let mut echo = Echo::start(V6);
     let mut target = echo.connect();
     let mut bystander = echo.connect();
@@ -121,6 +128,7 @@ fn destroy_server_end_ipv6() {
 /// An idle connection (no traffic for a while): injection still learns the exact numbers.
 #[test]
 fn inject_idle_connection_ipv4() {
+    skip_unless!(NetRaw);
     let mut echo = Echo::start(V4);
     let mut target = echo.connect();
     roundtrip(&mut target, b"x").unwrap();
@@ -180,11 +188,13 @@ fn pidfd_on_child(ip: IpAddr) {
 
 #[test]
 fn pidfd_ipv4() {
+    skip_unless!(Program("nc"));
     pidfd_on_child(V4);
 }
 
 #[test]
 fn pidfd_ipv6() {
+    skip_unless!(Program("nc"));
     pidfd_on_child(V6);
 }
 
@@ -200,6 +210,7 @@ fn abortive_close_peer_sees_reset() {
 
 #[test]
 fn dry_run_touches_nothing() {
+    skip_unless!(NetAdmin);
     let echo = Echo::start(V4);
     let mut target = echo.connect();
     let filter = Filter::new().local(target.local_addr().unwrap().into());
@@ -227,6 +238,7 @@ fn nothing_matched_is_empty() {
 
 #[test]
 fn fd_method_refuses_foreign_sockets() {
+    skip_unless!(Program("nc"));
     let echo = Echo::start(V4);
     let mut nc = Command::new("nc")
         .args(["127.0.0.1", &echo.addr.port().to_string()])
@@ -281,11 +293,13 @@ fn dual_stack_server_end(method: Method, server_sees: Observed) {
 
 #[test]
 fn destroy_dual_stack_mapped_socket() {
+    skip_unless!(NetAdmin);
     dual_stack_server_end(Method::Destroy, ECONNABORTED);
 }
 
 #[test]
 fn inject_dual_stack_mapped_socket() {
+    skip_unless!(NetRaw);
     dual_stack_server_end(Method::Inject, ECONNRESET);
 }
 
@@ -318,10 +332,12 @@ fn many_connections(method: Method) {
 
 #[test]
 fn many_connections_destroy() {
+    skip_unless!(NetAdmin, OpenFiles(1400));
     many_connections(Method::Destroy);
 }
 
 #[test]
 fn many_connections_fd() {
+    skip_unless!(OpenFiles(1400));
     many_connections(Method::Fd);
 }

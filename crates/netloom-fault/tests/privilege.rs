@@ -11,6 +11,7 @@ use common::*;
 use netloom_fault::{
     Blackhole, Capability, FaultError, Filter, Method, ResetOptions, reset_connections,
 };
+use netloom_testnet::Requirement;
 
 const CHILD: &str = "NETLOOM_FAULT_UNPRIVILEGED_CHILD";
 const DONE: &str = "unprivileged checks passed";
@@ -28,6 +29,13 @@ fn unprivileged(test: &str) -> bool {
             "child still has CAP_NET_RAW"
         );
         return true;
+    }
+    // Already without both capabilities (an ordinary user): run the checks right here.
+    if !Requirement::NetAdmin.is_met() && !Requirement::NetRaw.is_met() {
+        return true;
+    }
+    if !netloom_testnet::require(test, &[Requirement::Program("setpriv")]) {
+        return false;
     }
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("setpriv")

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use netloom_fault::{Filter, Method, ResetOptions, Tracker};
+use netloom_testnet::{Requirement::*, skip_unless};
 
 /// The OS error under a redis error (redis-rs keeps only its text: "... (os error N)").
 fn io_kind(err: &redis::RedisError) -> Option<ErrorKind> {
@@ -90,16 +91,19 @@ fn sync_client(ip: IpAddr, method: Method, ran: Method, first_error: ErrorKind) 
 
 #[test]
 fn tracker_fd_ipv4() {
+    skip_unless!(Program("redis-server"));
     sync_client(V4, Method::Fd, Method::Fd, ErrorKind::ConnectionReset);
 }
 
 #[test]
 fn tracker_fd_ipv6() {
+    skip_unless!(Program("redis-server"));
     sync_client(V6, Method::Fd, Method::Fd, ErrorKind::ConnectionReset);
 }
 
 #[test]
 fn tracker_auto_ipv4() {
+    skip_unless!(Program("redis-server"), NetAdmin);
     sync_client(
         V4,
         Method::Auto,
@@ -110,6 +114,7 @@ fn tracker_auto_ipv4() {
 
 #[test]
 fn tracker_destroy_ipv6() {
+    skip_unless!(Program("redis-server"), NetAdmin);
     sync_client(
         V6,
         Method::Destroy,
@@ -120,6 +125,7 @@ fn tracker_destroy_ipv6() {
 
 #[test]
 fn tracker_inject_ipv4() {
+    skip_unless!(Program("redis-server"), NetRaw);
     sync_client(
         V4,
         Method::Inject,
@@ -130,6 +136,7 @@ fn tracker_inject_ipv4() {
 
 #[test]
 fn tracker_inject_ipv6() {
+    skip_unless!(Program("redis-server"), NetRaw);
     sync_client(
         V6,
         Method::Inject,
@@ -170,11 +177,13 @@ fn pidfd_server_end(ip: IpAddr) {
 
 #[test]
 fn pidfd_redis_server_end_ipv4() {
+    skip_unless!(Program("redis-server"));
     pidfd_server_end(V4);
 }
 
 #[test]
 fn pidfd_redis_server_end_ipv6() {
+    skip_unless!(Program("redis-server"));
     pidfd_server_end(V6);
 }
 
@@ -222,16 +231,19 @@ async fn manager_reconnects(ip: IpAddr, method: Method) {
 
 #[tokio::test]
 async fn connection_manager_fd_ipv4() {
+    skip_unless!(Program("redis-server"));
     manager_reconnects(V4, Method::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_manager_destroy_ipv6() {
+    skip_unless!(Program("redis-server"), NetAdmin);
     manager_reconnects(V6, Method::Destroy).await;
 }
 
 #[tokio::test]
 async fn connection_manager_inject_ipv4() {
+    skip_unless!(Program("redis-server"), NetRaw);
     manager_reconnects(V4, Method::Inject).await;
 }
 
@@ -239,6 +251,7 @@ async fn connection_manager_inject_ipv4() {
 /// are reset, the bystander accepted before it is not.
 #[test]
 fn tracker_for_redis_server_resets_its_server_ends() {
+    skip_unless!(Program("redis-server"));
     let redis = Redis::start();
     let mut bystander = TcpStream::connect(redis.addr(V4)).unwrap();
     redis_ping(&mut bystander).unwrap(); // accepted before the snapshot

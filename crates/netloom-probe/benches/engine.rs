@@ -13,6 +13,10 @@
 //! * `loopback_wall/*`: the same, wall time (probes per second).
 //!
 //! Run: `cargo bench -p netloom-probe --bench engine`
+#![allow(
+    missing_docs,
+    reason = "criterion_main! generates an undocumented `pub fn main`"
+)]
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Duration;

@@ -43,8 +43,28 @@ pub struct ProberConfig {
     pub raise_fd_limit: bool,
     /// Raw mode: receive ICMP answers through a packet socket's memory-mapped ring
     /// (`PACKET_RX_RING`, no system call per answer) instead of reading the raw ICMP
-    /// socket, when the ring can be set up (default true).
+    /// socket, when the ring can be set up (default true). The ring has a 2 KiB frame per
+    /// probe [`max_in_flight`](Self::max_in_flight) allows plus an eighth (at least 4 MiB,
+    /// at most 256 MiB of kernel memory per IP version; 36 MiB at the default), so every
+    /// answer of a full burst fits; answers larger than a frame (up to
+    /// [`max_packet_size`](Self::max_packet_size)) are read whole from a copy the kernel
+    /// queues on the packet socket (8 MiB receive buffer).
     pub receive_ring: bool,
+    /// ICMP echo sequence numbers. `None` (default): each IP version starts at a random
+    /// number and cycles through all 65,536. `Some(first..=last)`: the first ICMP probe
+    /// carries `first`, each next one (IPv4 and IPv6 share the counter) the next number,
+    /// back to `first` after `last`; a number still in flight is skipped. mtr-packet 0.95
+    /// numbers its probes `33000..=65535` this way, and mtr's test harness finds a probe by
+    /// it. An empty range fails [`Prober::open`](crate::Prober::open) with
+    /// [`ProbeError::InvalidArgument`](crate::ProbeError::InvalidArgument).
+    ///
+    /// ```
+    /// use netloom_probe::ProberConfig;
+    /// let mtr = ProberConfig { icmp_sequence: Some(33_000..=65_535), ..Default::default() };
+    /// assert_eq!(ProberConfig::default().icmp_sequence, None);
+    /// # let _ = mtr;
+    /// ```
+    pub icmp_sequence: Option<std::ops::RangeInclusive<u16>>,
 }
 
 impl Default for ProberConfig {
@@ -55,6 +75,7 @@ impl Default for ProberConfig {
             max_packet_size: 9_000,
             raise_fd_limit: true,
             receive_ring: true,
+            icmp_sequence: None,
         }
     }
 }

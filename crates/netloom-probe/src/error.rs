@@ -152,8 +152,10 @@ impl ProbeError {
             Some(libc::EADDRNOTAVAIL) => ProbeError::AddressNotAvailable { addr: local.ip() },
             Some(libc::EPERM) | Some(libc::EACCES) => ProbeError::PermissionDenied {
                 what: format!("sending a probe to {target}"),
-                needs: "CAP_NET_ADMIN (for a mark) or a firewall rule allowing it",
-                alternative: "probe without --mark, or check local firewall rules".into(),
+                // A mark is set (and refused) before sending, so EPERM here is the
+                // local firewall's output rules.
+                needs: "a local firewall (nftables/iptables) output rule that lets it out",
+                alternative: "check the output rules (nft list ruleset)".into(),
             },
             Some(libc::EINVAL) => ProbeError::InvalidArgument {
                 what: format!("the kernel rejected the probe to {target} (EINVAL)"),

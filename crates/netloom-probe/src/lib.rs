@@ -15,8 +15,6 @@
 //! println!("{:?} from {:?} in {:?}", reply.outcome, reply.responder, reply.rtt);
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
 
 mod config;
 mod engine;

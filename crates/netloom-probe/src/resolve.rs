@@ -27,7 +27,12 @@ pub async fn resolve(host: &str, version: Option<IpVersion>) -> Result<IpAddr, P
         } else {
             Err(ProbeError::Resolve {
                 name: host.to_string(),
-                reason: format!("the address is not {version:?}"),
+                reason: match version {
+                    Some(IpVersion::V4) => {
+                        "it is an IPv6 address and IPv4 (-4) was asked for".into()
+                    }
+                    _ => "it is an IPv4 address and IPv6 (-6) was asked for".into(),
+                },
             })
         };
     }
@@ -51,7 +56,8 @@ pub async fn resolve(host: &str, version: Option<IpVersion>) -> Result<IpAddr, P
     first.ok_or_else(|| ProbeError::Resolve {
         name: host.to_string(),
         reason: match version {
-            Some(v) => format!("no {v:?} address"),
+            Some(IpVersion::V4) => "no IPv4 address".into(),
+            Some(IpVersion::V6) => "no IPv6 address".into(),
             None => "no address".into(),
         },
     })

@@ -29,6 +29,10 @@ use futures::stream::FuturesUnordered;
 
 use crate::{MplsLabel, Outcome, ProbeError, ProbeOptions, ProbeReply, Prober};
 
+mod flows;
+
+pub use flows::{FlowTrace, MAX_FLOWS, mda_flows_needed, run_flows, run_mda};
+
 /// How a traceroute runs.
 ///
 /// ```
@@ -88,8 +92,13 @@ pub struct HopStats {
     pub mpls: Vec<MplsLabel>,
     /// Latest outcome other than no-reply.
     pub last_outcome: Option<Outcome>,
+    /// Latest jitter: how far the latest round-trip time is from the one before (mtr's
+    /// `Jttr`).
+    pub jitter: Option<Duration>,
     mean_ms: f64,
     m2: f64,
+    jitter_sum_ms: f64,
+    jitter_count: u32,
 }
 
 impl HopStats {
@@ -116,6 +125,12 @@ impl HopStats {
             self.mpls.clone_from(&reply.mpls);
         }
         if let Some(rtt) = reply.rtt {
+            if let Some(last) = self.last {
+                let jitter = rtt.abs_diff(last);
+                self.jitter = Some(jitter);
+                self.jitter_sum_ms += jitter.as_secs_f64() * 1e3;
+                self.jitter_count += 1;
+            }
             self.last = Some(rtt);
             self.best = Some(self.best.map_or(rtt, |b| b.min(rtt)));
             self.worst = Some(self.worst.map_or(rtt, |w| w.max(rtt)));
@@ -125,6 +140,31 @@ impl HopStats {
             let delta = ms - self.mean_ms;
             self.mean_ms += delta / n;
             self.m2 += delta * (ms - self.mean_ms);
+        }
+    }
+
+    /// Mean jitter in milliseconds (mtr's `Javg`); 0 before two answers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use netloom_probe::{trace::HopStats, Outcome, ProbeReply};
+    /// let mut h = HopStats::default();
+    /// for ms in [10, 14, 12] {
+    ///     h.record(&ProbeReply {
+    ///         outcome: Outcome::Reply,
+    ///         responder: Some("10.0.0.1".parse().unwrap()),
+    ///         rtt: Some(Duration::from_millis(ms)),
+    ///         mpls: vec![],
+    ///     });
+    /// }
+    /// assert_eq!(h.jitter, Some(Duration::from_millis(2)));
+    /// assert!((h.jitter_avg_ms() - 3.0).abs() < 1e-9);
+    /// ```
+    pub fn jitter_avg_ms(&self) -> f64 {
+        if self.jitter_count == 0 {
+            0.0
+        } else {
+            self.jitter_sum_ms / f64::from(self.jitter_count)
         }
     }
 
@@ -271,6 +311,22 @@ impl Trace {
         }
     }
 
+    /// Forgets every statistic (as mtr's `r` key does); the target stays.
+    ///
+    /// ```
+    /// # use netloom_probe::{trace::Trace, ProbeReply};
+    /// let mut t = Trace::new("10.0.0.1".parse().unwrap(), 2);
+    /// t.record(1, &ProbeReply::no_reply());
+    /// t.reset();
+    /// assert_eq!(t.hop(1).unwrap().sent, 0);
+    /// ```
+    pub fn reset(&mut self) {
+        *self = Trace::new(
+            self.target,
+            u8::try_from(self.hops.len()).unwrap_or(u8::MAX),
+        );
+    }
+
     /// Statistics of the hop at `ttl`.
     ///
     /// ```
@@ -283,22 +339,43 @@ impl Trace {
             .and_then(|i| self.hops.get(i))
     }
 
-    /// The report rows: hops that were probed, up to the target once reached (mtr drops
-    /// hops beyond it), without trailing hops that never answered.
+    /// The report rows, as mtr's report chooses them (`net_max`): hops that were probed,
+    /// up to the target once reached, or up to the first hop that answered with an ICMP
+    /// error (destination unreachable); otherwise up to the last hop that answered plus
+    /// one silent hop, shown as `???` with 100 % loss. Nothing answered: no rows.
     ///
     /// ```
-    /// let t = netloom_probe::trace::Trace::new("10.0.0.1".parse().unwrap(), 30);
+    /// # use netloom_probe::{trace::Trace, Outcome, ProbeReply};
+    /// let mut t = Trace::new("10.0.0.9".parse().unwrap(), 30);
     /// assert!(t.report().is_empty());
+    /// let router = ProbeReply {
+    ///     outcome: Outcome::TtlExpired,
+    ///     responder: Some("10.0.0.1".parse().unwrap()),
+    ///     rtt: None,
+    ///     mpls: vec![],
+    /// };
+    /// t.record(1, &router);
+    /// for ttl in 2..=30 {
+    ///     t.record(ttl, &ProbeReply::no_reply());
+    /// }
+    /// let rows = t.report();
+    /// assert_eq!(rows.len(), 2);
+    /// assert!(rows[1].hosts.is_empty() && rows[1].loss_percent == 100.0);
     /// ```
     pub fn report(&self) -> Vec<HopReport> {
-        let end = match self.reached_at {
-            Some(ttl) => usize::from(ttl),
-            None => self
-                .hops
-                .iter()
-                .rposition(|h| h.received > 0)
-                .map_or(0, |i| i + 1),
-        };
+        let mut end = 0;
+        for (i, h) in self.hops.iter().enumerate() {
+            let ttl = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            if self.reached_at == Some(ttl)
+                || matches!(h.last_outcome, Some(Outcome::Unreachable(_)))
+            {
+                end = i + 1;
+                break;
+            }
+            if h.received > 0 {
+                end = i + 2;
+            }
+        }
         let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
         self.hops[..end.min(self.hops.len())]
             .iter()
@@ -324,7 +401,8 @@ impl Trace {
 
 /// Runs a traceroute: `config.cycles` rounds, each probing every TTL from `first_ttl`
 /// to `max_ttl` (or to the hop where the target answered) concurrently. `progress` is
-/// called after every probe with the trace so far and the number of probes done.
+/// called after every probe with the trace so far (which it may [reset](Trace::reset))
+/// and the number of probes done.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), netloom_probe::ProbeError> {
@@ -340,7 +418,7 @@ pub async fn run(
     prober: &Prober,
     target: IpAddr,
     config: &TraceConfig,
-    mut progress: impl FnMut(&Trace, u64),
+    mut progress: impl FnMut(&mut Trace, u64),
 ) -> Result<Trace, ProbeError> {
     if config.first_ttl == 0 || config.first_ttl > config.max_ttl {
         return Err(ProbeError::InvalidArgument {
@@ -369,7 +447,7 @@ pub async fn run(
         while let Some((ttl, reply)) = probes.next().await {
             trace.record(ttl, &reply?);
             done += 1;
-            progress(&trace, done);
+            progress(&mut trace, done);
         }
     }
     Ok(trace)

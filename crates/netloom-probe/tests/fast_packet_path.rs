@@ -107,6 +107,9 @@ async fn warm_up(net_dest: (IpAddr, IpAddr)) {
 
 #[test]
 fn packet_socket_replies_match_raw_socket_replies_v4_v6() {
+    if common::skip_unless_root() {
+        return;
+    }
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()
@@ -131,6 +134,9 @@ fn packet_socket_replies_match_raw_socket_replies_v4_v6() {
 
 #[test]
 fn two_sessions_at_once_never_take_each_others_replies() {
+    if common::skip_unless_root() {
+        return;
+    }
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()

@@ -3,6 +3,8 @@
 //! namespace topology (source → 2 routers → destination): ttl-expired from each hop, the
 //! destination's reply, the blackhole's no-reply, ICMP and UDP, IPv4 and IPv6. Needs root;
 //! every namespace is removed on drop.
+mod common;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -82,6 +84,9 @@ fn probe_all(net: &Topology, receive_ring: bool) {
 
 #[test]
 fn ring_and_raw_socket_receive_give_the_same_answers() {
+    if common::skip_unless_root() {
+        return;
+    }
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()

@@ -2,6 +2,8 @@
 //! no route to the network (no default route, or a probe bound to an interface that is
 //! down), no route to the host (an `unreachable` route). These are what mtr-packet reports
 //! as no-route-network / no-route-host.
+mod common;
+
 use std::time::Duration;
 
 use netloom_probe::{
@@ -11,6 +13,9 @@ use netloom_testnet::Namespace;
 
 #[test]
 fn no_route_errors_name_the_target_and_scope() {
+    if common::skip_unless_root() {
+        return;
+    }
     let ns = Namespace::create("probe-errors").expect("namespace");
     ns.ip(&["link", "set", "lo", "up"]).unwrap();
     ns.ip(&[

@@ -4,6 +4,8 @@
 //! error naming CAP_NET_RAW when ICMP datagram sockets are not allowed, then allows them
 //! with `net.ipv4.ping_group_range` (per namespace) and probes with ICMP, UDP and TCP:
 //! replies and ttl-expired read through IP_RECVERR, IPv4 and IPv6.
+mod common;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -16,6 +18,9 @@ const CHILD_ENV: &str = "NETLOOM_PROBE_UNPRIV_CHILD";
 
 #[test]
 fn unprivileged_mode_without_cap_net_raw() {
+    if common::skip_unless_root() {
+        return;
+    }
     let net = Topology::builder().routers(2).build().expect("topology");
     let exe = std::env::current_exe().expect("test binary path");
     let addrs = [

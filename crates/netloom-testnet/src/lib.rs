@@ -13,6 +13,9 @@
 //!   `setns`es), set sysctls.
 //! * [`Topology`] — source → N routers → destination, IPv4 and IPv6, with a blackholed
 //!   address, an unreachable address, open and closed TCP/UDP ports, ICMP rate limits off.
+//! * [`skip_unless!`] / [`Requirement`] — a test that needs root, a capability, namespaces,
+//!   nftables or a program skips with a one-line reason where it is missing (fails instead
+//!   under `NETLOOM_TEST_STRICT=1`, as in CI), so `cargo test` passes for an ordinary user.
 //! * [`OpenPorts`] — a TCP listener and a UDP socket served inside a namespace.
 //!
 //! ```no_run
@@ -29,16 +32,19 @@
 //! assert!(ok);
 //! # Ok::<(), netloom_testnet::TestnetError>(())
 //! ```
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
+pub mod ecmp;
 mod error;
 mod listeners;
 mod namespace;
+mod require;
 mod topology;
 
 pub use error::{Result, TestnetError};
 pub use listeners::OpenPorts;
 pub use namespace::Namespace;
+pub use require::{Requirement, STRICT_ENV, current_test, missing, require, strict};
 pub use topology::{
     CLOSED_TCP_PORT, CLOSED_UDP_PORT, MAX_ROUTERS, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology,
     TopologyBuilder,

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use netloom_testnet::{CLOSED_TCP_PORT, OPEN_TCP_PORT, Topology};
+use netloom_testnet::Requirement::{Namespaces, Program};
+use netloom_testnet::{CLOSED_TCP_PORT, OPEN_TCP_PORT, Topology, skip_unless};
 
 /// Runs `script` (mtr-packet commands) through Debian's mtr-packet inside the source
 /// namespace and returns the reply lines sorted by token.
@@ -44,6 +45,7 @@ fn ip_word(a: IpAddr) -> &'static str {
 
 #[test]
 fn routes_answers_and_drops_like_a_real_network() {
+    skip_unless!(Namespaces, Program("mtr-packet"));
     let net = Topology::builder().routers(2).build().expect("topology");
     for (dst, r1, r2, hole, unreach) in [
         (
@@ -106,6 +108,7 @@ fn routes_answers_and_drops_like_a_real_network() {
 
 #[test]
 fn dropping_removes_every_namespace_also_on_panic() {
+    skip_unless!(Namespaces);
     let mut names = Vec::new();
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let net = Topology::builder().routers(1).build().expect("topology");

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 mod netloom_main;
 
 #[allow(dead_code)]
-#[path = "bin/mtr-packet.rs"]
+#[path = "bin/mtr-packet/main.rs"]
 mod mtr_packet_main;
 
 /// Runs the `netloom` command line with `argv` (the program name first) and returns its

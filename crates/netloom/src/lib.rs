@@ -8,7 +8,7 @@
 //! | [`channel`] | `netloom-channel` | event loops, bootstraps, pipelines, transports |
 //! | [`probe`] | `netloom-probe` | ICMP/UDP/TCP probes, traceroute, `mtr-packet` |
 //! | [`fault`] | `netloom-fault` | connection resets, blackholes, the test fixture |
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 // Left out of the library's test build: the binaries' own tests already run once.
 #[cfg(not(test))]

@@ -88,3 +88,226 @@ fn a_bad_framer_name_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Runs `netloom ARGS` to completion.
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_netloom"))
+        .args(args)
+        .output()
+        .expect("netloom runs")
+}
+
+#[test]
+fn absurd_numbers_are_usage_errors_that_name_the_flag_and_its_range() {
+    for (flag, value, range) in [
+        ("--read-chunk-size", "99999999999999999", "64..=16777216"),
+        (
+            "--read-chunk-size",
+            "999999999999999999999",
+            "64..=16777216",
+        ),
+        ("--threads", "100000", "1..=256"),
+        ("--idle-timeout", "1e9", "seconds"),
+        ("--grace", "NaN", "seconds"),
+    ] {
+        let out = run(&["echo", &format!("{flag}={value}")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(range), "{stderr}");
+        assert!(!stderr.contains("target type"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_port_alone_listens_on_loopback() {
+    let server = Server(Netloom::start(&["echo", "--listen", ":0"], Stdio::null()));
+    assert!(server.0.addr.ip().is_loopback());
+    let mut s = server.connect();
+    s.write_all(b"x").unwrap();
+    assert_eq!(read_n(&mut s, 1), b"x");
+}
+
+#[test]
+fn a_busy_port_is_a_run_time_failure_with_the_os_error_once() {
+    let server = Server::start(&[]);
+    let out = run(&["echo", "--listen", &server.0.addr.to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("os error 98").count(), 1, "{stderr}");
+}
+
+/// Sends SIGTERM to the child.
+fn terminate(netloom: &common::Netloom) {
+    let status = Command::new("kill")
+        .args(["-TERM", &netloom.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_lets_open_connections_finish_then_exits_0() {
+    let mut server = Server::start(&["--grace", "5"]);
+    let mut s = server.connect();
+    let data = vec![0x42u8; 256 * 1024];
+    let mut writer = s.try_clone().unwrap();
+    let sender = std::thread::spawn(move || writer.write_all(&data));
+    std::thread::sleep(Duration::from_millis(20));
+    terminate(&server.0);
+    // The connection goes on: everything comes back, then EOF answers our FIN.
+    assert_eq!(read_n(&mut s, 256 * 1024), vec![0x42u8; 256 * 1024]);
+    sender.join().unwrap().unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("FIN, not RST");
+    assert!(rest.is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = server.0.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    // No new connection is accepted once it stopped.
+    assert!(TcpStream::connect(server.0.addr).is_err());
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    let server = Server::start(&["--idle-timeout", "0.3"]);
+    let mut s = server.connect();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(s.read(&mut buf).expect("EOF within 5 s"), 0);
+    assert!(start.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn connections_over_max_connections_are_closed() {
+    let server = Server::start(&["--max-connections", "1"]);
+    let mut first = server.connect();
+    first.write_all(b"a").unwrap();
+    assert_eq!(read_n(&mut first, 1), b"a");
+    let mut second = server.connect();
+    let mut buf = [0u8; 1];
+    assert_eq!(second.read(&mut buf).unwrap_or(0), 0, "closed");
+    first.write_all(b"b").unwrap();
+    assert_eq!(read_n(&mut first, 1), b"b");
+}
+
+#[test]
+fn verbose_logs_each_connection_without_colour_when_redirected() {
+    let mut netloom = common::Netloom::start(
+        &["-v", "echo", "--listen", "127.0.0.1:0"],
+        std::process::Stdio::piped(),
+    );
+    drop(TcpStream::connect(netloom.addr).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    terminate(&netloom);
+    let _ = netloom.child.wait();
+    let mut logs = String::new();
+    netloom
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("connection accepted"), "{logs}");
+    assert!(
+        !logs.contains('\x1b'),
+        "ANSI colour in redirected logs: {logs:?}"
+    );
+}
+
+#[test]
+fn a_line_ending_in_cr_is_echoed_as_sent() {
+    for framing in ["lines", "lines:crlf"] {
+        let server = Server::start(&["--framing", framing]);
+        let mut s = server.connect();
+        s.write_all(b"abc\r\r\nok\r\n").unwrap();
+        let want: &[u8] = if framing == "lines" {
+            b"abc\r\r\nok\n"
+        } else {
+            b"abc\r\r\nok\r\n"
+        };
+        assert_eq!(read_n(&mut s, want.len()), want, "{framing}");
+    }
+}
+
+#[test]
+fn cobs_echoes_a_254_byte_run_minimally_and_cobs_tendril_as_tendril() {
+    let mut wire = vec![0xff];
+    wire.extend(1..=254u8);
+    wire.push(0);
+    for (framing, extra) in [("cobs", &b""[..]), ("cobs-tendril", b"\x01")] {
+        let server = Server::start(&["--framing", framing]);
+        let mut s = server.connect();
+        s.write_all(&wire).unwrap();
+        let want = [&wire[..255], extra, b"\x00"].concat();
+        assert_eq!(read_n(&mut s, want.len()), want, "{framing}");
+    }
+}
+
+#[test]
+fn sigint_stops_tcp_echo_with_exit_0_as_udp_echo_does() {
+    let mut server = Server::start(&[]);
+    let status = Command::new("kill")
+        .args(["-INT", &server.0.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = server.0.child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_connection_that_would_pass_the_buffer_budget_is_closed_and_others_go_on() {
+    let server = Server::start(&[
+        "--framing",
+        "length-field:u32be",
+        "--buffer-budget",
+        "65536",
+    ]);
+    let mut hog = server.connect();
+    // An 8 MiB frame announced, 128 KiB of it sent: more than the whole budget.
+    hog.write_all(&(8u32 << 20).to_be_bytes()).unwrap();
+    let _ = hog.write_all(&vec![7u8; 128 * 1024]);
+    let mut buf = [0u8; 1];
+    let closed = match hog.read(&mut buf) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the connection holding past the budget is closed");
+    let mut s = server.connect();
+    s.write_all(b"\x00\x00\x00\x02hi").unwrap();
+    assert_eq!(read_n(&mut s, 6), b"\x00\x00\x00\x02hi");
+}
+
+#[test]
+fn a_signal_right_after_the_address_line_still_stops_gracefully() {
+    for args in [&["echo"][..], &["echo", "--udp"]] {
+        for _ in 0..5 {
+            let mut server = common::Netloom::start(args, Stdio::null());
+            terminate(&server);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let status = loop {
+                if let Some(status) = server.child.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(std::time::Instant::now() < deadline, "still running");
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert_eq!(status.code(), Some(0), "{args:?}: killed, not stopped");
+        }
+    }
+}

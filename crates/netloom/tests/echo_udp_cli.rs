@@ -29,6 +29,16 @@ impl Server {
         let mut netloom = Netloom::start(&all, Stdio::piped());
         let (tx, reports) = channel();
         let stderr = netloom.child.stderr.take().expect("stderr");
+        let stdout = netloom.stdout.take().expect("stdout");
+        // Text reports come on stderr, JSON reports on stdout: both feed `reports`.
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx2.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
@@ -121,6 +131,27 @@ fn json_reports_and_idle_timeout() {
 }
 
 #[test]
+fn json_reports_go_to_stdout_and_text_reports_to_stderr() {
+    let mut netloom = Netloom::start(
+        &[
+            "echo",
+            "--udp",
+            "--listen",
+            "127.0.0.1:0",
+            "--udp-report-interval",
+            "0.05",
+            "--json",
+        ],
+        Stdio::piped(),
+    );
+    let mut line = String::new();
+    let mut stdout = netloom.stdout.take().expect("stdout");
+    stdout.read_line(&mut line).expect("a report line");
+    let report: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(report["report"], "periodic", "{line}");
+}
+
+#[test]
 fn bad_udp_limits_are_rejected_by_name() {
     let out = Command::new(env!("CARGO_BIN_EXE_netloom"))
         .args([
@@ -134,8 +165,9 @@ fn bad_udp_limits_are_rejected_by_name() {
         .output()
         .expect("netloom runs");
     assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_peers"), "{err}");
+    assert!(err.contains("--udp-max-peers"), "{err}");
 }
 
 #[test]

@@ -93,3 +93,96 @@ fn memory_stays_bounded_with_a_slow_consumer() {
         "forwarder RSS grew by {growth_mib} MiB (baseline {baseline} KiB)"
     );
 }
+
+#[test]
+fn bad_targets_are_refused_before_listening() {
+    for (to, why) in [
+        ("nonsense", "has no port"),
+        ("127.0.0.1", "has no port"),
+        ("127.0.0.1:70000", "is not a port"),
+        ("no.such.host.invalid:80", "does not resolve"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netloom"))
+            .args(["forward", "--to", to])
+            .output()
+            .expect("netloom runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {stderr}");
+        assert!(stderr.contains("--to") && stderr.contains(why), "{stderr}");
+        assert!(out.stdout.is_empty(), "it must not have started listening");
+    }
+}
+
+#[test]
+fn sigterm_lets_a_forwarded_connection_finish_and_exits_0() {
+    let echo = Netloom::start(&["echo", "--listen", "127.0.0.1:0"], Stdio::null());
+    let to = echo.addr.to_string();
+    let mut fwd = Netloom::start(&["forward", "--to", &to, "--grace", "5"], Stdio::null());
+    let mut s = TcpStream::connect(fwd.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    s.read_exact(&mut buf).unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &fwd.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    thread::sleep(Duration::from_millis(100));
+    // Still forwarding during the grace time; refuses new clients.
+    s.write_all(b"after").unwrap();
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after");
+    assert!(TcpStream::connect(fwd.addr).is_err());
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("FIN, not RST");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = fwd.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn forward_closes_clients_over_max_connections() {
+    let echo = Netloom::start(&["echo", "--listen", "127.0.0.1:0"], Stdio::null());
+    let to = echo.addr.to_string();
+    let fwd = Netloom::start(
+        &["forward", "--to", &to, "--max-connections", "1"],
+        Stdio::null(),
+    );
+    let mut first = TcpStream::connect(fwd.addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    first.write_all(b"a").unwrap();
+    let mut buf = [0u8; 1];
+    first.read_exact(&mut buf).unwrap();
+    let mut second = TcpStream::connect(fwd.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(second.read(&mut buf).unwrap_or(0), 0, "closed");
+}
+
+#[test]
+fn forward_closes_an_idle_client_after_the_idle_timeout() {
+    let echo = Netloom::start(&["echo", "--listen", "127.0.0.1:0"], Stdio::null());
+    let to = echo.addr.to_string();
+    let fwd = Netloom::start(
+        &["forward", "--to", &to, "--idle-timeout", "0.3"],
+        Stdio::null(),
+    );
+    let mut s = TcpStream::connect(fwd.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(s.read(&mut buf).expect("EOF within 5 s"), 0);
+    assert!(start.elapsed() >= Duration::from_millis(250));
+}

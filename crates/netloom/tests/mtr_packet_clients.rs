@@ -461,3 +461,78 @@ fn mtr_report_through_ours_shows_every_hop() {
         );
     }
 }
+
+/// Issue 13 defect 4: Debian 12's mtr 0.95, through ours with no flag (`MTR_PACKET` cannot
+/// pass one), shows a hop that answers "destination unreachable" as it does through
+/// Debian's mtr-packet, IPv4 and IPv6.
+#[test]
+fn mtr_095_shows_an_unreachable_hop_as_through_debians() {
+    let net = Topology::builder().routers(2).build().expect("topology");
+    for v6 in [false, true] {
+        let a = addrs(&net, v6);
+        let (ours, theirs) = std::thread::scope(|s| {
+            let ours = s.spawn(|| mtr_report(&net, OURS, a.unreach, &[]));
+            let theirs = s.spawn(|| mtr_report(&net, DEBIAN, a.unreach, &[]));
+            (ours.join().expect("ours"), theirs.join().expect("theirs"))
+        });
+        assert!(
+            theirs.iter().any(|(host, _)| *host == a.r2.to_string()),
+            "Debian's shows the router that answers unreachable: {theirs:?}"
+        );
+        assert_eq!(ours, theirs, "ours (left) vs Debian's (right)");
+    }
+}
+
+/// `NETLOOM_MTR_PACKET_DIALECT` picks the dialect where no flag can be given, and beats
+/// the parent detection both ways: `current` makes mtr 0.95 lose the unreachable hop,
+/// `0.95` gives a non-mtr client the old word; a bad value is refused naming the variable.
+#[test]
+fn dialect_environment_variable_is_honoured() {
+    let net = Topology::builder().routers(2).build().expect("topology");
+    let a = addrs(&net, false);
+    let mut cmd = net.source().command("timeout");
+    cmd.args([
+        "60",
+        "env",
+        "NETLOOM_MTR_PACKET_DIALECT=current",
+        "mtr",
+        "--report",
+        "--report-cycles",
+        "3",
+        "--interval",
+        "0.1",
+        "--gracetime",
+        "2",
+        "--no-dns",
+        &a.unreach.to_string(),
+    ])
+    .env("MTR_PACKET", OURS);
+    let out = run_capped(cmd, b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rfind(|l| l.contains("|-- "));
+    assert!(
+        last.is_some_and(|l| l.contains("|-- ???") && l.contains("100.0")),
+        "with the current dialect mtr 0.95 drops the unreachable answers: {text}"
+    );
+
+    let script = format!("1 send-probe {} {} timeout 5\n", a.v, a.unreach);
+    let mut cmd = net.source().command("env");
+    cmd.args(["NETLOOM_MTR_PACKET_DIALECT=0.95", "timeout", "60", OURS]);
+    let out = run_capped(cmd, script.as_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .split(" round-trip-time")
+            .next(),
+        Some(format!("1 no-route {} {}", a.v, a.r2).as_str())
+    );
+
+    let mut cmd = net.source().command("env");
+    cmd.args(["NETLOOM_MTR_PACKET_DIALECT=0.97", OURS]);
+    let out = run_capped(cmd, b"");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("NETLOOM_MTR_PACKET_DIALECT") && err.contains("0.95"),
+        "{err}"
+    );
+}

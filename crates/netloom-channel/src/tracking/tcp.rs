@@ -183,6 +183,7 @@ async fn accept_loop(
     stop: Arc<Notify>,
     closed: Arc<CloseSignal>,
 ) {
+    let mut failures = crate::log_limit::LogLimit::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -192,7 +193,9 @@ async fn accept_loop(
         match accepted {
             Ok((stream, remote)) => hand_over(&inner, stream, remote, &acceptor),
             Err(e) => {
-                tracing::warn!(local = %inner.requested, err = %e, "accept failed");
+                if let Some(suppressed) = failures.hit() {
+                    tracing::warn!(local = %inner.requested, err = %e, suppressed, "accept failed (at most one line per second)");
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }

@@ -229,6 +229,7 @@ impl Driver {
             &self.config.channel,
         );
         let mut pipeline = Pipeline::new(channel.clone(), false);
+        pipeline.outbound_mut().set_datagrams(true);
         let admitted = admit(
             acceptor,
             wrapper,
@@ -248,7 +249,7 @@ impl Driver {
                 bump(&self.shared.counters.rejected);
             }
             tracing::debug!(%remote, %err, "UDP peer not admitted");
-            pipeline.head.closed = true;
+            pipeline.mark_head_closed();
             channel.mark_closed(|| ());
             return Err(err);
         }
@@ -350,7 +351,7 @@ impl Driver {
         let Some(peer) = self.table.get_mut(id) else {
             return;
         };
-        if let Some(mode) = peer.pipeline.head.close_requested {
+        if let Some(mode) = peer.pipeline.close_requested() {
             self.close_peer(id, Closing::Closed(mode));
             return;
         }
@@ -445,16 +446,16 @@ impl Driver {
             why,
             Closing::Closed(CloseMode::Graceful) | Closing::Shutdown
         ) {
-            p.head.out.mark_flushed();
+            p.outbound_mut().mark_flushed();
             if let Sent::Blocked = send_out(&self.socket, addr, p, &self.shared.counters) {
                 tracing::debug!(peer = %addr, "socket buffer full at close; pending datagrams dropped");
             }
         }
         let channel = p.channel.clone();
         let was_active = channel.is_active();
-        let dropped = p.head.out.clear();
+        let dropped = p.outbound_mut().clear();
         channel.release_pending(dropped);
-        p.head.closed = true;
+        p.mark_head_closed();
         channel.mark_closed(|| ());
         if was_active {
             p.fire_inbound(Ev::Inactive);
@@ -637,12 +638,11 @@ enum Sent {
 /// Sends a pipeline's flushed messages to `addr`, one datagram each.
 fn send_out(socket: &UdpSocket, addr: SocketAddr, p: &mut Pipeline, counters: &Counters) -> Sent {
     let mut outcome = Sent::None;
-    while p.head.out.has_flushed() {
+    while p.outbound().has_flushed() {
         let mut slices = [IoSlice::new(&[])];
-        if p.head.out.fill_slices(&mut slices, usize::MAX) == 0 {
+        if p.outbound().fill_slices(&mut slices, usize::MAX) == 0 {
             break;
         }
-        let len = slices[0].len();
         let result = socket.try_send_to(&slices[0], addr);
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Sent::Blocked,
@@ -660,8 +660,8 @@ fn send_out(socket: &UdpSocket, addr: SocketAddr, p: &mut Pipeline, counters: &C
                 p.fire_inbound(Ev::Exception(err));
             }
         }
-        p.head.out.consume(len);
-        p.channel.release_pending(len);
+        let cost = p.outbound_mut().pop_datagram();
+        p.channel.release_pending(cost);
     }
     outcome
 }

@@ -111,6 +111,8 @@ impl Handler for Recorder {
             UserEvent::Idle(s) => format!("event:{s:?}"),
             UserEvent::TlsHandshakeComplete(_) => "event:tls_handshake_complete".to_owned(),
             UserEvent::Custom(_) => "event:custom".to_owned(),
+            UserEvent::InputShutdown => "event:input_shutdown".to_owned(),
+            _ => "event:other".to_owned(),
         };
         self.0.push(text);
         ctx.fire_user_event(event);

@@ -1,4 +1,5 @@
-//! Lines: splitting, `\r` stripping, empty lines, limits and discard, encoder refusals.
+//! Lines: splitting, `\r` stripping and its round trip, empty lines, limits and discard,
+//! encoder refusals.
 
 use bytes::{Bytes, BytesMut};
 use netloom_codec::{CodecError, LineEnding, Lines};
@@ -25,12 +26,24 @@ fn encoder_writes_the_configured_ending() {
 }
 
 #[test]
-fn encoder_refuses_newlines_trailing_cr_and_oversize() {
+fn a_line_ending_in_cr_round_trips_with_either_ending() {
+    // `abc\r\r\n` decodes to `abc\r`, which encodes back to `abc\r\r\n` (issue 13 #17).
+    for name in ["lines", "lines:crlf"] {
+        let frames = decode_all(&framer(name), b"abc\r\r\n");
+        assert_eq!(strings(&frames), [&b"abc\r"[..]]);
+        let mut out = BytesMut::new();
+        framer(name).encode(frames[0].clone(), &mut out).unwrap();
+        assert_eq!(&out[..], b"abc\r\r\n", "{name}");
+    }
+}
+
+#[test]
+fn encoder_refuses_newlines_and_oversize() {
     let mut lines = Lines::new().with_max_frame_length(4);
     let mut out = BytesMut::new();
-    for bad in [&b"a\nb"[..], b"ab\r"] {
+    {
         let err = lines
-            .encode(Bytes::copy_from_slice(bad), &mut out)
+            .encode(Bytes::from_static(b"a\nb"), &mut out)
             .unwrap_err();
         assert!(
             matches!(

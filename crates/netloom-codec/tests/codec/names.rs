@@ -25,6 +25,7 @@ fn every_documented_name_parses_to_its_kind() {
         ("stuffing", "stuffing"),
         ("stuffing:\\x7e,begin=\\x01,end=\\x02,nop=\\x00", "stuffing"),
         ("cobs", "cobs"),
+        ("cobs-tendril", "cobs-tendril"),
         ("cobs-zpe", "cobs-zpe"),
         ("dot-block", "dot-block"),
         ("dot-block:lf", "dot-block"),
@@ -73,4 +74,43 @@ fn bad_names_say_what_is_wrong() {
         Framer::from_name("length-field:u7"),
         Err(CodecError::InvalidName { .. })
     ));
+}
+
+/// The error text of a refused name.
+fn refused(name: &str) -> String {
+    match Framer::from_name(name) {
+        Ok(f) => panic!("{name} accepted as {}", f.kind()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn absurd_values_and_duplicates_are_refused_at_parse_time() {
+    for (name, why) in [
+        ("lines,max=0", "at least 1"),
+        ("lines,max=99999999999m", "at most 1024m"),
+        ("fixed:99999999999999", "1..=67108864"),
+        ("fixed:0", "1..=67108864"),
+        (
+            "length-field:u8,adjust=-9223372036854775808",
+            "shorter than its header",
+        ),
+        (
+            "length-field:u8,adjust=9223372036854775807",
+            "longer than the maximum",
+        ),
+        ("lines,max=8,max=9", "\"max\" is given twice"),
+        (
+            "length-field,offset=1,offset=2",
+            "\"offset\" is given twice",
+        ),
+        ("nope", "known: identity, fixed:N, lines"),
+    ] {
+        let err = refused(name);
+        assert!(err.contains(why), "{name}: {err}");
+    }
+    // The largest values still parse.
+    assert!(Framer::from_name("fixed:67108864").is_ok());
+    assert!(Framer::from_name("lines,max=1024m").is_ok());
+    assert!(Framer::from_name("length-field:u8,adjust=-255").is_ok());
 }

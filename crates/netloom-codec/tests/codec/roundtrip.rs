@@ -28,6 +28,7 @@ const NAMES: &[&str] = &[
     "stuffing",
     "stuffing:\\x7e\\x7d,begin=\\x01,end=\\x02,nop=\\x03",
     "cobs",
+    "cobs-tendril",
     "cobs-zpe",
     "dot-block",
     "dot-block:lf",

@@ -126,3 +126,24 @@ fn frames_are_unstuffed_in_place_in_the_read_buffer() {
     assert_eq!(&frame[..], b"a\xff\xff\xff\xffb");
     assert_eq!(frame.as_ptr(), start);
 }
+
+proptest::proptest! {
+    /// A begin byte equal to the prefix (as in the default: prefix ff ff ff ff, begin ff)
+    /// still round-trips: `stuffing:a,begin=a` (issue 13 #19).
+    #[test]
+    fn a_begin_byte_equal_to_the_prefix_round_trips(
+        frames in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(&b"aab\xfe\x00x"[..]), 0..40),
+            1..6,
+        ),
+    ) {
+        use tokio_util::codec::Encoder;
+        let mut f = crate::support::framer("stuffing:a,begin=a");
+        let mut wire = bytes::BytesMut::new();
+        for frame in &frames {
+            f.encode(bytes::Bytes::copy_from_slice(frame), &mut wire).unwrap();
+        }
+        let decoded = crate::support::decode_all(&crate::support::framer("stuffing:a,begin=a"), &wire);
+        proptest::prop_assert_eq!(decoded, frames);
+    }
+}

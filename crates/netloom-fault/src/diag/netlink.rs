@@ -1,15 +1,16 @@
 //! A netlink `NETLINK_SOCK_DIAG` socket: dumps and batched `SOCK_DESTROY`.
 use std::io::{self, Read};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use netloom_probe::wire::netlink;
+use socket2::Socket;
 
 use super::wire::{
-    NLMSG_DONE, NLMSG_ERROR, Request, SOCK_DIAG_BY_FAMILY, parse_diag_msg, parse_messages,
+    NLMSG_DONE, NLMSG_ERROR, ParseError, REQ_V2_LEN, Request, SOCK_DIAG_BY_FAMILY, parse_diag_msg,
+    parse_messages,
 };
 use crate::conn::Connection;
 use crate::error::{FaultError, Result};
 
-const NETLINK_SOCK_DIAG: i32 = 4;
 /// The kernel caps one dump datagram at 32 KiB (`netlink_dump`), so this never truncates.
 const RECV_BUF: usize = 128 * 1024;
 
@@ -62,15 +63,11 @@ impl DiagSocket {
     /// # let _ = diag;
     /// ```
     pub fn new() -> Result<DiagSocket> {
-        let socket = Socket::new(
-            Domain::from(libc::AF_NETLINK),
-            Type::RAW.cloexec(),
-            Some(Protocol::from(NETLINK_SOCK_DIAG)),
-        )
-        .map_err(|source| FaultError::Netlink {
-            operation: "socket(NETLINK_SOCK_DIAG)",
-            source,
-        })?;
+        let socket =
+            netlink::socket(libc::NETLINK_SOCK_DIAG).map_err(|source| FaultError::Netlink {
+                operation: "socket(NETLINK_SOCK_DIAG)",
+                source,
+            })?;
         Ok(DiagSocket {
             socket,
             seq: 0,
@@ -89,7 +86,7 @@ impl DiagSocket {
     /// ```
     pub fn dump(&mut self, family: u8, states: u32) -> Result<Vec<Connection>> {
         self.seq = self.seq.wrapping_add(1);
-        let mut req = Vec::with_capacity(72);
+        let mut req = Vec::with_capacity(netlink::HEADER_LEN + REQ_V2_LEN);
         Request::dump(family, states, self.seq).encode(&mut req);
         self.send(&req, "SOCK_DIAG_BY_FAMILY dump")?;
         let mut out = Vec::new();
@@ -100,7 +97,7 @@ impl DiagSocket {
                 match msg.kind {
                     NLMSG_DONE => return Ok(out),
                     NLMSG_ERROR => {
-                        let code = msg.error_code()?;
+                        let code = msg.error_code().map_err(ParseError::from)?;
                         return Err(FaultError::Netlink {
                             operation: "SOCK_DIAG_BY_FAMILY dump",
                             source: io::Error::from_raw_os_error(-code),
@@ -136,7 +133,7 @@ impl DiagSocket {
             ));
         }
         let mut results: Vec<std::result::Result<(), io::Error>> = Vec::with_capacity(conns.len());
-        let mut req = Vec::with_capacity(opts.batch * 72);
+        let mut req = Vec::with_capacity(opts.batch * (netlink::HEADER_LEN + REQ_V2_LEN));
         for chunk in conns.chunks(opts.batch) {
             let first = results.len();
             results.extend(chunk.iter().map(|_| Ok(())));
@@ -157,7 +154,7 @@ impl DiagSocket {
                         continue;
                     }
                     let index = msg.seq.wrapping_sub(base) as usize;
-                    let code = msg.error_code()?;
+                    let code = msg.error_code().map_err(ParseError::from)?;
                     if code != 0 && index < chunk.len() {
                         let err = io::Error::from_raw_os_error(-code);
                         if code == -libc::EOPNOTSUPP {

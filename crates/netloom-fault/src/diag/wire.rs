@@ -1,101 +1,44 @@
-//! The bytes of sock_diag: netlink headers, `inet_diag_req_v2` requests and `inet_diag_msg`
-//! replies (`include/uapi/linux/inet_diag.h`). Hand-written, checked views: a reply from the
-//! kernel is still input, so every length is checked and nothing panics.
+//! The sock_diag part of the bytes: `inet_diag_req_v2` requests and `inet_diag_msg` replies
+//! (`include/uapi/linux/inet_diag.h`). Netlink framing (headers, splitting a datagram into
+//! messages, the cursor) is netloom-probe's [`netlink`] module, shared with rtnetlink.
+//! A reply from the kernel is still input: every length is checked and nothing panics.
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use netloom_probe::wire::Malformed;
+use netloom_probe::wire::netlink::{self, Message, Reader};
+
 use crate::conn::{Connection, SocketKey, TcpState, unmap};
 
-/// `struct nlmsghdr` length.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::NLMSG_HDR_LEN, 16);
-/// ```
-pub const NLMSG_HDR_LEN: usize = 16;
 /// `struct inet_diag_req_v2` length.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::REQ_V2_LEN, 56);
-/// ```
-pub const REQ_V2_LEN: usize = 56;
+pub(crate) const REQ_V2_LEN: usize = 56;
 /// `struct inet_diag_msg` length (without attributes).
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::DIAG_MSG_LEN, 72);
-/// ```
-pub const DIAG_MSG_LEN: usize = 72;
-/// `NLMSG_ERROR`.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::NLMSG_ERROR, 2);
-/// ```
-pub const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE`.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::NLMSG_DONE, 3);
-/// ```
-pub const NLMSG_DONE: u16 = 3;
-/// `SOCK_DIAG_BY_FAMILY`.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::SOCK_DIAG_BY_FAMILY, 20);
-/// ```
+const DIAG_MSG_LEN: usize = 72;
+/// `SOCK_DIAG_BY_FAMILY` (`linux/sock_diag.h`).
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// `SOCK_DESTROY`.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::SOCK_DESTROY, 21);
-/// ```
+/// `SOCK_DESTROY` (`linux/sock_diag.h`).
 pub const SOCK_DESTROY: u16 = 21;
-/// `NLM_F_REQUEST`.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::NLM_F_REQUEST, 1);
-/// ```
-pub const NLM_F_REQUEST: u16 = 0x1;
-/// `NLM_F_ACK`.
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::NLM_F_ACK, 4);
-/// ```
-pub const NLM_F_ACK: u16 = 0x4;
-/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
-///
-/// ```
-/// assert_eq!(netloom_fault::diag::wire::NLM_F_DUMP, 0x300);
-/// ```
-pub const NLM_F_DUMP: u16 = 0x300;
+/// `NLMSG_ERROR`.
+pub const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
+/// `NLMSG_DONE`.
+pub const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
+const NLM_F_REQUEST: u16 = libc::NLM_F_REQUEST as u16;
+const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
+const NLM_F_DUMP: u16 = libc::NLM_F_DUMP as u16;
 
-/// Why a netlink reply was rejected.
+/// Why a sock_diag reply was rejected.
 ///
 /// ```
-/// use netloom_fault::diag::wire::{parse_messages, ParseError};
-/// let err = parse_messages(&[1, 2, 3]).next().unwrap().unwrap_err();
-/// assert!(matches!(err, ParseError::Truncated { .. }));
+/// use netloom_fault::diag::ParseError;
+/// let err = ParseError::Family(7);
+/// assert_eq!(err.to_string(), "unknown address family 7");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
-    /// Fewer bytes than the structure needs.
-    #[error("{what} needs {needed} bytes at offset {offset}, only {available} left")]
-    Truncated {
-        /// The structure being read.
-        what: &'static str,
-        /// Where it starts in the buffer.
-        offset: usize,
-        /// Bytes it needs.
-        needed: usize,
-        /// Bytes there are.
-        available: usize,
-    },
-    /// A header's length field is impossible.
-    #[error("netlink message at offset {offset} claims length {len}")]
-    BadLength {
-        /// Where the header starts.
-        offset: usize,
-        /// The length it claims.
-        len: u32,
-    },
+    /// A length or field that does not fit (named in the inner error).
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
     /// An address family other than AF_INET / AF_INET6.
     #[error("unknown address family {0}")]
     Family(u8),
@@ -104,129 +47,43 @@ pub enum ParseError {
     State(u8),
 }
 
-/// One netlink message: header fields and a payload borrowed from the receive buffer.
-///
-/// ```
-/// use netloom_fault::diag::wire::{parse_messages, Request};
-/// let mut buf = Vec::new();
-/// Request::dump(libc::AF_INET as u8, 1 << 10, 9).encode(&mut buf);
-/// let msg = parse_messages(&buf).next().unwrap().unwrap();
-/// assert_eq!((msg.seq, msg.payload.len()), (9, 56));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NlMessage<'a> {
-    /// `nlmsg_type`.
-    pub kind: u16,
-    /// `nlmsg_flags`.
-    pub flags: u16,
-    /// `nlmsg_seq`.
-    pub seq: u32,
-    /// Bytes after the header, up to `nlmsg_len`.
-    pub payload: &'a [u8],
-}
-
-impl NlMessage<'_> {
-    /// For `NLMSG_ERROR` and `NLMSG_DONE`: the (negative) errno the kernel reports, 0 = success.
-    ///
-    /// ```
-    /// use netloom_fault::diag::wire::{NlMessage, NLMSG_ERROR};
-    /// let m = NlMessage { kind: NLMSG_ERROR, flags: 0, seq: 1, payload: &(-2i32).to_ne_bytes() };
-    /// assert_eq!(m.error_code().unwrap(), -2);
-    /// ```
-    pub fn error_code(&self) -> Result<i32, ParseError> {
-        Ok(i32::from_ne_bytes(array(self.payload, 0, "nlmsgerr")?))
-    }
-}
-
-/// Splits a receive buffer into netlink messages (each aligned to 4 bytes).
-///
-/// ```
-/// use netloom_fault::diag::wire::{parse_messages, NLMSG_DONE};
-/// let mut buf = 20u32.to_ne_bytes().to_vec();
-/// buf.extend(NLMSG_DONE.to_ne_bytes());
-/// buf.extend([0u8; 14]);
-/// let msgs: Vec<_> = parse_messages(&buf).collect::<Result<_, _>>().unwrap();
-/// assert_eq!(msgs[0].kind, NLMSG_DONE);
-/// ```
-pub fn parse_messages(buf: &[u8]) -> impl Iterator<Item = Result<NlMessage<'_>, ParseError>> {
-    let mut offset = 0usize;
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || offset >= buf.len() {
-            return None;
-        }
-        let result = parse_one(buf, offset);
-        match &result {
-            Ok((_, next)) => offset = *next,
-            Err(_) => failed = true,
-        }
-        Some(result.map(|(m, _)| m))
-    })
-}
-
-fn parse_one(buf: &[u8], offset: usize) -> Result<(NlMessage<'_>, usize), ParseError> {
-    let rest = &buf[offset..];
-    let len = u32::from_ne_bytes(array(rest, 0, "nlmsghdr").map_err(|e| at(e, offset))?);
-    if rest.len() < NLMSG_HDR_LEN {
-        return Err(truncated("nlmsghdr", offset, NLMSG_HDR_LEN, rest.len()));
-    }
-    let len_usize = len as usize;
-    if len_usize < NLMSG_HDR_LEN {
-        return Err(ParseError::BadLength { offset, len });
-    }
-    if len_usize > rest.len() {
-        return Err(truncated("netlink message", offset, len_usize, rest.len()));
-    }
-    let message = NlMessage {
-        kind: u16::from_ne_bytes([rest[4], rest[5]]),
-        flags: u16::from_ne_bytes([rest[6], rest[7]]),
-        seq: u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]),
-        payload: &rest[NLMSG_HDR_LEN..len_usize],
-    };
-    let aligned = len_usize
-        .checked_add(3)
-        .map(|l| l & !3)
-        .unwrap_or(usize::MAX);
-    Ok((message, offset.saturating_add(aligned)))
+/// Splits a receive buffer into netlink messages; stops after the first malformed one.
+pub fn parse_messages(buf: &[u8]) -> impl Iterator<Item = Result<Message<'_>, ParseError>> {
+    netlink::messages(buf).map(|m| m.map_err(ParseError::from))
 }
 
 /// Parses the `inet_diag_msg` at the start of a `SOCK_DIAG_BY_FAMILY` reply payload.
-///
-/// ```
-/// use netloom_fault::diag::wire::{parse_diag_msg, ParseError};
-/// assert!(matches!(parse_diag_msg(&[0u8; 10]), Err(ParseError::Truncated { .. })));
-/// ```
 pub fn parse_diag_msg(payload: &[u8]) -> Result<Connection, ParseError> {
-    if payload.len() < DIAG_MSG_LEN {
-        return Err(truncated("inet_diag_msg", 0, DIAG_MSG_LEN, payload.len()));
+    let mut r = Reader::new(payload);
+    if r.remaining() < DIAG_MSG_LEN {
+        return Err(Malformed {
+            what: "inet_diag_msg shorter than 72 bytes",
+        }
+        .into());
     }
-    let family = payload[0];
-    let state = TcpState::from_kernel(payload[1]).ok_or(ParseError::State(payload[1]))?;
-    let key = parse_sockid(family, &payload[4..52])?;
-    let local = endpoint(family, &key.src, key.sport)?;
-    let remote = endpoint(family, &key.dst, key.dport)?;
-    Ok(Connection {
-        local,
-        remote,
-        state,
-        uid: u32::from_ne_bytes(array(payload, 64, "idiag_uid")?),
-        inode: u32::from_ne_bytes(array(payload, 68, "idiag_inode")?),
-        key,
-    })
-}
-
-fn parse_sockid(family: u8, id: &[u8]) -> Result<SocketKey, ParseError> {
-    Ok(SocketKey {
+    let family = r.u8("idiag_family")?;
+    let raw_state = r.u8("idiag_state")?;
+    let state = TcpState::from_kernel(raw_state).ok_or(ParseError::State(raw_state))?;
+    r.take(2, "idiag_timer, idiag_retrans")?;
+    let key = SocketKey {
         family,
-        sport: u16::from_be_bytes(array(id, 0, "idiag_sport")?),
-        dport: u16::from_be_bytes(array(id, 2, "idiag_dport")?),
-        src: array(id, 4, "idiag_src")?,
-        dst: array(id, 20, "idiag_dst")?,
-        ifindex: u32::from_ne_bytes(array(id, 36, "idiag_if")?),
-        cookie: [
-            u32::from_ne_bytes(array(id, 40, "idiag_cookie")?),
-            u32::from_ne_bytes(array(id, 44, "idiag_cookie")?),
-        ],
+        sport: r.u16_be("idiag_sport")?,
+        dport: r.u16_be("idiag_dport")?,
+        src: r.array("idiag_src")?,
+        dst: r.array("idiag_dst")?,
+        ifindex: r.u32("idiag_if")?,
+        cookie: [r.u32("idiag_cookie")?, r.u32("idiag_cookie")?],
+    };
+    r.take(12, "idiag_expires, idiag_rqueue, idiag_wqueue")?;
+    let uid = r.u32("idiag_uid")?;
+    let inode = r.u32("idiag_inode")?;
+    Ok(Connection {
+        local: endpoint(family, &key.src, key.sport)?,
+        remote: endpoint(family, &key.dst, key.dport)?,
+        state,
+        uid,
+        inode,
+        key,
     })
 }
 
@@ -240,13 +97,8 @@ fn endpoint(family: u8, addr: &[u8; 16], port: u16) -> Result<SocketAddr, ParseE
 }
 
 /// A sock_diag request for TCP sockets of one family.
-///
-/// ```
-/// let req = netloom_fault::diag::wire::Request::dump(libc::AF_INET6 as u8, u32::MAX, 1);
-/// assert_eq!(req.kind, netloom_fault::diag::wire::SOCK_DIAG_BY_FAMILY);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     /// `SOCK_DIAG_BY_FAMILY` (dump) or `SOCK_DESTROY`.
     pub kind: u16,
     /// netlink flags.
@@ -258,19 +110,12 @@ pub struct Request {
     /// Bit mask of TCP states (`1 << state`).
     pub states: u32,
     /// The socket to act on (all zero for dumps).
-    pub(crate) key: Option<SocketKey>,
+    pub key: Option<SocketKey>,
 }
 
 impl Request {
     /// A dump request for every TCP socket of `family` whose state is in `states`.
-    ///
-    /// ```
-    /// use netloom_fault::diag::wire::{Request, REQ_V2_LEN, NLMSG_HDR_LEN};
-    /// let mut buf = Vec::new();
-    /// Request::dump(libc::AF_INET as u8, u32::MAX, 7).encode(&mut buf);
-    /// assert_eq!(buf.len(), NLMSG_HDR_LEN + REQ_V2_LEN);
-    /// ```
-    pub fn dump(family: u8, states: u32, seq: u32) -> Request {
+    pub(crate) fn dump(family: u8, states: u32, seq: u32) -> Request {
         Request {
             kind: SOCK_DIAG_BY_FAMILY,
             flags: NLM_F_REQUEST | NLM_F_DUMP,
@@ -293,19 +138,8 @@ impl Request {
     }
 
     /// Appends the request (header + `inet_diag_req_v2`) to `buf`.
-    ///
-    /// ```
-    /// let mut buf = Vec::new();
-    /// netloom_fault::diag::wire::Request::dump(libc::AF_INET as u8, 2, 1).encode(&mut buf);
-    /// assert_eq!(u32::from_ne_bytes(buf[..4].try_into().unwrap()), 72);
-    /// ```
-    pub fn encode(&self, buf: &mut Vec<u8>) {
-        let len = (NLMSG_HDR_LEN + REQ_V2_LEN) as u32;
-        buf.extend(len.to_ne_bytes());
-        buf.extend(self.kind.to_ne_bytes());
-        buf.extend(self.flags.to_ne_bytes());
-        buf.extend(self.seq.to_ne_bytes());
-        buf.extend(0u32.to_ne_bytes()); // port id: the kernel fills it in
+    pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
+        let start = netlink::begin(buf, self.kind, self.flags, self.seq);
         buf.push(self.family);
         buf.push(libc::IPPROTO_TCP as u8);
         buf.push(0); // idiag_ext: no extensions
@@ -327,6 +161,7 @@ impl Request {
         buf.extend(key.ifindex.to_ne_bytes());
         buf.extend(key.cookie[0].to_ne_bytes());
         buf.extend(key.cookie[1].to_ne_bytes());
+        netlink::finish(buf, start);
     }
 }
 
@@ -341,61 +176,44 @@ impl fmt::Display for Request {
     }
 }
 
-fn array<const N: usize>(
-    buf: &[u8],
-    offset: usize,
-    what: &'static str,
-) -> Result<[u8; N], ParseError> {
-    buf.get(offset..offset.saturating_add(N))
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| truncated(what, offset, N, buf.len().saturating_sub(offset)))
-}
-
-fn truncated(what: &'static str, offset: usize, needed: usize, available: usize) -> ParseError {
-    ParseError::Truncated {
-        what,
-        offset,
-        needed,
-        available,
-    }
-}
-
-fn at(err: ParseError, base: usize) -> ParseError {
-    match err {
-        ParseError::Truncated {
-            what,
-            offset,
-            needed,
-            available,
-        } => truncated(what, base + offset, needed, available),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn diag_reply(family: u8, state: u8, inode: u32) -> Vec<u8> {
-        let mut payload = vec![family, state, 0, 0];
-        payload.extend(8080u16.to_be_bytes());
-        payload.extend(443u16.to_be_bytes());
+        let mut msg = Vec::new();
+        let start = netlink::begin(&mut msg, SOCK_DIAG_BY_FAMILY, 0, 0);
+        msg.extend([family, state, 0, 0]);
+        msg.extend(8080u16.to_be_bytes());
+        msg.extend(443u16.to_be_bytes());
         let mut src = [0u8; 16];
         src[..4].copy_from_slice(&[127, 0, 0, 1]);
-        payload.extend(src);
-        payload.extend([0u8; 16]);
-        payload.extend([0u8; 12]); // if + cookie
-        payload.extend([0u8; 12]); // expires rqueue wqueue
-        payload.extend(1000u32.to_ne_bytes());
-        payload.extend(inode.to_ne_bytes());
-        let mut msg = ((NLMSG_HDR_LEN + payload.len()) as u32)
-            .to_ne_bytes()
-            .to_vec();
-        msg.extend(SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        msg.extend([0u8; 10]);
-        msg.extend(payload);
+        msg.extend(src);
+        msg.extend([0u8; 16]);
+        msg.extend([0u8; 12]); // if + cookie
+        msg.extend([0u8; 12]); // expires rqueue wqueue
+        msg.extend(1000u32.to_ne_bytes());
+        msg.extend(inode.to_ne_bytes());
+        netlink::finish(&mut msg, start);
         msg
+    }
+
+    #[test]
+    fn request_sizes_match_the_kernel_structs() {
+        let mut buf = Vec::new();
+        Request::dump(libc::AF_INET as u8, u32::MAX, 7).encode(&mut buf);
+        assert_eq!(buf.len(), netlink::HEADER_LEN + REQ_V2_LEN);
+        assert_eq!(
+            u32::from_ne_bytes(buf[..4].try_into().unwrap()) as usize,
+            buf.len()
+        );
+        let msg = parse_messages(&buf).next().unwrap().unwrap();
+        assert_eq!((msg.kind, msg.seq), (SOCK_DIAG_BY_FAMILY, 7));
+        assert_eq!(
+            diag_reply(2, 1, 1).len(),
+            netlink::HEADER_LEN + DIAG_MSG_LEN
+        );
     }
 
     #[test]
@@ -419,16 +237,20 @@ mod tests {
         let buf = diag_reply(libc::AF_INET as u8, 99, 1);
         let msg = parse_messages(&buf).next().unwrap().unwrap();
         assert_eq!(parse_diag_msg(msg.payload), Err(ParseError::State(99)));
+        assert!(matches!(
+            parse_diag_msg(&msg.payload[..71]),
+            Err(ParseError::Malformed(_))
+        ));
         let mut buf = diag_reply(libc::AF_INET as u8, 1, 1);
         buf[..4].copy_from_slice(&4u32.to_ne_bytes());
         assert!(matches!(
             parse_messages(&buf).next(),
-            Some(Err(ParseError::BadLength { .. }))
+            Some(Err(ParseError::Malformed(_)))
         ));
         buf[..4].copy_from_slice(&4000u32.to_ne_bytes());
         assert!(matches!(
             parse_messages(&buf).next(),
-            Some(Err(ParseError::Truncated { .. }))
+            Some(Err(ParseError::Malformed(_)))
         ));
     }
 

@@ -11,23 +11,25 @@
 //! end is in the window but not exact: the local stack answers with a challenge ACK and stays
 //! up (the remote end is still reset, and the local end learns it from the next RST it gets).
 //! Kernels before 6.0 also limit challenge ACKs host-wide (`net.ipv4.tcp_challenge_ack_limit`).
-/// The packet formats injection writes and reads.
-///
-/// ```
-/// assert_eq!(netloom_fault::inject::wire::flags::RST, 0x04);
-/// ```
-pub mod wire;
+//!
+//! The packets are built and read with netloom-probe's [`wire`](netloom_probe::wire) views
+//! ([`segment`] is the part of the reading that is injection's own).
+#[cfg(feature = "fuzzing")]
+pub mod segment;
+#[cfg(not(feature = "fuzzing"))]
+mod segment;
 
-use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, recvfrom};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::conn::Connection;
 use crate::error::{FaultError, Result};
-use wire::{TcpSegment, build_segment, flags, parse_ipv4, parse_tcp};
+use netloom_probe::wire::TcpRepr;
+use segment::{TcpSegment, build_segment, parse_ipv4, parse_tcp};
 
 /// How long [`inject_reset`] waits for the challenge ACK.
 ///
@@ -102,7 +104,7 @@ pub fn inject_reset(conn: &Connection, opts: InjectOptions) -> Result<Injected> 
     let started = Instant::now();
     for attempt in 1..=opts.attempts {
         let probe_seq = random_u32();
-        send_packet(&send, local, remote, probe_seq, 0, flags::SYN, conn)?;
+        send_packet(&send, local, remote, probe_seq, 0, TcpRepr::SYN, conn)?;
         tracing::debug!(%conn, attempt, "sent SYN probe for a challenge ACK");
         if let Some(seg) = await_reply(&sniff, local, remote, opts.wait, conn)? {
             let injected = Injected {
@@ -115,7 +117,7 @@ pub fn inject_reset(conn: &Connection, opts: InjectOptions) -> Result<Injected> 
                 remote,
                 injected.seq_to_remote,
                 0,
-                flags::RST,
+                TcpRepr::RST,
                 conn,
             )?;
             send_packet(
@@ -124,7 +126,7 @@ pub fn inject_reset(conn: &Connection, opts: InjectOptions) -> Result<Injected> 
                 local,
                 injected.seq_to_local,
                 0,
-                flags::RST,
+                TcpRepr::RST,
                 conn,
             )?;
             tracing::debug!(%conn, ?injected, "sent RSTs to both ends");
@@ -172,33 +174,21 @@ fn await_reply(
         sniff
             .set_read_timeout(Some(left))
             .map_err(|e| FaultError::socket("setsockopt(SO_RCVTIMEO)", conn, e))?;
-        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and recv_from only writes
-        // initialised bytes into the (already initialised) buffer.
-        let uninit = unsafe { &mut *(buf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>]) };
-        let (n, from) = match sniff.recv_from(uninit) {
+        let (n, _, from) = match recvfrom(sniff, &mut buf[..], RecvFlags::empty()) {
             Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(FaultError::socket("recvfrom(raw)", conn, e)),
+            Err(Errno::AGAIN | Errno::TIMEDOUT) => return Ok(None),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(FaultError::socket("recvfrom(raw)", conn, e.into())),
         };
         let bytes = &buf[..n];
         let parsed = if local.is_ipv6() {
             // IPv6 raw sockets receive the TCP segment without the IP header.
-            let src = from.as_socket().map(|a| a.ip());
-            parse_tcp(bytes)
-                .ok()
-                .map(|seg| (src, Some(local.ip()), seg))
+            let src = from
+                .and_then(|a| SocketAddr::try_from(a).ok())
+                .map(|a| a.ip());
+            parse_tcp(bytes).map(|seg| (src, Some(local.ip()), seg))
         } else {
-            parse_ipv4(bytes)
-                .ok()
-                .map(|(s, d, seg)| (Some(IpAddr::V4(s)), Some(IpAddr::V4(d)), seg))
+            parse_ipv4(bytes).map(|(s, d, seg)| (Some(IpAddr::V4(s)), Some(IpAddr::V4(d)), seg))
         };
         let Some((src, dst, seg)) = parsed else {
             continue;
@@ -207,8 +197,8 @@ fn await_reply(
         let to_local = dst == Some(local.ip()) && seg.dst_port == local.port();
         if from_remote
             && to_local
-            && seg.flags & (flags::SYN | flags::RST) == 0
-            && seg.flags & flags::ACK != 0
+            && seg.flags & (TcpRepr::SYN | TcpRepr::RST) == 0
+            && seg.flags & TcpRepr::ACK != 0
         {
             return Ok(Some(seg));
         }

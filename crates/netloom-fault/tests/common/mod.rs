@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -125,7 +126,12 @@ impl Echo {
     }
 }
 
-/// A redis-server child on a free loopback port (IPv4 and ::1), killed on drop.
+/// A redis-server child on a loopback port (IPv4 and ::1), killed on drop.
+///
+/// The port is not found by binding and dropping a socket (anything may take it in between):
+/// it is drawn from 20000..32768, below the kernel's ephemeral range (32768..60999), so no
+/// `connect` of a parallel test can be handed it; if redis-server still cannot bind it (it
+/// exits), the next port is tried. The server answering is checked to be this child.
 pub struct Redis {
     pub port: u16,
     child: Child,
@@ -133,10 +139,18 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let seed = std::process::id() as usize * 7919
+            + NEXT_REDIS.fetch_add(1, Ordering::Relaxed) * 104_729;
+        for attempt in 0..50 {
+            let port = 20_000 + ((seed + attempt * 1_009) % 12_768) as u16;
+            if let Some(redis) = Redis::try_start(port) {
+                return redis;
+            }
+        }
+        panic!("redis-server found no free port in 20000..32768 after 50 attempts");
+    }
+
+    fn try_start(port: u16) -> Option<Redis> {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -155,16 +169,29 @@ impl Redis {
             .expect(
                 "redis-server (apt package redis-server; scripts/install-test-deps installs it)",
             );
-        let redis = Redis { port, child };
+        let mut redis = Redis { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if redis
+                .child
+                .try_wait()
+                .expect("waitpid redis-server")
+                .is_some()
+            {
+                return None; // could not bind: the port is taken
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                // Someone answers: make sure it is our child.
+                if redis_process_id(&mut s).ok() == Some(redis.pid()) {
+                    return Some(redis);
+                }
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not start on port {port}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        redis
     }
 
     pub fn pid(&self) -> u32 {
@@ -188,6 +215,31 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+static NEXT_REDIS: AtomicUsize = AtomicUsize::new(0);
+
+/// `process_id` from `INFO server` (a RESP bulk string), over a plain socket.
+fn redis_process_id(stream: &mut TcpStream) -> io::Result<u32> {
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, "not a redis INFO reply");
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"INFO server\r\n")?;
+    let mut reader = io::BufReader::new(stream);
+    let mut header = String::new();
+    io::BufRead::read_line(&mut reader, &mut header)?;
+    let len: usize = header
+        .trim()
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n <= 64 * 1024)
+        .ok_or_else(invalid)?;
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body)?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(invalid)
 }
 
 /// A raw RESP PING over a plain socket: the bystander's way to prove it still works.

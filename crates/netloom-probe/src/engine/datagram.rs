@@ -148,9 +148,22 @@ impl Engine {
         } else {
             None
         };
-        let start = self.icmp_seq[usize::from(v6)].fetch_add(1, Ordering::Relaxed);
-        let mut keys =
-            (0..=u16::MAX).map(|i| key(v6, KeyKind::Icmp, ident, start.wrapping_add(i), 0));
+        let (first, count) = self.icmp_seq_range;
+        let counter = &self.icmp_seq[usize::from(v6 && self.config.icmp_sequence.is_none())];
+        let next = |n: u16| Some(if u32::from(n) + 1 >= count { 0 } else { n + 1 });
+        let start = counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, next)
+            .unwrap_or_else(|n| n);
+        let mut keys = (0..count).map(|i| {
+            let offset = (u32::from(start) + i) % count;
+            key(
+                v6,
+                KeyKind::Icmp,
+                ident,
+                first.wrapping_add(offset as u16),
+                0,
+            )
+        });
         let (k, out) = insert(&mut keys)?;
         let seq = (k >> 16) as u16;
         packet::echo_request(

@@ -7,6 +7,9 @@
 //! O(1).
 mod batch;
 mod datagram;
+mod fragment;
+#[cfg(test)]
+mod matching_tests;
 mod packet;
 mod packet_tx;
 pub(crate) mod recv;
@@ -55,7 +58,11 @@ pub(crate) struct Engine {
     udp_tag: u16,
     /// Source port of constant-flow UDP probes without a local port.
     flow_port: u16,
+    /// Next ICMP sequence number per IP version, as an offset into `icmp_seq_range`
+    /// (index 0 for both when the range is configured).
     icmp_seq: [AtomicU16; 2],
+    /// First sequence number and how many there are (see `ProberConfig::icmp_sequence`).
+    icmp_seq_range: (u16, u32),
     udp_port: AtomicU16,
     udp_checksum: AtomicU16,
     sockets: sockets::Extra,
@@ -80,10 +87,46 @@ impl Engine {
                 Err(err) => tracing::warn!(%err, "could not raise RLIMIT_NOFILE"),
             }
         }
+        if let Some(r) = &config.icmp_sequence
+            && r.start() > r.end()
+        {
+            return Err(ProbeError::InvalidArgument {
+                what: format!(
+                    "ProberConfig::icmp_sequence {}..={} is empty",
+                    r.start(),
+                    r.end()
+                ),
+            });
+        }
         let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
         let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok(), config.max_in_flight);
+        Ok(Engine::assemble(
+            config,
+            sockets::Opened { raw, v4, v6 },
+            syn,
+        ))
+    }
+
+    /// The engine around sockets already opened (none at all in the matching tests).
+    fn assemble(config: ProberConfig, opened: sockets::Opened, syn: Option<syn::Syn>) -> Engine {
+        let sockets::Opened { raw, v4, v6 } = opened;
         let nonzero = |x: u16| if x == 0 { 1 } else { x };
-        Ok(Engine {
+        // `open` refused an empty range; mtr-packet's numbering starts at the range's start.
+        let icmp_seq_range = match &config.icmp_sequence {
+            None => (0, 1 << 16),
+            Some(r) => (
+                *r.start(),
+                u32::from(r.end().saturating_sub(*r.start())) + 1,
+            ),
+        };
+        let seq_start = |random: u16| {
+            if config.icmp_sequence.is_some() {
+                0
+            } else {
+                random
+            }
+        };
+        Engine {
             raw,
             v4,
             v6,
@@ -94,16 +137,17 @@ impl Engine {
             udp_tag: nonzero(sys::random_u16()),
             flow_port: UDP_PORT_BASE + sys::random_u16() % UDP_PORT_COUNT,
             icmp_seq: [
-                AtomicU16::new(sys::random_u16()),
-                AtomicU16::new(sys::random_u16()),
+                AtomicU16::new(seq_start(sys::random_u16())),
+                AtomicU16::new(seq_start(sys::random_u16())),
             ],
+            icmp_seq_range,
             udp_port: AtomicU16::new(sys::random_u16()),
             udp_checksum: AtomicU16::new(sys::random_u16()),
             sockets: sockets::Extra::default(),
             send_queue: batch::SendQueue::default(),
             syn,
             config,
-        })
+        }
     }
 
     pub(crate) fn family(&self, v6: bool) -> Result<&Family, ProbeError> {
@@ -276,7 +320,7 @@ fn validate(config: &ProberConfig, target: IpAddr, opts: &ProbeOptions) -> Resul
         && size > config.max_packet_size
     {
         return invalid(format!(
-            "size {size} exceeds ProberConfig::max_packet_size ({})",
+            "size {size} is larger than the largest probe, {} bytes (ProberConfig::max_packet_size)",
             config.max_packet_size
         ));
     }

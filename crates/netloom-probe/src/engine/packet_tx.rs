@@ -12,8 +12,8 @@
 //! mark or a device never comes here. Packets sent this way do not pass the OUTPUT /
 //! POSTROUTING netfilter hooks (they do pass the interface's qdisc and taps).
 use std::collections::HashMap;
-use std::io;
-use std::mem::{size_of, zeroed};
+use std::io::{self, Read};
+use std::mem::zeroed;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::wire::{
-    self, ARPHRD_ETHER, NUD_USABLE, RTN_UNICAST, RtMessage, checksum, pseudo_header_sum,
+    self, ARPHRD_ETHER, Ipv4Repr, Ipv6Repr, NUD_USABLE, RTN_UNICAST, RtMessage, pseudo_header_sum,
 };
 
 /// How long a looked-up path is used.
@@ -135,41 +135,42 @@ impl PacketTx {
         (protocol, ttl, tos): (u8, u8, u8),
         transport: &[u8],
     ) -> bool {
-        let start = out.len();
         match (path.src, dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                let total = 20 + transport.len();
-                if total > path.mtu as usize {
+                if 20 + transport.len() > path.mtu as usize {
                     return false;
                 }
-                let ident = self.ip_ident.fetch_add(1, Ordering::Relaxed);
-                out.extend_from_slice(&[0x45, tos]);
-                out.extend_from_slice(&(total as u16).to_be_bytes());
-                out.extend_from_slice(&ident.to_be_bytes());
-                out.extend_from_slice(&[0x40, 0, ttl, protocol, 0, 0]); // DF, as raw sends
-                out.extend_from_slice(&src.octets());
-                out.extend_from_slice(&dst.octets());
-                let c = checksum(&out[start..]);
-                out[start + 10..start + 12].copy_from_slice(&c.to_be_bytes());
+                let ip = Ipv4Repr {
+                    src,
+                    dst,
+                    protocol,
+                    ttl,
+                    tos,
+                    ident: self.ip_ident.fetch_add(1, Ordering::Relaxed),
+                };
+                ip.emit_header(transport.len(), true, out); // DF, as raw sends
                 out.extend_from_slice(transport);
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 if 40 + transport.len() > path.mtu as usize {
                     return false;
                 }
-                let len = transport.len() as u16;
-                let first = (6u32 << 28) | (u32::from(tos) << 20);
-                out.extend_from_slice(&first.to_be_bytes());
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(&[protocol, ttl]);
-                out.extend_from_slice(&src.octets());
-                out.extend_from_slice(&dst.octets());
+                let ip = Ipv6Repr {
+                    src,
+                    dst,
+                    next_header: protocol,
+                    hop_limit: ttl,
+                    traffic_class: tos,
+                    flow_label: 0,
+                };
+                ip.emit_header(transport.len(), out);
                 let body = out.len();
                 out.extend_from_slice(transport);
                 if protocol == 58 && transport.len() >= 4 {
                     let b = &mut out[body..];
                     b[2..4].copy_from_slice(&[0, 0]);
-                    let mut c = pseudo_header_sum(path.src, IpAddr::V6(dst), 58, len.into());
+                    let len = transport.len() as u32;
+                    let mut c = pseudo_header_sum(path.src, IpAddr::V6(dst), 58, len);
                     c.add_bytes(b);
                     let sum = c.finish();
                     b[2..4].copy_from_slice(&sum.to_be_bytes());
@@ -196,45 +197,17 @@ pub(crate) fn link_address(path: &Path, v6: bool) -> libc::sockaddr_ll {
 
 /// A route netlink socket used for one request at a time.
 struct Netlink {
-    fd: OwnedFd,
+    socket: socket2::Socket,
     seq: u32,
     buf: Vec<u8>,
 }
 
 impl Netlink {
     fn open() -> io::Result<Netlink> {
-        // SAFETY: plain socket(2) call; the descriptor is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: NETLINK_TIMEOUT.as_micros() as libc::suseconds_t,
-        };
-        // SAFETY: SO_RCVTIMEO takes a timeval of the given size.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let socket = wire::netlink::socket(libc::NETLINK_ROUTE)?;
+        socket.set_read_timeout(Some(NETLINK_TIMEOUT))?;
         Ok(Netlink {
-            fd,
+            socket,
             seq: 0,
             buf: vec![0; 32 * 1024],
         })
@@ -242,29 +215,13 @@ impl Netlink {
 
     /// Sends `req` and returns the first message of the answer.
     fn ask(&mut self, req: &[u8]) -> io::Result<RtMessage> {
-        let fd = self.fd.as_raw_fd();
         // Drop anything a timed-out earlier request left behind.
-        // SAFETY: `buf` is a live buffer of the given length.
-        while unsafe {
-            libc::recv(
-                fd,
-                self.buf.as_mut_ptr().cast(),
-                self.buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        } > 0
-        {}
-        // SAFETY: the kernel is the default destination of a netlink socket; `req` is
-        // a live buffer of the given length.
-        if unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `buf` is a live buffer of the given length.
-        let n = unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let messages = wire::parse_rtnetlink(&self.buf[..n as usize])
+        self.socket.set_nonblocking(true)?;
+        while matches!((&self.socket).read(&mut self.buf), Ok(n) if n > 0) {}
+        self.socket.set_nonblocking(false)?;
+        self.socket.send(req)?;
+        let n = (&self.socket).read(&mut self.buf)?;
+        let messages = wire::parse_rtnetlink(&self.buf[..n])
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         messages
             .into_iter()

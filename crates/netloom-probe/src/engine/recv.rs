@@ -46,7 +46,8 @@ pub(crate) fn run(engine: Arc<Engine>, v6: bool) -> impl Future<Output = ()> {
 fn open_ring(engine: &Engine, v6: bool) -> Option<(AsyncFd<RxRing>, u16)> {
     let fam = engine.family(v6).ok()?;
     let fd = fam.icmp.get_ref().as_raw_fd();
-    let opened = RxRing::open(v6).and_then(|ring| {
+    let blocks = RxRing::blocks_for(engine.config.max_in_flight);
+    let opened = RxRing::open(v6, blocks).and_then(|ring| {
         // SAFETY: the ring owns its socket and closes it only when dropped; the
         // `AsyncFd` owns the ring, so the descriptor stays open and the same for the
         // whole life of the registration.
@@ -127,7 +128,7 @@ async fn run_ring(engine: Arc<Engine>, v6: bool, ident: u16, mut ring: AsyncFd<R
         };
         let now = Instant::now();
         guard.get_inner_mut().drain(|packet, stamp| {
-            let parsed = parse::parse_captured(packet);
+            let parsed = super::fragment::parse_ring_packet(packet);
             dispatch(&engine, v6, ident, parsed, (now, Some(stamp)));
         });
         // The ring is empty now. A packet that arrives from here on raises a new epoll

@@ -4,11 +4,19 @@
 //! readiness wake-up for any number of packets, no system call per packet.
 //!
 //! A classic BPF filter in the kernel keeps only what a raw ICMP socket of the engine
-//! would get: packets addressed to this host (`PACKET_HOST`), unfragmented, ICMP echo
-//! reply / destination unreachable / time exceeded (ICMPv6: 129 / 1 / 3). Unlike a raw
-//! socket the ring sees packets before the IP layer checked them, so the reader parses
-//! them with [`parse_captured`](crate::parse::parse_captured), which checks what the
+//! would get: packets addressed to this host (`PACKET_HOST`), ICMP echo reply /
+//! destination unreachable / time exceeded (ICMPv6: 129 / 1 / 3), unfragmented or the
+//! first fragment of an echo reply (later fragments carry nothing a probe is matched
+//! by). Unlike a raw socket the ring sees packets before the IP layer checked them (and
+//! before reassembly), so the reader parses them with
+//! [`parse_ring_packet`](super::fragment::parse_ring_packet), which checks what the
 //! kernel would have.
+//!
+//! Sizing: the ring has a frame for every probe the prober lets be in flight (plus an
+//! eighth for other hosts' ICMP traffic), so a burst of answers that arrives while the
+//! session is still sending fits whole. Frames are 2 KiB; a packet that does not fit
+//! (a large echo reply) is cut in the ring and its whole copy queued on the packet
+//! socket itself (`PACKET_COPY_THRESH`, `TP_STATUS_COPY`), where the reader takes it.
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -17,15 +25,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::sys::setsockopt;
 
-/// Ring geometry: 64 blocks of 64 KiB, 2 KiB frames (2,048 frames, 4 MiB: as much as the
-/// raw socket's 4 MiB receive buffer holds of small answers). A frame holds the largest
-/// ICMP error the engine reads (576 / 1,280 bytes plus extensions).
-const BLOCK_SIZE: u32 = 1 << 16;
-const BLOCK_COUNT: u32 = 64;
+/// Ring geometry: blocks of one 4 KiB page holding two 2 KiB frames (single pages: the
+/// kernel sets a ring of thousands of them up several times faster than one of 64 KiB
+/// blocks, which need contiguous memory). A frame holds the largest ICMP error the engine
+/// reads (576 / 1,280 bytes plus extensions); larger packets take the copy path.
+const BLOCK_SIZE: u32 = 1 << 12;
 const FRAME_SIZE: u32 = 1 << 11;
+const FRAMES_PER_BLOCK: usize = (BLOCK_SIZE / FRAME_SIZE) as usize;
+/// Fewest blocks (2,048 frames, 4 MiB) and most (131,072 frames, 256 MiB) of one ring.
+const MIN_BLOCKS: usize = 2_048 / FRAMES_PER_BLOCK;
+const MAX_BLOCKS: usize = 131_072 / FRAMES_PER_BLOCK;
+/// Receive buffer of the packet socket, which holds the whole copies of packets larger
+/// than a frame until the reader takes them (about 500 answers of 9,000 bytes).
+const COPY_BUFFER: usize = 8 << 20;
+/// Largest packet read back from the copy path (the largest IPv4 packet; a larger IPv6
+/// jumbogram is cut and fails to parse).
+const COPY_MAX: usize = 1 << 16;
 
 const TPACKET_V2: libc::c_int = 1;
+const PACKET_COPY_THRESH: libc::c_int = 7;
 const TP_STATUS_USER: u32 = 1;
+const TP_STATUS_COPY: u32 = 1 << 1;
 const SKF_AD_PKTTYPE: u32 = 4;
 const SKF_AD_OFF: i32 = -0x1000;
 
@@ -71,19 +91,31 @@ fn filter_v4() -> Vec<libc::sock_filter> {
     f
 }
 
-/// IPv6: to this host, next header ICMPv6 (no extension headers), type 1, 3 or 129.
+/// IPv6: to this host, and either next header ICMPv6 (no extension headers) with type
+/// 1, 3 or 129, or a fragment header at offset 0 (the first fragment) before an ICMPv6
+/// echo reply (129). The instruction indices are in the comments; jumps are relative.
 fn filter_v6() -> Vec<libc::sock_filter> {
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-    let mut f = host_only(7).to_vec();
+    let ld_b = libc::BPF_LD | libc::BPF_B | libc::BPF_ABS;
+    let accept = op(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000);
+    let drop = op(libc::BPF_RET | libc::BPF_K, 0, 0, 0);
+    let mut f = host_only(14).to_vec(); // 0, 1: not to this host -> 16
     f.extend([
-        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 6),
-        op(jeq, 0, 5, 58),
-        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 40),
-        op(jeq, 2, 0, 1),
-        op(jeq, 1, 0, 3),
-        op(jeq, 0, 1, 129),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+        op(ld_b, 0, 0, 6),                                              // 2: next header
+        op(jeq, 7, 0, 58),                                              // 3: ICMPv6 -> 11
+        op(jeq, 0, 11, 44), // 4: fragment header, else -> 16
+        op(ld_b, 0, 0, 40), // 5: the fragment header's next header
+        op(jeq, 0, 9, 58),  // 6: not ICMPv6 -> 16
+        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 42), // 7: offset and flags
+        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 7, 0, 0xfff8), // 8: offset -> 16
+        op(ld_b, 0, 0, 48), // 9: ICMPv6 type in the first fragment
+        op(jeq, 4, 5, 129), // 10: echo reply -> 15, else -> 16
+        op(ld_b, 0, 0, 40), // 11: ICMPv6 type
+        op(jeq, 2, 0, 1),   // 12: destination unreachable -> 15
+        op(jeq, 1, 0, 3),   // 13: time exceeded -> 15
+        op(jeq, 0, 1, 129), // 14: echo reply -> 15, else -> 16
+        accept,             // 15
+        drop,               // 16
     ]);
     f
 }
@@ -94,6 +126,9 @@ pub(crate) struct RxRing {
     map: *mut u8,
     len: usize,
     head: usize,
+    /// Where a packet larger than a frame is read back from the socket (empty until the
+    /// first one).
+    copy: Vec<u8>,
 }
 
 // SAFETY: the mapping is owned by this value alone (no aliases are handed out beyond a
@@ -114,9 +149,19 @@ impl AsRawFd for RxRing {
 }
 
 impl RxRing {
-    /// Opens a nonblocking packet socket for IPv4 (or IPv6) with the filter and the ring.
-    /// Needs CAP_NET_RAW.
-    pub(crate) fn open(v6: bool) -> io::Result<RxRing> {
+    /// The number of blocks for a ring with a frame for each of `in_flight` answers and
+    /// an eighth more, within 2,048..=131,072 frames.
+    pub(crate) fn blocks_for(in_flight: usize) -> usize {
+        let frames = in_flight.saturating_add(in_flight / 8);
+        frames
+            .div_ceil(FRAMES_PER_BLOCK)
+            .clamp(MIN_BLOCKS, MAX_BLOCKS)
+    }
+
+    /// Opens a nonblocking packet socket for IPv4 (or IPv6) with the filter and a ring of
+    /// `blocks` blocks (see [`RxRing::blocks_for`]). Needs CAP_NET_RAW.
+    pub(crate) fn open(v6: bool, blocks: usize) -> io::Result<RxRing> {
+        let blocks = blocks.clamp(MIN_BLOCKS, MAX_BLOCKS);
         // SAFETY: plain socket(2); protocol 0 receives nothing until `bind` below.
         let fd = unsafe {
             libc::socket(
@@ -137,14 +182,17 @@ impl RxRing {
         };
         setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V2)?;
+        // Packets larger than a frame: also queue a whole copy on the socket.
+        setsockopt(fd, libc::SOL_PACKET, PACKET_COPY_THRESH, &1)?;
+        super::sys::set_recv_buffer(fd, COPY_BUFFER);
         let req = libc::tpacket_req {
             tp_block_size: BLOCK_SIZE,
-            tp_block_nr: BLOCK_COUNT,
+            tp_block_nr: blocks as u32,
             tp_frame_size: FRAME_SIZE,
-            tp_frame_nr: BLOCK_SIZE / FRAME_SIZE * BLOCK_COUNT,
+            tp_frame_nr: (FRAMES_PER_BLOCK * blocks) as u32,
         };
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        let len = (BLOCK_SIZE * BLOCK_COUNT) as usize;
+        let len = BLOCK_SIZE as usize * blocks;
         // SAFETY: maps the ring the kernel just allocated for this socket.
         let map = unsafe {
             libc::mmap(
@@ -164,6 +212,7 @@ impl RxRing {
             map: map.cast(),
             len,
             head: 0,
+            copy: Vec::new(),
         };
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -184,7 +233,8 @@ impl RxRing {
         Ok(ring)
     }
 
-    fn frames(&self) -> usize {
+    /// How many frames (answers) the ring holds.
+    pub(crate) fn frames(&self) -> usize {
         self.len / FRAME_SIZE as usize
     }
 
@@ -202,7 +252,8 @@ impl RxRing {
     }
 
     /// Hands every packet waiting in the ring (network header first) and its kernel
-    /// receive time to `f`, then gives the frames back.
+    /// receive time to `f`, then gives the frames back. A packet cut to the frame is
+    /// handed over whole from the socket's copy.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8], SystemTime)) {
         while self.ready() {
             let base = self.head * FRAME_SIZE as usize;
@@ -215,14 +266,44 @@ impl RxRing {
             let word = |at: usize| {
                 u32::from_ne_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
             };
+            let status = word(0);
+            let len = word(4) as usize;
             let snaplen = word(8) as usize;
             let net = usize::from(u16::from_ne_bytes([frame[14], frame[15]]));
             let stamp = UNIX_EPOCH + Duration::new(u64::from(word(16)), word(20));
-            if let Some(data) = frame.get(net..net.saturating_add(snaplen)) {
+            // The kernel queued the whole packet on the socket before handing the frame
+            // over, in frame order, so the next datagram there is this packet.
+            // A copy of another length is not this packet: used neither way (and so taken
+            // off the queue, which keeps later copies in step).
+            let copied = status & TP_STATUS_COPY != 0 && self.read_copy() == Some(len);
+            let data = if copied {
+                Some(&self.copy[..])
+            } else {
+                frame.get(net..net.saturating_add(snaplen))
+            };
+            if let Some(data) = data {
                 f(data, stamp);
             }
             self.status(self.head).store(0, Ordering::Release);
             self.head = (self.head + 1) % self.frames();
+        }
+    }
+
+    /// Reads the next whole packet queued on the socket into `self.copy`; its length.
+    fn read_copy(&mut self) -> Option<usize> {
+        use std::io::Read;
+        self.copy.resize(COPY_MAX, 0);
+        let sock = socket2::SockRef::from(&self.socket);
+        let mut reader: &socket2::Socket = &sock;
+        match reader.read(&mut self.copy) {
+            Ok(n) => {
+                self.copy.truncate(n);
+                Some(n)
+            }
+            Err(err) => {
+                tracing::debug!(%err, "the copy of a packet larger than a ring frame is missing");
+                None
+            }
         }
     }
 }
@@ -238,7 +319,10 @@ mod tests {
     /// fresh IPv4 ring, through the BPF filter (needs CAP_NET_RAW; loopback only).
     #[test]
     fn the_ring_receives_an_echo_reply_on_loopback() {
-        let mut ring = RxRing::open(false).expect("packet socket ring (tests run as root)");
+        let Ok(mut ring) = RxRing::open(false, RxRing::blocks_for(0)) else {
+            eprintln!("skipped: a packet socket ring needs CAP_NET_RAW (run as root)");
+            return;
+        };
         let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
         let ident = std::process::id() as u16 ^ 0x5a5a;
         let mut echo = vec![8, 0, 0, 0];

@@ -114,6 +114,17 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buf.as_ref()[9]
     }
 
+    /// Whether DF (don't fragment) is set.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv4Packet, Ipv4Repr};
+    /// # let b = Ipv4Repr { src: [1, 1, 1, 1].into(), dst: [2, 2, 2, 2].into(), protocol: 1, ttl: 1, tos: 0, ident: 0 }.emit(&[]);
+    /// assert!(!Ipv4Packet::new_checked(&b[..]).unwrap().dont_fragment());
+    /// ```
+    pub fn dont_fragment(&self) -> bool {
+        self.buf.as_ref()[6] & 0x40 != 0
+    }
+
     /// Source address.
     ///
     /// ```
@@ -197,17 +208,35 @@ impl Ipv4Repr {
     /// assert!(Ipv4Packet::new_checked(&b[..]).unwrap().verify_checksum());
     /// ```
     pub fn emit(&self, payload: &[u8]) -> Vec<u8> {
-        let total = u16::try_from(20 + payload.len()).unwrap_or(u16::MAX);
         let mut b = Vec::with_capacity(20 + payload.len());
-        b.extend_from_slice(&[0x45, self.tos]);
-        b.extend_from_slice(&total.to_be_bytes());
-        b.extend_from_slice(&self.ident.to_be_bytes());
-        b.extend_from_slice(&[0, 0, self.ttl, self.protocol, 0, 0]);
-        b.extend_from_slice(&self.src.octets());
-        b.extend_from_slice(&self.dst.octets());
-        let c = checksum(&b);
-        b[10..12].copy_from_slice(&c.to_be_bytes());
+        self.emit_header(payload.len(), false, &mut b);
         b.extend_from_slice(payload);
         b
+    }
+
+    /// Appends the 20-byte header (with its checksum) for a payload of `payload_len` bytes to
+    /// `out`, the caller's buffer; the payload goes right after it. `dont_fragment` sets DF,
+    /// as the kernel does for raw sends. The total length saturates at 65,535.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv4Packet, Ipv4Repr};
+    /// let mut out = vec![0xee]; // bytes already in the buffer stay
+    /// Ipv4Repr { src: [1, 2, 3, 4].into(), dst: [4, 3, 2, 1].into(), protocol: 6, ttl: 64, tos: 0, ident: 0 }
+    ///     .emit_header(0, true, &mut out);
+    /// let ip = Ipv4Packet::new_checked(&out[1..]).unwrap();
+    /// assert!(ip.verify_checksum() && ip.dont_fragment());
+    /// ```
+    pub fn emit_header(&self, payload_len: usize, dont_fragment: bool, out: &mut Vec<u8>) {
+        let start = out.len();
+        let total = u16::try_from(20 + payload_len).unwrap_or(u16::MAX);
+        let flags = if dont_fragment { 0x40 } else { 0 };
+        out.extend_from_slice(&[0x45, self.tos]);
+        out.extend_from_slice(&total.to_be_bytes());
+        out.extend_from_slice(&self.ident.to_be_bytes());
+        out.extend_from_slice(&[flags, 0, self.ttl, self.protocol, 0, 0]);
+        out.extend_from_slice(&self.src.octets());
+        out.extend_from_slice(&self.dst.octets());
+        let c = checksum(&out[start..]);
+        out[start + 10..start + 12].copy_from_slice(&c.to_be_bytes());
     }
 }

@@ -168,17 +168,31 @@ impl Ipv6Repr {
     /// assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap().payload(), b"x");
     /// ```
     pub fn emit(&self, payload: &[u8]) -> Vec<u8> {
-        let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
-        let fl = self.flow_label & 0xfffff;
         let mut b = Vec::with_capacity(40 + payload.len());
-        b.push(0x60 | (self.traffic_class >> 4));
-        b.push((self.traffic_class << 4) | (fl >> 16) as u8);
-        b.extend_from_slice(&(fl as u16).to_be_bytes());
-        b.extend_from_slice(&len.to_be_bytes());
-        b.extend_from_slice(&[self.next_header, self.hop_limit]);
-        b.extend_from_slice(&self.src.octets());
-        b.extend_from_slice(&self.dst.octets());
+        self.emit_header(payload.len(), &mut b);
         b.extend_from_slice(payload);
         b
+    }
+
+    /// Appends the 40-byte header for a payload of `payload_len` bytes to `out`, the caller's
+    /// buffer; the payload goes right after it (the length saturates at 65,535).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// let mut out = Vec::new();
+    /// Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 6, hop_limit: 64, traffic_class: 0, flow_label: 0 }
+    ///     .emit_header(0, &mut out);
+    /// assert_eq!(Ipv6Packet::new_checked(&out[..]).unwrap().next_header(), 6);
+    /// ```
+    pub fn emit_header(&self, payload_len: usize, out: &mut Vec<u8>) {
+        let len = u16::try_from(payload_len).unwrap_or(u16::MAX);
+        let fl = self.flow_label & 0xfffff;
+        out.push(0x60 | (self.traffic_class >> 4));
+        out.push((self.traffic_class << 4) | (fl >> 16) as u8);
+        out.extend_from_slice(&(fl as u16).to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&[self.next_header, self.hop_limit]);
+        out.extend_from_slice(&self.src.octets());
+        out.extend_from_slice(&self.dst.octets());
     }
 }

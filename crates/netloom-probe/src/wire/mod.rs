@@ -24,6 +24,7 @@ mod ext;
 mod icmp;
 mod ipv4;
 mod ipv6;
+pub mod netlink;
 mod rtnetlink;
 mod tcp;
 mod udp;

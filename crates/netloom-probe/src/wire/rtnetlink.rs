@@ -15,37 +15,38 @@
 //! ```
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Malformed, malformed};
+use super::Malformed;
+use super::netlink::{self, Reader, attributes, messages};
 
-const NLMSG_HDR: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 1;
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_GETROUTE: u16 = 26;
-const RTM_NEWNEIGH: u16 = 28;
-const RTM_GETNEIGH: u16 = 30;
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
-const RTA_PREFSRC: u16 = 7;
-const NDA_DST: u16 = 1;
-const NDA_LLADDR: u16 = 2;
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_MTU: u16 = 4;
+const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
+const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
+const NLM_F_REQUEST: u16 = libc::NLM_F_REQUEST as u16;
+const RTM_NEWLINK: u16 = libc::RTM_NEWLINK;
+const RTM_GETLINK: u16 = libc::RTM_GETLINK;
+const RTM_NEWROUTE: u16 = libc::RTM_NEWROUTE;
+const RTM_GETROUTE: u16 = libc::RTM_GETROUTE;
+const RTM_NEWNEIGH: u16 = libc::RTM_NEWNEIGH;
+const RTM_GETNEIGH: u16 = libc::RTM_GETNEIGH;
+const RTA_DST: u16 = libc::RTA_DST;
+const RTA_OIF: u16 = libc::RTA_OIF;
+const RTA_GATEWAY: u16 = libc::RTA_GATEWAY;
+const RTA_PREFSRC: u16 = libc::RTA_PREFSRC;
+const NDA_DST: u16 = libc::NDA_DST;
+const NDA_LLADDR: u16 = libc::NDA_LLADDR;
+const IFLA_ADDRESS: u16 = libc::IFLA_ADDRESS;
+const IFLA_MTU: u16 = libc::IFLA_MTU;
 /// Bytes of the fixed header after `nlmsghdr`: `rtmsg`, `ndmsg`, `ifinfomsg`.
-const RTMSG: usize = 12;
-const NDMSG: usize = 12;
-const IFINFOMSG: usize = 16;
+const RTMSG: usize = 12; // struct rtmsg (not in libc)
+const NDMSG: usize = 12; // struct ndmsg (not in libc)
+const IFINFOMSG: usize = size_of::<libc::ifinfomsg>();
 
 /// `RTN_UNICAST`: a route through a gateway or to a directly connected host.
-pub const RTN_UNICAST: u8 = 1;
+pub const RTN_UNICAST: u8 = libc::RTN_UNICAST;
 /// `ARPHRD_ETHER`: an Ethernet-like link (also veth, bridges, VLANs).
-pub const ARPHRD_ETHER: u16 = 1;
+pub const ARPHRD_ETHER: u16 = libc::ARPHRD_ETHER;
 /// Neighbour states (`NUD_*`) whose link-layer address can be used to send.
-pub const NUD_USABLE: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x80;
+pub const NUD_USABLE: u16 =
+    libc::NUD_REACHABLE | libc::NUD_STALE | libc::NUD_DELAY | libc::NUD_PROBE | libc::NUD_PERMANENT;
 
 /// The answer to a route lookup (`RTM_NEWROUTE`).
 ///
@@ -130,32 +131,6 @@ pub enum RtMessage {
     },
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_ne_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-const fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// The (type, value) attributes in `b`; a truncated attribute is an error.
-fn attributes(mut b: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed> {
-    let mut out = Vec::new();
-    while b.len() >= 4 {
-        let len = usize::from(u16_at(b, 0));
-        if len < 4 || len > b.len() {
-            return malformed("rtnetlink attribute length outside its message");
-        }
-        out.push((u16_at(b, 2) & 0x3fff, &b[4..len]));
-        b = &b[align4(len).min(b.len())..];
-    }
-    Ok(out)
-}
-
 fn address(family: u8, v: &[u8]) -> Option<IpAddr> {
     match (i32::from(family), v.len()) {
         (libc::AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
@@ -172,68 +147,68 @@ fn mac(v: &[u8]) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
+fn u32_value(v: &[u8]) -> Option<u32> {
+    v.try_into().ok().map(u32::from_ne_bytes)
+}
+
 fn parse_one(kind: u16, body: &[u8]) -> Result<RtMessage, Malformed> {
-    let need = |n: usize, what| {
-        if body.len() < n {
-            malformed(what)
-        } else {
-            Ok(())
-        }
-    };
+    let mut r = Reader::new(body);
     Ok(match kind {
         NLMSG_DONE => RtMessage::Done,
         NLMSG_ERROR => {
-            need(4, "rtnetlink error message shorter than its errno")?;
-            let errno = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+            let errno = r.i32("rtnetlink error message shorter than its errno")?;
             RtMessage::Error {
                 errno: errno.checked_neg().unwrap_or(i32::MAX),
             }
         }
         RTM_NEWROUTE => {
-            need(RTMSG, "rtnetlink route message shorter than rtmsg")?;
-            let family = body[0];
-            let mut r = RouteInfo {
-                kind: body[7],
+            let rtm = r.take(RTMSG, "rtnetlink route message shorter than rtmsg")?;
+            let mut route = RouteInfo {
+                kind: rtm[7],
                 ..RouteInfo::default()
             };
-            for (ty, v) in attributes(&body[RTMSG..])? {
-                match ty {
-                    RTA_OIF if v.len() == 4 => r.oif = Some(u32_at(v, 0)),
-                    RTA_GATEWAY => r.gateway = address(family, v),
-                    RTA_PREFSRC => r.prefsrc = address(family, v),
+            for attr in attributes(r.rest()) {
+                match attr? {
+                    (RTA_OIF, v) => route.oif = u32_value(v).or(route.oif),
+                    (RTA_GATEWAY, v) => route.gateway = address(rtm[0], v),
+                    (RTA_PREFSRC, v) => route.prefsrc = address(rtm[0], v),
                     _ => {}
                 }
             }
-            RtMessage::Route(r)
+            RtMessage::Route(route)
         }
         RTM_NEWNEIGH => {
-            need(NDMSG, "rtnetlink neighbour message shorter than ndmsg")?;
-            let family = body[0];
+            let family = r.u8("rtnetlink neighbour message shorter than ndmsg")?;
+            let mut ndm =
+                Reader::new(r.take(NDMSG - 1, "rtnetlink neighbour message shorter than ndmsg")?);
+            ndm.take(3, "ndmsg padding")?;
             let mut n = NeighbourInfo {
-                ifindex: i32::from_ne_bytes([body[4], body[5], body[6], body[7]]),
-                state: u16_at(body, 8),
+                ifindex: ndm.i32("ndm_ifindex")?,
+                state: ndm.u16("ndm_state")?,
                 ..NeighbourInfo::default()
             };
-            for (ty, v) in attributes(&body[NDMSG..])? {
-                match ty {
-                    NDA_DST => n.dst = address(family, v),
-                    NDA_LLADDR => n.lladdr = mac(v),
+            for attr in attributes(r.rest()) {
+                match attr? {
+                    (NDA_DST, v) => n.dst = address(family, v),
+                    (NDA_LLADDR, v) => n.lladdr = mac(v),
                     _ => {}
                 }
             }
             RtMessage::Neighbour(n)
         }
         RTM_NEWLINK => {
-            need(IFINFOMSG, "rtnetlink link message shorter than ifinfomsg")?;
+            let mut ifi =
+                Reader::new(r.take(IFINFOMSG, "rtnetlink link message shorter than ifinfomsg")?);
+            ifi.take(2, "ifi_family")?;
             let mut l = LinkInfo {
-                link_type: u16_at(body, 2),
-                ifindex: i32::from_ne_bytes([body[4], body[5], body[6], body[7]]),
+                link_type: ifi.u16("ifi_type")?,
+                ifindex: ifi.i32("ifi_index")?,
                 ..LinkInfo::default()
             };
-            for (ty, v) in attributes(&body[IFINFOMSG..])? {
-                match ty {
-                    IFLA_ADDRESS => l.address = mac(v),
-                    IFLA_MTU if v.len() == 4 => l.mtu = Some(u32_at(v, 0)),
+            for attr in attributes(r.rest()) {
+                match attr? {
+                    (IFLA_ADDRESS, v) => l.address = mac(v),
+                    (IFLA_MTU, v) => l.mtu = u32_value(v).or(l.mtu),
                     _ => {}
                 }
             }
@@ -250,37 +225,20 @@ fn parse_one(kind: u16, body: &[u8]) -> Result<RtMessage, Malformed> {
 /// assert!(parse_rtnetlink(&[1, 2, 3]).is_err());
 /// assert!(parse_rtnetlink(&[]).unwrap().is_empty());
 /// ```
-pub fn parse_rtnetlink(mut buf: &[u8]) -> Result<Vec<RtMessage>, Malformed> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        if buf.len() < NLMSG_HDR {
-            return malformed("rtnetlink message shorter than nlmsghdr");
-        }
-        let len = u32_at(buf, 0) as usize;
-        if len < NLMSG_HDR || len > buf.len() {
-            return malformed("rtnetlink message length outside the datagram");
-        }
-        out.push(parse_one(u16_at(buf, 4), &buf[NLMSG_HDR..len])?);
-        buf = &buf[align4(len).min(buf.len())..];
-    }
-    Ok(out)
+pub fn parse_rtnetlink(buf: &[u8]) -> Result<Vec<RtMessage>, Malformed> {
+    messages(buf)
+        .map(|m| m.and_then(|m| parse_one(m.kind, m.payload)))
+        .collect()
 }
 
 fn request(kind: u16, seq: u32, fixed: &[u8], attrs: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut b = vec![0u8; NLMSG_HDR];
+    let mut b = Vec::with_capacity(64);
+    let start = netlink::begin(&mut b, kind, NLM_F_REQUEST, seq);
     b.extend_from_slice(fixed);
     for (ty, v) in attrs {
-        let len = 4 + v.len();
-        b.extend_from_slice(&(len as u16).to_ne_bytes());
-        b.extend_from_slice(&ty.to_ne_bytes());
-        b.extend_from_slice(v);
-        b.resize(align4(b.len()), 0);
+        netlink::push_attribute(&mut b, *ty, v);
     }
-    let total = b.len() as u32;
-    b[0..4].copy_from_slice(&total.to_ne_bytes());
-    b[4..6].copy_from_slice(&kind.to_ne_bytes());
-    b[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    b[8..12].copy_from_slice(&seq.to_ne_bytes());
+    netlink::finish(&mut b, start);
     b
 }
 
@@ -424,7 +382,8 @@ mod tests {
         }
         // An attribute claiming more than its message holds.
         let mut bad = msg.clone();
-        bad[NLMSG_HDR + RTMSG..NLMSG_HDR + RTMSG + 2].copy_from_slice(&200u16.to_ne_bytes());
+        bad[netlink::HEADER_LEN + RTMSG..netlink::HEADER_LEN + RTMSG + 2]
+            .copy_from_slice(&200u16.to_ne_bytes());
         assert!(parse_rtnetlink(&bad).is_err());
     }
 

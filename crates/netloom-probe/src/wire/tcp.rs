@@ -93,6 +93,40 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn flags(&self) -> u8 {
         self.buf.as_ref()[13]
     }
+
+    /// Advertised window.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{TcpPacket, TcpRepr};
+    /// # let b = TcpRepr { src_port: 5, dst_port: 6, seq: 0, ack: 0, flags: 0 }.emit("::1".parse().unwrap(), "::1".parse().unwrap());
+    /// assert_eq!(TcpPacket::new_checked(&b[..]).unwrap().window(), u16::MAX);
+    /// ```
+    pub fn window(&self) -> u16 {
+        be16(self.buf.as_ref(), 14)
+    }
+
+    /// Header length in bytes (the data offset).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{TcpPacket, TcpRepr};
+    /// # let b = TcpRepr { src_port: 5, dst_port: 6, seq: 0, ack: 0, flags: 0 }.emit("::1".parse().unwrap(), "::1".parse().unwrap());
+    /// assert_eq!(TcpPacket::new_checked(&b[..]).unwrap().header_len(), 20);
+    /// ```
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buf.as_ref()[12] >> 4) * 4
+    }
+
+    /// The bytes after the header.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{TcpPacket, TcpRepr};
+    /// # let mut b = TcpRepr { src_port: 5, dst_port: 6, seq: 0, ack: 0, flags: 0 }.emit("::1".parse().unwrap(), "::1".parse().unwrap());
+    /// b.extend(b"data");
+    /// assert_eq!(TcpPacket::new_checked(&b[..]).unwrap().payload(), b"data");
+    /// ```
+    pub fn payload(&self) -> &[u8] {
+        &self.buf.as_ref()[self.header_len()..]
+    }
 }
 
 /// A TCP header (no options, no payload) to emit.
@@ -118,6 +152,8 @@ pub struct TcpRepr {
 }
 
 impl TcpRepr {
+    /// FIN flag.
+    pub const FIN: u8 = 0x01;
     /// SYN flag.
     pub const SYN: u8 = 0x02;
     /// RST flag.
@@ -135,14 +171,31 @@ impl TcpRepr {
     /// ```
     pub fn emit(&self, src: IpAddr, dst: IpAddr) -> Vec<u8> {
         let mut b = Vec::with_capacity(20);
-        b.extend_from_slice(&self.src_port.to_be_bytes());
-        b.extend_from_slice(&self.dst_port.to_be_bytes());
-        b.extend_from_slice(&self.seq.to_be_bytes());
-        b.extend_from_slice(&self.ack.to_be_bytes());
-        b.extend_from_slice(&[0x50, self.flags, 0xff, 0xff, 0, 0, 0, 0]);
-        let mut c = pseudo_header_sum(src, dst, 6, 20);
-        c.add_bytes(&b);
-        b[16..18].copy_from_slice(&c.finish().to_be_bytes());
+        self.emit_into(src, dst, u16::MAX, &mut b);
         b
+    }
+
+    /// Appends the 20-byte header, advertising `window`, with its checksum for `src` → `dst`
+    /// to `out`, the caller's buffer (the segment carries no payload).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{TcpPacket, TcpRepr};
+    /// let mut out = Vec::new();
+    /// TcpRepr { src_port: 1, dst_port: 2, seq: 0, ack: 0, flags: TcpRepr::RST }
+    ///     .emit_into("::1".parse().unwrap(), "::1".parse().unwrap(), 0, &mut out);
+    /// assert_eq!(TcpPacket::new_checked(&out[..]).unwrap().window(), 0);
+    /// ```
+    pub fn emit_into(&self, src: IpAddr, dst: IpAddr, window: u16, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.src_port.to_be_bytes());
+        out.extend_from_slice(&self.dst_port.to_be_bytes());
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.ack.to_be_bytes());
+        out.extend_from_slice(&[0x50, self.flags]);
+        out.extend_from_slice(&window.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        let mut c = pseudo_header_sum(src, dst, 6, 20);
+        c.add_bytes(&out[start..]);
+        out[start + 16..start + 18].copy_from_slice(&c.finish().to_be_bytes());
     }
 }

@@ -11,6 +11,7 @@
 //! mtr-window --program debian=/usr/bin/mtr-packet --program netloom=target/release/mtr-packet \
 //!            --target host --protocol icmp --window 1024 --probes 100000
 //! ```
+#![forbid(unsafe_code)]
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::IpAddr;
@@ -190,9 +191,7 @@ fn cpu_time(pid: u32) -> Option<(Duration, Duration)> {
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf only reads a configuration value; no memory is passed.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+    let ticks = Some(rustix::param::clock_ticks_per_second()).filter(|t| *t > 0)?;
     let d = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
     Some((d(utime), d(stime)))
 }

@@ -9,23 +9,37 @@ use super::reset::FilterArgs;
 
 /// Arguments of `netloom blackhole`.
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Needs CAP_NET_ADMIN and nft (package nftables). Exit code: 0 after the \
-                        duration, 1 nothing matched, 2 an error."
-)]
+#[command(after_help = "Each run's rules live in an nftables table named \
+                        netloom_bh_<pid>_<starttime>_<n> after the process that made it. They \
+                        are removed after --duration, on Ctrl-C (SIGINT), SIGTERM or SIGHUP; a \
+                        run killed with SIGKILL (or crashed) leaves its table: --list shows it, \
+                        --clear removes it, and the next blackhole removes it on start. \
+                        Needs CAP_NET_ADMIN and nft (package nftables). Exit code: 0 after the \
+                        duration or a signal, 1 nothing matched, 2 an error.")]
 pub struct BlackholeArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// How long to drop packets: e.g. 500ms, 10s, 2m. Ctrl-C ends it early; the rules are
-    /// removed either way.
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Duration,
+    /// How long to drop packets, 1ms to 24h: e.g. 500ms, 10s, 2m. Ctrl-C, SIGTERM or
+    /// SIGHUP end it early; the rules are removed either way.
+    #[arg(long, value_parser = parse_duration, required_unless_present_any = ["list", "clear"])]
+    pub duration: Option<Duration>,
+    /// List the blackhole tables in nftables (of any netloom process) and whether their
+    /// owner still runs; change nothing.
+    #[arg(long, conflicts_with_all = ["duration", "clear"])]
+    pub list: bool,
+    /// Remove the blackhole tables whose owner is gone (killed or crashed); running
+    /// blackholes are left alone.
+    #[arg(long, conflicts_with = "duration")]
+    pub clear: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Parses `500ms`, `10s`, `2m` or a bare number of seconds.
+/// Longest blackhole `--duration` accepts.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses `500ms`, `10s`, `2m` or a bare number of seconds, from 1 ms to 24 h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -39,7 +53,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => n * 60.0,
         _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s or m)")),
     };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+    let d = Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))?;
+    if d < Duration::from_millis(1) || d > MAX_DURATION {
+        return Err(format!(
+            "`{s}` is out of range: give 1ms to 24h (e.g. 500ms, 10s, 2m)"
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(serde::Serialize)]
@@ -50,45 +70,133 @@ struct Output<'a> {
     connections: &'a [netloom_fault::Connection],
 }
 
-/// Runs `netloom blackhole`. Exit code 0 after the duration; 1 when nothing matched.
+/// What ended a blackhole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Duration,
+    Signal(&'static str),
+}
+
+/// Runs `netloom blackhole`. Exit code 0 after the duration or a signal; 1 when nothing
+/// matched.
 pub fn run(args: BlackholeArgs) -> anyhow::Result<ExitCode> {
+    if args.list {
+        return list(args.json);
+    }
+    if args.clear {
+        return clear(args.json);
+    }
+    let duration = args
+        .duration
+        .context("--duration is needed to install a blackhole")?;
     let filter = args.filter.to_filter()?;
     let conns = list_connections(&filter).with_context(|| format!("listing {filter}"))?;
     if conns.is_empty() {
         eprintln!("netloom blackhole: no TCP connection matches {filter}");
         return Ok(ExitCode::from(1));
     }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // The handlers are in place before the rules exist, so no signal can end the process
+    // between the two.
+    let signals = rt.block_on(async { Signals::install() })?;
     let hole = Blackhole::connections_of(conns).context("installing the nftables rules")?;
     if args.json {
         let out = Output {
             filter: filter.to_string(),
             table: hole.table(),
-            duration_ms: args.duration.as_millis(),
+            duration_ms: duration.as_millis(),
             connections: hole.connections(),
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        say(&serde_json::to_string_pretty(&out)?);
     } else {
         for c in hole.connections() {
-            println!("blackholed {c}");
+            say(&format!("blackholed {c}"));
         }
-        println!(
-            "dropping their packets for {:?} (nft table inet {})",
-            args.duration,
+        say(&format!(
+            "dropping their packets for {duration:?} (nft table inet {})",
             hole.table()
-        );
+        ));
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        tokio::select! {
-            _ = tokio::time::sleep(args.duration) => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    });
+    let ended = rt.block_on(signals.wait(duration));
     hole.remove().context("removing the nftables rules")?;
     if !args.json {
-        println!("blackhole removed");
+        match ended {
+            Ended::Duration => say("blackhole removed"),
+            Ended::Signal(name) => say(&format!("blackhole removed ({name})")),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line to stdout; a closed terminal (after SIGHUP) or pipe is not an error the
+/// rules' removal may wait on.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// The signals that end a blackhole early.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime).
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("handling SIGINT")?,
+            term: signal(SignalKind::terminate()).context("handling SIGTERM")?,
+            hup: signal(SignalKind::hangup()).context("handling SIGHUP")?,
+        })
+    }
+
+    /// Waits for `duration` or the first signal.
+    async fn wait(mut self, duration: Duration) -> Ended {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => Ended::Duration,
+            _ = self.int.recv() => Ended::Signal("SIGINT"),
+            _ = self.term.recv() => Ended::Signal("SIGTERM"),
+            _ = self.hup.recv() => Ended::Signal("SIGHUP"),
+        }
+    }
+}
+
+/// `--list`: every blackhole table and whether its owner runs.
+fn list(json: bool) -> anyhow::Result<ExitCode> {
+    let tables = Blackhole::list_tables().context("listing the nftables tables")?;
+    if json {
+        say(&serde_json::to_string_pretty(&tables)?);
+    } else if tables.is_empty() {
+        say("no blackhole tables");
+    } else {
+        for t in &tables {
+            let state = if t.owner_running {
+                "running"
+            } else {
+                "owner gone"
+            };
+            say(&format!("{}  pid {}  {state}", t.name, t.owner_pid));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--clear`: removes the tables whose owner is gone.
+fn clear(json: bool) -> anyhow::Result<ExitCode> {
+    let removed = Blackhole::clear_orphans().context("removing stale blackhole tables")?;
+    if json {
+        say(&serde_json::to_string_pretty(&removed)?);
+    } else if removed.is_empty() {
+        say("no blackhole tables of stopped processes");
+    } else {
+        for t in &removed {
+            say(&format!("removed {} (pid {} is gone)", t.name, t.owner_pid));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -114,7 +222,9 @@ mod tests {
     fn nothing_matched_exits_1() {
         let args = BlackholeArgs {
             filter: filter(Some("127.0.0.1:1".parse().unwrap()), None),
-            duration: Duration::from_millis(1),
+            duration: Some(Duration::from_millis(1)),
+            list: false,
+            clear: false,
             json: false,
         };
         assert_eq!(run(args).unwrap(), ExitCode::from(1));
@@ -128,7 +238,9 @@ mod tests {
         let (mut server, _) = listener.accept().unwrap();
         let args = BlackholeArgs {
             filter: filter(None, Some(client.local_addr().unwrap())),
-            duration: Duration::from_millis(300),
+            duration: Some(Duration::from_millis(300)),
+            list: false,
+            clear: false,
             json: true,
         };
         let sender = std::thread::spawn(move || {
@@ -156,5 +268,9 @@ mod tests {
         assert!(parse_duration("3h").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("0ms").is_err());
+        assert_eq!(parse_duration("24m"), Ok(Duration::from_secs(24 * 60)));
+        assert!(parse_duration("1441m").is_err());
     }
 }

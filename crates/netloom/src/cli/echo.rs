@@ -2,6 +2,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use netloom_channel::{
@@ -10,11 +12,17 @@ use netloom_channel::{
 };
 use netloom_codec::Framer;
 
+use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop, StopSignals};
+use super::{addr, echo_udp, ranges};
+
 /// Arguments of `netloom echo`.
 #[derive(clap::Args)]
 pub struct EchoArgs {
-    /// Address to listen on; port 0 picks a free port. The bound address is printed first.
-    #[arg(long, default_value = "127.0.0.1:0")]
+    /// Address to listen on: PORT or :PORT (127.0.0.1), HOST:PORT with a name or an
+    /// address, [IPv6]:PORT; 0.0.0.0:PORT listens on every interface; port 0 picks a free
+    /// port. The bound address is printed first, on stdout.
+    #[arg(long, short = 'l', default_value = "127.0.0.1:0", value_name = "ADDR",
+          value_parser = addr::listen)]
     pub listen: SocketAddr,
 
     /// Decode incoming bytes into frames with this framer and echo each frame re-encoded
@@ -31,61 +39,84 @@ pub struct EchoArgs {
     #[arg(long, requires = "tls_cert", value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
 
-    /// Event loop threads (default: the CPUs this process may use).
-    #[arg(long)]
+    /// Event loop threads (default: the CPUs this process may use) [range: 1..=256].
+    #[arg(long, value_name = "N", value_parser = ranges::usize_in(ranges::THREADS))]
     pub threads: Option<usize>,
 
     /// TCP_NOTSENT_LOWAT of every connection: at most this many bytes wait unsent in the
     /// kernel; the rest waits in the channel, whose back-pressure stops reading (0: the
     /// system's default, no limit). 128 KiB keeps bulk echoes from queueing megabytes in
-    /// the kernel: see docs/benchmarks.md.
-    #[arg(long, default_value_t = 128 * 1024, value_name = "BYTES")]
+    /// the kernel: see docs/benchmarks.md [range: 0..=67108864].
+    #[arg(long, default_value_t = 128 * 1024, value_name = "BYTES",
+          value_parser = ranges::u32_in(ranges::NOTSENT_LOWAT))]
     pub tcp_notsent_lowat: u32,
 
-    /// Bytes read per system call at most (ChannelOptions::read_chunk_size, at least 64).
-    /// Smaller reads cost more CPU per byte for bulk echoes: see docs/benchmarks.md.
-    #[arg(long, default_value_t = ChannelOptions::default().read_chunk_size, value_name = "BYTES")]
+    /// Bytes read per system call at most. Smaller reads cost more CPU per byte for bulk
+    /// echoes: see docs/benchmarks.md [range: 64..=16777216].
+    #[arg(long, default_value_t = ChannelOptions::default().read_chunk_size, value_name = "BYTES",
+          value_parser = ranges::usize_in(ranges::READ_CHUNK_SIZE))]
     pub read_chunk_size: usize,
 
-    /// Bytes one write system call offers at most
-    /// (ChannelOptions::max_bytes_per_gathering_write, at least 1). The default stays below
-    /// the 64 KiB TCP segment: see docs/benchmarks.md.
+    /// Bytes one write system call offers at most. The default stays below the 64 KiB TCP
+    /// segment: see docs/benchmarks.md [range: 1..=16777216].
     #[arg(
         long,
         default_value_t = ChannelOptions::default().max_bytes_per_gathering_write,
-        value_name = "BYTES"
+        value_name = "BYTES",
+        value_parser = ranges::usize_in(ranges::GATHERING_WRITE)
     )]
     pub max_bytes_per_gathering_write: usize,
 
+    /// Keep-alive and the graceful stop (TCP).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Per-connection limits (TCP).
+    #[command(flatten)]
+    pub guard: GuardArgs,
+
     /// Echo UDP datagrams instead: each sender is a tracked peer with its own pipeline;
-    /// peer counts go to stderr periodically and on exit (SIGINT/SIGTERM).
-    #[arg(long, conflicts_with_all = ["tls_cert", "threads"])]
+    /// peer counts are reported periodically and on exit (SIGINT/SIGTERM).
+    #[arg(long, conflicts_with_all = [
+        "tls_cert", "threads", "tcp_notsent_lowat", "read_chunk_size",
+        "max_bytes_per_gathering_write", "keepalive", "grace", "idle_timeout",
+        "tls_handshake_timeout", "max_connections", "buffer_budget",
+    ])]
     pub udp: bool,
 
-    /// UDP: close a peer after this many seconds without traffic.
-    #[arg(long, default_value_t = 60.0, value_name = "SECS", requires = "udp")]
-    pub udp_idle_timeout: f64,
+    /// UDP: close a peer after this many seconds without traffic [range: 0.01..=86400].
+    #[arg(long, default_value = "60", value_name = "SECS", requires = "udp",
+          value_parser = ranges::secs_in(ranges::UDP_IDLE_SECS))]
+    pub udp_idle_timeout: Duration,
 
-    /// UDP: track at most this many peers (the least recently active one is evicted).
-    #[arg(long, default_value_t = 65_536, value_name = "N", requires = "udp")]
+    /// UDP: track at most this many peers (the least recently active one is evicted)
+    /// [range: 1..=1048576].
+    #[arg(long, default_value_t = 65_536, value_name = "N", requires = "udp",
+          value_parser = ranges::usize_in(ranges::UDP_MAX_PEERS))]
     pub udp_max_peers: usize,
 
-    /// UDP: seconds between peer-count reports on stderr.
-    #[arg(long, default_value_t = 5.0, value_name = "SECS", requires = "udp")]
-    pub udp_report_interval: f64,
+    /// UDP: seconds between peer-count reports [range: 0.01..=86400].
+    #[arg(long, default_value = "5", value_name = "SECS", requires = "udp",
+          value_parser = ranges::secs_in(ranges::REPORT_INTERVAL_SECS))]
+    pub udp_report_interval: Duration,
 
-    /// UDP: report peer counts as JSON lines.
+    /// UDP: peer counts as JSON lines on stdout (after the address line) instead of text
+    /// on stderr.
     #[arg(long, requires = "udp")]
     pub json: bool,
 }
 
-/// Runs the echo server until interrupted.
+/// Runs the echo server until SIGINT/SIGTERM/SIGHUP, then stops gracefully (exit 0).
 pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
+    let stop = StopSignals::install()?;
     if args.udp {
-        return run_udp(&args);
+        return echo_udp::run(&args, stop);
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsServerConfig::from_pem_files(cert, key)?),
+        (Some(cert), Some(key)) => Some(
+            TlsServerConfig::from_pem_files(cert, key)
+                .map_err(|e| super::output::usage(e.to_string()))?,
+        ),
         _ => None,
     };
     let threads = args
@@ -93,13 +124,21 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let group = EventLoopGroup::new(threads, "echo")?;
     let options = child_options(&args);
-    let framing = args.framing;
+    let framing = args.framing.clone();
+    let (handshake, max_connections) =
+        (args.guard.tls_handshake_timeout, args.guard.max_connections);
+    let open = Arc::new(OpenCount::default());
+    let counted = open.clone();
     let server = ServerBootstrap::new(&group, &group)
         .child_options(options)
         .child_handler(move |p| {
             if let Some(tls) = &tls {
-                p.add_last("tls", TlsHandler::server(tls)?)?;
+                p.add_last(
+                    "tls",
+                    TlsHandler::server(tls)?.handshake_timeout(Some(handshake)),
+                )?;
             }
+            serve::guard(p, max_connections, &counted)?;
             if let Some(framer) = &framing {
                 p.add_last(
                     "framing",
@@ -113,34 +152,26 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
         .sync()
         .with_context(|| format!("listening on {}", args.listen))?;
     println!("{}", server.local_addr());
-    server.close_future().sync()?;
+    if stop.wait(server.close_future()) == Stop::Signal {
+        server.close();
+        serve::drain(&open, args.serve.grace);
+    }
+    // What is still open is closed gracefully: pending bytes written, then FIN.
+    server.shutdown_gracefully(Duration::from_secs(1)).sync()?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The options of every accepted connection.
 fn child_options(args: &EchoArgs) -> ChannelOptions {
-    ChannelOptions {
+    let mut options = ChannelOptions {
         tcp_notsent_lowat: (args.tcp_notsent_lowat > 0).then_some(args.tcp_notsent_lowat),
         read_chunk_size: args.read_chunk_size,
         max_bytes_per_gathering_write: args.max_bytes_per_gathering_write,
         ..ChannelOptions::default()
-    }
-}
-
-/// `--udp`: the echo server over tracked UDP peers (`netloom_channel::udp::serve_echo`).
-fn run_udp(args: &EchoArgs) -> anyhow::Result<ExitCode> {
-    let secs = |name: &str, v: f64| {
-        std::time::Duration::try_from_secs_f64(v).with_context(|| format!("{name} {v}"))
     };
-    let mut options = netloom_channel::udp::EchoOptions::new(args.listen);
-    options.config.idle_timeout = secs("--udp-idle-timeout", args.udp_idle_timeout)?;
-    options.config.max_peers = args.udp_max_peers;
-    options.report_interval = secs("--udp-report-interval", args.udp_report_interval)?;
-    options.json = args.json;
-    options.framing = args.framing.clone();
-    netloom_channel::udp::serve_echo(&options, &mut std::io::stdout(), &mut std::io::stderr())
-        .with_context(|| format!("UDP echo on {}", args.listen))?;
-    Ok(ExitCode::SUCCESS)
+    args.serve.apply(&mut options);
+    args.guard.apply(&mut options);
+    options
 }
 
 #[cfg(test)]
@@ -155,9 +186,12 @@ mod tests {
         echo: EchoArgs,
     }
 
+    fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("echo").chain(argv.iter().copied()))
+    }
+
     fn options(argv: &[&str]) -> ChannelOptions {
-        let cli = Cli::try_parse_from(std::iter::once("echo").chain(argv.iter().copied())).unwrap();
-        child_options(&cli.echo)
+        child_options(&parse(argv).unwrap().echo)
     }
 
     #[test]
@@ -174,22 +208,60 @@ mod tests {
     }
 
     #[test]
-    fn read_and_write_sizes_default_to_the_channel_defaults_and_bad_ones_are_named() {
+    fn read_and_write_sizes_default_to_the_channel_defaults_and_bad_ones_are_refused() {
         assert_eq!(options(&[]).read_chunk_size, 128 * 1024);
         assert_eq!(options(&[]).max_bytes_per_gathering_write, 63 * 1024);
         let uncapped = options(&["--max-bytes-per-gathering-write", "1048576"]);
         assert_eq!(uncapped.max_bytes_per_gathering_write, 1 << 20);
-        let err = options(&["--max-bytes-per-gathering-write", "0"])
-            .validate()
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("max_bytes_per_gathering_write"),
-            "{err}"
-        );
         let big = options(&["--read-chunk-size", "262144"]);
-        assert_eq!(big.read_chunk_size, 256 * 1024);
         assert!(big.validate().is_ok());
-        let err = options(&["--read-chunk-size", "8"]).validate().unwrap_err();
-        assert!(err.to_string().contains("read_chunk_size"), "{err}");
+        for bad in [
+            ["--max-bytes-per-gathering-write", "0"],
+            ["--read-chunk-size", "8"],
+        ] {
+            let err = parse(&bad).err().expect("refused");
+            assert!(err.to_string().contains(bad[0]), "{err}");
+        }
+    }
+
+    #[test]
+    fn keepalive_defaults_to_60_s_and_0_turns_it_off() {
+        assert_eq!(options(&[]).tcp_keepalive, Some(Duration::from_secs(60)));
+        assert_eq!(options(&["--keepalive", "0"]).tcp_keepalive, None);
+    }
+
+    #[test]
+    fn tcp_only_options_are_refused_with_udp() {
+        assert!(parse(&["--udp"]).is_ok());
+        for flag in [
+            "--idle-timeout=5",
+            "--keepalive=5",
+            "--read-chunk-size=4096",
+        ] {
+            let err = parse(&["--udp", flag]).err().expect("refused");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn idle_timeout_defaults_to_300_s_and_0_turns_it_off() {
+        assert_eq!(options(&[]).idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(options(&["--idle-timeout", "0"]).idle_timeout, None);
+        assert!(options(&[]).validate().is_ok());
+    }
+
+    #[test]
+    fn every_connection_shares_one_buffer_budget_of_256_mib_by_default() {
+        let budget = options(&[]).memory_budget.expect("a budget");
+        assert_eq!(budget.limit(), netloom_channel::DEFAULT_MEMORY_BUDGET);
+        let small = options(&["--buffer-budget", "65536"])
+            .memory_budget
+            .unwrap();
+        assert_eq!(small.limit(), 65536);
+        assert!(parse(&["--buffer-budget", "1000"]).is_err());
     }
 }

@@ -14,28 +14,29 @@ pub struct ProbeSettings {
     /// Protocol: icmp, udp, tcp or sctp.
     #[arg(long, short = 'P', default_value = "icmp", value_parser = parse_protocol)]
     pub protocol: Protocol,
-    /// Destination port (udp/tcp/sctp).
-    #[arg(long, short = 'p')]
+    /// Destination port, 1-65535 (udp/tcp/sctp only; refused with icmp).
+    #[arg(long, short = 'p', value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
-    /// Source port (udp/tcp/sctp).
-    #[arg(long)]
+    /// Source port, 1-65535 (udp/tcp/sctp only; refused with icmp).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub local_port: Option<u16>,
-    /// Seconds to wait for an answer.
+    /// Seconds to wait for an answer, 0-3600 (fractions allowed).
     #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
     pub timeout: f64,
-    /// Size of the whole IP packet in bytes.
-    #[arg(long, short = 's')]
+    /// Size of the whole IP packet in bytes, 0-9000 (raised to the headers' size if
+    /// smaller).
+    #[arg(long, short = 's', value_parser = parse_size)]
     pub size: Option<usize>,
-    /// Byte the payload is filled with.
+    /// Byte the payload is filled with, 0-255.
     #[arg(long, default_value_t = 0)]
     pub bit_pattern: u8,
-    /// IPv4 type of service / IPv6 traffic class.
+    /// IPv4 type of service / IPv6 traffic class, 0-255.
     #[arg(long, default_value_t = 0)]
     pub tos: u8,
-    /// Routing mark (SO_MARK, needs CAP_NET_ADMIN).
+    /// Routing mark, 0-4294967295 (SO_MARK, needs CAP_NET_ADMIN).
     #[arg(long)]
     pub mark: Option<u32>,
-    /// Source address.
+    /// Source address (one of this host's addresses).
     #[arg(long)]
     pub local: Option<IpAddr>,
     /// Send through this interface only.
@@ -58,6 +59,17 @@ pub struct ProbeSettings {
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
     s.parse()
         .map_err(|e: netloom::probe::ProbeError| e.to_string())
+}
+
+/// `-s/--size`: 0 up to the prober's largest probe.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let max = ProberConfig::default().max_packet_size;
+    match s.parse::<usize>() {
+        Ok(v) if v <= max => Ok(v),
+        _ => Err(format!(
+            "-s/--size {s:?} is not a probe size in 0..={max} bytes"
+        )),
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -95,8 +107,48 @@ impl ProbeSettings {
         }
     }
 
-    /// Resolves `host` and opens a prober.
+    /// Refuses settings that do not go together: a port with ICMP, a source address
+    /// that is not this host's.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.protocol == Protocol::Icmp {
+            if self.port.is_some() {
+                anyhow::bail!(
+                    "-p/--port does not apply to ICMP probes: give -P udp, tcp or sctp with it, or leave it out"
+                );
+            }
+            if self.local_port.is_some() {
+                anyhow::bail!(
+                    "--local-port does not apply to ICMP probes: give -P udp, tcp or sctp with it, or leave it out"
+                );
+            }
+        }
+        if let Some(local) = self.local
+            && let Err(err) = std::net::UdpSocket::bind((local, 0))
+        {
+            if err.kind() == std::io::ErrorKind::AddrNotAvailable {
+                anyhow::bail!(
+                    "--local {local} is not an address of this host (`ip address` lists them)"
+                );
+            }
+            anyhow::bail!("--local {local}: {err}");
+        }
+        Ok(())
+    }
+
+    /// Checks the settings, resolves `host` and opens a prober.
     pub async fn open(&self, host: &str) -> anyhow::Result<(IpAddr, Prober)> {
+        self.open_for(host, ProberConfig::default().max_in_flight)
+            .await
+    }
+
+    /// As [`ProbeSettings::open`], for at most `max_in_flight` probes at once (the raw-mode
+    /// receive ring is sized for that many answers, so fewer start faster).
+    pub async fn open_for(
+        &self,
+        host: &str,
+        max_in_flight: usize,
+    ) -> anyhow::Result<(IpAddr, Prober)> {
+        self.check()?;
         let target = resolve(host, self.version()).await?;
         let privilege = if self.unprivileged {
             PrivilegeMode::Unprivileged
@@ -105,6 +157,7 @@ impl ProbeSettings {
         };
         let prober = Prober::open(ProberConfig {
             privilege,
+            max_in_flight,
             ..Default::default()
         })
         .await
@@ -118,7 +171,7 @@ impl ProbeSettings {
 pub struct ProbeArgs {
     /// Host name or address to probe.
     pub host: String,
-    /// Time to live (hop limit).
+    /// Time to live (hop limit), 1-255.
     #[arg(long, short = 't', default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: u8,
     #[command(flatten)]
@@ -132,7 +185,8 @@ pub struct ProbeArgs {
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async {
-        let (target, prober) = args.settings.open(&args.host).await?;
+        // One probe: the smallest receive ring.
+        let (target, prober) = args.settings.open_for(&args.host, 1).await?;
         let reply = prober
             .probe(target, args.settings.options(args.ttl))
             .await?;

@@ -8,14 +8,16 @@ use netloom_fault::{Endpoint, Filter, Method, ResetOptions, ResetReport, Role, r
 /// The connection filter shared by `netloom reset` and `netloom blackhole`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FilterArgs {
-    /// Local end: ADDR, ADDR:PORT, [V6]:PORT or :PORT.
+    /// Local end: ADDR, ADDR:PORT, [V6], [V6]:PORT or :PORT (an IPv6 address with a port
+    /// goes in brackets: [::1]:8080).
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub local: Option<Endpoint>,
-    /// Remote end: ADDR, ADDR:PORT, [V6]:PORT or :PORT.
+    /// Remote end: ADDR, ADDR:PORT, [V6], [V6]:PORT or :PORT (an IPv6 address with a port
+    /// goes in brackets: [::1]:8080).
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub remote: Option<Endpoint>,
-    /// Only sockets held open by this process.
-    #[arg(long)]
+    /// Only sockets held open by this process (pid 1-4194304, the kernel's largest).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4_194_304))]
     pub pid: Option<u32>,
     /// Only client sockets (opened with connect).
     #[arg(long, conflicts_with = "server")]
@@ -49,15 +51,20 @@ impl FilterArgs {
 /// Arguments of `netloom reset`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit code: 0 all matched connections reset, 1 nothing matched, \
-                        3 some resets failed, 2 an error before any reset (e.g. a missing capability)."
+    after_help = "A --dry-run checks what the real run would need (the capability of the \
+                        method, access to the process holding each socket) and fails the same way. \
+                        Exit code: 0 all matched connections reset (or would be), 1 nothing matched \
+                        (or no process has the --pid), 3 some resets failed (or would fail), 2 an \
+                        error before any reset (e.g. a missing capability)."
 )]
 pub struct ResetArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// auto (best allowed), fd (own sockets), destroy (SOCK_DESTROY, CAP_NET_ADMIN),
-    /// inject (raw RSTs, CAP_NET_RAW) or pidfd (pidfd_getfd, ptrace rights).
-    #[arg(long, default_value = "auto")]
+    /// auto (best allowed), destroy (SOCK_DESTROY, CAP_NET_ADMIN), inject (raw RSTs,
+    /// CAP_NET_RAW) or pidfd (pidfd_getfd: the holder's user, or CAP_SYS_PTRACE). The
+    /// library's method fd (the calling process's own sockets) is not offered: this
+    /// command holds no connection of interest.
+    #[arg(long, default_value = "auto", value_parser = parse_method)]
     pub method: Method,
     /// Only list what matched and the method that would run.
     #[arg(long)]
@@ -65,6 +72,21 @@ pub struct ResetArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--method`: any method but fd.
+fn parse_method(s: &str) -> Result<Method, String> {
+    match s.parse::<Method>() {
+        Ok(Method::Fd) => Err(
+            "method fd resets the calling process's own sockets, and netloom reset holds none \
+             of interest; use pidfd for another process's sockets (or auto)"
+                .into(),
+        ),
+        Ok(m) => Ok(m),
+        Err(_) => Err(format!(
+            "`{s}` is not a method: use auto, destroy, inject or pidfd"
+        )),
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -80,6 +102,12 @@ struct Output<'a> {
 /// 3: some resets failed.
 pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
     let filter = args.filter.to_filter()?;
+    if let Some(pid) = args.filter.pid
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        eprintln!("netloom reset: no process has pid {pid}");
+        return Ok(ExitCode::from(1));
+    }
     let opts = ResetOptions {
         method: args.method,
         dry_run: args.dry_run,
@@ -124,7 +152,8 @@ fn line(r: &ResetReport, dry_run: bool) -> String {
         .map(|o| format!(" pid {}", o.pid))
         .unwrap_or_default();
     let status = match (&r.error, dry_run) {
-        (Some(e), _) => format!("FAILED: {e}"),
+        (Some(e), true) => format!("WOULD FAIL: {e}"),
+        (Some(e), false) => format!("FAILED: {e}"),
         (None, true) => "would reset".into(),
         (None, false) => "reset".into(),
     };

@@ -1,13 +1,19 @@
 //! Shared by the CLI tests: a `netloom` child process that prints its bound address first.
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 /// A running `netloom` child and the address it printed on its first line; killed when
 /// dropped, also when a test fails.
 pub struct Netloom {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The rest of its stdout, after the address line (take it to read on).
+    #[allow(
+        dead_code,
+        reason = "each test crate compiles this module; not all read on"
+    )]
+    pub stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl Netloom {
@@ -21,14 +27,17 @@ impl Netloom {
             .spawn()
             .expect("netloom starts");
         let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut first)
-            .expect("first line");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        stdout.read_line(&mut first).expect("first line");
         let addr = first
             .trim()
             .parse()
             .unwrap_or_else(|e| panic!("{first:?}: {e}"));
-        Netloom { child, addr }
+        Netloom {
+            child,
+            addr,
+            stdout: Some(stdout),
+        }
     }
 }
 

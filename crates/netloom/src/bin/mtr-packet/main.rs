@@ -2,14 +2,18 @@
 //!
 //! Point mtr or Python's mtrpacket at it with `MTR_PACKET=/path/to/mtr-packet`. It reads
 //! commands until stdin closes, then exits once every outstanding probe has been answered
-//! or has timed out. Logs go to stderr (`RUST_LOG=debug` for more).
+//! or has timed out. Logs go to stderr (`RUST_LOG=debug` for more). The reply dialect
+//! follows the mtr that started it, or `NETLOOM_MTR_PACKET_DIALECT` (see `dialect.rs`).
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+mod dialect;
+
+use dialect::DialectArg;
 use netloom_probe::mtr_packet::{
-    DEFAULT_COMMAND_BUFFER_SIZE, Dialect, ParseLimits, PipeReader, PipeWriter, Session,
-    SessionConfig, Support,
+    DEFAULT_COMMAND_BUFFER_SIZE, ParseLimits, PipeReader, PipeWriter, Session, SessionConfig,
+    Support,
 };
 use netloom_probe::{PrivilegeMode, Prober, ProberConfig};
 
@@ -18,9 +22,10 @@ use netloom_probe::{PrivilegeMode, Prober, ProberConfig};
 #[derive(Parser, Debug)]
 #[command(name = "mtr-packet", version)]
 struct Args {
-    /// Reply words to use: `current` (mtr 0.96+: no-route-host, no-route-network,
-    /// host-down) or `0.95` (Debian 12's mtr: no-route).
-    #[arg(long, value_enum, default_value_t = DialectArg::Current)]
+    /// Reply words to use: `auto` (the default: `NETLOOM_MTR_PACKET_DIALECT` if set, else
+    /// `0.95` when started by mtr 0.95 or older, else `current`), `current` (mtr 0.96+:
+    /// no-route-host, no-route-network, host-down) or `0.95` (Debian 12's mtr: no-route).
+    #[arg(long, value_enum, default_value_t = DialectArg::Auto)]
     dialect: DialectArg,
     /// Most probes in flight; more get `probes-exhausted`.
     #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
@@ -50,12 +55,9 @@ struct Args {
     coalesce_us: u32,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum DialectArg {
-    Current,
-    #[value(name = "0.95")]
-    Mtr095,
-}
+/// The sequence number of a session's first ICMP probe (mtr-packet 0.95's `MIN_PORT`);
+/// the next ones count up to 65,535 and wrap back to it.
+const MTR_PACKET_FIRST_SEQUENCE: u16 = 33_000;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum PrivilegeArg {
@@ -90,6 +92,7 @@ pub(crate) fn main_with(argv: Vec<std::ffi::OsString>) -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let dialect = dialect::resolve(args.dialect).map_err(anyhow::Error::msg)?;
     let max_in_flight = args.max_in_flight as usize;
     let max_packet_size = usize::from(args.max_packet_size);
     let prober_config = ProberConfig {
@@ -100,13 +103,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             PrivilegeArg::Raw => PrivilegeMode::Raw,
             PrivilegeArg::Unprivileged => PrivilegeMode::Unprivileged,
         },
+        // mtr-packet 0.95's numbering: mtr's test harness finds the first probe by it.
+        icmp_sequence: Some(MTR_PACKET_FIRST_SEQUENCE..=u16::MAX),
         ..ProberConfig::default()
     };
     let config = SessionConfig {
-        dialect: match args.dialect {
-            DialectArg::Current => Dialect::Current,
-            DialectArg::Mtr095 => Dialect::Mtr095,
-        },
+        dialect,
         max_in_flight,
         command_buffer_size: args.command_buffer_size as usize,
         limits: ParseLimits {

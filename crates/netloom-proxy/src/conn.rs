@@ -1,0 +1,418 @@
+//! The two handlers of a proxied connection: one on the client's channel, one on the
+//! upstream channel, both on the same event loop. Each reads its side, runs the bytes
+//! through its direction's [`Link`], and writes what the link releases to the other side.
+//!
+//! Backpressure (Netty's `PendingWriteQueue` idea, with netloom-channel's
+//! [`PendingWrites`]): the bytes a link holds count in the pending outbound bytes of the
+//! channel they will be written to. Due chunks move from held to written (the sum does
+//! not change); a side reads only while the other side is writable, and the other side's
+//! writability change wakes it. Held plus pending bytes per direction stay below the other
+//! channel's high water mark plus one read.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use netloom_channel::{
+    Bootstrap, Channel, ChannelError, ChannelOptions, Context, Handler, HandlerResult, Interest,
+    Msg, PendingWrites, UserEvent,
+};
+
+use crate::link::{Action, Link, LinkKey};
+use crate::metrics::ProxyMetrics;
+use crate::spec::{Stream, ToxicEntry};
+
+/// The state a proxy shares with its connections.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) upstream: String,
+    /// Speak TLS to the upstream: roots, and the name to verify (default: its host).
+    pub(crate) upstream_tls: Option<(netloom_channel::TlsClientConfig, Option<String>)>,
+    pub(crate) seed: u64,
+    pub(crate) options: ChannelOptions,
+    pub(crate) toxics: RwLock<Arc<Vec<Arc<ToxicEntry>>>>,
+    pub(crate) generation: AtomicU64,
+    pub(crate) conns: Mutex<HashMap<u64, (Channel, Option<Channel>)>>,
+    pub(crate) next_conn: AtomicU64,
+    pub(crate) metrics: Arc<ProxyMetrics>,
+}
+
+impl Shared {
+    pub(crate) fn snapshot(&self) -> (u64, Arc<Vec<Arc<ToxicEntry>>>) {
+        let g = self.generation.load(Ordering::Acquire);
+        let t = self
+            .toxics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (g, t)
+    }
+
+    /// Replaces the toxics and wakes every live connection (never waits for them).
+    pub(crate) fn set_toxics(&self, toxics: Vec<Arc<ToxicEntry>>) {
+        *self.toxics.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(toxics);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for (c, u) in conns.values() {
+            let _ = c.fire_user_event(UserEvent::Custom(Box::new(Wake)));
+            if let Some(u) = u {
+                let _ = u.fire_user_event(UserEvent::Custom(Box::new(Wake)));
+            }
+        }
+    }
+
+    /// Closes every connection now.
+    pub(crate) fn close_all(&self) {
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
+        for (c, u) in conns.values() {
+            c.close_forced();
+            if let Some(u) = u {
+                u.close_forced();
+            }
+        }
+    }
+}
+
+/// "Look at your link again" (toxics changed, or the other side became writable).
+struct Wake;
+
+/// The upstream channel, handed to the client side once connected.
+struct Connected(Channel);
+
+/// Resets `ch`: SO_LINGER 0, then close, so the peer gets an RST.
+fn reset(ch: &Channel) {
+    if let Ok(fd) = ch.try_clone_fd() {
+        let sock = socket2::Socket::from(fd);
+        let _ = sock.set_linger(Some(Duration::ZERO));
+    }
+    ch.close_forced();
+}
+
+/// One side of a proxied connection.
+pub(crate) struct Side {
+    shared: Arc<Shared>,
+    link: Option<Link>,
+    peer: Option<Channel>,
+    /// The link's queued chunk sizes, counted against the peer's writability.
+    held: Option<PendingWrites<()>>,
+    generation: u64,
+    client_side: bool,
+    conn_id: Option<u64>,
+}
+
+impl Side {
+    /// The handler of an accepted client channel.
+    pub(crate) fn client(shared: Arc<Shared>) -> Side {
+        Side {
+            shared,
+            link: None,
+            peer: None,
+            held: None,
+            generation: u64::MAX,
+            client_side: true,
+            conn_id: None,
+        }
+    }
+
+    /// Takes the proxy's toxics when they changed.
+    fn refresh(&mut self, now: Instant) {
+        let g = self.shared.generation.load(Ordering::Acquire);
+        if g != self.generation
+            && let Some(link) = &mut self.link
+        {
+            let (g, toxics) = self.shared.snapshot();
+            self.generation = g;
+            link.sync(&toxics, now);
+        }
+    }
+
+    /// Moves what is due to the other side, acts on closes, sets reading and the timer.
+    fn pump(&mut self, ctx: &mut Context<'_>) {
+        let now = Instant::now();
+        self.refresh(now);
+        let (Some(link), Some(peer)) = (&mut self.link, &self.peer) else {
+            return;
+        };
+        link.tick(now);
+        for kind in link.take_activations() {
+            self.shared.metrics.activation(&kind);
+        }
+        let mut wrote = 0usize;
+        while let Some(b) = link.pop_due(now) {
+            if let Some(h) = &mut self.held {
+                h.pop();
+            }
+            wrote += b.len();
+            if peer.write(b).is_err() {
+                ctx.close();
+                return;
+            }
+        }
+        if wrote > 0 {
+            peer.flush();
+            let counter = if self.client_side {
+                &self.shared.metrics.bytes_upstream
+            } else {
+                &self.shared.metrics.bytes_downstream
+            };
+            counter.fetch_add(wrote as u64, Ordering::Relaxed);
+        }
+        match link.action(now) {
+            Action::None => {}
+            Action::Close => {
+                peer.close();
+                ctx.close();
+                return;
+            }
+            Action::CloseNow => {
+                peer.close_forced();
+                ctx.close_with(netloom_channel::CloseMode::Forced);
+                return;
+            }
+            Action::Reset => {
+                reset(peer);
+                ctx.close();
+                return;
+            }
+        }
+        ctx.set_auto_read(peer.is_writable());
+        match link.next_deadline() {
+            Some(t) => ctx.schedule_timer(t.saturating_duration_since(now)),
+            None => ctx.cancel_timer(),
+        }
+    }
+
+    fn new_link(shared: &Shared, stream: Stream, conn: u64, client: Option<IpAddr>) -> Link {
+        let now = Instant::now();
+        let mut link = Link::new(
+            stream,
+            LinkKey {
+                seed: shared.seed,
+                proxy: shared.name.clone(),
+                conn,
+                client,
+            },
+            now,
+        );
+        let (_, toxics) = shared.snapshot();
+        link.sync(&toxics, now);
+        link
+    }
+}
+
+/// Keeps writing what a link still holds after the side it reads from closed, then
+/// closes the other side (`slow_close` waits here).
+async fn drain(mut link: Link, peer: Channel, mut held: Option<PendingWrites<()>>) {
+    loop {
+        let now = Instant::now();
+        link.tick(now);
+        let mut wrote = false;
+        while let Some(b) = link.pop_due(now) {
+            if let Some(h) = &mut held {
+                h.pop();
+            }
+            if peer.write(b).is_err() {
+                return;
+            }
+            wrote = true;
+        }
+        if wrote {
+            peer.flush();
+        }
+        match link.action(now) {
+            Action::None => {}
+            Action::Close => return peer.close(),
+            Action::CloseNow => return peer.close_forced(),
+            Action::Reset => return reset(&peer),
+        }
+        if !peer.is_open() {
+            return;
+        }
+        let next = link
+            .next_deadline()
+            .unwrap_or(now + Duration::from_millis(50))
+            .max(now + Duration::from_millis(1));
+        tokio::time::sleep_until(next.into()).await;
+    }
+}
+
+impl Handler for Side {
+    fn interest(&self) -> Interest {
+        Interest::ACTIVE
+            | Interest::USER_EVENT
+            | Interest::READ
+            | Interest::WRITABILITY
+            | Interest::INACTIVE
+            | Interest::EXCEPTION
+    }
+
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if !self.client_side {
+            // Toxics that act without data (timeout, reset_peer) start their clocks now.
+            self.pump(ctx);
+            ctx.fire_channel_active();
+            return Ok(());
+        }
+        ctx.set_auto_read(false);
+        let client = ctx.channel().clone();
+        let Some(el) = client.event_loop().cloned() else {
+            return Err("proxying needs a channel on an event loop".into());
+        };
+        let shared = self.shared.clone();
+        shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        let client_ip = client.peer_addr().and_then(|a| a.inet()).map(|a| a.ip());
+        self.link = Some(Side::new_link(&shared, Stream::Upstream, conn, client_ip));
+        self.generation = shared.generation.load(Ordering::Acquire);
+        self.conn_id = Some(client.id());
+        shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(client.id(), (client.clone(), None));
+        let sh = shared.clone();
+        let cl = client.clone();
+        let connect = Bootstrap::on_loop(el)
+            .options(shared.options.clone())
+            .handler(move |p| {
+                if let Some((tls, name)) = &sh.upstream_tls {
+                    let name = name.clone().unwrap_or_else(|| {
+                        netloom_channel::RemoteAddr::from(sh.upstream.as_str()).host()
+                    });
+                    p.add_last("tls", netloom_channel::TlsHandler::client(tls, &name)?)?;
+                }
+                let link = Side::new_link(&sh, Stream::Downstream, conn, client_ip);
+                let generation = sh.generation.load(Ordering::Acquire);
+                p.add_last(
+                    "proxy",
+                    Side {
+                        shared: sh.clone(),
+                        link: Some(link),
+                        peer: Some(cl.clone()),
+                        held: Some(PendingWrites::new(&cl)),
+                        generation,
+                        client_side: false,
+                        conn_id: None,
+                    },
+                )?;
+                Ok(())
+            })
+            .connect(shared.upstream.as_str());
+        tokio::task::spawn_local(async move {
+            match connect.await {
+                Ok(up) => {
+                    if client
+                        .fire_user_event(UserEvent::Custom(Box::new(Connected(up.clone()))))
+                        .is_err()
+                    {
+                        up.close();
+                    }
+                }
+                Err(e) => {
+                    shared
+                        .metrics
+                        .upstream_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(proxy = %shared.name, upstream = %shared.upstream, err = %e,
+                        "connecting to the upstream failed; closing the client");
+                    client.close();
+                }
+            }
+        });
+        ctx.fire_channel_active();
+        Ok(())
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        match event {
+            UserEvent::Custom(b) if b.is::<Wake>() => self.pump(ctx),
+            UserEvent::Custom(b) if b.is::<Connected>() => {
+                if let Ok(c) = b.downcast::<Connected>() {
+                    let up = c.0;
+                    if let Some(id) = self.conn_id
+                        && let Some(entry) = self
+                            .shared
+                            .conns
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_mut(&id)
+                    {
+                        entry.1 = Some(up.clone());
+                    }
+                    self.held = Some(PendingWrites::new(&up));
+                    self.peer = Some(up);
+                    self.pump(ctx);
+                }
+            }
+            other => ctx.fire_user_event(other),
+        }
+        Ok(())
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let Some(bytes) = msg.as_bytes().cloned() else {
+            return Err("the proxy handler takes bytes".into());
+        };
+        let now = Instant::now();
+        self.refresh(now);
+        let sizes = match &mut self.link {
+            Some(link) => link.push(now, bytes),
+            None => return Err("data before the connection was set up".into()),
+        };
+        if let Some(h) = &mut self.held {
+            for size in sizes {
+                h.push((), size);
+            }
+        }
+        self.pump(ctx);
+        Ok(())
+    }
+
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        self.pump(ctx);
+        Ok(())
+    }
+
+    fn channel_writability_changed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        writable: bool,
+    ) -> HandlerResult {
+        if writable && let Some(peer) = &self.peer {
+            let _ = peer.fire_user_event(UserEvent::Custom(Box::new(Wake)));
+        }
+        ctx.fire_channel_writability_changed(writable);
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        if let Some(id) = self.conn_id {
+            self.shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+        match (self.link.take(), self.peer.take()) {
+            (Some(mut link), Some(peer)) => {
+                link.eof(Instant::now());
+                tokio::task::spawn_local(drain(link, peer, self.held.take()));
+            }
+            (_, Some(peer)) => peer.close(),
+            _ => {}
+        }
+        ctx.fire_channel_inactive();
+        Ok(())
+    }
+
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, error: ChannelError) -> HandlerResult {
+        tracing::debug!(channel = %ctx.channel(), %error, "proxied connection failed");
+        ctx.close();
+        Ok(())
+    }
+}

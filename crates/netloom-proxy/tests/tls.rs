@@ -1,0 +1,79 @@
+//! TLS on both sides of a proxy: one proxy terminates TLS (`tls`), another originates it
+//! (`upstream_tls`, verifying by default); toxics act on the plaintext in between.
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::echo;
+use netloom_proxy::{ProxyServer, ServerOptions, ToxicSpec};
+use serde_json::json;
+
+#[test]
+fn terminate_and_originate_tls_with_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    let s = ProxyServer::new(ServerOptions {
+        seed: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    // TLS in, plaintext to the echo server.
+    let inner = s
+        .create(
+            &json!({"name": "tls-in", "listen": "127.0.0.1:0", "upstream": echo().to_string(),
+            "tls": {"cert": cert, "key": key}}),
+        )
+        .unwrap();
+    let inner_addr = inner["listen"].as_str().unwrap().to_owned();
+    assert_eq!(inner["tls"]["cert"], cert);
+    // Plaintext in, TLS to the inner proxy, verified against the self-signed certificate.
+    let outer = s
+        .create(
+            &json!({"name": "tls-out", "listen": "127.0.0.1:0", "upstream": inner_addr,
+            "upstream_tls": {"ca": cert, "server_name": "localhost"}}),
+        )
+        .unwrap();
+    s.add_toxic("tls-in", &ToxicSpec::latency(100, 0).to_json())
+        .unwrap();
+    let mut c = TcpStream::connect(outer["listen"].as_str().unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    c.write_all(b"secret").unwrap();
+    let mut buf = [0u8; 6];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"secret");
+    assert!(
+        t.elapsed() >= Duration::from_millis(100),
+        "the toxic acted on plaintext"
+    );
+
+    // A name the certificate does not carry: verification fails, nothing comes back.
+    let wrong = s
+        .create(
+            &json!({"name": "tls-wrong", "listen": "127.0.0.1:0", "upstream": inner_addr,
+            "upstream_tls": {"ca": cert, "server_name": "example.org"}}),
+        )
+        .unwrap();
+    let mut c = TcpStream::connect(wrong["listen"].as_str().unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = c.write_all(b"secret");
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    assert!(got.is_empty(), "no data past a failed verification");
+
+    // A certificate file that does not exist is a 400 naming it.
+    let e = s
+        .create(&json!({"name": "bad", "upstream": "127.0.0.1:9",
+            "tls": {"cert": "/nonexistent.pem", "key": key}}))
+        .unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.to_string().contains("/nonexistent.pem"));
+}

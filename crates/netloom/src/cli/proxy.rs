@@ -1,0 +1,390 @@
+//! `netloom proxy`: the Toxiproxy-compatible chaos proxy server, and a control CLI with
+//! toxiproxy-cli's verbs that talks to any Toxiproxy-compatible server.
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use netloom_proxy::{ApiClient, ProxyServer, ServerOptions};
+use serde_json::{Map, Value, json};
+
+/// Arguments of `netloom proxy`.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ProxyArgs {
+    /// Control a running server instead of starting one.
+    #[command(subcommand)]
+    pub command: Option<ControlCommand>,
+    /// Address of the HTTP API. Anything but loopback is reachable by others: a warning
+    /// is printed then.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port of the HTTP API (0: a free port; the bound address is printed first).
+    #[arg(long, default_value_t = 8474, value_parser = clap::value_parser!(u16).range(0..=65535))]
+    pub port: u16,
+    /// Toxiproxy's JSON array of proxies to create at start; each may have "toxics".
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seed of every random decision (toxicity, jitter, slicer sizes); default: from the
+    /// clock, printed at start.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Refuse unknown JSON fields and toxic attributes with a 400.
+    #[arg(long)]
+    pub strict: bool,
+    /// Event loop threads carrying the proxied connections (1-256).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+}
+
+/// toxiproxy-cli's verbs.
+#[derive(clap::Subcommand)]
+pub enum ControlCommand {
+    /// List the proxies.
+    List(Api),
+    /// Show a proxy and its toxics.
+    Inspect {
+        #[command(flatten)]
+        api: Api,
+        /// The proxy.
+        name: String,
+    },
+    /// Create a proxy.
+    Create {
+        #[command(flatten)]
+        api: Api,
+        /// The proxy's name.
+        name: String,
+        /// Address to listen on (port 0: a free port).
+        #[arg(short, long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Upstream HOST:PORT.
+        #[arg(short, long)]
+        upstream: String,
+    },
+    /// Enable a disabled proxy, or disable an enabled one.
+    Toggle {
+        #[command(flatten)]
+        api: Api,
+        /// The proxy.
+        name: String,
+    },
+    /// Delete a proxy.
+    Delete {
+        #[command(flatten)]
+        api: Api,
+        /// The proxy.
+        name: String,
+    },
+    /// Add, update or remove toxics.
+    #[command(subcommand)]
+    Toxic(ToxicCommand),
+}
+
+/// Where the API is.
+#[derive(clap::Args)]
+pub struct Api {
+    /// The API's HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:8474")]
+    pub api: String,
+    /// Print the JSON the server answered.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `netloom proxy toxic …`.
+#[derive(clap::Subcommand)]
+pub enum ToxicCommand {
+    /// Add a toxic.
+    Add {
+        #[command(flatten)]
+        api: Api,
+        /// The proxy.
+        proxy: String,
+        /// Toxic type (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data).
+        #[arg(short = 't', long = "type")]
+        kind: String,
+        /// Toxic name (default TYPE_STREAM).
+        #[arg(short = 'n', long = "toxic-name")]
+        toxic_name: Option<String>,
+        /// Attribute KEY=VALUE (integer values), repeatable.
+        #[arg(short, long = "attribute")]
+        attribute: Vec<String>,
+        /// Share of connections it acts on (0.0-1.0).
+        #[arg(long = "tox", default_value_t = 1.0)]
+        toxicity: f64,
+        /// Act on client -> upstream bytes.
+        #[arg(short, long, conflicts_with = "downstream")]
+        upstream: bool,
+        /// Act on upstream -> client bytes (the default).
+        #[arg(short, long)]
+        downstream: bool,
+    },
+    /// Change a toxic's attributes or toxicity (others keep their values).
+    Update {
+        #[command(flatten)]
+        api: Api,
+        /// The proxy.
+        proxy: String,
+        /// The toxic.
+        #[arg(short = 'n', long = "toxic-name")]
+        toxic_name: String,
+        /// Attribute KEY=VALUE (integer values), repeatable.
+        #[arg(short, long = "attribute")]
+        attribute: Vec<String>,
+        /// Share of connections it acts on (0.0-1.0).
+        #[arg(long = "tox")]
+        toxicity: Option<f64>,
+    },
+    /// Remove a toxic.
+    Remove {
+        #[command(flatten)]
+        api: Api,
+        /// The proxy.
+        proxy: String,
+        /// The toxic.
+        #[arg(short = 'n', long = "toxic-name")]
+        toxic_name: String,
+    },
+}
+
+/// Runs the server, or one control command.
+pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(cmd) => control(cmd),
+        None => serve(args),
+    }
+}
+
+fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let mut options = ServerOptions {
+        strict: args.strict,
+        threads: usize::from(args.threads),
+        ..ServerOptions::default()
+    };
+    if let Some(seed) = args.seed {
+        options.seed = seed;
+    }
+    let server = ProxyServer::new(options)?;
+    if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let (made, err) = server.populate(&v);
+        if let Some(e) = err {
+            bail!("{}: {e}", path.display());
+        }
+        for p in &made {
+            eprintln!(
+                "proxy {} listening on {} -> {}",
+                p["name"], p["listen"], p["upstream"]
+            );
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let addr = SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the API on {addr}"))?;
+        let bound = listener.local_addr()?;
+        println!("API listening on {bound} (seed {})", server.seed());
+        if !bound.ip().is_loopback() {
+            eprintln!(
+                "warning: the API listens on {bound}, not on loopback: anyone who can reach it \
+                 can create proxies"
+            );
+        }
+        netloom_proxy::api::serve(server, listener).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(api: &Api, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let (status, v) = ApiClient::new(&api.api).request(method, path, body)?;
+    if !(200..300).contains(&status) {
+        let msg = v["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or(v.to_string());
+        bail!("{method} {path}: {status}: {msg}");
+    }
+    Ok(v)
+}
+
+fn attributes(list: &[String]) -> anyhow::Result<Map<String, Value>> {
+    list.iter()
+        .map(|a| {
+            let (k, v) = a
+                .split_once('=')
+                .with_context(|| format!("attribute {a:?} is not KEY=VALUE"))?;
+            let n: u64 = v
+                .parse()
+                .with_context(|| format!("attribute {k}: {v:?} is not a non-negative integer"))?;
+            Ok((k.to_owned(), Value::from(n)))
+        })
+        .collect()
+}
+
+fn check_toxicity(t: f64) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&t) {
+        bail!("--tox {t} is not between 0.0 and 1.0");
+    }
+    Ok(())
+}
+
+fn print_proxy(p: &Value) {
+    let state = if p["enabled"] == true {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    println!(
+        "{}\t{}\t{}\t{state}\t{} toxics",
+        p["name"].as_str().unwrap_or(""),
+        p["listen"].as_str().unwrap_or(""),
+        p["upstream"].as_str().unwrap_or(""),
+        p["toxics"].as_array().map_or(0, Vec::len)
+    );
+}
+
+fn done(api: &Api, v: &Value, text: impl FnOnce(&Value)) -> anyhow::Result<ExitCode> {
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        text(v);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn control(cmd: ControlCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ControlCommand::List(api) => {
+            let v = call(&api, "GET", "/proxies", None)?;
+            done(&api, &v, |v| {
+                println!("name\tlisten\tupstream\tenabled\ttoxics");
+                for p in v.as_object().into_iter().flat_map(|m| m.values()) {
+                    print_proxy(p);
+                }
+            })
+        }
+        ControlCommand::Inspect { api, name } => {
+            let v = call(&api, "GET", &format!("/proxies/{name}"), None)?;
+            done(&api, &v, |v| {
+                print_proxy(v);
+                for t in v["toxics"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {}\t{}\t{}\ttoxicity {}\t{}",
+                        t["name"].as_str().unwrap_or(""),
+                        t["type"].as_str().unwrap_or(""),
+                        t["stream"].as_str().unwrap_or(""),
+                        t["toxicity"],
+                        t["attributes"]
+                    );
+                }
+            })
+        }
+        ControlCommand::Create {
+            api,
+            name,
+            listen,
+            upstream,
+        } => {
+            let body = json!({"name": name, "listen": listen, "upstream": upstream});
+            let v = call(&api, "POST", "/proxies", Some(&body))?;
+            done(&api, &v, |v| {
+                println!("created proxy {name} on {}", v["listen"])
+            })
+        }
+        ControlCommand::Toggle { api, name } => {
+            let p = call(&api, "GET", &format!("/proxies/{name}"), None)?;
+            let enabled = p["enabled"] != true;
+            let v = call(
+                &api,
+                "PATCH",
+                &format!("/proxies/{name}"),
+                Some(&json!({ "enabled": enabled })),
+            )?;
+            done(&api, &v, |_| {
+                println!(
+                    "proxy {name} {}",
+                    if enabled { "enabled" } else { "disabled" }
+                )
+            })
+        }
+        ControlCommand::Delete { api, name } => {
+            let v = call(&api, "DELETE", &format!("/proxies/{name}"), None)?;
+            done(&api, &v, |_| println!("deleted proxy {name}"))
+        }
+        ControlCommand::Toxic(t) => toxic(t),
+    }
+}
+
+fn toxic(cmd: ToxicCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ToxicCommand::Add {
+            api,
+            proxy,
+            kind,
+            toxic_name,
+            attribute,
+            toxicity,
+            upstream,
+            downstream: _,
+        } => {
+            check_toxicity(toxicity)?;
+            let mut body = json!({
+                "type": kind,
+                "stream": if upstream { "upstream" } else { "downstream" },
+                "toxicity": toxicity,
+                "attributes": attributes(&attribute)?,
+            });
+            if let Some(n) = toxic_name {
+                body["name"] = json!(n);
+            }
+            let v = call(
+                &api,
+                "POST",
+                &format!("/proxies/{proxy}/toxics"),
+                Some(&body),
+            )?;
+            done(&api, &v, |v| {
+                println!("added {} toxic {} on proxy {proxy}", v["stream"], v["name"])
+            })
+        }
+        ToxicCommand::Update {
+            api,
+            proxy,
+            toxic_name,
+            attribute,
+            toxicity,
+        } => {
+            let mut body = json!({ "attributes": attributes(&attribute)? });
+            if let Some(t) = toxicity {
+                check_toxicity(t)?;
+                body["toxicity"] = json!(t);
+            }
+            let path = format!("/proxies/{proxy}/toxics/{toxic_name}");
+            let v = call(&api, "PATCH", &path, Some(&body))?;
+            done(&api, &v, |_| {
+                println!("updated toxic {toxic_name} on proxy {proxy}")
+            })
+        }
+        ToxicCommand::Remove {
+            api,
+            proxy,
+            toxic_name,
+        } => {
+            let path = format!("/proxies/{proxy}/toxics/{toxic_name}");
+            let v = call(&api, "DELETE", &path, None)?;
+            done(&api, &v, |_| {
+                println!("removed toxic {toxic_name} from proxy {proxy}")
+            })
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `netloom trace` as an mtr user runs it: mtr's flags, the report layout (local host in
+//! the header, trailing silent hops as `???`), `--csv`, `--json`, exit codes, and usage
+//! errors refused up front with exit 2. Needs root (raw sockets, namespaces); skips
+//! otherwise.
+use std::process::Command;
+
+use netloom_testnet::Topology;
+
+const NETLOOM: &str = env!("CARGO_BIN_EXE_netloom");
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("running netloom");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn netloom(args: &[&str]) -> (i32, String, String) {
+    output(Command::new(NETLOOM).args(args))
+}
+
+#[test]
+fn mtr_flags_and_report_header() {
+    if !is_root() {
+        eprintln!("skipped: needs root (raw sockets)");
+        return;
+    }
+    let local = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let (code, out, err) = netloom(&[
+        "trace",
+        "-r",
+        "-n",
+        "-w",
+        "-c",
+        "2",
+        "-i",
+        "0",
+        "-s",
+        "100",
+        "-a",
+        "127.0.0.1",
+        "-I",
+        "lo",
+        "127.0.0.1",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("Start: "), "{out}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&format!("HOST: {}", local.trim()))),
+        "the header names the local host, as mtr's: {out}"
+    );
+    assert!(out.contains("  1.|-- 127.0.0.1"), "{out}");
+    for (proto, flag) in [("tcp", "-T"), ("udp", "-u")] {
+        let (code, out, err) = netloom(&[
+            "trace",
+            flag,
+            "-P",
+            "9",
+            "-c",
+            "1",
+            "-i",
+            "0",
+            "-j",
+            "127.0.0.1",
+        ]);
+        assert_eq!(code, 0, "{flag}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(v["protocol"], proto);
+        assert_eq!(v["reached_at"], 1);
+        assert_eq!(v["local_host"], local.trim());
+    }
+    let (code, out, _) = netloom(&["trace", "-n", "-C", "-c", "1", "-i", "0", "127.0.0.1"]);
+    assert_eq!(code, 0);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Mtr_Version,Start_Time,Status,Host,Hop,Ip,Loss%,Snt, ,Last,Avg,Best,Wrst,StDev,")
+    );
+    let row: Vec<&str> = lines.next().expect("a hop").split(',').collect();
+    assert_eq!(
+        &row[2..8],
+        ["OK", "127.0.0.1", "1", "127.0.0.1", "0.00", "1"]
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_before_probing() {
+    for (args, needle) in [
+        (&["-c", "0"][..], "report-cycles"),
+        (&["-P", "80"][..], "-P/--port"),
+        (&["-f", "5", "-m", "3"][..], "--first-ttl 5"),
+        (&["-s", "10"][..], "psize"),
+        (&["--interval=-1"][..], "interval"),
+        (&["-T", "-u"][..], "cannot be used"),
+        (&["-j", "-C"][..], "cannot be used"),
+    ] {
+        let mut all = vec!["trace"];
+        all.extend_from_slice(args);
+        all.push("127.0.0.1");
+        let (code, out, err) = netloom(&all);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: nothing probed: {out}");
+    }
+}
+
+#[test]
+fn trailing_silent_hops_show_as_mtr_does() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    // Router 1 answers; router 2 drops the blackhole range in its routing lookup: mtr
+    // shows hop 1, then one `???` hop with 100 % loss, and so must we (exit 1: not reached).
+    let net = Topology::builder().routers(2).build().expect("topology");
+    let r1 = net.router_v4(1).expect("router 1").to_string();
+    let target = net.blackhole_v4().to_string();
+    let (code, out, err) = output(net.source().command(NETLOOM).args([
+        "trace", "-n", "-r", "-c", "1", "-i", "0", "-Z", "0.5", "-m", "6", &target,
+    ]));
+    assert_eq!(code, 1, "{out}{err}");
+    let hops: Vec<&str> = out.lines().filter(|l| l.contains(".|-- ")).collect();
+    assert_eq!(hops.len(), 2, "{out}");
+    assert!(hops[0].starts_with(&format!("  1.|-- {r1} ")), "{out}");
+    assert!(
+        hops[1].starts_with("  2.|-- ???") && hops[1].contains(" 100.0 "),
+        "{out}"
+    );
+}
+
+/// A tmux server of this test's own (its own socket), killed when dropped, also on failure.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("running tmux")
+    }
+
+    fn pane(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "live"]).stdout)
+            .into_owned()
+    }
+
+    /// Waits up to 10 s for the pane to contain `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let pane = self.pane();
+            if pane.contains(text) {
+                return pane;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} on the screen:\n{pane}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn live_view_in_a_real_terminal() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: needs tmux (scripts/install-test-deps)");
+        return;
+    }
+    let net = Topology::builder().routers(2).build().expect("topology");
+    let r1 = net.router_v4(1).expect("router 1").to_string();
+    let dst = net.destination_v4().to_string();
+    let tmux = Tmux {
+        socket: format!("netloom-trace-{}", std::process::id()),
+    };
+    let command = format!(
+        "ip netns exec {} {NETLOOM} trace -n -i 0.2 {dst}",
+        net.source().name()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "live",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pane = tmux.wait_for(&format!("3.   {dst}"));
+    assert!(pane.contains(&format!("1.   {r1}")), "{pane}");
+    assert!(pane.contains("Loss%") && pane.contains("Jttr"), "{pane}");
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.wait_for("round-trip time history");
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.wait_for("responders per hop");
+    tmux.cmd(&["send-keys", "-t", "live", "p"]);
+    tmux.wait_for("[paused]");
+    tmux.cmd(&["resize-window", "-t", "live", "-x", "70", "-y", "12"]);
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    let pane = tmux.wait_for("Loss%");
+    assert!(pane.lines().all(|l| l.chars().count() <= 70), "{pane}");
+    tmux.cmd(&["send-keys", "-t", "live", "q"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tmux.cmd(&["has-session", "-t", "live"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "q did not quit");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `--flows`: on a Linux ECMP router (multipath route, L4 hash) 16 UDP flows find both
+/// branches at hop 2; each flow keeps to one branch.
+#[test]
+fn flows_find_both_ecmp_branches() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
+    let dst = net.destination().to_string();
+    let (code, out, err) = output(net.source().command(NETLOOM).args([
+        "trace", "-n", "-u", "--flows", "16", "-c", "2", "-i", "0", "-Z", "1", "-j", &dst,
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["reached_at"], 3, "{out}");
+    let hop2 = &v["flows"][1];
+    assert_eq!(hop2["hop"], 2);
+    let mut seen: Vec<String> = hop2["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| r["address"].as_str().expect("address").to_owned())
+        .collect();
+    seen.sort();
+    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
+    assert_eq!(seen, want, "{out}");
+    // Constant within a flow: no flow was seen on both branches.
+    let flows: Vec<Vec<u64>> = hop2["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| {
+            r["flows"]
+                .as_array()
+                .expect("flows")
+                .iter()
+                .filter_map(serde_json::Value::as_u64)
+                .collect()
+        })
+        .collect();
+    assert!(flows[0].iter().all(|f| !flows[1].contains(f)), "{out}");
+    assert_eq!(flows[0].len() + flows[1].len(), 16, "{out}");
+}
+
+/// `--mda`: both ECMP branches found, in fewer probes than a fixed 16 flows per hop
+/// (3 hops: 48); the stopping rule gives 6 + 11 + 6 = 23.
+#[test]
+fn mda_finds_both_branches_in_fewer_probes_than_16_flows() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
+    let dst = net.destination().to_string();
+    let (code, out, err) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-u", "--mda", "-Z", "1", "-j", &dst]),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let mut seen: Vec<String> = v["flows"][1]["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| r["address"].as_str().expect("address").to_owned())
+        .collect();
+    seen.sort();
+    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
+    assert_eq!(seen, want, "{out}");
+    assert_eq!(v["mda_probes"], 23, "{out}");
+}
+
+/// Removes a directory when dropped (also when the test fails).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills a child process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn reverse_v4(ip: &str) -> String {
+    ip.split('.').rev().collect::<Vec<_>>().join(".")
+}
+
+/// Reverse DNS (default) and `-z` AS numbers, answered by dnsmasq running in the
+/// destination's namespace; the source namespace's resolv.conf points at it (never the
+/// internet).
+#[test]
+fn names_and_as_numbers_from_a_test_dns_server() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    if Command::new("dnsmasq").arg("--version").output().is_err() {
+        eprintln!("skipped: needs dnsmasq (scripts/install-test-deps: dnsmasq-base)");
+        return;
+    }
+    let net = Topology::builder().routers(2).build().expect("topology");
+    let r1 = net.router_v4(1).expect("router 1").to_string();
+    let dst = net.destination_v4().to_string();
+    let server = KillOnDrop(
+        net.destination()
+            .command("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+                "--pid-file=",
+                "--bind-interfaces",
+                &format!("--listen-address={dst}"),
+                &format!("--ptr-record={}.in-addr.arpa,router1.test", reverse_v4(&r1)),
+                &format!("--ptr-record={}.in-addr.arpa,target.test", reverse_v4(&dst)),
+                &format!(
+                    "--txt-record={}.origin.asn.cymru.com,64501 | 198.18.0.0/24 | ZZ | test | 2026-01-01",
+                    reverse_v4(&r1)
+                ),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts"),
+    );
+    let dir = std::path::PathBuf::from(format!("/etc/netns/{}", net.source().name()));
+    std::fs::create_dir_all(&dir).expect("/etc/netns dir");
+    let _dir = RemoveDir(dir.clone());
+    std::fs::write(dir.join("resolv.conf"), format!("nameserver {dst}\n")).expect("resolv.conf");
+    // dnsmasq needs a moment to bind.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, out, err) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-r", "-z", "-c", "1", "-i", "0", &dst]),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("  1.|-- AS64501 router1.test"), "{out}");
+    assert!(out.contains("  3.|-- AS??? target.test"), "{out}");
+    // -n: addresses only.
+    let (_, out, _) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-n", "-r", "-c", "1", "-i", "0", &dst]),
+    );
+    assert!(out.contains(&format!("  1.|-- {r1} ")), "{out}");
+    drop(server);
+}
