@@ -7,6 +7,8 @@ libraries it replaces:
   in-process (no ``mtr-packet`` subprocess);
 - :mod:`netloom.codec` -- every framer by name as incremental ``Decoder`` / ``Encoder``;
 - :mod:`netloom.fault` -- reset a socket, or any process's connections by host/port;
+  blackhole connections; track the connections of the code under test (and its
+  subprocesses) and reset or blackhole them;
 - :mod:`netloom.errors` -- one exception hierarchy under :class:`NetloomError`.
 
 The wheel also installs the ``netloom`` and ``mtr-packet`` programs.

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use crate::error::{Attr, Error};
 
 /// The Python exception for a fault error.
-fn fault_error(err: FaultError) -> PyErr {
+pub(crate) fn fault_error(err: FaultError) -> PyErr {
     let msg = err.to_string();
     match err {
         FaultError::MissingCapability {
@@ -48,6 +48,43 @@ fn endpoint(name: &str, s: Option<&str>) -> PyResult<Option<Endpoint>> {
     .transpose()
 }
 
+/// `"client"` / `"server"` as a [`Role`]; anything else is `InvalidArgument`.
+pub(crate) fn role(role: Option<&str>) -> PyResult<Option<Role>> {
+    match role {
+        None => Ok(None),
+        Some("client") => Ok(Some(Role::Client)),
+        Some("server") => Ok(Some(Role::Server)),
+        Some(other) => Err(Error::new(
+            "InvalidArgument",
+            format!("role={other:?}: expected 'client' or 'server'"),
+        )
+        .into()),
+    }
+}
+
+/// A [`Filter`] from the keyword arguments the Python functions share.
+pub(crate) fn filter(
+    local: Option<&str>,
+    remote: Option<&str>,
+    pid: Option<u32>,
+    role_name: Option<&str>,
+) -> PyResult<Filter> {
+    let mut filter = Filter::new();
+    if let Some(e) = endpoint("local", local)? {
+        filter = filter.local(e);
+    }
+    if let Some(e) = endpoint("remote", remote)? {
+        filter = filter.remote(e);
+    }
+    if let Some(pid) = pid {
+        filter = filter.pid(pid);
+    }
+    if let Some(r) = role(role_name)? {
+        filter = filter.role(r);
+    }
+    Ok(filter)
+}
+
 /// One reset connection: `(local, remote, role, method, error or None)`.
 type ReportTuple = (String, String, String, String, Option<String>);
 
@@ -63,28 +100,7 @@ fn reset_connections(
     role: Option<&str>,
     dry_run: bool,
 ) -> PyResult<Vec<ReportTuple>> {
-    let mut filter = Filter::new();
-    if let Some(e) = endpoint("local", local)? {
-        filter = filter.local(e);
-    }
-    if let Some(e) = endpoint("remote", remote)? {
-        filter = filter.remote(e);
-    }
-    if let Some(pid) = pid {
-        filter = filter.pid(pid);
-    }
-    match role {
-        None => {}
-        Some("client") => filter = filter.role(Role::Client),
-        Some("server") => filter = filter.role(Role::Server),
-        Some(other) => {
-            return Err(Error::new(
-                "InvalidArgument",
-                format!("role={other:?}: expected 'client' or 'server'"),
-            )
-            .into());
-        }
-    }
+    let filter = filter(local, remote, pid, role)?;
     if local.is_none() && remote.is_none() && pid.is_none() {
         return Err(Error::new(
             "InvalidArgument",

@@ -6,12 +6,14 @@
 //! [`error`] raises.
 #![warn(missing_docs)]
 
+mod blackhole;
 mod bridge;
 mod cli;
 mod codec;
 mod error;
 mod fault;
 mod probe;
+mod tracker;
 mod wait;
 
 use pyo3::prelude::*;
@@ -27,5 +29,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     codec::register(m)?;
     probe::register(m)?;
     fault::register(m)?;
+    blackhole::register(m)?;
+    tracker::register(m)?;
     Ok(())
 }
