@@ -9,17 +9,18 @@ libraries it replaces:
 - :mod:`netloom.fault` -- reset a socket, or any process's connections by host/port;
   blackhole connections; track the connections of the code under test (and its
   subprocesses) and reset or blackhole them;
+- :mod:`netloom.proxy` -- a chaos proxy in-process (Toxiproxy's toxics, typed);
 - :mod:`netloom.errors` -- one exception hierarchy under :class:`NetloomError`.
 
 The wheel also installs the ``netloom`` and ``mtr-packet`` programs.
 """
 import atexit
 
-from netloom import _native, codec, errors, fault, probe
+from netloom import _native, codec, errors, fault, probe, proxy
 from netloom._native import __version__
 from netloom.errors import NetloomError
 
 # Let native tasks finish touching Python before the interpreter goes away.
 atexit.register(_native._shutdown)
 
-__all__ = ["NetloomError", "__version__", "codec", "errors", "fault", "probe"]
+__all__ = ["NetloomError", "__version__", "codec", "errors", "fault", "probe", "proxy"]

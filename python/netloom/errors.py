@@ -82,5 +82,9 @@ class ChannelError(NetloomError):
     """A channel operation failed."""
 
 
+class ProxyError(NetloomError):
+    """A chaos-proxy operation failed (listen address, unknown proxy or toxic name)."""
+
+
 ProcessError = ProbeError
 """mtrpacket's name for a failed prober; here the prober is in-process."""

@@ -204,10 +204,11 @@ class Tracker:
         """Resets the tracked server connections (accepted on a local listener)."""
         return self.reset("server")
 
-    def blackhole(self, role: Optional[str] = None) -> Blackhole:
-        """Silences the tracked connections (all, or one role) until the returned
-        :class:`Blackhole` is removed (use it in a ``with``). Needs CAP_NET_ADMIN."""
-        return Blackhole(self._native.blackhole(role))
+    def blackhole(self, role: Optional[str] = None, *, peer: Optional[str] = None) -> Blackhole:
+        """Silences the tracked connections (all, or one role; only those to ``peer``,
+        ``"HOST:PORT"``, when given) until the returned :class:`Blackhole` is removed (use
+        it in a ``with``). Needs CAP_NET_ADMIN."""
+        return Blackhole(self._native.blackhole(role, peer))
 
     def reestablished(self, peer: str) -> int:
         """How many connections to ``peer`` (``"HOST:PORT"``, ``":PORT"``...) were opened

@@ -159,6 +159,7 @@ const CLASSES: &[&str] = &[
     "StateError",
     "FaultError",
     "ChannelError",
+    "ProxyError",
 ];
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

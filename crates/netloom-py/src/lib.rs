@@ -13,6 +13,7 @@ mod codec;
 mod error;
 mod fault;
 mod probe;
+mod proxy;
 mod tracker;
 mod wait;
 
@@ -31,5 +32,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fault::register(m)?;
     blackhole::register(m)?;
     tracker::register(m)?;
+    proxy::register(m)?;
     Ok(())
 }

@@ -188,18 +188,25 @@ impl PyTracker {
         })
     }
 
-    /// Blackholes the connections opened since creation (all, or one role) until the
-    /// returned object's `remove()`. Needs CAP_NET_ADMIN. No connection is
-    /// `InvalidArgument`.
-    #[pyo3(signature = (role=None))]
-    fn blackhole(&self, py: Python<'_>, role: Option<&str>) -> PyResult<PyBlackhole> {
+    /// Blackholes the connections opened since creation (all, or one role; only those to
+    /// `peer` when given) until the returned object's `remove()`. Needs CAP_NET_ADMIN. No
+    /// connection is `InvalidArgument`.
+    #[pyo3(signature = (role=None, peer=None))]
+    fn blackhole(
+        &self,
+        py: Python<'_>,
+        role: Option<&str>,
+        peer: Option<&str>,
+    ) -> PyResult<PyBlackhole> {
         let role = crate::fault::role(role)?;
+        let peer = filter(None, peer, None, None)?.remote.unwrap_or_default();
         catch(|| {
             py.detach(|| -> netloom_fault::Result<Option<Blackhole>> {
                 let conns: Vec<_> = self
                     .opened(role)?
                     .into_iter()
                     .map(|(m, _)| m.connection)
+                    .filter(|c| peer.matches(c.remote))
                     .collect();
                 if conns.is_empty() {
                     return Ok(None);
@@ -211,7 +218,7 @@ impl PyTracker {
             .ok_or_else(|| {
                 Error::new(
                     "InvalidArgument",
-                    "the tracker has no connection to blackhole (none opened since it was made)",
+                    "the tracker has no connection to blackhole (none opened since it was made, of that role, to that peer)",
                 )
                 .into()
             })
