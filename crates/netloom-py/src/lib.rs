@@ -8,6 +8,7 @@
 
 mod blackhole;
 mod bridge;
+mod channel;
 mod cli;
 mod codec;
 mod error;
@@ -33,5 +34,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     blackhole::register(m)?;
     tracker::register(m)?;
     proxy::register(m)?;
+    channel::register(m)?;
     Ok(())
 }
