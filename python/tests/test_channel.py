@@ -445,3 +445,25 @@ def test_group_and_ctrl_c_in_sync():
     # The loops are gone, and with them the listener.
     with pytest.raises(OSError):
         socket.create_connection(addr, timeout=1).close()
+
+
+BUSY_AT_EXIT = """
+import time
+from netloom.channel import Bootstrap, ChannelHandlerAdapter, ServerBootstrap
+server = ServerBootstrap().bind(address="127.0.0.1", port=0)
+port = server.channel().local_address()[1]
+class PingPong(ChannelHandlerAdapter):
+    def channel_read(self, ctx, b):
+        ctx.write(b)
+for _ in range(4):
+    Bootstrap(handler_initializer=PingPong).connect("127.0.0.1", port).sync().channel().write(b"x" * 100)
+time.sleep(0.1)
+"""
+
+
+def test_exit_while_callbacks_run_is_clean():
+    # Event loop threads call into Python all the time here; the interpreter must still
+    # exit cleanly (netloom's atexit hook stops the loops first).
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", BUSY_AT_EXIT], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
