@@ -79,7 +79,7 @@ impl Shared {
 }
 
 /// "Look at your link again" (toxics changed, or the other side became writable).
-struct Wake;
+pub(crate) struct Wake;
 
 /// The upstream channel, handed to the client side once connected.
 struct Connected(Channel);

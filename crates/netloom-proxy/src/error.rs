@@ -31,6 +31,17 @@ pub enum ProxyError {
     /// No toxic of that type.
     #[error("invalid toxic type: {0:?}")]
     InvalidToxicType(String),
+    /// A toxic type that exists only for proxies of the other protocol (e.g. `slicer` on a
+    /// UDP proxy, `duplicate` on a TCP one).
+    #[error("invalid toxic type for a {protocol} proxy: {toxic:?} works on {only} proxies only")]
+    ToxicProtocol {
+        /// The toxic type.
+        toxic: String,
+        /// The proxy's protocol.
+        protocol: &'static str,
+        /// The protocol the type belongs to.
+        only: &'static str,
+    },
     /// A toxic of that name exists on the proxy.
     #[error("toxic already exists: {0}")]
     ToxicExists(String),
@@ -85,6 +96,7 @@ impl ProxyError {
             | ProxyError::MissingField(_)
             | ProxyError::InvalidStream(_)
             | ProxyError::InvalidToxicType(_)
+            | ProxyError::ToxicProtocol { .. }
             | ProxyError::InvalidAttribute { .. } => 400,
             ProxyError::ProxyNotFound(_) | ProxyError::ToxicNotFound(_) => 404,
             ProxyError::ProxyExists(_) | ProxyError::ToxicExists(_) => 409,

@@ -4,7 +4,10 @@
 //! `POST /proxies`, toxics added with `POST /proxies/{name}/toxics`. Every Toxiproxy toxic
 //! is here (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data), with
 //! Toxiproxy's attributes and units, and netloom's extensions: triggers (`after`,
-//! `until`), per-client toxics (`clients`), seeded randomness.
+//! `until`), per-client toxics (`clients`), seeded randomness, and UDP proxies
+//! (`"protocol": "udp"`: each client a tracked peer with its own upstream socket, toxics on
+//! whole datagrams including `loss`, `duplicate` and `reorder`; see [`toxic::udp`] and
+//! [`ProxyServer::udp_proxy`]).
 //!
 //! From Rust tests, no HTTP is needed:
 //!
@@ -45,11 +48,13 @@ mod server;
 mod spec;
 pub mod toxic;
 mod typed;
+mod udp;
 
 pub use client::ApiClient;
 pub use error::ProxyError;
 pub use metrics::ProxyMetrics;
 pub use rng::Rng;
 pub use server::{ProxyGuard, ProxyServer, ServerOptions};
-pub use spec::{ClientNet, Stream, ToxicEntry, Trigger};
+pub use spec::{ClientNet, Protocol, Stream, ToxicEntry, Trigger};
 pub use typed::ToxicSpec;
+pub use udp::{UdpMetrics, UdpSettings};

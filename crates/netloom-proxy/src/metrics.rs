@@ -4,6 +4,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::udp::UdpMetrics;
+
 /// The counters of one proxy.
 ///
 /// ```
@@ -17,6 +19,7 @@ pub struct ProxyMetrics {
     pub(crate) bytes_downstream: AtomicU64,
     pub(crate) upstream_failures: AtomicU64,
     activations: Mutex<BTreeMap<String, u64>>,
+    udp: UdpMetrics,
 }
 
 impl ProxyMetrics {
@@ -59,6 +62,15 @@ impl ProxyMetrics {
     pub fn activations(&self, kind: &str) -> u64 {
         let a = self.activations.lock().unwrap_or_else(|e| e.into_inner());
         a.get(kind).copied().unwrap_or(0)
+    }
+
+    /// The counters of a UDP proxy (datagrams, peers, drops).
+    ///
+    /// ```
+    /// assert_eq!(netloom_proxy::ProxyMetrics::default().udp().duplicated(), 0);
+    /// ```
+    pub fn udp(&self) -> &UdpMetrics {
+        &self.udp
     }
 
     pub(crate) fn activation(&self, kind: &str) {
@@ -130,5 +142,6 @@ pub(crate) fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a ProxyMetric
                 .collect()
         },
     );
+    crate::udp::metrics::render(&mut out, &proxies, escape);
     out
 }

@@ -4,6 +4,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::UdpSettings;
+use crate::spec::Protocol;
+use netloom_channel::udp::UdpEndpoint;
 use netloom_channel::{
     ChannelOptions, EventLoopGroup, ServerBootstrap, ServerChannel, TlsClientConfig, TlsHandler,
     TlsServerConfig,
@@ -57,6 +60,9 @@ struct ProxyState {
     upstream: String,
     enabled: bool,
     tls: Tls,
+    protocol: Protocol,
+    udp: UdpSettings,
+    udp_endpoint: Option<UdpEndpoint>,
     shared: Arc<Shared>,
     server: Option<ServerChannel>,
 }
@@ -120,6 +126,10 @@ fn proxy_json(name: &str, p: &ProxyState) -> Value {
     if let Some(t) = &p.tls.upstream_json {
         v["upstream_tls"] = t.clone();
     }
+    if p.protocol == Protocol::Udp {
+        v["protocol"] = json!(p.protocol.as_str());
+        v["udp"] = p.udp.to_json();
+    }
     v
 }
 
@@ -131,6 +141,8 @@ const PROXY_FIELDS: &[&str] = &[
     "toxics",
     "tls",
     "upstream_tls",
+    "protocol",
+    "udp",
 ];
 
 /// TLS of a proxy (netloom extensions): `"tls": {"cert": PEM_PATH, "key": PEM_PATH}`
@@ -226,6 +238,8 @@ struct ProxyDef {
     enabled: bool,
     toxics: Vec<Arc<ToxicEntry>>,
     tls: Tls,
+    protocol: Protocol,
+    udp: UdpSettings,
 }
 
 impl ProxyServer {
@@ -286,12 +300,31 @@ impl ProxyServer {
         let name = name.ok_or_else(|| ProxyError::MissingField(at("name")))?;
         let upstream = str_field(m, "upstream")?.filter(|s| !s.is_empty());
         let upstream = upstream.ok_or_else(|| ProxyError::MissingField(at("upstream")))?;
+        let protocol = match str_field(m, "protocol")? {
+            Some(p) => Protocol::parse(&p)?,
+            None => Protocol::Tcp,
+        };
+        let udp = match protocol {
+            Protocol::Udp => UdpSettings::from_json(m.get("udp"), self.strict())?,
+            Protocol::Tcp if m.get("udp").is_some_and(|v| !v.is_null()) => {
+                return Err(ProxyError::BadRequestBody(
+                    "udp settings need \"protocol\": \"udp\"".into(),
+                ));
+            }
+            Protocol::Tcp => UdpSettings::default(),
+        };
+        let has = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
+        if protocol == Protocol::Udp && (has("tls") || has("upstream_tls")) {
+            return Err(ProxyError::BadRequestBody(
+                "tls and upstream_tls need a tcp proxy (a udp proxy carries datagrams)".into(),
+            ));
+        }
         let mut toxics: Vec<Arc<ToxicEntry>> = Vec::new();
         match m.get("toxics") {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
                 for t in list {
-                    let t = ToxicEntry::from_json(t, self.strict())?;
+                    let t = ToxicEntry::from_json_for(t, self.strict(), protocol)?;
                     if toxics.iter().any(|o| o.name == t.name) {
                         return Err(ProxyError::ToxicExists(t.name));
                     }
@@ -311,11 +344,25 @@ impl ProxyServer {
             enabled: bool_field(m, "enabled")?.unwrap_or(true),
             toxics,
             tls: parse_tls(m, self.strict())?,
+            protocol,
+            udp,
         })
     }
 
     fn start(&self, name: &str, p: &mut ProxyState) -> Result<(), ProxyError> {
         let addr = resolve_listen(&p.listen)?;
+        if p.protocol == Protocol::Udp {
+            let ep = crate::udp::start(&self.inner.group, p.shared.clone(), p.udp, addr).map_err(
+                |e| ProxyError::Listen {
+                    addr: p.listen.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                },
+            )?;
+            p.listen = ep.local_addr().to_string();
+            tracing::info!(proxy = name, listen = %p.listen, upstream = %p.upstream, "udp proxy started");
+            p.udp_endpoint = Some(ep);
+            return Ok(());
+        }
         let shared = p.shared.clone();
         let tls = p.tls.listen.clone();
         let server = ServerBootstrap::new(&self.inner.group, &self.inner.group)
@@ -342,6 +389,10 @@ impl ProxyServer {
     }
 
     fn stop(p: &mut ProxyState) {
+        if let Some(ep) = p.udp_endpoint.take() {
+            ep.close();
+            let _ = ep.close_future().sync();
+        }
         if let Some(s) = p.server.take() {
             s.close();
             // Wait until the port is free, so a restart can bind it again.
@@ -356,6 +407,9 @@ impl ProxyServer {
             upstream: def.upstream.clone(),
             enabled: def.enabled,
             tls: def.tls.clone(),
+            protocol: def.protocol,
+            udp: def.udp,
+            udp_endpoint: None,
             shared: Arc::new(Shared {
                 name: def.name.clone(),
                 upstream: def.upstream.clone(),
@@ -433,7 +487,10 @@ impl ProxyServer {
         let mut proxies = self.lock();
         for def in defs {
             if let Some(old) = proxies.get(&def.name) {
-                if old.listen == def.listen && old.upstream == def.upstream {
+                if old.listen == def.listen
+                    && old.upstream == def.upstream
+                    && old.protocol == def.protocol
+                {
                     made.push(proxy_json(&def.name, old));
                     continue;
                 }
@@ -501,10 +558,19 @@ impl ProxyServer {
         let listen = str_field(m, "listen")?;
         let upstream = str_field(m, "upstream")?;
         let enabled = bool_field(m, "enabled")?;
+        let protocol = str_field(m, "protocol")?
+            .map(|p| Protocol::parse(&p))
+            .transpose()?;
         let mut proxies = self.lock();
         let p = proxies
             .get_mut(name)
             .ok_or_else(|| ProxyError::ProxyNotFound(name.to_owned()))?;
+        if protocol.is_some_and(|pr| pr != p.protocol) {
+            return Err(ProxyError::BadRequestBody(format!(
+                "the protocol of proxy {name} is {}; delete and create it to change that",
+                p.protocol.as_str()
+            )));
+        }
         let listen = listen.unwrap_or_else(|| p.listen.clone());
         let upstream = upstream.unwrap_or_else(|| p.upstream.clone());
         let enabled = enabled.unwrap_or(p.enabled);
@@ -517,6 +583,8 @@ impl ProxyServer {
                 enabled: p.enabled,
                 toxics: p.shared.snapshot().1.to_vec(),
                 tls: p.tls.clone(),
+                protocol: p.protocol,
+                udp: p.udp,
             };
             let metrics = p.shared.metrics.clone();
             *p = self.new_state(&def, Some(metrics));
@@ -589,8 +657,9 @@ impl ProxyServer {
     /// ```
     pub fn add_toxic(&self, proxy: &str, body: &Value) -> Result<Value, ProxyError> {
         let strict = self.strict();
+        let protocol = self.lock().get(proxy).map(|p| p.protocol);
         self.with_toxics(proxy, |toxics| {
-            let t = ToxicEntry::from_json(body, strict)?;
+            let t = ToxicEntry::from_json_for(body, strict, protocol.unwrap_or_default())?;
             if toxics.iter().any(|o| o.name == t.name) {
                 return Err(ProxyError::ToxicExists(t.name));
             }
@@ -739,6 +808,55 @@ impl ProxyServer {
         upstream: &str,
     ) -> Result<ProxyGuard, ProxyError> {
         let v = self.create(&json!({"name": name, "listen": listen, "upstream": upstream}))?;
+        let listen = v["listen"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Ok(ProxyGuard {
+            server: self.clone(),
+            name: name.to_owned(),
+            listen,
+        })
+    }
+
+    /// Creates UDP proxy `name` (default `udp` limits) and returns a guard that deletes it
+    /// when dropped.
+    ///
+    /// ```
+    /// let s = netloom_proxy::ProxyServer::new(Default::default()).unwrap();
+    /// let p = s.udp_proxy("dns", "127.0.0.1:0", "127.0.0.1:53").unwrap();
+    /// assert_eq!(s.get("dns").unwrap()["protocol"], "udp");
+    /// assert!(p.listen().port() != 0);
+    /// ```
+    pub fn udp_proxy(
+        &self,
+        name: &str,
+        listen: &str,
+        upstream: &str,
+    ) -> Result<ProxyGuard, ProxyError> {
+        self.udp_proxy_with(name, listen, upstream, UdpSettings::default())
+    }
+
+    /// [`udp_proxy`](ProxyServer::udp_proxy) with limits of its own.
+    ///
+    /// ```
+    /// use netloom_proxy::UdpSettings;
+    /// let s = netloom_proxy::ProxyServer::new(Default::default()).unwrap();
+    /// let limits = UdpSettings { idle_timeout_ms: 500, ..UdpSettings::default() };
+    /// let p = s.udp_proxy_with("dns", "127.0.0.1:0", "127.0.0.1:53", limits).unwrap();
+    /// assert_eq!(s.get("dns").unwrap()["udp"]["idle_timeout_ms"], 500);
+    /// ```
+    pub fn udp_proxy_with(
+        &self,
+        name: &str,
+        listen: &str,
+        upstream: &str,
+        settings: UdpSettings,
+    ) -> Result<ProxyGuard, ProxyError> {
+        let v = self.create(
+            &json!({"name": name, "listen": listen, "upstream": upstream,
+            "protocol": "udp", "udp": settings.to_json()}),
+        )?;
         let listen = v["listen"]
             .as_str()
             .and_then(|s| s.parse().ok())

@@ -51,6 +51,71 @@ impl Stream {
     }
 }
 
+/// What a proxy carries: TCP (Toxiproxy's only kind, the default) or UDP datagrams (a
+/// netloom extension: the proxy field `"protocol": "udp"`).
+///
+/// ```
+/// use netloom_proxy::Protocol;
+/// assert_eq!(Protocol::parse("udp").unwrap(), Protocol::Udp);
+/// assert_eq!(Protocol::default(), Protocol::Tcp);
+/// assert_eq!(Protocol::parse("sctp").unwrap_err().status(), 400);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// Byte streams (the default).
+    #[default]
+    Tcp,
+    /// Datagrams, each client address tracked as a peer with its own upstream socket.
+    Udp,
+}
+
+impl Protocol {
+    /// Parses `tcp` / `udp`.
+    ///
+    /// ```
+    /// assert!(netloom_proxy::Protocol::parse("tcp").is_ok());
+    /// ```
+    pub fn parse(s: &str) -> Result<Protocol, ProxyError> {
+        match s {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            other => Err(ProxyError::BadRequestBody(format!(
+                "protocol must be \"tcp\" or \"udp\", got {other:?}"
+            ))),
+        }
+    }
+
+    /// The name as the API shows it.
+    ///
+    /// ```
+    /// assert_eq!(netloom_proxy::Protocol::Udp.as_str(), "udp");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    /// The parser of toxic type `kind` on this protocol; a type that exists only for the
+    /// other protocol is refused naming the protocol.
+    fn lookup(self, kind: &str) -> Result<toxic::ParseFn, ProxyError> {
+        let (mine, other, other_name) = match self {
+            Protocol::Tcp => (toxic::lookup(kind), toxic::udp::lookup(kind), Protocol::Udp),
+            Protocol::Udp => (toxic::udp::lookup(kind), toxic::lookup(kind), Protocol::Tcp),
+        };
+        match (mine, other) {
+            (Some(f), _) => Ok(f),
+            (None, Some(_)) => Err(ProxyError::ToxicProtocol {
+                toxic: kind.to_owned(),
+                protocol: self.as_str(),
+                only: other_name.as_str(),
+            }),
+            (None, None) => Err(ProxyError::InvalidToxicType(kind.to_owned())),
+        }
+    }
+}
+
 /// When a toxic starts and stops acting on a connection (a netloom extension: the JSON
 /// fields `"after": {"bytes": N, "ms": N}` and `"until": {"ms": N}`).
 ///
@@ -165,6 +230,8 @@ pub struct ToxicEntry {
     pub trigger: Trigger,
     /// Which clients it acts on (empty: all).
     pub clients: Vec<ClientNet>,
+    /// The protocol of the proxy it belongs to (which registry parsed it).
+    pub protocol: Protocol,
 }
 
 const KNOWN_FIELDS: &[&str] = &[
@@ -294,12 +361,24 @@ fn clients_field(map: &Map<String, Value>) -> Result<Option<Vec<ClientNet>>, Pro
     }
 }
 
+/// Frame triggers need a byte stream: a UDP proxy refuses them (each datagram is one
+/// message already; `after.bytes` counts whole datagrams there).
+fn check_trigger(t: &Trigger, protocol: Protocol) -> Result<Trigger, ProxyError> {
+    if protocol == Protocol::Udp && t.after_frames.is_some() {
+        return Err(ProxyError::BadRequestBody(
+            "after.frames does not apply to a udp proxy (use after.bytes or after.ms)".into(),
+        ));
+    }
+    Ok(t.clone())
+}
+
 fn parse_toxic(
     kind: &str,
     attrs: Map<String, Value>,
     strict: bool,
+    protocol: Protocol,
 ) -> Result<Arc<dyn Toxic>, ProxyError> {
-    let parse = toxic::lookup(kind).ok_or_else(|| ProxyError::InvalidToxicType(kind.to_owned()))?;
+    let parse = protocol.lookup(kind)?;
     let mut a = Attrs::new(kind, attrs);
     let t = parse(&mut a)?;
     if strict && let Some(k) = a.unknown().first() {
@@ -320,15 +399,32 @@ impl ToxicEntry {
     /// assert_eq!(t.toxicity, 1.0);
     /// ```
     pub fn from_json(v: &Value, strict: bool) -> Result<ToxicEntry, ProxyError> {
+        ToxicEntry::from_json_for(v, strict, Protocol::Tcp)
+    }
+
+    /// A toxic for a proxy of `protocol`: types of the other protocol only are refused (400).
+    ///
+    /// ```
+    /// use netloom_proxy::{Protocol, ToxicEntry};
+    /// let loss = serde_json::json!({"type": "loss", "attributes": {"probability": 0.5}});
+    /// assert!(ToxicEntry::from_json_for(&loss, false, Protocol::Udp).is_ok());
+    /// let slicer = serde_json::json!({"type": "slicer"});
+    /// let e = ToxicEntry::from_json_for(&slicer, false, Protocol::Udp).unwrap_err();
+    /// assert_eq!(e.status(), 400);
+    /// assert!(e.to_string().contains("udp"));
+    /// ```
+    pub fn from_json_for(
+        v: &Value,
+        strict: bool,
+        protocol: Protocol,
+    ) -> Result<ToxicEntry, ProxyError> {
         let map = object(v, "a toxic")?;
         if strict {
             check_unknown(map, KNOWN_FIELDS, "a toxic")?;
         }
         let stream = Stream::parse(string_field(map, "stream")?.unwrap_or("downstream"))?;
         let kind = string_field(map, "type")?.unwrap_or("").to_owned();
-        if toxic::lookup(&kind).is_none() {
-            return Err(ProxyError::InvalidToxicType(kind));
-        }
+        protocol.lookup(&kind)?;
         let name = match string_field(map, "name")? {
             Some(n) if !n.is_empty() => n.to_owned(),
             _ => format!("{kind}_{}", stream.as_str()),
@@ -337,15 +433,18 @@ impl ToxicEntry {
             None | Some(Value::Null) => Map::new(),
             Some(a) => object(a, "attributes")?.clone(),
         };
+        let trigger = trigger_fields(map, &Trigger::default(), strict)?;
+        check_trigger(&trigger, protocol)?;
         Ok(ToxicEntry {
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
-            toxic: parse_toxic(&kind, attrs, strict)?,
+            toxic: parse_toxic(&kind, attrs, strict, protocol)?,
             name,
             kind,
             stream,
             toxicity: toxicity_field(map)?.unwrap_or(1.0),
-            trigger: trigger_fields(map, &Trigger::default(), strict)?,
+            trigger,
             clients: clients_field(map)?.unwrap_or_default(),
+            protocol,
         })
     }
 
@@ -375,8 +474,9 @@ impl ToxicEntry {
             kind: self.kind.clone(),
             stream: self.stream,
             toxicity: toxicity_field(map)?.unwrap_or(self.toxicity),
-            toxic: parse_toxic(&self.kind, attrs, strict)?,
-            trigger: trigger_fields(map, &self.trigger, strict)?,
+            toxic: parse_toxic(&self.kind, attrs, strict, self.protocol)?,
+            trigger: check_trigger(&trigger_fields(map, &self.trigger, strict)?, self.protocol)?,
+            protocol: self.protocol,
             clients: clients_field(map)?.unwrap_or_else(|| self.clients.clone()),
         })
     }

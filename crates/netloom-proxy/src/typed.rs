@@ -103,6 +103,36 @@ impl ToxicSpec {
         )
     }
 
+    /// `loss`: each datagram of a UDP proxy dropped with `probability` (0.0-1.0); on a
+    /// TCP proxy, the `loss` toxic of TCP proxies with the same attribute (the proxy's
+    /// protocol picks the toxic).
+    ///
+    /// ```
+    /// assert_eq!(netloom_proxy::ToxicSpec::loss(0.5).to_json()["attributes"]["probability"], 0.5);
+    /// ```
+    pub fn loss(probability: f64) -> ToxicSpec {
+        ToxicSpec::new("loss", json!({ "probability": probability }))
+    }
+
+    /// `duplicate` (UDP proxies): each datagram sent twice with `probability` (0.0-1.0).
+    ///
+    /// ```
+    /// assert_eq!(netloom_proxy::ToxicSpec::duplicate(0.1).to_json()["type"], "duplicate");
+    /// ```
+    pub fn duplicate(probability: f64) -> ToxicSpec {
+        ToxicSpec::new("duplicate", json!({ "probability": probability }))
+    }
+
+    /// `reorder` (UDP proxies): with `probability`, a datagram is held until `gap` later
+    /// datagrams passed (at most 1 s by default; see the `max_hold` attribute).
+    ///
+    /// ```
+    /// assert_eq!(netloom_proxy::ToxicSpec::reorder(0.2, 3).to_json()["attributes"]["gap"], 3);
+    /// ```
+    pub fn reorder(probability: f64, gap: u64) -> ToxicSpec {
+        ToxicSpec::new("reorder", json!({ "probability": probability, "gap": gap }))
+    }
+
     /// `limit_data`: close after this many bytes.
     ///
     /// ```

@@ -192,3 +192,85 @@ fn bad_options_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.json"));
 }
+
+fn udp_echo_server() -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let a = s.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    a
+}
+
+#[test]
+fn udp_proxy_from_the_control_cli() {
+    let up = udp_echo_server();
+    let (_srv, api, _err) = server(&["--seed", "1"]);
+    let (ok, out, err) = ctl(
+        &api,
+        &[
+            "create",
+            "dns",
+            "--udp",
+            "-u",
+            &up,
+            "--udp-max-peers",
+            "4",
+            "--json",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["protocol"], "udp");
+    assert_eq!(v["udp"]["max_peers"], 4);
+    let listen = v["listen"].as_str().unwrap().to_owned();
+
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.send_to(b"hello", &listen).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello");
+
+    let (ok, out, err) = ctl(
+        &api,
+        &[
+            "toxic",
+            "add",
+            "dns",
+            "-t",
+            "loss",
+            "-a",
+            "probability=1.0",
+            "-u",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    c.send_to(b"lost", &listen).unwrap();
+    assert!(
+        c.recv_from(&mut buf).is_err(),
+        "loss 1.0 drops the datagram"
+    );
+    let (ok, out, _) = ctl(&api, &["list"]);
+    assert!(ok && out.contains("\tudp"), "{out}");
+
+    // Refused: a TCP-only toxic on UDP (the server's 400), a limit out of range, a UDP
+    // limit without --udp.
+    let (ok, _, err) = ctl(&api, &["toxic", "add", "dns", "-t", "slicer"]);
+    assert!(!ok && err.contains("udp"), "{err}");
+    let (ok, _, err) = ctl(
+        &api,
+        &["create", "x", "--udp", "-u", &up, "--udp-max-peers", "0"],
+    );
+    assert!(!ok && err.contains("udp-max-peers"), "{err}");
+    let (ok, _, err) = ctl(
+        &api,
+        &["create", "y", "-u", &up, "--udp-idle-timeout-ms", "5"],
+    );
+    assert!(!ok && err.contains("--udp"), "{err}");
+}

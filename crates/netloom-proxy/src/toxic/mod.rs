@@ -22,6 +22,7 @@ mod reset_peer;
 mod slicer;
 mod slow_close;
 mod timeout;
+pub mod udp;
 
 /// Parses a toxic's attributes (already merged with its defaults by the caller).
 pub type ParseFn = fn(&mut Attrs) -> Result<Arc<dyn Toxic>, ProxyError>;
@@ -132,6 +133,11 @@ pub struct Output {
 pub trait Toxic: Send + Sync + fmt::Debug {
     /// Every attribute with its value (defaults included), as the API shows them.
     fn attributes(&self) -> Map<String, Value>;
+
+    /// The datagram behaviour of a toxic of UDP proxies (none for TCP toxics).
+    fn udp(&self) -> Option<&dyn udp::UdpToxic> {
+        None
+    }
 
     /// Handles one chunk that reached this toxic at `at`. The default passes it on.
     fn data(&self, st: &mut ToxicState, at: Instant, data: Bytes, out: &mut Output) {

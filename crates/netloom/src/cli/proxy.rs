@@ -61,6 +61,24 @@ pub enum ControlCommand {
         /// Upstream HOST:PORT.
         #[arg(short, long)]
         upstream: String,
+        /// Proxy UDP datagrams (the same as --protocol udp).
+        #[arg(long, conflicts_with = "protocol")]
+        udp: bool,
+        /// What the proxy carries: tcp (the default) or udp.
+        #[arg(long, value_parser = ["tcp", "udp"])]
+        protocol: Option<String>,
+        /// UDP: milliseconds without a datagram after which a client peer and its upstream
+        /// socket are closed (1-31536000000; server default 60000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000_000))]
+        udp_idle_timeout_ms: Option<u64>,
+        /// UDP: client peers tracked at once; datagrams of further clients are dropped
+        /// (1-65536; server default 1024).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        udp_max_peers: Option<u64>,
+        /// UDP: bytes one direction of one peer may hold in toxics before datagrams are
+        /// dropped (1024-67108864; server default 262144).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
+        udp_max_queued_bytes: Option<u64>,
     },
     /// Enable a disabled proxy, or disable an enabled one.
     Toggle {
@@ -95,19 +113,20 @@ pub struct Api {
 /// `netloom proxy toxic …`.
 #[derive(clap::Subcommand)]
 pub enum ToxicCommand {
-    /// Add a toxic.
+    /// Add a toxic (on a UDP proxy: latency, bandwidth, limit_data, loss, duplicate, reorder).
     Add {
         #[command(flatten)]
         api: Api,
         /// The proxy.
         proxy: String,
-        /// Toxic type (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data).
+        /// Toxic type (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data,
+        /// loss).
         #[arg(short = 't', long = "type")]
         kind: String,
         /// Toxic name (default TYPE_STREAM).
         #[arg(short = 'n', long = "toxic-name")]
         toxic_name: Option<String>,
-        /// Attribute KEY=VALUE (integer values), repeatable.
+        /// Attribute KEY=VALUE (a non-negative integer or decimal), repeatable.
         #[arg(short, long = "attribute")]
         attribute: Vec<String>,
         /// Share of connections it acts on (0.0-1.0).
@@ -129,7 +148,7 @@ pub enum ToxicCommand {
         /// The toxic.
         #[arg(short = 'n', long = "toxic-name")]
         toxic_name: String,
-        /// Attribute KEY=VALUE (integer values), repeatable.
+        /// Attribute KEY=VALUE (a non-negative integer or decimal), repeatable.
         #[arg(short, long = "attribute")]
         attribute: Vec<String>,
         /// Share of connections it acts on (0.0-1.0).
@@ -223,10 +242,19 @@ fn attributes(list: &[String]) -> anyhow::Result<Map<String, Value>> {
             let (k, v) = a
                 .split_once('=')
                 .with_context(|| format!("attribute {a:?} is not KEY=VALUE"))?;
-            let n: u64 = v
-                .parse()
-                .with_context(|| format!("attribute {k}: {v:?} is not a non-negative integer"))?;
-            Ok((k.to_owned(), Value::from(n)))
+            // Integers (most attributes) or decimals (`probability=0.3`).
+            let n = match v.parse::<u64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(Value::from)
+                    .with_context(|| {
+                        format!("attribute {k}: {v:?} is not a non-negative number")
+                    })?,
+            };
+            Ok((k.to_owned(), n))
         })
         .collect()
 }
@@ -244,8 +272,9 @@ fn print_proxy(p: &Value) {
     } else {
         "disabled"
     };
+    let udp = if p["protocol"] == "udp" { "\tudp" } else { "" };
     println!(
-        "{}\t{}\t{}\t{state}\t{} toxics",
+        "{}\t{}\t{}\t{state}\t{} toxics{udp}",
         p["name"].as_str().unwrap_or(""),
         p["listen"].as_str().unwrap_or(""),
         p["upstream"].as_str().unwrap_or(""),
@@ -294,8 +323,37 @@ fn control(cmd: ControlCommand) -> anyhow::Result<ExitCode> {
             name,
             listen,
             upstream,
+            udp,
+            protocol,
+            udp_idle_timeout_ms,
+            udp_max_peers,
+            udp_max_queued_bytes,
         } => {
-            let body = json!({"name": name, "listen": listen, "upstream": upstream});
+            let mut body = json!({"name": name, "listen": listen, "upstream": upstream});
+            let protocol = if udp {
+                Some("udp".to_owned())
+            } else {
+                protocol
+            };
+            let mut limits = Map::new();
+            for (k, v) in [
+                ("idle_timeout_ms", udp_idle_timeout_ms),
+                ("max_peers", udp_max_peers),
+                ("max_queued_bytes", udp_max_queued_bytes),
+            ] {
+                if let Some(v) = v {
+                    limits.insert(k.to_owned(), json!(v));
+                }
+            }
+            if !limits.is_empty() && protocol.as_deref() != Some("udp") {
+                bail!("--udp-* options need --udp (or --protocol udp)");
+            }
+            if let Some(p) = protocol {
+                body["protocol"] = json!(p);
+            }
+            if !limits.is_empty() {
+                body["udp"] = Value::Object(limits);
+            }
             let v = call(&api, "POST", "/proxies", Some(&body))?;
             done(&api, &v, |v| {
                 println!("created proxy {name} on {}", v["listen"])
