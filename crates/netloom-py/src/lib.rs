@@ -15,6 +15,7 @@ mod error;
 mod fault;
 mod probe;
 mod proxy;
+mod thread_state;
 mod tracker;
 mod wait;
 

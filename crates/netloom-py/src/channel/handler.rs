@@ -15,35 +15,6 @@ use pyo3::types::PyBytes;
 
 use super::objects::{Op, PyContext};
 
-thread_local! {
-    /// Whether this event loop thread keeps a Python thread state (see [`prime_thread`]).
-    static PRIMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Gives the calling event loop thread a Python thread state that outlives each callback.
-/// Without it every `Python::attach` on a thread Python does not know creates a thread
-/// state and deletes it again on release, which costs more than a short callback itself.
-/// Called once per thread, before its first callback; the loops are stopped by `netloom`'s
-/// atexit hook before the interpreter finalizes.
-pub(crate) fn prime_thread() {
-    PRIMED.with(|primed| {
-        if primed.get() {
-            return;
-        }
-        primed.set(true);
-        // SAFETY: the interpreter is initialized (a Python callback is about to run, so a
-        // handler object exists) and this thread holds no GIL: `PyGILState_Ensure` makes a
-        // thread state for it and takes the GIL; `PyEval_SaveThread` releases the GIL and
-        // keeps the state (its gilstate counter stays at 1), so later `Python::attach`
-        // calls on this thread reuse it. The state is never used after this call except
-        // through `PyGILState_Ensure`/`Release` pairs that pyo3 makes.
-        unsafe {
-            let _state = pyo3::ffi::PyGILState_Ensure();
-            pyo3::ffi::PyEval_SaveThread();
-        }
-    });
-}
-
 /// A Python object travelling between Python handlers (`ctx.fire_channel_read(obj)`).
 pub(crate) struct PyMsg(pub(crate) Py<PyAny>);
 
@@ -88,7 +59,7 @@ impl PyHandler {
         method: &str,
         arg: impl for<'py> FnOnce(Python<'py>) -> Option<Bound<'py, PyAny>>,
     ) -> HandlerResult {
-        prime_thread();
+        crate::thread_state::prime_thread();
         let (result, ops) = Python::attach(|py| {
             let pctx = self.ctx.bind(py);
             *pctx.get().ops.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());

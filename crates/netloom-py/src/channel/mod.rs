@@ -99,7 +99,7 @@ fn init_pipeline(
         p.add_last("tls", make()?)?;
     }
     let channel = p.channel().clone();
-    handler::prime_thread();
+    crate::thread_state::prime_thread();
     let stages = Python::attach(|py| -> PyResult<Vec<Stage>> {
         let pych = Py::new(py, PyChannel { channel })?;
         let made = initializer.bind(py).call0()?;
