@@ -194,8 +194,10 @@ class Bootstrap:
         self.server_hostname = server_hostname
 
     def connect(self, address: str, port: int, ensure_connected: bool = False, sni: Optional[str] = None) -> ChannelFuture:
-        """Connects to ``address:port``; the future's ``sync()`` raises a refused or
-        timed-out connect (as ``netloom.errors.ChannelError``)."""
+        """Connects to ``address:port`` and returns once connected or failed (Ctrl-C
+        interrupts the wait); the future's ``sync()`` raises a refused or timed-out
+        connect (as ``netloom.errors.ChannelError``). From inside a handler, connect with
+        another group than the handler's own, as py-netty's forwarding example does."""
         try:
             ch = _native.connect(
                 self.eventloop_group._native,
