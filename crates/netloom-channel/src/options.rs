@@ -39,6 +39,14 @@ pub struct ChannelOptions {
     pub auto_read: bool,
     /// Reads per wakeup before yielding to other channels of the loop (default 16).
     pub max_reads_per_poll: usize,
+    /// Stop reading while this channel is unwritable (default off). Right for a server
+    /// that answers on the channel it reads from (an echo): its own pending answers are
+    /// the backpressure, and reading on would pile up input without bound (under a flood
+    /// of tiny frames). Wrong for a channel whose input goes to *another* channel (a
+    /// forwarder or proxy): there the other side's writability must govern reading
+    /// (`set_auto_read`), and pausing on its own would deadlock two channels that each
+    /// wait for the other to read.
+    pub pause_reads_while_unwritable: bool,
     /// Bytes read per system call at most (default 128 KiB). Together with the write cap
     /// below, bulk echoes cost the least CPU per byte with it; see docs/benchmarks.md.
     /// Reads are slices of one buffer per event loop: a slice a handler keeps (instead of
@@ -84,6 +92,7 @@ impl Default for ChannelOptions {
             write_buffer_low_water_mark: 32 * 1024,
             auto_read: true,
             max_reads_per_poll: 16,
+            pause_reads_while_unwritable: false,
             read_chunk_size: 128 * 1024,
             max_bytes_per_gathering_write: 63 * 1024,
             connect_timeout: Duration::from_secs(30),

@@ -88,6 +88,7 @@ pub(crate) fn register_local<T: Transport>(
         transport: Some(transport),
         pipeline,
         max_reads: options.max_reads_per_poll,
+        pause_unwritable: options.pause_reads_while_unwritable,
         read_chunk: options.read_chunk_size,
         max_write: options.max_bytes_per_gathering_write,
         graceful_timeout: options.graceful_close_timeout,
@@ -131,6 +132,8 @@ struct ChannelTask<T: Transport> {
     transport: Option<T>,
     pipeline: Pipeline,
     max_reads: usize,
+    /// [`ChannelOptions::pause_reads_while_unwritable`].
+    pause_unwritable: bool,
     read_chunk: usize,
     /// Bytes per write system call at most (not applied to datagrams, which go whole).
     max_write: usize,
@@ -220,12 +223,14 @@ impl<T: Transport> ChannelTask<T> {
                 // read is not answered yet; the rest of the burst waits (the handlers hear
                 // of it at the end of the round). A bulk echo whose answer the socket took
                 // at once reads on.
-                || self.pipeline.channel.over_high_water()
-                // A round starts reading only when writable: decoders pause while the
-                // channel is unwritable (until below the low water mark), and one read per
-                // wake-up into a paused decoder piled up unbounded input (issue 13,
-                // defect 10).
-                || (reads == 0 && !self.pipeline.channel.is_writable())
+                || ((reads > 0 || self.pause_unwritable)
+                    && self.pipeline.channel.over_high_water())
+                // With `pause_reads_while_unwritable`, a round starts reading only when
+                // writable: decoders pause while the channel is unwritable (until below the
+                // low water mark), and one read per wake-up into a paused decoder piled up
+                // unbounded input (issue 13, defect 10). Off, a forwarder's two channels
+                // cannot each wait for the other to read.
+                || (self.pause_unwritable && reads == 0 && !self.pipeline.channel.is_writable())
             {
                 break;
             }

@@ -44,6 +44,11 @@ fn lines_echo(
     at_ping: &Arc<AtomicUsize>,
 ) -> std::net::SocketAddr {
     let (f, a) = (frames.clone(), at_ping.clone());
+    // An echo: it pauses its reads while its own answers are pending, as `netloom echo` does.
+    let options = ChannelOptions {
+        pause_reads_while_unwritable: true,
+        ..options
+    };
     let server = ServerBootstrap::new(group, group)
         .child_options(options)
         .child_handler(move |p| {

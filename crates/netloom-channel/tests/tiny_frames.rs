@@ -53,6 +53,7 @@ fn clients_sending_empty_lines_without_reading_keep_the_server_bounded() {
         .child_options(ChannelOptions {
             send_buffer_size: Some(4 * 1024),
             recv_buffer_size: Some(4 * 1024),
+            pause_reads_while_unwritable: true,
             ..ChannelOptions::default()
         })
         .child_handler(move |p| {

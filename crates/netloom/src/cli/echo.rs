@@ -169,6 +169,8 @@ fn child_options(args: &EchoArgs) -> ChannelOptions {
         tcp_notsent_lowat: (args.tcp_notsent_lowat > 0).then_some(args.tcp_notsent_lowat),
         read_chunk_size: args.read_chunk_size,
         max_bytes_per_gathering_write: args.max_bytes_per_gathering_write,
+        // An echo answers on the channel it reads: its own pending answers throttle it.
+        pause_reads_while_unwritable: true,
         ..ChannelOptions::default()
     };
     args.serve.apply(&mut options);
