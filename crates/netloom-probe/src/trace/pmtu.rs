@@ -120,23 +120,17 @@ pub async fn discover_pmtu(target: IpAddr, config: &PmtuConfig) -> Result<Vec<Ho
         let mut silent = 0u8;
         loop {
             match s.probe(ttl, size, config.timeout).await? {
-                Answer::TooBig { mtu } => {
-                    let next = match mtu {
-                        Some(m) if m < size && m >= floor => m,
-                        _ => match PLATEAUS.iter().find(|p| **p < size && **p >= floor) {
-                            Some(p) => *p,
-                            None => {
-                                hops.push(HopMtu {
-                                    ttl,
-                                    responder: None,
-                                    mtu: None,
-                                });
-                                break 'hops;
-                            }
-                        },
-                    };
-                    size = next;
-                }
+                Answer::TooBig { mtu } => match next_size(mtu, size, floor) {
+                    Some(next) => size = next,
+                    None => {
+                        hops.push(HopMtu {
+                            ttl,
+                            responder: None,
+                            mtu: None,
+                        });
+                        break 'hops;
+                    }
+                },
                 Answer::Hop { from, last } => {
                     hops.push(HopMtu {
                         ttl,
@@ -168,6 +162,16 @@ pub async fn discover_pmtu(target: IpAddr, config: &PmtuConfig) -> Result<Vec<Ho
         }
     }
     Ok(hops)
+}
+
+/// The size to resend at after a "too big" answer naming `mtu` for a probe of `size`:
+/// that MTU if it is smaller and not below `floor`, else the next common MTU below
+/// `size`; `None` when nothing at or above `floor` is left.
+fn next_size(mtu: Option<u32>, size: u32, floor: u32) -> Option<u32> {
+    match mtu {
+        Some(m) if m < size && m >= floor => Some(m),
+        _ => PLATEAUS.iter().copied().find(|p| *p < size && *p >= floor),
+    }
 }
 
 /// What came back for one probe.
@@ -427,6 +431,22 @@ fn register(sock: Socket) -> io::Result<AsyncFd<Socket>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_size_takes_the_reported_mtu_or_steps_down_the_plateaus() {
+        // A router that names its next-hop MTU.
+        assert_eq!(next_size(Some(1280), 1500, 68), Some(1280));
+        // RFC 792 routers send 0 (`IcmpPacket::mtu` gives None): the next plateau.
+        assert_eq!(next_size(None, 1500, 68), Some(1492));
+        assert_eq!(next_size(None, 9000, 68), Some(4352));
+        // A bogus MTU (not below the size sent, or below the minimum) is ignored.
+        assert_eq!(next_size(Some(1500), 1500, 68), Some(1492));
+        assert_eq!(next_size(Some(40), 1500, 68), Some(1492));
+        assert_eq!(next_size(Some(1000), 1500, 1280), Some(1492));
+        // Nothing left at or above IPv6's minimum below 1280.
+        assert_eq!(next_size(None, 1280, 1280), None);
+        assert_eq!(next_size(None, 296, 68), None);
+    }
 
     #[tokio::test]
     async fn refuses_an_empty_ttl_range_and_a_tiny_largest_size() {
