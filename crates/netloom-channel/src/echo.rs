@@ -1,4 +1,6 @@
-//! The echo handler.
+//! The echo handler: an example handler (a complete one in a dozen lines), used by the
+//! tests, the doc examples and `netloom echo`. The echo *servers* (signals, reports,
+//! printing) are application code and live in the CLI (`crates/netloom/src/cli/`).
 use crate::{Context, Handler, HandlerResult, Interest, Msg};
 
 /// Writes every message back. A flush only marks data ready: the channel writes after the

@@ -300,7 +300,9 @@ impl Forwarder {
                 if let Some(tls) = &cfg.tls_listen {
                     p.add_last(
                         "tls",
-                        TlsHandler::server(tls)?.handshake_timeout(cfg.tls_handshake_timeout),
+                        TlsHandler::server(tls)?
+                            .handshake_timeout(cfg.tls_handshake_timeout)
+                            .half_close(true),
                     )?;
                 }
                 if let Some(init) = &cfg.client_handlers {
@@ -451,7 +453,8 @@ impl Handler for Inbound {
                     p.add_last(
                         "tls",
                         TlsHandler::client(tls, &name)?
-                            .handshake_timeout(cfg.tls_handshake_timeout),
+                            .handshake_timeout(cfg.tls_handshake_timeout)
+                            .half_close(true),
                     )?;
                 }
                 if let Some(init) = &cfg.target_handlers {
@@ -463,6 +466,7 @@ impl Handler for Inbound {
                         client: client.clone(),
                         stats: stats.clone(),
                         linger: cfg.half_close_linger,
+                        to: cfg.to.clone(),
                     },
                 )?;
                 Ok(())
@@ -565,6 +569,8 @@ struct Outbound {
     client: Channel,
     stats: Arc<ForwardStats>,
     linger: Duration,
+    /// The target as configured (for the log).
+    to: RemoteAddr,
 }
 
 impl Handler for Outbound {
@@ -620,7 +626,25 @@ impl Handler for Outbound {
     }
 
     fn exception_caught(&mut self, ctx: &mut Context<'_>, error: ChannelError) -> HandlerResult {
-        tracing::debug!(channel = %ctx.channel(), %error, "target side failed");
+        match error.tls_error() {
+            // A certificate that does not verify, an alert, a handshake that never ends:
+            // the operator must see it (the client only sees its connection closed). The
+            // TLS handler reports a failure once, so this is one line per connection.
+            Some(reason) => tracing::warn!(
+                to = %self.to,
+                target_channel = %ctx.channel(),
+                client = %self.client,
+                %reason,
+                "TLS toward the target failed; closing the client"
+            ),
+            None if matches!(error, ChannelError::TlsHandshakeTimeout(_)) => tracing::warn!(
+                to = %self.to,
+                client = %self.client,
+                reason = %error,
+                "TLS toward the target failed; closing the client"
+            ),
+            None => tracing::debug!(channel = %ctx.channel(), %error, "target side failed"),
+        }
         ctx.close();
         Ok(())
     }

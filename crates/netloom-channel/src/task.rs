@@ -220,7 +220,12 @@ impl<T: Transport> ChannelTask<T> {
                 // read is not answered yet; the rest of the burst waits (the handlers hear
                 // of it at the end of the round). A bulk echo whose answer the socket took
                 // at once reads on.
-                || (reads > 0 && self.pipeline.channel.over_high_water())
+                || self.pipeline.channel.over_high_water()
+                // A round starts reading only when writable: decoders pause while the
+                // channel is unwritable (until below the low water mark), and one read per
+                // wake-up into a paused decoder piled up unbounded input (issue 13,
+                // defect 10).
+                || (reads == 0 && !self.pipeline.channel.is_writable())
             {
                 break;
             }
@@ -505,6 +510,12 @@ fn poll_write_slices<T: Transport, const N: usize>(
 //        -> close request? -> more queued events or flushes? next round
 //        -> advance a close -> arm the timer alarm -> Pending
 //
+// At most `MAX_ROUNDS_PER_POLL` rounds run per poll: a channel with more to do (a decoder
+// with a backlog of tiny frames, resumed after each write, ~700 frames a round) wakes
+// itself and yields, so the loop's other channels (a new client) are served in between.
+// A bulk transfer is unaffected: its reads come in bursts of `max_reads_per_poll` within
+// one round.
+//
 // | state               | reads                          | writes                 | leaves it when                                   |
 // |---------------------|--------------------------------|------------------------|--------------------------------------------------|
 // | open                | while auto_read and writable,  | flushed bytes, up to   | EOF, a read/write error, close, CloseMode::Output |
@@ -520,6 +531,9 @@ fn poll_write_slices<T: Transport, const N: usize>(
 // EOF without half-closure, a read error and an unhandled error all request a close
 // (graceful for EOF, forced otherwise). Writability is decided once per round, after
 // writing: at most one false-then-true pair per round, so no flapping.
+/// Rounds one poll of a channel task may run before it yields (see above).
+const MAX_ROUNDS_PER_POLL: usize = 4;
+
 impl<T: Transport> Future for ChannelTask<T> {
     type Output = ();
 
@@ -535,7 +549,9 @@ impl<T: Transport> Future for ChannelTask<T> {
             this.pipeline.fire_inbound(Ev::Active);
             this.pipeline.run();
         }
+        let mut rounds = 0;
         loop {
+            rounds += 1;
             this.drain_commands();
             this.pipeline.run();
             if this.pipeline.timers_changed || this.alarm.is_armed() {
@@ -550,10 +566,15 @@ impl<T: Transport> Future for ChannelTask<T> {
             this.take_output_shutdown();
             this.progress_output_shutdown(cx);
             this.take_close_request();
-            if this.pipeline.has_queued() || this.pipeline.flush_requested() {
-                continue;
+            let again = this.pipeline.has_queued()
+                || this.pipeline.flush_requested()
+                || (more == Burst::Short && this.may_read(cx));
+            if again && rounds >= MAX_ROUNDS_PER_POLL {
+                // Fair to the loop's other channels: the rest waits for the next poll.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
-            if more == Burst::Short && this.may_read(cx) {
+            if again {
                 continue;
             }
             if this.progress_close(cx) {

@@ -16,9 +16,6 @@ use crate::{
     ChannelError, CloseMode, Context, Handler, HandlerResult, Interest, Msg, TlsInfo, UserEvent,
 };
 
-/// Where `TlsClientConfig::system_roots` looks when `SSL_CERT_FILE` is not set.
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -194,7 +191,10 @@ impl TlsClientConfig {
     /// assert!(TlsClientConfig::from_roots_pem(b"").is_err());
     /// ```
     pub fn from_roots_pem(roots_pem: &[u8]) -> Result<Self, ChannelError> {
-        let roots = roots(roots_pem, "root certificate PEM")?;
+        Self::from_root_store(roots(roots_pem, "root certificate PEM")?)
+    }
+
+    fn from_root_store(roots: RootCertStore) -> Result<Self, ChannelError> {
         let cfg = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_err("protocol versions", e))?
@@ -203,17 +203,25 @@ impl TlsClientConfig {
         Ok(TlsClientConfig(Arc::new(cfg)))
     }
 
-    /// Trusts the system's CA bundle (`SSL_CERT_FILE`, else
-    /// `/etc/ssl/certs/ca-certificates.crt`).
+    /// Trusts the system's CA certificates, found by `rustls-native-certs`
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the platform's store). Fails when
+    /// none can be loaded, naming the first error met.
     ///
     /// ```no_run
     /// let _c = netloom_channel::TlsClientConfig::system_roots().unwrap();
     /// ```
     pub fn system_roots() -> Result<Self, ChannelError> {
-        let path: std::path::PathBuf =
-            std::env::var_os("SSL_CERT_FILE").map_or_else(|| SYSTEM_ROOTS.into(), Into::into);
-        let pem = read_file(&path, "CA bundle")?;
-        Self::from_roots_pem(&pem)
+        let found = rustls_native_certs::load_native_certs();
+        let mut store = RootCertStore::empty();
+        let (added, _unparsable) = store.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let reason = found.errors.first().map_or_else(
+                || "no CA certificate found".to_string(),
+                ToString::to_string,
+            );
+            return Err(config_err("system CA roots", reason));
+        }
+        Self::from_root_store(store)
     }
 
     /// Presents a client certificate chain and key, and trusts `roots` — the same order
@@ -259,6 +267,18 @@ impl TlsClientConfig {
 /// blocks the loop; `UserEvent::TlsHandshakeComplete` follows it, and a failure (untrusted
 /// certificate, wrong name, alert) reaches `exception_caught` as [`ChannelError::Tls`].
 ///
+/// # Closing
+///
+/// rustls may be called no more once it sent a fatal alert, so the handler keeps to one
+/// rule: after a failure it only flushes the pending alert, and a `close_notify` is only
+/// ever sent after the handshake completed. A close asked for during the handshake
+/// ([`CloseMode::Output`], or [`CloseMode::Graceful`] after writes that rustls holds until
+/// the handshake is done) waits for the handshake: then the held writes go out, then
+/// `close_notify`, then the close. A graceful close with nothing held closes at once.
+/// With [`TlsHandler::half_close`] the peer's `close_notify` becomes
+/// [`UserEvent::InputShutdown`] instead of a close, as a TCP FIN does with
+/// `ChannelOptions::allow_half_closure`.
+///
 /// ```no_run
 /// # fn main() -> Result<(), netloom_channel::ChannelError> {
 /// use netloom_channel::{Bootstrap, EventLoopGroup, TlsClientConfig, TlsHandler};
@@ -276,6 +296,16 @@ pub struct TlsHandler {
     plaintext_writes_left: usize,
     handshake_done: bool,
     failed: bool,
+    /// Whether `close_notify` went out (rustls must not be handed input after a full close).
+    closed: bool,
+    /// A close asked for before the handshake completed, done when it completes.
+    deferred_close: Option<CloseMode>,
+    /// Plaintext was written during the handshake (rustls holds it until the handshake is done).
+    holds_writes: bool,
+    /// The peer's `close_notify` becomes `InputShutdown` (see `half_close`).
+    half_close: bool,
+    /// `InputShutdown` was passed on (once, from `close_notify` or a TCP FIN).
+    input_ended: bool,
     out: BytesMut,
     plain: BytesMut,
     handshake_timeout: Option<Duration>,
@@ -330,6 +360,11 @@ impl TlsHandler {
             plaintext_writes_left: 0,
             handshake_done: false,
             failed: false,
+            closed: false,
+            deferred_close: None,
+            holds_writes: false,
+            half_close: false,
+            input_ended: false,
             out: BytesMut::new(),
             plain: BytesMut::new(),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
@@ -351,6 +386,23 @@ impl TlsHandler {
     /// ```
     pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> TlsHandler {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Half-close: the peer's `close_notify` is passed on as [`UserEvent::InputShutdown`]
+    /// (once; a later TCP FIN is not passed on again) and this side may go on writing,
+    /// instead of closing the channel. For a channel with
+    /// `ChannelOptions::allow_half_closure` (the forwarder sets both); off by default.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), netloom_channel::ChannelError> {
+    /// use netloom_channel::{TlsHandler, TlsServerConfig};
+    /// let cfg = TlsServerConfig::from_pem_files("cert.pem", "key.pem")?;
+    /// let _h = TlsHandler::server(&cfg)?.half_close(true);
+    /// # Ok(()) }
+    /// ```
+    pub fn half_close(mut self, on: bool) -> TlsHandler {
+        self.half_close = on;
         self
     }
 
@@ -381,6 +433,8 @@ impl TlsHandler {
         Ok(())
     }
 
+    /// rustls failed: from now on rustls is never called again, except to take the alert
+    /// it queued (sending anything after a fatal alert breaks its invariants).
     fn fail(&mut self, ctx: &mut Context<'_>, err: rustls::Error) -> HandlerResult {
         self.failed = true;
         // Send the alert rustls queued, then report.
@@ -390,7 +444,32 @@ impl TlsHandler {
             channel: ctx.channel().to_string(),
             source: Box::new(err),
         });
+        if self.deferred_close.take().is_some() {
+            // The close asked for during the handshake: the alert goes out first.
+            ctx.close_with(CloseMode::Graceful);
+        }
         Ok(())
+    }
+
+    /// Sends `close_notify` after what is pending, then passes the close on. Only after
+    /// the handshake: rustls asserts that no fatal alert follows a `close_notify`, and a
+    /// handshake step can still fail.
+    fn close_after_handshake(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
+        self.conn.send_close_notify();
+        self.write_records(ctx)?;
+        ctx.flush();
+        if mode != CloseMode::Output {
+            self.closed = true;
+        }
+        ctx.close_with(mode);
+        Ok(())
+    }
+
+    /// The peer ended its input (`close_notify`, or a TCP FIN reported by the channel).
+    fn input_ended(&mut self, ctx: &mut Context<'_>) {
+        if !std::mem::replace(&mut self.input_ended, true) {
+            ctx.fire_user_event(UserEvent::InputShutdown);
+        }
     }
 
     fn info(&self) -> TlsInfo {
@@ -437,7 +516,7 @@ impl TlsHandler {
 
 impl Handler for TlsHandler {
     fn interest(&self) -> Interest {
-        Interest::ACTIVE | Interest::READ | Interest::WRITE | Interest::CLOSE
+        Interest::ACTIVE | Interest::READ | Interest::WRITE | Interest::CLOSE | Interest::USER_EVENT
     }
 
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
@@ -467,7 +546,7 @@ impl Handler for TlsHandler {
                 return Ok(());
             }
         };
-        if self.failed {
+        if self.failed || self.closed {
             return Ok(());
         }
         let mut input: &[u8] = &bytes;
@@ -483,13 +562,24 @@ impl Handler for TlsHandler {
                 self.handshake_done = true;
                 ctx.cancel_timer();
                 ctx.fire_user_event(UserEvent::TlsHandshakeComplete(Box::new(self.info())));
+                if let Some(mode) = self.deferred_close.take() {
+                    // The held writes are queued now: close_notify follows them.
+                    self.close_after_handshake(ctx, mode)?;
+                }
             }
             peer_closed |= self.read_plaintext(ctx)?;
+            if self.closed {
+                break;
+            }
         }
         self.write_records(ctx)?;
         ctx.flush();
         if peer_closed {
-            ctx.close();
+            if self.half_close {
+                self.input_ended(ctx);
+            } else {
+                ctx.close();
+            }
         }
         Ok(())
     }
@@ -502,9 +592,11 @@ impl Handler for TlsHandler {
         }
         match msg.downcast::<Bytes>() {
             Ok(bytes) => {
-                if self.failed {
+                if self.failed || self.closed || self.deferred_close.is_some() {
+                    // Like writes after a close reaching the transport: dropped.
                     return Ok(());
                 }
+                self.holds_writes |= !self.handshake_done;
                 self.conn.writer().write_all(&bytes)?;
                 self.write_records(ctx)
             }
@@ -527,13 +619,34 @@ impl Handler for TlsHandler {
         Ok(())
     }
 
-    fn close(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
-        if mode != CloseMode::Forced && !self.failed {
-            self.conn.send_close_notify();
-            self.write_records(ctx)?;
-            ctx.flush();
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
+        match event {
+            // The TCP FIN: passed on once, whether or not a close_notify came first.
+            UserEvent::InputShutdown => self.input_ended(ctx),
+            other => ctx.fire_user_event(other),
         }
-        ctx.close_with(mode);
+        Ok(())
+    }
+
+    fn close(&mut self, ctx: &mut Context<'_>, mode: CloseMode) -> HandlerResult {
+        match mode {
+            CloseMode::Forced => ctx.close_with(mode),
+            _ if self.failed || self.closed => ctx.close_with(mode),
+            _ if self.handshake_done => self.close_after_handshake(ctx, mode)?,
+            // During the handshake: nothing held and no half-close to keep, close now
+            // (no close_notify: the handshake could still fail and need a fatal alert).
+            CloseMode::Graceful if !self.holds_writes => ctx.close_with(mode),
+            _ => {
+                // Wait for the handshake (bounded by its timeout); a full close wins over
+                // a half-close.
+                self.deferred_close = match (self.deferred_close, mode) {
+                    (Some(CloseMode::Graceful), _) | (_, CloseMode::Graceful) => {
+                        Some(CloseMode::Graceful)
+                    }
+                    _ => Some(CloseMode::Output),
+                };
+            }
+        }
         Ok(())
     }
 }

@@ -7,26 +7,11 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use common::{echo_server, round_trip};
+use common::{echo_server, pattern, round_trip, rss_kib};
 use netloom_channel::{EventLoopGroup, ForwardConfig, Forwarder};
 
 /// The tests measure this process's memory: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-fn pattern(offset: usize, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = ((offset + i) % 251) as u8;
-    }
-}
 
 /// Writes `total` patterned bytes.
 fn produce(mut s: TcpStream, total: usize) {
@@ -135,11 +120,8 @@ fn forwards_to_an_echo_server_and_fails_cleanly_without_a_target() {
     round_trip(&mut c, b"through the forwarder");
 
     // Nobody listens at the target: the client is closed, nothing hangs.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, refusing) = common::refusing_addr("127.0.0.1");
+    let port = refusing.port();
     let dead = Forwarder::bind(
         &group,
         "127.0.0.1:0".parse().unwrap(),

@@ -5,18 +5,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Log, Recorder, read_exact_timeout, round_trip, wait_until};
+use common::{
+    Log, Recorder, bind_local, read_exact_timeout, round_trip, time_until_closed, wait_until,
+};
 use netloom_channel::{
     ChannelOptions, EchoHandler, EventLoopGroup, FramingHandler, MemoryBudget, ServerBootstrap,
 };
 use netloom_codec::Framer;
-
-/// EOF or reset within 10 s.
-fn is_closed(c: &mut TcpStream) -> bool {
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 64];
-    matches!(c.read(&mut buf), Ok(0) | Err(_))
-}
 
 #[test]
 fn past_max_connections_new_connections_are_closed_until_a_slot_frees() {
@@ -26,18 +21,15 @@ fn past_max_connections_new_connections_are_closed_until_a_slot_frees() {
         .child_handler(|p| {
             p.add_last("echo", EchoHandler)?;
             Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let addr = server.local_addr().inet().unwrap();
+        });
+    let (_server, addr) = bind_local(server);
     let mut held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
     for c in &mut held {
         round_trip(c, b"in");
     }
     let mut fourth = TcpStream::connect(addr).unwrap();
     let _ = fourth.write_all(b"let me in");
-    assert!(is_closed(&mut fourth), "a fourth connection was served");
+    time_until_closed(&mut fourth); // closed, not served
     // The three are still served.
     for c in &mut held {
         round_trip(c, b"still in");
@@ -75,11 +67,8 @@ fn a_connection_that_would_pass_the_memory_budget_is_closed_naming_it() {
             .add_last("rec", Recorder(l.clone()))?
             .add_last("echo", EchoHandler)?;
             Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let addr = server.local_addr().inet().unwrap();
+        });
+    let (_server, addr) = bind_local(server);
     let part = vec![b'a'; 300 * 1024];
     // Three unfinished 300 KiB lines fit the 1 MiB budget...
     let mut fit: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -92,15 +81,9 @@ fn a_connection_that_would_pass_the_memory_budget_is_closed_naming_it() {
     // ... a fourth does not: that connection is closed with an error naming the limit.
     let mut over = TcpStream::connect(addr).unwrap();
     over.write_all(&part).unwrap();
-    assert!(is_closed(&mut over));
+    time_until_closed(&mut over);
     log.wait_for_prefix("exception:");
-    assert!(
-        log.events()
-            .iter()
-            .any(|e| e.starts_with("exception:") && e.contains("memory_budget")),
-        "{:?}",
-        log.events()
-    );
+    log.assert_exception_naming("memory_budget");
     // The others finish their lines and get them back.
     for c in &mut fit {
         c.write_all(b"\n").unwrap();

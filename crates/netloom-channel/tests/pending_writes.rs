@@ -10,19 +10,13 @@ use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, wait_until};
+use common::{Log, pattern, wait_until};
 use netloom_channel::{
     Channel, ChannelOptions, Context, EventLoopGroup, Handler, HandlerResult, Interest, Msg,
     PendingWrites, ServerBootstrap,
 };
 
 const CHUNK: usize = 1024;
-
-fn pattern(offset: usize, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = ((offset + i) % 251) as u8;
-    }
-}
 
 /// Holds every outbound message; when `release_every` is set, writes the held batch on at
 /// that period. Records the most bytes it ever held.

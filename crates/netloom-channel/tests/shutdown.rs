@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::round_trip;
+use common::{bind_local, round_trip};
 use netloom_channel::{
     Context, EchoHandler, EventLoopGroup, ForwardConfig, Forwarder, Handler, HandlerResult,
     Interest, ServerBootstrap,
@@ -16,15 +16,10 @@ use netloom_channel::{
 #[test]
 fn a_graceful_shutdown_stops_accepting_and_ends_connections_with_a_fin() {
     let group = EventLoopGroup::new(2, "shutdown").unwrap();
-    let server = ServerBootstrap::new(&group, &group)
-        .child_handler(|p| {
-            p.add_last("echo", EchoHandler)?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let addr = server.local_addr().inet().unwrap();
+    let (server, addr) = bind_local(ServerBootstrap::new(&group, &group).child_handler(|p| {
+        p.add_last("echo", EchoHandler)?;
+        Ok(())
+    }));
     let mut clients: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
     for c in &mut clients {
         round_trip(c, b"before the signal");
@@ -64,15 +59,11 @@ impl Handler for Flood {
 #[test]
 fn a_graceful_shutdown_is_bounded_by_the_grace_time() {
     let group = EventLoopGroup::new(1, "shutdown-grace").unwrap();
-    let server = ServerBootstrap::new(&group, &group)
-        .child_handler(|p| {
-            p.add_last("flood", Flood)?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    let (server, addr) = bind_local(ServerBootstrap::new(&group, &group).child_handler(|p| {
+        p.add_last("flood", Flood)?;
+        Ok(())
+    }));
+    let c = TcpStream::connect(addr).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let start = Instant::now();
     server

@@ -86,14 +86,10 @@ fn client_bootstrap_reads_and_writes() {
 #[test]
 fn refused_connect_is_an_error() {
     let group = EventLoopGroup::new(1, "refused").unwrap();
-    // Bind then drop a listener: its port is free and refuses.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound and held, never listening: nothing else can take the port, and it refuses.
+    let (_held, refusing) = common::refusing_addr("127.0.0.1");
     let err = Bootstrap::new(&group)
-        .connect(("127.0.0.1", port))
+        .connect(("127.0.0.1", refusing.port()))
         .sync()
         .unwrap_err();
     match err {

@@ -4,28 +4,23 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Log, Recorder};
+use common::{Log, Recorder, bind_local, time_until_closed};
 use netloom_channel::{
     ChannelOptions, EchoHandler, EventLoopGroup, ServerBootstrap, TlsHandler, TlsServerConfig,
 };
 
-/// Reads until EOF or reset; returns how long that took.
-fn time_until_closed(c: &mut TcpStream) -> Duration {
-    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) => return start.elapsed(),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                panic!("not closed after {:?}", start.elapsed())
-            }
-            Err(_) => return start.elapsed(),
-        }
-    }
+/// The server closed `c` after its timeout (300 ms in these tests), not at once, and said
+/// which limit it was.
+fn assert_closed_by_timeout(c: &mut TcpStream, log: &Log, limit: &str) {
+    let waited = time_until_closed(c);
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+    log.wait_for("inactive");
+    log.assert_exception_naming(limit);
 }
 
 fn echo_with_idle_timeout(group: &EventLoopGroup, timeout: Duration, log: &Log) -> SocketAddr {
@@ -37,11 +32,8 @@ fn echo_with_idle_timeout(group: &EventLoopGroup, timeout: Duration, log: &Log) 
             p.add_last("rec", Recorder(l.clone()))?
                 .add_last("echo", EchoHandler)?;
             Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    server.local_addr().inet().unwrap()
+        });
+    bind_local(server).1
 }
 
 #[test]
@@ -52,19 +44,7 @@ fn a_slowloris_client_is_closed_after_the_idle_timeout() {
     let mut c = TcpStream::connect(addr).unwrap();
     // Half a request line, then silence.
     c.write_all(b"GET / HTTP/1.1\r\nHost: x").unwrap();
-    let waited = time_until_closed(&mut c);
-    assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
-        "closed after {waited:?}"
-    );
-    log.wait_for("inactive");
-    assert!(
-        log.events()
-            .iter()
-            .any(|e| e.starts_with("exception:") && e.contains("idle_timeout")),
-        "{:?}",
-        log.events()
-    );
+    assert_closed_by_timeout(&mut c, &log, "idle_timeout");
 }
 
 #[test]
@@ -133,32 +113,17 @@ fn a_tls_client_hello_then_silence_is_closed_after_the_handshake_timeout() {
     let group = EventLoopGroup::new(1, "handshake").unwrap();
     let log = Log::default();
     let l = log.clone();
-    let server = ServerBootstrap::new(&group, &group)
-        .child_handler(move |p| {
-            p.add_last(
-                "tls",
-                TlsHandler::server(&cfg)?.handshake_timeout(Some(Duration::from_millis(300))),
-            )?
-            .add_last("rec", Recorder(l.clone()))?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    let server = ServerBootstrap::new(&group, &group).child_handler(move |p| {
+        p.add_last(
+            "tls",
+            TlsHandler::server(&cfg)?.handshake_timeout(Some(Duration::from_millis(300))),
+        )?
+        .add_last("rec", Recorder(l.clone()))?;
+        Ok(())
+    });
+    let (_server, addr) = bind_local(server);
+    let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(&client_hello()).unwrap();
     // The server answers the hello (ServerHello ...), then waits for the client's part.
-    let waited = time_until_closed(&mut c);
-    assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
-        "closed after {waited:?}"
-    );
-    log.wait_for("inactive");
-    assert!(
-        log.events()
-            .iter()
-            .any(|e| e.starts_with("exception:") && e.contains("handshake_timeout")),
-        "{:?}",
-        log.events()
-    );
+    assert_closed_by_timeout(&mut c, &log, "handshake_timeout");
 }

@@ -1,26 +1,20 @@
 //! Tiny frames and flow control (issue 13, defect 10): clients that send empty lines and
 //! never read must not make the server hold unbounded memory, and the server keeps
 //! answering others.
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::rss_kib;
 use netloom_channel::{
     Channel, ChannelOptions, Context, EchoHandler, EventLoopGroup, FramingHandler, Handler,
     HandlerResult, Interest, ServerBootstrap,
 };
 use netloom_codec::Framer;
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 /// Sends a line and expects it back, waiting up to 60 s (an unoptimized build on a busy
 /// machine is slow; the latency target is checked by a release benchmark, not here).

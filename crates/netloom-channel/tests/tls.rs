@@ -363,3 +363,248 @@ fn forwarder_terminates_and_originates_tls() {
     backend_log.wait_for("event:tls_handshake_complete");
     assert_eq!(fwd.stats().connections(), 1);
 }
+
+/// Events that say a handler panicked (a caught panic reaches `exception_caught` as
+/// `ChannelError::HandlerPanicked`).
+fn panics(log: &Log) -> Vec<String> {
+    log.events()
+        .into_iter()
+        .filter(|e| e.contains("panicked"))
+        .collect()
+}
+
+/// Writes a line and half-closes as soon as the channel is active — before the TLS
+/// handshake (which the handler before it started) can have completed.
+struct WriteThenHalfClose;
+
+impl Handler for WriteThenHalfClose {
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.write_and_flush(Bytes::from_static(b"hello\n"));
+        ctx.close_with(netloom_channel::CloseMode::Output);
+        ctx.fire_channel_active();
+        Ok(())
+    }
+}
+
+fn half_closure() -> netloom_channel::ChannelOptions {
+    netloom_channel::ChannelOptions {
+        allow_half_closure: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_half_close_during_the_handshake_then_a_failed_verification_is_an_error_not_a_panic() {
+    // The forwarder's case (issue 13): the client's FIN reached the target side while its
+    // handshake ran, and the certificate then failed to verify. rustls asserted
+    // `!sent_fatal_alert` because a close_notify had gone out before the fatal alert.
+    let group = EventLoopGroup::new(1, "tls-halfclose-fail").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let server_log = Log::default();
+    let addr = tls_server(
+        &group,
+        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
+        &server_log,
+    );
+    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let client_log = Log::default();
+    let l = client_log.clone();
+    let ch = Bootstrap::new(&group)
+        .options(half_closure())
+        .handler(move |p| {
+            p.add_last(
+                "tls",
+                TlsHandler::client(&roots, "other.example")?.half_close(true),
+            )?
+            .add_last("rec", Recorder(l.clone()))?
+            .add_last("write", WriteThenHalfClose)?;
+            Ok(())
+        })
+        .connect(addr)
+        .sync()
+        .unwrap();
+    wait_until("client closed", Duration::from_secs(10), || !ch.is_open());
+    assert!(panics(&client_log).is_empty(), "{:?}", client_log.events());
+    let errors = tls_errors(&client_log);
+    assert!(
+        errors.iter().any(|e| e.contains("not valid for name")),
+        "{:?}",
+        client_log.events()
+    );
+    // The held line never went out in clear or otherwise.
+    server_log.wait_for("unregistered");
+    assert!(
+        !server_log.contains("read:hello\n"),
+        "{:?}",
+        server_log.events()
+    );
+}
+
+#[test]
+fn a_half_close_during_the_handshake_waits_for_it_then_sends_the_data_and_close_notify() {
+    let group = EventLoopGroup::new(1, "tls-halfclose-ok").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let server_log = Log::default();
+    let addr = tls_server(
+        &group,
+        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
+        &server_log,
+    );
+    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let client_log = Log::default();
+    let l = client_log.clone();
+    let ch = Bootstrap::new(&group)
+        .options(half_closure())
+        .handler(move |p| {
+            p.add_last(
+                "tls",
+                TlsHandler::client(&roots, "localhost")?.half_close(true),
+            )?
+            .add_last("rec", Recorder(l.clone()))?
+            .add_last("write", WriteThenHalfClose)?;
+            Ok(())
+        })
+        .connect(addr)
+        .sync()
+        .unwrap();
+    // The server got the line, then the close_notify (it closes on it), and its echo,
+    // written before it closed, still reaches the half-closed client.
+    server_log.wait_for("read:hello\n");
+    client_log.wait_for("read:hello\n");
+    wait_until("client closed", Duration::from_secs(10), || !ch.is_open());
+    server_log.wait_for("unregistered");
+    assert!(
+        tls_errors(&server_log).is_empty(),
+        "{:?}",
+        server_log.events()
+    );
+    assert!(
+        tls_errors(&client_log).is_empty(),
+        "{:?}",
+        client_log.events()
+    );
+}
+
+#[test]
+fn a_write_then_close_before_the_handshake_still_delivers_the_write() {
+    let group = EventLoopGroup::new(1, "tls-close-early").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let server_log = Log::default();
+    let addr = tls_server(
+        &group,
+        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
+        &server_log,
+    );
+    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let client_log = Log::default();
+    let ch = tls_client(&group, addr, roots, "localhost", &client_log);
+    ch.write_and_flush(Bytes::from_static(b"last words"))
+        .unwrap();
+    ch.close();
+    server_log.wait_for("read:last words");
+    wait_until("client closed", Duration::from_secs(10), || !ch.is_open());
+    assert!(
+        tls_errors(&server_log).is_empty(),
+        "{:?}",
+        server_log.events()
+    );
+}
+
+#[test]
+fn forwarding_to_a_target_whose_certificate_fails_after_the_client_half_closed_is_clean() {
+    // `printf 'hello\n' | nc -q1 FWD` with `--tls-to` toward a wrong-name server.
+    let group = EventLoopGroup::new(1, "tls-fwd-fail").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["wrong.example"]);
+    let backend_log = Log::default();
+    let backend = tls_server(
+        &group,
+        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
+        &backend_log,
+    );
+    let target_log = Log::default();
+    let l = target_log.clone();
+    let mut cfg = ForwardConfig::new(backend).with_target_handlers(move |p| {
+        p.add_last("rec", Recorder(l.clone()))?;
+        Ok(())
+    });
+    cfg.tls_to = Some(TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap());
+    cfg.tls_server_name = Some("localhost".into());
+    let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), cfg).unwrap();
+    for _ in 0..3 {
+        let mut c = std::net::TcpStream::connect(fwd.local_addr()).unwrap();
+        // When the verification fails first, the forwarder has already closed (reset) the
+        // client by the time it writes or half-closes: that is fine too.
+        let _ = std::io::Write::write_all(&mut c, b"hello\n");
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        assert_eq!(common::read_to_end(&mut c), b"", "EOF, nothing forwarded");
+    }
+    wait_until("three failures", Duration::from_secs(10), || {
+        tls_errors(&target_log).len() >= 3
+    });
+    assert!(panics(&target_log).is_empty(), "{:?}", target_log.events());
+    assert!(
+        tls_errors(&target_log)
+            .iter()
+            .all(|e| e.contains("not valid for name")),
+        "{:?}",
+        target_log.events()
+    );
+    assert!(!backend_log.contains("read:hello\n"));
+}
+
+#[test]
+fn a_tls_client_that_half_closes_through_the_forwarder_still_gets_the_reply() {
+    // The client sends its request, then close_notify and FIN; the forwarder terminating
+    // TLS passes the half-close on to the plain target as a FIN, and the target's answer
+    // (then its FIN, as close_notify) still reaches the client.
+    let group = EventLoopGroup::new(2, "tls-fwd-half").unwrap();
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"]);
+    let target = common::echo_server(&group, "127.0.0.1:0");
+    let mut cfg = ForwardConfig::new(target);
+    cfg.tls_listen = Some(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), cfg).unwrap();
+    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    for round in 0..3 {
+        let client_log = Log::default();
+        let l = client_log.clone();
+        let r = roots.clone();
+        let ch = Bootstrap::new(&group)
+            .options(half_closure())
+            .handler(move |p| {
+                p.add_last("tls", TlsHandler::client(&r, "localhost")?.half_close(true))?
+                    .add_last("rec", Recorder(l.clone()))?;
+                Ok(())
+            })
+            .connect(fwd.local_addr())
+            .sync()
+            .unwrap();
+        if round == 0 {
+            // Half-closed before the handshake is done: held until it is.
+            ch.write_and_flush(Bytes::from_static(b"hello\n")).unwrap();
+            ch.shutdown_output();
+        } else {
+            client_log.wait_for("event:tls_handshake_complete");
+            ch.write_and_flush(Bytes::from_static(b"hello\n")).unwrap();
+            ch.shutdown_output();
+        }
+        client_log.wait_for("read:hello\n");
+        client_log.wait_for("event:input_shutdown");
+        wait_until("client closed", Duration::from_secs(10), || !ch.is_open());
+        assert!(
+            tls_errors(&client_log).is_empty(),
+            "{:?}",
+            client_log.events()
+        );
+        let shutdowns = client_log
+            .events()
+            .iter()
+            .filter(|e| *e == "event:input_shutdown")
+            .count();
+        assert_eq!(shutdowns, 1, "{:?}", client_log.events());
+    }
+}

@@ -1,5 +1,6 @@
 //! Managers by protocol and local endpoint, the registry and plug-ins, acceptors and
 //! wrappers, over real TCP and UDP sockets on loopback (IPv4 and IPv6).
+mod common;
 mod udp_support;
 
 use std::io::{Read, Write};
@@ -219,9 +220,9 @@ fn tcp_connect_applies_the_outgoing_wrapper_and_needs_a_running_manager() {
     let local = ch.local_addr().and_then(|a| a.inet()).unwrap();
     assert!(m.find(local, target).sync().unwrap().is_some());
     // A refused connect is an error, not an inactive channel.
-    drop(listener);
+    let (_held, refusing) = common::refusing_addr("127.0.0.1");
     assert!(matches!(
-        m.connect(target, framed_echo(), None).sync(),
+        m.connect(refusing, framed_echo(), None).sync(),
         Err(ChannelError::Connect { .. })
     ));
     m.stop().sync().unwrap();
@@ -313,14 +314,10 @@ fn acceptor_wraps_accepted_udp_peers() {
 fn udp_manager_connects_finds_and_stops_v4_and_v6() {
     let group = EventLoopGroup::new(2, "trk").unwrap();
     let registry = Registry::new(&group);
-    for (server_addr, client_ip) in [("127.0.0.1:0", "127.0.0.2"), ("[::1]:0", "::1")] {
-        // One manager per (protocol, local endpoint): the client needs an endpoint of its own.
-        let free_port = std::net::UdpSocket::bind((client_ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let client_addr = free_port.to_string();
-        let client_addr = client_addr.as_str();
+    // The client is another application with a registry of its own: one manager per
+    // (protocol, local endpoint), and both ends ask for port 0 on their address.
+    let client_registry = Registry::new(&group);
+    for (server_addr, client_addr) in [("127.0.0.1:0", "127.0.0.2:0"), ("[::1]:0", "[::1]:0")] {
         let rec = Recorder::default();
         let r = rec.clone();
         let server = registry.manager("udp", addr(server_addr)).unwrap();
@@ -332,7 +329,7 @@ fn udp_manager_connects_finds_and_stops_v4_and_v6() {
             .sync()
             .unwrap();
         // The client manager takes no inbound peers: it only connects.
-        let cm = registry.manager("udp", addr(client_addr)).unwrap();
+        let cm = client_registry.manager("udp", addr(client_addr)).unwrap();
         let client_local = cm.start(None, None).sync().unwrap();
         let replies = Recorder::default();
         let rep = replies.clone();
@@ -347,8 +344,8 @@ fn udp_manager_connects_finds_and_stops_v4_and_v6() {
         ch.write_and_flush(bytes::Bytes::from_static(b"hello"))
             .unwrap();
         wait_until("the reply", || replies.count("got") == 1);
-        // Both ends are found by (protocol, local, remote).
-        let found = registry
+        // Both ends are found by (protocol, local, remote), each in its registry.
+        let found = client_registry
             .find("udp", client_local, bound)
             .sync()
             .unwrap()
@@ -367,6 +364,14 @@ fn udp_manager_connects_finds_and_stops_v4_and_v6() {
                 .sync()
                 .unwrap()
                 .is_none()
+        );
+        assert!(
+            registry
+                .find("udp", client_local, bound)
+                .sync()
+                .unwrap()
+                .is_none(),
+            "the server's registry does not track the client's end"
         );
         // A datagram from a stranger to the client manager is not accepted.
         let stranger = client(client_local);
@@ -408,5 +413,32 @@ fn tcp_protocol_options_apply_to_connections() {
     assert!(!sock.tcp_nodelay().unwrap());
     assert!(sock.send_buffer_size().unwrap() >= 256 * 1024);
     assert_eq!(sock.tcp_notsent_lowat().unwrap(), 128 * 1024);
+    // The accepted end got them too (set as it is accepted, before the acceptor runs).
+    let local = ch.local_addr().and_then(|a| a.inet()).unwrap();
+    let mut accepted = None;
+    wait_until("the accepted end", || {
+        accepted = m.find(bound, local).sync().unwrap();
+        accepted.is_some()
+    });
+    let sock = socket2::Socket::from(accepted.unwrap().try_clone_fd().unwrap());
+    assert!(!sock.tcp_nodelay().unwrap());
+    assert_eq!(sock.tcp_notsent_lowat().unwrap(), 128 * 1024);
+    m.stop().sync().unwrap();
+}
+
+#[test]
+fn tcp_connections_go_out_from_the_managers_address() {
+    let group = EventLoopGroup::new(1, "trk").unwrap();
+    let registry = Registry::new(&group);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let m = registry.manager("tcp", addr("127.0.0.2:0")).unwrap();
+    m.start(None, None).sync().unwrap();
+    let ch = m.connect(target, framed_echo(), None).sync().unwrap();
+    let local = ch.local_addr().and_then(|a| a.inet()).unwrap();
+    assert_eq!(local.ip().to_string(), "127.0.0.2");
+    let (_server_side, peer) = listener.accept().unwrap();
+    assert_eq!(peer, local);
+    assert!(m.find(local, target).sync().unwrap().is_some());
     m.stop().sync().unwrap();
 }

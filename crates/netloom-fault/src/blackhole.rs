@@ -80,30 +80,12 @@ impl Blackhole {
     /// # Ok(()) }
     /// ```
     pub fn connections_of(connections: Vec<Connection>) -> Result<Blackhole> {
-        if !Capability::NetAdmin.is_effective()? {
-            return Err(FaultError::MissingCapability {
-                operation: "blackhole (nftables rules)",
-                capability: Capability::NetAdmin,
-                alternative: "without it, reset the connection instead (method fd or pidfd), \
-                              or run the peer in a network namespace you control",
-            });
-        }
-        match Blackhole::clear_orphans() {
-            Ok(swept) => {
-                for t in swept {
-                    tracing::info!(table = %t.name, pid = t.owner_pid, "removed the blackhole of a process that is gone");
-                }
-            }
-            Err(err) => tracing::debug!(%err, "could not sweep orphaned blackholes"),
-        }
-        let pid = std::process::id();
-        let table = format!(
-            "{TABLE_PREFIX}{pid}_{}_{}",
-            start_time(pid).unwrap_or(0),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let script = ruleset(&table, &connections);
-        nft(&script, "add")?;
+        let table = install_table(
+            "blackhole (nftables rules)",
+            "without it, reset the connection instead (method fd or pidfd), \
+             or run the peer in a network namespace you control",
+            |table| ruleset(table, &connections),
+        )?;
         tracing::info!(%table, count = connections.len(), "blackhole installed");
         Ok(Blackhole {
             table,
@@ -162,11 +144,12 @@ impl Blackhole {
     /// ```
     pub fn remove(mut self) -> Result<()> {
         self.removed = true;
-        nft(&format!("delete table inet {}\n", self.table), "delete")
+        delete_table(&self.table)
     }
 
-    /// Every blackhole table in this network namespace, also those of other processes,
-    /// with whether its owner still runs. Needs `CAP_NET_ADMIN` and `nft`.
+    /// Every blackhole table in this network namespace, also those of other processes
+    /// (and the tables of [`PacketLoss`](crate::PacketLoss), named the same way), with
+    /// whether its owner still runs. Needs `CAP_NET_ADMIN` and `nft`.
     ///
     /// ```no_run
     /// # fn main() -> netloom_fault::Result<()> {
@@ -199,7 +182,7 @@ impl Blackhole {
             .filter(|t| !t.owner_running)
             .collect();
         for t in &orphans {
-            match nft(&format!("delete table inet {}\n", t.name), "delete") {
+            match delete_table(&t.name) {
                 Ok(()) => {}
                 // Swept meanwhile by another process: gone either way.
                 Err(_) if !table_exists(&t.name)? => {}
@@ -250,6 +233,45 @@ impl BlackholeTable {
     }
 }
 
+/// Checks `CAP_NET_ADMIN` (refusing `operation` with `alternative` without it), sweeps the
+/// tables of processes that are gone, and adds the table `script(name)` describes under a
+/// new name `netloom_bh_<pid>_<starttime>_<n>` owned by this process; returns the name.
+/// Every table made here is listed by [`Blackhole::list_tables`] and swept when orphaned.
+pub(crate) fn install_table(
+    operation: &'static str,
+    alternative: &'static str,
+    script: impl FnOnce(&str) -> String,
+) -> Result<String> {
+    if !Capability::NetAdmin.is_effective()? {
+        return Err(FaultError::MissingCapability {
+            operation,
+            capability: Capability::NetAdmin,
+            alternative,
+        });
+    }
+    match Blackhole::clear_orphans() {
+        Ok(swept) => {
+            for t in swept {
+                tracing::info!(table = %t.name, pid = t.owner_pid, "removed the nftables table of a process that is gone");
+            }
+        }
+        Err(err) => tracing::debug!(%err, "could not sweep orphaned nftables tables"),
+    }
+    let pid = std::process::id();
+    let table = format!(
+        "{TABLE_PREFIX}{pid}_{}_{}",
+        start_time(pid).unwrap_or(0),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    nft(&script(&table), "add")?;
+    Ok(table)
+}
+
+/// Deletes a table made by [`install_table`].
+pub(crate) fn delete_table(table: &str) -> Result<()> {
+    nft(&format!("delete table inet {table}\n"), "delete")
+}
+
 /// When process `pid` started, in clock ticks after boot (`/proc/PID/stat` field 22);
 /// None if no such process runs.
 fn start_time(pid: u32) -> Option<u64> {
@@ -270,7 +292,7 @@ fn table_exists(name: &str) -> Result<bool> {
 impl Drop for Blackhole {
     fn drop(&mut self) {
         if !self.removed
-            && let Err(e) = nft(&format!("delete table inet {}\n", self.table), "delete")
+            && let Err(e) = delete_table(&self.table)
         {
             tracing::error!(table = %self.table, error = %e, "could not remove blackhole");
         }

@@ -11,6 +11,7 @@
 //! | reset what your test's code opened | [`Tracker`] | none for own sockets |
 //! | make a peer go silent | [`Blackhole`] | `CAP_NET_ADMIN` |
 //! | notice a silent peer fast | [`Keepalive`] | none |
+//! | drop a share of a local port's TCP segments | [`PacketLoss`] | `CAP_NET_ADMIN` |
 //!
 //! What each end observes, per method, is in the [`Method`] table; the integration tests
 //! assert all of it against redis-server and a loopback echo server, over IPv4 and IPv6.
@@ -45,6 +46,7 @@ mod filter;
 /// ```
 pub mod inject;
 mod keepalive;
+mod loss;
 mod method;
 /// Borrowing another process's socket with `pidfd_getfd`.
 ///
@@ -66,6 +68,7 @@ pub use conn::{Connection, TcpState};
 pub use error::{FaultError, Result};
 pub use filter::{Endpoint, Filter, IpFamily, Role};
 pub use keepalive::Keepalive;
+pub use loss::{LossDirection, PacketLoss};
 pub use method::Method;
 pub use plan::{ResetOptions, ResetReport, reset_connections};
 pub use procfs::{FdRef, socket_inodes};

@@ -21,7 +21,12 @@ mod engine;
 mod error;
 pub mod mtr_packet;
 mod options;
+/// The reply parsers the engine matches with; reached from outside only by the fuzz targets,
+/// this crate's integration tests and benchmarks (feature `fuzzing`, not a public API).
+#[cfg(feature = "fuzzing")]
 pub mod parse;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod parse;
 mod prober;
 mod reply;
 mod resolve;

@@ -53,6 +53,22 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in the order error messages list them; names are looked up here
+    /// (`FromStr`, the mtr-packet command parser), so a new protocol is named in one place.
+    ///
+    /// ```
+    /// use netloom_probe::Protocol;
+    /// assert!(Protocol::ALL.iter().all(|p| p.name().parse::<Protocol>().unwrap() == *p));
+    /// ```
+    pub const ALL: [Protocol; 4] = [Protocol::Icmp, Protocol::Udp, Protocol::Tcp, Protocol::Sctp];
+
+    /// The protocol named `name` (as [`name`](Protocol::name) spells it).
+    pub(crate) fn named(name: &[u8]) -> Option<Protocol> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.name().as_bytes() == name)
+    }
+
     /// The lowercase name mtr-packet uses.
     ///
     /// ```
@@ -78,15 +94,12 @@ impl std::str::FromStr for Protocol {
     type Err = crate::ProbeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "icmp" => Ok(Protocol::Icmp),
-            "udp" => Ok(Protocol::Udp),
-            "tcp" => Ok(Protocol::Tcp),
-            "sctp" => Ok(Protocol::Sctp),
-            other => Err(crate::ProbeError::InvalidArgument {
-                what: format!("protocol {other:?} (expected icmp, udp, tcp or sctp)"),
-            }),
-        }
+        Protocol::named(s.as_bytes()).ok_or_else(|| {
+            let names: Vec<&str> = Protocol::ALL.iter().map(Protocol::name).collect();
+            crate::ProbeError::InvalidArgument {
+                what: format!("protocol {s:?} (expected one of {})", names.join(", ")),
+            }
+        })
     }
 }
 

@@ -22,7 +22,9 @@ use crate::wire::{ExtensionHeader, IcmpPacket, Ipv4Packet, Ipv6Packet, Malformed
 mod captured;
 mod tcp;
 pub use captured::parse_captured;
-pub use tcp::{TcpAnswer, parse_tcp_answer};
+#[cfg(feature = "fuzzing")]
+pub use tcp::TcpAnswer;
+pub use tcp::parse_tcp_answer;
 
 /// Most MPLS label stack entries kept from one message (the rest are dropped).
 pub const MAX_MPLS_LABELS: usize = 16;
@@ -219,14 +221,17 @@ fn parse_icmp(icmp: &[u8], responder: IpAddr, v6: bool) -> Result<Option<Parsed>
 
 /// The outcome an ICMP error of this type and code reports about a probe, per
 /// mtr-packet: time exceeded is ttl-expired, port unreachable means the probe arrived
-/// (a reply), other unreachable codes are [`Outcome::Unreachable`]. `None` for types
-/// that say nothing about a probe.
+/// (a reply), other unreachable codes are [`Outcome::Unreachable`], and an ICMPv6
+/// "packet too big" is [`UnreachableKind::FragmentationNeeded`] as its ICMPv4 twin (its
+/// MTU: [`IcmpPacket::mtu`]). `None` for types that say nothing about a probe.
 ///
 /// ```
 /// use netloom_probe::{Outcome, parse::classify_error};
 /// assert_eq!(classify_error(false, 3, 3), Some(Outcome::Reply));
 /// assert_eq!(classify_error(true, 3, 0), Some(Outcome::TtlExpired));
 /// assert_eq!(classify_error(false, 5, 0), None);
+/// let too_big = Outcome::Unreachable(netloom_probe::UnreachableKind::FragmentationNeeded);
+/// assert_eq!(classify_error(true, 2, 0), Some(too_big));
 /// ```
 pub fn classify_error(v6: bool, msg_type: u8, code: u8) -> Option<Outcome> {
     match (v6, msg_type, code) {
@@ -241,6 +246,9 @@ pub fn classify_error(v6: bool, msg_type: u8, code: u8) -> Option<Outcome> {
         (true, icmpv6::DEST_UNREACHABLE, code) => Some(Outcome::Unreachable(
             UnreachableKind::from_icmpv6_code(code),
         )),
+        (true, icmpv6::PACKET_TOO_BIG, _) => {
+            Some(Outcome::Unreachable(UnreachableKind::FragmentationNeeded))
+        }
         _ => None,
     }
 }

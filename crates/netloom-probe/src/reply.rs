@@ -22,7 +22,7 @@ pub enum UnreachableKind {
     Host,
     /// Protocol unreachable (v4 code 2).
     Protocol,
-    /// Fragmentation needed and DF set (v4 code 4).
+    /// Fragmentation needed and DF set (v4 code 4), or an ICMPv6 "packet too big".
     FragmentationNeeded,
     /// Source route failed (v4 code 5).
     SourceRouteFailed,

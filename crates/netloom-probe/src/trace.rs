@@ -24,14 +24,15 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-
 use crate::{MplsLabel, Outcome, ProbeError, ProbeOptions, ProbeReply, Prober};
 
+mod clock;
 mod flows;
+mod pmtu;
+mod schedule;
 
 pub use flows::{FlowTrace, MAX_FLOWS, mda_flows_needed, run_flows, run_mda};
+pub use pmtu::{HopMtu, PmtuConfig, SILENT_HOPS, discover_pmtu};
 
 /// How a traceroute runs.
 ///
@@ -47,7 +48,10 @@ pub struct TraceConfig {
     pub first_ttl: u8,
     /// Last TTL probed (default 30).
     pub max_ttl: u8,
-    /// Time between the starts of two cycles (default 1 s).
+    /// Time between the starts of two cycles (default 1 s): cycle `k` starts at
+    /// `start + k × interval` whether or not earlier cycles' answers are in, its probes
+    /// spread evenly over the interval (0: every cycle at once, as far as the prober's
+    /// `max_in_flight` allows).
     pub interval: Duration,
     /// Settings of every probe; its `ttl` is replaced per hop.
     pub probe: ProbeOptions,
@@ -95,6 +99,8 @@ pub struct HopStats {
     /// Latest jitter: how far the latest round-trip time is from the one before (mtr's
     /// `Jttr`).
     pub jitter: Option<Duration>,
+    /// Path MTU up to this hop, when measured ([`discover_pmtu`], [`Trace::set_pmtu`]).
+    pub pmtu: Option<u32>,
     mean_ms: f64,
     m2: f64,
     jitter_sum_ms: f64,
@@ -237,6 +243,9 @@ pub struct HopReport {
     pub mpls: Vec<MplsLabel>,
     /// Latest answer kind other than no-reply.
     pub outcome: Option<Outcome>,
+    /// Path MTU up to this hop, when measured (left out of JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pmtu: Option<u32>,
 }
 
 /// The state of a traceroute: statistics for TTLs 1..=max_ttl.
@@ -321,10 +330,35 @@ impl Trace {
     /// assert_eq!(t.hop(1).unwrap().sent, 0);
     /// ```
     pub fn reset(&mut self) {
+        let pmtu: Vec<Option<u32>> = self.hops.iter().map(|h| h.pmtu).collect();
         *self = Trace::new(
             self.target,
             u8::try_from(self.hops.len()).unwrap_or(u8::MAX),
         );
+        for (h, m) in self.hops.iter_mut().zip(pmtu) {
+            h.pmtu = m;
+        }
+    }
+
+    /// Sets the path MTU of every hop [`discover_pmtu`] measured (kept across
+    /// [`reset`](Trace::reset)).
+    ///
+    /// ```
+    /// # use netloom_probe::trace::{HopMtu, Trace};
+    /// let mut t = Trace::new("10.0.0.1".parse().unwrap(), 3);
+    /// t.set_pmtu(&[HopMtu { ttl: 2, responder: None, mtu: Some(1280) }]);
+    /// t.reset();
+    /// assert_eq!(t.hop(2).unwrap().pmtu, Some(1280));
+    /// ```
+    pub fn set_pmtu(&mut self, hops: &[HopMtu]) {
+        for h in hops {
+            if let Some(stats) = usize::from(h.ttl)
+                .checked_sub(1)
+                .and_then(|i| self.hops.get_mut(i))
+            {
+                stats.pmtu = h.mtu;
+            }
+        }
     }
 
     /// Statistics of the hop at `ttl`.
@@ -394,15 +428,18 @@ impl Trace {
                 stdev_ms: h.stdev_ms(),
                 mpls: h.mpls.clone(),
                 outcome: h.last_outcome,
+                pmtu: h.pmtu,
             })
             .collect()
     }
 }
 
 /// Runs a traceroute: `config.cycles` rounds, each probing every TTL from `first_ttl`
-/// to `max_ttl` (or to the hop where the target answered) concurrently. `progress` is
-/// called after every probe with the trace so far (which it may [reset](Trace::reset))
-/// and the number of probes done.
+/// to `max_ttl` (or to the hop where the target answered), round `k` starting at
+/// `start + k × interval` while earlier rounds' answers may still be pending, its probes
+/// spread evenly over the interval (see [`TraceConfig::interval`]). Returns when every probe was answered or
+/// timed out. `progress` is called after every answer or timeout with the trace so far
+/// (which it may [reset](Trace::reset)) and the number of probes done.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), netloom_probe::ProbeError> {
@@ -420,6 +457,20 @@ pub async fn run(
     config: &TraceConfig,
     mut progress: impl FnMut(&mut Trace, u64),
 ) -> Result<Trace, ProbeError> {
+    check_ttls(config)?;
+    let flows = [config.probe.clone()];
+    let traces = schedule::drive(prober, target, config, &flows, |t, done| {
+        progress(&mut t[0], done);
+    })
+    .await?;
+    Ok(traces
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Trace::new(target, config.max_ttl)))
+}
+
+/// Fails for an empty TTL range.
+fn check_ttls(config: &TraceConfig) -> Result<(), ProbeError> {
     if config.first_ttl == 0 || config.first_ttl > config.max_ttl {
         return Err(ProbeError::InvalidArgument {
             what: format!(
@@ -428,27 +479,5 @@ pub async fn run(
             ),
         });
     }
-    let mut trace = Trace::new(target, config.max_ttl);
-    let mut done = 0u64;
-    let mut next_cycle = tokio::time::Instant::now();
-    for _ in 0..config.cycles {
-        tokio::time::sleep_until(next_cycle).await;
-        next_cycle += config.interval;
-        let last = trace.reached_at().unwrap_or(config.max_ttl);
-        let mut probes: FuturesUnordered<_> = (config.first_ttl..=last)
-            .map(|ttl| {
-                let opts = ProbeOptions {
-                    ttl,
-                    ..config.probe.clone()
-                };
-                async move { (ttl, prober.probe(target, opts).await) }
-            })
-            .collect();
-        while let Some((ttl, reply)) = probes.next().await {
-            trace.record(ttl, &reply?);
-            done += 1;
-            progress(&mut trace, done);
-        }
-    }
-    Ok(trace)
+    Ok(())
 }

@@ -21,6 +21,7 @@ use netloom_channel::{
     Msg, PendingWrites, UserEvent,
 };
 
+use crate::deadline::Deadline;
 use crate::link::{Action, Link, LinkKey};
 use crate::metrics::ProxyMetrics;
 use crate::spec::{Stream, ToxicEntry};
@@ -151,6 +152,12 @@ pub(crate) struct Side {
     generation: u64,
     client_side: bool,
     conn_id: Option<u64>,
+    /// Precise wake-ups for the link's deadlines (made at the first one).
+    deadline: Option<Deadline>,
+    /// What `deadline` is armed for.
+    armed: Option<Instant>,
+    /// No timerfd could be made: the channel's millisecond timer is used instead.
+    coarse: bool,
 }
 
 impl Side {
@@ -164,6 +171,53 @@ impl Side {
             generation: u64::MAX,
             client_side: true,
             conn_id: None,
+            deadline: None,
+            armed: None,
+            coarse: false,
+        }
+    }
+
+    /// Wakes this side at `next` with a timerfd (tokio's timer fires 0-2 ms late, which a
+    /// `latency` toxic would add to every chunk); the channel's timer if none can be made.
+    fn wake_at(&mut self, ctx: &mut Context<'_>, next: Option<Instant>, now: Instant) {
+        if next.is_some() && self.deadline.is_none() && !self.coarse {
+            let ch = ctx.channel().clone();
+            match Deadline::new(move || {
+                ch.fire_user_event(UserEvent::Custom(Box::new(Wake)))
+                    .is_ok()
+            }) {
+                Ok(d) => self.deadline = Some(d),
+                Err(error) => {
+                    tracing::debug!(%error, "no timerfd: toxic deadlines use the millisecond timer");
+                    self.coarse = true;
+                }
+            }
+        }
+        let Some(d) = &self.deadline else {
+            match next {
+                Some(t) => ctx.schedule_timer(t.saturating_duration_since(now)),
+                None => ctx.cancel_timer(),
+            }
+            return;
+        };
+        if next == self.armed {
+            return;
+        }
+        let set = match next {
+            Some(t) => d.arm(t),
+            None => d.disarm(),
+        };
+        match set {
+            Ok(()) => self.armed = next,
+            Err(error) => {
+                tracing::debug!(%error, "timerfd_settime failed: using the millisecond timer");
+                self.deadline = None;
+                self.armed = None;
+                self.coarse = true;
+                if let Some(t) = next {
+                    ctx.schedule_timer(t.saturating_duration_since(now));
+                }
+            }
         }
     }
 
@@ -235,10 +289,8 @@ impl Side {
             }
         }
         ctx.set_auto_read(peer.is_writable());
-        match link.next_deadline() {
-            Some(t) => ctx.schedule_timer(t.saturating_duration_since(now)),
-            None => ctx.cancel_timer(),
-        }
+        let next = link.next_deadline();
+        self.wake_at(ctx, next, now);
     }
 
     fn new_link(shared: &Shared, stream: Stream, conn: u64, client: Option<IpAddr>) -> Link {
@@ -352,6 +404,9 @@ impl Handler for Side {
                         generation,
                         client_side: false,
                         conn_id: None,
+                        deadline: None,
+                        armed: None,
+                        coarse: false,
                     },
                 )?;
                 Ok(())

@@ -72,6 +72,16 @@ pub enum ProxyError {
     /// An event-loop or socket operation failed.
     #[error("channel: {0}")]
     Channel(#[from] netloom_channel::ChannelError),
+    /// A toxic that acts in the kernel (TCP `loss`) could not install its rules: 403 when
+    /// the server lacks a capability (the message names it, e.g. `CAP_NET_ADMIN`), 500
+    /// otherwise.
+    #[error("toxic {toxic}: {source}")]
+    Kernel {
+        /// The toxic type.
+        toxic: String,
+        /// What failed.
+        source: netloom_fault::FaultError,
+    },
     /// An I/O error outside a listen address (config file, HTTP API socket).
     #[error("{what}: {source}")]
     Io {
@@ -99,6 +109,11 @@ impl ProxyError {
             | ProxyError::ToxicProtocol { .. }
             | ProxyError::InvalidAttribute { .. } => 400,
             ProxyError::ProxyNotFound(_) | ProxyError::ToxicNotFound(_) => 404,
+            ProxyError::Kernel {
+                source: netloom_fault::FaultError::MissingCapability { .. },
+                ..
+            } => 403,
+            ProxyError::Kernel { .. } => 500,
             ProxyError::ProxyExists(_) | ProxyError::ToxicExists(_) => 409,
             ProxyError::Listen { .. }
             | ProxyError::ResetFailed(_)

@@ -40,6 +40,7 @@
 pub mod api;
 mod client;
 mod conn;
+mod deadline;
 mod error;
 mod link;
 mod metrics;

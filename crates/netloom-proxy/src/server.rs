@@ -1,5 +1,5 @@
 //! The proxy collection behind the HTTP API, usable in-process without HTTP.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::conn::{Shared, Side};
 use crate::metrics::{self, ProxyMetrics};
-use crate::spec::ToxicEntry;
+use crate::spec::{ToxicEntry, Trigger};
+use crate::toxic::KernelRules;
 use crate::{ProxyError, ToxicSpec};
 
 /// How a [`ProxyServer`] runs.
@@ -46,9 +47,12 @@ impl Default for ServerOptions {
             seed,
             strict: false,
             threads: 1,
-            // Small reads: held chunks keep less of the loop's read buffer alive.
+            // Reads of at most one write (the channel writes at most 63 KiB per system
+            // call): each forwarded read is one write, where 16 KiB reads took 4 reads and
+            // 2 writes (63 KiB + 1 KiB) per 64 KiB. Still small enough that chunks held by
+            // a toxic keep little of the loop's read buffer alive.
             channel: ChannelOptions {
-                read_chunk_size: 16 * 1024,
+                read_chunk_size: 63 * 1024,
                 ..ChannelOptions::default()
             },
         }
@@ -65,6 +69,59 @@ struct ProxyState {
     udp_endpoint: Option<UdpEndpoint>,
     shared: Arc<Shared>,
     server: Option<ServerChannel>,
+    /// The kernel rules of its toxics that act in the kernel (TCP `loss`) by toxic uid,
+    /// in place while it listens; dropping them removes the rules.
+    kernel: HashMap<u64, KernelRules>,
+}
+
+/// Refuses toxics that act in the kernel (TCP `loss`) when they cannot be installed (no
+/// `CAP_NET_ADMIN`: 403) or carry per-connection settings they cannot honour (400).
+fn check_kernel(toxics: &[Arc<ToxicEntry>]) -> Result<(), ProxyError> {
+    for t in toxics {
+        let Some(k) = t.toxic.kernel() else {
+            continue;
+        };
+        if t.toxicity != 1.0 || t.trigger != Trigger::default() || !t.clients.is_empty() {
+            return Err(ProxyError::attr(
+                &t.kind,
+                "toxicity/after/until/clients",
+                "this toxic drops packets of every connection of the proxy in the kernel: \
+                 toxicity must be 1 and after, until and clients cannot be set",
+            ));
+        }
+        k.check()?;
+    }
+    Ok(())
+}
+
+/// Installs the kernel rules of `toxics` for proxy `p` while it listens (keeping rules
+/// already in place, removing those of toxics that are gone); when it does not listen,
+/// removes them all. On error nothing changes.
+fn sync_kernel(p: &mut ProxyState, toxics: &[Arc<ToxicEntry>]) -> Result<(), ProxyError> {
+    let listen = match &p.server {
+        Some(_) => p.listen.parse::<SocketAddr>().ok(),
+        None => None,
+    };
+    let Some(listen) = listen else {
+        p.kernel.clear();
+        return Ok(());
+    };
+    let mut fresh = HashMap::new();
+    for t in toxics {
+        if let Some(k) = t.toxic.kernel()
+            && !p.kernel.contains_key(&t.uid)
+        {
+            fresh.insert(t.uid, k.install(listen, t.stream)?);
+        }
+    }
+    let mut kept: HashMap<u64, KernelRules> = toxics
+        .iter()
+        .filter_map(|t| p.kernel.remove(&t.uid).map(|r| (t.uid, r)))
+        .collect();
+    kept.extend(fresh);
+    // What is left belongs to toxics that are gone: dropping it removes the rules.
+    p.kernel = kept;
+    Ok(())
 }
 
 struct Inner {
@@ -344,6 +401,7 @@ impl ProxyServer {
                 )));
             }
         }
+        check_kernel(&toxics)?;
         Ok(ProxyDef {
             name,
             listen: str_field(m, "listen")?.unwrap_or_default(),
@@ -392,6 +450,11 @@ impl ProxyServer {
         }
         tracing::info!(proxy = name, listen = %p.listen, upstream = %p.upstream, "proxy started");
         p.server = Some(server);
+        let toxics = p.shared.snapshot().1;
+        if let Err(e) = sync_kernel(p, &toxics) {
+            Self::stop(p);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -405,6 +468,7 @@ impl ProxyServer {
             // Wait until the port is free, so a restart can bind it again.
             let _ = s.close_future().sync();
         }
+        p.kernel.clear();
         p.shared.close_all();
     }
 
@@ -431,6 +495,7 @@ impl ProxyServer {
                 removed: Mutex::new(Default::default()),
             }),
             server: None,
+            kernel: HashMap::new(),
         }
     }
 
@@ -635,12 +700,14 @@ impl ProxyServer {
         proxy: &str,
         f: impl FnOnce(&mut Vec<Arc<ToxicEntry>>) -> Result<R, ProxyError>,
     ) -> Result<R, ProxyError> {
-        let proxies = self.lock();
+        let mut proxies = self.lock();
         let p = proxies
-            .get(proxy)
+            .get_mut(proxy)
             .ok_or_else(|| ProxyError::ProxyNotFound(proxy.to_owned()))?;
         let mut toxics = p.shared.snapshot().1.to_vec();
         let r = f(&mut toxics)?;
+        check_kernel(&toxics)?;
+        sync_kernel(p, &toxics)?;
         p.shared.set_toxics(toxics);
         Ok(r)
     }
@@ -759,6 +826,7 @@ impl ProxyServer {
                 continue;
             };
             p.shared.set_toxics(Vec::new());
+            p.kernel.clear();
             if !p.enabled {
                 match self.start(&name, p) {
                     Ok(()) => p.enabled = true,

@@ -37,6 +37,7 @@
 pub mod ecmp;
 mod error;
 mod listeners;
+pub mod mtu;
 mod namespace;
 mod require;
 mod topology;

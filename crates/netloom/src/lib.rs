@@ -10,6 +10,13 @@
 //! | [`fault`] | `netloom-fault` | connection resets, blackholes, the test fixture |
 #![forbid(unsafe_code)]
 
+// Left out of the library's test build: the binaries' own tests already run once.
+#[cfg(not(test))]
+pub mod cli_entry;
+// The CLI sources that `cli_entry` compiles in name this crate `netloom::`, as binaries do.
+#[cfg(not(test))]
+extern crate self as netloom;
+
 pub use netloom_channel as channel;
 pub use netloom_codec as codec;
 pub use netloom_fault as fault;

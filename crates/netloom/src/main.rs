@@ -52,7 +52,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    run(std::env::args_os().collect())
+}
+
+/// Parses `argv` (the program name first) and runs the command. The Python wheel's
+/// `netloom` console script enters here through `netloom::cli_entry::run_cli`.
+pub(crate) fn run(argv: Vec<std::ffi::OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };

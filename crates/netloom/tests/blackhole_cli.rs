@@ -163,9 +163,9 @@ fn a_sigkilled_run_leaves_a_table_that_is_listed_then_cleared() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let entry = listed
+    let entry = listed["tables"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("{{\"tables\": [...]}} in {listed}"))
         .iter()
         .find(|t| t["name"] == table.as_str())
         .unwrap_or_else(|| panic!("{table} listed in {listed}"));
@@ -218,5 +218,54 @@ fn a_zero_or_huge_duration_is_refused_with_the_range() {
             err.contains("1ms to 24h") || err.contains("unknown unit"),
             "{d}: {err}"
         );
+    }
+}
+
+/// Each line of `stdout` on its own as a JSON object (the `--json` convention of
+/// docs/cli.md: one compact object per line).
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(stdout);
+    let objects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("line {line:?} is not JSON alone ({e}):\n{text}"));
+            assert!(v.is_object(), "an object per line: {line}");
+            v
+        })
+        .collect();
+    assert!(!objects.is_empty(), "some JSON on stdout");
+    objects
+}
+
+#[test]
+fn every_json_output_is_one_object_per_line() {
+    if !root() {
+        return;
+    }
+    let setup = setup("bh-json");
+    let out = netloom(&setup.ns)
+        .args(["blackhole", "--local", &setup.client.to_string()])
+        .args(["--duration", "100ms", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.len(), 2, "installed, then removed: {lines:?}");
+    let table = lines[0]["table"].as_str().expect("the table").to_owned();
+    assert_eq!(lines[0]["duration_ms"], 100);
+    assert_eq!(lines[1]["table"], table.as_str());
+    assert_eq!(lines[1]["removed"], true);
+    assert_eq!(lines[1]["ended"], "duration");
+
+    for (flag, key) in [("--list", "tables"), ("--clear", "removed")] {
+        let out = netloom(&setup.ns)
+            .args(["blackhole", flag, "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let lines = json_lines(&out.stdout);
+        assert_eq!(lines.len(), 1, "{flag}: {lines:?}");
+        assert!(lines[0][key].is_array(), "{flag}: {lines:?}");
     }
 }

@@ -135,3 +135,25 @@ fn a_pid_no_process_has_exits_1_with_the_error_once() {
     assert_eq!(out.status.code(), Some(1), "{stdout} {err}");
     assert_eq!(err.trim(), "netloom reset: no process has pid 999999");
 }
+
+#[test]
+fn json_is_one_object_on_one_line() {
+    // A connection of this process; a dry run matches it and touches nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let local = client.local_addr().unwrap().to_string();
+    for args in [
+        &["reset", "--local", local.as_str(), "--dry-run", "--json"][..],
+        &["reset", "--remote", "127.0.0.1:1", "--json"][..],
+    ] {
+        let out = netloom(args);
+        let (stdout, stderr) = text(&out);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line:\n{stdout}{stderr}");
+        let v: serde_json::Value =
+            serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"));
+        assert!(v.is_object(), "{v}");
+        assert!(v["matched"].is_u64(), "{v}");
+    }
+    drop(listener);
+}

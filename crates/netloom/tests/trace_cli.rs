@@ -281,6 +281,69 @@ fn flows_find_both_ecmp_branches() {
     assert_eq!(flows[0].len() + flows[1].len(), 16, "{out}");
 }
 
+/// `--flows` on a terminal: the live view's third screen is the flows map — both ECMP
+/// branches at hop 2, each with the flows that took it.
+#[test]
+fn live_view_shows_the_flows_map() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: needs tmux (scripts/install-test-deps)");
+        return;
+    }
+    let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
+    let dst = net.destination().to_string();
+    let tmux = Tmux {
+        socket: format!("netloom-flows-{}", std::process::id()),
+    };
+    let command = format!(
+        "ip netns exec {} {NETLOOM} trace -n -u --flows 16 -i 0.2 {dst}",
+        net.source().name()
+    );
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "live",
+        "-x",
+        "200",
+        "-y",
+        "20",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.wait_for(&format!("3.   {dst}"));
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.wait_for("and their flows");
+    // Both branches, each with its flows, within 10 s (the screen redraws every 100 ms).
+    let want: Vec<String> = net
+        .branches()
+        .iter()
+        .map(|b| format!("{b} [flows "))
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pane = tmux.pane();
+        let hop2 = pane
+            .lines()
+            .find(|l| l.contains(" 2. "))
+            .unwrap_or_default();
+        if want.iter().all(|w| hop2.contains(w.as_str())) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pane}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tmux.cmd(&["send-keys", "-t", "live", "q"]);
+}
+
 /// `--mda`: both ECMP branches found, in fewer probes than a fixed 16 flows per hop
 /// (3 hops: 48); the stopping rule gives 6 + 11 + 6 = 23.
 #[test]
@@ -393,4 +456,83 @@ fn names_and_as_numbers_from_a_test_dns_server() {
     );
     assert!(out.contains(&format!("  1.|-- {r1} ")), "{out}");
     drop(server);
+}
+
+/// `--json` follows docs/cli.md: one compact JSON object per line, each line parsing
+/// alone (issue 13, defect 9: trace printed pretty JSON over many lines).
+#[test]
+fn json_is_one_object_per_line() {
+    if !is_root() {
+        eprintln!("skipped: needs root (raw sockets)");
+        return;
+    }
+    let (code, out, err) = netloom(&["trace", "-n", "-c", "2", "-i", "0", "-j", "127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one report, one line: {out}");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+        assert_eq!(v["reached_at"], 1, "{line}");
+    }
+}
+
+/// `--pmtu` on source ──1500── r1 ──1280── r2 ──1500── destination: the path MTU is
+/// 1500 up to r1 and 1280 from r2 on (r1 answers the 1500-byte DF probe to hop 2 with
+/// "fragmentation needed" / "packet too big", MTU 1280), IPv4 and IPv6, in JSON and in
+/// the report's PMTU column.
+#[test]
+fn pmtu_per_hop_across_a_narrower_link() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, raw sockets)");
+        return;
+    }
+    use netloom_testnet::mtu::{MtuTopology, NARROW_MTU, WIDE_MTU};
+    let net = MtuTopology::build().expect("topology");
+    let t = net.topology();
+    for (dst, r1, r2) in [
+        (t.destination_v4(), t.router_v4(1), t.router_v4(2)),
+        (t.destination_v6(), t.router_v6(1), t.router_v6(2)),
+    ] {
+        let dst = dst.to_string();
+        let (code, out, err) = output(t.source().command(NETLOOM).args([
+            "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", "-j", &dst,
+        ]));
+        assert_eq!(code, 0, "{dst}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+        let hops = v["hops"].as_array().expect("hops");
+        let seen: Vec<(String, u64)> = hops
+            .iter()
+            .map(|h| {
+                (
+                    h["hosts"][0].as_str().unwrap_or("???").to_owned(),
+                    h["pmtu"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let want = [
+            (r1.expect("r1").to_string(), u64::from(WIDE_MTU)),
+            (r2.expect("r2").to_string(), u64::from(NARROW_MTU)),
+            (dst.clone(), u64::from(NARROW_MTU)),
+        ];
+        assert_eq!(seen, want, "{out}");
+        let (code, out, err) = output(t.source().command(NETLOOM).args([
+            "trace", "-n", "-r", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", &dst,
+        ]));
+        assert_eq!(code, 0, "{dst}: {out}{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[1].ends_with("StDev  PMTU"), "{out}");
+        assert!(
+            lines[2].ends_with(" 1500") && lines[3].ends_with(" 1280"),
+            "{out}"
+        );
+        let (code, out, err) = output(t.source().command(NETLOOM).args([
+            "trace", "-n", "-C", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", &dst,
+        ]));
+        assert_eq!(code, 0, "{dst}: {out}{err}");
+        let last: Vec<&str> = out
+            .lines()
+            .map(|l| l.rsplit(',').next().unwrap_or(""))
+            .collect();
+        assert_eq!(last, ["", "1500", "1280", "1280"], "{out}");
+    }
 }

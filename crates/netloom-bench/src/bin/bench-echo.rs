@@ -12,7 +12,8 @@ use netloom_bench::compare::{Plan, table};
 #[command(version)]
 struct Args {
     /// A server as NAME=PROGRAM ARG... (repeatable, in table order). `{port}` in an argument
-    /// is replaced by a free port; otherwise the server prints its address first.
+    /// is replaced by a port held for the server (it must set SO_REUSEADDR to listen there);
+    /// otherwise the server prints its address first.
     #[arg(long = "server", required = true)]
     servers: Vec<ServerSpec>,
     /// Core the servers are pinned to.

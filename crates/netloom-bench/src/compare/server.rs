@@ -1,13 +1,16 @@
 //! A server under test, as a child process pinned to one core.
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::BenchError;
 
-/// Placeholder in a server command for a free port chosen by the harness.
+/// Placeholder in a server command for a port the harness holds for the server: bound
+/// with `SO_REUSEADDR` and never listening, so nobody else can take it while the server
+/// starts, and a server that sets `SO_REUSEADDR` too (py-netty does) can listen on it.
 pub const PORT_PLACEHOLDER: &str = "{port}";
 
 /// How to start one server of the comparison.
@@ -23,9 +26,9 @@ pub const PORT_PLACEHOLDER: &str = "{port}";
 pub struct ServerSpec {
     /// Name in the tables (`netloom`, `tokio` and `netty` are the ones ratios use).
     pub name: String,
-    /// Program and arguments. With a `{port}` argument the harness picks a free port and
-    /// waits until it accepts; otherwise the server prints its bound address on its first
-    /// stdout line.
+    /// Program and arguments. With a `{port}` argument the harness holds a port for the
+    /// server ([`PORT_PLACEHOLDER`]) and waits until it accepts; otherwise the server prints
+    /// its bound address on its first stdout line.
     pub command: Vec<String>,
 }
 
@@ -54,6 +57,8 @@ impl std::str::FromStr for ServerSpec {
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// The port held for a `{port}` server until it is gone (dropped after the kill).
+    _held_port: Option<OwnedFd>,
 }
 
 impl ServerProcess {
@@ -78,15 +83,16 @@ impl ServerProcess {
             name: spec.name.clone(),
             what,
         };
-        let port = if spec
+        let held = if spec
             .command
             .iter()
             .any(|arg| arg.contains(PORT_PLACEHOLDER))
         {
-            Some(free_port().map_err(|err| fail(format!("finding a free port: {err}")))?)
+            Some(hold_port().map_err(|err| fail(format!("holding a port: {err}")))?)
         } else {
             None
         };
+        let port = held.as_ref().map(|(_, port)| *port);
         let args = spec.command.iter().map(|arg| match port {
             Some(port) => arg.replace(PORT_PLACEHOLDER, &port.to_string()),
             None => arg.clone(),
@@ -109,6 +115,7 @@ impl ServerProcess {
         let mut server = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(0))),
+            _held_port: held.map(|(fd, _)| fd),
         };
         let (line_tx, line_rx) = std::sync::mpsc::channel();
         if let Some(stdout) = stdout {
@@ -175,6 +182,68 @@ impl Drop for ServerProcess {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A TCP socket bound to 127.0.0.1 with `SO_REUSEADDR` on a port the system picks, never
+/// listening: while it lives, no other socket can bind or auto-pick that port, except one
+/// that also sets `SO_REUSEADDR` and listens — the server it is held for.
+pub(crate) fn hold_port() -> nix::Result<(OwnedFd, u16)> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+        sockopt,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0))?;
+    let bound: SockaddrIn = getsockname(fd.as_raw_fd())?;
+    Ok((fd, bound.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{SocketAddr, TcpStream};
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, setsockopt, socket,
+        sockopt,
+    };
+
+    use super::hold_port;
+
+    fn tcp_socket(reuse_addr: bool) -> OwnedFd {
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        setsockopt(&fd, sockopt::ReuseAddr, &reuse_addr).unwrap();
+        fd
+    }
+
+    /// While held, a socket without SO_REUSEADDR cannot bind the port; a server that sets
+    /// it (as py-netty does) binds, listens and accepts there; a second listener cannot.
+    #[test]
+    fn a_held_port_is_for_its_server_only() {
+        let (_held, port) = hold_port().unwrap();
+        let at = SockaddrIn::new(127, 0, 0, 1, port);
+        let other = tcp_socket(false);
+        assert_eq!(
+            bind(other.as_raw_fd(), &at),
+            Err(nix::errno::Errno::EADDRINUSE)
+        );
+        let server = tcp_socket(true);
+        bind(server.as_raw_fd(), &at).unwrap();
+        listen(&server, Backlog::new(8).unwrap()).unwrap();
+        TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        let second = tcp_socket(true);
+        let taken =
+            bind(second.as_raw_fd(), &at).and_then(|()| listen(&second, Backlog::new(8).unwrap()));
+        assert_eq!(taken, Err(nix::errno::Errno::EADDRINUSE));
+    }
 }

@@ -3,9 +3,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::tracking::reply::spawn_reply;
-use crate::tracking::{Acceptor, Reply, TcpProtocol, UdpProtocol, Wrapper};
-use crate::{Channel, ChannelError, EventLoopGroup};
+use crate::tracking::{Acceptor, TcpProtocol, UdpProtocol, Wrapper};
+use crate::{Channel, ChannelError, EventLoopGroup, LoopFuture};
 
 /// Accepts and makes connections of one protocol on one local endpoint, and tracks them
 /// (Tendril's `TendrilManager`). Get one from a [`Registry`].
@@ -48,7 +47,7 @@ pub trait Manager: Send + Sync + 'static {
         &self,
         acceptor: Option<Arc<dyn Acceptor>>,
         wrapper: Option<Arc<dyn Wrapper>>,
-    ) -> Reply<SocketAddr>;
+    ) -> LoopFuture<SocketAddr>;
 
     /// Connects to `target`; `acceptor` builds the connection's pipeline and `wrapper`
     /// applies to the outgoing connection. The manager must be running.
@@ -57,10 +56,10 @@ pub trait Manager: Send + Sync + 'static {
         target: SocketAddr,
         acceptor: Arc<dyn Acceptor>,
         wrapper: Option<Arc<dyn Wrapper>>,
-    ) -> Reply<Channel>;
+    ) -> LoopFuture<Channel>;
 
     /// The live connection between `local` and `remote`, if this manager tracks it.
-    fn find(&self, local: SocketAddr, remote: SocketAddr) -> Reply<Option<Channel>>;
+    fn find(&self, local: SocketAddr, remote: SocketAddr) -> LoopFuture<Option<Channel>>;
 
     /// How many connections are tracked now.
     fn connections(&self) -> usize;
@@ -70,7 +69,7 @@ pub trait Manager: Send + Sync + 'static {
 
     /// Stops for real: closes the listener or socket and every connection; completes when
     /// all are closed. Stopping a stopped manager does nothing.
-    fn stop(&self) -> Reply<()>;
+    fn stop(&self) -> LoopFuture<()>;
 }
 
 /// Counters of a [`Manager`] since it was made.
@@ -237,7 +236,7 @@ impl Registry {
         protocol: &str,
         local: SocketAddr,
         remote: SocketAddr,
-    ) -> Reply<Option<Channel>> {
+    ) -> LoopFuture<Option<Channel>> {
         let candidates: Vec<Arc<dyn Manager>> = {
             let managers = self.managers.lock().unwrap_or_else(|e| e.into_inner());
             managers
@@ -246,7 +245,7 @@ impl Registry {
                 .map(|(_, m)| m.clone())
                 .collect()
         };
-        spawn_reply(&self.group.next(), async move {
+        LoopFuture::spawn(&self.group.next(), async move {
             for m in candidates {
                 if let Some(ch) = m.find(local, remote).await? {
                     return Ok(Some(ch));
@@ -262,12 +261,12 @@ impl Registry {
     /// # let group = netloom_channel::EventLoopGroup::new(1, "io").unwrap();
     /// netloom_channel::tracking::Registry::new(&group).stop_all().sync().unwrap();
     /// ```
-    pub fn stop_all(&self) -> Reply<()> {
+    pub fn stop_all(&self) -> LoopFuture<()> {
         let all: Vec<Arc<dyn Manager>> = {
             let managers = self.managers.lock().unwrap_or_else(|e| e.into_inner());
             managers.values().cloned().collect()
         };
-        spawn_reply(&self.group.next(), async move {
+        LoopFuture::spawn(&self.group.next(), async move {
             for m in all {
                 m.stop().await?;
             }

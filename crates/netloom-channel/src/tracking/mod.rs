@@ -41,7 +41,6 @@
 //! ```
 mod acceptor;
 mod manager;
-mod reply;
 mod tcp;
 mod udp;
 mod wrapper;
@@ -49,7 +48,6 @@ mod wrapper;
 pub(crate) use acceptor::admit;
 pub use acceptor::{Acceptor, AppInit, NewPeer, Verdict};
 pub use manager::{Manager, ManagerStats, Protocol, Registry};
-pub use reply::Reply;
 pub use tcp::TcpProtocol;
 pub use udp::UdpProtocol;
 pub(crate) use wrapper::wrap_listening;

@@ -6,20 +6,20 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use socket2::{Domain, SockRef, Socket, Type};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use socket2::SockRef;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::bootstrap::apply_options;
+use crate::bootstrap::socket::{
+    Accepted, Listener, accept_loop, apply_options, connect_tcp, hand_over, tcp_listener,
+};
 use crate::channel::CloseSignal;
 use crate::task::register_local;
 use crate::tracking::manager::state_error;
-use crate::tracking::reply::spawn_reply;
 use crate::tracking::{
-    Acceptor, Manager, ManagerStats, NewPeer, Protocol, Reply, SocketRole, Wrapper, admit,
-    wrap_listening,
+    Acceptor, Manager, ManagerStats, NewPeer, Protocol, SocketRole, Wrapper, admit, wrap_listening,
 };
-use crate::{Channel, ChannelError, ChannelOptions, EventLoop, EventLoopGroup};
+use crate::{Channel, ChannelError, ChannelOptions, EventLoopGroup, LoopFuture};
 
 /// The `"tcp"` plug-in: managers over TCP listeners and connections with these channel
 /// options.
@@ -96,8 +96,8 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a connected stream on the calling loop: the acceptor builds its pipeline,
-    /// then the connection is tracked until it closes.
+    /// Registers a connected stream (its options already applied) on the calling loop: the
+    /// acceptor builds its pipeline, then the connection is tracked until it closes.
     fn admit_stream(
         self: &Arc<Self>,
         stream: TcpStream,
@@ -112,7 +112,6 @@ impl Inner {
         };
         let local = stream.local_addr().map_err(io_err)?;
         let remote = stream.peer_addr().map_err(io_err)?;
-        apply_options(SockRef::from(&stream), &self.options, true).map_err(io_err)?;
         let fd = stream.as_raw_fd();
         let channel = register_local(stream, &self.options, |pipeline| {
             // SAFETY: `register_local` owns the stream (and so the descriptor) until this
@@ -158,81 +157,36 @@ impl Inner {
         });
         Ok(channel)
     }
-
-    fn listen(&self, wrapper: Option<&Arc<dyn Wrapper>>) -> Result<TcpListener, ChannelError> {
-        let addr = self.requested;
-        let bind_err = |source| ChannelError::Bind {
-            addr: addr.to_string(),
-            source,
-        };
-        let socket =
-            Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
-        socket.set_reuse_address(true).map_err(bind_err)?;
-        wrap_listening(wrapper, "tcp", SockRef::from(&socket))?;
-        socket.set_nonblocking(true).map_err(bind_err)?;
-        socket.bind(&addr.into()).map_err(bind_err)?;
-        socket.listen(1024).map_err(bind_err)?;
-        TcpListener::from_std(socket.into()).map_err(bind_err)
-    }
 }
 
-async fn accept_loop(
+/// Accepts on the manager's listener until `stop`; each connection gets the options, then
+/// the acceptor on the group's next loop.
+async fn serve(
     inner: Arc<Inner>,
-    listener: TcpListener,
+    listener: Listener,
     acceptor: Arc<dyn Acceptor>,
     stop: Arc<Notify>,
     closed: Arc<CloseSignal>,
 ) {
-    let mut failures = crate::log_limit::LogLimit::default();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = stop.notified() => break,
-            r = listener.accept() => r,
+    accept_loop(listener, &inner.requested, &stop, |accepted| {
+        let Accepted::Tcp(stream, remote) = accepted else {
+            return;
         };
-        match accepted {
-            Ok((stream, remote)) => hand_over(&inner, stream, remote, &acceptor),
-            Err(e) => {
-                if let Some(suppressed) = failures.hit() {
-                    tracing::warn!(local = %inner.requested, err = %e, suppressed, "accept failed (at most one line per second)");
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if let Err(e) = apply_options(SockRef::from(&stream), &inner.options, true) {
+            tracing::debug!(%remote, err = %e, "setting options on an accepted socket failed");
+            return;
+        }
+        let (this, acceptor) = (inner.clone(), acceptor.clone());
+        let admit = move |stream| {
+            if let Err(e) = this.admit_stream(stream, SocketRole::Accepted, &*acceptor, None) {
+                tracing::debug!(%remote, err = %e, "TCP connection not admitted");
             }
-        }
-    }
-    drop(listener);
+        };
+        let el = inner.group.next();
+        hand_over(&el, stream, TcpStream::into_std, TcpStream::from_std, admit);
+    })
+    .await;
     closed.signal();
-}
-
-/// Admits an accepted stream on the group's next loop.
-fn hand_over(
-    inner: &Arc<Inner>,
-    stream: TcpStream,
-    remote: SocketAddr,
-    acceptor: &Arc<dyn Acceptor>,
-) {
-    let el = inner.group.next();
-    let admit_here = move |inner: &Arc<Inner>, stream, acceptor: &Arc<dyn Acceptor>| {
-        if let Err(e) = inner.admit_stream(stream, SocketRole::Accepted, &**acceptor, None) {
-            tracing::debug!(%remote, err = %e, "TCP connection not admitted");
-        }
-    };
-    if el.in_event_loop() {
-        admit_here(inner, stream, acceptor);
-        return;
-    }
-    let std = match stream.into_std() {
-        Ok(s) => s,
-        Err(e) => return tracing::warn!(err = %e, "moving an accepted socket failed"),
-    };
-    let (inner, acceptor) = (inner.clone(), acceptor.clone());
-    let job = move || match TcpStream::from_std(std) {
-        Ok(s) => admit_here(&inner, s, &acceptor),
-        Err(e) => tracing::warn!(err = %e, "registering an accepted socket failed"),
-    };
-    if let Err(e) = el.execute(job) {
-        tracing::warn!(err = %e, "event loop shut down; connection dropped");
-    }
 }
 
 impl Manager for TcpManager {
@@ -252,22 +206,29 @@ impl Manager for TcpManager {
         &self,
         acceptor: Option<Arc<dyn Acceptor>>,
         wrapper: Option<Arc<dyn Wrapper>>,
-    ) -> Reply<SocketAddr> {
+    ) -> LoopFuture<SocketAddr> {
         let inner = self.inner.clone();
         {
             let mut state = inner.state();
             if state.running {
-                return Reply::ready(Err(state_error("tcp", inner.requested, "already running")));
+                return LoopFuture::ready(Err(state_error(
+                    "tcp",
+                    inner.requested,
+                    "already running",
+                )));
             }
             state.running = true;
         }
         let Some(acceptor) = acceptor else {
             // Outgoing connections only.
-            return Reply::ready(Ok(inner.requested));
+            return LoopFuture::ready(Ok(inner.requested));
         };
         let el = inner.group.next();
-        spawn_reply(&el, async move {
-            let listener = match inner.listen(wrapper.as_ref()) {
+        LoopFuture::spawn(&el, async move {
+            let listener = tcp_listener(inner.requested, 1024, &inner.options, |socket| {
+                wrap_listening(wrapper.as_ref(), "tcp", socket)
+            });
+            let listener = match listener {
                 Ok(l) => l,
                 Err(e) => {
                     inner.state().running = false;
@@ -285,7 +246,8 @@ impl Manager for TcpManager {
                 state.bound = Some(bound);
                 state.listener = Some((stop.clone(), closed.clone()));
             }
-            tokio::task::spawn_local(accept_loop(inner.clone(), listener, acceptor, stop, closed));
+            let listener = Listener::Tcp(listener);
+            tokio::task::spawn_local(serve(inner.clone(), listener, acceptor, stop, closed));
             Ok(bound)
         })
     }
@@ -295,30 +257,23 @@ impl Manager for TcpManager {
         target: SocketAddr,
         acceptor: Arc<dyn Acceptor>,
         wrapper: Option<Arc<dyn Wrapper>>,
-    ) -> Reply<Channel> {
+    ) -> LoopFuture<Channel> {
         let inner = self.inner.clone();
         if !inner.state().running {
-            return Reply::ready(Err(state_error("tcp", inner.requested, "not running")));
+            return LoopFuture::ready(Err(state_error("tcp", inner.requested, "not running")));
         }
-        let el: EventLoop = inner.group.next();
-        let (tx, reply) = Reply::channel();
-        let job = move || {
-            tokio::task::spawn_local(async move {
-                let result = connect_tcp(&inner, target).await.and_then(|stream| {
-                    inner.admit_stream(stream, SocketRole::Outgoing, &*acceptor, wrapper.as_deref())
-                });
-                let _ = tx.send(result);
-            });
-        };
-        match el.execute(job) {
-            Ok(()) => reply,
-            Err(e) => Reply::ready(Err(e)),
-        }
+        LoopFuture::spawn(&inner.group.next(), async move {
+            let local = inner.requested;
+            let from = (!local.ip().is_unspecified() && local.is_ipv4() == target.is_ipv4())
+                .then_some(local.ip());
+            let stream = connect_tcp(target, from, &inner.options).await?;
+            inner.admit_stream(stream, SocketRole::Outgoing, &*acceptor, wrapper.as_deref())
+        })
     }
 
-    fn find(&self, local: SocketAddr, remote: SocketAddr) -> Reply<Option<Channel>> {
+    fn find(&self, local: SocketAddr, remote: SocketAddr) -> LoopFuture<Option<Channel>> {
         let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-        Reply::ready(Ok(conns
+        LoopFuture::ready(Ok(conns
             .get(&(local, remote))
             .filter(|c| c.is_open())
             .cloned()))
@@ -337,7 +292,7 @@ impl Manager for TcpManager {
         }
     }
 
-    fn stop(&self) -> Reply<()> {
+    fn stop(&self) -> LoopFuture<()> {
         let listener = {
             let mut state = self.inner.state();
             state.running = false;
@@ -354,7 +309,7 @@ impl Manager for TcpManager {
         for ch in &channels {
             ch.close();
         }
-        spawn_reply(&self.inner.group.next(), async move {
+        LoopFuture::spawn(&self.inner.group.next(), async move {
             if let Some((_, closed)) = listener {
                 crate::CloseFuture(closed).await;
             }
@@ -363,32 +318,5 @@ impl Manager for TcpManager {
             }
             Ok(())
         })
-    }
-}
-
-/// Connects from the manager's local address (its IP with any port, when one is set).
-async fn connect_tcp(inner: &Inner, target: SocketAddr) -> Result<TcpStream, ChannelError> {
-    let connect_err = |source| ChannelError::Connect {
-        addr: target.to_string(),
-        source,
-    };
-    let socket = if target.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(connect_err)?;
-    let local = inner.requested;
-    if !local.ip().is_unspecified() && local.is_ipv4() == target.is_ipv4() {
-        socket
-            .bind(SocketAddr::new(local.ip(), 0))
-            .map_err(connect_err)?;
-    }
-    match tokio::time::timeout(inner.options.connect_timeout, socket.connect(target)).await {
-        Ok(r) => r.map_err(connect_err),
-        Err(_) => Err(ChannelError::ConnectTimeout {
-            addr: target.to_string(),
-            timeout: inner.options.connect_timeout,
-        }),
     }
 }

@@ -3,10 +3,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::tracking::manager::state_error;
-use crate::tracking::reply::spawn_reply;
-use crate::tracking::{Acceptor, Manager, ManagerStats, Protocol, Reply, Wrapper};
+use crate::tracking::{Acceptor, Manager, ManagerStats, Protocol, Wrapper};
 use crate::udp::{UdpBootstrap, UdpConfig, UdpEndpoint};
-use crate::{Channel, ChannelError, EventLoopGroup};
+use crate::{Channel, ChannelError, EventLoopGroup, LoopFuture};
 
 /// The `"udp"` plug-in: managers whose connections are tracked UDP peers, with the limits
 /// of a [`UdpConfig`].
@@ -86,9 +85,9 @@ impl Manager for UdpManager {
         &self,
         acceptor: Option<Arc<dyn Acceptor>>,
         wrapper: Option<Arc<dyn Wrapper>>,
-    ) -> Reply<SocketAddr> {
+    ) -> LoopFuture<SocketAddr> {
         if self.is_running() {
-            return Reply::ready(Err(state_error("udp", self.requested, "already running")));
+            return LoopFuture::ready(Err(state_error("udp", self.requested, "already running")));
         }
         let bind = UdpBootstrap::new(&self.group)
             .config(self.config.clone())
@@ -96,7 +95,7 @@ impl Manager for UdpManager {
             .shared_wrapper(wrapper)
             .bind(self.requested);
         let slot = self.endpoint.clone();
-        spawn_reply(&self.group.next(), async move {
+        LoopFuture::spawn(&self.group.next(), async move {
             let ep = bind.await?;
             let local = ep.local_addr();
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(ep);
@@ -109,17 +108,17 @@ impl Manager for UdpManager {
         target: SocketAddr,
         acceptor: Arc<dyn Acceptor>,
         wrapper: Option<Arc<dyn Wrapper>>,
-    ) -> Reply<Channel> {
+    ) -> LoopFuture<Channel> {
         match self.running() {
             Some(ep) => ep.connect_with(target, acceptor, wrapper),
-            None => Reply::ready(Err(state_error("udp", self.requested, "not running"))),
+            None => LoopFuture::ready(Err(state_error("udp", self.requested, "not running"))),
         }
     }
 
-    fn find(&self, local: SocketAddr, remote: SocketAddr) -> Reply<Option<Channel>> {
+    fn find(&self, local: SocketAddr, remote: SocketAddr) -> LoopFuture<Option<Channel>> {
         match self.running() {
             Some(ep) if ep.local_addr() == local => ep.find(remote),
-            _ => Reply::ready(Ok(None)),
+            _ => LoopFuture::ready(Ok(None)),
         }
     }
 
@@ -137,14 +136,14 @@ impl Manager for UdpManager {
         }
     }
 
-    fn stop(&self) -> Reply<()> {
+    fn stop(&self) -> LoopFuture<()> {
         let Some(ep) = self
             .endpoint
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
         else {
-            return Reply::ready(Ok(()));
+            return LoopFuture::ready(Ok(()));
         };
         {
             let s = ep.stats();
@@ -153,7 +152,7 @@ impl Manager for UdpManager {
             past.rejected += s.rejected;
         }
         ep.close();
-        spawn_reply(&self.group.next(), async move {
+        LoopFuture::spawn(&self.group.next(), async move {
             ep.close_future().await;
             Ok(())
         })

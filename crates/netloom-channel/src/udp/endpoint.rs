@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 
 use super::driver::{Control, Driver, EndpointShared};
 use super::{UdpConfig, UdpStats};
-use crate::tracking::{Acceptor, Reply, Verdict, Wrapper, wrap_listening};
-use crate::{Channel, ChannelError, CloseFuture, EventLoop, EventLoopGroup, Pipeline};
+use crate::tracking::{Acceptor, Verdict, Wrapper, wrap_listening};
+use crate::{Channel, ChannelError, CloseFuture, EventLoop, EventLoopGroup, LoopFuture, Pipeline};
 
 /// Binds a UDP endpoint: one socket on one event loop, each remote address a channel with
 /// its own pipeline.
@@ -142,11 +142,11 @@ impl UdpBootstrap {
     /// ep.close();
     /// # Ok(()) }
     /// ```
-    pub fn bind(&self, addr: SocketAddr) -> Reply<UdpEndpoint> {
+    pub fn bind(&self, addr: SocketAddr) -> LoopFuture<UdpEndpoint> {
         if let Err(e) = self.config.validate() {
-            return Reply::ready(Err(e));
+            return LoopFuture::ready(Err(e));
         }
-        let (tx, reply) = Reply::channel();
+        let (tx, reply) = LoopFuture::pending();
         let this = self.clone();
         let job = move || {
             let result = this.bind_here(addr);
@@ -154,7 +154,7 @@ impl UdpBootstrap {
         };
         match self.event_loop.execute(job) {
             Ok(()) => reply,
-            Err(e) => Reply::ready(Err(e)),
+            Err(e) => LoopFuture::ready(Err(e)),
         }
     }
 
@@ -238,7 +238,7 @@ impl UdpEndpoint {
     /// assert!(ch.is_active());
     /// # Ok(()) }
     /// ```
-    pub fn connect(&self, remote: SocketAddr, acceptor: impl Acceptor) -> Reply<Channel> {
+    pub fn connect(&self, remote: SocketAddr, acceptor: impl Acceptor) -> LoopFuture<Channel> {
         self.connect_with(remote, Arc::new(acceptor), None)
     }
 
@@ -259,8 +259,8 @@ impl UdpEndpoint {
         remote: SocketAddr,
         acceptor: Arc<dyn Acceptor>,
         wrapper: Option<Arc<dyn Wrapper>>,
-    ) -> Reply<Channel> {
-        let (tx, reply) = Reply::channel();
+    ) -> LoopFuture<Channel> {
+        let (tx, reply) = LoopFuture::pending();
         self.request(
             Control::Connect {
                 remote,
@@ -281,14 +281,14 @@ impl UdpEndpoint {
     /// assert!(ep.find("127.0.0.1:9".parse().unwrap()).sync()?.is_none());
     /// # Ok(()) }
     /// ```
-    pub fn find(&self, remote: SocketAddr) -> Reply<Option<Channel>> {
-        let (tx, reply) = Reply::channel();
+    pub fn find(&self, remote: SocketAddr) -> LoopFuture<Option<Channel>> {
+        let (tx, reply) = LoopFuture::pending();
         self.request(Control::Find { remote, reply: tx }, reply)
     }
 
-    fn request<T>(&self, control: Control, reply: Reply<T>) -> Reply<T> {
+    fn request<T>(&self, control: Control, reply: LoopFuture<T>) -> LoopFuture<T> {
         if self.0.closed.is_signalled() || self.0.control.send(control).is_err() {
-            return Reply::ready(Err(ChannelError::ChannelClosed(format!(
+            return LoopFuture::ready(Err(ChannelError::ChannelClosed(format!(
                 "udp endpoint {}",
                 self.0.local
             ))));

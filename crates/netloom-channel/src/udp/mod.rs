@@ -39,12 +39,10 @@
 //! ```
 mod config;
 mod driver;
-mod echo;
 mod endpoint;
 mod stats;
 mod table;
 
 pub use config::{Eviction, UdpConfig};
-pub use echo::{EchoOptions, serve_echo};
 pub use endpoint::{UdpBootstrap, UdpEndpoint};
 pub use stats::UdpStats;

@@ -7,21 +7,77 @@ use std::time::{Duration, Instant};
 
 use netloom_channel::{
     ChannelError, Context, EchoHandler, EventLoopGroup, Handler, HandlerResult, Msg,
-    ServerBootstrap, UserEvent,
+    ServerBootstrap, ServerChannel, UserEvent,
 };
 
 /// Starts an `EchoHandler` server on `group` at `addr` (port 0 allowed); returns where it
 /// listens.
 pub fn echo_server(group: &EventLoopGroup, addr: &str) -> SocketAddr {
-    let server = ServerBootstrap::new(group, group)
-        .child_handler(|p| {
-            p.add_last("echo", EchoHandler)?;
-            Ok(())
-        })
-        .bind(addr.parse().unwrap())
-        .sync()
-        .unwrap();
+    let server = ServerBootstrap::new(group, group).child_handler(|p| {
+        p.add_last("echo", EchoHandler)?;
+        Ok(())
+    });
+    let server = server.bind(addr.parse().unwrap()).sync().unwrap();
     server.local_addr().inet().unwrap()
+}
+
+/// Binds `server` on 127.0.0.1, on a port the system picks (the server holds it, so no
+/// other process can take it); returns the server and its address.
+pub fn bind_local(server: ServerBootstrap) -> (ServerChannel, SocketAddr) {
+    let server = server.bind("127.0.0.1:0".parse().unwrap()).sync().unwrap();
+    let addr = server.local_addr().inet().unwrap();
+    (server, addr)
+}
+
+/// An address that refuses TCP connections for as long as the returned socket lives: it
+/// is bound (so nobody else gets the port) but not listening.
+pub fn refusing_addr(ip: &str) -> (socket2::Socket, SocketAddr) {
+    let addr: SocketAddr = SocketAddr::new(ip.parse().unwrap(), 0);
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.bind(&addr.into()).unwrap();
+    let bound = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, bound)
+}
+
+/// Reads (and drops) until EOF or a reset; returns how long that took. Fails if the peer
+/// has not closed within 20 s.
+pub fn time_until_closed(c: &mut TcpStream) -> Duration {
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                panic!("not closed after {:?}", start.elapsed())
+            }
+            Err(_) => return start.elapsed(),
+        }
+    }
+}
+
+/// This process's resident memory (VmRSS), in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Fills `buf` with the byte pattern `(offset + i) % 251`, so a stream's bytes can be
+/// checked for order and loss at any offset.
+pub fn pattern(offset: usize, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = ((offset + i) % 251) as u8;
+    }
 }
 
 /// Waits until `cond` holds (polling), failing after `timeout`.
@@ -54,6 +110,16 @@ impl Log {
     }
     pub fn wait_for(&self, s: &str) {
         wait_until(s, Duration::from_secs(10), || self.contains(s));
+    }
+    /// Fails unless an `exception:` event names `what` (a limit, an option).
+    pub fn assert_exception_naming(&self, what: &str) {
+        let events = self.events();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with("exception:") && e.contains(what)),
+            "no exception naming {what}: {events:?}"
+        );
     }
 }
 

@@ -378,13 +378,7 @@ fn decode_probe_argument(
         }
         b"local-ip-4" | b"local-ip-6" => p.local_address = Some(value.to_vec()),
         b"protocol" => {
-            p.protocol = match value {
-                b"icmp" => Protocol::Icmp,
-                b"udp" => Protocol::Udp,
-                b"tcp" => Protocol::Tcp,
-                b"sctp" => Protocol::Sctp,
-                _ => return None,
-            }
+            p.protocol = Protocol::named(value)?;
         }
         b"port" => set(
             &mut p.port,
@@ -488,6 +482,21 @@ mod tests {
             parse_line(b"1\0 send-probe"),
             Err(CommandParseError::TooFewTokens)
         );
+    }
+
+    #[test]
+    fn every_protocol_name_decodes_and_others_are_invalid() {
+        for proto in Protocol::ALL {
+            let line = format!("1 send-probe ip-4 127.0.0.1 protocol {}", proto.name());
+            let Request::SendProbe(p) = decode(&line) else {
+                panic!("{line} decodes")
+            };
+            assert_eq!(p.protocol, proto);
+        }
+        for bad in ["quic", "ICMP", "udp6", "tc"] {
+            let line = format!("1 send-probe ip-4 127.0.0.1 protocol {bad}");
+            assert_eq!(decode(&line), Request::InvalidArgument, "{line}");
+        }
     }
 
     #[test]

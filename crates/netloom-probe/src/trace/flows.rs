@@ -5,9 +5,7 @@
 
 use std::net::IpAddr;
 
-use futures::future::try_join_all;
-
-use super::{HopStats, Trace, TraceConfig, run};
+use super::{HopStats, Trace, TraceConfig, check_ttls, schedule};
 use crate::{ProbeError, Prober, Protocol};
 
 /// Most flows one [`run_flows`] takes.
@@ -114,11 +112,16 @@ impl HopStats {
         self.jitter = other.jitter.or(self.jitter);
         self.jitter_sum_ms += other.jitter_sum_ms;
         self.jitter_count += other.jitter_count;
+        self.pmtu = self.pmtu.or(other.pmtu);
     }
 }
 
 /// Runs `flows` traces of UDP probes at once, flow `i` from source port `first_port + i`
-/// (destination port and everything else constant). Fails with
+/// (destination port and everything else constant), every flow's cycle `k` starting at
+/// `start + k × interval` as in [`run`](super::run) (the cycle's probes of every flow
+/// spread over the interval together). `progress` is called after every
+/// answer or timeout with every flow's trace so far (which it may reset) and the number of
+/// probes done. Fails with
 /// [`ProbeError::InvalidArgument`] for another protocol, zero or more than [`MAX_FLOWS`]
 /// flows, or ports past 65,535.
 ///
@@ -128,7 +131,7 @@ impl HopStats {
 /// let prober = Prober::open(Default::default()).await?;
 /// let mut config = TraceConfig::default();
 /// config.probe.protocol = Protocol::Udp;
-/// let t = run_flows(&prober, "192.0.2.1".parse().unwrap(), &config, 16, 40_000).await?;
+/// let t = run_flows(&prober, "192.0.2.1".parse().unwrap(), &config, 16, 40_000, |_, _| {}).await?;
 /// for (addr, flows) in t.responders(2) {
 ///     println!("hop 2: {addr} on flows {flows:?}");
 /// }
@@ -140,6 +143,7 @@ pub async fn run_flows(
     config: &TraceConfig,
     flows: u16,
     first_port: u16,
+    progress: impl FnMut(&mut [Trace], u64),
 ) -> Result<FlowTrace, ProbeError> {
     if config.probe.protocol != Protocol::Udp {
         return Err(ProbeError::InvalidArgument {
@@ -153,14 +157,15 @@ pub async fn run_flows(
             ),
         });
     }
-    let configs: Vec<TraceConfig> = (0..flows)
+    check_ttls(config)?;
+    let templates: Vec<_> = (0..flows)
         .map(|i| {
-            let mut c = config.clone();
-            c.probe.local_port = Some(first_port + i);
-            c
+            let mut probe = config.probe.clone();
+            probe.local_port = Some(first_port + i);
+            probe
         })
         .collect();
-    let traces = try_join_all(configs.iter().map(|c| run(prober, target, c, |_, _| {}))).await?;
+    let traces = schedule::drive(prober, target, config, &templates, progress).await?;
     Ok(FlowTrace { first_port, traces })
 }
 

@@ -19,6 +19,8 @@ pub mod icmpv4 {
     pub const TIME_EXCEEDED: u8 = 11;
     /// Destination unreachable code: port unreachable.
     pub const CODE_PORT_UNREACHABLE: u8 = 3;
+    /// Destination unreachable code: fragmentation needed and DF set.
+    pub const CODE_FRAGMENTATION_NEEDED: u8 = 4;
 }
 
 /// ICMPv6 message types used by probes (RFC 4443).
@@ -139,6 +141,31 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     /// ```
     pub fn original_len_v6(&self) -> usize {
         usize::from(self.buf.as_ref()[4]) * 8
+    }
+
+    /// The MTU an error reports: for an ICMPv4 "fragmentation needed" (type 3 code 4) the
+    /// next-hop MTU of bytes 6-7 (RFC 1191), for an ICMPv6 "packet too big" (type 2) the
+    /// MTU of bytes 4-7 (RFC 8201); `None` for other messages and for a v4 router that
+    /// left the field 0 (RFC 792 routers).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::IcmpPacket;
+    /// let frag = IcmpPacket::new_checked(&[3u8, 4, 0, 0, 0, 0, 0x05, 0x00][..]).unwrap();
+    /// assert_eq!(frag.mtu(false), Some(1280));
+    /// let too_big = IcmpPacket::new_checked(&[2u8, 0, 0, 0, 0, 0, 0x05, 0x00][..]).unwrap();
+    /// assert_eq!(too_big.mtu(true), Some(1280));
+    /// assert_eq!(too_big.mtu(false), None);
+    /// ```
+    pub fn mtu(&self, v6: bool) -> Option<u32> {
+        let b = self.buf.as_ref();
+        let mtu = match (v6, self.msg_type(), self.code()) {
+            (false, icmpv4::DEST_UNREACHABLE, icmpv4::CODE_FRAGMENTATION_NEEDED) => {
+                u32::from(be16(b, 6))
+            }
+            (true, icmpv6::PACKET_TOO_BIG, _) => u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            _ => return None,
+        };
+        (mtu != 0).then_some(mtu)
     }
 
     /// Bytes after the 8-byte header (echo data, or the quoted datagram of an error).

@@ -22,6 +22,7 @@ mod noop;
 mod reset_peer;
 mod slicer;
 mod slow_close;
+mod tcp_loss;
 mod timeout;
 pub mod udp;
 
@@ -35,6 +36,7 @@ pub const REGISTRY: &[(&str, ParseFn)] = &[
     ("slow_close", slow_close::parse),
     ("timeout", timeout::parse),
     ("reset_peer", reset_peer::parse),
+    ("loss", tcp_loss::parse),
     ("slicer", slicer::parse),
     ("limit_data", limit_data::parse),
     ("noop", noop::parse),
@@ -161,6 +163,39 @@ pub trait Toxic: Send + Sync + fmt::Debug {
     fn closes_when_removed(&self) -> bool {
         false
     }
+
+    /// `Some` for a toxic that acts in the kernel on the proxy's own packets instead of on
+    /// the bytes of each connection (`loss` on a TCP proxy); the proxy installs its rules
+    /// while it listens and removes them with the toxic. The default: none.
+    fn kernel(&self) -> Option<&dyn KernelToxic> {
+        None
+    }
+}
+
+/// The rules a [`KernelToxic`] installed; dropping the value removes them.
+pub type KernelRules = Box<dyn fmt::Debug + Send + Sync>;
+
+/// A toxic that acts in the kernel (nftables) on every packet of a proxy's connections,
+/// rather than on bytes: it applies to the whole proxy, so toxicity, triggers and client
+/// filters do not apply to it (the proxy refuses them with a 400).
+///
+/// ```
+/// use netloom_proxy::toxic::{self, Attrs};
+/// let mut attrs = Attrs::new("loss", serde_json::json!({"probability": 0.3}).as_object().unwrap().clone());
+/// let loss = toxic::lookup("loss").unwrap()(&mut attrs).unwrap();
+/// assert!(loss.kernel().is_some());
+/// ```
+pub trait KernelToxic: Send + Sync {
+    /// Checks up front that the rules can be installed (privileges), also while the proxy
+    /// does not listen.
+    fn check(&self) -> Result<(), ProxyError>;
+
+    /// Installs the rules for a proxy listening at `listen`, acting on `stream`.
+    fn install(
+        &self,
+        listen: std::net::SocketAddr,
+        stream: crate::Stream,
+    ) -> Result<KernelRules, ProxyError>;
 }
 
 /// A toxic's attributes being parsed: each getter takes its attribute out, so what is

@@ -31,7 +31,9 @@ pub struct BlackholeArgs {
     /// blackholes are left alone.
     #[arg(long, conflicts_with = "duration")]
     pub clear: bool,
-    /// Print one JSON object instead of text.
+    /// JSON instead of text, one object per line: the blackhole installed (filter, table,
+    /// duration_ms, connections), then its removal (table, removed, ended);
+    /// `--list`: {"tables": [...]}; `--clear`: {"removed": [...]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -68,6 +70,27 @@ struct Output<'a> {
     table: &'a str,
     duration_ms: u128,
     connections: &'a [netloom_fault::Connection],
+}
+
+/// The last `--json` line: the rules are gone, and what ended the run.
+#[derive(serde::Serialize)]
+struct Removed<'a> {
+    table: &'a str,
+    removed: bool,
+    /// `duration` or the signal's name.
+    ended: &'static str,
+}
+
+/// `--list --json`: one object holding every table.
+#[derive(serde::Serialize)]
+struct Tables<'a, T> {
+    tables: &'a [T],
+}
+
+/// `--clear --json`: one object holding the removed tables.
+#[derive(serde::Serialize)]
+struct Cleared<'a, T> {
+    removed: &'a [T],
 }
 
 /// What ended a blackhole run.
@@ -109,7 +132,7 @@ pub fn run(args: BlackholeArgs) -> anyhow::Result<ExitCode> {
             duration_ms: duration.as_millis(),
             connections: hole.connections(),
         };
-        say(&serde_json::to_string_pretty(&out)?);
+        say(&serde_json::to_string(&out)?);
     } else {
         for c in hole.connections() {
             say(&format!("blackholed {c}"));
@@ -120,8 +143,19 @@ pub fn run(args: BlackholeArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let ended = rt.block_on(signals.wait(duration));
+    let table = hole.table().to_owned();
     hole.remove().context("removing the nftables rules")?;
-    if !args.json {
+    if args.json {
+        let out = Removed {
+            table: &table,
+            removed: true,
+            ended: match ended {
+                Ended::Duration => "duration",
+                Ended::Signal(name) => name,
+            },
+        };
+        say(&serde_json::to_string(&out)?);
+    } else {
         match ended {
             Ended::Duration => say("blackhole removed"),
             Ended::Signal(name) => say(&format!("blackhole removed ({name})")),
@@ -170,7 +204,7 @@ impl Signals {
 fn list(json: bool) -> anyhow::Result<ExitCode> {
     let tables = Blackhole::list_tables().context("listing the nftables tables")?;
     if json {
-        say(&serde_json::to_string_pretty(&tables)?);
+        say(&serde_json::to_string(&Tables { tables: &tables })?);
     } else if tables.is_empty() {
         say("no blackhole tables");
     } else {
@@ -190,7 +224,7 @@ fn list(json: bool) -> anyhow::Result<ExitCode> {
 fn clear(json: bool) -> anyhow::Result<ExitCode> {
     let removed = Blackhole::clear_orphans().context("removing stale blackhole tables")?;
     if json {
-        say(&serde_json::to_string_pretty(&removed)?);
+        say(&serde_json::to_string(&Cleared { removed: &removed })?);
     } else if removed.is_empty() {
         say("no blackhole tables of stopped processes");
     } else {

@@ -125,8 +125,10 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
     let group = EventLoopGroup::new(threads, "echo")?;
     let options = child_options(&args);
     let framing = args.framing.clone();
-    let (handshake, max_connections) =
-        (args.guard.tls_handshake_timeout, args.guard.max_connections);
+    let (handshake, max_connections) = (
+        args.guard.tls_handshake_timeout,
+        serve::fd_capped(args.guard.max_connections, 1, threads),
+    );
     let open = Arc::new(OpenCount::default());
     let counted = open.clone();
     let server = ServerBootstrap::new(&group, &group)

@@ -80,13 +80,14 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     args.guard.apply(&mut options);
     config.options = options;
     config.tls_handshake_timeout = Some(args.guard.tls_handshake_timeout);
-    let open = Arc::new(OpenCount::default());
-    let counted = open.clone();
-    let max = args.guard.max_connections;
-    let config = config.with_client_handlers(move |p| serve::guard(p, max, &counted));
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let open = Arc::new(OpenCount::default());
+    let counted = open.clone();
+    // Two descriptors per forwarded connection: the client's and the target's.
+    let max = serve::fd_capped(args.guard.max_connections, 2, threads);
+    let config = config.with_client_handlers(move |p| serve::guard(p, max, &counted));
     let group = EventLoopGroup::new(threads, "forward")?;
     let fwd = Forwarder::bind(&group, args.listen, config)
         .with_context(|| format!("listening on {}", args.listen))?;

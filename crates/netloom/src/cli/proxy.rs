@@ -216,7 +216,14 @@ fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
                  can create proxies"
             );
         }
-        netloom_proxy::api::serve(server, listener).await?;
+        // Ctrl-C or SIGTERM end the server through its destructors, which close the
+        // proxies and remove their kernel rules (TCP `loss`).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = netloom_proxy::api::serve(server, listener) => r?,
+            _ = tokio::signal::ctrl_c() => eprintln!("interrupted: removing the proxies"),
+            _ = term.recv() => eprintln!("terminated: removing the proxies"),
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

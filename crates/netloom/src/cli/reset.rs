@@ -69,7 +69,7 @@ pub struct ResetArgs {
     /// Only list what matched and the method that would run.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print one JSON object instead of text.
+    /// Print the result as one JSON object on one line instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -124,7 +124,7 @@ pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
             reset: if args.dry_run { 0 } else { ok },
             connections: &reports,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string(&out)?);
     } else if reports.is_empty() {
         eprintln!("netloom reset: no TCP connection matches {filter}");
     } else {

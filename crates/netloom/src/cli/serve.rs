@@ -52,7 +52,9 @@ pub struct GuardArgs {
     pub tls_handshake_timeout: Duration,
 
     /// Serve at most this many connections at once; more are closed as they arrive
-    /// [range: 1..=1000000].
+    /// [range: 1..=1000000]. Lowered to what the open-files limit (`ulimit -n`) allows,
+    /// keeping 32 + 4 per thread for the process (a forwarded connection takes two), so
+    /// that a client past the limit is closed at once instead of hanging unaccepted.
     #[arg(long, default_value = "10000", value_name = "N",
           value_parser = ranges::usize_in(ranges::MAX_CONNECTIONS))]
     pub max_connections: usize,
@@ -63,6 +65,38 @@ pub struct GuardArgs {
     #[arg(long, default_value_t = netloom_channel::DEFAULT_MEMORY_BUDGET, value_name = "BYTES",
           value_parser = ranges::usize_in(ranges::BUFFER_BUDGET))]
     pub buffer_budget: usize,
+}
+
+/// `max` (`--max-connections`), lowered to what the open-files limit allows when each
+/// connection takes `fds_per_connection` descriptors and `threads` event loops run. At the
+/// limit the kernel still completes new clients' handshakes, and they would hang in the
+/// accept queue; under it, the guard closes them at once (issue 13, defect 15).
+pub fn fd_capped(max: usize, fds_per_connection: usize, threads: usize) -> usize {
+    let Some(limit) = open_files_limit() else {
+        return max;
+    };
+    let reserved = 32 + 4 * threads;
+    let allowed = (limit.saturating_sub(reserved) / fds_per_connection.max(1)).max(1);
+    if allowed < max {
+        tracing::info!(
+            max_connections = allowed,
+            open_files_limit = limit,
+            "--max-connections lowered to what the open-files limit allows (raise it with ulimit -n)"
+        );
+        return allowed;
+    }
+    max
+}
+
+/// The soft limit of open files (`ulimit -n`), from /proc/self/limits.
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Open connections of one server.

@@ -67,6 +67,13 @@ enum PrivilegeArg {
 }
 
 fn main() -> ExitCode {
+    main_with(std::env::args_os().collect())
+}
+
+/// Parses `argv` (the program name first) and serves the protocol until stdin closes. The
+/// Python wheel's `mtr-packet` console script enters here through
+/// `netloom::cli_entry::run_mtr_packet`.
+pub(crate) fn main_with(argv: Vec<std::ffi::OsString>) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -74,7 +81,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let args = Args::parse();
+    let args = Args::parse_from(argv);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use netloom::probe::trace::Trace;
+use netloom::probe::trace::{FlowTrace, Trace};
 use ratatui::Frame;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use ratatui::layout::{Constraint, Layout};
@@ -28,8 +28,18 @@ pub enum View {
     Table,
     /// Per hop, a sparkline of the latest round-trip times.
     History,
-    /// Per hop, every responder seen.
+    /// Per hop, every responder seen (with `--flows`: and on which flows — the flows map).
     Responders,
+}
+
+/// What the trace publishes for the view: the statistics (every flow merged) and, with
+/// `--flows`, every flow's own trace (for the flows map).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Every flow's statistics together.
+    pub trace: Trace,
+    /// Each flow's trace, with `--flows`.
+    pub flows: Option<FlowTrace>,
 }
 
 /// How a responder is shown (its name and AS when looked up).
@@ -43,6 +53,8 @@ pub struct LiveState {
     pub host: String,
     /// The latest trace copy (frozen while paused).
     pub trace: Trace,
+    /// The latest flows, with `--flows` (frozen while paused).
+    pub flows: Option<FlowTrace>,
     /// The screen.
     pub view: View,
     /// Whether the screen is frozen.
@@ -71,6 +83,7 @@ impl LiveState {
             label: None,
             host,
             trace,
+            flows: None,
             view: View::Table,
             paused: false,
             history: Vec::new(),
@@ -127,6 +140,15 @@ impl LiveState {
         self.trace = trace.clone();
     }
 
+    /// Takes a newer copy of the trace and flows (ignored while paused).
+    pub fn update_snapshot(&mut self, snapshot: &Snapshot) {
+        if self.paused {
+            return;
+        }
+        self.update(&snapshot.trace);
+        self.flows.clone_from(&snapshot.flows);
+    }
+
     /// Applies a key.
     pub fn key(&mut self, key: KeyCode) -> Action {
         match key {
@@ -179,10 +201,14 @@ impl LiveState {
         let rows = self.trace.report();
         match self.view {
             View::Table => {
-                let header = Row::new([
+                let pmtu = rows.iter().any(|r| r.pmtu.is_some());
+                let mut titles = vec![
                     "Hop", "Host", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev", "Jttr",
-                ])
-                .style(Style::new().add_modifier(Modifier::BOLD));
+                ];
+                if pmtu {
+                    titles.push("PMTU");
+                }
+                let header = Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD));
                 let ms = |v: f64| format!("{v:.1}");
                 let lines = rows.iter().map(|r| {
                     let jitter = self
@@ -190,7 +216,7 @@ impl LiveState {
                         .hop(r.hop)
                         .and_then(|h| h.jitter)
                         .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-                    Row::new([
+                    let mut cells = vec![
                         format!("{}.", r.hop),
                         self.host_list(&r.hosts),
                         format!("{:.1}%", r.loss_percent),
@@ -201,9 +227,13 @@ impl LiveState {
                         ms(r.worst_ms),
                         ms(r.stdev_ms),
                         ms(jitter),
-                    ])
+                    ];
+                    if pmtu {
+                        cells.push(r.pmtu.map_or_else(|| "-".to_owned(), |m| m.to_string()));
+                    }
+                    Row::new(cells)
                 });
-                let widths = [
+                let mut widths = vec![
                     Constraint::Length(4),
                     Constraint::Min(16),
                     Constraint::Length(6),
@@ -215,6 +245,9 @@ impl LiveState {
                     Constraint::Length(6),
                     Constraint::Length(5),
                 ];
+                if pmtu {
+                    widths.push(Constraint::Length(5));
+                }
                 frame.render_widget(
                     Table::new(lines, widths)
                         .header(header)
@@ -248,10 +281,21 @@ impl LiveState {
             View::Responders => {
                 let lines: Vec<Line<'_>> = rows
                     .iter()
-                    .map(|r| Line::from(format!("{:>2}. {}", r.hop, self.host_list(&r.hosts))))
+                    .map(|r| {
+                        let who = match &self.flows {
+                            Some(f) => self.flow_list(f, r.hop),
+                            None => self.host_list(&r.hosts),
+                        };
+                        Line::from(format!("{:>2}. {who}", r.hop))
+                    })
                     .collect();
+                let title = if self.flows.is_some() {
+                    "responders per hop, and their flows"
+                } else {
+                    "responders per hop"
+                };
                 frame.render_widget(
-                    Paragraph::new(lines).block(Block::bordered().title("responders per hop")),
+                    Paragraph::new(lines).block(Block::bordered().title(title)),
                     body,
                 );
             }
@@ -260,6 +304,21 @@ impl LiveState {
 }
 
 impl LiveState {
+    /// `addr [flows 0,3]  addr [flows 1,2]`, or `???`.
+    fn flow_list(&self, f: &FlowTrace, hop: u8) -> String {
+        let all = f.responders(hop);
+        if all.is_empty() {
+            return "???".to_owned();
+        }
+        all.iter()
+            .map(|(ip, flows)| {
+                let list: Vec<String> = flows.iter().map(ToString::to_string).collect();
+                format!("{} [flows {}]", self.host_list(&[*ip]), list.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+
     fn host_list(&self, hosts: &[IpAddr]) -> String {
         if hosts.is_empty() {
             return "???".to_owned();
@@ -279,17 +338,19 @@ impl LiveState {
 /// trace copy the prober side publishes, `reset` asks it to reset the statistics.
 pub fn run(
     host: String,
-    latest: tokio::sync::watch::Receiver<Trace>,
+    latest: tokio::sync::watch::Receiver<Arc<Snapshot>>,
     reset: Arc<AtomicBool>,
     label: Option<Label>,
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
-    let mut state = LiveState::new(host, latest.borrow().clone());
+    let mut state = LiveState::new(host, latest.borrow().trace.clone());
     state.label = label;
     let result = (|| -> std::io::Result<()> {
         loop {
-            let copy = latest.borrow().clone();
-            state.update(&copy);
+            // Only the `Arc` is cloned under the channel's lock: the trace's publisher never
+            // waits for this thread (which may lose its CPU at any moment) to copy a trace.
+            let copy = Arc::clone(&latest.borrow());
+            state.update_snapshot(&copy);
             terminal.draw(|f| state.draw(f))?;
             if event::poll(Duration::from_millis(100))? {
                 match event::read()? {
@@ -411,6 +472,65 @@ mod tests {
         t.record(1, &answer("10.0.0.1", 5, Outcome::TtlExpired));
         state.update(&t);
         assert_eq!(state.history[0], [5000]);
+    }
+
+    #[test]
+    fn flows_map_names_each_responders_flows() {
+        let target = "10.0.0.9".parse().expect("addr");
+        let mut flows = Vec::new();
+        for (i, branch) in ["10.0.1.1", "10.0.2.1", "10.0.1.1"].into_iter().enumerate() {
+            let mut t = Trace::new(target, 30);
+            t.record(1, &answer("10.0.0.1", 1, Outcome::TtlExpired));
+            t.record(2, &answer(branch, 2 + i as u64, Outcome::TtlExpired));
+            t.record(3, &answer("10.0.0.9", 3, Outcome::Reply));
+            flows.push(t);
+        }
+        let flows = FlowTrace {
+            first_port: 40_000,
+            traces: flows,
+        };
+        let mut state = LiveState::new("t".into(), Trace::new(target, 30));
+        state.update_snapshot(&Snapshot {
+            trace: flows.merged(),
+            flows: Some(flows),
+        });
+        state.key(KeyCode::Char('d'));
+        state.key(KeyCode::Char('d'));
+        let lines = render(&state, 100, 8);
+        assert!(
+            lines[1].contains("responders per hop, and their flows"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[2].contains(" 1. 10.0.0.1 [flows 0,1,2]"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[3].contains(" 2. 10.0.1.1 [flows 0,2]  10.0.2.1 [flows 1]"),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn pmtu_column_when_measured() {
+        let mut t = sample();
+        t.set_pmtu(&[netloom::probe::trace::HopMtu {
+            ttl: 1,
+            responder: None,
+            mtu: Some(1500),
+        }]);
+        let mut state = LiveState::new("t".into(), Trace::new("10.0.0.9".parse().unwrap(), 30));
+        state.update(&t);
+        let lines = render(&state, 100, 8);
+        assert!(lines[2].contains("Jttr  PMTU"), "{lines:#?}");
+        assert!(
+            lines[3].trim_end_matches('│').trim_end().ends_with("1500"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[4].trim_end_matches('│').trim_end().ends_with('-'),
+            "{lines:#?}"
+        );
     }
 
     #[test]

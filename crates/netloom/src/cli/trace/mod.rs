@@ -92,7 +92,7 @@ pub struct TraceArgs {
     pub interface: Option<String>,
     /// Paris/Dublin multipath: run N UDP flows at once (source ports -L/--localport, default
     /// 40000, and up; constant within a flow), and show per hop every responder and the
-    /// flows it answered, 1..=256. Needs -u; always a report.
+    /// flows it answered, 1..=256. Needs -u; the live view shows the flows together.
     #[arg(long, requires = "udp", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub flows: Option<u16>,
     /// Multipath Detection Algorithm over UDP flows: per hop, as many flows as needed to
@@ -100,6 +100,12 @@ pub struct TraceArgs {
     /// always a report; the probe count is printed.
     #[arg(long, requires = "udp", conflicts_with = "flows")]
     pub mda: bool,
+    /// Path MTU per hop, as tracepath finds it: before the trace, ICMP probes with the
+    /// Don't Fragment bit, hop by hop, as large as the egress interface allows, resent at
+    /// the size an ICMP "fragmentation needed" / ICMPv6 "packet too big" names; shown as
+    /// a PMTU column (report, CSV, live view) and "pmtu" per hop (JSON). Needs raw sockets.
+    #[arg(long)]
+    pub pmtu: bool,
     /// Paris traceroute: keep the flow identifiers constant across probes.
     #[arg(long)]
     pub constant_flow: bool,
@@ -191,8 +197,8 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }
     let settings = args.settings();
     let start = std::time::SystemTime::now();
-    let live = !(args.report || args.json || args.csv || args.flows.is_some() || args.mda)
-        && std::io::stdout().is_terminal();
+    let live =
+        !(args.report || args.json || args.csv || args.mda) && std::io::stdout().is_terminal();
     let cycles = args
         .cycles
         .unwrap_or(if live { u32::MAX } else { DEFAULT_CYCLES });
@@ -213,7 +219,11 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         let (dns, asn) = (!args.no_dns, args.aslookup);
         let label: Option<live::Label> =
             names.map(|n| -> live::Label { Box::new(move |ip| n.label(ip, dns, asn)) });
-        return run_live(&rt, args.host, prober, target, config, label);
+        let flows = args
+            .flows
+            .map(|n| (n, args.local_port.unwrap_or(FLOW_PORT)));
+        let pmtu = args.pmtu.then(|| pmtu_config(&args));
+        return run_live(&rt, args.host, prober, target, (config, flows, pmtu), label);
     }
     rt.block_on(async {
         let bar = ProgressBar::new(u64::from(cycles) * u64::from(args.max_ttl));
@@ -221,9 +231,15 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
+        let mtus = if args.pmtu {
+            bar.set_message(format!("path MTU towards {} ({target})", args.host));
+            trace::discover_pmtu(target, &pmtu_config(&args)).await?
+        } else {
+            Vec::new()
+        };
         bar.set_message(format!("tracing {} ({target})", args.host));
         let mut mda_probes = None;
-        let (trace, flows) = match args.flows {
+        let (mut trace, flows) = match args.flows {
             None if args.mda => {
                 let first = args.local_port.unwrap_or(FLOW_PORT);
                 let (flows, probes) = trace::run_mda(&prober, target, &config, first).await?;
@@ -232,7 +248,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             }
             Some(n) => {
                 let first = args.local_port.unwrap_or(FLOW_PORT);
-                let flows = trace::run_flows(&prober, target, &config, n, first).await?;
+                let flows = trace::run_flows(&prober, target, &config, n, first, |_, done| {
+                    bar.set_position(done);
+                })
+                .await?;
                 (flows.merged(), Some(flows))
             }
             None => {
@@ -250,6 +269,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             }
         };
         bar.finish_and_clear();
+        trace.set_pmtu(&mtus);
         let rows = trace.report();
         let local = report::local_host_name();
         let names = lookups(&args)?;
@@ -299,7 +319,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                 }
                 doc["names"] = map.into();
             }
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            println!("{}", serde_json::to_string(&doc)?);
         } else if args.csv {
             print!("{}", report::csv(&args.host, start, &rows, label));
         } else {
@@ -314,6 +334,16 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(exit_code(&trace))
     })
+}
+
+/// The path MTU probes' settings: the trace's TTL range and timeout.
+fn pmtu_config(args: &TraceArgs) -> trace::PmtuConfig {
+    trace::PmtuConfig {
+        first_ttl: args.first_ttl,
+        max_ttl: args.max_ttl,
+        timeout: Duration::from_secs_f64(args.timeout),
+        ..Default::default()
+    }
 }
 
 /// How long a report waits for names after the last probe.
@@ -355,31 +385,83 @@ fn exit_code(trace: &trace::Trace) -> ExitCode {
     }
 }
 
-/// The live view: the trace runs on the runtime's workers and publishes a copy after every
-/// probe; the view (this thread) draws the latest copy, so it never delays a probe.
+/// The live view: the trace runs on the runtime's workers and publishes a copy (all flows
+/// merged) at most every [`PUBLISH_EVERY`] and when it ends; the view (this thread) draws
+/// the latest copy, so it never delays a probe.
 fn run_live(
     rt: &tokio::runtime::Runtime,
     host: String,
     prober: netloom::probe::Prober,
     target: IpAddr,
-    config: TraceConfig,
+    (config, flows, pmtu): (TraceConfig, Option<(u16, u16)>, Option<trace::PmtuConfig>),
     label: Option<live::Label>,
 ) -> anyhow::Result<ExitCode> {
-    let (tx, rx) = tokio::sync::watch::channel(trace::Trace::new(target, config.max_ttl));
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(live::Snapshot {
+        trace: trace::Trace::new(target, config.max_ttl),
+        flows: None,
+    }));
     let reset = Arc::new(AtomicBool::new(false));
     let reset_asked = reset.clone();
     let task = rt.spawn(async move {
-        trace::run(&prober, target, &config, |t, _| {
+        let mtus = match &pmtu {
+            Some(c) => trace::discover_pmtu(target, c).await?,
+            None => Vec::new(),
+        };
+        let mut published = tokio::time::Instant::now();
+        let mut publish = |traces: &mut [trace::Trace], last: bool| {
             if reset_asked.swap(false, Ordering::Relaxed) {
-                t.reset();
+                traces.iter_mut().for_each(trace::Trace::reset);
             }
-            tx.send_replace(t.clone());
-        })
-        .await
+            if last || published.elapsed() >= PUBLISH_EVERY {
+                published = tokio::time::Instant::now();
+                let mut copy = merged(traces, target, config.max_ttl);
+                copy.set_pmtu(&mtus);
+                let flows = flows.map(|(_, first_port)| trace::FlowTrace {
+                    first_port,
+                    traces: traces.to_vec(),
+                });
+                let snapshot = Arc::new(live::Snapshot { trace: copy, flows });
+                // The old copy is dropped here, after the channel's lock is released.
+                drop(tx.send_replace(snapshot));
+            }
+        };
+        let mut traces = match flows {
+            None => vec![
+                trace::run(&prober, target, &config, |t, _| {
+                    publish(std::slice::from_mut(t), false);
+                })
+                .await?,
+            ],
+            Some((n, first)) => {
+                trace::run_flows(&prober, target, &config, n, first, |t, _| {
+                    publish(t, false);
+                })
+                .await?
+                .traces
+            }
+        };
+        publish(&mut traces, true);
+        Ok::<(), netloom::probe::ProbeError>(())
     });
     let shown = live::run(host, rx.clone(), reset, label).context("drawing the live view");
     task.abort();
     shown?;
-    let last = rx.borrow().clone();
+    let last = rx.borrow().trace.clone();
     Ok(exit_code(&last))
+}
+
+/// How often the live view's copy of the trace is refreshed (it draws every 100 ms).
+const PUBLISH_EVERY: Duration = Duration::from_millis(20);
+
+/// Every flow's statistics together (one flow: a copy of it).
+fn merged(traces: &[trace::Trace], target: IpAddr, max_ttl: u8) -> trace::Trace {
+    match traces {
+        [one] => one.clone(),
+        [] => trace::Trace::new(target, max_ttl),
+        many => trace::FlowTrace {
+            first_port: 0,
+            traces: many.to_vec(),
+        }
+        .merged(),
+    }
 }

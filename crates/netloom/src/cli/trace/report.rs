@@ -67,7 +67,8 @@ fn pad(s: &str, width: usize, cut: bool) -> String {
 /// (`Loss% Snt Last Avg Best Wrst StDev`); other responders of a hop on lines of their own.
 /// Not wide, the host column is cut at 33 characters (line prefix included); wide, it is
 /// as wide as the longest name. A value wider than its column pushes into the next one's
-/// leading space, as in mtr (`100.0` loss loses its `%`).
+/// leading space, as in mtr (`100.0` loss loses its `%`). With path MTUs measured
+/// (`--pmtu`), a last column `PMTU` (`-` for a hop without one).
 pub fn table(local: &str, rows: &[HopReport], wide: bool, label: Label<'_>) -> String {
     let names = rows
         .iter()
@@ -82,19 +83,25 @@ pub fn table(local: &str, rows: &[HopReport], wide: bool, label: Label<'_>) -> S
             pad(&(prefix + text), HOST_COLUMN, true)
         }
     };
+    let pmtu = rows.iter().any(|r| r.pmtu.is_some());
     let mut out = header(local, "HOST: ".to_owned());
-    out += " Loss%   Snt   Last   Avg  Best  Wrst StDev\n";
+    out += " Loss%   Snt   Last   Avg  Best  Wrst StDev";
+    out += if pmtu { "  PMTU\n" } else { "\n" };
     for r in rows {
         out += &header(&host(r, label), format!(" {:>2}.|-- ", r.hop));
         let loss: String = format!(" {:>4.1}%", r.loss_percent)
             .chars()
             .take(6)
             .collect();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{loss} {:>5}  {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5.1}",
             r.sent, r.last_ms, r.avg_ms, r.best_ms, r.worst_ms, r.stdev_ms
         );
+        if pmtu {
+            let _ = write!(out, " {:>5}", pmtu_text(r));
+        }
+        out.push('\n');
         for other in r.hosts.iter().skip(1) {
             let _ = writeln!(out, "        {}", label(*other));
         }
@@ -122,14 +129,21 @@ pub fn flows(f: &netloom::probe::trace::FlowTrace, rows: &[HopReport]) -> String
     out
 }
 
-/// mtr's `--csv`: one line per hop after a header.
+/// A hop's path MTU, `-` when not measured.
+pub fn pmtu_text(r: &HopReport) -> String {
+    r.pmtu.map_or_else(|| "-".to_owned(), |m| m.to_string())
+}
+
+/// mtr's `--csv`: one line per hop after a header; with path MTUs measured (`--pmtu`),
+/// a last column `PMTU`.
 pub fn csv(target: &str, start: SystemTime, rows: &[HopReport], label: Label<'_>) -> String {
     let secs = start.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut out =
-        "Mtr_Version,Start_Time,Status,Host,Hop,Ip,Loss%,Snt, ,Last,Avg,Best,Wrst,StDev,\n"
-            .to_owned();
+    let pmtu = rows.iter().any(|r| r.pmtu.is_some());
+    let mut out = "Mtr_Version,Start_Time,Status,Host,Hop,Ip,Loss%,Snt, ,Last,Avg,Best,Wrst,StDev,"
+        .to_owned();
+    out += if pmtu { "PMTU,\n" } else { "\n" };
     for r in rows {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "NETLOOM.{},{secs},OK,{target},{},{},{:.2},{},{},{:.2},{:.2},{:.2},{:.2},{:.2}",
             env!("CARGO_PKG_VERSION"),
@@ -144,6 +158,10 @@ pub fn csv(target: &str, start: SystemTime, rows: &[HopReport], label: Label<'_>
             r.worst_ms,
             r.stdev_ms
         );
+        if pmtu {
+            let _ = write!(out, ",{}", pmtu_text(r));
+        }
+        out.push('\n');
     }
     out
 }
@@ -170,6 +188,7 @@ mod tests {
             stdev_ms: 0.06,
             mpls: vec![],
             outcome: None,
+            pmtu: None,
         }
     }
 
@@ -226,6 +245,22 @@ mod tests {
             &fields[1..8],
             ["0", "OK", "example", "1", "10.0.0.1", "0.00", "3"]
         );
+    }
+
+    #[test]
+    fn pmtu_column_only_when_measured() {
+        let mut rows = [row(1, Some("10.0.0.1"), 0.0), row(2, None, 100.0)];
+        assert!(!table("vm", &rows, false, &plain).contains("PMTU"));
+        rows[0].pmtu = Some(1500);
+        let t = table("vm", &rows, false, &plain);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("StDev  PMTU"), "{t}");
+        assert!(lines[1].ends_with("  1500"), "{t}");
+        assert!(lines[2].ends_with("     -"), "{t}");
+        let c = csv("x", UNIX_EPOCH, &rows, &plain);
+        let lines: Vec<&str> = c.lines().collect();
+        assert!(lines[0].ends_with("StDev,PMTU,"), "{c}");
+        assert!(lines[1].ends_with(",1500"), "{c}");
     }
 
     #[test]

@@ -1,0 +1,247 @@
+//! Packet loss: an nftables rule that drops a random share of the TCP segments of one local
+//! address (a listening port and its connections), removed on drop.
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::blackhole::{delete_table, install_table};
+use crate::error::{FaultError, Result};
+
+/// Resolution of [`PacketLoss`]'s probability: drops are decided per segment with
+/// `numgen random mod 1000000 < N`, so the probability is kept in millionths.
+const SCALE: u32 = 1_000_000;
+
+/// Which segments of a local address [`PacketLoss`] drops.
+///
+/// ```
+/// use netloom_fault::LossDirection;
+/// assert_eq!(LossDirection::ToLocal.to_string(), "to");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LossDirection {
+    /// Segments arriving for the local address (from its peers: their data and their ACKs).
+    ToLocal,
+    /// Segments the local address sent, dropped as they arrive at a peer on this host
+    /// (loopback or a local address). Segments that leave the host are not affected: drops
+    /// happen on arrival (see [`PacketLoss`]).
+    FromLocal,
+}
+
+impl fmt::Display for LossDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LossDirection::ToLocal => "to",
+            LossDirection::FromLocal => "from",
+        })
+    }
+}
+
+/// Real packet loss for the TCP connections of one local address (typically a listening
+/// proxy or server and every connection it accepted): an nftables table of its own that drops
+/// each matching segment with a given probability, so TCP really retransmits. The table is
+/// named like a [`Blackhole`](crate::Blackhole)'s (`netloom_bh_<pid>_<starttime>_<n>`):
+/// [`Blackhole::list_tables`](crate::Blackhole::list_tables) lists it,
+/// [`Blackhole::clear_orphans`](crate::Blackhole::clear_orphans) (and `netloom blackhole
+/// --clear`) removes it once its process is gone, and dropping the value deletes it.
+///
+/// Segments are dropped on arrival (input hook), like a lossy network: a segment dropped on
+/// departure would fail the local send with `EPERM` instead of being lost. An unspecified
+/// address (`0.0.0.0:P`, `[::]:P`) matches the port on every address, IPv4 and IPv6.
+///
+/// Needs `CAP_NET_ADMIN` and the `nft` tool (package `nftables`).
+///
+/// ```no_run
+/// # fn main() -> netloom_fault::Result<()> {
+/// use netloom_fault::{LossDirection, PacketLoss};
+/// // Drop 30 % of what clients send to a server listening on 127.0.0.1:8080.
+/// let loss = PacketLoss::new("127.0.0.1:8080".parse().unwrap(), LossDirection::ToLocal, 0.3)?;
+/// println!("rules in table {}", loss.table());
+/// drop(loss); // no more loss
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PacketLoss {
+    table: String,
+    local: SocketAddr,
+    direction: LossDirection,
+    per_million: u32,
+    removed: bool,
+}
+
+impl PacketLoss {
+    /// Drops each TCP segment to or from `local` (by `direction`) with `probability`
+    /// (0 to 1; millionths are kept). Refused without `CAP_NET_ADMIN`, naming it.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// use netloom_fault::{LossDirection, PacketLoss};
+    /// let loss = PacketLoss::new("[::]:6379".parse().unwrap(), LossDirection::FromLocal, 0.05)?;
+    /// assert_eq!(loss.probability(), 0.05);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(
+        local: SocketAddr,
+        direction: LossDirection,
+        probability: f64,
+    ) -> Result<PacketLoss> {
+        let per_million = per_million(probability)?;
+        let rule = rule(local, direction, per_million);
+        let table = install_table(
+            "packet loss (nftables rules)",
+            "without it, run the server in a network namespace where you have it, \
+             or use a toxic that acts on bytes (latency, slicer, timeout)",
+            |table| {
+                format!(
+                    "table inet {table} {{\n  chain input {{ type filter hook input priority -300; policy accept;\n    {rule}\n  }}\n}}\n"
+                )
+            },
+        )?;
+        tracing::info!(%table, %local, %direction, per_million, "packet loss installed");
+        Ok(PacketLoss {
+            table,
+            local,
+            direction,
+            per_million,
+            removed: false,
+        })
+    }
+
+    /// The nftables table name (`nft list table inet NAME` shows the rule).
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let l = netloom_fault::PacketLoss::new("127.0.0.1:80".parse().unwrap(), netloom_fault::LossDirection::ToLocal, 0.1)?;
+    /// assert!(l.table().starts_with("netloom_bh_"));
+    /// # Ok(()) }
+    /// ```
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The local address whose segments are dropped.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// let a = "127.0.0.1:80".parse().unwrap();
+    /// assert_eq!(netloom_fault::PacketLoss::new(a, netloom_fault::LossDirection::ToLocal, 0.1)?.local(), a);
+    /// # Ok(()) }
+    /// ```
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Which segments are dropped.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// use netloom_fault::{LossDirection, PacketLoss};
+    /// let l = PacketLoss::new("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.1)?;
+    /// assert_eq!(l.direction(), LossDirection::ToLocal);
+    /// # Ok(()) }
+    /// ```
+    pub fn direction(&self) -> LossDirection {
+        self.direction
+    }
+
+    /// The probability in force (rounded to millionths).
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// use netloom_fault::{LossDirection, PacketLoss};
+    /// let l = PacketLoss::new("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.25)?;
+    /// assert_eq!(l.probability(), 0.25);
+    /// # Ok(()) }
+    /// ```
+    pub fn probability(&self) -> f64 {
+        f64::from(self.per_million) / f64::from(SCALE)
+    }
+
+    /// Removes the rule now, reporting failure (dropping does the same but can only log).
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// use netloom_fault::{LossDirection, PacketLoss};
+    /// PacketLoss::new("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.1)?.remove()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn remove(mut self) -> Result<()> {
+        self.removed = true;
+        delete_table(&self.table)
+    }
+}
+
+impl Drop for PacketLoss {
+    fn drop(&mut self) {
+        if !self.removed
+            && let Err(e) = delete_table(&self.table)
+        {
+            tracing::error!(table = %self.table, error = %e, "could not remove packet loss");
+        }
+    }
+}
+
+/// `probability` in millionths; refuses values outside 0..=1 (and NaN).
+fn per_million(probability: f64) -> Result<u32> {
+    if !(0.0..=1.0).contains(&probability) {
+        return Err(FaultError::invalid(
+            "loss probability",
+            probability,
+            "must be between 0 and 1",
+        ));
+    }
+    Ok((probability * f64::from(SCALE)).round() as u32)
+}
+
+/// The nft rule dropping `per_million` of the segments to or from `local`.
+fn rule(local: SocketAddr, direction: LossDirection, per_million: u32) -> String {
+    let (addr_dir, port_dir) = match direction {
+        LossDirection::ToLocal => ("daddr", "dport"),
+        LossDirection::FromLocal => ("saddr", "sport"),
+    };
+    let addr = match local.ip() {
+        ip if ip.is_unspecified() => String::new(),
+        std::net::IpAddr::V4(ip) => format!("ip {addr_dir} {ip} "),
+        std::net::IpAddr::V6(ip) => format!("ip6 {addr_dir} {ip} "),
+    };
+    let chance = match per_million {
+        // Every segment (`mod 1000000 < 1000000` is out of nft's range).
+        SCALE.. => String::new(),
+        n => format!(" numgen random mod {SCALE} < {n}"),
+    };
+    format!("{addr}tcp {port_dir} {}{chance} drop", local.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_match_the_address_and_direction() {
+        let v4: SocketAddr = "127.0.0.1:26379".parse().unwrap();
+        assert_eq!(
+            rule(v4, LossDirection::ToLocal, 300_000),
+            "ip daddr 127.0.0.1 tcp dport 26379 numgen random mod 1000000 < 300000 drop"
+        );
+        assert_eq!(
+            rule("[::1]:5".parse().unwrap(), LossDirection::FromLocal, 1),
+            "ip6 saddr ::1 tcp sport 5 numgen random mod 1000000 < 1 drop"
+        );
+        assert_eq!(
+            rule(v4, LossDirection::ToLocal, SCALE),
+            "ip daddr 127.0.0.1 tcp dport 26379 drop"
+        );
+        assert_eq!(
+            rule("0.0.0.0:5".parse().unwrap(), LossDirection::FromLocal, 7),
+            "tcp sport 5 numgen random mod 1000000 < 7 drop"
+        );
+    }
+
+    #[test]
+    fn probability_is_kept_in_millionths_and_bounded() {
+        assert_eq!(per_million(0.3).unwrap(), 300_000);
+        assert_eq!(per_million(1.0).unwrap(), SCALE);
+        assert_eq!(per_million(0.0).unwrap(), 0);
+        for bad in [-0.1, 1.01, f64::NAN] {
+            assert!(per_million(bad).is_err(), "{bad}");
+        }
+    }
+}

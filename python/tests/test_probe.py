@@ -1,0 +1,179 @@
+"""netloom.probe against loopback: mtrpacket's shape, in-process."""
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import netloom.probe
+from netloom import errors
+from netloom.probe import Prober
+
+from conftest import requires_root
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_probe_localhost_reply():
+    async def main():
+        async with Prober() as p:
+            return await p.probe("127.0.0.1", timeout=5)
+
+    r = run(main())
+    assert r.success is True
+    assert r.result == "reply"
+    assert r.responder == "127.0.0.1"
+    assert r.time_ms is not None and 0 <= r.time_ms < 5000
+    assert r.mpls == []
+
+
+def test_probe_ipv6_and_tcp_to_listening_port():
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listener.bind(("::1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    async def main():
+        async with Prober() as p:
+            icmp = await p.probe("::1", timeout=5)
+            tcp = await p.probe("::1", protocol="tcp", port=port, timeout=5)
+            return icmp, tcp
+
+    try:
+        icmp, tcp = run(main())
+    finally:
+        listener.close()
+    assert icmp.success and icmp.responder == "::1"
+    assert tcp.success and tcp.result == "reply"
+
+
+def test_thousands_of_probes_in_flight():
+    async def main():
+        async with Prober() as p:
+            results = await asyncio.gather(
+                *(p.probe("127.0.0.1", timeout=10) for _ in range(2000))
+            )
+            return results, p.stats()
+
+    results, stats = run(main())
+    assert all(r.success for r in results), {r.result for r in results}
+    assert stats["answered"] >= 2000
+
+
+def test_errors_are_exceptions_of_the_hierarchy():
+    async def main(**kw):
+        async with Prober() as p:
+            return await p.probe("127.0.0.1", **kw)
+
+    with pytest.raises(errors.HostResolveError):
+        run(main(ip_version=6))
+    with pytest.raises(errors.InvalidArgument, match="protocol"):
+        run(main(protocol="carrier-pigeon"))
+    with pytest.raises(errors.InvalidArgument, match="timeout"):
+        run(main(timeout=-1))
+    with pytest.raises(errors.StateError):
+        run(Prober().probe("127.0.0.1"))
+
+
+def test_check_support():
+    async def main():
+        async with Prober() as p:
+            return [await p.check_support(f) for f in ("udp", "tcp", "teleport")]
+
+    assert run(main()) == [True, True, False]
+
+
+def test_trace_localhost_per_hop_stats():
+    async def main():
+        async with Prober() as p:
+            return await p.trace("127.0.0.1", cycles=3, max_ttl=4, interval=0.05, timeout=2)
+
+    hops = run(main())
+    assert hops[0].hop == 1
+    assert hops[0].hosts == ["127.0.0.1"]
+    assert hops[0].sent == 3 and hops[0].received == 3
+    assert hops[0].loss_percent == 0.0
+    assert hops[0].result == "reply"
+
+
+def _run_script(src: str, env=None) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(src)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+# The mtrpacket README's examples, with only the import and class name changed.
+README_GETTING_STARTED = """
+import asyncio
+import netloom.probe as mtrpacket
+
+#  A simple coroutine which will start an mtrpacket session and
+#  ping localhost
+async def probe():
+    async with mtrpacket.Prober() as mtr:
+        return await mtr.probe('localhost')
+
+#  Use asyncio's event loop to start the coroutine and wait for the probe
+loop = asyncio.new_event_loop()
+result = loop.run_until_complete(probe())
+
+#  Print the probe result
+print(result)
+"""
+
+
+def test_readme_getting_started():
+    out = _run_script(README_GETTING_STARTED)
+    assert out.startswith("ProbeResult(success=True, result='reply'")
+
+
+def test_readme_keyword_example():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    # The README's host (example.com) and port (443) replaced by a loopback listener.
+    src = f"""
+    import asyncio
+    import netloom.probe as mtrpacket
+
+    async def main():
+        async with mtrpacket.Prober() as mtr:
+            #  Send a probe to the HTTPS port of example.com and limit the probe
+            #  to four network hops
+            result = await mtr.probe(
+                '127.0.0.1',
+                ttl=4,
+                protocol='tcp',
+                port={port})
+            print(result.success, result.result)
+
+    asyncio.run(main())
+    """
+    try:
+        assert _run_script(src).split() == ["True", "reply"]
+    finally:
+        listener.close()
+
+
+@requires_root
+def test_unmodified_mtrpacket_drives_the_wheels_mtr_packet():
+    pytest.importorskip("mtrpacket")
+    env = dict(os.environ, MTR_PACKET="mtr-packet")
+    src = """
+    import asyncio, mtrpacket
+    async def main():
+        async with mtrpacket.MtrPacket() as mtr:
+            r = await mtr.probe('127.0.0.1', timeout=5)
+            print(r.success, r.result, r.responder)
+    asyncio.run(main())
+    """
+    assert _run_script(src, env).split() == ["True", "reply", "127.0.0.1"]
