@@ -7,7 +7,9 @@
 //! channel they will be written to. Due chunks move from held to written (the sum does
 //! not change); a side reads only while the other side is writable, and the other side's
 //! writability change wakes it. Held plus pending bytes per direction stay below the other
-//! channel's high water mark plus one read.
+//! channel's high water mark plus one read; a chunk only a latency toxic holds is in flight
+//! and counts 1/256 of its size (`link::IN_FLIGHT_WEIGHT`), so latency does not
+//! cap the rate while what it holds stays under 256 x the high water mark.
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

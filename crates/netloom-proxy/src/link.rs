@@ -110,6 +110,17 @@ struct Slot {
     state: ToxicState,
 }
 
+/// Toxic types whose holding is time on the wire (a link's bandwidth-delay product), not
+/// a queue: a chunk only they delayed is in flight.
+const IN_FLIGHT_KINDS: &[&str] = &["latency", "noop"];
+
+/// A chunk in flight counts `1 / IN_FLIGHT_WEIGHT` of its size against the writability of
+/// the channel it goes to: a latency toxic delays bytes without capping the rate at
+/// high water mark / latency (640 KB/s for 64 KiB and 100 ms; Toxiproxy passes 100 MB/s),
+/// and what it holds stays bounded (256 x the high water mark: 16 MiB per direction by
+/// default). Queues (bandwidth, slicer) count in full.
+pub(crate) const IN_FLIGHT_WEIGHT: usize = 256;
+
 /// One direction's toxics and queue.
 pub(crate) struct Link {
     stream: Stream,
@@ -329,9 +340,10 @@ impl Link {
     }
 
     /// Runs `data`, read at `now`, through the active toxics into the queue; returns the
-    /// sizes of the chunks queued, oldest first.
+    /// sizes the chunks queued count against writability, oldest first (a chunk in flight
+    /// counts `1 / IN_FLIGHT_WEIGHT` of its size, at least 1).
     pub(crate) fn push(&mut self, now: Instant, mut data: Bytes) -> Vec<usize> {
-        let before = self.queue.len();
+        let mut sizes = Vec::new();
         for slot in self.slots.values_mut() {
             if slot.fires
                 && slot.active_since.is_none()
@@ -349,12 +361,19 @@ impl Link {
             self.bytes_in += piece.len() as u64;
             let mut items = vec![(now, piece)];
             let mut closes = Vec::new();
+            let mut in_flight = false;
+            let mut queued = false;
             for name in &self.order {
                 let Some(slot) = self.slots.get_mut(name) else {
                     continue;
                 };
                 if slot.active_since.is_none() || slot.ended {
                     continue;
+                }
+                if IN_FLIGHT_KINDS.contains(&slot.entry.kind.as_str()) {
+                    in_flight = true;
+                } else {
+                    queued = true;
                 }
                 let mut out = Output::default();
                 for (t, b) in items {
@@ -369,11 +388,16 @@ impl Link {
             for (t, b) in items {
                 let t = t.max(self.last);
                 self.last = t;
+                sizes.push(if in_flight && !queued {
+                    b.len().div_ceil(IN_FLIGHT_WEIGHT)
+                } else {
+                    b.len()
+                });
                 self.queue.push_back((t, b));
             }
         }
         self.activate(now);
-        self.queue.range(before..).map(|(_, b)| b.len()).collect()
+        sizes
     }
 
     /// The next chunk whose time has come.
@@ -556,6 +580,20 @@ mod tests {
         l.key.client = Some("10.1.2.3".parse().unwrap());
         l.sync(&[e], t0);
         assert_eq!(l.action(t0 + Duration::from_secs(1)), Action::CloseNow);
+    }
+
+    #[test]
+    fn latency_held_bytes_count_as_in_flight_queues_in_full() {
+        let t0 = Instant::now();
+        let mut l = link(t0);
+        assert_eq!(l.push(t0, Bytes::from(vec![0u8; 1000])), [1000]);
+        let lat = entry(json!({"type": "latency", "attributes": {"latency": 100}}));
+        l.sync(std::slice::from_ref(&lat), t0);
+        assert_eq!(l.push(t0, Bytes::from(vec![0u8; 1000])), [4]);
+        assert_eq!(l.push(t0, Bytes::from(vec![0u8; 1])), [1]);
+        let bw = entry(json!({"type": "bandwidth", "attributes": {"rate": 1000}}));
+        l.sync(&[lat, bw], t0);
+        assert_eq!(l.push(t0, Bytes::from(vec![0u8; 1000])), [1000]);
     }
 
     #[test]
