@@ -113,6 +113,8 @@ fn config_seed_and_control_verbs() {
     assert!(ok, "{err}");
     let (ok, out, _) = ctl(&api, &["inspect", "web", "--json"]);
     assert!(ok);
+    // docs/cli.md's convention: one compact JSON object per line.
+    assert_eq!(out.trim_end().lines().count(), 1, "one line: {out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["toxics"][0]["name"], "latency_upstream");
     let listen = v["listen"].as_str().unwrap().to_owned();

@@ -289,7 +289,7 @@ fn print_proxy(p: &Value) {
 
 fn done(api: &Api, v: &Value, text: impl FnOnce(&Value)) -> anyhow::Result<ExitCode> {
     if api.json {
-        println!("{}", serde_json::to_string_pretty(v)?);
+        println!("{}", serde_json::to_string(v)?);
     } else {
         text(v);
     }
