@@ -267,11 +267,8 @@ def test_readme_port_forwarding():
         wait_listening(port, proc)
         for _ in range(3):
             echo_roundtrip(port)
-        # Under the channel's 64 KiB high water mark. Larger requests stall on main as of
-        # the 13:13 UTC merge wave -- `netloom forward` to `netloom echo` too, in pure Rust:
-        # a channel no longer reads while it is unwritable (0f5b6c3), so a forwarder's
-        # upstream side and an echo server can each wait for the other to read.
-        echo_roundtrip(port, os.urandom(20_000))
+        # Well above the channels' 64 KiB high water mark: backpressure both ways.
+        echo_roundtrip(port, os.urandom(200_000))
     finally:
         interrupt(proc)
         upstream.channel().close()
