@@ -112,6 +112,11 @@ pub(crate) fn register_local<T: Transport>(
 enum Burst {
     /// The socket said "nothing more" (or reading is off).
     Done,
+    /// Reading waits for the outbound backlog (over the high water mark, or unwritable with
+    /// `pause_reads_while_unwritable`). Once this round's writes clear it, read on: no read
+    /// was left pending, so new input would not wake the task (and may never come: the
+    /// peer can be waiting for our reads).
+    Backlog,
     /// The read budget is used up: poll again later.
     Budget,
     /// A short read: probably drained; read once more after writing.
@@ -208,6 +213,28 @@ impl<T: Transport> ChannelTask<T> {
         }
     }
 
+    /// Whether reading waits for the outbound backlog, `reads` reads into the burst.
+    fn backlogged(&self, reads: usize) -> bool {
+        let channel = &self.pipeline.channel;
+        // Over the high water mark even after writing what it could: what was read is not
+        // answered yet; the rest of the burst waits (the handlers hear of it at the end of
+        // the round). A bulk echo whose answer the socket took at once reads on.
+        ((reads > 0 || self.pause_unwritable) && channel.over_high_water())
+            // With `pause_reads_while_unwritable`, a round starts reading only when
+            // writable: decoders pause while the channel is unwritable (until below the low
+            // water mark), and one read per wake-up into a paused decoder piled up unbounded
+            // input (issue 13, defect 10). Off, a forwarder's two channels cannot each wait
+            // for the other to read.
+            || (self.pause_unwritable && reads == 0 && !channel.is_writable())
+    }
+
+    /// Whether a burst the backlog stopped may read again: below the high water mark, and
+    /// writable if reads pause while unwritable.
+    fn backlog_cleared(&self) -> bool {
+        let channel = &self.pipeline.channel;
+        !channel.over_high_water() && (!self.pause_unwritable || channel.is_writable())
+    }
+
     /// Reads until the socket has nothing more, the budget is used or reading stops.
     /// Like Netty, a read that does not fill the buffer ends the burst (`Burst::Short`): the
     /// replies go out before the read that confirms the socket is drained.
@@ -219,19 +246,11 @@ impl<T: Transport> ChannelTask<T> {
                 || self.closing.is_some()
                 || self.pipeline.close_requested().is_some()
                 || !self.pipeline.channel.auto_read()
-                // Over the high water mark even after writing what it could: what was
-                // read is not answered yet; the rest of the burst waits (the handlers hear
-                // of it at the end of the round). A bulk echo whose answer the socket took
-                // at once reads on.
-                || ((reads > 0 || self.pause_unwritable)
-                    && self.pipeline.channel.over_high_water())
-                // With `pause_reads_while_unwritable`, a round starts reading only when
-                // writable: decoders pause while the channel is unwritable (until below the
-                // low water mark), and one read per wake-up into a paused decoder piled up
-                // unbounded input (issue 13, defect 10). Off, a forwarder's two channels
-                // cannot each wait for the other to read.
-                || (self.pause_unwritable && reads == 0 && !self.pipeline.channel.is_writable())
             {
+                break;
+            }
+            if self.backlogged(reads) {
+                outcome = Burst::Backlog;
                 break;
             }
             if reads == self.max_reads {
@@ -573,7 +592,10 @@ impl<T: Transport> Future for ChannelTask<T> {
             this.take_close_request();
             let again = this.pipeline.has_queued()
                 || this.pipeline.flush_requested()
-                || (more == Burst::Short && this.may_read(cx));
+                || (more == Burst::Short && this.may_read(cx))
+                // The writes cleared the backlog that stopped reading: read on. (Still
+                // backlogged, a write is pending and its readiness wakes the task.)
+                || (more == Burst::Backlog && this.backlog_cleared());
             if again && rounds >= MAX_ROUNDS_PER_POLL {
                 // Fair to the loop's other channels: the rest waits for the next poll.
                 cx.waker().wake_by_ref();
