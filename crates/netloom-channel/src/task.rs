@@ -534,9 +534,11 @@ fn poll_write_slices<T: Transport, const N: usize>(
 //        -> close request? -> more queued events or flushes? next round
 //        -> advance a close -> arm the timer alarm -> Pending
 //
-// At most `MAX_ROUNDS_PER_POLL` rounds run per poll: a channel with more to do (a decoder
+// One round runs per poll (`MAX_ROUNDS_PER_POLL`): a channel with more to do (a decoder
 // with a backlog of tiny frames, resumed after each write, ~700 frames a round) wakes
-// itself and yields, so the loop's other channels (a new client) are served in between.
+// itself and yields, so the loop's other channels (a new client) are served in between
+// (under 50 tiny-frame flooders a new client waited up to 0.6 s with 4 rounds, 0.16 s
+// with 1: docs/benchmarks.md).
 // A bulk transfer is unaffected: its reads come in bursts of `max_reads_per_poll` within
 // one round.
 //
@@ -556,7 +558,7 @@ fn poll_write_slices<T: Transport, const N: usize>(
 // (graceful for EOF, forced otherwise). Writability is decided once per round, after
 // writing: at most one false-then-true pair per round, so no flapping.
 /// Rounds one poll of a channel task may run before it yields (see above).
-const MAX_ROUNDS_PER_POLL: usize = 4;
+const MAX_ROUNDS_PER_POLL: usize = 1;
 
 impl<T: Transport> Future for ChannelTask<T> {
     type Output = ();
