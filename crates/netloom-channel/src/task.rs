@@ -12,8 +12,8 @@ use crate::alarm::Alarm;
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
-    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline,
-    Transport, UserEvent,
+    Channel, ChannelAddr, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg,
+    Pipeline, Transport, UserEvent,
 };
 
 /// At most this many buffers per vectored write.
@@ -54,6 +54,18 @@ pub(crate) fn register_local<T: Transport>(
     options: &ChannelOptions,
     init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
 ) -> Result<Channel, ChannelError> {
+    register_with_peer(transport, None, options, init)
+}
+
+/// [`register_local`] with the peer's address as `accept(2)` reported it: a connection reset
+/// before it was registered has none to ask the socket for any more, and its channel (and
+/// every log line about it) would name no peer.
+pub(crate) fn register_with_peer<T: Transport>(
+    transport: T,
+    peer: Option<ChannelAddr>,
+    options: &ChannelOptions,
+    init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
+) -> Result<Channel, ChannelError> {
     let el = EventLoop::current().ok_or(ChannelError::NotOnEventLoop {
         what: "registering a channel (EventLoop::register_here)",
     })?;
@@ -61,7 +73,7 @@ pub(crate) fn register_local<T: Transport>(
     let channel = Channel::new(
         Some(el),
         transport.local_addr(),
-        transport.peer_addr(),
+        peer.or_else(|| transport.peer_addr()),
         transport.raw_fd(),
         options,
     );
