@@ -549,8 +549,7 @@ fn poll_write_slices<T: Transport, const N: usize>(
 // One round runs per poll (`MAX_ROUNDS_PER_POLL`): a channel with more to do (a decoder
 // with a backlog of tiny frames, resumed after each write, ~700 frames a round) wakes
 // itself and yields, so the loop's other channels (a new client) are served in between
-// (under 50 tiny-frame flooders a new client waited up to 0.6 s with 4 rounds, 0.16 s
-// with 1: docs/benchmarks.md).
+// (a new client's wait under tiny-frame flooders: docs/benchmarks.md).
 // A bulk transfer is unaffected: its reads come in bursts of `max_reads_per_poll` within
 // one round.
 //
