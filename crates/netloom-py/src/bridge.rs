@@ -30,7 +30,13 @@ type Settle = Box<dyn for<'py> FnOnce(Python<'py>) -> (bool, Py<PyAny>) + Send>;
 pub(crate) struct SettleQueue {
     /// The futures and how to settle each; `scheduled` says a `_drain` is on its way.
     items: std::sync::Mutex<Queued>,
+    /// Tasks made by [`awaitable_batched`] on the loop thread since the last `_flush`
+    /// (only the loop thread touches it, under the GIL).
+    pending: std::sync::Mutex<Vec<Task>>,
 }
+
+/// A bridged task not yet handed to the runtime.
+type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The futures with how to settle each, and whether a `_drain` is scheduled.
 type Queued = (Vec<(Py<PyAny>, Settle)>, bool);
@@ -48,6 +54,7 @@ fn queue_of(event_loop: &Bound<'_, PyAny>) -> PyResult<Py<SettleQueue>> {
         event_loop.py(),
         SettleQueue {
             items: std::sync::Mutex::new((Vec::new(), false)),
+            pending: std::sync::Mutex::new(Vec::new()),
         },
     )?;
     let _ = event_loop.setattr(ATTR, q.clone_ref(event_loop.py()));
@@ -64,9 +71,44 @@ fn _drain(py: Python<'_>, queue: &Bound<'_, SettleQueue>) -> PyResult<()> {
     };
     for (fut, settle) in items {
         let (ok, value) = settle(py);
-        _settle(fut.bind(py), ok, value.bind(py))?;
+        let fut = fut.bind(py);
+        let method = if ok {
+            pyo3::intern!(py, "set_result")
+        } else {
+            pyo3::intern!(py, "set_exception")
+        };
+        // One call per result; a future cancelled meanwhile refuses it (InvalidStateError).
+        // Any other failure is reported and the other futures still get their results.
+        if let Err(e) = fut.call_method1(method, (value,))
+            && !fut
+                .call_method0(pyo3::intern!(py, "done"))
+                .and_then(|d| d.is_truthy())
+                .unwrap_or(false)
+        {
+            e.write_unraisable(py, Some(fut));
+        }
     }
     Ok(())
+}
+
+/// Hands the tasks [`awaitable_batched`] queued on this loop to the runtime: one task (and
+/// one wake-up of a runtime thread) for all of them. Run on the loop by `call_soon`.
+#[pyfunction]
+fn _flush(queue: &Bound<'_, SettleQueue>) {
+    let tasks = std::mem::take(
+        &mut *queue
+            .get()
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    if tasks.is_empty() {
+        return;
+    }
+    runtime().spawn(async move {
+        let mut running: futures::stream::FuturesUnordered<Task> = tasks.into_iter().collect();
+        while futures::StreamExt::next(&mut running).await.is_some() {}
+    });
 }
 
 /// Bridged tasks still running or settling.
@@ -96,13 +138,62 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
-    let py_fut = event_loop.call_method0("create_future")?;
+    let (py_fut, _, task) = bridged(py, fut)?;
+    runtime().spawn(task);
+    Ok(py_fut)
+}
+
+/// Like [`awaitable`], but the task starts when the loop runs the callbacks that are ready
+/// now: all the awaitables a burst of coroutines makes in one loop iteration (say the
+/// probes of an `asyncio.gather`) reach the runtime together, with one wake-up of a
+/// runtime thread instead of one each.
+pub fn awaitable_batched<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let (py_fut, event_loop, task) = bridged(py, fut)?;
     let queue = queue_of(&event_loop)?;
-    let loop_ref = event_loop.unbind();
+    let first = {
+        let mut pending = queue
+            .get()
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        pending.push(task);
+        pending.len() == 1
+    };
+    if first {
+        let flush = FLUSH.import(py, "netloom._native", "_flush")?;
+        event_loop.call_method1(pyo3::intern!(py, "call_soon"), (flush, queue))?;
+    }
+    Ok(py_fut)
+}
+
+/// `asyncio.get_running_loop`, looked up once.
+static GET_RUNNING_LOOP: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+/// `netloom._native._flush`, looked up once.
+static FLUSH: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+/// The asyncio future of the running loop, the loop, and the task that runs `fut` and
+/// settles the future through the loop's [`SettleQueue`].
+fn bridged<'py, F, T>(
+    py: Python<'py>,
+    fut: F,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Task)>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let event_loop = GET_RUNNING_LOOP
+        .import(py, "asyncio", "get_running_loop")?
+        .call0()?;
+    let py_fut = event_loop.call_method0(pyo3::intern!(py, "create_future"))?;
+    let queue = queue_of(&event_loop)?;
+    let loop_ref = event_loop.clone().unbind();
     let fut_ref = py_fut.clone().unbind();
     let active = Active::enter();
-    runtime().spawn(async move {
+    let task = Box::pin(async move {
         let result = catch_future(fut).await;
         if SHUTTING_DOWN.load(Ordering::SeqCst) {
             // The interpreter is going away: touching it (even to drop a reference)
@@ -148,21 +239,7 @@ where
         }
         drop(active);
     });
-    Ok(py_fut)
-}
-
-/// Completes `fut` with `value` (or raises it when `ok` is false) unless it was cancelled.
-#[pyfunction]
-fn _settle(fut: &Bound<'_, PyAny>, ok: bool, value: &Bound<'_, PyAny>) -> PyResult<()> {
-    if fut.call_method0("done")?.is_truthy()? {
-        return Ok(());
-    }
-    if ok {
-        fut.call_method1("set_result", (value,))?;
-    } else {
-        fut.call_method1("set_exception", (value,))?;
-    }
-    Ok(())
+    Ok((py_fut, event_loop, task))
 }
 
 /// Called at interpreter exit: waits up to `timeout` seconds for running tasks, then stops
@@ -189,8 +266,8 @@ fn _shutdown(py: Python<'_>, timeout: f64) -> usize {
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_settle, m)?)?;
     m.add_function(wrap_pyfunction!(_drain, m)?)?;
+    m.add_function(wrap_pyfunction!(_flush, m)?)?;
     m.add_class::<SettleQueue>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     Ok(())
