@@ -32,11 +32,14 @@ pub(crate) struct SettleQueue {
     items: std::sync::Mutex<Queued>,
     /// Tasks made by [`awaitable_batched`] on the loop thread since the last `_flush`
     /// (only the loop thread touches it, under the GIL).
-    pending: std::sync::Mutex<Vec<Task>>,
+    pending: std::sync::Mutex<Vec<Start>>,
 }
 
-/// A bridged task not yet handed to the runtime.
+/// A bridged task, running.
 type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Makes a bridged task. Called on a runtime thread, so that the task's state (the
+/// future's, often kilobytes) is allocated and freed there, not on the loop thread.
+type Start = Box<dyn FnOnce() -> Task + Send>;
 
 /// The futures with how to settle each, and whether a `_drain` is scheduled.
 type Queued = (Vec<(Py<PyAny>, Settle)>, bool);
@@ -95,18 +98,19 @@ fn _drain(py: Python<'_>, queue: &Bound<'_, SettleQueue>) -> PyResult<()> {
 /// one wake-up of a runtime thread) for all of them. Run on the loop by `call_soon`.
 #[pyfunction]
 fn _flush(queue: &Bound<'_, SettleQueue>) {
-    let tasks = std::mem::take(
+    let starts = std::mem::take(
         &mut *queue
             .get()
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner()),
     );
-    if tasks.is_empty() {
+    if starts.is_empty() {
         return;
     }
     runtime().spawn(async move {
-        let mut running: futures::stream::FuturesUnordered<Task> = tasks.into_iter().collect();
+        let mut running: futures::stream::FuturesUnordered<Task> =
+            starts.into_iter().map(|start| start()).collect();
         while futures::StreamExt::next(&mut running).await.is_some() {}
     });
 }
@@ -138,8 +142,8 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let (py_fut, _, task) = bridged(py, fut)?;
-    runtime().spawn(task);
+    let (py_fut, _, start) = bridged(py, move || fut)?;
+    runtime().spawn(start());
     Ok(py_fut)
 }
 
@@ -147,12 +151,14 @@ where
 /// now: all the awaitables a burst of coroutines makes in one loop iteration (say the
 /// probes of an `asyncio.gather`) reach the runtime together, with one wake-up of a
 /// runtime thread instead of one each.
-pub fn awaitable_batched<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+/// `make` makes the future on a runtime thread.
+pub fn awaitable_batched<'py, M, F, T>(py: Python<'py>, make: M) -> PyResult<Bound<'py, PyAny>>
 where
+    M: FnOnce() -> F + Send + 'static,
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let (py_fut, event_loop, task) = bridged(py, fut)?;
+    let (py_fut, event_loop, start) = bridged(py, make)?;
     let queue = queue_of(&event_loop)?;
     let first = {
         let mut pending = queue
@@ -160,7 +166,7 @@ where
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        pending.push(task);
+        pending.push(start);
         pending.len() == 1
     };
     if first {
@@ -175,13 +181,15 @@ static GET_RUNNING_LOOP: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceL
 /// `netloom._native._flush`, looked up once.
 static FLUSH: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 
-/// The asyncio future of the running loop, the loop, and the task that runs `fut` and
-/// settles the future through the loop's [`SettleQueue`].
-fn bridged<'py, F, T>(
+/// The asyncio future of the running loop, the loop, and what makes the task that runs
+/// the future `make` returns and settles the asyncio future through the loop's
+/// [`SettleQueue`].
+fn bridged<'py, M, F, T>(
     py: Python<'py>,
-    fut: F,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Task)>
+    make: M,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Start)>
 where
+    M: FnOnce() -> F + Send + 'static,
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
@@ -193,53 +201,56 @@ where
     let loop_ref = event_loop.clone().unbind();
     let fut_ref = py_fut.clone().unbind();
     let active = Active::enter();
-    let task = Box::pin(async move {
-        let result = catch_future(fut).await;
-        if SHUTTING_DOWN.load(Ordering::SeqCst) {
-            // The interpreter is going away: touching it (even to drop a reference)
-            // could crash the process.
-            std::mem::forget((loop_ref, fut_ref, result, queue));
-            drop(active);
-            return;
-        }
-        let settle: Settle = Box::new(move |py| match result.and_then(|v| v.into_py_any(py)) {
-            Ok(v) => (true, v),
-            Err(e) => (false, e.into_value(py).into_any()),
-        });
-        let schedule = {
-            let mut guard = queue.get().items.lock().unwrap_or_else(|p| p.into_inner());
-            guard.0.push((fut_ref, settle));
-            !std::mem::replace(&mut guard.1, true)
-        };
-        if schedule {
-            crate::thread_state::prime_thread();
-            Python::attach(|py| {
-                let scheduled = DRAIN
-                    .import(py, "netloom._native", "_drain")
-                    .and_then(|drain| {
-                        loop_ref.call_method1(
-                            py,
-                            "call_soon_threadsafe",
-                            (drain, queue.clone_ref(py)),
-                        )
-                    });
-                if let Err(e) = scheduled {
-                    // The loop is closed: nobody awaits these results any more.
-                    let mut guard = queue.get().items.lock().unwrap_or_else(|p| p.into_inner());
-                    guard.1 = false;
-                    guard.0.clear();
-                    drop(guard);
-                    e.write_unraisable(py, None);
-                }
-                drop((loop_ref, queue));
+    let start: Start = Box::new(move || {
+        Box::pin(async move {
+            let result = catch_future(make()).await;
+            if SHUTTING_DOWN.load(Ordering::SeqCst) {
+                // The interpreter is going away: touching it (even to drop a reference)
+                // could crash the process.
+                std::mem::forget((loop_ref, fut_ref, result, queue));
+                drop(active);
+                return;
+            }
+            let settle: Settle = Box::new(move |py| match result.and_then(|v| v.into_py_any(py)) {
+                Ok(v) => (true, v),
+                Err(e) => (false, e.into_value(py).into_any()),
             });
-        } else {
-            // Dropped without the GIL: pyo3 defers the decrements to the next holder.
-            drop((loop_ref, queue));
-        }
-        drop(active);
+            let schedule = {
+                let mut guard = queue.get().items.lock().unwrap_or_else(|p| p.into_inner());
+                guard.0.push((fut_ref, settle));
+                !std::mem::replace(&mut guard.1, true)
+            };
+            if schedule {
+                crate::thread_state::prime_thread();
+                Python::attach(|py| {
+                    let scheduled =
+                        DRAIN
+                            .import(py, "netloom._native", "_drain")
+                            .and_then(|drain| {
+                                loop_ref.call_method1(
+                                    py,
+                                    "call_soon_threadsafe",
+                                    (drain, queue.clone_ref(py)),
+                                )
+                            });
+                    if let Err(e) = scheduled {
+                        // The loop is closed: nobody awaits these results any more.
+                        let mut guard = queue.get().items.lock().unwrap_or_else(|p| p.into_inner());
+                        guard.1 = false;
+                        guard.0.clear();
+                        drop(guard);
+                        e.write_unraisable(py, None);
+                    }
+                    drop((loop_ref, queue));
+                });
+            } else {
+                // Dropped without the GIL: pyo3 defers the decrements to the next holder.
+                drop((loop_ref, queue));
+            }
+            drop(active);
+        }) as Task
     });
-    Ok((py_fut, event_loop, task))
+    Ok((py_fut, event_loop, start))
 }
 
 /// Called at interpreter exit: waits up to `timeout` seconds for running tasks, then stops

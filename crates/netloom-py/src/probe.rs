@@ -289,7 +289,8 @@ impl NativeProber {
         spec: &Bound<'py, ProbeSpec>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let spec = spec.get().clone();
-        crate::bridge::awaitable_batched(py, probe_one(self.prober.clone(), host, spec))
+        let prober = self.prober.clone();
+        crate::bridge::awaitable_batched(py, move || probe_one(prober, host, spec))
     }
 
     /// `await probe_many(hosts, spec)` -> a list of `netloom.probe.ProbeResult`, in the
@@ -303,7 +304,7 @@ impl NativeProber {
     ) -> PyResult<Bound<'py, PyAny>> {
         let spec = spec.get().clone();
         let prober = self.prober.clone();
-        crate::bridge::awaitable_batched(py, async move {
+        crate::bridge::awaitable_batched(py, move || async move {
             let probes = hosts
                 .into_iter()
                 .map(|host| probe_one(prober.clone(), host, spec.clone()));
