@@ -123,11 +123,15 @@ def main():
         print(f"| {name} | {med[name][0]:,.0f} | {min(rates):,.0f}–{max(rates):,.0f} | "
               f"{med[name][1]:.1f} | {min(cpus):.1f}–{max(cpus):.1f} | {min(r[2] for r in rows)}/{probes} |")
     names = list(med)
-    b_rate, b_cpu = med[names[-1]]
-    print()
+    base = results[names[-1]]
+    print("\nPaired ratios (each round against mtrpacket's run of the same round; median and range "
+          "over rounds):\n")
     for name in names[:-1]:
-        a_rate, a_cpu = med[name]
-        print(f"- {name} ÷ mtrpacket: probes/s **{a_rate / b_rate:.2f}x**, CPU per probe **{a_cpu / b_cpu:.2f}x**")
+        rate_r = sorted(a[0] / b[0] for a, b in zip(results[name], base))
+        cpu_r = sorted(a[1] / b[1] for a, b in zip(results[name], base))
+        print(f"- {name} ÷ mtrpacket: probes/s **{statistics.median(rate_r):.2f}x** "
+              f"({rate_r[0]:.2f}–{rate_r[-1]:.2f}), CPU per probe **{statistics.median(cpu_r):.2f}x** "
+              f"({cpu_r[0]:.2f}–{cpu_r[-1]:.2f})")
 
 
 if __name__ == "__main__":
