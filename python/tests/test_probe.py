@@ -265,3 +265,17 @@ def test_cancelled_probes_do_not_hold_up_the_others():
     assert all(isinstance(r, asyncio.CancelledError) for r in done[::2])
     assert all(r.success for r in done[1::2])
     assert again.success
+
+
+@requires_root
+def test_without_receive_ring_answers_arrive():
+    async def main():
+        async with Prober(receive_ring=False) as p:
+            many = await p.probe_many(["127.0.0.1", "::1"] * 500, timeout=10)
+            one = await p.probe("127.0.0.1", timeout=5)
+            return many, one, p.is_raw
+
+    many, one, raw = run(main())
+    assert raw
+    assert all(r.success for r in many), {r.result for r in many}
+    assert one.success and one.responder == "127.0.0.1"

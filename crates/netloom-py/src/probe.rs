@@ -241,13 +241,16 @@ struct NativeProber {
     prober: Prober,
 }
 
-/// Opens a prober: `await open_prober(max_in_flight, privilege)`. `privilege` is `auto`
-/// (raw sockets if permitted), `raw` or `unprivileged` (ICMP datagram sockets).
+/// Opens a prober: `await open_prober(max_in_flight, privilege, receive_ring)`.
+/// `privilege` is `auto` (raw sockets if permitted), `raw` or `unprivileged` (ICMP
+/// datagram sockets); `receive_ring` is [`ProberConfig::receive_ring`].
 #[pyfunction]
+#[pyo3(signature = (max_in_flight, privilege, receive_ring=true))]
 fn open_prober(
     py: Python<'_>,
     max_in_flight: usize,
     privilege: String,
+    receive_ring: bool,
 ) -> PyResult<Bound<'_, PyAny>> {
     let privilege = match privilege.as_str() {
         "auto" => PrivilegeMode::Auto,
@@ -267,6 +270,7 @@ fn open_prober(
     let config = ProberConfig {
         max_in_flight,
         privilege,
+        receive_ring,
         ..ProberConfig::default()
     };
     crate::bridge::awaitable(
