@@ -64,10 +64,10 @@ class Prober:
 
     ``privilege``: ``"auto"`` (raw sockets if permitted, else ICMP datagram sockets),
     ``"raw"`` (needs CAP_NET_RAW) or ``"unprivileged"``. ``receive_ring``: in raw mode, take
-    ICMP answers from a memory-mapped packet ring sized for ``max_in_flight`` answers (36 MiB
-    of kernel memory per IP version at the default; setting it up makes ``open`` take tens of ms); False
-    reads them from the raw socket in batches instead: ``open`` takes a few ms, and the CPU
-    per probe is about the same for bursts of hundreds.
+    ICMP answers from a memory-mapped packet ring sized for ``max_in_flight`` answers (36
+    MiB of kernel memory per IP version at the default; setting it up makes ``open`` take
+    tens of ms); False reads them from the raw socket in batches instead: ``open`` takes a
+    few ms, and the CPU per probe is about the same for bursts of hundreds.
     """
 
     def __init__(
