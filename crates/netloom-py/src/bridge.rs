@@ -47,8 +47,8 @@ type Queued = (Vec<(Py<PyAny>, Settle)>, bool);
 /// The settle queue of `event_loop` (kept as an attribute of the loop), or a fresh one
 /// for loops that take no attributes.
 fn queue_of(event_loop: &Bound<'_, PyAny>) -> PyResult<Py<SettleQueue>> {
-    const ATTR: &str = "_netloom_settle_queue";
-    if let Ok(q) = event_loop.getattr(ATTR)
+    let attr = pyo3::intern!(event_loop.py(), "_netloom_settle_queue");
+    if let Ok(q) = event_loop.getattr(attr)
         && let Ok(q) = q.cast_into::<SettleQueue>()
     {
         return Ok(q.unbind());
@@ -60,7 +60,7 @@ fn queue_of(event_loop: &Bound<'_, PyAny>) -> PyResult<Py<SettleQueue>> {
             pending: std::sync::Mutex::new(Vec::new()),
         },
     )?;
-    let _ = event_loop.setattr(ATTR, q.clone_ref(event_loop.py()));
+    let _ = event_loop.setattr(attr, q.clone_ref(event_loop.py()));
     Ok(q)
 }
 

@@ -201,13 +201,13 @@ impl<'py> IntoPyObject<'py> for Outcome {
             }
         }
         let class = PROBE_RESULT.import(py, "netloom.probe", "ProbeResult")?;
-        let fields = (
-            success,
-            PyString::intern(py, &word),
-            time_ms,
-            responder,
-            labels,
-        );
+        let word = match word.as_str() {
+            "reply" => pyo3::intern!(py, "reply").clone(),
+            "no-reply" => pyo3::intern!(py, "no-reply").clone(),
+            "ttl-expired" => pyo3::intern!(py, "ttl-expired").clone(),
+            other => PyString::intern(py, other),
+        };
+        let fields = (success, word, time_ms, responder, labels);
         tuple_new.call1((class, fields))
     }
 }
