@@ -9,7 +9,7 @@ Each round opens a prober (mtrpacket: starts mtr-packet), sends PROBES probes in
 IN_FLIGHT and closes it. Rows: netloom.probe and mtrpacket in mtrpacket's shape (one
 ``await probe()`` coroutine per probe, a wave is an ``asyncio.gather``), netloom's batch
 call (``probe_many``, one awaitable per wave), and the mtrpacket shape on a prober opened
-with ``receive_ring=False``.
+with ``receive_ring=True`` (the packet ring; the default reads the raw sockets).
 
 CPU: this process plus every process it started, per answered probe. mtrpacket starts
 mtr-packet through ``/bin/sh -c`` and kills the shell at close: mtr-packet is a grandchild
@@ -98,10 +98,10 @@ async def run(make, send, probes, in_flight):
     return answered / wall, cpu / max(answered, 1) * 1e6, answered
 
 
-def no_ring():
-    """A prober that reads answers from its raw socket, without the packet ring (whose
-    setup waits ~20 ms per IP version for the kernel; see docs/benchmarks.md)."""
-    return netloom.probe.Prober(receive_ring=False)
+def ring():
+    """A prober that takes answers from a packet ring (whose setup waits ~20 ms per IP
+    version for the kernel; see docs/benchmarks.md)."""
+    return netloom.probe.Prober(receive_ring=True)
 
 
 def main():
@@ -112,7 +112,7 @@ def main():
     contenders = [
         ("netloom.probe (probe)", netloom.probe.Prober, waves),
         ("netloom.probe (probe_many)", netloom.probe.Prober, batches),
-        ("netloom.probe (probe, receive_ring=False)", no_ring, waves),
+        ("netloom.probe (probe, receive_ring=True)", ring, waves),
         (f"mtrpacket + {os.environ['MTR_PACKET']}", mtrpacket.MtrPacket, waves),
     ]
     results = {name: [] for name, _, _ in contenders}

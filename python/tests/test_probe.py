@@ -268,9 +268,9 @@ def test_cancelled_probes_do_not_hold_up_the_others():
 
 
 @requires_root
-def test_without_receive_ring_answers_arrive():
+def test_with_receive_ring_answers_arrive():
     async def main():
-        async with Prober(receive_ring=False) as p:
+        async with Prober(receive_ring=True) as p:
             many = await p.probe_many(["127.0.0.1", "::1"] * 500, timeout=10)
             one = await p.probe("127.0.0.1", timeout=5)
             return many, one, p.is_raw
@@ -279,3 +279,16 @@ def test_without_receive_ring_answers_arrive():
     assert raw
     assert all(r.success for r in many), {r.result for r in many}
     assert one.success and one.responder == "127.0.0.1"
+
+
+@requires_root
+def test_a_full_burst_is_answered_without_the_ring():
+    # The default prober reads answers from its raw sockets: a burst of max_in_flight
+    # answers must not overflow them.
+    async def main():
+        async with Prober(max_in_flight=16384) as p:
+            return await p.probe_many(["127.0.0.1"] * 16384, timeout=10), p.stats()
+
+    results, stats = run(main())
+    assert sum(r.success for r in results) == 16384, {r.result for r in results}
+    assert stats["timed_out"] == 0
