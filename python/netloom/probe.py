@@ -12,12 +12,15 @@ Moving from mtrpacket: replace ``import mtrpacket`` / ``mtrpacket.MtrPacket()`` 
 ``import netloom.probe as mtrpacket`` / ``mtrpacket.MtrPacket()`` (an alias of
 :class:`Prober`); keyword names and result fields are mtrpacket's.
 """
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from netloom import _native
 from netloom.errors import HostResolveError, ProbeError, StateError
 
 ProcessError = ProbeError
+
+_SPECS_KEPT = 64
+"""Distinct keyword sets whose converted options a Prober keeps."""
 
 
 class Mpls(NamedTuple):
@@ -60,19 +63,34 @@ class Prober:
     """Sends probes from this process; thousands may be in flight at once.
 
     ``privilege``: ``"auto"`` (raw sockets if permitted, else ICMP datagram sockets),
-    ``"raw"`` (needs CAP_NET_RAW) or ``"unprivileged"``.
+    ``"raw"`` (needs CAP_NET_RAW) or ``"unprivileged"``. In raw mode answers are read from
+    the raw sockets in batches (``recvmmsg``); ``receive_ring=True`` takes them from a
+    memory-mapped packet ring sized for ``max_in_flight`` answers instead (36 MiB of kernel
+    memory per IP version at the default, and ``open`` then takes tens of ms: the kernel
+    waits while it sets the ring up). The CPU per probe is about the same either way, and
+    a full burst of 16,384 is answered either way on loopback.
     """
 
-    def __init__(self, *, max_in_flight: int = 16384, privilege: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        max_in_flight: int = 16384,
+        privilege: str = "auto",
+        receive_ring: bool = False,
+    ) -> None:
         self._max_in_flight = max_in_flight
+        self._receive_ring = receive_ring
         self._privilege = privilege
         self._native: Any = None
+        self._specs: Dict[Tuple[Any, ...], Any] = {}
 
     async def open(self) -> "Prober":
         """Opens the sockets. Raises StateError if already open."""
         if self._native is not None:
             raise StateError("Prober is already open")
-        self._native = await _native.open_prober(self._max_in_flight, self._privilege)
+        self._native = await _native.open_prober(
+            self._max_in_flight, self._privilege, self._receive_ring
+        )
         return self
 
     async def close(self) -> None:
@@ -121,22 +139,59 @@ class Prober:
         Raises HostResolveError if ``host`` does not resolve, InvalidArgument for a bad
         keyword value.
         """
+        native = self._native
+        if native is None:
+            self._open()
+        key = (protocol, ttl, port, local_ip, local_port, timeout, size, bit_pattern, tos,
+               mark, ip_version)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._spec(key)
+        return await native.probe(host, spec)
+
+    async def probe_many(
+        self,
+        hosts: Iterable[str],
+        *,
+        ip_version: Optional[int] = None,
+        ttl: int = 255,
+        protocol: str = "icmp",
+        port: Optional[int] = None,
+        local_ip: Optional[str] = None,
+        local_port: Optional[int] = None,
+        timeout: float = 10,
+        size: Optional[int] = None,
+        bit_pattern: int = 0,
+        tos: int = 0,
+        mark: Optional[int] = None,
+    ) -> List[ProbeResult]:
+        """Sends one probe to each of ``hosts`` at once (same keywords as :meth:`probe`) and
+        returns their results in order: one awaitable for the whole batch, so the cost per
+        probe in Python is a fraction of :meth:`probe`'s. Repeat a host to probe it
+        several times. Probes beyond ``max_in_flight`` end as ``probes-exhausted``.
+
+        Raises HostResolveError if a host does not resolve, InvalidArgument for a bad
+        keyword value.
+        """
         native = self._open()
-        success, result, time_ms, responder, mpls = await native.probe(
-            host,
-            protocol=protocol,
-            ttl=ttl,
-            port=port,
-            local_ip=local_ip,
-            local_port=local_port,
-            timeout=float(timeout),
-            size=size,
-            bit_pattern=bit_pattern,
-            tos=tos,
-            mark=mark,
-            ip_version=ip_version,
-        )
-        return ProbeResult(success, result, time_ms, responder, [Mpls(*m) for m in mpls])
+        key = (protocol, ttl, port, local_ip, local_port, timeout, size, bit_pattern, tos,
+               mark, ip_version)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._spec(key)
+        return await native.probe_many(list(hosts), spec)
+
+    def _spec(self, key: Tuple[Any, ...]) -> Any:
+        """The validated native options for ``key`` (kept: a burst converts them once)."""
+        names = ("protocol", "ttl", "port", "local_ip", "local_port", "timeout", "size",
+                 "bit_pattern", "tos", "mark", "ip_version")
+        kw = dict(zip(names, key))
+        kw["timeout"] = float(kw["timeout"])
+        spec = _native.ProbeSpec(**kw)
+        if len(self._specs) >= _SPECS_KEPT:
+            self._specs.clear()
+        self._specs[key] = spec
+        return spec
 
     async def trace(
         self,

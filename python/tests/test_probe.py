@@ -177,3 +177,118 @@ def test_unmodified_mtrpacket_drives_the_wheels_mtr_packet():
     asyncio.run(main())
     """
     assert _run_script(src, env).split() == ["True", "reply", "127.0.0.1"]
+
+
+def test_probe_many_returns_results_in_order():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    async def main():
+        async with Prober() as p:
+            icmp = await p.probe_many(["127.0.0.1", "::1"] * 300, timeout=10)
+            tcp = await p.probe_many(["127.0.0.1"], protocol="tcp", port=port, timeout=5)
+            empty = await p.probe_many([])
+            return icmp, tcp, empty
+
+    try:
+        icmp, tcp, empty = run(main())
+    finally:
+        listener.close()
+    assert len(icmp) == 600
+    assert all(isinstance(r, netloom.probe.ProbeResult) for r in icmp)
+    assert [r.responder for r in icmp] == ["127.0.0.1", "::1"] * 300
+    assert all(r.success and r.result == "reply" and r.mpls == [] for r in icmp)
+    assert [(r.success, r.result) for r in tcp] == [(True, "reply")]
+    assert empty == []
+
+
+def test_probe_many_errors():
+    async def main(hosts, **kw):
+        async with Prober() as p:
+            return await p.probe_many(hosts, **kw)
+
+    with pytest.raises(errors.HostResolveError):
+        run(main(["127.0.0.1", "::1"], ip_version=4))
+    with pytest.raises(errors.InvalidArgument, match="ttl"):
+        run(main(["127.0.0.1"], ttl=0))
+    with pytest.raises(errors.StateError):
+        run(Prober().probe_many(["127.0.0.1"]))
+
+
+def test_one_burst_with_different_keywords_keeps_each_probes_options():
+    # The probes of one gather start together, and options are converted once per
+    # distinct set of keywords: each probe must still get its own.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]  # bound, not listening: refused
+
+    async def main():
+        async with Prober() as p:
+            kinds = [{}, {"protocol": "tcp", "port": port}, {"protocol": "tcp", "port": closed_port},
+                     {"ip_version": 6}] * 50
+            hosts = ["127.0.0.1", "127.0.0.1", "127.0.0.1", "::1"] * 50
+            return await asyncio.gather(
+                *(p.probe(h, timeout=5, **kw) for h, kw in zip(hosts, kinds))
+            )
+
+    try:
+        results = run(main())
+    finally:
+        listener.close()
+        closed.close()
+    for i in range(0, 200, 4):
+        icmp, tcp_open, tcp_closed, icmp6 = results[i:i + 4]
+        assert (icmp.success, icmp.responder) == (True, "127.0.0.1")
+        assert (tcp_open.success, tcp_open.result) == (True, "reply")
+        assert tcp_closed.result == "reply" and tcp_closed.success  # RST: the target answered
+        assert (icmp6.success, icmp6.responder) == (True, "::1")
+
+
+def test_cancelled_probes_do_not_hold_up_the_others():
+    async def main():
+        async with Prober() as p:
+            tasks = [asyncio.ensure_future(p.probe("127.0.0.1", timeout=5)) for _ in range(200)]
+            await asyncio.sleep(0)  # the probes are on their way
+            for t in tasks[::2]:
+                t.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            again = await p.probe("127.0.0.1", timeout=5)
+            return done, again
+
+    done, again = run(main())
+    assert all(isinstance(r, asyncio.CancelledError) for r in done[::2])
+    assert all(r.success for r in done[1::2])
+    assert again.success
+
+
+@requires_root
+def test_with_receive_ring_answers_arrive():
+    async def main():
+        async with Prober(receive_ring=True) as p:
+            many = await p.probe_many(["127.0.0.1", "::1"] * 500, timeout=10)
+            one = await p.probe("127.0.0.1", timeout=5)
+            return many, one, p.is_raw
+
+    many, one, raw = run(main())
+    assert raw
+    assert all(r.success for r in many), {r.result for r in many}
+    assert one.success and one.responder == "127.0.0.1"
+
+
+@requires_root
+def test_a_full_burst_is_answered_without_the_ring():
+    # The default prober reads answers from its raw sockets: a burst of max_in_flight
+    # answers must not overflow them.
+    async def main():
+        async with Prober(max_in_flight=16384) as p:
+            return await p.probe_many(["127.0.0.1"] * 16384, timeout=10), p.stats()
+
+    results, stats = run(main())
+    assert sum(r.success for r in results) == 16384, {r.result for r in results}
+    assert stats["timed_out"] == 0

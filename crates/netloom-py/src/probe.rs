@@ -14,6 +14,7 @@ use netloom_probe::{
     ProberConfig, Protocol,
 };
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
 
 use crate::error::{Attr, Error, catch_future};
 
@@ -107,56 +108,131 @@ fn seconds(name: &str, s: f64) -> Result<Duration, Error> {
         .map_err(|e| Error::new("InvalidArgument", format!("{name}={s}: {e}")))
 }
 
-/// The keyword arguments of `Prober.probe` (mtrpacket's names), validated.
+/// The keyword arguments of `Prober.probe` (mtrpacket's names), validated once:
+/// `netloom.probe.Prober` keeps one per distinct set of keywords, so a burst of probes
+/// with the same options converts them once.
+#[pyclass(module = "netloom._native", frozen)]
 #[derive(Clone)]
-struct Request {
+struct ProbeSpec {
     version: Option<IpVersion>,
     options: ProbeOptions,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn request(
-    protocol: &str,
-    ttl: u8,
-    port: Option<u16>,
-    local_ip: Option<&str>,
-    local_port: Option<u16>,
-    timeout: f64,
-    size: Option<usize>,
-    bit_pattern: u8,
-    tos: u8,
-    mark: Option<u32>,
-    ip_version: Option<u8>,
-) -> Result<Request, Error> {
-    let local_addr = local_ip
-        .map(|s| {
-            s.parse::<IpAddr>().map_err(|_| {
-                Error::new(
-                    "InvalidArgument",
-                    format!("local_ip={s:?} is not an IP address"),
-                )
+#[pymethods]
+impl ProbeSpec {
+    /// `ProbeSpec(protocol=..., ttl=..., ...)`: raises InvalidArgument for a bad value.
+    #[new]
+    #[pyo3(signature = (*, protocol, ttl, port, local_ip, local_port, timeout, size, bit_pattern, tos, mark, ip_version))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        protocol: &str,
+        ttl: u8,
+        port: Option<u16>,
+        local_ip: Option<&str>,
+        local_port: Option<u16>,
+        timeout: f64,
+        size: Option<usize>,
+        bit_pattern: u8,
+        tos: u8,
+        mark: Option<u32>,
+        ip_version: Option<u8>,
+    ) -> Result<ProbeSpec, Error> {
+        let local_addr = local_ip
+            .map(|s| {
+                s.parse::<IpAddr>().map_err(|_| {
+                    Error::new(
+                        "InvalidArgument",
+                        format!("local_ip={s:?} is not an IP address"),
+                    )
+                })
             })
+            .transpose()?;
+        if ttl == 0 {
+            return Err(Error::new("InvalidArgument", "ttl=0: expected 1..=255"));
+        }
+        Ok(ProbeSpec {
+            version: parse_version(ip_version)?,
+            options: ProbeOptions {
+                protocol: parse_protocol(protocol)?,
+                ttl,
+                port,
+                local_addr,
+                local_port,
+                timeout: seconds("timeout", timeout)?,
+                size,
+                bit_pattern,
+                tos,
+                mark,
+                ..ProbeOptions::default()
+            },
         })
-        .transpose()?;
-    if ttl == 0 {
-        return Err(Error::new("InvalidArgument", "ttl=0: expected 1..=255"));
     }
-    Ok(Request {
-        version: parse_version(ip_version)?,
-        options: ProbeOptions {
-            protocol: parse_protocol(protocol)?,
-            ttl,
-            port,
-            local_addr,
-            local_port,
-            timeout: seconds("timeout", timeout)?,
-            size,
-            bit_pattern,
-            tos,
-            mark,
-            ..ProbeOptions::default()
-        },
-    })
+}
+
+/// One probe's outcome; becomes a `netloom.probe.ProbeResult` on the loop thread.
+struct Outcome(ResultTuple);
+
+/// `netloom.probe.ProbeResult`, looked up once.
+static PROBE_RESULT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+/// `netloom.probe.Mpls`, looked up once.
+static MPLS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+/// `tuple.__new__`: makes a named tuple without running its Python `__new__`.
+static TUPLE_NEW: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+impl<'py> IntoPyObject<'py> for Outcome {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (success, word, time_ms, responder, mpls) = self.0;
+        let tuple_new = TUPLE_NEW
+            .get_or_try_init(py, || {
+                py.get_type::<PyTuple>()
+                    .getattr("__new__")
+                    .map(Bound::unbind)
+            })?
+            .bind(py);
+        let labels = PyList::empty(py);
+        if !mpls.is_empty() {
+            let mpls_class = MPLS.import(py, "netloom.probe", "Mpls")?;
+            for label in mpls {
+                labels.append(tuple_new.call1((mpls_class, label))?)?;
+            }
+        }
+        let class = PROBE_RESULT.import(py, "netloom.probe", "ProbeResult")?;
+        let word = match word.as_str() {
+            "reply" => pyo3::intern!(py, "reply").clone(),
+            "no-reply" => pyo3::intern!(py, "no-reply").clone(),
+            "ttl-expired" => pyo3::intern!(py, "ttl-expired").clone(),
+            other => PyString::intern(py, other),
+        };
+        let fields = (success, word, time_ms, responder, labels);
+        tuple_new.call1((class, fields))
+    }
+}
+
+/// Sends one probe; its outcome, or the Python exception for a bad target.
+async fn probe_one(prober: Prober, host: String, spec: ProbeSpec) -> PyResult<Outcome> {
+    let target = netloom_probe::resolve(&host, spec.version)
+        .await
+        .map_err(probe_error)?;
+    Ok(Outcome(match prober.probe(target, spec.options).await {
+        Ok(reply) => result_tuple(reply),
+        Err(ProbeError::InvalidArgument { what }) => {
+            return Err(Error::new("InvalidArgument", what).into());
+        }
+        Err(err) => {
+            let error = ErrorReply::from_probe_error(&err);
+            (
+                false,
+                reply_word(Reply::Error { token: 0, error }),
+                None,
+                None,
+                vec![],
+            )
+        }
+    }))
 }
 
 /// The native prober behind `netloom.probe.Prober`; open it with [`open_prober`].
@@ -165,13 +241,16 @@ struct NativeProber {
     prober: Prober,
 }
 
-/// Opens a prober: `await open_prober(max_in_flight, privilege)`. `privilege` is `auto`
-/// (raw sockets if permitted), `raw` or `unprivileged` (ICMP datagram sockets).
+/// Opens a prober: `await open_prober(max_in_flight, privilege, receive_ring)`.
+/// `privilege` is `auto` (raw sockets if permitted), `raw` or `unprivileged` (ICMP
+/// datagram sockets); `receive_ring` is [`ProberConfig::receive_ring`].
 #[pyfunction]
+#[pyo3(signature = (max_in_flight, privilege, receive_ring=true))]
 fn open_prober(
     py: Python<'_>,
     max_in_flight: usize,
     privilege: String,
+    receive_ring: bool,
 ) -> PyResult<Bound<'_, PyAny>> {
     let privilege = match privilege.as_str() {
         "auto" => PrivilegeMode::Auto,
@@ -191,6 +270,7 @@ fn open_prober(
     let config = ProberConfig {
         max_in_flight,
         privilege,
+        receive_ring,
         ..ProberConfig::default()
     };
     crate::bridge::awaitable(
@@ -204,63 +284,36 @@ fn open_prober(
 
 #[pymethods]
 impl NativeProber {
-    /// `await probe(host, ...)` -> `(success, result, time_ms, responder, mpls)`.
-    #[pyo3(signature = (host, *, protocol, ttl, port, local_ip, local_port, timeout, size, bit_pattern, tos, mark, ip_version))]
-    #[allow(clippy::too_many_arguments)]
+    /// `await probe(host, spec)` -> a `netloom.probe.ProbeResult`. The probe starts with
+    /// the others made in the same loop iteration (one hand-over to the runtime for all).
     fn probe<'py>(
         &self,
         py: Python<'py>,
         host: String,
-        protocol: &str,
-        ttl: u8,
-        port: Option<u16>,
-        local_ip: Option<&str>,
-        local_port: Option<u16>,
-        timeout: f64,
-        size: Option<usize>,
-        bit_pattern: u8,
-        tos: u8,
-        mark: Option<u32>,
-        ip_version: Option<u8>,
+        spec: &Bound<'py, ProbeSpec>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = request(
-            protocol,
-            ttl,
-            port,
-            local_ip,
-            local_port,
-            timeout,
-            size,
-            bit_pattern,
-            tos,
-            mark,
-            ip_version,
-        )?;
+        let spec = spec.get().clone();
         let prober = self.prober.clone();
-        crate::bridge::awaitable(
-            py,
-            catch_future(async move {
-                let target = netloom_probe::resolve(&host, req.version)
-                    .await
-                    .map_err(probe_error)?;
-                Ok(match prober.probe(target, req.options).await {
-                    Ok(reply) => result_tuple(reply),
-                    Err(ProbeError::InvalidArgument { what }) => {
-                        return Err(Error::new("InvalidArgument", what).into());
-                    }
-                    Err(err) => {
-                        let error = ErrorReply::from_probe_error(&err);
-                        (
-                            false,
-                            reply_word(Reply::Error { token: 0, error }),
-                            None,
-                            None,
-                            vec![],
-                        )
-                    }
-                })
-            }),
-        )
+        crate::bridge::awaitable_batched(py, move || probe_one(prober, host, spec))
+    }
+
+    /// `await probe_many(hosts, spec)` -> a list of `netloom.probe.ProbeResult`, in the
+    /// order of `hosts`, all probes in flight at once: one awaitable for the whole batch.
+    /// A host that does not resolve fails the batch (HostResolveError).
+    fn probe_many<'py>(
+        &self,
+        py: Python<'py>,
+        hosts: Vec<String>,
+        spec: &Bound<'py, ProbeSpec>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let spec = spec.get().clone();
+        let prober = self.prober.clone();
+        crate::bridge::awaitable_batched(py, move || async move {
+            let probes = hosts
+                .into_iter()
+                .map(|host| probe_one(prober.clone(), host, spec.clone()));
+            futures::future::try_join_all(probes).await
+        })
     }
 
     /// `await trace(host, ...)` -> a list of per-hop dicts (mtr `--report` columns).
@@ -280,7 +333,7 @@ impl NativeProber {
         size: Option<usize>,
         ip_version: Option<u8>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = request(
+        let req = ProbeSpec::new(
             protocol,
             max_ttl.max(1),
             port,
@@ -381,6 +434,7 @@ fn check_support(feature: &str) -> &'static str {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeProber>()?;
+    m.add_class::<ProbeSpec>()?;
     m.add_function(wrap_pyfunction!(open_prober, m)?)?;
     m.add_function(wrap_pyfunction!(check_support, m)?)?;
     Ok(())

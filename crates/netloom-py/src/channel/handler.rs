@@ -10,8 +10,9 @@
 //! `ctx.fire_channel_read(msg)`, as in Netty.
 use bytes::Bytes;
 use netloom_channel::{ChannelError, Context, Handler, HandlerResult, Interest, Msg, UserEvent};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 use super::objects::{Op, PyContext};
 
@@ -51,12 +52,12 @@ impl PyHandler {
         PyHandler { obj, ctx, mask }
     }
 
-    /// Calls `method(ctx, *arg)` and applies what it queued. A Python exception comes back
+    /// Calls `method(ctx, *arg)` (the method's name interned once) and applies what it queued. A Python exception comes back
     /// as the error (the pipeline then calls `exception_caught`).
     fn call(
         &mut self,
         ctx: &mut Context<'_>,
-        method: &str,
+        method: for<'py> fn(Python<'py>) -> &'py Bound<'py, PyString>,
         arg: impl for<'py> FnOnce(Python<'py>) -> Option<Bound<'py, PyAny>>,
     ) -> HandlerResult {
         crate::thread_state::prime_thread();
@@ -64,8 +65,8 @@ impl PyHandler {
             let pctx = self.ctx.bind(py);
             *pctx.get().ops.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
             let result = match arg(py) {
-                None => self.obj.bind(py).call_method1(method, (pctx,)),
-                Some(a) => self.obj.bind(py).call_method1(method, (pctx, a)),
+                None => self.obj.bind(py).call_method1(method(py), (pctx,)),
+                Some(a) => self.obj.bind(py).call_method1(method(py), (pctx, a)),
             };
             let ops = pctx
                 .get()
@@ -129,25 +130,25 @@ impl Handler for PyHandler {
     }
 
     fn channel_registered(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let r = self.call(ctx, "channel_registered", |_| None);
+        let r = self.call(ctx, |py| intern!(py, "channel_registered"), |_| None);
         ctx.fire_channel_registered();
         r
     }
 
     fn channel_unregistered(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let r = self.call(ctx, "channel_unregistered", |_| None);
+        let r = self.call(ctx, |py| intern!(py, "channel_unregistered"), |_| None);
         ctx.fire_channel_unregistered();
         r
     }
 
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let r = self.call(ctx, "channel_active", |_| None);
+        let r = self.call(ctx, |py| intern!(py, "channel_active"), |_| None);
         ctx.fire_channel_active();
         r
     }
 
     fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let r = self.call(ctx, "channel_inactive", |_| None);
+        let r = self.call(ctx, |py| intern!(py, "channel_inactive"), |_| None);
         ctx.fire_channel_inactive();
         r
     }
@@ -155,14 +156,20 @@ impl Handler for PyHandler {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         let msg = match msg.downcast::<Bytes>() {
             Ok(bytes) => {
-                return self.call(ctx, "channel_read", move |py| {
-                    Some(PyBytes::new(py, &bytes).into_any())
-                });
+                return self.call(
+                    ctx,
+                    |py| intern!(py, "channel_read"),
+                    move |py| Some(PyBytes::new(py, &bytes).into_any()),
+                );
             }
             Err(msg) => msg,
         };
         match msg.downcast::<PyMsg>() {
-            Ok(PyMsg(obj)) => self.call(ctx, "channel_read", move |py| Some(obj.into_bound(py))),
+            Ok(PyMsg(obj)) => self.call(
+                ctx,
+                |py| intern!(py, "channel_read"),
+                move |py| Some(obj.into_bound(py)),
+            ),
             // Not something Python can take (a Rust handler's own type): pass it on.
             Err(other) => {
                 ctx.fire_channel_read(other);
@@ -176,16 +183,22 @@ impl Handler for PyHandler {
         ctx: &mut Context<'_>,
         writable: bool,
     ) -> HandlerResult {
-        let r = self.call(ctx, "channel_writability_changed", |_| None);
+        let r = self.call(
+            ctx,
+            |py| intern!(py, "channel_writability_changed"),
+            |_| None,
+        );
         ctx.fire_channel_writability_changed(writable);
         r
     }
 
     fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
         let r = match &event {
-            UserEvent::TlsHandshakeComplete(_) => {
-                self.call(ctx, "channel_handshake_complete", |_| None)
-            }
+            UserEvent::TlsHandshakeComplete(_) => self.call(
+                ctx,
+                |py| intern!(py, "channel_handshake_complete"),
+                |_| None,
+            ),
             _ => Ok(()),
         };
         ctx.fire_user_event(event);
@@ -205,7 +218,11 @@ impl Handler for PyHandler {
             let err: PyErr = crate::error::Error::new("ChannelError", message).into();
             err.value(py).clone().into_any().unbind()
         });
-        if let Err(e) = self.call(ctx, "exception_caught", move |py| Some(exc.into_bound(py))) {
+        if let Err(e) = self.call(
+            ctx,
+            |py| intern!(py, "exception_caught"),
+            move |py| Some(exc.into_bound(py)),
+        ) {
             // exception_caught raised in turn: close instead of looping.
             tracing::warn!(error = %e, "exception_caught raised; closing the channel");
             ctx.close();
