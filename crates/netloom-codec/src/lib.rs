@@ -18,6 +18,9 @@
 //! | COBS, COBS/ZPE | [`Cobs`] | `cobs`, `cobs-tendril`, `cobs-zpe` |
 //! | SMTP DATA dot-blocks | [`DotBlock`] | `dot-block` |
 //!
+//! Names, options and their ranges come from one table, [`registry::FRAMERS`]: a new
+//! framer is one file plus one line there (see `docs/extending.md`).
+//!
 //! Every framer has a maximum frame length, enforced with [`CodecError::FrameTooLong`];
 //! [`CodecError::can_continue`] says which errors leave the stream usable.
 //!
@@ -50,6 +53,7 @@ mod lines;
 mod name;
 mod netstring;
 mod prepender;
+pub mod registry;
 mod stuffing;
 mod terminated;
 mod varint;
@@ -61,7 +65,7 @@ pub use error::CodecError;
 pub use field::{Endian, FieldType};
 pub use fixed::Fixed;
 pub use framed::FramedConn;
-pub use framer::Framer;
+pub use framer::{CustomFramer, Framer};
 pub use identity::{DEFAULT_MAX_DATAGRAM_LENGTH, Identity};
 pub use length_field::{LengthField, LengthFieldBuilder};
 pub use limit::{DEFAULT_MAX_FRAME_LENGTH, DEFAULT_MAX_LINE_LENGTH};
