@@ -126,6 +126,7 @@ pub const FRAMERS: &[FramerSpec] = &[
     crate::cobs::TENDRIL_SPEC,
     crate::cobs::ZPE_SPEC,
     crate::dot_block::SPEC,
+    crate::slip::SPEC,
 ];
 
 /// The framer kind `name` (the part of a framer name before `:` or `,`).
