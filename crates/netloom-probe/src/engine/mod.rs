@@ -7,7 +7,7 @@
 //! O(1).
 mod batch;
 mod datagram;
-mod fragment;
+pub(crate) mod fragment;
 #[cfg(test)]
 mod matching_tests;
 mod packet;
