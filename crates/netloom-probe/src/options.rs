@@ -40,6 +40,7 @@ impl IpVersion {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Protocol {
     /// ICMP / ICMPv6 echo request.
     #[default]
