@@ -14,7 +14,7 @@ mod packet;
 mod packet_tx;
 pub(crate) mod recv;
 mod rx_ring;
-mod sockets;
+pub(crate) mod sockets;
 mod stream;
 pub(crate) mod submit;
 mod syn;
