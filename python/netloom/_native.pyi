@@ -1,5 +1,5 @@
 """Type stubs of the compiled module (use the ``netloom.*`` modules instead)."""
-from typing import Any, Awaitable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 __version__: str
 
@@ -53,6 +53,8 @@ class NativeProber:
     def probe_many(self, hosts: List[str], spec: "ProbeSpec") -> Awaitable[List[Any]]: ...
     def trace(self, host: str, **kw: Any) -> Awaitable[Tuple[str, list]]: ...
     def stats(self) -> Tuple[int, int, int, int, int]: ...
+
+def framers() -> List[Dict[str, Any]]: ...
 
 class Decoder:
     buffered: int

@@ -11,7 +11,12 @@ b'2:hi,'
 
 ``Decoder.switch(name)`` changes the framer and keeps buffered bytes (Tendril's
 per-direction switching): call ``drain()`` to decode them with the new framer.
-"""
-from netloom._native import Decoder, Encoder
 
-__all__ = ["Decoder", "Encoder"]
+``framers()`` lists every framer kind with its options (the registry the names come from):
+
+>>> [f["usage"] for f in framers()][:3]
+['identity', 'fixed:N', 'lines']
+"""
+from netloom._native import Decoder, Encoder, framers
+
+__all__ = ["Decoder", "Encoder", "framers"]

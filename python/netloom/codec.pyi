@@ -1,3 +1,3 @@
-from netloom._native import Decoder as Decoder, Encoder as Encoder
+from netloom._native import Decoder as Decoder, Encoder as Encoder, framers as framers
 
-__all__ = ["Decoder", "Encoder"]
+__all__ = ["Decoder", "Encoder", "framers"]

@@ -77,3 +77,19 @@ def test_encoder_switch_and_errors():
     assert e.encode(b"a") == b"1:a,"
     with pytest.raises(errors.InvalidArgument, match="no-such-framer"):
         Decoder("no-such-framer")
+
+
+def test_framers_lists_the_registry_and_every_example_round_trips():
+    from netloom.codec import framers
+
+    kinds = framers()
+    assert [k["name"] for k in kinds][:3] == ["identity", "fixed", "lines"]
+    assert {"cobs", "cobs-zpe", "dot-block", "struct"} <= {k["name"] for k in kinds}
+    for kind in kinds:
+        enc, dec = Encoder(kind["example"]), Decoder(kind["example"])
+        frame = b"abcdefghijklmnop"  # 16 bytes: the fixed:16 example
+        if kind["name"] == "dot-block":
+            frame += b"\n"
+        assert dec.feed(enc.encode(frame)) == [frame], kind["example"]
+        for opt in kind["options"]:
+            assert {"key", "values", "doc", "example"} <= set(opt)

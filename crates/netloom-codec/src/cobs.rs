@@ -295,3 +295,43 @@ impl Encoder<Bytes> for Cobs {
         Ok(())
     }
 }
+
+/// Builds one of the COBS kinds (they take no argument, only the limit options).
+fn build(
+    args: &mut crate::registry::FramerArgs<'_>,
+    mut f: Cobs,
+) -> Result<crate::Framer, CodecError> {
+    args.no_arg()?;
+    args.limit(&mut f)?;
+    Ok(f.into())
+}
+
+/// The registry entry of `cobs`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "cobs",
+    usage: "cobs",
+    summary: "COBS, `0x00` after each frame, minimal encoding (as Python's `cobs`); default limit 8 MiB (encoded)",
+    options: crate::registry::LIMIT_OPTIONS,
+    example: "cobs",
+    build: |args| build(args, Cobs::new()),
+};
+
+/// The registry entry of `cobs-tendril`.
+pub(crate) const TENDRIL_SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "cobs-tendril",
+    usage: "cobs-tendril",
+    summary: "COBS as Tendril encodes it: a frame ending in a full 254-byte block gets a final `0x01`",
+    options: crate::registry::LIMIT_OPTIONS,
+    example: "cobs-tendril",
+    build: |args| build(args, Cobs::tendril()),
+};
+
+/// The registry entry of `cobs-zpe`.
+pub(crate) const ZPE_SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "cobs-zpe",
+    usage: "cobs-zpe",
+    summary: "COBS with zero-pair elimination (0xE0 = 223 bytes, 0xE1-0xFF = 0-30 bytes + `00 00`)",
+    options: crate::registry::LIMIT_OPTIONS,
+    example: "cobs-zpe,max=1m",
+    build: |args| build(args, Cobs::zpe()),
+};

@@ -219,3 +219,35 @@ impl Encoder<Bytes> for Delimiter {
         }
     }
 }
+
+/// `keep=`: keep delimiters in frames.
+const KEEP: crate::registry::OptionSpec = crate::registry::OptionSpec {
+    key: "keep",
+    value: crate::registry::OptionValue::Flag,
+    doc: "keep the delimiter at the end of each frame (delimiter)",
+    example: "true",
+};
+
+/// The registry entry of `delimiter`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "delimiter",
+    usage: "delimiter:D",
+    summary: "up to the delimiter (of `D1|D2...`, with escapes) giving the shortest frame; default limit 64 KiB",
+    options: &[crate::registry::MAX, crate::registry::FAIL_FAST, KEEP],
+    example: "delimiter:\\r\\n|;",
+    build: |args| {
+        let spec = args
+            .arg()
+            .ok_or_else(|| args.err("delimiter needs delimiters: delimiter:D1|D2"))?;
+        let delimiters = crate::name::split_unescaped(spec, '|')
+            .into_iter()
+            .map(|d| args.bytes(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut f = Delimiter::new(delimiters)?;
+        args.limit(&mut f)?;
+        if let Some(keep) = args.flag(&KEEP)? {
+            f = f.with_strip_delimiter(!keep);
+        }
+        Ok(f.into())
+    },
+};

@@ -181,3 +181,26 @@ impl Encoder<Bytes> for DotBlock {
         Ok(())
     }
 }
+
+/// The registry entry of `dot-block`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "dot-block",
+    usage: "dot-block",
+    summary: "SMTP DATA: lines up to a line holding only `.`, dot-stuffed; `dot-block:lf` for `\\n` line ends (default `\\r\\n`); default limit 8 MiB",
+    options: crate::registry::LIMIT_OPTIONS,
+    example: "dot-block:lf",
+    build: |args| {
+        let ending = match args.arg() {
+            None | Some("crlf") => LineEnding::CrLf,
+            Some("lf") => LineEnding::Lf,
+            Some(a) => {
+                return Err(args.err(format!(
+                    "dot-block:{a}: expected dot-block:crlf or dot-block:lf"
+                )));
+            }
+        };
+        let mut f = DotBlock::new().with_line_ending(ending);
+        args.limit(&mut f)?;
+        Ok(f.into())
+    },
+};

@@ -85,3 +85,28 @@ impl Encoder<Bytes> for Fixed {
         Ok(())
     }
 }
+
+/// The registry entry of `fixed`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "fixed",
+    usage: "fixed:N",
+    summary: "frames of exactly N bytes, N in 1..=67108864 (also the limit)",
+    options: &[],
+    example: "fixed:16",
+    build: |args| {
+        let n = args
+            .arg()
+            .ok_or_else(|| args.err("fixed needs a length: fixed:N"))?
+            .parse()
+            .map_err(|_| {
+                args.err(format!(
+                    "fixed needs a length: fixed:N with N in 1..={}",
+                    Fixed::MAX_LEN
+                ))
+            })?;
+        if args.max().is_some() {
+            return Err(args.err("fixed frames are their own limit; max does not apply"));
+        }
+        Ok(Fixed::new(n)?.into())
+    },
+};

@@ -1,5 +1,6 @@
 //! [`Framer`]: one type over every built-in framer, selectable by name.
 
+use std::fmt;
 use std::str::FromStr;
 
 use bytes::{Bytes, BytesMut};
@@ -49,6 +50,8 @@ pub enum Framer {
     Cobs(Cobs),
     /// See [`DotBlock`].
     DotBlock(DotBlock),
+    /// A kind without a variant of its own, behind a trait object: see [`Framer::custom`].
+    Custom(CustomFramer),
 }
 
 macro_rules! each_framer {
@@ -64,6 +67,7 @@ macro_rules! each_framer {
             Framer::Stuffing($f) => $body,
             Framer::Cobs($f) => $body,
             Framer::DotBlock($f) => $body,
+            Framer::Custom($f) => $body,
         }
     };
 }
@@ -94,26 +98,10 @@ from_framer!(
 impl Framer {
     /// Builds a framer from its name.
     ///
-    /// Grammar: `KIND[:ARG][,OPTION=VALUE]...`
-    ///
-    /// | name | framer |
-    /// |---|---|
-    /// | `identity` | [`Identity`]: each read / datagram is a frame |
-    /// | `fixed:N` | [`Fixed`] frames of N bytes |
-    /// | `lines`, `lines:lf`, `lines:crlf` | [`Lines`], encoder writes `\n` / `\r\n` |
-    /// | `delimiter:D1\|D2...` | [`Delimiter`]; escapes `\n \r \t \0 \xHH \\ \| \,` |
-    /// | `length-field[:TYPE]` | [`LengthField`], TYPE like `u32be` (default), `i16le`, `u8` |
-    /// | `struct:FMT` | [`LengthField`] from a Python `struct` format (Tendril), e.g. `!I`, `<h` |
-    /// | `varint` | [`Varint`] |
-    /// | `netstring` | [`Netstring`] |
-    /// | `stuffing[:PREFIX]` | [`Stuffing`] (PREFIX with escapes; default `\xff\xff\xff\xff`) |
-    /// | `cobs`, `cobs-tendril`, `cobs-zpe` | [`Cobs`] plain (minimal) / plain as Tendril encodes it / zero-pair elimination |
-    /// | `dot-block`, `dot-block:lf` | [`DotBlock`] |
-    ///
-    /// Options: `max=N` (bytes; suffix `k` or `m` for KiB / MiB) for all but `fixed`;
-    /// `fail-fast=true|false` for all but `identity` and `fixed`; `offset=N`, `adjust=N`,
-    /// `strip=N` for length fields; `keep=true` (keep delimiters) for `delimiter`;
-    /// `begin=B`, `end=B`, `nop=B` (one byte each) for `stuffing`.
+    /// Grammar: `KIND[:ARG][,OPTION=VALUE]...`. The kinds, their arguments and options
+    /// (with ranges) are the entries of the [registry](crate::registry::FRAMERS); the table
+    /// in `docs/framers.md` is made from it. Errors are [`CodecError::InvalidName`] naming
+    /// what is wrong, or the framer's own [`CodecError::InvalidConfig`].
     ///
     /// ```
     /// use netloom_codec::Framer;
@@ -126,6 +114,38 @@ impl Framer {
     /// ```
     pub fn from_name(name: &str) -> Result<Framer, CodecError> {
         crate::name::parse(name)
+    }
+
+    /// A framer of kind `kind` (its registry name) without a variant of its own: how a
+    /// new framer joins [`Framer`] in one file (see `docs/extending.md`). Its `decode` and
+    /// `encode` go through one virtual call each.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use netloom_codec::{Framer, Netstring};
+    /// use tokio_util::codec::{Decoder, Encoder};
+    ///
+    /// let mut framer = Framer::custom("my-netstring", Netstring::new());
+    /// assert_eq!(framer.kind(), "my-netstring");
+    /// let mut wire = BytesMut::new();
+    /// framer.clone().encode(Bytes::from_static(b"hi"), &mut wire)?;
+    /// assert_eq!(framer.decode(&mut wire)?, Some(Bytes::from_static(b"hi")));
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn custom<C>(kind: &'static str, codec: C) -> Framer
+    where
+        C: Decoder<Item = Bytes, Error = CodecError>
+            + Encoder<Bytes, Error = CodecError>
+            + Clone
+            + fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        Framer::Custom(CustomFramer {
+            kind,
+            codec: Box::new(codec),
+        })
     }
 
     /// The kind of framer, as its name starts (`"lines"`, `"cobs-zpe"`, ...).
@@ -148,6 +168,7 @@ impl Framer {
             Framer::Cobs(c) if !c.is_minimal() => "cobs-tendril",
             Framer::Cobs(_) => "cobs",
             Framer::DotBlock(_) => "dot-block",
+            Framer::Custom(c) => c.kind,
         }
     }
 }
@@ -179,5 +200,77 @@ impl Encoder<Bytes> for Framer {
 
     fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         each_framer!(self, f => f.encode(frame, dst))
+    }
+}
+
+/// The codec of a [`Framer::Custom`]: any cloneable `Decoder` + `Encoder` of `Bytes`.
+trait Codec: fmt::Debug + Send + Sync {
+    fn dyn_decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError>;
+    fn dyn_decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError>;
+    fn dyn_encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError>;
+    fn clone_box(&self) -> Box<dyn Codec>;
+}
+
+impl<C> Codec for C
+where
+    C: Decoder<Item = Bytes, Error = CodecError>
+        + Encoder<Bytes, Error = CodecError>
+        + Clone
+        + fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    fn dyn_decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        Decoder::decode(self, buf)
+    }
+
+    fn dyn_decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        Decoder::decode_eof(self, buf)
+    }
+
+    fn dyn_encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        Encoder::encode(self, frame, dst)
+    }
+
+    fn clone_box(&self) -> Box<dyn Codec> {
+        Box::new(self.clone())
+    }
+}
+
+/// A framer kind without a [`Framer`] variant of its own (made by [`Framer::custom`]).
+#[derive(Debug)]
+pub struct CustomFramer {
+    kind: &'static str,
+    codec: Box<dyn Codec>,
+}
+
+impl Clone for CustomFramer {
+    fn clone(&self) -> Self {
+        CustomFramer {
+            kind: self.kind,
+            codec: self.codec.clone_box(),
+        }
+    }
+}
+
+impl Decoder for CustomFramer {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        self.codec.dyn_decode(buf)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        self.codec.dyn_decode_eof(buf)
+    }
+}
+
+impl Encoder<Bytes> for CustomFramer {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.codec.dyn_encode(frame, dst)
     }
 }

@@ -98,3 +98,17 @@ impl Encoder<Bytes> for Identity {
         Ok(())
     }
 }
+
+/// The registry entry of `identity`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "identity",
+    usage: "identity",
+    summary: "each read (each UDP datagram) is one frame; default limit 64 KiB",
+    options: &[crate::registry::MAX],
+    example: "identity,max=1500",
+    build: |args| {
+        args.no_arg()?;
+        let f = Identity::new();
+        Ok(args.max().map_or(f, |m| f.with_max_frame_length(m)).into())
+    },
+};

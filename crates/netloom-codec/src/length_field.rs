@@ -353,3 +353,132 @@ impl Encoder<Bytes> for LengthField {
         Ok(())
     }
 }
+
+/// `offset=`, `adjust=`, `strip=` of the length-field kinds.
+const OFFSET: crate::registry::OptionSpec = crate::registry::OptionSpec {
+    key: "offset",
+    value: crate::registry::OptionValue::Int {
+        min: 0,
+        max: usize::MAX as i128,
+    },
+    doc: "bytes before the length field (length-field, struct)",
+    example: "2",
+};
+const ADJUST: crate::registry::OptionSpec = crate::registry::OptionSpec {
+    key: "adjust",
+    value: crate::registry::OptionValue::Int {
+        min: isize::MIN as i128,
+        max: isize::MAX as i128,
+    },
+    doc: "added to the field value to get the length after the field (length-field, struct)",
+    example: "0",
+};
+const STRIP: crate::registry::OptionSpec = crate::registry::OptionSpec {
+    key: "strip",
+    value: crate::registry::OptionValue::Int {
+        min: 0,
+        max: usize::MAX as i128,
+    },
+    doc: "bytes stripped from each frame (length-field, struct; default offset + field size)",
+    example: "0",
+};
+
+/// The options of the length-field kinds.
+const OPTIONS: &[crate::registry::OptionSpec] = &[
+    crate::registry::MAX,
+    crate::registry::FAIL_FAST,
+    OFFSET,
+    ADJUST,
+    STRIP,
+];
+
+/// The registry entry of `length-field`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "length-field",
+    usage: "length-field[:TYPE]",
+    summary: "a length field of TYPE (`u32be` default, `u16le`, `i24be`...) then the frame (Netty LengthFieldBasedFrameDecoder); default limit 8 MiB",
+    options: OPTIONS,
+    example: "length-field:u16be,offset=0,adjust=0,max=64k",
+    build: |args| {
+        let field = match args.arg() {
+            Some(t) => t.parse()?,
+            None => FieldType::U32_BE,
+        };
+        build(args, field)
+    },
+};
+
+/// The registry entry of `struct`.
+pub(crate) const STRUCT_SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "struct",
+    usage: "struct:FMT",
+    summary: "a length field given as a Python struct format (Tendril StructFramer: `!I`, `<h`...)",
+    options: OPTIONS,
+    example: "struct:!I",
+    build: |args| {
+        let fmt = args
+            .arg()
+            .ok_or_else(|| args.err("struct needs a format: struct:!I"))?;
+        let field = struct_field(fmt).map_err(|r| args.err(r))?;
+        build(args, field)
+    },
+};
+
+/// Builds a length-field framer with `field` and the options.
+fn build(
+    args: &mut crate::registry::FramerArgs<'_>,
+    field: FieldType,
+) -> Result<crate::Framer, CodecError> {
+    let mut b = LengthField::builder().length_field_type(field);
+    if let Some(m) = args.max() {
+        b = b.max_frame_length(m);
+    }
+    if let Some(ff) = args.flag(&crate::registry::FAIL_FAST)? {
+        b = b.fail_fast(ff);
+    }
+    if let Some(o) = args.int(&OFFSET)? {
+        b = b.length_field_offset(o);
+    }
+    if let Some(a) = args.int(&ADJUST)? {
+        b = b.length_adjustment(a);
+    }
+    if let Some(s) = args.int(&STRIP)? {
+        b = b.initial_bytes_to_strip(s);
+    }
+    Ok(b.build()?.into())
+}
+
+/// Tendril's `StructFramer` format: byte-order character then one integer code.
+fn struct_field(fmt: &str) -> Result<FieldType, String> {
+    let mut endian = crate::Endian::Big;
+    let mut code = None;
+    for c in fmt.chars() {
+        match c {
+            '<' => endian = crate::Endian::Little,
+            '>' | '!' => endian = crate::Endian::Big,
+            '@' | '=' => {
+                endian = if cfg!(target_endian = "little") {
+                    crate::Endian::Little
+                } else {
+                    crate::Endian::Big
+                }
+            }
+            'x' => {}
+            'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' if code.is_none() => {
+                code = Some(c)
+            }
+            'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' => {
+                return Err("too many specifiers in format".into());
+            }
+            _ => return Err(format!("unrecognized specifier {c:?} in format")),
+        }
+    }
+    let code = code.ok_or("no integer specifier in format")?;
+    let size = match code.to_ascii_lowercase() {
+        'b' => 1,
+        'h' => 2,
+        'i' | 'l' => 4,
+        _ => 8,
+    };
+    FieldType::new(size, code.is_ascii_lowercase(), endian).map_err(|e| e.to_string())
+}

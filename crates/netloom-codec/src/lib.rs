@@ -5,18 +5,12 @@
 //! `AsyncRead + AsyncWrite`, with separate receive and send framers switchable between
 //! frames.
 //!
-//! | framer | type | name (see [`Framer::from_name`]) |
-//! |---|---|---|
-//! | each read / datagram is a frame | [`Identity`] | `identity` |
-//! | frames of n bytes | [`Fixed`] | `fixed:16` |
-//! | lines | [`Lines`] | `lines`, `lines:crlf` |
-//! | any of several delimiters | [`Delimiter`] | `delimiter:\r\n\|;` |
-//! | length field (Netty, Tendril struct) | [`LengthField`], [`LengthFieldPrepender`] | `length-field:u32be` |
-//! | protobuf varint32 prefix | [`Varint`] | `varint` |
-//! | netstrings | [`Netstring`] | `netstring` |
-//! | Tendril byte stuffing | [`Stuffing`] | `stuffing` |
-//! | COBS, COBS/ZPE | [`Cobs`] | `cobs`, `cobs-tendril`, `cobs-zpe` |
-//! | SMTP DATA dot-blocks | [`DotBlock`] | `dot-block` |
+//! Every framer is a type here ([`Lines`], [`LengthField`], [`Cobs`], [`Slip`]...) and a name
+//! for [`Framer::from_name`] (`lines:crlf`, `length-field:u16be`, `cobs`, `slip`...);
+//! `docs/framers.md` tabulates both, with each framer's limits and errors.
+//!
+//! Names, options and their ranges come from one table, [`registry::FRAMERS`]: a new
+//! framer is one file plus one line there (see `docs/extending.md`).
 //!
 //! Every framer has a maximum frame length, enforced with [`CodecError::FrameTooLong`];
 //! [`CodecError::can_continue`] says which errors leave the stream usable.
@@ -50,6 +44,8 @@ mod lines;
 mod name;
 mod netstring;
 mod prepender;
+pub mod registry;
+mod slip;
 mod stuffing;
 mod terminated;
 mod varint;
@@ -61,12 +57,13 @@ pub use error::CodecError;
 pub use field::{Endian, FieldType};
 pub use fixed::Fixed;
 pub use framed::FramedConn;
-pub use framer::Framer;
+pub use framer::{CustomFramer, Framer};
 pub use identity::{DEFAULT_MAX_DATAGRAM_LENGTH, Identity};
 pub use length_field::{LengthField, LengthFieldBuilder};
 pub use limit::{DEFAULT_MAX_FRAME_LENGTH, DEFAULT_MAX_LINE_LENGTH};
 pub use lines::{LineEnding, Lines};
 pub use netstring::Netstring;
 pub use prepender::LengthFieldPrepender;
+pub use slip::Slip;
 pub use stuffing::Stuffing;
 pub use varint::Varint;

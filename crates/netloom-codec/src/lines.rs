@@ -156,3 +156,24 @@ impl Encoder<Bytes> for Lines {
         Ok(())
     }
 }
+
+/// The registry entry of `lines`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "lines",
+    usage: "lines",
+    summary: "up to `\\n`, one `\\r` before it stripped; `lines:crlf` encodes `\\r\\n`, `lines:lf` (default) `\\n`; default limit 64 KiB",
+    options: crate::registry::LIMIT_OPTIONS,
+    example: "lines:crlf,max=1k",
+    build: |args| {
+        let ending = match args.arg() {
+            None | Some("lf") => LineEnding::Lf,
+            Some("crlf") => LineEnding::CrLf,
+            Some(a) => {
+                return Err(args.err(format!("lines:{a}: expected lines:lf or lines:crlf")));
+            }
+        };
+        let mut f = Lines::new().with_line_ending(ending);
+        args.limit(&mut f)?;
+        Ok(f.into())
+    },
+};

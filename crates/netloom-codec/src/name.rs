@@ -1,47 +1,132 @@
-//! The framer-name grammar of [`Framer::from_name`](crate::Framer::from_name).
+//! The framer-name grammar of [`Framer::from_name`](crate::Framer::from_name):
+//! `KIND[:ARG][,OPTION=VALUE]...`. The kinds and their options come from the
+//! [registry](crate::registry); this module splits a name, finds its
+//! [`FramerSpec`](crate::registry::FramerSpec) and hands its constructor a [`FramerArgs`].
 
 use crate::limit::Limited;
-use crate::{
-    Cobs, CodecError, Delimiter, DotBlock, Endian, FieldType, Fixed, Framer, Identity, LengthField,
-    LineEnding, Lines, Netstring, Stuffing, Varint,
-};
+use crate::registry::{self, OptionSpec, OptionValue};
+use crate::{CodecError, Framer};
 
 /// The largest `max=` (1 GiB).
-const MAX_SIZE: usize = 1 << 30;
+pub(crate) const MAX_SIZE: usize = 1 << 30;
 
-/// The framer kinds, for the error on an unknown one.
-const KINDS: &str = "identity, fixed:N, lines, delimiter:D, length-field[:TYPE], struct:FMT, varint, netstring, stuffing[:PREFIX], cobs, cobs-tendril, cobs-zpe, dot-block";
-
-/// Options after the first `,`, consumed as they are used; leftovers are an error.
-struct Options<'a> {
+/// What a framer's constructor gets from its name: the argument after `:` and the
+/// options after the first `,`, consumed as they are read (an option left unread is an
+/// error naming it). Every error is [`CodecError::InvalidName`] with the whole name.
+///
+/// ```
+/// use netloom_codec::registry;
+///
+/// // A constructor reads the argument and options; `Framer::from_name` does this for you.
+/// let framer = (registry::lookup("lines").unwrap().build)(
+///     &mut registry::FramerArgs::parse("lines:crlf,max=1k")?,
+/// )?;
+/// assert_eq!(framer.kind(), "lines");
+/// # Ok::<(), netloom_codec::CodecError>(())
+/// ```
+#[derive(Debug)]
+pub struct FramerArgs<'a> {
     name: &'a str,
+    kind: &'a str,
+    arg: Option<&'a str>,
+    max: Option<usize>,
     pairs: Vec<(String, String)>,
 }
 
-impl<'a> Options<'a> {
-    fn take(&mut self, key: &str) -> Option<String> {
-        let i = self.pairs.iter().position(|(k, _)| k == key)?;
-        Some(self.pairs.remove(i).1)
+impl<'a> FramerArgs<'a> {
+    /// Splits `name` into kind, argument and options, and reads the common `max=` option.
+    ///
+    /// ```
+    /// let args = netloom_codec::registry::FramerArgs::parse("fixed:16")?;
+    /// assert_eq!((args.kind(), args.arg()), ("fixed", Some("16")));
+    /// assert!(netloom_codec::registry::FramerArgs::parse("lines,max=1k,max=2k").is_err());
+    /// # Ok::<(), netloom_codec::CodecError>(())
+    /// ```
+    pub fn parse(name: &'a str) -> Result<FramerArgs<'a>, CodecError> {
+        let mut parts = split_unescaped(name, ',').into_iter();
+        let head = parts.next().unwrap_or_default();
+        let (kind, arg) = match head.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (head, None),
+        };
+        let mut args = FramerArgs {
+            name,
+            kind,
+            arg,
+            max: None,
+            pairs: Vec::new(),
+        };
+        for part in parts {
+            let Some((k, v)) = part.split_once('=') else {
+                return Err(args.err(format!("option {part:?} is not KEY=VALUE")));
+            };
+            let key = k.trim();
+            if args.pairs.iter().any(|(seen, _)| seen == key) {
+                return Err(args.err(format!("option {key:?} is given twice")));
+            }
+            args.pairs.push((key.to_owned(), v.trim().to_owned()));
+        }
+        args.max = args.size(&registry::MAX)?;
+        Ok(args)
     }
 
-    fn err(&self, reason: impl Into<String>) -> CodecError {
+    /// The kind: the name up to the first `:` or `,`.
+    pub fn kind(&self) -> &'a str {
+        self.kind
+    }
+
+    /// The argument after `:`, if any (escapes not yet decoded, see [`FramerArgs::bytes`]).
+    pub fn arg(&self) -> Option<&'a str> {
+        self.arg
+    }
+
+    /// Refuses an argument (for kinds that take none).
+    pub fn no_arg(&self) -> Result<(), CodecError> {
+        match self.arg {
+            None => Ok(()),
+            Some(a) => Err(self.err(format!("{} takes no argument, got {a:?}", self.kind))),
+        }
+    }
+
+    /// The `max=` option (a [size](OptionValue::Size)), read by [`FramerArgs::parse`].
+    pub fn max(&self) -> Option<usize> {
+        self.max
+    }
+
+    /// The error for this name with `reason`.
+    pub fn err(&self, reason: impl Into<String>) -> CodecError {
         CodecError::InvalidName {
             name: self.name.to_owned(),
             reason: reason.into(),
         }
     }
 
-    fn number<T: std::str::FromStr>(&mut self, key: &str) -> Result<Option<T>, CodecError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| self.err(format!("{key}={v} is not a valid number"))),
-        }
+    fn take(&mut self, key: &str) -> Option<String> {
+        let i = self.pairs.iter().position(|(k, _)| k == key)?;
+        Some(self.pairs.remove(i).1)
     }
 
-    fn size(&mut self, key: &str) -> Result<Option<usize>, CodecError> {
+    /// An [integer option](OptionValue::Int), in its range (and in `T`'s).
+    pub fn int<T: TryFrom<i128>>(&mut self, opt: &OptionSpec) -> Result<Option<T>, CodecError> {
+        let key = opt.key;
+        let (min, max) = match opt.value {
+            OptionValue::Int { min, max } => (min, max),
+            _ => (i128::MIN, i128::MAX),
+        };
+        let Some(v) = self.take(key) else {
+            return Ok(None);
+        };
+        v.parse::<i128>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| self.err(format!("{key}={v} is not a valid number in {min}..={max}")))
+    }
+
+    /// A [size option](OptionValue::Size): `N`, `Nk` or `Nm`, 1 byte to 1 GiB.
+    pub fn size(&mut self, opt: &OptionSpec) -> Result<Option<usize>, CodecError> {
+        let key = opt.key;
         let Some(v) = self.take(key) else {
             return Ok(None);
         };
@@ -66,7 +151,9 @@ impl<'a> Options<'a> {
         Ok(Some(n))
     }
 
-    fn flag(&mut self, key: &str) -> Result<Option<bool>, CodecError> {
+    /// A [flag option](OptionValue::Flag): `true|yes|1` or `false|no|0`.
+    pub fn flag(&mut self, opt: &OptionSpec) -> Result<Option<bool>, CodecError> {
+        let key = opt.key;
         match self.take(key).as_deref() {
             None => Ok(None),
             Some("true" | "yes" | "1") => Ok(Some(true)),
@@ -75,28 +162,38 @@ impl<'a> Options<'a> {
         }
     }
 
-    fn byte(&mut self, key: &str, default: u8) -> Result<u8, CodecError> {
+    /// A [byte option](OptionValue::Byte) (one byte, escapes allowed), or `default`.
+    pub fn byte(&mut self, opt: &OptionSpec, default: u8) -> Result<u8, CodecError> {
+        let key = opt.key;
         let Some(v) = self.take(key) else {
             return Ok(default);
         };
-        match unescape(&v).map_err(|r| self.err(r))?[..] {
+        match self.bytes(&v)?[..] {
             [b] => Ok(b),
             _ => Err(self.err(format!("{key}={v}: expected exactly one byte"))),
         }
     }
 
+    /// Decodes the escapes `\n \r \t \0 \xHH \\ \| \, \:` of `s`.
+    pub fn bytes(&self, s: &str) -> Result<Vec<u8>, CodecError> {
+        unescape(s).map_err(|r| self.err(r))
+    }
+
     /// Applies `max` and the `fail-fast` option to a framer's limit.
-    fn limit(&mut self, framer: &mut impl Limited, max: Option<usize>) -> Result<(), CodecError> {
+    pub(crate) fn limit(&mut self, framer: &mut impl Limited) -> Result<(), CodecError> {
+        let max = self.max;
+        let fail_fast = self.flag(&registry::FAIL_FAST)?;
         let limit = framer.limit_mut();
         if let Some(max) = max {
             limit.max = max;
         }
-        if let Some(fail_fast) = self.flag("fail-fast")? {
+        if let Some(fail_fast) = fail_fast {
             limit.fail_fast = fail_fast;
         }
         Ok(())
     }
 
+    /// Refuses options the constructor did not read.
     fn finish(self, framer: Framer) -> Result<Framer, CodecError> {
         match self.pairs.first() {
             None => Ok(framer),
@@ -108,7 +205,7 @@ impl<'a> Options<'a> {
 }
 
 /// Splits on `sep` where it is not escaped by a backslash.
-fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
+pub(crate) fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut start, mut escaped) = (0, false);
     for (i, c) in s.char_indices() {
@@ -155,193 +252,19 @@ fn unescape(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Tendril's `StructFramer` format: byte-order character then one integer code.
-fn struct_field(fmt: &str) -> Result<FieldType, String> {
-    let mut endian = Endian::Big;
-    let mut code = None;
-    for c in fmt.chars() {
-        match c {
-            '<' => endian = Endian::Little,
-            '>' | '!' => endian = Endian::Big,
-            '@' | '=' => {
-                endian = if cfg!(target_endian = "little") {
-                    Endian::Little
-                } else {
-                    Endian::Big
-                }
-            }
-            'x' => {}
-            'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' if code.is_none() => {
-                code = Some(c)
-            }
-            'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' => {
-                return Err("too many specifiers in format".into());
-            }
-            _ => return Err(format!("unrecognized specifier {c:?} in format")),
-        }
-    }
-    let code = code.ok_or("no integer specifier in format")?;
-    let size = match code.to_ascii_lowercase() {
-        'b' => 1,
-        'h' => 2,
-        'i' | 'l' => 4,
-        _ => 8,
-    };
-    FieldType::new(size, code.is_ascii_lowercase(), endian).map_err(|e| e.to_string())
-}
-
 pub(crate) fn parse(name: &str) -> Result<Framer, CodecError> {
-    let mut parts = split_unescaped(name, ',').into_iter();
-    let head = parts.next().unwrap_or_default();
-    let (kind, arg) = match head.split_once(':') {
-        Some((k, a)) => (k, Some(a)),
-        None => (head, None),
+    let mut args = FramerArgs::parse(name)?;
+    let Some(spec) = registry::lookup(args.kind) else {
+        let known = registry::FRAMERS
+            .iter()
+            .map(|s| s.usage)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(args.err(format!(
+            "unknown framer {:?}; known: {known} (see docs/framers.md)",
+            args.kind
+        )));
     };
-    let mut opts = Options {
-        name,
-        pairs: Vec::new(),
-    };
-    for part in parts {
-        let Some((k, v)) = part.split_once('=') else {
-            return Err(opts.err(format!("option {part:?} is not KEY=VALUE")));
-        };
-        let key = k.trim();
-        if opts.pairs.iter().any(|(seen, _)| seen == key) {
-            return Err(opts.err(format!("option {key:?} is given twice")));
-        }
-        opts.pairs.push((key.to_owned(), v.trim().to_owned()));
-    }
-    let no_arg = |opts: &Options<'_>| match arg {
-        None => Ok(()),
-        Some(a) => Err(opts.err(format!("{kind} takes no argument, got {a:?}"))),
-    };
-    let max = opts.size("max")?;
-    let framer: Framer = match kind {
-        "identity" => {
-            no_arg(&opts)?;
-            let f = Identity::new();
-            max.map_or(f, |m| f.with_max_frame_length(m)).into()
-        }
-        "fixed" => {
-            let n = arg
-                .ok_or_else(|| opts.err("fixed needs a length: fixed:N"))?
-                .parse()
-                .map_err(|_| {
-                    opts.err(format!(
-                        "fixed needs a length: fixed:N with N in 1..={}",
-                        Fixed::MAX_LEN
-                    ))
-                })?;
-            if max.is_some() {
-                return Err(opts.err("fixed frames are their own limit; max does not apply"));
-            }
-            Fixed::new(n)?.into()
-        }
-        "lines" => {
-            let ending = match arg {
-                None | Some("lf") => LineEnding::Lf,
-                Some("crlf") => LineEnding::CrLf,
-                Some(a) => {
-                    return Err(opts.err(format!("lines:{a}: expected lines:lf or lines:crlf")));
-                }
-            };
-            let mut f = Lines::new().with_line_ending(ending);
-            opts.limit(&mut f, max)?;
-            f.into()
-        }
-        "delimiter" => {
-            let spec =
-                arg.ok_or_else(|| opts.err("delimiter needs delimiters: delimiter:D1|D2"))?;
-            let delimiters = split_unescaped(spec, '|')
-                .into_iter()
-                .map(unescape)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|r| opts.err(r))?;
-            let mut f = Delimiter::new(delimiters)?;
-            opts.limit(&mut f, max)?;
-            if let Some(keep) = opts.flag("keep")? {
-                f = f.with_strip_delimiter(!keep);
-            }
-            f.into()
-        }
-        "length-field" | "struct" => {
-            let field = match (kind, arg) {
-                ("struct", Some(fmt)) => struct_field(fmt).map_err(|r| opts.err(r))?,
-                ("struct", None) => return Err(opts.err("struct needs a format: struct:!I")),
-                (_, Some(t)) => t.parse()?,
-                (_, None) => FieldType::U32_BE,
-            };
-            let mut b = LengthField::builder().length_field_type(field);
-            if let Some(m) = max {
-                b = b.max_frame_length(m);
-            }
-            if let Some(ff) = opts.flag("fail-fast")? {
-                b = b.fail_fast(ff);
-            }
-            if let Some(o) = opts.number("offset")? {
-                b = b.length_field_offset(o);
-            }
-            if let Some(a) = opts.number("adjust")? {
-                b = b.length_adjustment(a);
-            }
-            if let Some(s) = opts.number("strip")? {
-                b = b.initial_bytes_to_strip(s);
-            }
-            b.build()?.into()
-        }
-        "varint" => {
-            no_arg(&opts)?;
-            let mut f = Varint::new();
-            opts.limit(&mut f, max)?;
-            f.into()
-        }
-        "netstring" => {
-            no_arg(&opts)?;
-            let mut f = Netstring::new();
-            opts.limit(&mut f, max)?;
-            f.into()
-        }
-        "stuffing" => {
-            let prefix = match arg {
-                Some(p) => unescape(p).map_err(|r| opts.err(r))?,
-                None => vec![0xff; 4],
-            };
-            let begin = opts.byte("begin", 0xff)?;
-            let end = opts.byte("end", 0xfe)?;
-            let nop = opts.byte("nop", 0x00)?;
-            let mut f = Stuffing::with_markers(&prefix, begin, end, nop)?;
-            opts.limit(&mut f, max)?;
-            f.into()
-        }
-        "cobs" | "cobs-tendril" | "cobs-zpe" => {
-            no_arg(&opts)?;
-            let mut f = match kind {
-                "cobs" => Cobs::new(),
-                "cobs-tendril" => Cobs::tendril(),
-                _ => Cobs::zpe(),
-            };
-            opts.limit(&mut f, max)?;
-            f.into()
-        }
-        "dot-block" => {
-            let ending = match arg {
-                None | Some("crlf") => LineEnding::CrLf,
-                Some("lf") => LineEnding::Lf,
-                Some(a) => {
-                    return Err(opts.err(format!(
-                        "dot-block:{a}: expected dot-block:crlf or dot-block:lf"
-                    )));
-                }
-            };
-            let mut f = DotBlock::new().with_line_ending(ending);
-            opts.limit(&mut f, max)?;
-            f.into()
-        }
-        other => {
-            return Err(opts.err(format!(
-                "unknown framer {other:?}; known: {KINDS} (see docs/framers.md)"
-            )));
-        }
-    };
-    opts.finish(framer)
+    let framer = (spec.build)(&mut args)?;
+    args.finish(framer)
 }

@@ -193,3 +193,18 @@ impl Encoder<Bytes> for Netstring {
         Ok(())
     }
 }
+
+/// The registry entry of `netstring`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "netstring",
+    usage: "netstring",
+    summary: "`<len>:<data>,`; default limit 8 MiB",
+    options: crate::registry::LIMIT_OPTIONS,
+    example: "netstring,max=64k",
+    build: |args| {
+        args.no_arg()?;
+        let mut f = Netstring::new();
+        args.limit(&mut f)?;
+        Ok(f.into())
+    },
+};

@@ -228,3 +228,52 @@ impl Encoder<Bytes> for Stuffing {
         Ok(())
     }
 }
+
+/// A marker byte option of `stuffing`.
+const fn marker(key: &'static str, doc: &'static str) -> crate::registry::OptionSpec {
+    crate::registry::OptionSpec {
+        key,
+        value: crate::registry::OptionValue::Byte,
+        doc,
+        example: "\\x01",
+    }
+}
+
+/// `begin=`, `end=`, `nop=`.
+const BEGIN: crate::registry::OptionSpec =
+    marker("begin", "the begin marker (stuffing; default `\\xff`)");
+const END: crate::registry::OptionSpec = marker(
+    "end",
+    "the end marker (stuffing; default `\\xfe`, not in the prefix)",
+);
+const NOP: crate::registry::OptionSpec = marker(
+    "nop",
+    "the byte after each PREFIX inside a frame (stuffing; default `\\0`, not in the prefix)",
+);
+
+/// The registry entry of `stuffing`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "stuffing",
+    usage: "stuffing[:PREFIX]",
+    summary: "Tendril: `PREFIX begin <stuffed> PREFIX end` (PREFIX with escapes, default `\\xff\\xff\\xff\\xff`); default limit 8 MiB",
+    options: &[
+        crate::registry::MAX,
+        crate::registry::FAIL_FAST,
+        BEGIN,
+        END,
+        NOP,
+    ],
+    example: "stuffing:\\x7e,begin=\\x01,end=\\x02",
+    build: |args| {
+        let prefix = match args.arg() {
+            Some(p) => args.bytes(p)?,
+            None => vec![0xff; 4],
+        };
+        let begin = args.byte(&BEGIN, 0xff)?;
+        let end = args.byte(&END, 0xfe)?;
+        let nop = args.byte(&NOP, 0x00)?;
+        let mut f = Stuffing::with_markers(&prefix, begin, end, nop)?;
+        args.limit(&mut f)?;
+        Ok(f.into())
+    },
+};

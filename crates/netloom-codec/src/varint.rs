@@ -127,3 +127,18 @@ impl Encoder<Bytes> for Varint {
         Ok(())
     }
 }
+
+/// The registry entry of `varint`.
+pub(crate) const SPEC: crate::registry::FramerSpec = crate::registry::FramerSpec {
+    name: "varint",
+    usage: "varint",
+    summary: "protobuf varint32 length, then the frame; default limit 8 MiB",
+    options: crate::registry::LIMIT_OPTIONS,
+    example: "varint",
+    build: |args| {
+        args.no_arg()?;
+        let mut f = Varint::new();
+        args.limit(&mut f)?;
+        Ok(f.into())
+    },
+};

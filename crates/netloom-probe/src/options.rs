@@ -2,6 +2,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::engine::table::KeyKind;
+
 /// The IP version of an address or a lookup.
 ///
 /// ```
@@ -40,6 +42,7 @@ impl IpVersion {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Protocol {
     /// ICMP / ICMPv6 echo request.
     #[default]
@@ -80,6 +83,42 @@ impl Protocol {
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
             Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// How the engine sends a protocol's probes and matches their answers. Each protocol
+/// names its path in [`Protocol::transport`]; a protocol probed over an existing path
+/// (a connecting socket of its own IP protocol, as SCTP is) is added in this file alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// ICMP / ICMPv6 echo requests.
+    Echo,
+    /// UDP datagrams: raw packets, or a UDP socket in unprivileged mode.
+    Datagram,
+    /// TCP: SYN segments on a raw socket, or a connecting TCP socket in unprivileged mode.
+    Syn,
+    /// A nonblocking connecting socket of IP protocol `ip_proto` (where the kernel has
+    /// it); ICMP errors about the probe quote a header matched as `quoted`.
+    Stream {
+        /// The socket's protocol (`IPPROTO_*`).
+        ip_proto: i32,
+        /// The header ICMP errors quote.
+        quoted: KeyKind,
+    },
+}
+
+impl Protocol {
+    /// The engine's path for this protocol.
+    pub(crate) fn transport(self) -> Transport {
+        match self {
+            Protocol::Icmp => Transport::Echo,
+            Protocol::Udp => Transport::Datagram,
+            Protocol::Tcp => Transport::Syn,
+            Protocol::Sctp => Transport::Stream {
+                ip_proto: libc::IPPROTO_SCTP,
+                quoted: KeyKind::Sctp,
+            },
         }
     }
 }
@@ -222,5 +261,22 @@ impl ProbeOptions {
     pub fn with_constant_flow(mut self, on: bool) -> Self {
         self.constant_flow = on;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sctp_is_a_stream_matched_by_its_own_quote() {
+        assert_eq!(
+            Protocol::Sctp.transport(),
+            Transport::Stream {
+                ip_proto: libc::IPPROTO_SCTP,
+                quoted: KeyKind::Sctp
+            }
+        );
+        assert_eq!(Protocol::Tcp.transport(), Transport::Syn);
     }
 }

@@ -21,6 +21,8 @@ use crate::wire::{ExtensionHeader, IcmpPacket, Ipv4Packet, Ipv6Packet, Malformed
 
 mod captured;
 mod tcp;
+#[cfg(feature = "fuzzing")]
+pub use crate::engine::fragment::parse_ring_packet;
 pub use captured::parse_captured;
 #[cfg(feature = "fuzzing")]
 pub use tcp::TcpAnswer;

@@ -137,7 +137,7 @@ impl Prober {
     /// # }
     /// ```
     pub fn supports_sctp(&self) -> bool {
-        self.inner.engine.sctp
+        self.inner.engine.supports(crate::Protocol::Sctp)
     }
 
     /// True if probes to addresses of this IP version can be sent.

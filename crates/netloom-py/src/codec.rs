@@ -8,7 +8,7 @@
 use bytes::{Bytes, BytesMut};
 use netloom_codec::{CodecError, Framer};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyList};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
 use crate::error::{Attr, Error};
@@ -219,8 +219,35 @@ impl Encoder {
     }
 }
 
+/// `framers()`: every framer kind of the registry, as dicts with `name`, `usage`,
+/// `summary`, `example` and `options` (dicts with `key`, `values`, `doc`, `example`).
+#[pyfunction]
+fn framers(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let list = PyList::empty(py);
+    for spec in netloom_codec::registry::FRAMERS {
+        let options = PyList::empty(py);
+        for opt in spec.options {
+            let o = PyDict::new(py);
+            o.set_item("key", opt.key)?;
+            o.set_item("values", opt.value.describe())?;
+            o.set_item("doc", opt.doc)?;
+            o.set_item("example", opt.example)?;
+            options.append(o)?;
+        }
+        let d = PyDict::new(py);
+        d.set_item("name", spec.name)?;
+        d.set_item("usage", spec.usage)?;
+        d.set_item("summary", spec.summary)?;
+        d.set_item("example", spec.example)?;
+        d.set_item("options", options)?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Decoder>()?;
     m.add_class::<Encoder>()?;
+    m.add_function(wrap_pyfunction!(framers, m)?)?;
     Ok(())
 }

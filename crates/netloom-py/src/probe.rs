@@ -76,18 +76,15 @@ fn result_tuple(reply: ProbeReply) -> ResultTuple {
     )
 }
 
+/// A protocol by the name `Protocol::ALL` gives it (one list for Rust, Python and the CLI).
 fn parse_protocol(name: &str) -> Result<Protocol, Error> {
-    Ok(match name {
-        "icmp" => Protocol::Icmp,
-        "udp" => Protocol::Udp,
-        "tcp" => Protocol::Tcp,
-        "sctp" => Protocol::Sctp,
-        other => {
-            return Err(Error::new(
-                "InvalidArgument",
-                format!("protocol={other:?}: expected 'icmp', 'udp', 'tcp' or 'sctp'"),
-            ));
-        }
+    name.parse().map_err(|_| {
+        let names: Vec<String> = Protocol::ALL.iter().map(|p| format!("'{p}'")).collect();
+        let (last, rest) = names.split_last().expect("at least one protocol");
+        Error::new(
+            "InvalidArgument",
+            format!("protocol={name:?}: expected {} or {last}", rest.join(", ")),
+        )
     })
 }
 

@@ -89,6 +89,24 @@ fn a_bad_framer_name_is_a_clear_error() {
     );
 }
 
+#[test]
+fn framing_help_lists_every_registered_framer() {
+    let out = Command::new(env!("CARGO_BIN_EXE_netloom"))
+        .args(["echo", "--help"])
+        .output()
+        .expect("netloom runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for spec in netloom::codec::registry::FRAMERS {
+        assert!(
+            stdout.contains(spec.usage),
+            "{} missing:\n{stdout}",
+            spec.usage
+        );
+    }
+    assert!(stdout.contains("fail-fast=(true|false)"), "{stdout}");
+}
+
 /// Runs `netloom ARGS` to completion.
 fn run(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_netloom"))

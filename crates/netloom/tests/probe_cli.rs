@@ -93,6 +93,17 @@ fn bad_input_gets_clear_errors() {
     assert!(!err.contains("max_packet_size"), "{err}");
 }
 
+#[test]
+fn protocol_help_and_errors_list_every_protocol() {
+    let (code, out, _) = netloom(&["probe", "--help"]);
+    assert_eq!(code, 0);
+    let (_, _, err) = netloom(&["probe", "127.0.0.1", "-P", "gre"]);
+    for p in netloom::probe::Protocol::ALL {
+        assert!(out.contains(p.name()), "{p} missing from --help:\n{out}");
+        assert!(err.contains(p.name()), "{p} missing from the error:\n{err}");
+    }
+}
+
 /// Issue 13, defects 6 and 7: settings that cannot work are refused up front, and each
 /// message says what the user typed and what would work, not the library's internals.
 #[test]

@@ -12,6 +12,7 @@ mod length_field;
 mod lines;
 mod names;
 mod netstring;
+mod registry;
 mod roundtrip;
 mod smtp;
 mod stuffing;

@@ -7,19 +7,19 @@
 //! O(1).
 mod batch;
 mod datagram;
-mod fragment;
+pub(crate) mod fragment;
 #[cfg(test)]
 mod matching_tests;
 mod packet;
 mod packet_tx;
 pub(crate) mod recv;
 mod rx_ring;
-mod sockets;
+pub(crate) mod sockets;
 mod stream;
 pub(crate) mod submit;
 mod syn;
 mod sys;
-mod table;
+pub(crate) mod table;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -31,6 +31,7 @@ pub(crate) use sockets::Family;
 pub(crate) use syn::spawn_receivers as spawn_syn_receivers;
 use table::{Delivery, InFlight, Stamp, Table};
 
+use crate::options::Transport;
 use crate::parse::{Message, Parsed, Quote};
 use crate::{ProbeError, ProbeOptions, ProbeReply, ProberConfig, ProberStats, Protocol};
 
@@ -50,7 +51,9 @@ pub(crate) struct Engine {
     pub(crate) raw: bool,
     pub(crate) v4: Result<Family, String>,
     pub(crate) v6: Result<Family, String>,
-    pub(crate) sctp: bool,
+    /// Per protocol of `Protocol::ALL`: whether the kernel has it (a `Stream` protocol
+    /// may be missing, as SCTP often is).
+    supported: [bool; Protocol::ALL.len()],
     table: Table,
     in_flight: InFlight,
     counters: Counters,
@@ -130,7 +133,10 @@ impl Engine {
             raw,
             v4,
             v6,
-            sctp: sockets::sctp_supported(),
+            supported: Protocol::ALL.map(|p| match p.transport() {
+                Transport::Stream { ip_proto, .. } => sockets::stream_supported(ip_proto),
+                _ => true,
+            }),
             table: Table::default(),
             in_flight: InFlight::default(),
             counters: Counters::default(),
@@ -184,6 +190,14 @@ impl Engine {
         self.in_flight.current()
     }
 
+    /// Whether the kernel has `protocol` (checked once, when the prober opened).
+    pub(crate) fn supports(&self, protocol: Protocol) -> bool {
+        Protocol::ALL
+            .iter()
+            .position(|p| *p == protocol)
+            .is_some_and(|i| self.supported[i])
+    }
+
     pub(crate) async fn probe(
         &self,
         target: IpAddr,
@@ -191,15 +205,20 @@ impl Engine {
     ) -> Result<ProbeReply, ProbeError> {
         validate(&self.config, target, opts)?;
         let _permit = self.in_flight.acquire(self.config.max_in_flight)?;
-        match opts.protocol {
-            Protocol::Icmp => self.probe_icmp(target, opts).await,
-            Protocol::Udp if self.raw => self.probe_udp_raw(target, opts).await,
-            Protocol::Udp => self.probe_udp_socket(target, opts).await,
-            Protocol::Tcp => self.probe_tcp(target, opts).await,
-            Protocol::Sctp if self.sctp => self.probe_stream(target, opts).await,
-            Protocol::Sctp => Err(ProbeError::NotSupported {
-                what: "SCTP probes: this kernel has no SCTP support".into(),
-            }),
+        match opts.protocol.transport() {
+            Transport::Echo => self.probe_icmp(target, opts).await,
+            Transport::Datagram if self.raw => self.probe_udp_raw(target, opts).await,
+            Transport::Datagram => self.probe_udp_socket(target, opts).await,
+            Transport::Syn => self.probe_tcp(target, opts).await,
+            Transport::Stream { .. } if self.supports(opts.protocol) => {
+                self.probe_stream(target, opts).await
+            }
+            Transport::Stream { .. } => {
+                let name = opts.protocol.name().to_uppercase();
+                Err(ProbeError::NotSupported {
+                    what: format!("{name} probes: this kernel has no {name} support"),
+                })
+            }
         }
     }
 

@@ -175,14 +175,9 @@ fn open_ping(v6: bool) -> io::Result<Family> {
     })
 }
 
-/// True if the kernel can open SCTP sockets.
-pub(crate) fn sctp_supported() -> bool {
-    Socket::new(
-        Domain::IPV4,
-        Type::STREAM,
-        Some(SockProto::from(libc::IPPROTO_SCTP)),
-    )
-    .is_ok()
+/// True if the kernel can open stream sockets of IP protocol `ip_proto` (SCTP...).
+pub(crate) fn stream_supported(ip_proto: i32) -> bool {
+    Socket::new(Domain::IPV4, Type::STREAM, Some(SockProto::from(ip_proto))).is_ok()
 }
 
 /// Applies `SO_MARK` and `SO_BINDTODEVICE` from the options.
@@ -325,5 +320,15 @@ impl Extra {
         }
         map.insert(key, (local, now));
         Ok(local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stream_support_tells_a_protocol_the_kernel_connects_from_one_it_cannot() {
+        assert!(super::stream_supported(libc::IPPROTO_TCP));
+        // No stream sockets of UDP: a `Stream` protocol like it is refused as unsupported.
+        assert!(!super::stream_supported(libc::IPPROTO_UDP));
     }
 }

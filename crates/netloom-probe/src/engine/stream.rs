@@ -20,8 +20,9 @@ use tokio::io::unix::AsyncFd;
 
 use super::table::{Delivery, KeyKind, Stamp, key};
 use super::{Engine, STREAM_DEFAULT_PORT, local_address, sockets, sys};
+use crate::options::Transport;
 use crate::parse::classify_error;
-use crate::{Outcome, ProbeError, ProbeOptions, ProbeReply, Protocol};
+use crate::{Outcome, ProbeError, ProbeOptions, ProbeReply};
 
 fn setup(sock: &Socket, v6: bool, opts: &ProbeOptions) -> io::Result<()> {
     sock.set_nonblocking(true)?;
@@ -48,8 +49,9 @@ impl Engine {
         opts: &ProbeOptions,
     ) -> Result<ProbeReply, ProbeError> {
         let v6 = target.is_ipv6();
-        let (proto, kind) = match opts.protocol {
-            Protocol::Sctp => (SockProto::from(libc::IPPROTO_SCTP), KeyKind::Sctp),
+        // TCP without raw sockets comes here too.
+        let (proto, kind) = match opts.protocol.transport() {
+            Transport::Stream { ip_proto, quoted } => (SockProto::from(ip_proto), quoted),
             _ => (SockProto::TCP, KeyKind::Tcp),
         };
         let what = opts.protocol.name();

@@ -12,6 +12,7 @@ use super::command::{ParseLimits, Request, SendProbe, parse_line};
 use super::fast::{self, FastProbes};
 use super::lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
 use super::reply::{Dialect, ErrorReply, Reply};
+use crate::options::Transport;
 use crate::{ProbeOptions, Prober, Protocol};
 
 /// Settings of a [`Session`]; every limit is enforced with the reply mtr-packet uses.
@@ -96,13 +97,16 @@ impl Support {
         }
     }
 
-    /// The `support` value for a feature name (`command.c`'s `check_support`).
+    /// The `support` value for a feature name (`command.c`'s `check_support`). Every
+    /// protocol of [`Protocol::ALL`] is a feature: `ok`, or for a protocol probed over a
+    /// socket of its own (SCTP), whether the kernel has it.
     ///
     /// ```
     /// use netloom_probe::mtr_packet::Support;
     /// let s = Support { ip4: true, ip6: true, sctp: false };
     /// assert_eq!(s.feature("version", "0.95"), "0.95");
     /// assert_eq!(s.feature("sctp", "0.95"), "no");
+    /// assert_eq!(s.feature("tcp", "0.95"), "ok");
     /// assert_eq!(s.feature("teleport", "0.95"), "no");
     /// ```
     pub fn feature(&self, name: &str, version: &'static str) -> &'static str {
@@ -111,9 +115,15 @@ impl Support {
             "version" => version,
             "ip-4" => yes(self.ip4),
             "ip-6" => yes(self.ip6),
-            "send-probe" | "icmp" | "udp" | "tcp" | "mark" => "ok",
+            "send-probe" | "mark" => "ok",
             "sctp" => yes(self.sctp),
-            _ => "no",
+            other => match Protocol::named(other.as_bytes()).map(Protocol::transport) {
+                Some(Transport::Stream { ip_proto, .. }) => {
+                    yes(crate::engine::sockets::stream_supported(ip_proto))
+                }
+                Some(_) => "ok",
+                None => "no",
+            },
         }
     }
 }

@@ -28,7 +28,7 @@ pub struct EchoArgs {
     /// Decode incoming bytes into frames with this framer and echo each frame re-encoded
     /// (e.g. `lines`, `length-field:u16be`, `cobs`; the names are in docs/framers.md).
     /// Without it, bytes are echoed as they come.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", long_help = framing_help())]
     pub framing: Option<Framer>,
 
     /// Serve TLS with this PEM certificate chain.
@@ -104,6 +104,16 @@ pub struct EchoArgs {
     /// on stderr.
     #[arg(long, requires = "udp")]
     pub json: bool,
+}
+
+/// `--framing`'s long help: what it does, then every framer kind and option from the
+/// codec's registry.
+fn framing_help() -> String {
+    format!(
+        "Decode incoming bytes into frames with this framer and echo each frame re-encoded. \
+         Without it, bytes are echoed as they come.\n\n{}",
+        netloom_codec::registry::help()
+    )
 }
 
 /// Runs the echo server until SIGINT/SIGTERM/SIGHUP, then stops gracefully (exit 0).

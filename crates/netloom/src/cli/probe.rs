@@ -11,8 +11,9 @@ use netloom::probe::{
 /// Probe settings shared by `probe` and `trace`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProbeSettings {
-    /// Protocol: icmp, udp, tcp or sctp.
-    #[arg(long, short = 'P', default_value = "icmp", value_parser = parse_protocol)]
+    /// Protocol, one of `Protocol::ALL` by name (icmp, udp, tcp, sctp).
+    #[arg(long, short = 'P', default_value = "icmp", value_parser = parse_protocol,
+          help = protocol_help())]
     pub protocol: Protocol,
     /// Destination port, 1-65535 (udp/tcp/sctp only; refused with icmp).
     #[arg(long, short = 'p', value_parser = clap::value_parser!(u16).range(1..))]
@@ -54,6 +55,12 @@ pub struct ProbeSettings {
     /// Never use raw sockets (ICMP datagram sockets allowed by ping_group_range).
     #[arg(long)]
     pub unprivileged: bool,
+}
+
+/// `-P`'s help, listing `Protocol::ALL`.
+fn protocol_help() -> String {
+    let names: Vec<&str> = Protocol::ALL.iter().map(Protocol::name).collect();
+    format!("Protocol: one of {}", names.join(", "))
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
