@@ -9,25 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netloom_testnet::Namespace;
-
-/// True when this process runs as root (effective uid 0, from /proc/self/status).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    })
-}
-
-fn root() -> bool {
-    let root = is_root();
-    if !root {
-        eprintln!("skipped: blackholes need root (CAP_NET_ADMIN, network namespaces)");
-    }
-    root
-}
+use netloom_testnet::{Namespace, Requirement::*, skip_unless};
 
 /// A namespace with a TCP connection on its loopback; the sockets live as long as it.
 struct Setup {
@@ -129,9 +111,7 @@ fn signal(child: &Child, sig: &str) {
 
 #[test]
 fn sigterm_and_sighup_remove_the_table_like_ctrl_c() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     for sig in ["TERM", "HUP", "INT"] {
         let name = sig.to_lowercase();
         let setup = setup(&format!("bh-{name}"));
@@ -147,9 +127,7 @@ fn sigterm_and_sighup_remove_the_table_like_ctrl_c() {
 
 #[test]
 fn a_sigkilled_run_leaves_a_table_that_is_listed_then_cleared() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     let setup = setup("bh-kill");
     let (mut child, table) = start_blackhole(&setup);
     let pid = child.id();
@@ -190,9 +168,7 @@ fn a_sigkilled_run_leaves_a_table_that_is_listed_then_cleared() {
 
 #[test]
 fn a_new_blackhole_sweeps_the_tables_of_dead_owners() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     let setup = setup("bh-sweep");
     let (mut child, stale) = start_blackhole(&setup);
     signal(&child, "KILL");
@@ -240,9 +216,7 @@ fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 #[test]
 fn every_json_output_is_one_object_per_line() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     let setup = setup("bh-json");
     let out = netloom(&setup.ns)
         .args(["blackhole", "--local", &setup.client.to_string()])
