@@ -217,8 +217,7 @@ impl Handler for Unifier {
         };
         if let Some(rest) = bytes.strip_prefix(b"LINES ") {
             let rest = bytes.slice_ref(rest);
-            let framing =
-                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?);
+            let framing = common::lines_framing();
             ctx.pipeline()
                 .replace("unify", "framing", framing)?
                 .add_after("framing", "upper", Upper)?;
