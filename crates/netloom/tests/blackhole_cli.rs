@@ -7,9 +7,12 @@
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netloom_testnet::{Namespace, Requirement::*, skip_unless};
+
+mod common;
+use common::{signal, wait_exit};
 
 /// A namespace with a TCP connection on its loopback; the sockets live as long as it.
 struct Setup {
@@ -87,26 +90,7 @@ fn start_blackhole(setup: &Setup) -> (Child, String) {
 
 /// Waits (at most 10 s) for `child` to exit; its exit code.
 fn wait(child: &mut Child) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("netloom blackhole still runs 10 s after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends signal `sig` (TERM, HUP, INT, KILL) to `child` with kill(1).
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args(["-s", sig, &child.id().to_string()])
-        .status()
-        .expect("kill(1)");
-    assert!(status.success(), "kill -s {sig}");
+    wait_exit(child, Duration::from_secs(10)).code()
 }
 
 #[test]
