@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    Log, Recorder, bind_local, echo_server, read_exact_timeout, read_to_end, round_trip, wait_until,
+    Log, Recorder, bind_local, echo_server, read_exact_timeout, read_to_end, recording_client,
+    round_trip, wait_until,
 };
 use netloom_channel::{
     Bootstrap, ChannelError, ChannelOptions, Context, EchoHandler, EventLoopGroup, Handler,
@@ -65,12 +66,7 @@ fn client_bootstrap_reads_and_writes() {
     let group = EventLoopGroup::new(1, "client").unwrap();
     let bound = echo_server(&group, "127.0.0.1:0");
     let log = Log::default();
-    let l = log.clone();
-    let ch = Bootstrap::new(&group)
-        .handler(move |p| {
-            p.add_last("rec", Recorder(l.clone()))?;
-            Ok(())
-        })
+    let ch = recording_client(&group, &log)
         .connect(bound)
         .sync()
         .unwrap();
@@ -192,12 +188,7 @@ fn unix_socket_echo() {
         .sync()
         .unwrap();
     let log = Log::default();
-    let l = log.clone();
-    let ch = Bootstrap::new(&group)
-        .handler(move |p| {
-            p.add_last("rec", Recorder(l.clone()))?;
-            Ok(())
-        })
+    let ch = recording_client(&group, &log)
         .connect_unix(&path)
         .sync()
         .unwrap();

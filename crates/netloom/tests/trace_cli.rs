@@ -238,6 +238,23 @@ fn live_view_in_a_real_terminal() {
     }
 }
 
+/// The addresses of the responders of one hop of `--json --flows` output, sorted.
+fn responders(hop: &serde_json::Value) -> Vec<String> {
+    let mut seen: Vec<String> = hop["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| r["address"].as_str().expect("address").to_owned())
+        .collect();
+    seen.sort();
+    seen
+}
+
+/// The two ECMP branches (second hops) of `net`, as `responders` lists them.
+fn branches(net: &netloom_testnet::ecmp::EcmpTopology) -> Vec<String> {
+    net.branches().iter().map(ToString::to_string).collect()
+}
+
 /// `--flows`: on a Linux ECMP router (multipath route, L4 hash) 16 UDP flows find both
 /// branches at hop 2; each flow keeps to one branch.
 #[test]
@@ -253,15 +270,7 @@ fn flows_find_both_ecmp_branches() {
     assert_eq!(v["reached_at"], 3, "{out}");
     let hop2 = &v["flows"][1];
     assert_eq!(hop2["hop"], 2);
-    let mut seen: Vec<String> = hop2["responders"]
-        .as_array()
-        .expect("responders")
-        .iter()
-        .map(|r| r["address"].as_str().expect("address").to_owned())
-        .collect();
-    seen.sort();
-    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
-    assert_eq!(seen, want, "{out}");
+    assert_eq!(responders(hop2), branches(&net), "{out}");
     // Constant within a flow: no flow was seen on both branches.
     let flows: Vec<Vec<u64>> = hop2["responders"]
         .as_array()
@@ -325,15 +334,7 @@ fn mda_finds_both_branches_in_fewer_probes_than_16_flows() {
     );
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let mut seen: Vec<String> = v["flows"][1]["responders"]
-        .as_array()
-        .expect("responders")
-        .iter()
-        .map(|r| r["address"].as_str().expect("address").to_owned())
-        .collect();
-    seen.sort();
-    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
-    assert_eq!(seen, want, "{out}");
+    assert_eq!(responders(&v["flows"][1]), branches(&net), "{out}");
     assert_eq!(v["mda_probes"], 23, "{out}");
 }
 

@@ -7,9 +7,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use netloom_channel::{
-    ChannelError, Context, EchoHandler, EventLoopGroup, FramingHandler, Handler, HandlerResult,
-    Msg, ServerBootstrap, ServerChannel, UserEvent,
+    Bootstrap, ChannelError, Context, DecoderHandler, EchoHandler, EventLoopGroup, FramingHandler,
+    Handler, HandlerResult, Msg, ServerBootstrap, ServerChannel, UserEvent,
 };
 use netloom_codec::Framer;
 
@@ -19,6 +20,36 @@ pub fn lines_framing() -> FramingHandler<Framer, Framer> {
         Framer::from_name("lines").unwrap(),
         Framer::from_name("lines").unwrap(),
     )
+}
+
+/// On the frame `SWITCH`, replaces the decoder named `dec` by a decoder of the framer
+/// named `.0` (e.g. `fixed:3`), mid-stream.
+pub struct Switcher(pub &'static str);
+
+impl Handler for Switcher {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        if msg
+            .downcast_ref::<Bytes>()
+            .is_some_and(|b| &b[..] == b"SWITCH")
+        {
+            ctx.pipeline().replace(
+                "dec",
+                "dec",
+                DecoderHandler::new(Framer::from_name(self.0)?),
+            )?;
+        }
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+}
+
+/// A client bootstrap whose channels record into `log`.
+pub fn recording_client(group: &EventLoopGroup, log: &Log) -> Bootstrap {
+    let l = log.clone();
+    Bootstrap::new(group).handler(move |p| {
+        p.add_last("rec", Recorder(l.clone()))?;
+        Ok(())
+    })
 }
 
 /// Starts an `EchoHandler` server on `group` at `addr` (port 0 allowed); returns where it
