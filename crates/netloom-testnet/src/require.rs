@@ -105,7 +105,10 @@ pub fn missing(requirements: &[Requirement]) -> Option<String> {
 /// Whether `NETLOOM_TEST_STRICT` is set to `1`: a missing requirement fails the test.
 ///
 /// ```
-/// let _ = netloom_testnet::strict();
+/// use netloom_testnet::{Requirement, require, strict};
+/// // A missing requirement: skipped (false), or under NETLOOM_TEST_STRICT=1 a panic.
+/// let outcome = std::panic::catch_unwind(|| require("demo", &[Requirement::Program("nl-none")]));
+/// assert_eq!(outcome.is_err(), strict());
 /// ```
 pub fn strict() -> bool {
     std::env::var_os(STRICT_ENV).is_some_and(|v| v == "1")

@@ -8,27 +8,48 @@ use crate::namespace::Namespace;
 
 /// The open TCP port on the destination (a listener accepts and closes).
 ///
-/// ```
-/// assert_eq!(netloom_testnet::OPEN_TCP_PORT, 8080);
+/// ```no_run
+/// use std::net::{SocketAddr, TcpStream};
+/// use netloom_testnet::{CLOSED_TCP_PORT, OPEN_TCP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// let open = SocketAddr::new(net.destination_v4(), OPEN_TCP_PORT);
+/// let closed = SocketAddr::new(net.destination_v4(), CLOSED_TCP_PORT);
+/// // From the source's namespace: the open port accepts, the closed one refuses.
+/// net.source().run(move || TcpStream::connect(open))??;
+/// let refused = net.source().run(move || TcpStream::connect(closed))?;
+/// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const OPEN_TCP_PORT: u16 = 8080;
-/// A TCP port nothing listens on: the destination answers a SYN with RST.
-///
-/// ```
-/// assert_ne!(netloom_testnet::CLOSED_TCP_PORT, netloom_testnet::OPEN_TCP_PORT);
-/// ```
+/// A TCP port nothing listens on: the destination answers a SYN with RST (example:
+/// [`OPEN_TCP_PORT`]).
 pub const CLOSED_TCP_PORT: u16 = 8081;
 /// The open UDP port on the destination (a socket reads and discards: no answer at all).
 ///
-/// ```
-/// assert_eq!(netloom_testnet::OPEN_UDP_PORT, 5300);
+/// ```no_run
+/// use std::net::{SocketAddr, UdpSocket};
+/// use std::time::Duration;
+/// use netloom_testnet::{CLOSED_UDP_PORT, OPEN_UDP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// // What a connected UDP socket in the source's namespace gets back after one datagram.
+/// let answer = |port| {
+///     let to = SocketAddr::new(net.destination_v4(), port);
+///     net.source().run(move || -> std::io::Result<std::io::ErrorKind> {
+///         let s = UdpSocket::bind("0.0.0.0:0")?;
+///         s.connect(to)?;
+///         s.set_read_timeout(Some(Duration::from_secs(1)))?;
+///         s.send(b"ping")?;
+///         Ok(s.recv(&mut [0; 16]).unwrap_err().kind())
+///     })
+/// };
+/// // Silence from the open port (the read times out); port unreachable from the closed one.
+/// assert_eq!(answer(OPEN_UDP_PORT)??, std::io::ErrorKind::WouldBlock);
+/// assert_eq!(answer(CLOSED_UDP_PORT)??, std::io::ErrorKind::ConnectionRefused);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const OPEN_UDP_PORT: u16 = 5300;
-/// A UDP port nothing listens on: the destination answers with ICMP port unreachable.
-///
-/// ```
-/// assert_eq!(netloom_testnet::CLOSED_UDP_PORT, 33434);
-/// ```
+/// A UDP port nothing listens on: the destination answers with ICMP port unreachable
+/// (example: [`OPEN_UDP_PORT`]).
 pub const CLOSED_UDP_PORT: u16 = 33434;
 
 /// Most routers a [`Topology`] may have (link subnets are numbered by one octet).

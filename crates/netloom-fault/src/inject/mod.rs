@@ -33,10 +33,15 @@ use segment::{TcpSegment, build_segment, parse_ipv4, parse_tcp};
 
 /// How long [`inject_reset`] waits for the challenge ACK.
 ///
-/// ```
+/// ```no_run
 /// use std::time::Duration;
-/// let opts = netloom_fault::inject::InjectOptions { attempts: 2, wait: Duration::from_millis(600) };
-/// assert_eq!(opts.attempts, 2);
+/// use netloom_fault::{Filter, inject::{InjectOptions, inject_reset}, list_connections};
+/// // A peer on loopback answers at once: one probe, a short wait.
+/// let quick = InjectOptions { attempts: 1, wait: Duration::from_millis(100) };
+/// for conn in list_connections(&Filter::new().remote("127.0.0.1:6379".parse()?))? {
+///     inject_reset(&conn, quick)?;
+/// }
+/// # Ok::<(), netloom_fault::FaultError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InjectOptions {
