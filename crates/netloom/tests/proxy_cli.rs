@@ -233,9 +233,8 @@ fn control_verbs_report_server_errors_and_an_unreachable_api() {
         "{err}"
     );
     // Nobody listening: the error names the API address.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_api = dead.local_addr().unwrap().to_string();
-    drop(dead);
+    let (_held, dead) = common::refusing_addr();
+    let dead_api = dead.to_string();
     let (ok, _, err) = ctl(&dead_api, &["list"]);
     assert!(
         !ok && err.contains(&dead_api) && err.contains("refused"),

@@ -51,6 +51,17 @@ impl Netloom {
     }
 }
 
+/// An address on 127.0.0.1 that refuses TCP connections for as long as the returned
+/// socket lives: bound (so nothing else gets the port) but not listening.
+pub fn refusing_addr() -> (socket2::Socket, SocketAddr) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any_port.into()).expect("bind");
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
+}
+
 /// Sends signal `sig` (`TERM`, `INT`, `HUP`, `KILL`) to `child` with kill(1).
 pub fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
