@@ -43,7 +43,14 @@ mod conn;
 pub mod diag;
 mod error;
 mod filter;
-/// RST injection with raw sockets (`CAP_NET_RAW`): [`inject::inject_reset`].
+/// RST injection with raw sockets: [`inject::inject_reset`].
+///
+/// ```
+/// use netloom_fault::{Capability, Method};
+/// // Injection needs CAP_NET_RAW: the method is allowed exactly when the capability is held.
+/// assert_eq!(Method::Inject.check_allowed().is_ok(), Capability::NetRaw.is_effective()?);
+/// # Ok::<(), netloom_fault::FaultError>(())
+/// ```
 pub mod inject;
 mod keepalive;
 mod loss;

@@ -10,19 +10,25 @@ use crate::namespace::Namespace;
 ///
 /// ```no_run
 /// use std::net::{SocketAddr, TcpStream};
-/// use netloom_testnet::{CLOSED_TCP_PORT, OPEN_TCP_PORT, Topology};
+/// use netloom_testnet::{OPEN_TCP_PORT, Topology};
 /// let net = Topology::builder().build()?;
 /// let open = SocketAddr::new(net.destination_v4(), OPEN_TCP_PORT);
-/// let closed = SocketAddr::new(net.destination_v4(), CLOSED_TCP_PORT);
-/// // From the source's namespace: the open port accepts, the closed one refuses.
+/// // From the source's namespace.
 /// net.source().run(move || TcpStream::connect(open))??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const OPEN_TCP_PORT: u16 = 8080;
+/// A TCP port nothing listens on: the destination answers a SYN with RST.
+///
+/// ```no_run
+/// use std::net::{SocketAddr, TcpStream};
+/// use netloom_testnet::{CLOSED_TCP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// let closed = SocketAddr::new(net.destination_v4(), CLOSED_TCP_PORT);
 /// let refused = net.source().run(move || TcpStream::connect(closed))?;
 /// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub const OPEN_TCP_PORT: u16 = 8080;
-/// A TCP port nothing listens on: the destination answers a SYN with RST (example:
-/// [`OPEN_TCP_PORT`]).
 pub const CLOSED_TCP_PORT: u16 = 8081;
 /// The open UDP port on the destination (a socket reads and discards: no answer at all).
 ///
@@ -42,14 +48,29 @@ pub const CLOSED_TCP_PORT: u16 = 8081;
 ///         Ok(s.recv(&mut [0; 16]).unwrap_err().kind())
 ///     })
 /// };
-/// // Silence from the open port (the read times out); port unreachable from the closed one.
+/// // Silence from the open port (the read times out); port unreachable from a closed one.
 /// assert_eq!(answer(OPEN_UDP_PORT)??, std::io::ErrorKind::WouldBlock);
 /// assert_eq!(answer(CLOSED_UDP_PORT)??, std::io::ErrorKind::ConnectionRefused);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const OPEN_UDP_PORT: u16 = 5300;
-/// A UDP port nothing listens on: the destination answers with ICMP port unreachable
-/// (example: [`OPEN_UDP_PORT`]).
+/// A UDP port nothing listens on: the destination answers with ICMP port unreachable (it is
+/// traceroute's first port, 33434), which a connected socket reports as a refusal.
+///
+/// ```no_run
+/// use std::net::{SocketAddr, UdpSocket};
+/// use netloom_testnet::{CLOSED_UDP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// let closed = SocketAddr::new(net.destination_v4(), CLOSED_UDP_PORT);
+/// let refused = net.source().run(move || -> std::io::Result<std::io::Error> {
+///     let s = UdpSocket::bind("0.0.0.0:0")?;
+///     s.connect(closed)?;
+///     s.send(b"anyone?")?;
+///     Ok(s.recv(&mut [0; 16]).unwrap_err())
+/// })??;
+/// assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const CLOSED_UDP_PORT: u16 = 33434;
 
 /// Most routers a [`Topology`] may have (link subnets are numbered by one octet).
