@@ -12,8 +12,8 @@ use crate::alarm::Alarm;
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
-    Channel, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg, Pipeline,
-    Transport, UserEvent,
+    Channel, ChannelAddr, ChannelError, ChannelOptions, CloseMode, EventLoop, Interest, Msg,
+    Pipeline, Transport, UserEvent,
 };
 
 /// At most this many buffers per vectored write.
@@ -54,6 +54,18 @@ pub(crate) fn register_local<T: Transport>(
     options: &ChannelOptions,
     init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
 ) -> Result<Channel, ChannelError> {
+    register_with_peer(transport, None, options, init)
+}
+
+/// [`register_local`] with the peer's address as `accept(2)` reported it: a connection reset
+/// before it was registered has none to ask the socket for any more, and its channel (and
+/// every log line about it) would name no peer.
+pub(crate) fn register_with_peer<T: Transport>(
+    transport: T,
+    peer: Option<ChannelAddr>,
+    options: &ChannelOptions,
+    init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
+) -> Result<Channel, ChannelError> {
     let el = EventLoop::current().ok_or(ChannelError::NotOnEventLoop {
         what: "registering a channel (EventLoop::register_here)",
     })?;
@@ -61,7 +73,7 @@ pub(crate) fn register_local<T: Transport>(
     let channel = Channel::new(
         Some(el),
         transport.local_addr(),
-        transport.peer_addr(),
+        peer.or_else(|| transport.peer_addr()),
         transport.raw_fd(),
         options,
     );
@@ -112,6 +124,11 @@ pub(crate) fn register_local<T: Transport>(
 enum Burst {
     /// The socket said "nothing more" (or reading is off).
     Done,
+    /// Reading waits for the outbound backlog (over the high water mark, or unwritable with
+    /// `pause_reads_while_unwritable`). Once this round's writes clear it, read on: no read
+    /// was left pending, so new input would not wake the task (and may never come: the
+    /// peer can be waiting for our reads).
+    Backlog,
     /// The read budget is used up: poll again later.
     Budget,
     /// A short read: probably drained; read once more after writing.
@@ -208,6 +225,28 @@ impl<T: Transport> ChannelTask<T> {
         }
     }
 
+    /// Whether reading waits for the outbound backlog, `reads` reads into the burst.
+    fn backlogged(&self, reads: usize) -> bool {
+        let channel = &self.pipeline.channel;
+        // Over the high water mark even after writing what it could: what was read is not
+        // answered yet; the rest of the burst waits (the handlers hear of it at the end of
+        // the round). A bulk echo whose answer the socket took at once reads on.
+        ((reads > 0 || self.pause_unwritable) && channel.over_high_water())
+            // With `pause_reads_while_unwritable`, a round starts reading only when
+            // writable: decoders pause while the channel is unwritable (until below the low
+            // water mark), and one read per wake-up into a paused decoder piled up unbounded
+            // input (issue 13, defect 10). Off, a forwarder's two channels cannot each wait
+            // for the other to read.
+            || (self.pause_unwritable && reads == 0 && !channel.is_writable())
+    }
+
+    /// Whether a burst the backlog stopped may read again: below the high water mark, and
+    /// writable if reads pause while unwritable.
+    fn backlog_cleared(&self) -> bool {
+        let channel = &self.pipeline.channel;
+        !channel.over_high_water() && (!self.pause_unwritable || channel.is_writable())
+    }
+
     /// Reads until the socket has nothing more, the budget is used or reading stops.
     /// Like Netty, a read that does not fill the buffer ends the burst (`Burst::Short`): the
     /// replies go out before the read that confirms the socket is drained.
@@ -219,19 +258,11 @@ impl<T: Transport> ChannelTask<T> {
                 || self.closing.is_some()
                 || self.pipeline.close_requested().is_some()
                 || !self.pipeline.channel.auto_read()
-                // Over the high water mark even after writing what it could: what was
-                // read is not answered yet; the rest of the burst waits (the handlers hear
-                // of it at the end of the round). A bulk echo whose answer the socket took
-                // at once reads on.
-                || ((reads > 0 || self.pause_unwritable)
-                    && self.pipeline.channel.over_high_water())
-                // With `pause_reads_while_unwritable`, a round starts reading only when
-                // writable: decoders pause while the channel is unwritable (until below the
-                // low water mark), and one read per wake-up into a paused decoder piled up
-                // unbounded input (issue 13, defect 10). Off, a forwarder's two channels
-                // cannot each wait for the other to read.
-                || (self.pause_unwritable && reads == 0 && !self.pipeline.channel.is_writable())
             {
+                break;
+            }
+            if self.backlogged(reads) {
+                outcome = Burst::Backlog;
                 break;
             }
             if reads == self.max_reads {
@@ -515,9 +546,10 @@ fn poll_write_slices<T: Transport, const N: usize>(
 //        -> close request? -> more queued events or flushes? next round
 //        -> advance a close -> arm the timer alarm -> Pending
 //
-// At most `MAX_ROUNDS_PER_POLL` rounds run per poll: a channel with more to do (a decoder
+// One round runs per poll (`MAX_ROUNDS_PER_POLL`): a channel with more to do (a decoder
 // with a backlog of tiny frames, resumed after each write, ~700 frames a round) wakes
-// itself and yields, so the loop's other channels (a new client) are served in between.
+// itself and yields, so the loop's other channels (a new client) are served in between
+// (a new client's wait under tiny-frame flooders: docs/benchmarks.md).
 // A bulk transfer is unaffected: its reads come in bursts of `max_reads_per_poll` within
 // one round.
 //
@@ -537,7 +569,7 @@ fn poll_write_slices<T: Transport, const N: usize>(
 // (graceful for EOF, forced otherwise). Writability is decided once per round, after
 // writing: at most one false-then-true pair per round, so no flapping.
 /// Rounds one poll of a channel task may run before it yields (see above).
-const MAX_ROUNDS_PER_POLL: usize = 4;
+const MAX_ROUNDS_PER_POLL: usize = 1;
 
 impl<T: Transport> Future for ChannelTask<T> {
     type Output = ();
@@ -573,7 +605,10 @@ impl<T: Transport> Future for ChannelTask<T> {
             this.take_close_request();
             let again = this.pipeline.has_queued()
                 || this.pipeline.flush_requested()
-                || (more == Burst::Short && this.may_read(cx));
+                || (more == Burst::Short && this.may_read(cx))
+                // The writes cleared the backlog that stopped reading: read on. (Still
+                // backlogged, a write is pending and its readiness wakes the task.)
+                || (more == Burst::Backlog && this.backlog_cleared());
             if again && rounds >= MAX_ROUNDS_PER_POLL {
                 // Fair to the loop's other channels: the rest waits for the next poll.
                 cx.waker().wake_by_ref();

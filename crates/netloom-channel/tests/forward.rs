@@ -133,3 +133,58 @@ fn forwards_to_an_echo_server_and_fails_cleanly_without_a_target() {
     let mut buf = [0u8; 8];
     assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
 }
+
+/// Forwarding to an echo that pauses its reads while its answers are pending (as `netloom
+/// echo` does). Two defects stalled it: every channel pausing on its own writability (the
+/// forwarder's target side and the echo then each wait for the other to read: 4 of 12 round
+/// trips of 70-200 KB stalled), and a lost wake-up: a read burst stopped by the outbound
+/// backlog was not resumed when the same round's writes cleared it, and with no read left
+/// pending no input woke the channel again (7 of 12 runs stalled with 100 KB unread in the
+/// forwarder's socket).
+#[test]
+fn large_round_trips_through_a_forwarder_to_a_pausing_echo_never_stall() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let group = EventLoopGroup::new(2, "forward-pause").unwrap();
+    let echo = netloom_channel::ServerBootstrap::new(&group, &group)
+        .child_options(netloom_channel::ChannelOptions {
+            pause_reads_while_unwritable: true,
+            ..Default::default()
+        })
+        .child_handler(|p| {
+            p.add_last("echo", netloom_channel::EchoHandler)?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    let fwd = Forwarder::bind(
+        &group,
+        "127.0.0.1:0".parse().unwrap(),
+        ForwardConfig::new(echo.local_addr().inet().unwrap()),
+    )
+    .unwrap();
+    for (round, size) in [70_000, 120_000, 200_000, 512_000, 1 << 20, 200_000]
+        .into_iter()
+        .enumerate()
+    {
+        let c = TcpStream::connect(fwd.local_addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut data = vec![0u8; size];
+        pattern(round, &mut data);
+        let mut w = c.try_clone().unwrap();
+        let sent = data.clone();
+        let writer = thread::spawn(move || w.write_all(&sent).unwrap());
+        let mut got = vec![0u8; size];
+        let mut n = 0;
+        while n < size {
+            match (&c).read(&mut got[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => panic!("round {round}: stalled after {n} of {size} bytes: {e}"),
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(n, size, "round {round}");
+        assert!(got == data, "round {round}: the echo differs");
+    }
+}

@@ -259,3 +259,53 @@ fn registering_off_an_event_loop_says_so_not_shut_down() {
     assert!(matches!(err, ChannelError::NotOnEventLoop { .. }), "{err}");
     assert!(err.to_string().contains("event loop thread"));
 }
+
+/// Logs the peer each channel names when it becomes active.
+struct PeerRecorder(Log);
+
+impl Handler for PeerRecorder {
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        let peer = ctx.channel().peer_addr().map(|a| a.to_string());
+        self.0
+            .push(format!("active:{}", peer.as_deref().unwrap_or("?")));
+        ctx.fire_channel_active();
+        Ok(())
+    }
+}
+
+/// A connection reset before the server registered it still names its peer: the address
+/// `accept(2)` returned, since the socket can no longer say (its channel, and every log
+/// line about it, said `?`).
+#[test]
+fn a_connection_reset_before_registration_still_names_its_peer() {
+    let boss = EventLoopGroup::new(1, "reset-boss").unwrap();
+    let child = EventLoopGroup::new(1, "reset-child").unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let server = ServerBootstrap::new(&boss, &child)
+        .child_handler(move |p| {
+            p.add_last("peer", PeerRecorder(l.clone()))?;
+            Ok(())
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .sync()
+        .unwrap();
+    // Hold the accept loop's thread while a client connects and resets.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    boss.next()
+        .execute(move || {
+            let _ = held.recv_timeout(Duration::from_secs(10));
+        })
+        .unwrap();
+    let client = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    client
+        .connect(&server.local_addr().inet().unwrap().into())
+        .unwrap();
+    let local = client.local_addr().unwrap().as_socket().unwrap();
+    client.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(50));
+    release.send(()).unwrap();
+    log.wait_for_prefix("active:");
+    assert_eq!(log.events(), [format!("active:{local}")]);
+}

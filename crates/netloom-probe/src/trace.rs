@@ -101,6 +101,8 @@ pub struct HopStats {
     pub jitter: Option<Duration>,
     /// Path MTU up to this hop, when measured ([`discover_pmtu`], [`Trace::set_pmtu`]).
     pub pmtu: Option<u32>,
+    /// `pmtu` sits behind a PMTU black hole ([`HopMtu::black_hole`]).
+    pub pmtu_black_hole: bool,
     mean_ms: f64,
     m2: f64,
     jitter_sum_ms: f64,
@@ -246,6 +248,10 @@ pub struct HopReport {
     /// Path MTU up to this hop, when measured (left out of JSON otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pmtu: Option<u32>,
+    /// `pmtu` sits behind a PMTU black hole: larger packets vanish without an ICMP error
+    /// (in JSON only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pmtu_black_hole: bool,
 }
 
 /// The state of a traceroute: statistics for TTLs 1..=max_ttl.
@@ -330,13 +336,18 @@ impl Trace {
     /// assert_eq!(t.hop(1).unwrap().sent, 0);
     /// ```
     pub fn reset(&mut self) {
-        let pmtu: Vec<Option<u32>> = self.hops.iter().map(|h| h.pmtu).collect();
+        let pmtu: Vec<(Option<u32>, bool)> = self
+            .hops
+            .iter()
+            .map(|h| (h.pmtu, h.pmtu_black_hole))
+            .collect();
         *self = Trace::new(
             self.target,
             u8::try_from(self.hops.len()).unwrap_or(u8::MAX),
         );
-        for (h, m) in self.hops.iter_mut().zip(pmtu) {
+        for (h, (m, black_hole)) in self.hops.iter_mut().zip(pmtu) {
             h.pmtu = m;
+            h.pmtu_black_hole = black_hole;
         }
     }
 
@@ -346,7 +357,7 @@ impl Trace {
     /// ```
     /// # use netloom_probe::trace::{HopMtu, Trace};
     /// let mut t = Trace::new("10.0.0.1".parse().unwrap(), 3);
-    /// t.set_pmtu(&[HopMtu { ttl: 2, responder: None, mtu: Some(1280) }]);
+    /// t.set_pmtu(&[HopMtu { ttl: 2, responder: None, mtu: Some(1280), black_hole: false }]);
     /// t.reset();
     /// assert_eq!(t.hop(2).unwrap().pmtu, Some(1280));
     /// ```
@@ -357,6 +368,7 @@ impl Trace {
                 .and_then(|i| self.hops.get_mut(i))
             {
                 stats.pmtu = h.mtu;
+                stats.pmtu_black_hole = h.black_hole;
             }
         }
     }
@@ -429,6 +441,7 @@ impl Trace {
                 mpls: h.mpls.clone(),
                 outcome: h.last_outcome,
                 pmtu: h.pmtu,
+                pmtu_black_hole: h.pmtu_black_hole,
             })
             .collect()
     }

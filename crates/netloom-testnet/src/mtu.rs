@@ -47,6 +47,27 @@ impl MtuTopology {
         Ok(MtuTopology { net })
     }
 
+    /// Makes r1 a PMTU black hole: it still drops what does not fit the narrow link but
+    /// no longer says so (its "fragmentation needed" and "packet too big" errors are
+    /// dropped by an nftables rule in its namespace, gone with it).
+    ///
+    /// ```no_run
+    /// let net = netloom_testnet::mtu::MtuTopology::build()?;
+    /// net.black_hole()?;
+    /// # Ok::<(), netloom_testnet::TestnetError>(())
+    /// ```
+    pub fn black_hole(&self) -> Result<()> {
+        self.net.routers()[0].nft(
+            "table inet pmtu_black_hole {
+                chain out {
+                    type filter hook output priority 0;
+                    icmp type destination-unreachable icmp code frag-needed drop
+                    icmpv6 type packet-too-big drop
+                }
+            }",
+        )
+    }
+
     /// The underlying topology: addresses, namespaces.
     ///
     /// ```no_run

@@ -489,3 +489,52 @@ fn pmtu_per_hop_across_a_narrower_link() {
         assert_eq!(last, ["", "1500", "1280", "1280"], "{out}");
     }
 }
+
+/// `--pmtu` through a PMTU black hole: r1 drops what does not fit the 1,280-byte link but
+/// its "fragmentation needed" / "packet too big" errors are filtered. The hops behind it
+/// are not silent: a minimum-size probe is answered, bisection finds 1,280, and the hop
+/// is marked (JSON `pmtu_black_hole`, a line on stderr); IPv4 and IPv6.
+#[test]
+fn pmtu_through_a_black_hole() {
+    skip_unless!(Namespaces, Nftables);
+    use netloom_testnet::mtu::{MtuTopology, NARROW_MTU, WIDE_MTU};
+    let net = MtuTopology::build().expect("topology");
+    net.black_hole().expect("nftables rule in r1");
+    let t = net.topology();
+    for (dst, r1, r2) in [
+        (t.destination_v4(), t.router_v4(1), t.router_v4(2)),
+        (t.destination_v6(), t.router_v6(1), t.router_v6(2)),
+    ] {
+        let dst = dst.to_string();
+        let (code, out, err) = output(t.source().command(NETLOOM).args([
+            "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", "0.5", "-j", &dst,
+        ]));
+        assert_eq!(code, 0, "{dst}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+        let seen: Vec<(String, u64, bool)> = v["hops"]
+            .as_array()
+            .expect("hops")
+            .iter()
+            .map(|h| {
+                (
+                    h["hosts"][0].as_str().unwrap_or("???").to_owned(),
+                    h["pmtu"].as_u64().unwrap_or(0),
+                    h["pmtu_black_hole"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect();
+        let r2 = r2.expect("r2").to_string();
+        let want = [
+            (r1.expect("r1").to_string(), u64::from(WIDE_MTU), false),
+            (r2.clone(), u64::from(NARROW_MTU), true),
+            (dst.clone(), u64::from(NARROW_MTU), false),
+        ];
+        assert_eq!(seen, want, "{out}");
+        assert!(
+            err.contains(&format!(
+                "black hole before hop 2 ({r2}): packets over 1280 bytes"
+            )),
+            "{err}"
+        );
+    }
+}

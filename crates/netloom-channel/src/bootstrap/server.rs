@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::socket::{Accepted, Listener, accept_loop, apply_options, hand_over, tcp_listener};
 use super::{Initializer, no_handlers};
 use crate::channel::CloseSignal;
-use crate::task::register_local;
+use crate::task::register_with_peer;
 use crate::{
     BindFuture, ChannelAddr, ChannelError, ChannelOptions, CloseFuture, EventLoopGroup, LoopFuture,
     Pipeline, Termination, Transport,
@@ -413,16 +413,16 @@ async fn serve(listener: Listener, server: ServerChannel, mut sb: ServerBootstra
         }
         let el = sb.child.next();
         match accepted {
-            Accepted::Tcp(stream, _) => {
+            Accepted::Tcp(stream, peer) => {
                 if let Err(e) = apply_options(SockRef::from(&stream), &options, true) {
-                    tracing::debug!(err = %e, "setting options on an accepted socket failed");
+                    tracing::debug!(%peer, err = %e, "setting options on an accepted socket failed");
                     return;
                 }
-                let register = registration(&options, &sb.init);
+                let register = registration(&options, &sb.init, Some(ChannelAddr::Inet(peer)));
                 hand_over(&el, stream, TcpStream::into_std, TcpStream::from_std, register);
             }
             Accepted::Unix(stream) => {
-                let register = registration(&options, &sb.init);
+                let register = registration(&options, &sb.init, None);
                 hand_over(&el, stream, UnixStream::into_std, UnixStream::from_std, register);
             }
         }
@@ -431,14 +431,16 @@ async fn serve(listener: Listener, server: ServerChannel, mut sb: ServerBootstra
     server.0.close.signal();
 }
 
-/// Registers an accepted stream as a channel (on the loop the hand-over runs it on).
+/// Registers an accepted stream as a channel (on the loop the hand-over runs it on);
+/// `peer` is the address `accept(2)` gave, if any.
 fn registration<S: Transport>(
     options: &Arc<ChannelOptions>,
     init: &Initializer,
+    peer: Option<ChannelAddr>,
 ) -> impl FnOnce(S) + Send + 'static {
     let (options, init) = (options.clone(), init.clone());
     move |stream| {
-        if let Err(e) = register_local(stream, &options, |p| init(p)) {
+        if let Err(e) = register_with_peer(stream, peer, &options, |p| init(p)) {
             tracing::warn!(err = %e, "initializing an accepted channel failed");
         }
     }

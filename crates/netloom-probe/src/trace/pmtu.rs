@@ -10,6 +10,13 @@
 //! the target's echo reply) is the path MTU up to `h`. A router that reports no MTU (0, or
 //! one not below the size sent) makes the size step down through the common MTUs.
 //!
+//! A router that drops what it cannot forward *without* saying so is a PMTU black hole
+//! (its ICMP errors filtered, or never sent): the large probes to the hops behind it
+//! vanish. Before a hop counts as silent, a probe of the smallest size every path carries
+//! (576 bytes for IPv4, 1,280 for IPv6) tells the two apart: answered, the largest size
+//! that gets through is found by bisection and the hop is marked
+//! [`HopMtu::black_hole`].
+//!
 //! The probes use sockets of their own (raw ICMP/ICMPv6, CAP_NET_RAW), one probe in flight
 //! at a time.
 
@@ -67,7 +74,7 @@ pub const SILENT_HOPS: u8 = 3;
 /// What [`discover_pmtu`] found at one hop.
 ///
 /// ```
-/// let h = netloom_probe::trace::HopMtu { ttl: 2, responder: None, mtu: None };
+/// let h = netloom_probe::trace::HopMtu { ttl: 2, responder: None, mtu: None, black_hole: false };
 /// assert!(h.mtu.is_none());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +86,20 @@ pub struct HopMtu {
     /// The largest packet (IP header included) that reached the hop: the path MTU up to
     /// it (`None`: silent hop).
     pub mtu: Option<u32>,
+    /// `mtu` was found by probing down after larger probes vanished with no ICMP error: a
+    /// router before this hop drops packets over `mtu` bytes silently (a PMTU black hole).
+    pub black_hole: bool,
+}
+
+impl HopMtu {
+    fn silent(ttl: u8) -> HopMtu {
+        HopMtu {
+            ttl,
+            responder: None,
+            mtu: None,
+            black_hole: false,
+        }
+    }
 }
 
 /// Common MTUs to step down through when a router reports none (RFC 1191's plateaus, with
@@ -107,6 +128,8 @@ pub async fn discover_pmtu(target: IpAddr, config: &PmtuConfig) -> Result<Vec<Ho
     }
     let v6 = target.is_ipv6();
     let floor: u32 = if v6 { 1280 } else { 68 };
+    // The smallest size every path carries (RFC 791's 576, IPv6's minimum MTU).
+    let min_size: u32 = if v6 { 1280 } else { 576 };
     if u32::from(config.max_size) < 1280 {
         return Err(ProbeError::InvalidArgument {
             what: format!("PMTU largest size {} (at least 1280)", config.max_size),
@@ -123,11 +146,7 @@ pub async fn discover_pmtu(target: IpAddr, config: &PmtuConfig) -> Result<Vec<Ho
                 Answer::TooBig { mtu } => match next_size(mtu, size, floor) {
                     Some(next) => size = next,
                     None => {
-                        hops.push(HopMtu {
-                            ttl,
-                            responder: None,
-                            mtu: None,
-                        });
+                        hops.push(HopMtu::silent(ttl));
                         break 'hops;
                     }
                 },
@@ -136,6 +155,7 @@ pub async fn discover_pmtu(target: IpAddr, config: &PmtuConfig) -> Result<Vec<Ho
                         ttl,
                         responder: Some(from),
                         mtu: Some(size),
+                        black_hole: false,
                     });
                     silent_run = 0;
                     if last {
@@ -145,18 +165,25 @@ pub async fn discover_pmtu(target: IpAddr, config: &PmtuConfig) -> Result<Vec<Ho
                 }
                 Answer::Silent => {
                     silent += 1;
-                    if silent >= config.attempts.max(1) {
-                        hops.push(HopMtu {
-                            ttl,
-                            responder: None,
-                            mtu: None,
-                        });
-                        silent_run += 1;
-                        if silent_run >= SILENT_HOPS {
+                    if silent < config.attempts.max(1) {
+                        continue;
+                    }
+                    if let Some(found) = s.black_hole(ttl, size, min_size, config).await? {
+                        size = found.hop.mtu.unwrap_or(size);
+                        let last = found.last;
+                        hops.push(found.hop);
+                        silent_run = 0;
+                        if last {
                             break 'hops;
                         }
                         break;
                     }
+                    hops.push(HopMtu::silent(ttl));
+                    silent_run += 1;
+                    if silent_run >= SILENT_HOPS {
+                        break 'hops;
+                    }
+                    break;
                 }
             }
         }
@@ -172,6 +199,13 @@ fn next_size(mtu: Option<u32>, size: u32, floor: u32) -> Option<u32> {
         Some(m) if m < size && m >= floor => Some(m),
         _ => PLATEAUS.iter().copied().find(|p| *p < size && *p >= floor),
     }
+}
+
+/// A hop found behind a PMTU black hole.
+struct BlackHole {
+    hop: HopMtu,
+    /// The hop was the target (or an unreachable).
+    last: bool,
 }
 
 /// What came back for one probe.
@@ -308,6 +342,50 @@ impl Prober {
             }
         }
         Ok(lo)
+    }
+
+    /// After probes of `size` to hop `ttl` went unanswered: whether one of `min_size` is
+    /// answered, and if so the largest size in between that is (by bisection, one probe per
+    /// size: a lost probe makes the result smaller, never larger). `None`: the hop is silent.
+    async fn black_hole(
+        &mut self,
+        ttl: u8,
+        size: u32,
+        min_size: u32,
+        config: &PmtuConfig,
+    ) -> Result<Option<BlackHole>, ProbeError> {
+        if size <= min_size {
+            return Ok(None);
+        }
+        let mut answer = None;
+        for _ in 0..config.attempts.max(1) {
+            if let Answer::Hop { from, last } = self.probe(ttl, min_size, config.timeout).await? {
+                answer = Some((from, last));
+                break;
+            }
+        }
+        let Some((mut from, mut last)) = answer else {
+            return Ok(None);
+        };
+        let (mut lo, mut hi) = (min_size, size);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match self.probe(ttl, mid, config.timeout).await? {
+                Answer::Hop { from: f, last: l } => {
+                    (lo, from, last) = (mid, f, l);
+                }
+                Answer::TooBig { .. } | Answer::Silent => hi = mid,
+            }
+        }
+        Ok(Some(BlackHole {
+            hop: HopMtu {
+                ttl,
+                responder: Some(from),
+                mtu: Some(lo),
+                black_hole: true,
+            },
+            last,
+        }))
     }
 
     /// Sends one probe and waits for its answer.

@@ -518,6 +518,7 @@ mod tests {
             ttl: 1,
             responder: None,
             mtu: Some(1500),
+            black_hole: false,
         }]);
         let mut state = LiveState::new("t".into(), Trace::new("10.0.0.9".parse().unwrap(), 30));
         state.update(&t);

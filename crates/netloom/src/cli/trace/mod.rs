@@ -233,7 +233,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         );
         let mtus = if args.pmtu {
             bar.set_message(format!("path MTU towards {} ({target})", args.host));
-            trace::discover_pmtu(target, &pmtu_config(&args)).await?
+            let mtus = trace::discover_pmtu(target, &pmtu_config(&args)).await?;
+            warn_of_black_holes(&mtus);
+            mtus
         } else {
             Vec::new()
         };
@@ -337,6 +339,21 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The path MTU probes' settings: the trace's TTL range and timeout.
+/// Names, on stderr, each hop found behind a PMTU black hole (the report's PMTU column
+/// stays a number for scripts; JSON says `"pmtu_black_hole": true`).
+fn warn_of_black_holes(mtus: &[trace::HopMtu]) {
+    for h in mtus.iter().filter(|h| h.black_hole) {
+        let who = h
+            .responder
+            .map_or_else(|| "?".to_owned(), |a| a.to_string());
+        let size = h.mtu.unwrap_or(0);
+        eprintln!(
+            "netloom trace: path MTU black hole before hop {} ({who}): packets over {size} bytes vanish without an ICMP error",
+            h.ttl
+        );
+    }
+}
+
 fn pmtu_config(args: &TraceArgs) -> trace::PmtuConfig {
     trace::PmtuConfig {
         first_ttl: args.first_ttl,

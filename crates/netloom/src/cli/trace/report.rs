@@ -189,6 +189,7 @@ mod tests {
             mpls: vec![],
             outcome: None,
             pmtu: None,
+            pmtu_black_hole: false,
         }
     }
 
