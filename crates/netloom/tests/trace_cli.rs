@@ -432,6 +432,30 @@ fn json_is_one_object_per_line() {
     }
 }
 
+/// `netloom trace -n --pmtu -j DST` (one cycle) from `t`'s source, waiting `wait` seconds
+/// for the last answers; each hop as (first host, PMTU, marked a black hole), then stdout
+/// and stderr. Fails unless it exits 0.
+fn pmtu_hops(t: &Topology, dst: &str, wait: &str) -> (Vec<(String, u64, bool)>, String, String) {
+    let (code, out, err) = output(t.source().command(NETLOOM).args([
+        "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", wait, "-j", dst,
+    ]));
+    assert_eq!(code, 0, "{dst}: {out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    let hops = v["hops"]
+        .as_array()
+        .expect("hops")
+        .iter()
+        .map(|h| {
+            (
+                h["hosts"][0].as_str().unwrap_or("???").to_owned(),
+                h["pmtu"].as_u64().unwrap_or(0),
+                h["pmtu_black_hole"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    (hops, out, err)
+}
+
 /// `--pmtu` on source ──1500── r1 ──1280── r2 ──1500── destination: the path MTU is
 /// 1500 up to r1 and 1280 from r2 on (r1 answers the 1500-byte DF probe to hop 2 with
 /// "fragmentation needed" / "packet too big", MTU 1280), IPv4 and IPv6, in JSON and in
@@ -447,25 +471,11 @@ fn pmtu_per_hop_across_a_narrower_link() {
         (t.destination_v6(), t.router_v6(1), t.router_v6(2)),
     ] {
         let dst = dst.to_string();
-        let (code, out, err) = output(t.source().command(NETLOOM).args([
-            "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", "-j", &dst,
-        ]));
-        assert_eq!(code, 0, "{dst}: {out}{err}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
-        let hops = v["hops"].as_array().expect("hops");
-        let seen: Vec<(String, u64)> = hops
-            .iter()
-            .map(|h| {
-                (
-                    h["hosts"][0].as_str().unwrap_or("???").to_owned(),
-                    h["pmtu"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect();
+        let (seen, out, _) = pmtu_hops(t, &dst, "3");
         let want = [
-            (r1.expect("r1").to_string(), u64::from(WIDE_MTU)),
-            (r2.expect("r2").to_string(), u64::from(NARROW_MTU)),
-            (dst.clone(), u64::from(NARROW_MTU)),
+            (r1.expect("r1").to_string(), u64::from(WIDE_MTU), false),
+            (r2.expect("r2").to_string(), u64::from(NARROW_MTU), false),
+            (dst.clone(), u64::from(NARROW_MTU), false),
         ];
         assert_eq!(seen, want, "{out}");
         let (code, out, err) = output(t.source().command(NETLOOM).args([
@@ -506,23 +516,7 @@ fn pmtu_through_a_black_hole() {
         (t.destination_v6(), t.router_v6(1), t.router_v6(2)),
     ] {
         let dst = dst.to_string();
-        let (code, out, err) = output(t.source().command(NETLOOM).args([
-            "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", "0.5", "-j", &dst,
-        ]));
-        assert_eq!(code, 0, "{dst}: {out}{err}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
-        let seen: Vec<(String, u64, bool)> = v["hops"]
-            .as_array()
-            .expect("hops")
-            .iter()
-            .map(|h| {
-                (
-                    h["hosts"][0].as_str().unwrap_or("???").to_owned(),
-                    h["pmtu"].as_u64().unwrap_or(0),
-                    h["pmtu_black_hole"].as_bool().unwrap_or(false),
-                )
-            })
-            .collect();
+        let (seen, out, err) = pmtu_hops(t, &dst, "0.5");
         let r2 = r2.expect("r2").to_string();
         let want = [
             (r1.expect("r1").to_string(), u64::from(WIDE_MTU), false),
