@@ -13,7 +13,7 @@
 //! Kernels before 6.0 also limit challenge ACKs host-wide (`net.ipv4.tcp_challenge_ack_limit`).
 //!
 //! The packets are built and read with netloom-probe's [`wire`](netloom_probe::wire) views
-//! ([`segment`] is the part of the reading that is injection's own).
+//! (`segment` is the part of the reading that is injection's own).
 #[cfg(feature = "fuzzing")]
 pub mod segment;
 #[cfg(not(feature = "fuzzing"))]
