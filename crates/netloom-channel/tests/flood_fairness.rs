@@ -14,10 +14,9 @@ use std::thread;
 use std::time::Duration;
 
 use netloom_channel::{
-    ChannelOptions, Context, EchoHandler, EventLoopGroup, FramingHandler, Handler, HandlerResult,
-    MemoryBudget, Msg, ServerBootstrap,
+    ChannelOptions, Context, EchoHandler, EventLoopGroup, Handler, HandlerResult, MemoryBudget,
+    Msg, ServerBootstrap,
 };
-use netloom_codec::Framer;
 
 /// Counts every frame the server decodes; remembers the count when it sees `ping`.
 struct Count {
@@ -52,24 +51,18 @@ fn lines_echo(
     let server = ServerBootstrap::new(group, group)
         .child_options(options)
         .child_handler(move |p| {
-            p.add_last(
-                "framing",
-                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?),
-            )?
-            .add_last(
-                "count",
-                Count {
-                    frames: f.clone(),
-                    at_ping: a.clone(),
-                },
-            )?
-            .add_last("echo", EchoHandler)?;
+            p.add_last("framing", common::lines_framing())?
+                .add_last(
+                    "count",
+                    Count {
+                        frames: f.clone(),
+                        at_ping: a.clone(),
+                    },
+                )?
+                .add_last("echo", EchoHandler)?;
             Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    server.local_addr().inet().unwrap()
+        });
+    common::bind_local(server).1
 }
 
 /// A client with a `buf`-byte receive buffer that never reads.

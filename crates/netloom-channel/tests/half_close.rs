@@ -5,31 +5,23 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, Recorder, read_to_end};
+use common::{Log, Recorder, bind_local, lines_framing, read_to_end, read_until_closed};
 use netloom_channel::{
     ChannelOptions, CloseMode, Context, EchoHandler, EventLoopGroup, ForwardConfig, Forwarder,
-    FramingHandler, Handler, HandlerResult, ServerBootstrap, UserEvent,
+    Handler, HandlerResult, ServerBootstrap, UserEvent,
 };
-use netloom_codec::Framer;
 
 /// A `lines` echo server (the CLI's `echo --framing lines`).
 fn lines_echo(group: &EventLoopGroup) -> std::net::SocketAddr {
-    let server = ServerBootstrap::new(group, group)
-        .child_handler(|p| {
-            p.add_last(
-                "framing",
-                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?),
-            )?
+    let server = ServerBootstrap::new(group, group).child_handler(|p| {
+        p.add_last("framing", lines_framing())?
             .add_last("echo", EchoHandler)?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    server.local_addr().inet().unwrap()
+        Ok(())
+    });
+    bind_local(server).1
 }
 
 #[test]
@@ -102,9 +94,8 @@ fn forward_closes_both_sides_after_the_linger_time() {
     let mut c = TcpStream::connect(fwd.local_addr()).unwrap();
     c.write_all(b"question\n").unwrap();
     c.shutdown(Shutdown::Write).unwrap();
-    let start = Instant::now();
-    assert_eq!(read_to_end(&mut c), b"");
-    let waited = start.elapsed();
+    let (got, waited) = read_until_closed(&mut c);
+    assert_eq!(got, b"");
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(10),
         "closed after {waited:?}"
@@ -139,25 +130,32 @@ impl Handler for AnswerOnFin {
     }
 }
 
-#[test]
-fn a_half_closure_channel_reports_input_shutdown_and_still_writes() {
-    let group = EventLoopGroup::new(1, "half-chan").unwrap();
-    let log = Log::default();
+/// A server whose connections record into `log` and [`AnswerOnFin`]; `allow_half_closure`
+/// as given. Returns where it listens.
+fn answer_on_fin_server(
+    group: &EventLoopGroup,
+    allow_half_closure: bool,
+    log: &Log,
+) -> std::net::SocketAddr {
     let l = log.clone();
-    let server = ServerBootstrap::new(&group, &group)
+    let server = ServerBootstrap::new(group, group)
         .child_options(ChannelOptions {
-            allow_half_closure: true,
+            allow_half_closure,
             ..ChannelOptions::default()
         })
         .child_handler(move |p| {
             p.add_last("rec", Recorder(l.clone()))?
                 .add_last("answer", AnswerOnFin)?;
             Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+        });
+    bind_local(server).1
+}
+
+#[test]
+fn a_half_closure_channel_reports_input_shutdown_and_still_writes() {
+    let group = EventLoopGroup::new(1, "half-chan").unwrap();
+    let log = Log::default();
+    let mut c = TcpStream::connect(answer_on_fin_server(&group, true, &log)).unwrap();
     c.write_all(b"x").unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     // Without half-closure the channel would close on the FIN and never answer.
@@ -174,17 +172,7 @@ fn a_half_closure_channel_reports_input_shutdown_and_still_writes() {
 fn without_half_closure_a_fin_closes_the_channel() {
     let group = EventLoopGroup::new(1, "half-off").unwrap();
     let log = Log::default();
-    let l = log.clone();
-    let server = ServerBootstrap::new(&group, &group)
-        .child_handler(move |p| {
-            p.add_last("rec", Recorder(l.clone()))?
-                .add_last("answer", AnswerOnFin)?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let mut c = TcpStream::connect(server.local_addr().inet().unwrap()).unwrap();
+    let mut c = TcpStream::connect(answer_on_fin_server(&group, false, &log)).unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_to_end(&mut c), b"");
     log.wait_for("inactive");

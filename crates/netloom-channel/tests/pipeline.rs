@@ -13,31 +13,11 @@ use netloom_channel::{
 };
 use netloom_codec::Framer;
 
-/// On the frame `SWITCH`, replaces the decoder named `dec` by a `fixed:3` decoder.
-struct Switcher;
-
-impl Handler for Switcher {
-    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        if msg
-            .downcast_ref::<Bytes>()
-            .is_some_and(|b| &b[..] == b"SWITCH")
-        {
-            ctx.pipeline().replace(
-                "dec",
-                "dec",
-                DecoderHandler::new(Framer::from_name("fixed:3")?),
-            )?;
-        }
-        ctx.fire_channel_read(msg);
-        Ok(())
-    }
-}
-
 #[test]
 fn replacing_a_decoder_hands_its_buffered_bytes_to_the_replacement() {
     let mut ch = EmbeddedChannel::new(|p| {
         p.add_last("dec", DecoderHandler::new(Framer::from_name("lines")?))?
-            .add_last("switch", Switcher)?;
+            .add_last("switch", common::Switcher("fixed:3"))?;
         Ok(())
     })
     .unwrap();
@@ -217,8 +197,7 @@ impl Handler for Unifier {
         };
         if let Some(rest) = bytes.strip_prefix(b"LINES ") {
             let rest = bytes.slice_ref(rest);
-            let framing =
-                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?);
+            let framing = common::lines_framing();
             ctx.pipeline()
                 .replace("unify", "framing", framing)?
                 .add_after("framing", "upper", Upper)?;

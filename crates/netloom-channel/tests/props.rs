@@ -1,4 +1,6 @@
 //! Property tests: decoding in a pipeline does not depend on how bytes arrive.
+mod common;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -59,26 +61,6 @@ fn frames(ch: &mut EmbeddedChannel) -> Vec<Bytes> {
     std::iter::from_fn(|| ch.read_inbound::<Bytes>()).collect()
 }
 
-/// On the frame `SWITCH`, replaces the decoder by one that makes 1-byte frames.
-struct Switcher;
-
-impl Handler for Switcher {
-    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        if msg
-            .downcast_ref::<Bytes>()
-            .is_some_and(|b| &b[..] == b"SWITCH")
-        {
-            ctx.pipeline().replace(
-                "dec",
-                "dec",
-                DecoderHandler::new(Framer::from_name("fixed:1")?),
-            )?;
-        }
-        ctx.fire_channel_read(msg);
-        Ok(())
-    }
-}
-
 proptest! {
     #[test]
     fn lines_do_not_depend_on_read_boundaries(
@@ -106,7 +88,7 @@ proptest! {
         input.extend_from_slice(&after);
         let mut ch = EmbeddedChannel::new(|p| {
             p.add_last("dec", DecoderHandler::new(Framer::from_name("lines")?))?
-                .add_last("switch", Switcher)?;
+                .add_last("switch", common::Switcher("fixed:1"))?;
             Ok(())
         }).unwrap();
         feed(&mut ch, &input, &cuts);

@@ -7,12 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, Recorder};
-use netloom_channel::{
-    Bootstrap, EchoHandler, EventLoopGroup, ServerBootstrap, TlsClientConfig, TlsHandler,
-    TlsServerConfig,
-};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use common::Log;
+use common::tls::{Ca, tls_client, tls_server};
+use netloom_channel::{EventLoopGroup, TlsClientConfig, TlsServerConfig};
 
 /// Set in the child processes: the case to run.
 const CASE: &str = "NETLOOM_SYSTEM_ROOTS_CASE";
@@ -42,17 +39,11 @@ fn system_roots_trust_the_ssl_cert_file_ca() {
     match case.as_deref() {
         None => {
             let dir = tempfile::tempdir().unwrap();
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-            let leaf_key = KeyPair::generate().unwrap();
-            let leaf = CertificateParams::new(vec!["localhost".to_string()])
-                .unwrap()
-                .signed_by(&leaf_key, &ca)
-                .unwrap();
+            let ca = Ca::new();
+            let (leaf, key) = ca.leaf(&["localhost"]);
             std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-            std::fs::write(dir.path().join("leaf.pem"), leaf.pem()).unwrap();
-            std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+            std::fs::write(dir.path().join("leaf.pem"), leaf).unwrap();
+            std::fs::write(dir.path().join("key.pem"), key).unwrap();
             std::fs::write(dir.path().join("empty.pem"), "").unwrap();
             let test = "system_roots_trust_the_ssl_cert_file_ca";
             run_child(test, "trusted", &dir.path().join("ca.pem"));
@@ -71,26 +62,9 @@ fn system_roots_trust_the_ssl_cert_file_ca() {
                 TlsServerConfig::from_pem_files(dir.join("leaf.pem"), dir.join("key.pem")).unwrap();
             let client_cfg = TlsClientConfig::system_roots().unwrap();
             let group = EventLoopGroup::new(1, "roots").unwrap();
-            let server = ServerBootstrap::new(&group, &group)
-                .child_handler(move |p| {
-                    p.add_last("tls", TlsHandler::server(&server_cfg)?)?
-                        .add_last("echo", EchoHandler)?;
-                    Ok(())
-                })
-                .bind("127.0.0.1:0".parse().unwrap())
-                .sync()
-                .unwrap();
+            let addr = tls_server(&group, server_cfg, &Log::default());
             let log = Log::default();
-            let l = log.clone();
-            let ch = Bootstrap::new(&group)
-                .handler(move |p| {
-                    p.add_last("tls", TlsHandler::client(&client_cfg, "localhost")?)?
-                        .add_last("rec", Recorder(l.clone()))?;
-                    Ok(())
-                })
-                .connect(server.local_addr().inet().unwrap())
-                .sync()
-                .unwrap();
+            let ch = tls_client(&group, addr, client_cfg, "localhost", &log);
             ch.write_and_flush(Bytes::from_static(b"over tls")).unwrap();
             log.wait_for("read:over tls");
             ch.close();

@@ -6,7 +6,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, Recorder, echo_server, read_exact_timeout, read_to_end, round_trip, wait_until};
+use common::{
+    Log, Recorder, bind_local, echo_server, read_exact_timeout, read_to_end, recording_client,
+    round_trip, wait_until,
+};
 use netloom_channel::{
     Bootstrap, ChannelError, ChannelOptions, Context, EchoHandler, EventLoopGroup, Handler,
     HandlerResult, Msg, ServerBootstrap,
@@ -63,12 +66,7 @@ fn client_bootstrap_reads_and_writes() {
     let group = EventLoopGroup::new(1, "client").unwrap();
     let bound = echo_server(&group, "127.0.0.1:0");
     let log = Log::default();
-    let l = log.clone();
-    let ch = Bootstrap::new(&group)
-        .handler(move |p| {
-            p.add_last("rec", Recorder(l.clone()))?;
-            Ok(())
-        })
+    let ch = recording_client(&group, &log)
         .connect(bound)
         .sync()
         .unwrap();
@@ -150,17 +148,14 @@ fn a_handler_panic_closes_only_its_channel() {
     let group = EventLoopGroup::new(1, "panic").unwrap();
     let log = Log::default();
     let l = log.clone();
-    let server = ServerBootstrap::new(&group, &group)
-        .child_handler(move |p| {
+    let (_server, addr) = bind_local(ServerBootstrap::new(&group, &group).child_handler(
+        move |p| {
             p.add_last("panic", PanicOn(b"boom"))?
                 .add_last("rec", Recorder(l.clone()))?
                 .add_last("echo", EchoHandler)?;
             Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    let addr = server.local_addr().inet().unwrap();
+        },
+    ));
     let mut good = TcpStream::connect(addr).unwrap();
     let mut bad = TcpStream::connect(addr).unwrap();
     round_trip(&mut good, b"before");
@@ -193,12 +188,7 @@ fn unix_socket_echo() {
         .sync()
         .unwrap();
     let log = Log::default();
-    let l = log.clone();
-    let ch = Bootstrap::new(&group)
-        .handler(move |p| {
-            p.add_last("rec", Recorder(l.clone()))?;
-            Ok(())
-        })
+    let ch = recording_client(&group, &log)
         .connect_unix(&path)
         .sync()
         .unwrap();

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::rss_kib;
 use netloom_channel::{
-    Channel, ChannelOptions, Context, EchoHandler, EventLoopGroup, FramingHandler, Handler,
-    HandlerResult, Interest, ServerBootstrap,
+    Channel, ChannelOptions, Context, EchoHandler, EventLoopGroup, Handler, HandlerResult,
+    Interest, ServerBootstrap,
 };
-use netloom_codec::Framer;
 
 /// Sends a line and expects it back, waiting up to 60 s (an unoptimized build on a busy
 /// machine is slow; the latency target is checked by a release benchmark, not here).
@@ -58,10 +57,7 @@ fn clients_sending_empty_lines_without_reading_keep_the_server_bounded() {
         })
         .child_handler(move |p| {
             p.add_last("track", Track(ch.clone()))?
-                .add_last(
-                    "framing",
-                    FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?),
-                )?
+                .add_last("framing", common::lines_framing())?
                 .add_last("echo", EchoHandler)?;
             Ok(())
         })

@@ -5,104 +5,22 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::tls::{Ca, tls_client, tls_errors, tls_server};
 use common::{Log, Recorder, wait_until};
 use netloom_channel::{
-    Bootstrap, CertChainPem, Channel, ChannelError, Context, EchoHandler, EventLoopGroup,
-    ForwardConfig, Forwarder, FramingHandler, Handler, HandlerResult, Msg, PrivateKeyPem, RootsPem,
-    ServerBootstrap, TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
+    Bootstrap, CertChainPem, Channel, ChannelError, Context, EventLoopGroup, ForwardConfig,
+    Forwarder, Handler, HandlerResult, Msg, PrivateKeyPem, RootsPem, ServerBootstrap,
+    TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
 };
-use netloom_codec::Framer;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-
-/// A CA that issues leaf certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        // A distinct name per CA, so a foreign CA is "unknown", not "same name, bad signature".
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("netloom test CA {n}"));
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Ca { issuer }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// (certificate PEM, key PEM) for `names`.
-    fn leaf(&self, names: &[&str]) -> (String, String) {
-        let params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-fn tls_server(group: &EventLoopGroup, cfg: TlsServerConfig, log: &Log) -> std::net::SocketAddr {
-    let l = log.clone();
-    let server = ServerBootstrap::new(group, group)
-        .child_handler(move |p| {
-            p.add_last("tls", TlsHandler::server(&cfg)?)?
-                .add_last("rec", Recorder(l.clone()))?
-                .add_last("echo", EchoHandler)?;
-            Ok(())
-        })
-        .bind("127.0.0.1:0".parse().unwrap())
-        .sync()
-        .unwrap();
-    server.local_addr().inet().unwrap()
-}
-
-fn tls_client(
-    group: &EventLoopGroup,
-    addr: std::net::SocketAddr,
-    cfg: TlsClientConfig,
-    name: &'static str,
-    log: &Log,
-) -> Channel {
-    let l = log.clone();
-    Bootstrap::new(group)
-        .handler(move |p| {
-            p.add_last("tls", TlsHandler::client(&cfg, name)?)?
-                .add_last("rec", Recorder(l.clone()))?;
-            Ok(())
-        })
-        .connect(addr)
-        .sync()
-        .unwrap()
-}
-
-fn tls_errors(log: &Log) -> Vec<String> {
-    log.events()
-        .into_iter()
-        .filter(|e| e.starts_with("exception:TLS"))
-        .collect()
-}
 
 #[test]
 fn tls_echo_with_handshake_events_on_both_sides() {
     let group = EventLoopGroup::new(2, "tls").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(
-        &group,
-        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        &server_log,
-    );
+    let addr = tls_server(&group, ca.server(&["localhost"]), &server_log);
     let client_log = Log::default();
-    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
-    let ch = tls_client(&group, addr, roots, "localhost", &client_log);
+    let ch = tls_client(&group, addr, ca.client(), "localhost", &client_log);
     // Written before the handshake finished: buffered by rustls, sent encrypted after it.
     ch.write_and_flush(Bytes::from_static(b"secret")).unwrap();
     client_log.wait_for("event:tls_handshake_complete");
@@ -123,16 +41,10 @@ fn tls_echo_with_handshake_events_on_both_sides() {
 fn client_rejects_a_wrong_host_name() {
     let group = EventLoopGroup::new(1, "tls-name").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(
-        &group,
-        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        &server_log,
-    );
+    let addr = tls_server(&group, ca.server(&["localhost"]), &server_log);
     let client_log = Log::default();
-    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
-    let ch = tls_client(&group, addr, roots, "other.example", &client_log);
+    let ch = tls_client(&group, addr, ca.client(), "other.example", &client_log);
     ch.close_future().sync().unwrap();
     let errors = tls_errors(&client_log);
     assert!(
@@ -155,16 +67,10 @@ fn client_rejects_a_wrong_host_name() {
 fn client_rejects_an_untrusted_certificate() {
     let group = EventLoopGroup::new(1, "tls-untrusted").unwrap();
     let (real_ca, other_ca) = (Ca::new(), Ca::new());
-    let (cert, key) = real_ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(
-        &group,
-        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        &server_log,
-    );
+    let addr = tls_server(&group, real_ca.server(&["localhost"]), &server_log);
     let client_log = Log::default();
-    let roots = TlsClientConfig::from_roots_pem(other_ca.pem().as_bytes()).unwrap();
-    let ch = tls_client(&group, addr, roots, "localhost", &client_log);
+    let ch = tls_client(&group, addr, other_ca.client(), "localhost", &client_log);
     ch.close_future().sync().unwrap();
     let errors = tls_errors(&client_log);
     assert!(
@@ -299,29 +205,21 @@ impl Handler for StartTlsClient {
 fn starttls_inserts_tls_into_a_live_pipeline() {
     let group = EventLoopGroup::new(2, "starttls").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
-    let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let server_cfg = ca.server(&["localhost"]);
     let server = ServerBootstrap::new(&group, &group)
         .child_handler(move |p| {
-            p.add_last(
-                "lines",
-                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?),
-            )?
-            .add_last("app", StartTlsServer(server_cfg.clone()))?;
+            p.add_last("lines", common::lines_framing())?
+                .add_last("app", StartTlsServer(server_cfg.clone()))?;
             Ok(())
         })
         .bind("127.0.0.1:0".parse().unwrap())
         .sync()
         .unwrap();
     let (tx, rx) = mpsc::channel();
-    let cfg = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let cfg = ca.client();
     let ch = Bootstrap::new(&group)
         .handler(move |p| {
-            p.add_last(
-                "lines",
-                FramingHandler::new(Framer::from_name("lines")?, Framer::from_name("lines")?),
-            )?
-            .add_last(
+            p.add_last("lines", common::lines_framing())?.add_last(
                 "app",
                 StartTlsClient {
                     cfg: cfg.clone(),
@@ -345,9 +243,8 @@ fn starttls_inserts_tls_into_a_live_pipeline() {
 fn forwarder_terminates_and_originates_tls() {
     let group = EventLoopGroup::new(2, "tls-forward").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
-    let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let server_cfg = ca.server(&["localhost"]);
+    let roots = ca.client();
     let backend_log = Log::default();
     let backend = tls_server(&group, server_cfg.clone(), &backend_log);
     let mut cfg = ForwardConfig::new(backend);
@@ -386,11 +283,34 @@ impl Handler for WriteThenHalfClose {
     }
 }
 
-fn half_closure() -> netloom_channel::ChannelOptions {
-    netloom_channel::ChannelOptions {
-        allow_half_closure: true,
-        ..Default::default()
-    }
+/// A TLS client of `addr` (expecting `name`) that may half-close: half-closure allowed,
+/// its TLS layer sending close_notify on a half-close; records into `log`. With
+/// `write_then_half_close`, [`WriteThenHalfClose`] sits after the recorder.
+fn half_closing_client(
+    group: &EventLoopGroup,
+    addr: std::net::SocketAddr,
+    roots: &TlsClientConfig,
+    name: &'static str,
+    log: &Log,
+    write_then_half_close: bool,
+) -> Channel {
+    let (roots, l) = (roots.clone(), log.clone());
+    Bootstrap::new(group)
+        .options(netloom_channel::ChannelOptions {
+            allow_half_closure: true,
+            ..Default::default()
+        })
+        .handler(move |p| {
+            p.add_last("tls", TlsHandler::client(&roots, name)?.half_close(true))?
+                .add_last("rec", Recorder(l.clone()))?;
+            if write_then_half_close {
+                p.add_last("write", WriteThenHalfClose)?;
+            }
+            Ok(())
+        })
+        .connect(addr)
+        .sync()
+        .unwrap()
 }
 
 #[test]
@@ -400,30 +320,17 @@ fn a_half_close_during_the_handshake_then_a_failed_verification_is_an_error_not_
     // `!sent_fatal_alert` because a close_notify had gone out before the fatal alert.
     let group = EventLoopGroup::new(1, "tls-halfclose-fail").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(
-        &group,
-        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        &server_log,
-    );
-    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let addr = tls_server(&group, ca.server(&["localhost"]), &server_log);
     let client_log = Log::default();
-    let l = client_log.clone();
-    let ch = Bootstrap::new(&group)
-        .options(half_closure())
-        .handler(move |p| {
-            p.add_last(
-                "tls",
-                TlsHandler::client(&roots, "other.example")?.half_close(true),
-            )?
-            .add_last("rec", Recorder(l.clone()))?
-            .add_last("write", WriteThenHalfClose)?;
-            Ok(())
-        })
-        .connect(addr)
-        .sync()
-        .unwrap();
+    let ch = half_closing_client(
+        &group,
+        addr,
+        &ca.client(),
+        "other.example",
+        &client_log,
+        true,
+    );
     wait_until("client closed", Duration::from_secs(10), || !ch.is_open());
     assert!(panics(&client_log).is_empty(), "{:?}", client_log.events());
     let errors = tls_errors(&client_log);
@@ -445,30 +352,10 @@ fn a_half_close_during_the_handshake_then_a_failed_verification_is_an_error_not_
 fn a_half_close_during_the_handshake_waits_for_it_then_sends_the_data_and_close_notify() {
     let group = EventLoopGroup::new(1, "tls-halfclose-ok").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(
-        &group,
-        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        &server_log,
-    );
-    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let addr = tls_server(&group, ca.server(&["localhost"]), &server_log);
     let client_log = Log::default();
-    let l = client_log.clone();
-    let ch = Bootstrap::new(&group)
-        .options(half_closure())
-        .handler(move |p| {
-            p.add_last(
-                "tls",
-                TlsHandler::client(&roots, "localhost")?.half_close(true),
-            )?
-            .add_last("rec", Recorder(l.clone()))?
-            .add_last("write", WriteThenHalfClose)?;
-            Ok(())
-        })
-        .connect(addr)
-        .sync()
-        .unwrap();
+    let ch = half_closing_client(&group, addr, &ca.client(), "localhost", &client_log, true);
     // The server got the line, then the close_notify (it closes on it), and its echo,
     // written before it closed, still reaches the half-closed client.
     server_log.wait_for("read:hello\n");
@@ -491,16 +378,10 @@ fn a_half_close_during_the_handshake_waits_for_it_then_sends_the_data_and_close_
 fn a_write_then_close_before_the_handshake_still_delivers_the_write() {
     let group = EventLoopGroup::new(1, "tls-close-early").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
     let server_log = Log::default();
-    let addr = tls_server(
-        &group,
-        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        &server_log,
-    );
-    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let addr = tls_server(&group, ca.server(&["localhost"]), &server_log);
     let client_log = Log::default();
-    let ch = tls_client(&group, addr, roots, "localhost", &client_log);
+    let ch = tls_client(&group, addr, ca.client(), "localhost", &client_log);
     ch.write_and_flush(Bytes::from_static(b"last words"))
         .unwrap();
     ch.close();
@@ -518,20 +399,15 @@ fn forwarding_to_a_target_whose_certificate_fails_after_the_client_half_closed_i
     // `printf 'hello\n' | nc -q1 FWD` with `--tls-to` toward a wrong-name server.
     let group = EventLoopGroup::new(1, "tls-fwd-fail").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["wrong.example"]);
     let backend_log = Log::default();
-    let backend = tls_server(
-        &group,
-        TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap(),
-        &backend_log,
-    );
+    let backend = tls_server(&group, ca.server(&["wrong.example"]), &backend_log);
     let target_log = Log::default();
     let l = target_log.clone();
     let mut cfg = ForwardConfig::new(backend).with_target_handlers(move |p| {
         p.add_last("rec", Recorder(l.clone()))?;
         Ok(())
     });
-    cfg.tls_to = Some(TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap());
+    cfg.tls_to = Some(ca.client());
     cfg.tls_server_name = Some("localhost".into());
     let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), cfg).unwrap();
     for _ in 0..3 {
@@ -563,26 +439,21 @@ fn a_tls_client_that_half_closes_through_the_forwarder_still_gets_the_reply() {
     // (then its FIN, as close_notify) still reaches the client.
     let group = EventLoopGroup::new(2, "tls-fwd-half").unwrap();
     let ca = Ca::new();
-    let (cert, key) = ca.leaf(&["localhost"]);
     let target = common::echo_server(&group, "127.0.0.1:0");
     let mut cfg = ForwardConfig::new(target);
-    cfg.tls_listen = Some(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    cfg.tls_listen = Some(ca.server(&["localhost"]));
     let fwd = Forwarder::bind(&group, "127.0.0.1:0".parse().unwrap(), cfg).unwrap();
-    let roots = TlsClientConfig::from_roots_pem(ca.pem().as_bytes()).unwrap();
+    let roots = ca.client();
     for round in 0..3 {
         let client_log = Log::default();
-        let l = client_log.clone();
-        let r = roots.clone();
-        let ch = Bootstrap::new(&group)
-            .options(half_closure())
-            .handler(move |p| {
-                p.add_last("tls", TlsHandler::client(&r, "localhost")?.half_close(true))?
-                    .add_last("rec", Recorder(l.clone()))?;
-                Ok(())
-            })
-            .connect(fwd.local_addr())
-            .sync()
-            .unwrap();
+        let ch = half_closing_client(
+            &group,
+            fwd.local_addr(),
+            &roots,
+            "localhost",
+            &client_log,
+            false,
+        );
         if round == 0 {
             // Half-closed before the handshake is done: held until it is.
             ch.write_and_flush(Bytes::from_static(b"hello\n")).unwrap();

@@ -1,6 +1,7 @@
 //! A wrapper that adds TLS: applied by the acceptor to accepted TCP connections and by
 //! `connect` to an outgoing one, with length-field framing on top. Certificates are made by
 //! rcgen at test time; loopback only.
+mod common;
 mod udp_support;
 
 use std::sync::Arc;
@@ -11,21 +12,7 @@ use netloom_channel::{
     ChannelError, EchoHandler, EventLoopGroup, TlsClientConfig, TlsHandler, TlsServerConfig,
 };
 use netloom_codec::Framer;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use udp_support::{Recorder, Sink, wait_until};
-
-/// (CA PEM, leaf certificate PEM, leaf key PEM) for "localhost".
-fn certificates() -> (String, String, String) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (issuer.pem(), leaf.pem(), key.serialize_pem())
-}
 
 /// Puts a TLS layer at the transport end of the connection's pipeline.
 enum TlsWrapper {
@@ -50,12 +37,11 @@ impl Wrapper for TlsWrapper {
 
 #[test]
 fn tls_wrappers_on_accepted_and_outgoing_connections() {
-    let (ca, cert, key) = certificates();
+    let ca = common::tls::Ca::new();
     let group = EventLoopGroup::new(2, "tls-wrap").unwrap();
     let registry = Registry::new(&group);
 
-    let server_tls =
-        TlsWrapper::Server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    let server_tls = TlsWrapper::Server(ca.server(&["localhost"]));
     let server_acceptor: Arc<dyn Acceptor> = Arc::new(move |peer: &mut NewPeer<'_>| {
         if let Err(e) = peer.wrap(&server_tls) {
             return Verdict::reject(e.to_string());
@@ -78,9 +64,7 @@ fn tls_wrappers_on_accepted_and_outgoing_connections() {
         peer.set_framer(Framer::from_name("length-field:u16be").unwrap());
         Verdict::app(Sink(r.clone()))
     });
-    let client_tls: Arc<dyn Wrapper> = Arc::new(TlsWrapper::Client(
-        TlsClientConfig::from_roots_pem(ca.as_bytes()).unwrap(),
-    ));
+    let client_tls: Arc<dyn Wrapper> = Arc::new(TlsWrapper::Client(ca.client()));
     let ch = client
         .connect(bound, client_acceptor, Some(client_tls))
         .sync()
@@ -115,10 +99,7 @@ fn tls_wrappers_on_accepted_and_outgoing_connections() {
     assert_eq!(names, ["tls", "framer", "app"]);
 
     // A client that does not trust the server's CA gets no echo: the handshake fails.
-    let (other_ca, _, _) = certificates();
-    let untrusted: Arc<dyn Wrapper> = Arc::new(TlsWrapper::Client(
-        TlsClientConfig::from_roots_pem(other_ca.as_bytes()).unwrap(),
-    ));
+    let untrusted: Arc<dyn Wrapper> = Arc::new(TlsWrapper::Client(common::tls::Ca::new().client()));
     let silent = Recorder::default();
     let s = silent.clone();
     let bad = client

@@ -326,54 +326,43 @@ fn rule(src: SocketAddr, dst: SocketAddr) -> String {
 
 /// Runs `nft ARGS` and returns what it printed.
 fn nft_output(args: &[&str], action: &'static str) -> Result<String> {
-    let out = Command::new("nft")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| FaultError::Nft {
-            action,
-            status: format!("spawning nft: {e}"),
-            stderr: String::new(),
-        })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(FaultError::Nft {
-            action,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    run_nft(args, None, action)
 }
 
+/// Applies an nft `script` (`nft -f -`).
 fn nft(script: &str, action: &'static str) -> Result<()> {
+    run_nft(&["-f", "-"], Some(script), action).map(drop)
+}
+
+/// Runs `nft ARGS` with `script` on its stdin (none: stdin closed); returns its stdout, or
+/// an error naming `action` with nft's exit status and stderr.
+fn run_nft(args: &[&str], script: Option<&str>, action: &'static str) -> Result<String> {
+    let failed = |status: String| FaultError::Nft {
+        action,
+        status,
+        stderr: String::new(),
+    };
     let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .args(args)
+        .stdin(if script.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| FaultError::Nft {
-            action,
-            status: format!("spawning nft: {e}"),
-            stderr: String::new(),
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
+        .map_err(|e| failed(format!("spawning nft: {e}")))?;
+    if let (Some(script), Some(mut stdin)) = (script, child.stdin.take()) {
         stdin
             .write_all(script.as_bytes())
-            .map_err(|e| FaultError::Nft {
-                action,
-                status: format!("writing to nft: {e}"),
-                stderr: String::new(),
-            })?;
+            .map_err(|e| failed(format!("writing to nft: {e}")))?;
     }
-    let out = child.wait_with_output().map_err(|e| FaultError::Nft {
-        action,
-        status: format!("waiting for nft: {e}"),
-        stderr: String::new(),
-    })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(format!("waiting for nft: {e}")))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(FaultError::Nft {
             action,

@@ -36,7 +36,11 @@ impl Capability {
     /// Whether the calling process has this capability in its effective set.
     ///
     /// ```
-    /// let _root_like = netloom_fault::Capability::NetAdmin.is_effective().unwrap();
+    /// use netloom_fault::{Capability, Method};
+    /// // SOCK_DESTROY needs CAP_NET_ADMIN; without it, reset through the socket itself.
+    /// let method = if Capability::NetAdmin.is_effective()? { Method::Destroy } else { Method::Fd };
+    /// assert!(method.check_allowed().is_ok());
+    /// # Ok::<(), netloom_fault::FaultError>(())
     /// ```
     pub fn is_effective(self) -> Result<bool> {
         Ok(effective_set()? & (1u64 << self.bit()) != 0)

@@ -31,7 +31,11 @@ impl TcpState {
     /// Every state, in kernel order.
     ///
     /// ```
-    /// assert_eq!(netloom_fault::TcpState::ALL.len(), 12);
+    /// use netloom_fault::TcpState;
+    /// // Every state's name, as printed, parses back (in lower case too).
+    /// for state in TcpState::ALL {
+    ///     assert_eq!(TcpState::from_name(&state.to_string().to_lowercase()), Some(state));
+    /// }
     /// ```
     pub const ALL: [TcpState; 12] = [
         TcpState::Established,

@@ -225,7 +225,16 @@ impl Filter {
     /// A filter matching every connected TCP socket.
     ///
     /// ```
-    /// assert!(netloom_fault::Filter::new().local.is_none());
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, list_connections};
+    /// // The client end of a loopback connection is among them; its listener is not.
+    /// let all = list_connections(&Filter::new())?;
+    /// assert!(all.iter().any(|c| c.local == client.local_addr().unwrap()));
+    /// assert!(!all.iter().any(|c| c.state == netloom_fault::TcpState::Listen));
+    /// # Ok(()) }
     /// ```
     pub fn new() -> Filter {
         Filter::default()
@@ -234,8 +243,16 @@ impl Filter {
     /// Only sockets whose local address/port is `e`.
     ///
     /// ```
-    /// let f = netloom_fault::Filter::new().local("127.0.0.1:8080".parse().unwrap());
-    /// assert_eq!(f.local.unwrap().port, Some(8080));
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, list_connections};
+    /// // A client's local address is its own: one socket.
+    /// let found = list_connections(&Filter::new().local(client.local_addr()?.into()))?;
+    /// assert_eq!(found.len(), 1);
+    /// assert_eq!(found[0].remote, listener.local_addr()?);
+    /// # Ok(()) }
     /// ```
     pub fn local(mut self, e: Endpoint) -> Filter {
         self.local = Some(e);
@@ -245,8 +262,16 @@ impl Filter {
     /// Only sockets on local port `port` (any state, so listeners match too).
     ///
     /// ```
-    /// let f = netloom_fault::Filter::new().local_port(80);
-    /// assert!(f.states.contains(&netloom_fault::TcpState::Listen));
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, TcpState, list_connections};
+    /// // The listener and the connection it accepted share the port.
+    /// let on_port = list_connections(&Filter::new().local_port(listener.local_addr()?.port()))?;
+    /// assert_eq!(on_port.len(), 2);
+    /// assert!(on_port.iter().any(|c| c.state == TcpState::Listen));
+    /// # Ok(()) }
     /// ```
     pub fn local_port(mut self, port: u16) -> Filter {
         self.local = Some(Endpoint {
@@ -260,8 +285,16 @@ impl Filter {
     /// Only sockets whose remote address/port is `e`.
     ///
     /// ```
-    /// let f = netloom_fault::Filter::new().remote("[::1]:6379".parse().unwrap());
-    /// assert_eq!(f.remote.unwrap().port, Some(6379));
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, list_connections};
+    /// // Who talks to the listener's address: the client end.
+    /// let found = list_connections(&Filter::new().remote(listener.local_addr()?.into()))?;
+    /// assert_eq!(found.len(), 1);
+    /// assert_eq!(found[0].local, client.local_addr()?);
+    /// # Ok(()) }
     /// ```
     pub fn remote(mut self, e: Endpoint) -> Filter {
         self.remote = Some(e);
@@ -271,8 +304,15 @@ impl Filter {
     /// Only IPv4 or only IPv6.
     ///
     /// ```
-    /// let f = netloom_fault::Filter::new().family(netloom_fault::IpFamily::V4);
-    /// assert_eq!(f.family, Some(netloom_fault::IpFamily::V4));
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, IpFamily, list_connections};
+    /// let this_one = Filter::new().local(client.local_addr()?.into());
+    /// assert_eq!(list_connections(&this_one.clone().family(IpFamily::V4))?.len(), 1);
+    /// assert!(list_connections(&this_one.family(IpFamily::V6))?.is_empty());
+    /// # Ok(()) }
     /// ```
     pub fn family(mut self, family: IpFamily) -> Filter {
         self.family = Some(family);
@@ -282,9 +322,16 @@ impl Filter {
     /// Only these states.
     ///
     /// ```
-    /// use netloom_fault::{Filter, TcpState};
-    /// let f = Filter::new().states([TcpState::CloseWait]);
-    /// assert_eq!(f.states.len(), 1);
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, TcpState, list_connections};
+    /// // local_port matches every state; narrowed to listeners, only the listener is left.
+    /// let port = listener.local_addr()?.port();
+    /// let listening = list_connections(&Filter::new().local_port(port).states([TcpState::Listen]))?;
+    /// assert_eq!(listening.len(), 1);
+    /// # Ok(()) }
     /// ```
     pub fn states(mut self, states: impl IntoIterator<Item = TcpState>) -> Filter {
         self.states = states.into_iter().collect();
@@ -294,8 +341,16 @@ impl Filter {
     /// Only sockets held by process `pid` (matched through `/proc/PID/fd`).
     ///
     /// ```
-    /// let mine = netloom_fault::Filter::new().pid(std::process::id());
-    /// # let _ = mine;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, list_matches};
+    /// // Found in this process's descriptor table: the owner says which descriptor holds it.
+    /// let mine = Filter::new().pid(std::process::id()).local(client.local_addr()?.into());
+    /// let found = list_matches(&mine)?;
+    /// assert_eq!(found[0].owner.map(|o| o.pid), Some(std::process::id()));
+    /// # Ok(()) }
     /// ```
     pub fn pid(mut self, pid: u32) -> Filter {
         self.pid = Some(pid);
@@ -305,8 +360,16 @@ impl Filter {
     /// Only client or only server sockets.
     ///
     /// ```
-    /// let servers = netloom_fault::Filter::new().role(netloom_fault::Role::Server);
-    /// assert_eq!(servers.role, Some(netloom_fault::Role::Server));
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// # let _server = listener.accept()?;
+    /// use netloom_fault::{Filter, Role, list_matches};
+    /// // Of the two sockets talking with the client, the one the listener accepted is the server.
+    /// let with_client = Filter::new().remote(client.local_addr()?.into());
+    /// assert_eq!(list_matches(&with_client.clone().role(Role::Server))?.len(), 1);
+    /// assert!(list_matches(&with_client.role(Role::Client))?.is_empty());
+    /// # Ok(()) }
     /// ```
     pub fn role(mut self, role: Role) -> Filter {
         self.role = Some(role);

@@ -33,16 +33,23 @@ mod conn;
 /// Socket enumeration and SOCK_DESTROY over netlink sock_diag.
 ///
 /// ```
-/// let n = netloom_fault::diag::DiagSocket::new().unwrap().dump(libc::AF_INET as u8, 1 << 10).unwrap().len();
-/// # let _ = n;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let port = listener.local_addr().unwrap().port();
+/// // Every listening IPv4 TCP socket of the host (state bit 10: LISTEN), ours among them.
+/// let mut diag = netloom_fault::diag::DiagSocket::new().unwrap();
+/// let listening = diag.dump(libc::AF_INET as u8, 1 << 10).unwrap();
+/// assert!(listening.iter().any(|c| c.local.port() == port));
 /// ```
 pub mod diag;
 mod error;
 mod filter;
-/// RST injection with raw sockets (`CAP_NET_RAW`).
+/// RST injection with raw sockets: [`inject::inject_reset`].
 ///
 /// ```
-/// assert_eq!(netloom_fault::inject::InjectOptions::default().attempts, 3);
+/// use netloom_fault::{Capability, Method};
+/// // Injection needs CAP_NET_RAW: the method is allowed exactly when the capability is held.
+/// assert_eq!(Method::Inject.check_allowed().is_ok(), Capability::NetRaw.is_effective()?);
+/// # Ok::<(), netloom_fault::FaultError>(())
 /// ```
 pub mod inject;
 mod keepalive;

@@ -71,12 +71,12 @@ impl PacketLoss {
     /// Drops each TCP segment to or from `local` (by `direction`) with `probability`
     /// (0 to 1; millionths are kept). Refused without `CAP_NET_ADMIN`, naming it.
     ///
-    /// ```no_run
-    /// # fn main() -> netloom_fault::Result<()> {
+    /// ```
     /// use netloom_fault::{LossDirection, PacketLoss};
-    /// let loss = PacketLoss::new("[::]:6379".parse().unwrap(), LossDirection::FromLocal, 0.05)?;
-    /// assert_eq!(loss.probability(), 0.05);
-    /// # Ok(()) }
+    /// // A probability outside 0..=1 is refused, naming it, before anything is installed.
+    /// let err = PacketLoss::new("[::]:6379".parse().unwrap(), LossDirection::FromLocal, 1.5)
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("loss probability"), "{err}");
     /// ```
     pub fn new(
         local: SocketAddr,
@@ -109,35 +109,25 @@ impl PacketLoss {
     ///
     /// ```no_run
     /// # fn main() -> netloom_fault::Result<()> {
-    /// let l = netloom_fault::PacketLoss::new("127.0.0.1:80".parse().unwrap(), netloom_fault::LossDirection::ToLocal, 0.1)?;
-    /// assert!(l.table().starts_with("netloom_bh_"));
+    /// use netloom_fault::{LossDirection, PacketLoss};
+    /// let l = PacketLoss::new("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.1)?;
+    /// let shown = std::process::Command::new("nft")
+    ///     .args(["list", "table", "inet", l.table()])
+    ///     .output()
+    ///     .expect("nft runs");
+    /// println!("{}", String::from_utf8_lossy(&shown.stdout));
     /// # Ok(()) }
     /// ```
     pub fn table(&self) -> &str {
         &self.table
     }
 
-    /// The local address whose segments are dropped.
-    ///
-    /// ```no_run
-    /// # fn main() -> netloom_fault::Result<()> {
-    /// let a = "127.0.0.1:80".parse().unwrap();
-    /// assert_eq!(netloom_fault::PacketLoss::new(a, netloom_fault::LossDirection::ToLocal, 0.1)?.local(), a);
-    /// # Ok(()) }
-    /// ```
+    /// The local address whose segments are dropped (as given to [`PacketLoss::new`]).
     pub fn local(&self) -> SocketAddr {
         self.local
     }
 
-    /// Which segments are dropped.
-    ///
-    /// ```no_run
-    /// # fn main() -> netloom_fault::Result<()> {
-    /// use netloom_fault::{LossDirection, PacketLoss};
-    /// let l = PacketLoss::new("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.1)?;
-    /// assert_eq!(l.direction(), LossDirection::ToLocal);
-    /// # Ok(()) }
-    /// ```
+    /// Which segments are dropped (as given to [`PacketLoss::new`]).
     pub fn direction(&self) -> LossDirection {
         self.direction
     }
@@ -147,8 +137,8 @@ impl PacketLoss {
     /// ```no_run
     /// # fn main() -> netloom_fault::Result<()> {
     /// use netloom_fault::{LossDirection, PacketLoss};
-    /// let l = PacketLoss::new("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.25)?;
-    /// assert_eq!(l.probability(), 0.25);
+    /// let l = PacketLoss::new("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.1234567)?;
+    /// assert_eq!(l.probability(), 0.123457);
     /// # Ok(()) }
     /// ```
     pub fn probability(&self) -> f64 {

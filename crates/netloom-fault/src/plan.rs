@@ -16,8 +16,19 @@ use crate::select::{Matched, list_matches};
 /// Options of [`reset_connections`].
 ///
 /// ```
-/// let opts = netloom_fault::ResetOptions { method: netloom_fault::Method::Fd, ..Default::default() };
-/// assert!(!opts.dry_run);
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use netloom_fault::{Filter, Method, ResetOptions, reset_connections};
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+/// # let _server = listener.accept()?;
+/// // A dry run says what would be reset and how, and touches nothing.
+/// let look = ResetOptions { method: Method::Fd, dry_run: true, ..Default::default() };
+/// let reports = reset_connections(&Filter::new().local(client.local_addr()?.into()), look)?;
+/// assert_eq!((reports.len(), reports[0].method), (1, Method::Fd));
+/// client.set_nonblocking(true)?;
+/// let still_open = std::io::Read::read(&mut &client, &mut [0u8; 1]).unwrap_err();
+/// assert_eq!(still_open.kind(), std::io::ErrorKind::WouldBlock);
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResetOptions {

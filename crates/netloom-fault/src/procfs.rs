@@ -39,11 +39,7 @@ pub fn socket_inodes(pid: u32) -> Result<HashMap<u32, i32>> {
         let Ok(target) = fs::read_link(entry.path()) else {
             continue;
         };
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
+        let Some(fd) = numeric_name::<i32>(&entry) else {
             continue;
         };
         if let Some(inode) = socket_inode(&target) {
@@ -51,6 +47,11 @@ pub fn socket_inodes(pid: u32) -> Result<HashMap<u32, i32>> {
         }
     }
     Ok(out)
+}
+
+/// The number a `/proc` entry is named by (a pid, a descriptor); `None` for other names.
+fn numeric_name<T: std::str::FromStr>(entry: &fs::DirEntry) -> Option<T> {
+    entry.file_name().to_str()?.parse().ok()
 }
 
 /// This process's sockets, by `fstat` on every slot of the descriptor table (`FDSize` in
@@ -86,11 +87,7 @@ pub(crate) fn find_owners(wanted: &std::collections::HashSet<u32>) -> Result<Has
     }
     let entries = fs::read_dir("/proc").map_err(|e| FaultError::proc("/proc", e))?;
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
+        let Some(pid) = numeric_name::<u32>(&entry) else {
             continue;
         };
         let Ok(inodes) = socket_inodes(pid) else {

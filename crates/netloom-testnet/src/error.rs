@@ -75,10 +75,11 @@ pub enum TestnetError {
 
 /// Shorthand for results of this crate.
 ///
-/// ```
-/// fn check() -> netloom_testnet::Result<()> {
-///     Ok(())
+/// ```no_run
+/// fn router_namespace() -> netloom_testnet::Result<netloom_testnet::Namespace> {
+///     let ns = netloom_testnet::Namespace::create("router")?;
+///     ns.sysctl(&[("net.ipv4.ip_forward", "1")])?;
+///     Ok(ns)
 /// }
-/// assert!(check().is_ok());
 /// ```
 pub type Result<T, E = TestnetError> = std::result::Result<T, E>;

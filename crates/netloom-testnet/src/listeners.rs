@@ -17,9 +17,13 @@ use crate::namespace::Namespace;
 /// ```no_run
 /// use netloom_testnet::{Namespace, OpenPorts};
 /// let ns = Namespace::create("srv")?;
+/// ns.ip(&["link", "set", "lo", "up"])?;
 /// let ports = OpenPorts::start(&ns, 8080, 5300)?;
-/// assert_eq!(ports.tcp_port(), 8080);
-/// # Ok::<(), netloom_testnet::TestnetError>(())
+/// // Inside the namespace, the TCP port accepts on IPv4 and IPv6 loopback.
+/// let port = ports.tcp_port();
+/// ns.run(move || std::net::TcpStream::connect(("127.0.0.1", port)))??;
+/// ns.run(move || std::net::TcpStream::connect(("::1", port)))??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct OpenPorts {
@@ -87,25 +91,39 @@ impl OpenPorts {
         })
     }
 
-    /// The open TCP port.
+    /// The open TCP port (as given to [`OpenPorts::start`]).
     ///
     /// ```no_run
     /// # let ns = netloom_testnet::Namespace::create("srv")?;
+    /// # ns.ip(&["link", "set", "lo", "up"])?;
     /// let ports = netloom_testnet::OpenPorts::start(&ns, 8080, 5300)?;
-    /// assert_eq!(ports.tcp_port(), 8080);
-    /// # Ok::<(), netloom_testnet::TestnetError>(())
+    /// let port = ports.tcp_port();
+    /// // Accepted, then closed at once: the client reads EOF.
+    /// let mut c = ns.run(move || std::net::TcpStream::connect(("127.0.0.1", port)))??;
+    /// assert_eq!(std::io::Read::read(&mut c, &mut [0u8; 1])?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tcp_port(&self) -> u16 {
         self.tcp_port
     }
 
-    /// The open UDP port.
+    /// The open UDP port (as given to [`OpenPorts::start`]).
     ///
     /// ```no_run
     /// # let ns = netloom_testnet::Namespace::create("srv")?;
+    /// # ns.ip(&["link", "set", "lo", "up"])?;
     /// let ports = netloom_testnet::OpenPorts::start(&ns, 8080, 5300)?;
-    /// assert_eq!(ports.udp_port(), 5300);
-    /// # Ok::<(), netloom_testnet::TestnetError>(())
+    /// let port = ports.udp_port();
+    /// // Read and discarded: no answer, and no port-unreachable either.
+    /// let quiet = ns.run(move || -> std::io::Result<std::io::ErrorKind> {
+    ///     let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    ///     s.connect(("127.0.0.1", port))?;
+    ///     s.set_read_timeout(Some(std::time::Duration::from_millis(300)))?;
+    ///     s.send(b"ping")?;
+    ///     Ok(s.recv(&mut [0; 16]).unwrap_err().kind())
+    /// })??;
+    /// assert_eq!(quiet, std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn udp_port(&self) -> u16 {
         self.udp_port

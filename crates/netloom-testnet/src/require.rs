@@ -25,6 +25,10 @@ pub enum Requirement {
     NetAdmin,
     /// `CAP_NET_RAW` in the effective set (raw and packet sockets).
     NetRaw,
+    /// ICMP probing: `CAP_NET_RAW`, or ICMP datagram sockets, which
+    /// `net.ipv4.ping_group_range` allows for this process's group (what netloom-probe's
+    /// unprivileged mode uses).
+    PingSockets,
     /// Creating network namespaces: `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`, and `ip` (iproute2).
     Namespaces,
     /// Adding nftables tables: `CAP_NET_ADMIN` and the `nft` program.
@@ -42,6 +46,9 @@ impl fmt::Display for Requirement {
             Requirement::Root => f.write_str("root"),
             Requirement::NetAdmin => f.write_str("CAP_NET_ADMIN"),
             Requirement::NetRaw => f.write_str("CAP_NET_RAW"),
+            Requirement::PingSockets => {
+                f.write_str("CAP_NET_RAW or ICMP datagram sockets (net.ipv4.ping_group_range)")
+            }
             Requirement::Namespaces => f.write_str("network namespaces (CAP_SYS_ADMIN, `ip`)"),
             Requirement::Nftables => f.write_str("nftables (CAP_NET_ADMIN, `nft`)"),
             Requirement::Program(name) => write!(f, "`{name}` on PATH"),
@@ -63,6 +70,11 @@ impl Requirement {
             Requirement::Root => nix::unistd::geteuid().is_root(),
             Requirement::NetAdmin => has_capability(CapabilitySet::NET_ADMIN),
             Requirement::NetRaw => has_capability(CapabilitySet::NET_RAW),
+            Requirement::PingSockets => {
+                has_capability(CapabilitySet::NET_RAW)
+                    || ping_socket_opens(false)
+                    || ping_socket_opens(true)
+            }
             Requirement::Namespaces => {
                 has_capability(CapabilitySet::SYS_ADMIN)
                     && has_capability(CapabilitySet::NET_ADMIN)
@@ -93,7 +105,10 @@ pub fn missing(requirements: &[Requirement]) -> Option<String> {
 /// Whether `NETLOOM_TEST_STRICT` is set to `1`: a missing requirement fails the test.
 ///
 /// ```
-/// let _ = netloom_testnet::strict();
+/// use netloom_testnet::{Requirement, require, strict};
+/// // A missing requirement: skipped (false), or under NETLOOM_TEST_STRICT=1 a panic.
+/// let outcome = std::panic::catch_unwind(|| require("demo", &[Requirement::Program("nl-none")]));
+/// assert_eq!(outcome.is_err(), strict());
 /// ```
 pub fn strict() -> bool {
     std::env::var_os(STRICT_ENV).is_some_and(|v| v == "1")
@@ -157,7 +172,11 @@ fn raise_nofile(n: u64) -> bool {
 /// macro passes its `module_path!()`) elsewhere.
 ///
 /// ```
-/// assert_eq!(netloom_testnet::current_test("x"), "main");
+/// // A thread nobody named (not a libtest test thread) gets the fallback.
+/// let name = std::thread::spawn(|| netloom_testnet::current_test("my_crate::tests"))
+///     .join()
+///     .unwrap();
+/// assert_eq!(name, "my_crate::tests");
 /// ```
 pub fn current_test(fallback: &str) -> String {
     std::thread::current().name().unwrap_or(fallback).to_owned()
@@ -166,6 +185,18 @@ pub fn current_test(fallback: &str) -> String {
 /// Whether `cap` is in this thread's effective set (`capget`).
 fn has_capability(cap: CapabilitySet) -> bool {
     rustix::thread::capabilities(None).is_ok_and(|sets| sets.effective.contains(cap))
+}
+
+/// Whether an ICMP (`v6`: ICMPv6) datagram socket opens: the kernel allows it when the
+/// process's group is in `net.ipv4.ping_group_range` (one range for both versions).
+fn ping_socket_opens(v6: bool) -> bool {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    let (family, protocol) = if v6 {
+        (AddressFamily::Inet6, SockProtocol::IcmpV6)
+    } else {
+        (AddressFamily::Inet, SockProtocol::Icmp)
+    };
+    socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, protocol).is_ok()
 }
 
 fn on_path(program: &str) -> bool {
@@ -209,6 +240,25 @@ mod tests {
             nix::sys::socket::SockProtocol::Icmp,
         )
         .is_ok()
+    }
+
+    #[test]
+    fn ping_sockets_follow_cap_net_raw_and_ping_group_range() {
+        // The kernel's rule, read independently: one of our groups in the sysctl's range.
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+        let bounds: Vec<u32> = range
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let mut groups = nix::unistd::getgroups().unwrap();
+        groups.push(nix::unistd::getegid());
+        let in_range = groups
+            .iter()
+            .any(|g| (bounds[0]..=bounds[1]).contains(&g.as_raw()));
+        assert_eq!(
+            Requirement::PingSockets.is_met(),
+            Requirement::NetRaw.is_met() || in_range
+        );
     }
 
     #[test]

@@ -8,26 +8,68 @@ use crate::namespace::Namespace;
 
 /// The open TCP port on the destination (a listener accepts and closes).
 ///
-/// ```
-/// assert_eq!(netloom_testnet::OPEN_TCP_PORT, 8080);
+/// ```no_run
+/// use std::net::{SocketAddr, TcpStream};
+/// use netloom_testnet::{OPEN_TCP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// let open = SocketAddr::new(net.destination_v4(), OPEN_TCP_PORT);
+/// // From the source's namespace.
+/// net.source().run(move || TcpStream::connect(open))??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const OPEN_TCP_PORT: u16 = 8080;
 /// A TCP port nothing listens on: the destination answers a SYN with RST.
 ///
-/// ```
-/// assert_ne!(netloom_testnet::CLOSED_TCP_PORT, netloom_testnet::OPEN_TCP_PORT);
+/// ```no_run
+/// use std::net::{SocketAddr, TcpStream};
+/// use netloom_testnet::{CLOSED_TCP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// let closed = SocketAddr::new(net.destination_v4(), CLOSED_TCP_PORT);
+/// let refused = net.source().run(move || TcpStream::connect(closed))?;
+/// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const CLOSED_TCP_PORT: u16 = 8081;
 /// The open UDP port on the destination (a socket reads and discards: no answer at all).
 ///
-/// ```
-/// assert_eq!(netloom_testnet::OPEN_UDP_PORT, 5300);
+/// ```no_run
+/// use std::net::{SocketAddr, UdpSocket};
+/// use std::time::Duration;
+/// use netloom_testnet::{CLOSED_UDP_PORT, OPEN_UDP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// // What a connected UDP socket in the source's namespace gets back after one datagram.
+/// let answer = |port| {
+///     let to = SocketAddr::new(net.destination_v4(), port);
+///     net.source().run(move || -> std::io::Result<std::io::ErrorKind> {
+///         let s = UdpSocket::bind("0.0.0.0:0")?;
+///         s.connect(to)?;
+///         s.set_read_timeout(Some(Duration::from_secs(1)))?;
+///         s.send(b"ping")?;
+///         Ok(s.recv(&mut [0; 16]).unwrap_err().kind())
+///     })
+/// };
+/// // Silence from the open port (the read times out); port unreachable from a closed one.
+/// assert_eq!(answer(OPEN_UDP_PORT)??, std::io::ErrorKind::WouldBlock);
+/// assert_eq!(answer(CLOSED_UDP_PORT)??, std::io::ErrorKind::ConnectionRefused);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const OPEN_UDP_PORT: u16 = 5300;
-/// A UDP port nothing listens on: the destination answers with ICMP port unreachable.
+/// A UDP port nothing listens on: the destination answers with ICMP port unreachable (it is
+/// traceroute's first port, 33434), which a connected socket reports as a refusal.
 ///
-/// ```
-/// assert_eq!(netloom_testnet::CLOSED_UDP_PORT, 33434);
+/// ```no_run
+/// use std::net::{SocketAddr, UdpSocket};
+/// use netloom_testnet::{CLOSED_UDP_PORT, Topology};
+/// let net = Topology::builder().build()?;
+/// let closed = SocketAddr::new(net.destination_v4(), CLOSED_UDP_PORT);
+/// let refused = net.source().run(move || -> std::io::Result<std::io::Error> {
+///     let s = UdpSocket::bind("0.0.0.0:0")?;
+///     s.connect(closed)?;
+///     s.send(b"anyone?")?;
+///     Ok(s.recv(&mut [0; 16]).unwrap_err())
+/// })??;
+/// assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const CLOSED_UDP_PORT: u16 = 33434;
 

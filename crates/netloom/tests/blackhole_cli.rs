@@ -7,27 +7,12 @@
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use netloom_testnet::Namespace;
+use netloom_testnet::{Namespace, Requirement::*, skip_unless};
 
-/// True when this process runs as root (effective uid 0, from /proc/self/status).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    })
-}
-
-fn root() -> bool {
-    let root = is_root();
-    if !root {
-        eprintln!("skipped: blackholes need root (CAP_NET_ADMIN, network namespaces)");
-    }
-    root
-}
+mod common;
+use common::{signal, wait_exit};
 
 /// A namespace with a TCP connection on its loopback; the sockets live as long as it.
 struct Setup {
@@ -105,33 +90,12 @@ fn start_blackhole(setup: &Setup) -> (Child, String) {
 
 /// Waits (at most 10 s) for `child` to exit; its exit code.
 fn wait(child: &mut Child) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("netloom blackhole still runs 10 s after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends signal `sig` (TERM, HUP, INT, KILL) to `child` with kill(1).
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args(["-s", sig, &child.id().to_string()])
-        .status()
-        .expect("kill(1)");
-    assert!(status.success(), "kill -s {sig}");
+    wait_exit(child, Duration::from_secs(10)).code()
 }
 
 #[test]
 fn sigterm_and_sighup_remove_the_table_like_ctrl_c() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     for sig in ["TERM", "HUP", "INT"] {
         let name = sig.to_lowercase();
         let setup = setup(&format!("bh-{name}"));
@@ -147,9 +111,7 @@ fn sigterm_and_sighup_remove_the_table_like_ctrl_c() {
 
 #[test]
 fn a_sigkilled_run_leaves_a_table_that_is_listed_then_cleared() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     let setup = setup("bh-kill");
     let (mut child, table) = start_blackhole(&setup);
     let pid = child.id();
@@ -190,9 +152,7 @@ fn a_sigkilled_run_leaves_a_table_that_is_listed_then_cleared() {
 
 #[test]
 fn a_new_blackhole_sweeps_the_tables_of_dead_owners() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     let setup = setup("bh-sweep");
     let (mut child, stale) = start_blackhole(&setup);
     signal(&child, "KILL");
@@ -240,9 +200,7 @@ fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 #[test]
 fn every_json_output_is_one_object_per_line() {
-    if !root() {
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     let setup = setup("bh-json");
     let out = netloom(&setup.ns)
         .args(["blackhole", "--local", &setup.client.to_string()])

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::Netloom;
+use common::{Netloom, signal, wait_exit};
 
 /// The echo server child (killed when dropped).
 struct Server(Netloom);
@@ -154,15 +154,6 @@ fn a_busy_port_is_a_run_time_failure_with_the_os_error_once() {
     assert_eq!(stderr.matches("os error 98").count(), 1, "{stderr}");
 }
 
-/// Sends SIGTERM to the child.
-fn terminate(netloom: &common::Netloom) {
-    let status = Command::new("kill")
-        .args(["-TERM", &netloom.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
 #[test]
 fn sigterm_lets_open_connections_finish_then_exits_0() {
     let mut server = Server::start(&["--grace", "5"]);
@@ -171,7 +162,7 @@ fn sigterm_lets_open_connections_finish_then_exits_0() {
     let mut writer = s.try_clone().unwrap();
     let sender = std::thread::spawn(move || writer.write_all(&data));
     std::thread::sleep(Duration::from_millis(20));
-    terminate(&server.0);
+    signal(&server.0.child, "TERM");
     // The connection goes on: everything comes back, then EOF answers our FIN.
     assert_eq!(read_n(&mut s, 256 * 1024), vec![0x42u8; 256 * 1024]);
     sender.join().unwrap().unwrap();
@@ -179,14 +170,7 @@ fn sigterm_lets_open_connections_finish_then_exits_0() {
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).expect("FIN, not RST");
     assert!(rest.is_empty());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = server.0.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut server.0.child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
     // No new connection is accepted once it stopped.
     assert!(TcpStream::connect(server.0.addr).is_err());
@@ -223,7 +207,7 @@ fn verbose_logs_each_connection_without_colour_when_redirected() {
     );
     drop(TcpStream::connect(netloom.addr).unwrap());
     std::thread::sleep(Duration::from_millis(300));
-    terminate(&netloom);
+    signal(&netloom.child, "TERM");
     let _ = netloom.child.wait();
     let mut logs = String::new();
     netloom
@@ -272,20 +256,9 @@ fn cobs_echoes_a_254_byte_run_minimally_and_cobs_tendril_as_tendril() {
 #[test]
 fn sigint_stops_tcp_echo_with_exit_0_as_udp_echo_does() {
     let mut server = Server::start(&[]);
-    let status = Command::new("kill")
-        .args(["-INT", &server.0.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(status) = server.0.child.try_wait().unwrap() {
-            assert_eq!(status.code(), Some(0));
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    signal(&server.0.child, "INT");
+    let status = wait_exit(&mut server.0.child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
 }
 
 #[test]
@@ -316,15 +289,8 @@ fn a_signal_right_after_the_address_line_still_stops_gracefully() {
     for args in [&["echo"][..], &["echo", "--udp"]] {
         for _ in 0..5 {
             let mut server = common::Netloom::start(args, Stdio::null());
-            terminate(&server);
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            let status = loop {
-                if let Some(status) = server.child.try_wait().unwrap() {
-                    break status;
-                }
-                assert!(std::time::Instant::now() < deadline, "still running");
-                std::thread::sleep(Duration::from_millis(10));
-            };
+            signal(&server.child, "TERM");
+            let status = wait_exit(&mut server.child, Duration::from_secs(5));
             assert_eq!(status.code(), Some(0), "{args:?}: killed, not stopped");
         }
     }

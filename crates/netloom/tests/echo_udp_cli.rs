@@ -64,23 +64,9 @@ impl Server {
     }
 
     fn interrupt(&mut self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.netloom.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(status) = self.netloom.child.try_wait().expect("wait") {
-                assert!(status.success(), "netloom echo --udp exited with {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "netloom echo --udp did not stop on SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::signal(&self.netloom.child, "INT");
+        let status = common::wait_exit(&mut self.netloom.child, Duration::from_secs(5));
+        assert!(status.success(), "netloom echo --udp exited with {status}");
     }
 }
 

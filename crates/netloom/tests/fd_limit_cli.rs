@@ -3,41 +3,25 @@
 //! after its TCP handshake, and `forward` accepted clients until connecting to the target
 //! failed for lack of descriptors, which closed clients already being served. Each server
 //! runs under `ulimit -n 100` (sh's builtin).
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `netloom ARGS` under `ulimit -n 100`; the child (killed on drop) and its address.
-struct Limited(Child);
+mod common;
+use common::Netloom;
 
-impl Drop for Limited {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &str) -> (Limited, SocketAddr) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n 100 && exec {} {args}",
-            env!("CARGO_BIN_EXE_netloom")
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs netloom");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{first:?}: {e}"));
-    (Limited(child), addr)
+/// `netloom ARGS` under `ulimit -n 100` (killed on drop).
+fn start(args: &str) -> Netloom {
+    Netloom::spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n 100 && exec {} {args}",
+                env!("CARGO_BIN_EXE_netloom")
+            ))
+            .stderr(Stdio::null()),
+    )
 }
 
 /// Opens 150 connections (more than 100 descriptors hold), then a new client sends a line:
@@ -63,13 +47,13 @@ fn past_the_limit_is_closed_not_hung(addr: SocketAddr) {
 
 #[test]
 fn echo_closes_a_client_past_the_open_files_limit() {
-    let (_echo, addr) = start("echo --framing lines --threads 1");
-    past_the_limit_is_closed_not_hung(addr);
+    let echo = start("echo --framing lines --threads 1");
+    past_the_limit_is_closed_not_hung(echo.addr);
 }
 
 #[test]
 fn forward_closes_a_client_past_the_open_files_limit() {
-    let (_target, to) = start("echo --threads 1 --max-connections 1000");
-    let (_fwd, addr) = start(&format!("forward --threads 1 --to {to}"));
-    past_the_limit_is_closed_not_hung(addr);
+    let target = start("echo --threads 1 --max-connections 1000");
+    let fwd = start(&format!("forward --threads 1 --to {}", target.addr));
+    past_the_limit_is_closed_not_hung(fwd.addr);
 }

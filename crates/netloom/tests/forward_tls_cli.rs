@@ -2,56 +2,13 @@
 //! verify is reported at WARN, once per connection, with the target and the reason, and
 //! the client just sees its connection closed (issue 13, defect 6). Certificates are made
 //! at test time with `openssl` (scripts/install-test-deps installs it).
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::Netloom;
-
-/// Makes a self-signed leaf certificate (not a CA; subject and DNS name `cn`) and its key
-/// in `dir`.
-fn self_signed(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj"])
-        .arg(format!("/CN={cn}"))
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext"])
-        .arg(format!("subjectAltName=DNS:{cn}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
-    (cert, key)
-}
-
-/// `netloom forward ARGS` with stderr captured and no RUST_LOG from the environment.
-fn forward(args: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netloom"))
-        .arg("forward")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("netloom starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{first:?}: {e}"));
-    (child, addr)
-}
+use common::{Netloom, self_signed};
 
 /// `printf 'hello\n' | nc -q1 ADDR`: what comes back before EOF.
 fn ask_and_half_close(addr: SocketAddr) -> Vec<u8> {
@@ -92,28 +49,32 @@ fn two_failed_connections(ca: Option<&str>, name: &str) -> (String, String) {
         Some("itself") => cert.clone(),
         _ => other_ca,
     };
-    let (mut fwd, addr) = forward(&[
-        "--to",
-        &to,
-        "--tls-to",
-        "--tls-ca",
-        ca.to_str().unwrap(),
-        "--tls-server-name",
-        name,
-    ]);
+    // Stderr captured, and no RUST_LOG from the environment.
+    let mut fwd = Netloom::spawn(
+        Command::new(env!("CARGO_BIN_EXE_netloom"))
+            .args(["forward", "--to", &to, "--tls-to", "--tls-ca"])
+            .arg(&ca)
+            .args(["--tls-server-name", name])
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped()),
+    );
     for _ in 0..2 {
-        assert_eq!(ask_and_half_close(addr), b"", "closed, nothing forwarded");
+        assert_eq!(
+            ask_and_half_close(fwd.addr),
+            b"",
+            "closed, nothing forwarded"
+        );
     }
     // Let the second line be written, then stop the forwarder and read what it logged.
     std::thread::sleep(Duration::from_millis(300));
-    let _ = fwd.kill();
+    let _ = fwd.child.kill();
     let mut stderr = String::new();
-    fwd.stderr
+    fwd.child
+        .stderr
         .take()
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    let _ = fwd.wait();
     (to, stderr)
 }
 

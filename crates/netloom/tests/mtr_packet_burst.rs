@@ -7,14 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    })
-}
+use netloom_testnet::{Requirement::*, skip_unless};
 
 /// Writes `commands` to a raw-mode `mtr-packet` at once, closes its input and returns
 /// its output (bounded: killed after 60 s).
@@ -59,10 +52,7 @@ fn count_replies(out: &str, target: &str) -> usize {
 
 #[test]
 fn a_burst_of_16384_icmp_probes_to_127_0_0_1_is_all_replies() {
-    if !is_root() {
-        eprintln!("skipped: raw-mode mtr-packet needs root (CAP_NET_RAW)");
-        return;
-    }
+    skip_unless!(NetRaw);
     let n = 16_384;
     let commands: String = (1..=n)
         .map(|id| format!("{id} send-probe ip-4 127.0.0.1 timeout 10\n"))
@@ -78,10 +68,7 @@ fn a_burst_of_16384_icmp_probes_to_127_0_0_1_is_all_replies() {
 
 #[test]
 fn a_burst_of_4096_icmp_probes_to_ipv6_loopback_and_the_largest_size_are_all_replies() {
-    if !is_root() {
-        eprintln!("skipped: raw-mode mtr-packet needs root (CAP_NET_RAW)");
-        return;
-    }
+    skip_unless!(NetRaw);
     let n = 4_096;
     let mut commands: String = (1..=n)
         .map(|id| format!("{id} send-probe ip-6 ::1 timeout 10\n"))

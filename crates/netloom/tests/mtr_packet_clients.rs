@@ -14,7 +14,8 @@ use std::net::IpAddr;
 use std::process::{Command, Output, Stdio};
 
 use netloom_testnet::{
-    CLOSED_TCP_PORT, CLOSED_UDP_PORT, Namespace, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology,
+    CLOSED_TCP_PORT, CLOSED_UDP_PORT, Namespace, OPEN_TCP_PORT, OPEN_UDP_PORT, Requirement::*,
+    Topology, skip_unless,
 };
 
 const OURS: &str = env!("CARGO_BIN_EXE_mtr-packet");
@@ -126,6 +127,7 @@ fn comparison_script(a: &Addrs) -> String {
 
 #[test]
 fn same_replies_as_debians_mtr_packet() {
+    skip_unless!(Namespaces, Program("mtr-packet"));
     let net = Topology::builder().routers(2).build().expect("topology");
     for v6 in [false, true] {
         let a = addrs(&net, v6);
@@ -156,6 +158,7 @@ fn same_replies_as_debians_mtr_packet() {
 
 #[test]
 fn in_flight_limit_is_enforced() {
+    skip_unless!(Namespaces);
     let net = Topology::builder().routers(1).build().expect("topology");
     let hole = net.blackhole_v4();
     let script = format!(
@@ -168,6 +171,7 @@ fn in_flight_limit_is_enforced() {
 
 #[test]
 fn current_dialect_names_the_unreachable_kind() {
+    skip_unless!(Namespaces);
     // 5 s, not less: in a fresh topology the first IPv6 packets wait about a second for
     // neighbour discovery at each hop.
     let net = Topology::builder().routers(2).build().expect("topology");
@@ -209,6 +213,7 @@ fn replies_in(ns: &Namespace, program: &str, extra: &[&str], script: &str) -> Ve
 
 #[test]
 fn no_local_route_is_reported_like_mtr_packet() {
+    skip_unless!(Namespaces, Program("mtr-packet"));
     // A namespace with only loopback: nothing is routable.
     let ns = Namespace::create("bare").expect("namespace");
     let script = "1 send-probe ip-4 192.0.2.1\n\
@@ -303,6 +308,7 @@ fn random_script(seed: u64, lines: usize) -> Vec<u8> {
 
 #[test]
 fn random_lines_get_the_same_replies_as_debians() {
+    skip_unless!(Namespaces, Program("mtr-packet"));
     // Only loopback here, and no line asks for a sendable probe anyway.
     let ns = Namespace::create("fuzz").expect("namespace");
     for seed in [1, 0x9e37_79b9_7f4a_7c15, 42_4242] {
@@ -369,6 +375,7 @@ fn python_client(net: &Topology, program: &str, a: &Addrs) -> String {
 
 #[test]
 fn python_mtrpacket_gets_the_same_results() {
+    skip_unless!(Namespaces, Program("mtr-packet"), Program("python3"));
     let net = Topology::builder().routers(2).build().expect("topology");
     for v6 in [false, true] {
         let a = addrs(&net, v6);
@@ -434,6 +441,7 @@ fn mtr_report(
 
 #[test]
 fn mtr_report_through_ours_shows_every_hop() {
+    skip_unless!(Namespaces, Program("mtr-packet"), Program("mtr"));
     let net = Topology::builder().routers(2).build().expect("topology");
     for (v6, extra) in [
         (false, &[][..]),
@@ -467,6 +475,7 @@ fn mtr_report_through_ours_shows_every_hop() {
 /// Debian's mtr-packet, IPv4 and IPv6.
 #[test]
 fn mtr_095_shows_an_unreachable_hop_as_through_debians() {
+    skip_unless!(Namespaces, Program("mtr-packet"), Program("mtr"));
     let net = Topology::builder().routers(2).build().expect("topology");
     for v6 in [false, true] {
         let a = addrs(&net, v6);
@@ -488,6 +497,7 @@ fn mtr_095_shows_an_unreachable_hop_as_through_debians() {
 /// `0.95` gives a non-mtr client the old word; a bad value is refused naming the variable.
 #[test]
 fn dialect_environment_variable_is_honoured() {
+    skip_unless!(Namespaces, Program("mtr"));
     let net = Topology::builder().routers(2).build().expect("topology");
     let a = addrs(&net, false);
     let mut cmd = net.source().command("timeout");

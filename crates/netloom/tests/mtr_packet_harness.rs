@@ -15,25 +15,13 @@ use std::mem::MaybeUninit;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use netloom_testnet::Namespace;
+use netloom_testnet::{Namespace, Requirement::*, skip_unless};
 use socket2::{Domain, Protocol, Socket, Type};
 
 const OURS: &str = env!("CARGO_BIN_EXE_mtr-packet");
 const DEBIAN: &str = "/usr/bin/mtr-packet";
 /// The sequence number of the first probe of an mtr-packet 0.95 session.
 const FIRST_SEQUENCE: u16 = 33_000;
-
-/// Why this test cannot run here, if it cannot.
-fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root (raw sockets, network namespaces)");
-    }
-    if !std::path::Path::new(DEBIAN).exists() {
-        return Some("needs Debian's mtr-packet (scripts/install-test-deps: mtr-tiny)");
-    }
-    None
-}
 
 /// What the listener saw of a probe.
 #[derive(Debug, PartialEq, Eq)]
@@ -144,10 +132,7 @@ fn first_probe(program: &str, v6: bool, command: &str) -> Seen {
 
 #[test]
 fn param_checks_find_the_first_probe_by_sequence_33000() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    skip_unless!(Namespaces, NetRaw, Program("mtr-packet"));
     for program in [DEBIAN, OURS] {
         let seen = first_probe(program, false, "20 send-probe ip-4 127.0.0.1 size 512");
         assert_eq!(seen.size, 512, "{program}: size");
@@ -174,10 +159,7 @@ fn param_checks_find_the_first_probe_by_sequence_33000() {
 
 #[test]
 fn sequence_numbers_count_up_from_33000_across_ip_versions() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    skip_unless!(Namespaces, NetRaw, Program("mtr-packet"));
     // The third probe of a session (after one IPv4 and one IPv6 probe) carries 33002 in
     // both programs: one counter for both IP versions.
     for program in [DEBIAN, OURS] {
@@ -236,10 +218,7 @@ twelve send-probe
 
 #[test]
 fn cmdparse_replies_match_debians_mtr_packet() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    skip_unless!(Namespaces, NetRaw, Program("mtr-packet"));
     let ns = Namespace::create("mtrcmdparse").expect("namespace");
     let sorted = |program: &str| {
         let mut lines: Vec<String> = run_program(&ns, program, CMDPARSE_SCRIPT)

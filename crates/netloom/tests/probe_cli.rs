@@ -3,6 +3,8 @@
 //! in CI).
 use std::process::Command;
 
+use netloom_testnet::{Requirement::*, skip_unless};
+
 fn netloom(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_netloom"))
         .args(args)
@@ -15,22 +17,9 @@ fn netloom(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// True if this process may probe (raw sockets, or ICMP datagram sockets allowed by
-/// `net.ipv4.ping_group_range`); otherwise says why the test is skipped.
-fn can_probe() -> bool {
-    let (code, _, err) = netloom(&["probe", "127.0.0.1", "--timeout", "1"]);
-    let denied = code == 2 && err.contains("permission denied");
-    if denied {
-        eprintln!("skipped: probing needs CAP_NET_RAW or net.ipv4.ping_group_range");
-    }
-    !denied
-}
-
 #[test]
 fn probe_prints_json_and_exits_zero_when_reached() {
-    if !can_probe() {
-        return;
-    }
+    skip_unless!(PingSockets);
     for (target, proto) in [("127.0.0.1", "icmp"), ("::1", "udp"), ("127.0.0.1", "tcp")] {
         let mut args = vec!["probe", target, "--protocol", proto, "--json"];
         if proto != "icmp" {
@@ -47,9 +36,7 @@ fn probe_prints_json_and_exits_zero_when_reached() {
 
 #[test]
 fn trace_prints_a_report_table_and_json() {
-    if !can_probe() {
-        return;
-    }
+    skip_unless!(PingSockets);
     let (code, out, err) = netloom(&[
         "trace",
         "-n",
@@ -139,9 +126,7 @@ fn settings_that_cannot_work_are_refused_in_the_users_terms() {
         "no route",
     );
     // A port with a protocol that uses one still works.
-    if !can_probe() {
-        return;
-    }
+    skip_unless!(PingSockets);
     let (code, out, err) = netloom(&["probe", "127.0.0.1", "-P", "udp", "-p", "9"]);
     assert_eq!(code, 0, "{out} {err}");
 }
@@ -151,16 +136,7 @@ fn settings_that_cannot_work_are_refused_in_the_users_terms() {
 /// needs root (skipped with a reason otherwise).
 #[test]
 fn a_probe_the_local_firewall_drops_names_the_firewall_not_a_mark() {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    });
-    if !root {
-        eprintln!("skipped: a namespace with nftables rules needs root");
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     let ns = netloom_testnet::Namespace::create("fw").expect("namespace");
     ns.nft(
         "table inet probe_fw {\n chain out {\n type filter hook output priority 0;\n \

@@ -2,41 +2,27 @@
 //! control verbs against it.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netloom");
 
-/// The server process, killed when dropped (also when the test fails).
-struct Server(Child);
+mod common;
+use common::Netloom;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `netloom proxy ARGS --port 0`; returns it and the API address it printed.
-fn server(args: &[&str]) -> (Server, String, BufReader<std::process::ChildStderr>) {
-    let mut child = Command::new(BIN)
-        .arg("proxy")
-        .args(args)
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .split_whitespace()
-        .nth(3)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (Server(child), addr, stderr)
+/// Starts `netloom proxy ARGS --port 0`; returns it (killed when dropped), the API address
+/// it printed, and its stderr.
+fn server(args: &[&str]) -> (Netloom, String, BufReader<std::process::ChildStderr>) {
+    let mut server = Netloom::spawn(
+        Command::new(BIN)
+            .arg("proxy")
+            .args(args)
+            .args(["--port", "0"])
+            .stderr(Stdio::piped()),
+    );
+    let stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let api = server.addr.to_string();
+    (server, api, stderr)
 }
 
 fn ctl(api: &str, args: &[&str]) -> (bool, String, String) {
@@ -247,9 +233,8 @@ fn control_verbs_report_server_errors_and_an_unreachable_api() {
         "{err}"
     );
     // Nobody listening: the error names the API address.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_api = dead.local_addr().unwrap().to_string();
-    drop(dead);
+    let (_held, dead) = common::refusing_addr();
+    let dead_api = dead.to_string();
     let (ok, _, err) = ctl(&dead_api, &["list"]);
     assert!(
         !ok && err.contains(&dead_api) && err.contains("refused"),

@@ -1,43 +1,26 @@
 //! `netloom proxy` with a TCP `loss` toxic, in a network namespace the test creates: the
 //! control CLI takes `-a probability=0.3`, the server's nftables table appears, and goes
 //! away when the server gets SIGTERM; after SIGKILL `netloom blackhole --clear` removes it.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use netloom_testnet::{Namespace, Requirement::*, skip_unless};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netloom");
 
-/// The server process, killed when dropped (also when the test fails).
-struct Server(Child);
+mod common;
+use common::{Netloom, signal, wait_exit};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `netloom proxy --port 0` inside `ns`, and the API address it printed.
-fn server(ns: &Namespace) -> (Server, String) {
-    let mut child = ns
-        .command(BIN)
-        .args(["proxy", "--port", "0", "--seed", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let api = line
-        .split_whitespace()
-        .nth(3)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (Server(child), api)
+/// `netloom proxy --port 0` inside `ns` (killed when dropped), and the API address it
+/// printed.
+fn server(ns: &Namespace) -> (Netloom, String) {
+    let server = Netloom::spawn(
+        ns.command(BIN)
+            .args(["proxy", "--port", "0", "--seed", "1"])
+            .stderr(Stdio::null()),
+    );
+    let api = server.addr.to_string();
+    (server, api)
 }
 
 /// `netloom ARGS` inside `ns`; panics unless it succeeds, returns its stdout.
@@ -59,7 +42,7 @@ fn tables(ns: &Namespace) -> usize {
 }
 
 /// Starts a server with proxy `p` and a 30 % loss toxic on it; returns the server.
-fn lossy_server(ns: &Namespace) -> Server {
+fn lossy_server(ns: &Namespace) -> Netloom {
     let (srv, api) = server(ns);
     netloom(
         ns,
@@ -102,25 +85,14 @@ fn sigterm_removes_the_loss_rules_and_blackhole_clear_sweeps_after_sigkill() {
     let ns = Namespace::create("proxyloss-cli").unwrap();
 
     let mut srv = lossy_server(&ns);
-    let pid = srv.0.id().to_string();
     // `ip netns exec` execs the server in place: the pid is the server's.
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while srv.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the server ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    signal(&srv.child, "TERM");
+    wait_exit(&mut srv.child, Duration::from_secs(10));
     assert_eq!(tables(&ns), 0, "SIGTERM removes the table");
 
     let mut srv = lossy_server(&ns);
-    srv.0.kill().unwrap(); // SIGKILL: no destructor runs
-    srv.0.wait().unwrap();
+    srv.child.kill().unwrap(); // SIGKILL: no destructor runs
+    srv.child.wait().unwrap();
     assert_eq!(tables(&ns), 1, "SIGKILL leaves the table");
     let listed = netloom(&ns, &["blackhole", "--list"]);
     assert!(listed.contains("netloom_bh_"), "{listed}");

@@ -7,6 +7,8 @@
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output};
 
+use netloom_testnet::{Requirement::*, skip_unless};
+
 fn netloom(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netloom"))
         .args(args)
@@ -24,17 +26,8 @@ fn text(out: &Output) -> (String, String) {
 /// `netloom ARGS` as uid/gid 65534 (nobody) without capabilities; None (after saying
 /// why) when that is not possible here.
 fn as_nobody(args: &[&str]) -> Option<Output> {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    });
-    if !root {
-        eprintln!("skipped: switching to uid nobody needs root");
-        return None;
-    }
-    match Command::new("setpriv")
+    skip_unless!(Root, Program("setpriv"); None);
+    let out = Command::new("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -44,13 +37,8 @@ fn as_nobody(args: &[&str]) -> Option<Output> {
         .arg(env!("CARGO_BIN_EXE_netloom"))
         .args(args)
         .output()
-    {
-        Ok(out) => Some(out),
-        Err(err) => {
-            eprintln!("skipped: setpriv(1) is not available ({err})");
-            None
-        }
-    }
+        .expect("setpriv runs");
+    Some(out)
 }
 
 #[test]

@@ -4,14 +4,9 @@
 //! otherwise.
 use std::process::Command;
 
-use netloom_testnet::Topology;
+use netloom_testnet::{Namespace, Requirement::*, Topology, skip_unless};
 
 const NETLOOM: &str = env!("CARGO_BIN_EXE_netloom");
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn output(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("running netloom");
@@ -28,10 +23,7 @@ fn netloom(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn mtr_flags_and_report_header() {
-    if !is_root() {
-        eprintln!("skipped: needs root (raw sockets)");
-        return;
-    }
+    skip_unless!(NetRaw);
     let local = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     let (code, out, err) = netloom(&[
         "trace",
@@ -115,10 +107,7 @@ fn usage_errors_exit_2_before_probing() {
 
 #[test]
 fn trailing_silent_hops_show_as_mtr_does() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
-        return;
-    }
+    skip_unless!(Namespaces);
     // Router 1 answers; router 2 drops the blackhole range in its routing lookup: mtr
     // shows hop 1, then one `???` hop with 100 % loss, and so must we (exit 1: not reached).
     let net = Topology::builder().routers(2).build().expect("topology");
@@ -137,18 +126,52 @@ fn trailing_silent_hops_show_as_mtr_does() {
     );
 }
 
-/// A tmux server of this test's own (its own socket), killed when dropped, also on failure.
+/// `netloom trace` on a terminal: a tmux server of this test's own (its own socket file)
+/// with one session, `live`; the server is killed and its socket removed when dropped,
+/// also on failure.
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
 }
 
 impl Tmux {
+    /// Starts `netloom trace ARGS` inside `ns` in the session `live`, on a `width` x
+    /// `height` terminal.
+    fn trace(ns: &Namespace, args: &str, (width, height): (u16, u16)) -> Tmux {
+        let tmux = Tmux {
+            socket: std::env::temp_dir().join(format!("netloom-tmux-{}", ns.name())),
+        };
+        let command = format!("ip netns exec {} {NETLOOM} trace {args}", ns.name());
+        let out = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "live",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            &command,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
-            .args(["-L", &self.socket])
+            .arg("-S")
+            .arg(&self.socket)
             .args(args)
             .output()
             .expect("running tmux")
+    }
+
+    /// Types `key` into the session.
+    fn keys(&self, key: &str) {
+        self.cmd(&["send-keys", "-t", "live", key]);
     }
 
     fn pane(&self) -> String {
@@ -158,15 +181,21 @@ impl Tmux {
 
     /// Waits up to 10 s for the pane to contain `text`.
     fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("{text:?}"), |pane| pane.contains(text))
+    }
+
+    /// Waits up to 10 s (the screen redraws every 100 ms) for the pane to show `what`, as
+    /// `shown` tells; returns the pane.
+    fn wait_until(&self, what: &str, shown: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let pane = self.pane();
-            if pane.contains(text) {
+            if shown(&pane) {
                 return pane;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no {text:?} on the screen:\n{pane}"
+                "no {what} on the screen:\n{pane}"
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
@@ -176,67 +205,32 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]);
-        // tmux may leave its socket file behind: $TMUX_TMPDIR (or /tmp)/tmux-UID/NAME.
-        let dir = std::env::var_os("TMUX_TMPDIR").unwrap_or_else(|| "/tmp".into());
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::geteuid() };
-        let path = std::path::Path::new(&dir)
-            .join(format!("tmux-{uid}"))
-            .join(&self.socket);
-        let _ = std::fs::remove_file(path);
+        // tmux may leave its socket file behind.
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
 #[test]
 fn live_view_in_a_real_terminal() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
-        return;
-    }
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: needs tmux (scripts/install-test-deps)");
-        return;
-    }
+    skip_unless!(Namespaces, Program("tmux"));
     let net = Topology::builder().routers(2).build().expect("topology");
     let r1 = net.router_v4(1).expect("router 1").to_string();
     let dst = net.destination_v4().to_string();
-    let tmux = Tmux {
-        socket: format!("netloom-trace-{}", std::process::id()),
-    };
-    let command = format!(
-        "ip netns exec {} {NETLOOM} trace -n -i 0.2 {dst}",
-        net.source().name()
-    );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "live",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let tmux = Tmux::trace(net.source(), &format!("-n -i 0.2 {dst}"), (120, 30));
     let pane = tmux.wait_for(&format!("3.   {dst}"));
     assert!(pane.contains(&format!("1.   {r1}")), "{pane}");
     assert!(pane.contains("Loss%") && pane.contains("Jttr"), "{pane}");
-    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.keys("d");
     tmux.wait_for("round-trip time history");
-    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.keys("d");
     tmux.wait_for("responders per hop");
-    tmux.cmd(&["send-keys", "-t", "live", "p"]);
+    tmux.keys("p");
     tmux.wait_for("[paused]");
     tmux.cmd(&["resize-window", "-t", "live", "-x", "70", "-y", "12"]);
-    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.keys("d");
     let pane = tmux.wait_for("Loss%");
     assert!(pane.lines().all(|l| l.chars().count() <= 70), "{pane}");
-    tmux.cmd(&["send-keys", "-t", "live", "q"]);
+    tmux.keys("q");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while tmux.cmd(&["has-session", "-t", "live"]).status.success() {
         assert!(std::time::Instant::now() < deadline, "q did not quit");
@@ -244,14 +238,28 @@ fn live_view_in_a_real_terminal() {
     }
 }
 
+/// The addresses of the responders of one hop of `--json --flows` output, sorted.
+fn responders(hop: &serde_json::Value) -> Vec<String> {
+    let mut seen: Vec<String> = hop["responders"]
+        .as_array()
+        .expect("responders")
+        .iter()
+        .map(|r| r["address"].as_str().expect("address").to_owned())
+        .collect();
+    seen.sort();
+    seen
+}
+
+/// The two ECMP branches (second hops) of `net`, as `responders` lists them.
+fn branches(net: &netloom_testnet::ecmp::EcmpTopology) -> Vec<String> {
+    net.branches().iter().map(ToString::to_string).collect()
+}
+
 /// `--flows`: on a Linux ECMP router (multipath route, L4 hash) 16 UDP flows find both
 /// branches at hop 2; each flow keeps to one branch.
 #[test]
 fn flows_find_both_ecmp_branches() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
-        return;
-    }
+    skip_unless!(Namespaces);
     let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
     let dst = net.destination().to_string();
     let (code, out, err) = output(net.source().command(NETLOOM).args([
@@ -262,15 +270,7 @@ fn flows_find_both_ecmp_branches() {
     assert_eq!(v["reached_at"], 3, "{out}");
     let hop2 = &v["flows"][1];
     assert_eq!(hop2["hop"], 2);
-    let mut seen: Vec<String> = hop2["responders"]
-        .as_array()
-        .expect("responders")
-        .iter()
-        .map(|r| r["address"].as_str().expect("address").to_owned())
-        .collect();
-    seen.sort();
-    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
-    assert_eq!(seen, want, "{out}");
+    assert_eq!(responders(hop2), branches(&net), "{out}");
     // Constant within a flow: no flow was seen on both branches.
     let flows: Vec<Vec<u64>> = hop2["responders"]
         .as_array()
@@ -293,73 +293,38 @@ fn flows_find_both_ecmp_branches() {
 /// branches at hop 2, each with the flows that took it.
 #[test]
 fn live_view_shows_the_flows_map() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
-        return;
-    }
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: needs tmux (scripts/install-test-deps)");
-        return;
-    }
+    skip_unless!(Namespaces, Program("tmux"));
     let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
     let dst = net.destination().to_string();
-    let tmux = Tmux {
-        socket: format!("netloom-flows-{}", std::process::id()),
-    };
-    let command = format!(
-        "ip netns exec {} {NETLOOM} trace -n -u --flows 16 -i 0.2 {dst}",
-        net.source().name()
-    );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "live",
-        "-x",
-        "200",
-        "-y",
-        "20",
-        &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let tmux = Tmux::trace(
+        net.source(),
+        &format!("-n -u --flows 16 -i 0.2 {dst}"),
+        (200, 20),
     );
     tmux.wait_for(&format!("3.   {dst}"));
-    tmux.cmd(&["send-keys", "-t", "live", "d"]);
-    tmux.cmd(&["send-keys", "-t", "live", "d"]);
+    tmux.keys("d");
+    tmux.keys("d");
     tmux.wait_for("and their flows");
-    // Both branches, each with its flows, within 10 s (the screen redraws every 100 ms).
     let want: Vec<String> = net
         .branches()
         .iter()
         .map(|b| format!("{b} [flows "))
         .collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let pane = tmux.pane();
+    tmux.wait_until("hop 2 with both branches and their flows", |pane| {
         let hop2 = pane
             .lines()
             .find(|l| l.contains(" 2. "))
             .unwrap_or_default();
-        if want.iter().all(|w| hop2.contains(w.as_str())) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{pane}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    tmux.cmd(&["send-keys", "-t", "live", "q"]);
+        want.iter().all(|w| hop2.contains(w.as_str()))
+    });
+    tmux.keys("q");
 }
 
 /// `--mda`: both ECMP branches found, in fewer probes than a fixed 16 flows per hop
 /// (3 hops: 48); the stopping rule gives 6 + 11 + 6 = 23.
 #[test]
 fn mda_finds_both_branches_in_fewer_probes_than_16_flows() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
-        return;
-    }
+    skip_unless!(Namespaces);
     let net = netloom_testnet::ecmp::EcmpTopology::build().expect("ECMP topology");
     let dst = net.destination().to_string();
     let (code, out, err) = output(
@@ -369,15 +334,7 @@ fn mda_finds_both_branches_in_fewer_probes_than_16_flows() {
     );
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let mut seen: Vec<String> = v["flows"][1]["responders"]
-        .as_array()
-        .expect("responders")
-        .iter()
-        .map(|r| r["address"].as_str().expect("address").to_owned())
-        .collect();
-    seen.sort();
-    let want: Vec<String> = net.branches().iter().map(ToString::to_string).collect();
-    assert_eq!(seen, want, "{out}");
+    assert_eq!(responders(&v["flows"][1]), branches(&net), "{out}");
     assert_eq!(v["mda_probes"], 23, "{out}");
 }
 
@@ -409,14 +366,8 @@ fn reverse_v4(ip: &str) -> String {
 /// internet).
 #[test]
 fn names_and_as_numbers_from_a_test_dns_server() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
-        return;
-    }
-    if Command::new("dnsmasq").arg("--version").output().is_err() {
-        eprintln!("skipped: needs dnsmasq (scripts/install-test-deps: dnsmasq-base)");
-        return;
-    }
+    // Root also for the resolv.conf under /etc/netns.
+    skip_unless!(Root, Namespaces, Program("dnsmasq"));
     let net = Topology::builder().routers(2).build().expect("topology");
     let r1 = net.router_v4(1).expect("router 1").to_string();
     let dst = net.destination_v4().to_string();
@@ -470,10 +421,7 @@ fn names_and_as_numbers_from_a_test_dns_server() {
 /// alone (issue 13, defect 9: trace printed pretty JSON over many lines).
 #[test]
 fn json_is_one_object_per_line() {
-    if !is_root() {
-        eprintln!("skipped: needs root (raw sockets)");
-        return;
-    }
+    skip_unless!(NetRaw);
     let (code, out, err) = netloom(&["trace", "-n", "-c", "2", "-i", "0", "-j", "127.0.0.1"]);
     assert_eq!(code, 0, "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -484,16 +432,37 @@ fn json_is_one_object_per_line() {
     }
 }
 
+/// `netloom trace -n --pmtu -j DST` (one cycle) from `t`'s source, waiting `wait` seconds
+/// for the last answers; each hop as (first host, PMTU, marked a black hole), then stdout
+/// and stderr. Fails unless it exits 0.
+fn pmtu_hops(t: &Topology, dst: &str, wait: &str) -> (Vec<(String, u64, bool)>, String, String) {
+    let (code, out, err) = output(t.source().command(NETLOOM).args([
+        "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", wait, "-j", dst,
+    ]));
+    assert_eq!(code, 0, "{dst}: {out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    let hops = v["hops"]
+        .as_array()
+        .expect("hops")
+        .iter()
+        .map(|h| {
+            (
+                h["hosts"][0].as_str().unwrap_or("???").to_owned(),
+                h["pmtu"].as_u64().unwrap_or(0),
+                h["pmtu_black_hole"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    (hops, out, err)
+}
+
 /// `--pmtu` on source ──1500── r1 ──1280── r2 ──1500── destination: the path MTU is
 /// 1500 up to r1 and 1280 from r2 on (r1 answers the 1500-byte DF probe to hop 2 with
 /// "fragmentation needed" / "packet too big", MTU 1280), IPv4 and IPv6, in JSON and in
 /// the report's PMTU column.
 #[test]
 fn pmtu_per_hop_across_a_narrower_link() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, raw sockets)");
-        return;
-    }
+    skip_unless!(Namespaces);
     use netloom_testnet::mtu::{MtuTopology, NARROW_MTU, WIDE_MTU};
     let net = MtuTopology::build().expect("topology");
     let t = net.topology();
@@ -502,25 +471,11 @@ fn pmtu_per_hop_across_a_narrower_link() {
         (t.destination_v6(), t.router_v6(1), t.router_v6(2)),
     ] {
         let dst = dst.to_string();
-        let (code, out, err) = output(t.source().command(NETLOOM).args([
-            "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", "3", "-j", &dst,
-        ]));
-        assert_eq!(code, 0, "{dst}: {out}{err}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
-        let hops = v["hops"].as_array().expect("hops");
-        let seen: Vec<(String, u64)> = hops
-            .iter()
-            .map(|h| {
-                (
-                    h["hosts"][0].as_str().unwrap_or("???").to_owned(),
-                    h["pmtu"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect();
+        let (seen, out, _) = pmtu_hops(t, &dst, "3");
         let want = [
-            (r1.expect("r1").to_string(), u64::from(WIDE_MTU)),
-            (r2.expect("r2").to_string(), u64::from(NARROW_MTU)),
-            (dst.clone(), u64::from(NARROW_MTU)),
+            (r1.expect("r1").to_string(), u64::from(WIDE_MTU), false),
+            (r2.expect("r2").to_string(), u64::from(NARROW_MTU), false),
+            (dst.clone(), u64::from(NARROW_MTU), false),
         ];
         assert_eq!(seen, want, "{out}");
         let (code, out, err) = output(t.source().command(NETLOOM).args([
@@ -551,10 +506,7 @@ fn pmtu_per_hop_across_a_narrower_link() {
 /// is marked (JSON `pmtu_black_hole`, a line on stderr); IPv4 and IPv6.
 #[test]
 fn pmtu_through_a_black_hole() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, raw sockets, nftables)");
-        return;
-    }
+    skip_unless!(Namespaces, Nftables);
     use netloom_testnet::mtu::{MtuTopology, NARROW_MTU, WIDE_MTU};
     let net = MtuTopology::build().expect("topology");
     net.black_hole().expect("nftables rule in r1");
@@ -564,23 +516,7 @@ fn pmtu_through_a_black_hole() {
         (t.destination_v6(), t.router_v6(1), t.router_v6(2)),
     ] {
         let dst = dst.to_string();
-        let (code, out, err) = output(t.source().command(NETLOOM).args([
-            "trace", "-n", "--pmtu", "-c", "1", "-i", "0", "-Z", "0.5", "-j", &dst,
-        ]));
-        assert_eq!(code, 0, "{dst}: {out}{err}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
-        let seen: Vec<(String, u64, bool)> = v["hops"]
-            .as_array()
-            .expect("hops")
-            .iter()
-            .map(|h| {
-                (
-                    h["hosts"][0].as_str().unwrap_or("???").to_owned(),
-                    h["pmtu"].as_u64().unwrap_or(0),
-                    h["pmtu_black_hole"].as_bool().unwrap_or(false),
-                )
-            })
-            .collect();
+        let (seen, out, err) = pmtu_hops(t, &dst, "0.5");
         let r2 = r2.expect("r2").to_string();
         let want = [
             (r1.expect("r1").to_string(), u64::from(WIDE_MTU), false),

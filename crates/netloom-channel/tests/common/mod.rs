@@ -1,14 +1,56 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
+pub mod tls;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use netloom_channel::{
-    ChannelError, Context, EchoHandler, EventLoopGroup, Handler, HandlerResult, Msg,
-    ServerBootstrap, ServerChannel, UserEvent,
+    Bootstrap, ChannelError, Context, DecoderHandler, EchoHandler, EventLoopGroup, FramingHandler,
+    Handler, HandlerResult, Msg, ServerBootstrap, ServerChannel, UserEvent,
 };
+use netloom_codec::Framer;
+
+/// A handler that frames both ways as `lines` (the CLI's `--framing lines`).
+pub fn lines_framing() -> FramingHandler<Framer, Framer> {
+    FramingHandler::new(
+        Framer::from_name("lines").unwrap(),
+        Framer::from_name("lines").unwrap(),
+    )
+}
+
+/// On the frame `SWITCH`, replaces the decoder named `dec` by a decoder of the framer
+/// named `.0` (e.g. `fixed:3`), mid-stream.
+pub struct Switcher(pub &'static str);
+
+impl Handler for Switcher {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        if msg
+            .downcast_ref::<Bytes>()
+            .is_some_and(|b| &b[..] == b"SWITCH")
+        {
+            ctx.pipeline().replace(
+                "dec",
+                "dec",
+                DecoderHandler::new(Framer::from_name(self.0)?),
+            )?;
+        }
+        ctx.fire_channel_read(msg);
+        Ok(())
+    }
+}
+
+/// A client bootstrap whose channels record into `log`.
+pub fn recording_client(group: &EventLoopGroup, log: &Log) -> Bootstrap {
+    let l = log.clone();
+    Bootstrap::new(group).handler(move |p| {
+        p.add_last("rec", Recorder(l.clone()))?;
+        Ok(())
+    })
+}
 
 /// Starts an `EchoHandler` server on `group` at `addr` (port 0 allowed); returns where it
 /// listens.
@@ -44,20 +86,27 @@ pub fn refusing_addr(ip: &str) -> (socket2::Socket, SocketAddr) {
     (socket, bound)
 }
 
-/// Reads (and drops) until EOF or a reset; returns how long that took. Fails if the peer
-/// has not closed within 20 s.
+/// Reads until EOF or a reset; returns how long that took. Fails if the peer has not
+/// closed within 20 s.
 pub fn time_until_closed(c: &mut TcpStream) -> Duration {
+    read_until_closed(c).1
+}
+
+/// Reads until EOF or a reset; returns the bytes read and how long that took. Fails if the
+/// peer has not closed within 20 s.
+pub fn read_until_closed(c: &mut TcpStream) -> (Vec<u8>, Duration) {
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let start = Instant::now();
+    let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match c.read(&mut buf) {
-            Ok(0) => return start.elapsed(),
-            Ok(_) => {}
+            Ok(0) => return (got, start.elapsed()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 panic!("not closed after {:?}", start.elapsed())
             }
-            Err(_) => return start.elapsed(),
+            Err(_) => return (got, start.elapsed()),
         }
     }
 }

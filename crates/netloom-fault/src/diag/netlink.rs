@@ -17,8 +17,12 @@ const RECV_BUF: usize = 128 * 1024;
 /// How [`DiagSocket::destroy`] batches its requests.
 ///
 /// ```
-/// let opts = netloom_fault::diag::DestroyOptions { batch: 64 };
-/// assert_eq!(opts.batch, 64);
+/// use netloom_fault::diag::{DestroyOptions, DiagSocket};
+/// // One sendmsg per 64 connections instead of the default 256.
+/// let opts = DestroyOptions { batch: 64 };
+/// // Nothing to destroy: nothing is sent, and no privilege is needed.
+/// assert!(DiagSocket::new()?.destroy(&[], opts)?.is_empty());
+/// # Ok::<(), netloom_fault::FaultError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DestroyOptions {
@@ -36,7 +40,11 @@ impl Default for DestroyOptions {
 /// The largest batch [`DestroyOptions::batch`] accepts.
 ///
 /// ```
-/// assert_eq!(netloom_fault::diag::MAX_BATCH, 1024);
+/// use netloom_fault::diag::{DestroyOptions, DiagSocket, MAX_BATCH};
+/// let too_big = DestroyOptions { batch: MAX_BATCH + 1 };
+/// let err = DiagSocket::new()?.destroy(&[], too_big).unwrap_err();
+/// assert!(err.to_string().contains("DestroyOptions::batch"), "{err}");
+/// # Ok::<(), netloom_fault::FaultError>(())
 /// ```
 pub const MAX_BATCH: usize = 1024;
 

@@ -13,7 +13,7 @@
 //! Kernels before 6.0 also limit challenge ACKs host-wide (`net.ipv4.tcp_challenge_ack_limit`).
 //!
 //! The packets are built and read with netloom-probe's [`wire`](netloom_probe::wire) views
-//! ([`segment`] is the part of the reading that is injection's own).
+//! (`segment` is the part of the reading that is injection's own).
 #[cfg(feature = "fuzzing")]
 pub mod segment;
 #[cfg(not(feature = "fuzzing"))]
@@ -33,10 +33,15 @@ use segment::{TcpSegment, build_segment, parse_ipv4, parse_tcp};
 
 /// How long [`inject_reset`] waits for the challenge ACK.
 ///
-/// ```
+/// ```no_run
 /// use std::time::Duration;
-/// let opts = netloom_fault::inject::InjectOptions { attempts: 2, wait: Duration::from_millis(600) };
-/// assert_eq!(opts.attempts, 2);
+/// use netloom_fault::{Filter, inject::{InjectOptions, inject_reset}, list_connections};
+/// // A peer on loopback answers at once: one probe, a short wait.
+/// let quick = InjectOptions { attempts: 1, wait: Duration::from_millis(100) };
+/// for conn in list_connections(&Filter::new().remote("127.0.0.1:6379".parse()?))? {
+///     inject_reset(&conn, quick)?;
+/// }
+/// # Ok::<(), netloom_fault::FaultError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InjectOptions {

@@ -266,7 +266,9 @@ mod tests {
 
     #[test]
     fn drops_for_the_duration_then_restores() {
+        use netloom_testnet::{Requirement::Nftables, skip_unless};
         use std::io::{Read, Write};
+        skip_unless!(Nftables);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
