@@ -400,6 +400,23 @@ impl Link {
         sizes
     }
 
+    /// Nothing for this direction's toxics to do: none that fires is active or waiting for
+    /// a trigger, nothing is queued, no close is pending. Its bytes may then bypass the
+    /// link (the zero-copy path, `splice.rs`) until its toxics change; they are counted
+    /// with [`Link::skip`].
+    pub(crate) fn passes_through(&self) -> bool {
+        self.queue.is_empty()
+            && self.close.is_none()
+            && self.eof_at.is_none()
+            && self.slots.values().all(|s| !s.fires || s.ended)
+    }
+
+    /// `n` bytes of the stream went past the link (spliced): they count for the
+    /// `after.bytes` triggers of toxics that come later.
+    pub(crate) fn skip(&mut self, n: u64) {
+        self.bytes_in += n;
+    }
+
     /// The next chunk whose time has come.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Bytes> {
         if self.queue.front().is_some_and(|(t, _)| *t <= now) {
@@ -594,6 +611,49 @@ mod tests {
         let bw = entry(json!({"type": "bandwidth", "attributes": {"rate": 1000}}));
         l.sync(&[lat, bw], t0);
         assert_eq!(l.push(t0, Bytes::from(vec![0u8; 1000])), [1000]);
+    }
+
+    #[test]
+    fn passes_through_only_while_no_toxic_acts() {
+        let t0 = Instant::now();
+        let mut l = link(t0);
+        assert!(l.passes_through());
+        // A toxic on the other stream, or one that does not fire, leaves it alone.
+        let up = entry(json!({"type": "latency", "stream": "upstream",
+            "attributes": {"latency": 10}}));
+        let never =
+            entry(json!({"type": "latency", "toxicity": 0.0, "attributes": {"latency": 10}}));
+        l.sync(&[up, never.clone()], t0);
+        assert!(l.passes_through());
+        // One waiting for its trigger does not: the bytes must be counted through it.
+        let later = entry(
+            json!({"type": "latency", "name": "later", "attributes": {"latency": 10},
+            "after": {"bytes": 100}}),
+        );
+        l.sync(&[never.clone(), later.clone()], t0);
+        assert!(!l.passes_through());
+        l.skip(100);
+        l.tick(t0);
+        assert!(!l.passes_through());
+        l.push(t0, Bytes::from_static(b"x"));
+        l.sync(&[never], t0);
+        // Removed, but what it held is still queued.
+        assert!(!l.passes_through());
+        assert_eq!(drain(&mut l, t0), b"x");
+        assert!(l.passes_through());
+    }
+
+    #[test]
+    fn skipped_bytes_count_for_after_bytes_triggers() {
+        let t0 = Instant::now();
+        let mut l = link(t0);
+        l.skip(3);
+        let lim =
+            entry(json!({"type": "limit_data", "attributes": {"bytes": 2}, "after": {"bytes": 5}}));
+        l.sync(&[lim], t0);
+        l.push(t0, Bytes::from_static(b"3456789"));
+        assert_eq!(drain(&mut l, t0), b"3456");
+        assert_eq!(l.action(t0), Action::Close);
     }
 
     #[test]
