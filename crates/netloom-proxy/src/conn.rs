@@ -107,6 +107,16 @@ impl Shared {
         }
     }
 
+    /// Records `up` as the upstream channel of the connection registered as `id` (so
+    /// that [`Shared::close_all`] and toxic changes reach it too).
+    pub(crate) fn set_upstream(&self, id: Option<u64>, up: &Channel) {
+        let Some(id) = id else { return };
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = conns.get_mut(&id) {
+            entry.1 = Some(up.clone());
+        }
+    }
+
     /// Closes every connection now.
     pub(crate) fn close_all(&self) {
         let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
@@ -312,11 +322,12 @@ impl Side {
             wrote,
             wake,
         ) {
-            Ok(s) => {
+            Ok(Some(s)) => {
                 ctx.set_auto_read(false);
                 self.splice = Some(s);
                 true
             }
+            Ok(None) => false,
             Err(error) => {
                 tracing::debug!(channel = %ctx.channel(), %error, "no splice: reads and writes instead");
                 self.no_splice = true;
@@ -545,16 +556,7 @@ impl Handler for Side {
             UserEvent::Custom(b) if b.is::<Connected>() => {
                 if let Ok(c) = b.downcast::<Connected>() {
                     let up = c.0;
-                    if let Some(id) = self.conn_id
-                        && let Some(entry) = self
-                            .shared
-                            .conns
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_mut(&id)
-                    {
-                        entry.1 = Some(up.clone());
-                    }
+                    self.shared.set_upstream(self.conn_id, &up);
                     self.held = Some(PendingWrites::new(&up));
                     self.peer = Some(up);
                     self.pump(ctx);

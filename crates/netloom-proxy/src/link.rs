@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::Rng;
-use crate::spec::{Stream, ToxicEntry};
+use crate::spec::{FireDecision, Stream, ToxicEntry};
 use crate::toxic::{Close, Output, ToxicState};
 
 /// What the connection must do now.
@@ -201,22 +201,14 @@ impl Link {
             }
         }
         for t in &mine {
-            let reroll = match self.slots.get(&t.name) {
-                Some(slot) if slot.entry.uid == t.uid => continue,
-                Some(slot) => slot.entry.toxicity != t.toxicity || slot.entry.clients != t.clients,
-                None => true,
+            let had = self.slots.get(&t.name).map(|s| &*s.entry);
+            let fires = match t.fire_decision(had, self.key.client, |uid| {
+                self.rng(&t.name, uid, "toxicity")
+            }) {
+                FireDecision::Unchanged => continue,
+                FireDecision::Keep => None,
+                FireDecision::Decided(f) => Some(f),
             };
-            // The first decision is keyed by the toxic's name only, so the same seed gives
-            // the same decisions whatever the toxic's internal id.
-            let fires = reroll.then(|| {
-                let uid = if self.slots.contains_key(&t.name) {
-                    t.uid
-                } else {
-                    0
-                };
-                self.rng(&t.name, uid, "toxicity").chance(t.toxicity)
-                    && t.applies_to(self.key.client)
-            });
             match self.slots.get_mut(&t.name) {
                 Some(slot) => {
                     if let Some(f) = fires {

@@ -30,6 +30,11 @@
 //! pipe empty; the src channel reads nothing while the task runs. So every byte leaves
 //! once, in order, whichever path carries it.
 //!
+//! A splice holds four descriptors (two duplicates, the pipe's two ends): at most a
+//! quarter of the process's open-file limit (`RLIMIT_NOFILE`, read once) goes to them;
+//! beyond that, directions take the normal path until splices end (an idle connection
+//! never holds any: a direction splices from its first data on).
+//!
 //! The descriptors are duplicates: a socket is closed (FIN, or RST under `SO_LINGER` 0) only
 //! when its last descriptor goes, so the task drops its copies as soon as either channel
 //! closes (what the pipe held then is lost, as a forced close drops pending writes).
@@ -37,6 +42,8 @@ use std::cell::Cell;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use netloom_channel::Channel;
@@ -52,6 +59,46 @@ const CHUNK: usize = 1 << 20;
 /// How often the task looks whether the dst channel's pending writes are out (only after
 /// a switch from the normal path, while they are).
 const DST_BUSY_POLL: Duration = Duration::from_millis(1);
+
+/// Descriptors one splice holds.
+const FDS_PER_SPLICE: u64 = 4;
+
+/// Splices hold at most 1 / this of the open-file limit.
+const FD_SHARE: u64 = 4;
+
+/// Splices running in this process.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many splices may run at once (from the open-file limit when first asked).
+fn budget() -> usize {
+    static BUDGET: OnceLock<usize> = OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        usize::try_from(limit / FD_SHARE / FDS_PER_SPLICE).unwrap_or(usize::MAX)
+    })
+}
+
+/// One of the [`budget`]'s places, given back when dropped.
+struct Place;
+
+impl Place {
+    fn take() -> Option<Place> {
+        RUNNING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < budget()).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Place)
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Why a splice ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +138,9 @@ impl Splice {
     /// Starts moving bytes from `src`'s socket to `dst`'s on the calling event loop while
     /// `generation()` (the proxy's toxic generation) stays `allowed`; `wrote` is called
     /// with each count written to dst, `wake` when the task paused for a new generation
-    /// and when it ended. Fails (nothing started) when a descriptor cannot be duplicated
-    /// or a pipe made (the open-file limit): the caller keeps the normal path.
+    /// and when it ended. `Ok(None)` when the splices running hold their share of the
+    /// open-file limit already (try again later); fails (nothing started) when a descriptor
+    /// cannot be duplicated or a pipe made: the caller keeps the normal path.
     pub(crate) fn start(
         src: &Channel,
         dst: &Channel,
@@ -100,13 +148,17 @@ impl Splice {
         generation: impl Fn() -> u64 + 'static,
         wrote: impl Fn(usize) + 'static,
         wake: impl Fn() + 'static,
-    ) -> io::Result<Splice> {
+    ) -> io::Result<Option<Splice>> {
+        let Some(place) = Place::take() else {
+            return Ok(None);
+        };
         let (pipe_r, pipe_w) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
         let io = Io {
             src: register(src.try_clone_fd()?, Interest::READABLE)?,
             dst: register(dst.try_clone_fd()?, Interest::WRITABLE)?,
             pipe_r,
             pipe_w,
+            _place: place,
         };
         let state = Rc::new(State::default());
         state.allowed.set(allowed);
@@ -124,7 +176,7 @@ impl Splice {
             st.end.set(Some(end));
             wake();
         });
-        Ok(Splice { state, task })
+        Ok(Some(Splice { state, task }))
     }
 
     /// Asks the task to stop reading and hand back once the pipe is written out.
@@ -180,6 +232,8 @@ struct Io {
     dst: AsyncFd<OwnedFd>,
     pipe_r: OwnedFd,
     pipe_w: OwnedFd,
+    /// Given back after the descriptors closed (fields drop in order).
+    _place: Place,
 }
 
 impl Io {
