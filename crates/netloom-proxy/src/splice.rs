@@ -3,7 +3,7 @@
 //! socket, never through user space (a read and a write copy every byte twice).
 //!
 //! ```text
-//!   src socket ──splice──► pipe (64 KiB) ──splice──► dst socket
+//!   src socket ──splice──► pipe (64 KiB, 1 MiB once full) ──splice──► dst socket
 //!   (its channel's reading is off)        (once the dst channel's own writes are out)
 //! ```
 //!
@@ -59,6 +59,13 @@ const CHUNK: usize = 1 << 20;
 /// How often the task looks whether the dst channel's pending writes are out (only after
 /// a switch from the normal path, while they are).
 const DST_BUSY_POLL: Duration = Duration::from_millis(1);
+
+/// The pipe's size once it was found full: a pipe slot holds one socket buffer fragment,
+/// often less than a page, so the default 16 slots carry ~23 KB per splice in a bulk
+/// transfer; 256 slots halve the proxy's CPU per GiB (docs/benchmarks.md). Only directions
+/// that fill their pipe grow it (the kernel caps what pipes of a user may hold:
+/// `/proc/sys/fs/pipe-user-pages-soft`); if the kernel refuses, the pipe stays as it is.
+const BULK_PIPE: usize = 1 << 20;
 
 /// Descriptors one splice holds.
 const FDS_PER_SPLICE: u64 = 4;
@@ -253,6 +260,7 @@ impl Io {
         // is kept until the pipe has been written from.
         let mut pipe_full = false;
         let mut end = End::Stopped;
+        let mut grown = false;
         loop {
             if st.stop.get() {
                 reading = false;
@@ -285,7 +293,13 @@ impl Io {
                             st.read.set(st.read.get() + n as u64);
                         }
                         Err(rustix::io::Errno::AGAIN) if in_pipe == 0 => g.clear_ready(),
-                        Err(rustix::io::Errno::AGAIN) => pipe_full = true,
+                        Err(rustix::io::Errno::AGAIN) => {
+                            pipe_full = true;
+                            if !grown {
+                                grown = true;
+                                let _ = rustix::pipe::fcntl_setpipe_size(&self.pipe_w, BULK_PIPE);
+                            }
+                        }
                         Err(rustix::io::Errno::INTR) => {}
                         Err(error) => {
                             tracing::debug!(%error, "splice from the socket failed: handing back");
