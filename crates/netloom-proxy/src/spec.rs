@@ -554,3 +554,15 @@ pub(crate) enum FireDecision {
     /// Decided now (a toxic new to the link, or a new toxicity or client list).
     Decided(bool),
 }
+
+impl FireDecision {
+    /// `None` when there is nothing to do, else the new decision (`None`: keep the
+    /// earlier one).
+    pub(crate) fn changed(self) -> Option<Option<bool>> {
+        match self {
+            FireDecision::Unchanged => None,
+            FireDecision::Keep => Some(None),
+            FireDecision::Decided(f) => Some(Some(f)),
+        }
+    }
+}

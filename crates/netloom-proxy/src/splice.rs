@@ -3,7 +3,7 @@
 //! socket, never through user space (a read and a write copy every byte twice).
 //!
 //! ```text
-//!   src socket ──splice──► pipe (64 KiB, 1 MiB once full) ──splice──► dst socket
+//!   src socket ──splice──► pipe (64 KiB; 1 MiB for bulk) ──splice──► dst socket
 //!   (its channel's reading is off)        (once the dst channel's own writes are out)
 //! ```
 //!
@@ -49,21 +49,29 @@ use std::time::Duration;
 use netloom_channel::Channel;
 use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
 use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// Bytes asked of one splice from the src socket (the pipe takes what fits).
 const CHUNK: usize = 1 << 20;
 
+/// Under this many bytes in the pipe, they are written before the next read (a message
+/// leaves at once); from this many, reading goes on until the pipe is full (a bulk
+/// transfer: fewer, larger splices), and a splice bringing this many grows the pipe.
+const BATCH: usize = 16 * 1024;
+
+/// Non-blocking; pages moved, not copied, where the kernel can.
+const FLAGS: SpliceFlags = SpliceFlags::MOVE.union(SpliceFlags::NONBLOCK);
+
 /// How often the task looks whether the dst channel's pending writes are out (only after
 /// a switch from the normal path, while they are).
 const DST_BUSY_POLL: Duration = Duration::from_millis(1);
 
-/// The pipe's size once it was found full: a pipe slot holds one socket buffer fragment,
-/// often less than a page, so the default 16 slots carry ~23 KB per splice in a bulk
-/// transfer; 256 slots halve the proxy's CPU per GiB (docs/benchmarks.md). Only directions
-/// that fill their pipe grow it (the kernel caps what pipes of a user may hold:
+/// The pipe's size once a transfer looks bulk (a splice brought [`BATCH`] bytes, or the
+/// pipe was full): a pipe slot holds one socket buffer fragment, often less than a page,
+/// so the default 16 slots carry ~23 KB per splice in a bulk transfer; 256 slots cut the
+/// proxy's CPU per GiB by 2-3x (docs/benchmarks.md). Only such directions grow it (the kernel caps what pipes of a user may hold:
 /// `/proc/sys/fs/pipe-user-pages-soft`); if the kernel refuses, the pipe stays as it is.
 const BULK_PIPE: usize = 1 << 20;
 
@@ -243,9 +251,21 @@ struct Io {
     _place: Place,
 }
 
+/// What the loop knows of the pipe.
+#[derive(Default)]
+struct Flow {
+    /// Bytes in the pipe.
+    in_pipe: usize,
+    /// The last splice from src would block with bytes in the pipe: the pipe may be full
+    /// (its slots hold socket buffer fragments, not always whole pages), so src's
+    /// readiness is kept until the pipe has been written from.
+    pipe_full: bool,
+    /// The pipe was grown to [`BULK_PIPE`] (or the kernel refused).
+    grown: bool,
+}
+
 impl Io {
     async fn run(&self, st: &State, src: &Channel, dst: &Channel, hooks: Hooks<'_>) -> End {
-        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
         let closed = async {
             tokio::select! {
                 () = src.close_future().into_future() => {}
@@ -253,80 +273,116 @@ impl Io {
             }
         };
         tokio::pin!(closed);
-        let mut in_pipe = 0usize;
+        let mut flow = Flow::default();
         let mut reading = true;
-        // The last splice from src would block with bytes in the pipe: the pipe may be
-        // full (its slots hold socket buffers, not always whole pages), so src's readiness
-        // is kept until the pipe has been written from.
-        let mut pipe_full = false;
         let mut end = End::Stopped;
-        let mut grown = false;
         loop {
             if st.stop.get() {
                 reading = false;
             }
-            if !reading && in_pipe == 0 {
+            if !reading && flow.in_pipe == 0 {
                 return end;
             }
             if reading && !st.paused.get() && (hooks.generation)() != st.allowed.get() {
                 st.paused.set(true);
                 (hooks.wake)();
             }
-            let dst_free = in_pipe > 0 && dst.pending_outbound_bytes() == 0;
+            let dst_free = flow.in_pipe > 0 && dst.pending_outbound_bytes() == 0;
+            // A message (under BATCH bytes in the pipe) leaves before the next read is
+            // tried; a bulk transfer fills the pipe first (fewer, larger splices).
+            let small = flow.in_pipe < BATCH;
             tokio::select! {
                 biased;
                 () = &mut closed => return End::Closed,
                 () = st.wake.notified() => {}
-                g = self.src.readable(), if reading && !pipe_full && !st.paused.get() => {
+                g = self.dst.writable(), if dst_free && small => {
+                    let Ok(mut g) = g else { return End::Closed };
+                    if let Err(end) = self.write_out(&mut g, &mut flow, hooks.wrote) {
+                        return end;
+                    }
+                }
+                g = self.src.readable(), if reading && !flow.pipe_full && !st.paused.get() => {
                     let Ok(mut g) = g else { return End::Closed };
                     // The toxics may have changed while we waited: look right before reading.
                     if (hooks.generation)() != st.allowed.get() {
                         continue;
                     }
-                    match splice(self.src.get_ref(), None, &self.pipe_w, None, CHUNK, flags) {
-                        Ok(0) => {
-                            reading = false;
-                            end = End::SrcEnded;
-                        }
-                        Ok(n) => {
-                            in_pipe += n;
-                            st.read.set(st.read.get() + n as u64);
-                        }
-                        Err(rustix::io::Errno::AGAIN) if in_pipe == 0 => g.clear_ready(),
-                        Err(rustix::io::Errno::AGAIN) => {
-                            pipe_full = true;
-                            if !grown {
-                                grown = true;
-                                let _ = rustix::pipe::fcntl_setpipe_size(&self.pipe_w, BULK_PIPE);
-                            }
-                        }
-                        Err(rustix::io::Errno::INTR) => {}
-                        Err(error) => {
-                            tracing::debug!(%error, "splice from the socket failed: handing back");
-                            reading = false;
-                            end = End::SrcEnded;
-                        }
+                    if self.read_in(&mut g, &mut flow, st) {
+                        reading = false;
+                        end = End::SrcEnded;
                     }
                 }
-                g = self.dst.writable(), if dst_free => {
+                g = self.dst.writable(), if dst_free && !small => {
                     let Ok(mut g) = g else { return End::Closed };
-                    match splice(&self.pipe_r, None, self.dst.get_ref(), None, in_pipe, flags) {
-                        Ok(0) => return End::DstFailed,
-                        Ok(n) => {
-                            in_pipe -= n;
-                            pipe_full = false;
-                            (hooks.wrote)(n);
-                        }
-                        Err(rustix::io::Errno::AGAIN) => g.clear_ready(),
-                        Err(rustix::io::Errno::INTR) => {}
-                        Err(error) => {
-                            tracing::debug!(%error, "splice to the socket failed: handing back");
-                            return End::DstFailed;
-                        }
+                    if let Err(end) = self.write_out(&mut g, &mut flow, hooks.wrote) {
+                        return end;
                     }
                 }
-                () = tokio::time::sleep(DST_BUSY_POLL), if in_pipe > 0 && !dst_free => {}
+                () = tokio::time::sleep(DST_BUSY_POLL), if flow.in_pipe > 0 && !dst_free => {}
             }
+        }
+    }
+
+    /// One splice from src into the pipe; true when src ended or failed.
+    fn read_in(&self, g: &mut AsyncFdReadyGuard<'_, OwnedFd>, flow: &mut Flow, st: &State) -> bool {
+        match splice(self.src.get_ref(), None, &self.pipe_w, None, CHUNK, FLAGS) {
+            Ok(0) => return true,
+            Ok(n) => {
+                flow.in_pipe += n;
+                st.read.set(st.read.get() + n as u64);
+                if n >= BATCH {
+                    self.grow(flow);
+                }
+            }
+            Err(rustix::io::Errno::AGAIN) if flow.in_pipe == 0 => g.clear_ready(),
+            Err(rustix::io::Errno::AGAIN) => {
+                flow.pipe_full = true;
+                self.grow(flow);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => {
+                tracing::debug!(%error, "splice from the socket failed: handing back");
+                return true;
+            }
+        }
+        false
+    }
+
+    /// One splice from the pipe to dst; `Err` when the task must end.
+    fn write_out(
+        &self,
+        g: &mut AsyncFdReadyGuard<'_, OwnedFd>,
+        flow: &mut Flow,
+        wrote: &dyn Fn(usize),
+    ) -> Result<(), End> {
+        match splice(
+            &self.pipe_r,
+            None,
+            self.dst.get_ref(),
+            None,
+            flow.in_pipe,
+            FLAGS,
+        ) {
+            Ok(0) => return Err(End::DstFailed),
+            Ok(n) => {
+                flow.in_pipe -= n;
+                flow.pipe_full = false;
+                wrote(n);
+            }
+            Err(rustix::io::Errno::AGAIN) => g.clear_ready(),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => {
+                tracing::debug!(%error, "splice to the socket failed: handing back");
+                return Err(End::DstFailed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Grows the pipe to [`BULK_PIPE`] once (a bulk transfer).
+    fn grow(&self, flow: &mut Flow) {
+        if !std::mem::replace(&mut flow.grown, true) {
+            let _ = rustix::pipe::fcntl_setpipe_size(&self.pipe_w, BULK_PIPE);
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::Rng;
-use crate::spec::{FireDecision, Stream, ToxicEntry};
+use crate::spec::{Stream, ToxicEntry};
 use crate::toxic::udp::{UdpOutput, UdpState};
 
 /// Who this link belongs to, for seeded decisions.
@@ -123,12 +123,9 @@ impl UdpLink {
         }
         for t in &mine {
             let had = self.slots.get(&t.name).map(|s| &*s.entry);
-            let fires = match t.fire_decision(had, self.key.client, |uid| {
-                self.rng(&t.name, uid, "toxicity")
-            }) {
-                FireDecision::Unchanged => continue,
-                FireDecision::Keep => None,
-                FireDecision::Decided(f) => Some(f),
+            let roll = |uid| self.rng(&t.name, uid, "toxicity");
+            let Some(fires) = t.fire_decision(had, self.key.client, roll).changed() else {
+                continue;
             };
             match self.slots.get_mut(&t.name) {
                 Some(slot) => {
