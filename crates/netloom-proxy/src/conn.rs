@@ -176,8 +176,10 @@ pub(crate) struct Side {
     coarse: bool,
     /// Neither side speaks TLS: this direction may splice.
     plain: bool,
-    /// Data came on this side (an idle connection never makes a pipe).
-    read_any: bool,
+    /// A bulk read (`splice::BULK` bytes at once) came on this side since the last splice:
+    /// small messages and idle connections are copied (splice moves a small message
+    /// slower than a read and a write, and a pipe costs descriptors).
+    bulk: bool,
     /// The zero-copy pass-through running on this direction.
     splice: Option<Splice>,
     /// Never splice again on this direction (its input ended, or a splice could not start).
@@ -199,7 +201,7 @@ impl Side {
             deadline: None,
             armed: None,
             coarse: false,
-            read_any: false,
+            bulk: false,
             splice: None,
             no_splice: false,
         }
@@ -278,8 +280,10 @@ impl Side {
             None if !link.passes_through() => s.stop(),
             None => s.resume(self.generation),
             Some(end) => {
-                if end != End::Stopped {
-                    self.no_splice = true;
+                match end {
+                    End::Stopped => {}
+                    End::Small => self.bulk = false,
+                    End::SrcEnded | End::DstFailed | End::Closed => self.no_splice = true,
                 }
                 self.splice = None;
             }
@@ -296,7 +300,7 @@ impl Side {
 
     /// Starts splicing this direction if it may (see the module doc); true if it did.
     fn start_splice(&mut self, ctx: &mut Context<'_>) -> bool {
-        if !self.plain || self.no_splice || !self.read_any || self.splice.is_some() {
+        if !self.plain || self.no_splice || !self.bulk || self.splice.is_some() {
             return false;
         }
         let (Some(link), Some(peer)) = (&self.link, &self.peer) else {
@@ -517,7 +521,7 @@ impl Handler for Side {
                         armed: None,
                         coarse: false,
                         plain,
-                        read_any: false,
+                        bulk: false,
                         splice: None,
                         no_splice: false,
                     },
@@ -572,7 +576,9 @@ impl Handler for Side {
             return Err("the proxy handler takes bytes".into());
         };
         let now = Instant::now();
-        self.read_any = true;
+        if bytes.len() >= crate::splice::BULK {
+            self.bulk = true;
+        }
         self.refresh(now);
         let sizes = match &mut self.link {
             Some(link) => link.push(now, bytes),

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The connection's handler (`conn.rs`) starts a [`Splice`] on a direction whose link has
-//! no toxic that acts and holds nothing, after turning the src channel's reading off; the
+//! no toxic that acts and holds nothing, after a bulk read ([`BULK`] bytes at once), after turning the src channel's reading off; the
 //! task here works on duplicates of the two sockets' descriptors, on the same event loop.
 //! It hands the direction back (the handler turns reading on again) in these cases:
 //!
@@ -16,6 +16,7 @@
 //! |-----------------------|---------------------------------------------|---------------------------------------------------|
 //! | the proxy's toxics changed | pauses reading (writes on), wakes the handler | looks: [`Splice::resume`] if no toxic acts on the direction, else [`Splice::stop`] |
 //! | asked to stop (a toxic came) | stops reading, writes what the pipe holds | reads through the link; may splice again later |
+//! | the traffic turned to small messages | stops reading, writes what the pipe holds | reads through the link; splices again at the next bulk read |
 //! | the src ended / failed | writes what the pipe holds                 | reads: the channel meets the EOF or error itself, as without splice |
 //! | a write to dst failed | stops                                        | reads: its writes to dst fail as without splice  |
 //! | a channel closed      | drops the descriptors at once                | —                                                 |
@@ -56,10 +57,16 @@ use tokio::task::JoinHandle;
 /// Bytes asked of one splice from the src socket (the pipe takes what fits).
 const CHUNK: usize = 1 << 20;
 
-/// Under this many bytes in the pipe, they are written before the next read (a message
-/// leaves at once); from this many, reading goes on until the pipe is full (a bulk
-/// transfer: fewer, larger splices), and a splice bringing this many grows the pipe.
-const BATCH: usize = 16 * 1024;
+/// A read of this many bytes marks a bulk transfer: the handler starts splicing after one,
+/// a splice bringing this many grows the pipe. Under this many bytes in the pipe, they
+/// are written before the next read (a message leaves at once); from this many, reading
+/// goes on until the pipe is full (fewer, larger splices).
+pub(crate) const BULK: usize = 16 * 1024;
+
+/// After this many splices under [`BULK`] bytes in a row the traffic is small messages,
+/// which splice moves slower than a read and a write (a 32-byte message lands in a page of
+/// its own; docs/benchmarks.md): the task hands the direction back ([`End::Small`]).
+const SMALL_RUN: u32 = 32;
 
 /// Non-blocking; pages moved, not copied, where the kernel can.
 const FLAGS: SpliceFlags = SpliceFlags::MOVE.union(SpliceFlags::NONBLOCK);
@@ -68,7 +75,7 @@ const FLAGS: SpliceFlags = SpliceFlags::MOVE.union(SpliceFlags::NONBLOCK);
 /// a switch from the normal path, while they are).
 const DST_BUSY_POLL: Duration = Duration::from_millis(1);
 
-/// The pipe's size once a transfer looks bulk (a splice brought [`BATCH`] bytes, or the
+/// The pipe's size once a transfer looks bulk (a splice brought [`BULK`] bytes, or the
 /// pipe was full): a pipe slot holds one socket buffer fragment, often less than a page,
 /// so the default 16 slots carry ~23 KB per splice in a bulk transfer; 256 slots cut the
 /// proxy's CPU per GiB by 2-3x (docs/benchmarks.md). Only such directions grow it (the kernel caps what pipes of a user may hold:
@@ -120,6 +127,9 @@ impl Drop for Place {
 pub(crate) enum End {
     /// Stopped on request, every byte read written: the direction may splice again.
     Stopped,
+    /// The traffic turned to small messages ([`SMALL_RUN`]), every byte read written: the
+    /// direction may splice again at its next bulk read.
+    Small,
     /// The src socket ended or failed (every byte read written): its channel must read to
     /// meet it.
     SrcEnded,
@@ -262,6 +272,8 @@ struct Flow {
     pipe_full: bool,
     /// The pipe was grown to [`BULK_PIPE`] (or the kernel refused).
     grown: bool,
+    /// Splices from src under [`BULK`] bytes in a row.
+    small: u32,
 }
 
 impl Io {
@@ -288,9 +300,9 @@ impl Io {
                 (hooks.wake)();
             }
             let dst_free = flow.in_pipe > 0 && dst.pending_outbound_bytes() == 0;
-            // A message (under BATCH bytes in the pipe) leaves before the next read is
+            // A message (under BULK bytes in the pipe) leaves before the next read is
             // tried; a bulk transfer fills the pipe first (fewer, larger splices).
-            let small = flow.in_pipe < BATCH;
+            let small = flow.in_pipe < BULK;
             tokio::select! {
                 biased;
                 () = &mut closed => return End::Closed,
@@ -310,6 +322,9 @@ impl Io {
                     if self.read_in(&mut g, &mut flow, st) {
                         reading = false;
                         end = End::SrcEnded;
+                    } else if flow.small >= SMALL_RUN {
+                        reading = false;
+                        end = End::Small;
                     }
                 }
                 g = self.dst.writable(), if dst_free && !small => {
@@ -330,8 +345,11 @@ impl Io {
             Ok(n) => {
                 flow.in_pipe += n;
                 st.read.set(st.read.get() + n as u64);
-                if n >= BATCH {
+                if n >= BULK {
+                    flow.small = 0;
                     self.grow(flow);
+                } else {
+                    flow.small += 1;
                 }
             }
             Err(rustix::io::Errno::AGAIN) if flow.in_pipe == 0 => g.clear_ready(),

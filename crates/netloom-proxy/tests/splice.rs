@@ -286,13 +286,22 @@ fn a_toxic_added_while_spliced_delays_the_very_next_bytes() {
     let p = s
         .proxy("next", "127.0.0.1:0", &common::echo().to_string())
         .unwrap();
+    let m = s.metrics("next").unwrap();
     let mut c = connect(p.listen());
     c.set_nodelay(true).unwrap();
+    let bulk = pattern(100_000);
+    let mut back = vec![0u8; bulk.len()];
     let mut buf = [0u8; 4];
     for i in 0..20u32 {
-        // Without toxics: both directions go back to splicing.
-        c.write_all(&i.to_le_bytes()).unwrap();
-        c.read_exact(&mut buf).unwrap();
+        // A bulk round trip without toxics: both directions splice again.
+        let before = m.spliced().0;
+        c.write_all(&bulk).unwrap();
+        c.read_exact(&mut back).unwrap();
+        assert!(back == bulk, "round {i}: the bulk echo differs");
+        assert!(
+            m.spliced().0 > before,
+            "round {i}: the bulk bytes were not spliced"
+        );
         thread::sleep(Duration::from_millis(5));
         let name = p.add(ToxicSpec::latency(60, 0).upstream()).unwrap();
         let t = Instant::now();
@@ -306,5 +315,45 @@ fn a_toxic_added_while_spliced_delays_the_very_next_bytes() {
         );
         p.remove(&name).unwrap();
     }
-    assert!(s.metrics("next").unwrap().spliced().0 > 0);
+}
+
+#[test]
+fn small_messages_are_copied_and_bulk_is_spliced_on_the_same_connection() {
+    // A 32-byte ping-pong is copied (splice moves a small message slower); a bulk transfer
+    // on the same connection is spliced; back to small messages, the direction hands back
+    // after a run of small splices and copies again.
+    let s = server();
+    let p = s
+        .proxy("mix", "127.0.0.1:0", &common::echo().to_string())
+        .unwrap();
+    let m = s.metrics("mix").unwrap();
+    let mut c = connect(p.listen());
+    c.set_nodelay(true).unwrap();
+    let ping = |c: &mut TcpStream, n: u32| {
+        let mut buf = [0u8; 32];
+        for i in 0..n {
+            let msg = [i as u8; 32];
+            c.write_all(&msg).unwrap();
+            c.read_exact(&mut buf).unwrap();
+            assert_eq!(buf, msg);
+        }
+    };
+    ping(&mut c, 200);
+    assert_eq!(m.spliced(), (0, 0), "small messages are copied");
+    let bulk = pattern(1 << 20);
+    let mut back = vec![0u8; bulk.len()];
+    let mut r = c.try_clone().unwrap();
+    let reader = thread::spawn(move || {
+        r.read_exact(&mut back).unwrap();
+        back
+    });
+    c.write_all(&bulk).unwrap();
+    assert!(reader.join().unwrap() == bulk);
+    let (up, down) = m.spliced();
+    assert!(up > 0 && down > 0, "bulk is spliced: {up} up, {down} down");
+    // 64 small round trips: the first 32 may still be spliced, then both directions copy.
+    ping(&mut c, 64);
+    let after = m.spliced();
+    ping(&mut c, 200);
+    assert_eq!(m.spliced(), after, "small messages are copied again");
 }
