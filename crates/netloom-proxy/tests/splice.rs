@@ -357,3 +357,77 @@ fn small_messages_are_copied_and_bulk_is_spliced_on_the_same_connection() {
     ping(&mut c, 200);
     assert_eq!(m.spliced(), after, "small messages are copied again");
 }
+
+/// A 1 MB echo through `c`, so that both directions splice.
+fn bulk_echo(c: &mut TcpStream) {
+    let data = pattern(1 << 20);
+    let mut r = c.try_clone().unwrap();
+    let n = data.len();
+    let reader = thread::spawn(move || {
+        let mut back = vec![0u8; n];
+        r.read_exact(&mut back).unwrap();
+        back
+    });
+    c.write_all(&data).unwrap();
+    assert!(reader.join().unwrap() == data, "the bulk echo differs");
+}
+
+/// Reads until EOF or an error; returns the error kind (`None` at EOF).
+fn read_to_end_or_error(c: &mut TcpStream) -> Option<std::io::ErrorKind> {
+    let mut buf = [0u8; 65536];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(e.kind()),
+        }
+    }
+}
+
+#[test]
+fn reset_peer_resets_a_spliced_connection() {
+    // The splice task holds duplicates of both sockets: the RST leaves only once they are
+    // dropped too, which the channels' close makes happen at once.
+    let s = server();
+    let p = s
+        .proxy("rst", "127.0.0.1:0", &common::echo().to_string())
+        .unwrap();
+    let mut c = connect(p.listen());
+    bulk_echo(&mut c);
+    let (up, down) = s.metrics("rst").unwrap().spliced();
+    assert!(up > 0 && down > 0, "spliced: {up} up, {down} down");
+    p.add(ToxicSpec::reset_peer(50)).unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        read_to_end_or_error(&mut c),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "reset after {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn disabling_the_proxy_closes_spliced_connections() {
+    let s = server();
+    let p = s
+        .proxy("off", "127.0.0.1:0", &common::echo().to_string())
+        .unwrap();
+    let mut c = connect(p.listen());
+    bulk_echo(&mut c);
+    assert!(s.metrics("off").unwrap().spliced().0 > 0);
+    p.set_enabled(false).unwrap();
+    let t = Instant::now();
+    let end = read_to_end_or_error(&mut c);
+    assert!(
+        matches!(end, None | Some(std::io::ErrorKind::ConnectionReset)),
+        "closed, not {end:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        t.elapsed()
+    );
+}
