@@ -8,8 +8,10 @@
 //! ```
 //!
 //! The connection's handler (`conn.rs`) starts a [`Splice`] on a direction whose link has
-//! no toxic that acts and holds nothing, after a bulk read ([`BULK`] bytes at once), after turning the src channel's reading off; the
-//! task here works on duplicates of the two sockets' descriptors, on the same event loop.
+//! no toxic that acts and holds nothing, after a bulk read ([`BULK`] bytes at once; small
+//! messages are copied, which is faster for them), turning the src channel's reading off;
+//! the task here works on duplicates of the two sockets' descriptors, on the same event
+//! loop.
 //! It hands the direction back (the handler turns reading on again) in these cases:
 //!
 //! | why                   | the task                                    | the handler then                                  |
@@ -34,7 +36,7 @@
 //! A splice holds four descriptors (two duplicates, the pipe's two ends): at most a
 //! quarter of the process's open-file limit (`RLIMIT_NOFILE`, read once) goes to them;
 //! beyond that, directions take the normal path until splices end (an idle connection
-//! never holds any: a direction splices from its first data on).
+//! never holds any: a direction splices from its first bulk read on).
 //!
 //! The descriptors are duplicates: a socket is closed (FIN, or RST under `SO_LINGER` 0) only
 //! when its last descriptor goes, so the task drops its copies as soon as either channel
@@ -78,8 +80,9 @@ const DST_BUSY_POLL: Duration = Duration::from_millis(1);
 /// The pipe's size once a transfer looks bulk (a splice brought [`BULK`] bytes, or the
 /// pipe was full): a pipe slot holds one socket buffer fragment, often less than a page,
 /// so the default 16 slots carry ~23 KB per splice in a bulk transfer; 256 slots cut the
-/// proxy's CPU per GiB by 2-3x (docs/benchmarks.md). Only such directions grow it (the kernel caps what pipes of a user may hold:
-/// `/proc/sys/fs/pipe-user-pages-soft`); if the kernel refuses, the pipe stays as it is.
+/// proxy's CPU per GiB by 2-3x (docs/benchmarks.md). Only such directions grow it (the
+/// kernel caps what pipes of a user may hold: `/proc/sys/fs/pipe-user-pages-soft`); if
+/// the kernel refuses, the pipe stays as it is.
 const BULK_PIPE: usize = 1 << 20;
 
 /// Descriptors one splice holds.
