@@ -180,15 +180,8 @@ impl Link {
     /// Takes the proxy's current toxics: new ones meet the connection now, changed ones
     /// keep their state, removed ones release what is queued.
     pub(crate) fn sync(&mut self, toxics: &[Arc<ToxicEntry>], now: Instant) {
-        let mine: Vec<&Arc<ToxicEntry>> =
-            toxics.iter().filter(|t| t.stream == self.stream).collect();
+        let (mine, gone) = crate::spec::stream_changes(toxics, self.stream, &self.slots);
         let mut release = false;
-        let gone: Vec<String> = self
-            .slots
-            .keys()
-            .filter(|n| !mine.iter().any(|t| &t.name == *n))
-            .cloned()
-            .collect();
         for name in gone {
             if let Some(slot) = self.slots.remove(&name) {
                 release = true;

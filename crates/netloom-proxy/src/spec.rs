@@ -543,6 +543,22 @@ impl ToxicEntry {
     }
 }
 
+/// The toxics of `stream` among `toxics`, and the names a link holds (`held`, its slots)
+/// that are no longer among them: what a link's `sync` starts from (TCP and UDP).
+pub(crate) fn stream_changes<'a, V>(
+    toxics: &'a [Arc<ToxicEntry>],
+    stream: Stream,
+    held: &std::collections::HashMap<String, V>,
+) -> (Vec<&'a Arc<ToxicEntry>>, Vec<String>) {
+    let mine: Vec<&Arc<ToxicEntry>> = toxics.iter().filter(|t| t.stream == stream).collect();
+    let gone = held
+        .keys()
+        .filter(|n| !mine.iter().any(|t| &t.name == *n))
+        .cloned()
+        .collect();
+    (mine, gone)
+}
+
 /// What syncing a link with a toxic decides about whether it fires
 /// ([`ToxicEntry::fire_decision`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -107,14 +107,7 @@ impl UdpLink {
     /// Takes the proxy's current toxics: new ones meet the peer now, changed ones keep
     /// their state, removed ones release what they held.
     pub(crate) fn sync(&mut self, toxics: &[Arc<ToxicEntry>], now: Instant) {
-        let mine: Vec<&Arc<ToxicEntry>> =
-            toxics.iter().filter(|t| t.stream == self.stream).collect();
-        let gone: Vec<String> = self
-            .slots
-            .keys()
-            .filter(|n| !mine.iter().any(|t| &t.name == *n))
-            .cloned()
-            .collect();
+        let (mine, gone) = crate::spec::stream_changes(toxics, self.stream, &self.slots);
         for name in gone {
             if let Some(mut slot) = self.slots.remove(&name) {
                 let held: Vec<_> = slot.state.held.drain(..).map(|h| (now, h.data)).collect();
