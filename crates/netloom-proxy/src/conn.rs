@@ -10,6 +10,11 @@
 //! channel's high water mark plus one read; a chunk only a latency toxic holds is in flight
 //! and counts 1/256 of its size (`link::IN_FLIGHT_WEIGHT`), so latency does not
 //! cap the rate while what it holds stays under 256 x the high water mark.
+//!
+//! While a direction's link passes bytes through untouched (no toxic acts on it) and
+//! neither side speaks TLS, the bytes bypass the link and user space: `splice(2)` moves
+//! them socket to socket (`splice.rs`), with the reading channel's reads turned off. A
+//! toxic coming stops it; the pipe is written out first, then the channel reads again.
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +30,7 @@ use crate::deadline::Deadline;
 use crate::link::{Action, Link, LinkKey};
 use crate::metrics::ProxyMetrics;
 use crate::spec::{Stream, ToxicEntry};
+use crate::splice::{End, Splice};
 
 /// The state a proxy shares with its connections.
 pub(crate) struct Shared {
@@ -101,6 +107,16 @@ impl Shared {
         }
     }
 
+    /// Records `up` as the upstream channel of the connection registered as `id` (so
+    /// that [`Shared::close_all`] and toxic changes reach it too).
+    pub(crate) fn set_upstream(&self, id: Option<u64>, up: &Channel) {
+        let Some(id) = id else { return };
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = conns.get_mut(&id) {
+            entry.1 = Some(up.clone());
+        }
+    }
+
     /// Closes every connection now.
     pub(crate) fn close_all(&self) {
         let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
@@ -158,12 +174,23 @@ pub(crate) struct Side {
     armed: Option<Instant>,
     /// No timerfd could be made: the channel's millisecond timer is used instead.
     coarse: bool,
+    /// Neither side speaks TLS: this direction may splice.
+    plain: bool,
+    /// A bulk read (`splice::BULK` bytes at once) came on this side since the last splice:
+    /// small messages and idle connections are copied (splice moves a small message
+    /// slower than a read and a write, and a pipe costs descriptors).
+    bulk: bool,
+    /// The zero-copy pass-through running on this direction.
+    splice: Option<Splice>,
+    /// Never splice again on this direction (its input ended, or a splice could not start).
+    no_splice: bool,
 }
 
 impl Side {
-    /// The handler of an accepted client channel.
-    pub(crate) fn client(shared: Arc<Shared>) -> Side {
+    /// The handler of an accepted client channel (`tls`: the client speaks TLS to us).
+    pub(crate) fn client(shared: Arc<Shared>, tls: bool) -> Side {
         Side {
+            plain: !tls && shared.upstream_tls.is_none(),
             shared,
             link: None,
             peer: None,
@@ -174,6 +201,9 @@ impl Side {
             deadline: None,
             armed: None,
             coarse: false,
+            bulk: false,
+            splice: None,
+            no_splice: false,
         }
     }
 
@@ -238,10 +268,84 @@ impl Side {
         }
     }
 
+    /// Counts what a running splice read into the link, hands the direction back once
+    /// the splice ended, asks it to stop when a toxic now acts. Call `count_spliced`
+    /// before `refresh`, this after it.
+    fn settle_splice(&mut self) {
+        let (Some(s), Some(link)) = (&self.splice, &mut self.link) else {
+            return;
+        };
+        link.skip(s.take_read());
+        match s.end() {
+            None if !link.passes_through() => s.stop(),
+            None => s.resume(self.generation),
+            Some(end) => {
+                match end {
+                    End::Stopped => {}
+                    End::Small => self.bulk = false,
+                    End::SrcEnded | End::DstFailed | End::Closed => self.no_splice = true,
+                }
+                self.splice = None;
+            }
+        }
+    }
+
+    /// The bytes a running splice read count in the link's stream offset (triggers) before
+    /// it meets new toxics.
+    fn count_spliced(&mut self) {
+        if let (Some(s), Some(link)) = (&self.splice, &mut self.link) {
+            link.skip(s.take_read());
+        }
+    }
+
+    /// Starts splicing this direction if it may (see the module doc); true if it did.
+    fn start_splice(&mut self, ctx: &mut Context<'_>) -> bool {
+        if !self.plain || self.no_splice || !self.bulk || self.splice.is_some() {
+            return false;
+        }
+        let (Some(link), Some(peer)) = (&self.link, &self.peer) else {
+            return false;
+        };
+        if !link.passes_through() {
+            return false;
+        }
+        let metrics = self.shared.metrics.clone();
+        let client_side = self.client_side;
+        let wrote = move |n: usize| metrics.wrote(client_side, n, true);
+        let me = ctx.channel().clone();
+        let wake = move || {
+            let _ = me.fire_user_event(UserEvent::Custom(Box::new(Wake)));
+        };
+        let shared = self.shared.clone();
+        let generation = move || shared.generation.load(Ordering::Acquire);
+        match Splice::start(
+            ctx.channel(),
+            peer,
+            self.generation,
+            generation,
+            wrote,
+            wake,
+        ) {
+            Ok(Some(s)) => {
+                ctx.set_auto_read(false);
+                self.splice = Some(s);
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::debug!(channel = %ctx.channel(), %error, "no splice: reads and writes instead");
+                self.no_splice = true;
+                false
+            }
+        }
+    }
+
     /// Moves what is due to the other side, acts on closes, sets reading and the timer.
     fn pump(&mut self, ctx: &mut Context<'_>) {
         let now = Instant::now();
+        self.count_spliced();
         self.refresh(now);
+        self.settle_splice();
         let (Some(link), Some(peer)) = (&mut self.link, &self.peer) else {
             return;
         };
@@ -262,12 +366,7 @@ impl Side {
         }
         if wrote > 0 {
             peer.flush();
-            let counter = if self.client_side {
-                &self.shared.metrics.bytes_upstream
-            } else {
-                &self.shared.metrics.bytes_downstream
-            };
-            counter.fetch_add(wrote as u64, Ordering::Relaxed);
+            self.shared.metrics.wrote(self.client_side, wrote, false);
         }
         match link.action(now) {
             Action::None => {}
@@ -288,8 +387,12 @@ impl Side {
                 return;
             }
         }
-        ctx.set_auto_read(peer.is_writable());
+        let writable = peer.is_writable();
         let next = link.next_deadline();
+        // While splicing, reading stays off until the splice hands back.
+        if self.splice.is_none() && !self.start_splice(ctx) {
+            ctx.set_auto_read(writable);
+        }
         self.wake_at(ctx, next, now);
     }
 
@@ -312,23 +415,32 @@ impl Side {
 }
 
 /// Keeps writing what a link still holds after the side it reads from closed, then
-/// closes the other side (`slow_close` waits here).
-async fn drain(mut link: Link, peer: Channel, mut held: Option<PendingWrites<()>>) {
+/// closes the other side (`slow_close` waits here). `metrics` and `to_upstream`: where
+/// the bytes count.
+async fn drain(
+    mut link: Link,
+    peer: Channel,
+    mut held: Option<PendingWrites<()>>,
+    metrics: Arc<ProxyMetrics>,
+    to_upstream: bool,
+) {
     loop {
         let now = Instant::now();
         link.tick(now);
-        let mut wrote = false;
+        let mut wrote = 0;
         while let Some(b) = link.pop_due(now) {
             if let Some(h) = &mut held {
                 h.pop();
             }
+            let n = b.len();
             if peer.write(b).is_err() {
                 return;
             }
-            wrote = true;
+            wrote += n;
         }
-        if wrote {
+        if wrote > 0 {
             peer.flush();
+            metrics.wrote(to_upstream, wrote, false);
         }
         match link.action(now) {
             Action::None => {}
@@ -383,6 +495,7 @@ impl Handler for Side {
             .insert(client.id(), (client.clone(), None));
         let sh = shared.clone();
         let cl = client.clone();
+        let plain = self.plain;
         let connect = Bootstrap::on_loop(el)
             .options(shared.options.clone())
             .handler(move |p| {
@@ -407,6 +520,10 @@ impl Handler for Side {
                         deadline: None,
                         armed: None,
                         coarse: false,
+                        plain,
+                        bulk: false,
+                        splice: None,
+                        no_splice: false,
                     },
                 )?;
                 Ok(())
@@ -443,16 +560,7 @@ impl Handler for Side {
             UserEvent::Custom(b) if b.is::<Connected>() => {
                 if let Ok(c) = b.downcast::<Connected>() {
                     let up = c.0;
-                    if let Some(id) = self.conn_id
-                        && let Some(entry) = self
-                            .shared
-                            .conns
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_mut(&id)
-                    {
-                        entry.1 = Some(up.clone());
-                    }
+                    self.shared.set_upstream(self.conn_id, &up);
                     self.held = Some(PendingWrites::new(&up));
                     self.peer = Some(up);
                     self.pump(ctx);
@@ -468,6 +576,9 @@ impl Handler for Side {
             return Err("the proxy handler takes bytes".into());
         };
         let now = Instant::now();
+        if bytes.len() >= crate::splice::BULK {
+            self.bulk = true;
+        }
         self.refresh(now);
         let sizes = match &mut self.link {
             Some(link) => link.push(now, bytes),
@@ -500,6 +611,8 @@ impl Handler for Side {
     }
 
     fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        // Its copies of the descriptors go now (the sockets close with the last one).
+        self.splice = None;
         if let Some(id) = self.conn_id {
             self.shared
                 .conns
@@ -510,7 +623,13 @@ impl Handler for Side {
         match (self.link.take(), self.peer.take()) {
             (Some(mut link), Some(peer)) => {
                 link.eof(Instant::now());
-                tokio::task::spawn_local(drain(link, peer, self.held.take()));
+                tokio::task::spawn_local(drain(
+                    link,
+                    peer,
+                    self.held.take(),
+                    self.shared.metrics.clone(),
+                    self.client_side,
+                ));
             }
             (_, Some(peer)) => peer.close(),
             _ => {}

@@ -47,6 +47,7 @@ mod metrics;
 mod rng;
 mod server;
 mod spec;
+mod splice;
 pub mod toxic;
 mod typed;
 mod udp;

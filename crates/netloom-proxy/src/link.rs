@@ -180,15 +180,8 @@ impl Link {
     /// Takes the proxy's current toxics: new ones meet the connection now, changed ones
     /// keep their state, removed ones release what is queued.
     pub(crate) fn sync(&mut self, toxics: &[Arc<ToxicEntry>], now: Instant) {
-        let mine: Vec<&Arc<ToxicEntry>> =
-            toxics.iter().filter(|t| t.stream == self.stream).collect();
+        let (mine, gone) = crate::spec::stream_changes(toxics, self.stream, &self.slots);
         let mut release = false;
-        let gone: Vec<String> = self
-            .slots
-            .keys()
-            .filter(|n| !mine.iter().any(|t| &t.name == *n))
-            .cloned()
-            .collect();
         for name in gone {
             if let Some(slot) = self.slots.remove(&name) {
                 release = true;
@@ -201,22 +194,11 @@ impl Link {
             }
         }
         for t in &mine {
-            let reroll = match self.slots.get(&t.name) {
-                Some(slot) if slot.entry.uid == t.uid => continue,
-                Some(slot) => slot.entry.toxicity != t.toxicity || slot.entry.clients != t.clients,
-                None => true,
+            let had = self.slots.get(&t.name).map(|s| &*s.entry);
+            let roll = |uid| self.rng(&t.name, uid, "toxicity");
+            let Some(fires) = t.fire_decision(had, self.key.client, roll).changed() else {
+                continue;
             };
-            // The first decision is keyed by the toxic's name only, so the same seed gives
-            // the same decisions whatever the toxic's internal id.
-            let fires = reroll.then(|| {
-                let uid = if self.slots.contains_key(&t.name) {
-                    t.uid
-                } else {
-                    0
-                };
-                self.rng(&t.name, uid, "toxicity").chance(t.toxicity)
-                    && t.applies_to(self.key.client)
-            });
             match self.slots.get_mut(&t.name) {
                 Some(slot) => {
                     if let Some(f) = fires {
@@ -398,6 +380,23 @@ impl Link {
         }
         self.activate(now);
         sizes
+    }
+
+    /// Nothing for this direction's toxics to do: none that fires is active or waiting for
+    /// a trigger, nothing is queued, no close is pending. Its bytes may then bypass the
+    /// link (the zero-copy path, `splice.rs`) until its toxics change; they are counted
+    /// with [`Link::skip`].
+    pub(crate) fn passes_through(&self) -> bool {
+        self.queue.is_empty()
+            && self.close.is_none()
+            && self.eof_at.is_none()
+            && self.slots.values().all(|s| !s.fires || s.ended)
+    }
+
+    /// `n` bytes of the stream went past the link (spliced): they count for the
+    /// `after.bytes` triggers of toxics that come later.
+    pub(crate) fn skip(&mut self, n: u64) {
+        self.bytes_in += n;
     }
 
     /// The next chunk whose time has come.
@@ -594,6 +593,49 @@ mod tests {
         let bw = entry(json!({"type": "bandwidth", "attributes": {"rate": 1000}}));
         l.sync(&[lat, bw], t0);
         assert_eq!(l.push(t0, Bytes::from(vec![0u8; 1000])), [1000]);
+    }
+
+    #[test]
+    fn passes_through_only_while_no_toxic_acts() {
+        let t0 = Instant::now();
+        let mut l = link(t0);
+        assert!(l.passes_through());
+        // A toxic on the other stream, or one that does not fire, leaves it alone.
+        let up = entry(json!({"type": "latency", "stream": "upstream",
+            "attributes": {"latency": 10}}));
+        let never =
+            entry(json!({"type": "latency", "toxicity": 0.0, "attributes": {"latency": 10}}));
+        l.sync(&[up, never.clone()], t0);
+        assert!(l.passes_through());
+        // One waiting for its trigger does not: the bytes must be counted through it.
+        let later = entry(
+            json!({"type": "latency", "name": "later", "attributes": {"latency": 10},
+            "after": {"bytes": 100}}),
+        );
+        l.sync(&[never.clone(), later.clone()], t0);
+        assert!(!l.passes_through());
+        l.skip(100);
+        l.tick(t0);
+        assert!(!l.passes_through());
+        l.push(t0, Bytes::from_static(b"x"));
+        l.sync(&[never], t0);
+        // Removed, but what it held is still queued.
+        assert!(!l.passes_through());
+        assert_eq!(drain(&mut l, t0), b"x");
+        assert!(l.passes_through());
+    }
+
+    #[test]
+    fn skipped_bytes_count_for_after_bytes_triggers() {
+        let t0 = Instant::now();
+        let mut l = link(t0);
+        l.skip(3);
+        let lim =
+            entry(json!({"type": "limit_data", "attributes": {"bytes": 2}, "after": {"bytes": 5}}));
+        l.sync(&[lim], t0);
+        l.push(t0, Bytes::from_static(b"3456789"));
+        assert_eq!(drain(&mut l, t0), b"3456");
+        assert_eq!(l.action(t0), Action::Close);
     }
 
     #[test]

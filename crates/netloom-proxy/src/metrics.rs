@@ -17,6 +17,8 @@ pub struct ProxyMetrics {
     pub(crate) connections: AtomicU64,
     pub(crate) bytes_upstream: AtomicU64,
     pub(crate) bytes_downstream: AtomicU64,
+    pub(crate) spliced_upstream: AtomicU64,
+    pub(crate) spliced_downstream: AtomicU64,
     pub(crate) upstream_failures: AtomicU64,
     activations: Mutex<BTreeMap<String, u64>>,
     udp: UdpMetrics,
@@ -54,6 +56,20 @@ impl ProxyMetrics {
         )
     }
 
+    /// Of [`bytes`](Self::bytes), those moved without a copy through user space
+    /// (`splice(2)`, while a direction of a plaintext TCP proxy has no toxic), to the
+    /// upstream / to clients.
+    ///
+    /// ```
+    /// assert_eq!(netloom_proxy::ProxyMetrics::default().spliced(), (0, 0));
+    /// ```
+    pub fn spliced(&self) -> (u64, u64) {
+        (
+            self.spliced_upstream.load(Ordering::Relaxed),
+            self.spliced_downstream.load(Ordering::Relaxed),
+        )
+    }
+
     /// How often toxics of type `kind` became active on a connection.
     ///
     /// ```
@@ -71,6 +87,20 @@ impl ProxyMetrics {
     /// ```
     pub fn udp(&self) -> &UdpMetrics {
         &self.udp
+    }
+
+    /// Counts `n` bytes written to the upstream (`to_upstream`) or to a client, `spliced`
+    /// or copied.
+    pub(crate) fn wrote(&self, to_upstream: bool, n: usize, spliced: bool) {
+        let (bytes, by_splice) = if to_upstream {
+            (&self.bytes_upstream, &self.spliced_upstream)
+        } else {
+            (&self.bytes_downstream, &self.spliced_downstream)
+        };
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if spliced {
+            by_splice.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn activation(&self, kind: &str) {
@@ -124,6 +154,17 @@ pub(crate) fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a ProxyMetric
             format!(
                 "netloom_proxy_bytes_total{{proxy=\"{p}\",direction=\"upstream\"}} {up}\n\
                  netloom_proxy_bytes_total{{proxy=\"{p}\",direction=\"downstream\"}} {down}\n"
+            )
+        },
+    );
+    family(
+        "netloom_proxy_spliced_bytes_total",
+        "Of the bytes written, those moved by splice(2) (no toxic on that direction), by direction.",
+        &|m, p| {
+            let (up, down) = m.spliced();
+            format!(
+                "netloom_proxy_spliced_bytes_total{{proxy=\"{p}\",direction=\"upstream\"}} {up}\n\
+                 netloom_proxy_spliced_bytes_total{{proxy=\"{p}\",direction=\"downstream\"}} {down}\n"
             )
         },
     );

@@ -436,7 +436,7 @@ impl ProxyServer {
                 if let Some(tls) = &tls {
                     pl.add_last("tls", TlsHandler::server(tls)?)?;
                 }
-                pl.add_last("proxy", Side::client(shared.clone()))?;
+                pl.add_last("proxy", Side::client(shared.clone(), tls.is_some()))?;
                 Ok(())
             })
             .bind(addr)

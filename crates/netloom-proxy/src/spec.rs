@@ -520,4 +520,65 @@ impl ToxicEntry {
     pub(crate) fn applies_to(&self, ip: Option<IpAddr>) -> bool {
         self.clients.is_empty() || ip.is_some_and(|ip| self.clients.iter().any(|c| c.contains(ip)))
     }
+
+    /// The per-connection (or per-peer) decision whether this toxic fires, for a link that
+    /// has `had` under its name, for a client at `client`. `roll(uid)` is the link's
+    /// generator for the decision: uid 0 for a toxic the link meets first, so the same seed
+    /// decides the same whatever the toxic's internal id; the toxic's uid for a changed one.
+    pub(crate) fn fire_decision(
+        &self,
+        had: Option<&ToxicEntry>,
+        client: Option<IpAddr>,
+        roll: impl FnOnce(u64) -> crate::Rng,
+    ) -> FireDecision {
+        let uid = match had {
+            Some(old) if old.uid == self.uid => return FireDecision::Unchanged,
+            Some(old) if old.toxicity == self.toxicity && old.clients == self.clients => {
+                return FireDecision::Keep;
+            }
+            Some(_) => self.uid,
+            None => 0,
+        };
+        FireDecision::Decided(roll(uid).chance(self.toxicity) && self.applies_to(client))
+    }
+}
+
+/// The toxics of `stream` among `toxics`, and the names a link holds (`held`, its slots)
+/// that are no longer among them: what a link's `sync` starts from (TCP and UDP).
+pub(crate) fn stream_changes<'a, V>(
+    toxics: &'a [Arc<ToxicEntry>],
+    stream: Stream,
+    held: &std::collections::HashMap<String, V>,
+) -> (Vec<&'a Arc<ToxicEntry>>, Vec<String>) {
+    let mine: Vec<&Arc<ToxicEntry>> = toxics.iter().filter(|t| t.stream == stream).collect();
+    let gone = held
+        .keys()
+        .filter(|n| !mine.iter().any(|t| &t.name == *n))
+        .cloned()
+        .collect();
+    (mine, gone)
+}
+
+/// What syncing a link with a toxic decides about whether it fires
+/// ([`ToxicEntry::fire_decision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FireDecision {
+    /// The link already has this very toxic: nothing to do.
+    Unchanged,
+    /// Only its attributes changed: the earlier decision stands.
+    Keep,
+    /// Decided now (a toxic new to the link, or a new toxicity or client list).
+    Decided(bool),
+}
+
+impl FireDecision {
+    /// `None` when there is nothing to do, else the new decision (`None`: keep the
+    /// earlier one).
+    pub(crate) fn changed(self) -> Option<Option<bool>> {
+        match self {
+            FireDecision::Unchanged => None,
+            FireDecision::Keep => Some(None),
+            FireDecision::Decided(f) => Some(Some(f)),
+        }
+    }
 }

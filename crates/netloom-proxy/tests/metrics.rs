@@ -128,3 +128,58 @@ fn metrics_content_type_is_prometheus_text() {
         "{head}"
     );
 }
+
+#[test]
+fn bytes_count_what_is_spliced_and_what_leaves_after_the_source_closed() {
+    let (s, api) = start(1, false);
+    // Spliced: no toxics, 2 MB each way through an echo.
+    let p = s.proxy("sp", "127.0.0.1:0", &echo().to_string()).unwrap();
+    let mut c = TcpStream::connect(p.listen()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = c.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut back = vec![0u8; 2_000_000];
+        r.read_exact(&mut back).unwrap();
+    });
+    c.write_all(&vec![5u8; 2_000_000]).unwrap();
+    reader.join().unwrap();
+    // Held by a latency toxic when the upstream closed: written afterwards, still counted.
+    let q = s
+        .proxy(
+            "late",
+            "127.0.0.1:0",
+            &common::sender(vec![1u8; 1000]).to_string(),
+        )
+        .unwrap();
+    q.add(ToxicSpec::latency(200, 0)).unwrap();
+    let mut c = TcpStream::connect(q.listen()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 1000);
+
+    let m = wait_for(api, |m| {
+        m.get(r#"netloom_proxy_bytes_total{proxy="sp",direction="downstream"}"#) == Some(&2e6)
+    });
+    let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in {m:#?}"));
+    assert_eq!(
+        get(r#"netloom_proxy_bytes_total{proxy="sp",direction="upstream"}"#),
+        2e6
+    );
+    let spliced_up = get(r#"netloom_proxy_spliced_bytes_total{proxy="sp",direction="upstream"}"#);
+    let spliced_down =
+        get(r#"netloom_proxy_spliced_bytes_total{proxy="sp",direction="downstream"}"#);
+    // The first read of each direction takes the normal path, the rest is spliced.
+    assert!(
+        spliced_up > 1e6 && spliced_up < 2e6 && spliced_down > 1e6 && spliced_down < 2e6,
+        "spliced {spliced_up} up, {spliced_down} down of 2e6"
+    );
+    assert_eq!(
+        get(r#"netloom_proxy_bytes_total{proxy="late",direction="downstream"}"#),
+        1000.0
+    );
+    assert_eq!(
+        get(r#"netloom_proxy_spliced_bytes_total{proxy="late",direction="downstream"}"#),
+        0.0
+    );
+}

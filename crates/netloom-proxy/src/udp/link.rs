@@ -107,14 +107,7 @@ impl UdpLink {
     /// Takes the proxy's current toxics: new ones meet the peer now, changed ones keep
     /// their state, removed ones release what they held.
     pub(crate) fn sync(&mut self, toxics: &[Arc<ToxicEntry>], now: Instant) {
-        let mine: Vec<&Arc<ToxicEntry>> =
-            toxics.iter().filter(|t| t.stream == self.stream).collect();
-        let gone: Vec<String> = self
-            .slots
-            .keys()
-            .filter(|n| !mine.iter().any(|t| &t.name == *n))
-            .cloned()
-            .collect();
+        let (mine, gone) = crate::spec::stream_changes(toxics, self.stream, &self.slots);
         for name in gone {
             if let Some(mut slot) = self.slots.remove(&name) {
                 let held: Vec<_> = slot.state.held.drain(..).map(|h| (now, h.data)).collect();
@@ -122,20 +115,11 @@ impl UdpLink {
             }
         }
         for t in &mine {
-            let reroll = match self.slots.get(&t.name) {
-                Some(slot) if slot.entry.uid == t.uid => continue,
-                Some(slot) => slot.entry.toxicity != t.toxicity || slot.entry.clients != t.clients,
-                None => true,
+            let had = self.slots.get(&t.name).map(|s| &*s.entry);
+            let roll = |uid| self.rng(&t.name, uid, "toxicity");
+            let Some(fires) = t.fire_decision(had, self.key.client, roll).changed() else {
+                continue;
             };
-            let fires = reroll.then(|| {
-                let uid = if self.slots.contains_key(&t.name) {
-                    t.uid
-                } else {
-                    0
-                };
-                self.rng(&t.name, uid, "toxicity").chance(t.toxicity)
-                    && t.applies_to(self.key.client)
-            });
             match self.slots.get_mut(&t.name) {
                 Some(slot) => {
                     if let Some(f) = fires {

@@ -331,17 +331,7 @@ impl Handler for UdpSide {
             UserEvent::Custom(b) if b.is::<Connected>() => {
                 if let Ok(c) = b.downcast::<Connected>() {
                     let Connected(ep, up) = *c;
-                    if let Some(id) = self.conn_id
-                        && let Some(entry) = self
-                            .proxy
-                            .shared
-                            .conns
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_mut(&id)
-                    {
-                        entry.1 = Some(up.clone());
-                    }
+                    self.proxy.shared.set_upstream(self.conn_id, &up);
                     self.upstream = Some(ep);
                     self.peer = Some(up);
                     self.pump(ctx);
