@@ -12,7 +12,7 @@ use crate::inject::{InjectOptions, inject_reset};
 use crate::method::Method;
 use crate::pidfd::borrow_socket;
 use crate::procfs::{FdRef, find_owners, socket_inodes};
-use crate::select::{Matched, list_matches};
+use crate::select::{Matched, join, list_matches};
 
 /// Options of [`reset_connections`].
 ///
@@ -103,17 +103,22 @@ pub fn reset_connections(filter: &Filter, opts: ResetOptions) -> Result<Vec<Rese
     // A kernel socket dump that takes several reads resumes by position in a hash chain:
     // when other sockets of that chain close meanwhile, it skips one (seen: 599 of 600
     // connections while other tests opened and closed theirs). A second listing, merged,
-    // catches what one missed; both are taken before anything is reset, so a connection
-    // made after a reset (a client reconnecting) is never caught by it.
-    let mut matched = list_matches(filter)?;
-    let first: HashSet<(SocketAddr, SocketAddr)> = matched
+    // catches what one missed. Both are taken side by side (two CPUs take the second
+    // almost for free) and before anything is reset, so a connection made after a reset
+    // (a client reconnecting) is never caught by them.
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| list_matches(filter));
+        (list_matches(filter), join(second))
+    });
+    let mut matched = first?;
+    let seen: HashSet<(SocketAddr, SocketAddr)> = matched
         .iter()
         .map(|m| (m.connection.local, m.connection.remote))
         .collect();
     matched.extend(
-        list_matches(filter)?
+        second?
             .into_iter()
-            .filter(|m| !first.contains(&(m.connection.local, m.connection.remote))),
+            .filter(|m| !seen.contains(&(m.connection.local, m.connection.remote))),
     );
     reset_matched(matched, opts)
 }

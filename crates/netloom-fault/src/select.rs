@@ -97,7 +97,8 @@ fn sockets_of_pid(pid: u32) -> Result<HashMap<u32, i32>> {
     }
 }
 
-fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+/// Joins a listing worker; a panic in it becomes an error.
+pub(crate) fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     handle.join().unwrap_or_else(|_| {
         Err(crate::error::FaultError::Netlink {
             operation: "listing sockets",
