@@ -72,7 +72,21 @@ fn config_seed_and_control_verbs() {
 
     let (ok, out, err) = ctl(&api, &["list"]);
     assert!(ok, "{err}");
-    assert!(out.contains("cfg") && out.contains("1 toxics"), "{out}");
+    // A header, then one row per proxy with a value under each column.
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "name", "listen", "upstream", "protocol", "enabled", "toxics"
+        ],
+        "{out}"
+    );
+    let cfg = rows.iter().find(|r| r[0] == "cfg").expect(&out);
+    assert_eq!(
+        (cfg.len(), cfg[3], cfg[4], cfg[5]),
+        (6, "tcp", "enabled", "1"),
+        "{out}"
+    );
 
     let (ok, out, err) = ctl(&api, &["create", "web", "--upstream", &up]);
     assert!(ok, "{err}");
@@ -321,7 +335,14 @@ fn udp_proxy_from_the_control_cli() {
         "loss 1.0 drops the datagram"
     );
     let (ok, out, _) = ctl(&api, &["list"]);
-    assert!(ok && out.contains("\tudp"), "{out}");
+    assert!(ok, "{out}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("dns\t"))
+        .expect(&out)
+        .split('\t')
+        .collect();
+    assert_eq!((row.len(), row[3]), (6, "udp"), "{out}");
 
     // Refused: a TCP-only toxic on UDP (the server's 400), a limit out of range, a UDP
     // limit without --udp.

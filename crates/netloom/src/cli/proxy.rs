@@ -271,15 +271,19 @@ fn check_toxicity(t: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The header of `proxy list`; `print_proxy` writes one row under it.
+const PROXY_COLUMNS: &str = "name\tlisten\tupstream\tprotocol\tenabled\ttoxics";
+
 fn print_proxy(p: &Value) {
     let state = if p["enabled"] == true {
         "enabled"
     } else {
         "disabled"
     };
-    let udp = if p["protocol"] == "udp" { "\tudp" } else { "" };
+    // Toxiproxy's own server has no `protocol` field: its proxies are TCP.
+    let protocol = p["protocol"].as_str().unwrap_or("tcp");
     println!(
-        "{}\t{}\t{}\t{state}\t{} toxics{udp}",
+        "{}\t{}\t{}\t{protocol}\t{state}\t{}",
         p["name"].as_str().unwrap_or(""),
         p["listen"].as_str().unwrap_or(""),
         p["upstream"].as_str().unwrap_or(""),
@@ -301,7 +305,7 @@ fn control(cmd: ControlCommand) -> anyhow::Result<ExitCode> {
         ControlCommand::List(api) => {
             let v = call(&api, "GET", "/proxies", None)?;
             done(&api, &v, |v| {
-                println!("name\tlisten\tupstream\tenabled\ttoxics");
+                println!("{PROXY_COLUMNS}");
                 for p in v.as_object().into_iter().flat_map(|m| m.values()) {
                     print_proxy(p);
                 }
