@@ -35,8 +35,9 @@ struct Args {
     /// Idle connections for the memory measurement (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
-    /// Run only this case (repeatable; default: all): `1x1-32`, `1x1-1024`, `64x1-32`,
-    /// `512x1-32`, `64x16-32`, `16xstream-65536`.
+    /// Run only this case (repeatable; default: the standard ones): `1x1-32`, `1x1-1024`,
+    /// `64x1-32`, `512x1-32`, `64x16-32`, `16xstream-65536`, or any other shape by its key,
+    /// `CONNECTIONSxIN_FLIGHT-SIZE` (`4096x1-32`).
     #[arg(long = "case")]
     cases: Vec<String>,
     /// Directory for results.md, results.json and server logs.

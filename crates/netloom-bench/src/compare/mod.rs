@@ -76,32 +76,61 @@ impl Case {
         format!("{}x{depth}-{}", self.connections, self.size)
     }
 
-    /// The standard cases whose [`key`](Case::key)s are listed, in the standard order; an
-    /// empty list selects all of them. An unknown key is an error that lists the known ones.
+    /// The case a [`key`](Case::key) names: `CONNECTIONSxIN_FLIGHT-SIZE` or
+    /// `CONNECTIONSxstream-SIZE`, each number at least 1 (`4096x1-32`).
     ///
     /// ```
     /// use netloom_bench::compare::Case;
-    /// let picked = Case::select(&["16xstream-65536".into(), "1x1-32".into()])?;
-    /// assert_eq!(picked.len(), 2);
-    /// assert_eq!(picked[0].key(), "1x1-32");
-    /// assert!(Case::select(&["1x2-32".into()]).is_err());
+    /// assert_eq!(Case::parse_key("4096x1-32").unwrap().connections, 4096);
+    /// assert!(Case::parse_key("0x1-32").is_none() && Case::parse_key("64x16").is_none());
+    /// ```
+    pub fn parse_key(key: &str) -> Option<Case> {
+        let (connections, rest) = key.split_once('x')?;
+        let (depth, size) = rest.split_once('-')?;
+        let positive = |text: &str| text.parse::<usize>().ok().filter(|n| *n > 0);
+        let mode = match depth {
+            "stream" => Mode::Streaming,
+            n => Mode::Pipelined {
+                in_flight: positive(n)?,
+            },
+        };
+        Some(Case::new(positive(connections)?, mode, positive(size)?))
+    }
+
+    /// The cases whose [`key`](Case::key)s are listed: the standard ones in the standard
+    /// order, then any other shape by its key (e.g. `4096x1-32`); an empty list selects the
+    /// standard cases. A key that names no shape is an error that lists the standard ones.
+    ///
+    /// ```
+    /// use netloom_bench::compare::Case;
+    /// let picked = Case::select(&["4096x1-32".into(), "16xstream-65536".into(), "1x1-32".into()])?;
+    /// let keys: Vec<String> = picked.iter().map(Case::key).collect();
+    /// assert_eq!(keys, ["1x1-32", "16xstream-65536", "4096x1-32"]);
+    /// assert!(Case::select(&["1y2-32".into()]).is_err());
     /// # Ok::<(), netloom_bench::BenchError>(())
     /// ```
     pub fn select(keys: &[String]) -> Result<Vec<Case>, BenchError> {
         let all = Case::standard();
-        if let Some(unknown) = keys.iter().find(|k| all.iter().all(|c| c.key() != **k)) {
-            let known: Vec<String> = all.iter().map(Case::key).collect();
-            return Err(BenchError::InvalidConfig {
-                what: format!(
-                    "unknown case {unknown:?}; the cases are {}",
-                    known.join(", ")
-                ),
-            });
+        if keys.is_empty() {
+            return Ok(all);
         }
-        Ok(all
+        let mut extra = Vec::new();
+        for key in keys.iter().filter(|k| all.iter().all(|c| c.key() != **k)) {
+            let case = Case::parse_key(key).ok_or_else(|| BenchError::InvalidConfig {
+                what: format!(
+                    "case {key:?} is not CONNECTIONSxIN_FLIGHT-SIZE (or CONNECTIONSxstream-SIZE); \
+                     the standard cases are {}",
+                    all.iter().map(Case::key).collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+            extra.push(case);
+        }
+        let mut picked: Vec<Case> = all
             .into_iter()
-            .filter(|c| keys.is_empty() || keys.contains(&c.key()))
-            .collect())
+            .filter(|c| keys.contains(&c.key()))
+            .collect();
+        picked.extend(extra);
+        Ok(picked)
     }
 }
 
