@@ -361,7 +361,7 @@ fn reverse_v4(ip: &str) -> String {
     ip.split('.').rev().collect::<Vec<_>>().join(".")
 }
 
-/// Reverse DNS (default) and `-z` AS numbers, answered by dnsmasq running in the
+/// Reverse DNS (default) and `-z` AS numbers and names, answered by dnsmasq running in the
 /// destination's namespace; the source namespace's resolv.conf points at it (never the
 /// internet).
 #[test]
@@ -387,6 +387,7 @@ fn names_and_as_numbers_from_a_test_dns_server() {
                     "--txt-record={}.origin.asn.cymru.com,64501 | 198.18.0.0/24 | ZZ | test | 2026-01-01",
                     reverse_v4(&r1)
                 ),
+                "--txt-record=AS64501.asn.cymru.com,64501 | ZZ | test | 2026-01-01 | EXAMPLE-NET - Example network ZZ",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -402,11 +403,27 @@ fn names_and_as_numbers_from_a_test_dns_server() {
     let (code, out, err) = output(
         net.source()
             .command(NETLOOM)
-            .args(["trace", "-r", "-z", "-c", "1", "-i", "0", &dst]),
+            .args(["trace", "-r", "-w", "-z", "-c", "1", "-i", "0", &dst]),
     );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("  1.|-- AS64501 router1.test"), "{out}");
+    assert!(
+        out.contains("  1.|-- AS64501 EXAMPLE-NET router1.test"),
+        "{out}"
+    );
     assert!(out.contains("  3.|-- AS??? target.test"), "{out}");
+    // JSON: the number and the whole AS name.
+    let (code, out, err) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-j", "-z", "-c", "1", "-i", "0", &dst]),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(v["names"][&r1]["asn"], "AS64501", "{out}");
+    assert_eq!(
+        v["names"][&r1]["as_name"], "EXAMPLE-NET - Example network ZZ",
+        "{out}"
+    );
     // -n: addresses only.
     let (_, out, _) = output(
         net.source()

@@ -36,8 +36,8 @@ pub struct TraceArgs {
     /// name is looked up (reverse DNS, cached, never holding probes back).
     #[arg(long = "no-dns", short = 'n')]
     pub no_dns: bool,
-    /// Show each responder's AS number (DNS TXT lookups at origin.asn.cymru.com, as mtr
-    /// and trippy do).
+    /// Show each responder's AS number and AS name (DNS TXT lookups at origin.asn.cymru.com
+    /// and AS<n>.asn.cymru.com, as mtr and trippy do).
     #[arg(long = "aslookup", short = 'z')]
     pub aslookup: bool,
     /// Rounds of probes (one per hop each), 1..=1000000 [default: 10 for a report,
@@ -315,6 +315,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
                             && let Some(asn) = n.asn(*ip)
                         {
                             entry.insert("asn".into(), asn.into());
+                            if let Some(as_name) = n.as_name(*ip) {
+                                entry.insert("as_name".into(), as_name.into());
+                            }
                         }
                         map.insert(ip.to_string(), entry.into());
                     }

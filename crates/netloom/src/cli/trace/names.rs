@@ -1,6 +1,6 @@
-//! Names of responders: reverse DNS (PTR) and AS numbers over DNS (Team Cymru's
-//! `origin.asn.cymru.com` TXT records, as mtr and trippy ask), through the system's
-//! resolver configuration. Lookups run as tasks on the runtime and fill a cache; asking
+//! Names of responders: reverse DNS (PTR), AS numbers and AS names over DNS (Team Cymru's
+//! `origin.asn.cymru.com` and `AS<n>.asn.cymru.com` TXT records, as mtr and trippy ask),
+//! through the system's resolver configuration. Lookups run as tasks on the runtime and fill a cache; asking
 //! never waits, so probes are never held back by a slow name server.
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,6 +19,8 @@ pub struct Names {
     runtime: tokio::runtime::Handle,
     names: Arc<Mutex<HashMap<IpAddr, Entry>>>,
     asns: Arc<Mutex<HashMap<IpAddr, Entry>>>,
+    /// Per responder, the name of its AS (looked up once its number is known).
+    as_names: Arc<Mutex<HashMap<IpAddr, Entry>>>,
 }
 
 impl Names {
@@ -33,6 +35,7 @@ impl Names {
             runtime,
             names: Arc::default(),
             asns: Arc::default(),
+            as_names: Arc::default(),
         })
     }
 
@@ -59,6 +62,20 @@ impl Names {
         })
     }
 
+    /// The name of `ip`'s AS as its registry has it (`EXAMPLE-NET - Example network, ZZ`)
+    /// if known; starts its lookup once the AS number is known (never waits).
+    pub fn as_name(&self, ip: IpAddr) -> Option<String> {
+        let number = self.asn(ip)?;
+        let resolver = self.resolver.clone();
+        lookup(&self.runtime, &self.as_names, ip, async move {
+            let answer = resolver
+                .txt_lookup(format!("{number}.asn.cymru.com."))
+                .await
+                .ok()?;
+            as_name_from_txt(&answer.iter().next()?.to_string())
+        })
+    }
+
     /// Starts the lookups of every address and waits until all have finished or
     /// `limit` has passed (for a report, which is printed once).
     pub async fn settle(&self, ips: &[IpAddr], dns: bool, asn: bool, limit: Duration) {
@@ -71,25 +88,38 @@ impl Names {
             }
         }
         let deadline = tokio::time::Instant::now() + limit;
+        // An AS name is asked for once its number has come: `as_name` starts it.
+        let as_pending = |ip: &IpAddr| {
+            if !self.done(&self.asns, *ip) {
+                return true;
+            }
+            self.as_name(*ip);
+            self.asn(*ip).is_some() && !self.done(&self.as_names, *ip)
+        };
         while tokio::time::Instant::now() < deadline
-            && ips.iter().any(|ip| {
-                (dns && !self.done(&self.names, *ip)) || (asn && !self.done(&self.asns, *ip))
-            })
+            && ips
+                .iter()
+                .any(|ip| (dns && !self.done(&self.names, *ip)) || (asn && as_pending(ip)))
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// The label of `ip` in a report or the live view: `[AS64500 ]name`, the address
-    /// while (or when) no name is known.
+    /// The label of `ip` in a report or the live view: `[AS64500 [HANDLE] ]name`, the
+    /// address while (or when) no name is known; HANDLE is the AS name's first word
+    /// (`EXAMPLE-NET` of `EXAMPLE-NET - Example network, ZZ`).
     pub fn label(&self, ip: IpAddr, dns: bool, asn: bool) -> String {
         let name = dns
             .then(|| self.name(ip))
             .flatten()
             .unwrap_or_else(|| ip.to_string());
-        match asn.then(|| self.asn(ip)) {
-            Some(a) => format!("{} {name}", a.unwrap_or_else(|| "AS???".to_owned())),
-            None => name,
+        if !asn {
+            return name;
+        }
+        match (self.asn(ip), self.as_name(ip)) {
+            (Some(number), Some(as_name)) => format!("{number} {} {name}", handle(&as_name)),
+            (Some(number), None) => format!("{number} {name}"),
+            (None, _) => format!("AS??? {name}"),
         }
     }
 
@@ -130,6 +160,22 @@ fn lookup(
     }
 }
 
+/// The AS name of an `AS<n>.asn.cymru.com` TXT answer, its last `|` field:
+/// `64500 | ZZ | test | 2026-01-01 | EXAMPLE-NET - Example network, ZZ`.
+fn as_name_from_txt(txt: &str) -> Option<String> {
+    let name = txt.rsplit('|').next()?.trim();
+    (txt.contains('|') && !name.is_empty()).then(|| name.to_owned())
+}
+
+/// The first word of an AS name: its registry handle (`EXAMPLE-NET`).
+fn handle(as_name: &str) -> &str {
+    as_name
+        .split_whitespace()
+        .next()
+        .unwrap_or(as_name)
+        .trim_end_matches(',')
+}
+
 /// `2.0.18.198.origin.asn.cymru.com.` / nibbles `.origin6.asn.cymru.com.`.
 fn cymru_name(ip: IpAddr) -> String {
     match ip {
@@ -150,6 +196,17 @@ fn cymru_name(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_names_from_cymru_answers() {
+        let txt = "64500 | ZZ | test | 2026-01-01 | EXAMPLE-NET - Example network, ZZ";
+        let name = as_name_from_txt(txt).unwrap();
+        assert_eq!(name, "EXAMPLE-NET - Example network, ZZ");
+        assert_eq!(handle(&name), "EXAMPLE-NET");
+        assert_eq!(handle("GOOGLE, US"), "GOOGLE");
+        assert_eq!(as_name_from_txt("no fields"), None);
+        assert_eq!(as_name_from_txt("64500 | ZZ |  "), None);
+    }
 
     #[test]
     fn cymru_names() {
