@@ -150,20 +150,13 @@ impl Engine {
         };
         let (first, count) = self.icmp_seq_range;
         let counter = &self.icmp_seq[usize::from(v6 && self.config.icmp_sequence.is_none())];
-        let next = |n: u16| Some(if u32::from(n) + 1 >= count { 0 } else { n + 1 });
         let start = counter
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, next)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(next_offset(n, count))
+            })
             .unwrap_or_else(|n| n);
-        let mut keys = (0..count).map(|i| {
-            let offset = (u32::from(start) + i) % count;
-            key(
-                v6,
-                KeyKind::Icmp,
-                ident,
-                first.wrapping_add(offset as u16),
-                0,
-            )
-        });
+        let mut keys = sequence_candidates(first, count, start)
+            .map(|seq| key(v6, KeyKind::Icmp, ident, seq, 0));
         let (k, out) = insert(&mut keys)?;
         let seq = (k >> 16) as u16;
         packet::echo_request(
@@ -343,5 +336,50 @@ pub(super) async fn socket_answer(
         }
         // Other errors (ECONNREFUSED, EHOSTUNREACH) are reported through the error
         // queue, read on the next turn.
+    }
+}
+
+/// The offset of the next probe's sequence number in a range of `count` numbers: one on,
+/// back to 0 after the range's last number (mtr-packet's 33000..=65535 wraps to 33000).
+fn next_offset(offset: u16, count: u32) -> u16 {
+    if u32::from(offset) + 1 >= count {
+        0
+    } else {
+        offset + 1
+    }
+}
+
+/// The sequence numbers a probe may take, in the order tried: from offset `start` of the
+/// `count` numbers beginning at `first`, wrapping to `first` (a number still in flight is
+/// skipped by the caller's insert).
+fn sequence_candidates(first: u16, count: u32, start: u16) -> impl Iterator<Item = u16> {
+    (0..count).map(move |i| first.wrapping_add(((u32::from(start) + i) % count) as u16))
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::{next_offset, sequence_candidates};
+
+    #[test]
+    fn mtr_packet_numbering_wraps_from_65535_to_33000() {
+        let (first, count) = (33_000, 32_536); // 33000..=65535
+        assert_eq!(sequence_candidates(first, count, 0).next(), Some(33_000));
+        let last = 32_535;
+        let seqs: Vec<u16> = sequence_candidates(first, count, last).take(3).collect();
+        assert_eq!(seqs, [65_535, 33_000, 33_001]);
+        assert_eq!(next_offset(last, count), 0);
+        assert_eq!(next_offset(0, count), 1);
+        // Every number of the range is tried once, none outside it.
+        let all: std::collections::BTreeSet<u16> = sequence_candidates(first, count, 17).collect();
+        assert_eq!(all.len(), 32_536);
+        assert_eq!((all.first(), all.last()), (Some(&33_000), Some(&65_535)));
+    }
+
+    #[test]
+    fn the_whole_sequence_space_wraps_from_65535_to_0() {
+        let count = 1 << 16;
+        let seqs: Vec<u16> = sequence_candidates(0, count, 65_535).take(2).collect();
+        assert_eq!(seqs, [65_535, 0]);
+        assert_eq!(next_offset(65_535, count), 0);
     }
 }
