@@ -477,3 +477,35 @@ def test_exit_while_callbacks_run_is_clean():
     for _ in range(5):
         out = subprocess.run([sys.executable, "-c", BUSY_AT_EXIT], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
+
+
+
+class Greeter(ChannelHandlerAdapter):
+    def channel_active(self, ctx):
+        ctx.write_and_flush(b"hello")
+
+
+class Collector(ChannelHandlerAdapter):
+    def __init__(self):
+        self.data = b""
+
+    def channel_read(self, ctx, msg):
+        self.data += msg
+
+
+def test_write_and_flush_from_a_handler_and_a_channel():
+    server = ServerBootstrap(
+        child_handler_initializer=lambda: [Framer("lines"), Greeter(), Reply()]
+    ).bind(address="127.0.0.1", port=0)
+    port = server.channel().local_address()[1]
+    try:
+        got = Collector()
+        ch = Bootstrap(handler_initializer=lambda: got).connect("127.0.0.1", port).sync().channel()
+        ch.write_and_flush(b"bye\n")
+        deadline = time.monotonic() + 5
+        while got.data != b"hello\nbye!\n":
+            assert time.monotonic() < deadline, got.data
+            time.sleep(0.02)
+        ch.close()
+    finally:
+        server.channel().close()

@@ -93,3 +93,64 @@ def test_framers_lists_the_registry_and_every_example_round_trips():
         assert dec.feed(enc.encode(frame)) == [frame], kind["example"]
         for opt in kind["options"]:
             assert {"key", "values", "doc", "example"} <= set(opt)
+
+
+class FramedProtocol:
+    """An asyncio Protocol that frames with netloom.codec (Tendril's shape): a line-based
+    greeting, then length-prefixed frames, each answered in upper case."""
+
+    def __init__(self):
+        self.decoder = Decoder("lines")
+        self.encoder = Encoder("lines")
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        for frame in self.decoder.feed(data):
+            self.frame_received(frame)
+
+    def frame_received(self, frame):
+        if self.decoder.name == "lines" and frame == b"BINARY":
+            # Both directions switch; bytes already buffered stay with the new framer.
+            self.transport.write(self.encoder.encode(b"OK"))
+            self.decoder.switch("length-field:u16be")
+            self.encoder.switch("length-field:u16be")
+            for later in self.decoder.drain():
+                self.frame_received(later)
+        else:
+            self.transport.write(self.encoder.encode(frame.upper()))
+
+    def connection_lost(self, exc):
+        pass
+
+
+def test_asyncio_protocol_and_streams():
+    import asyncio
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(FramedProtocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # The greeting and the first binary frames in one write: the switch keeps them.
+        framed = Encoder("length-field:u16be")
+        writer.write(b"hello\nBINARY\n" + framed.encode_all([b"one", b"x" * 3000]))
+        await writer.drain()
+        # A stream reader decodes the answers incrementally, switching after "OK".
+        decoder, got = Decoder("lines"), []
+        while len(got) < 4:
+            data = await asyncio.wait_for(reader.read(1000), 5)
+            assert data, f"closed after {got}"
+            for frame in decoder.feed(data):
+                got.append(frame)
+                if frame == b"OK":
+                    decoder.switch("length-field:u16be")
+                    got.extend(decoder.drain())
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return got
+
+    assert asyncio.run(main()) == [b"HELLO", b"OK", b"ONE", b"X" * 3000]

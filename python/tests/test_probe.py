@@ -122,7 +122,7 @@ async def probe():
         return await mtr.probe('localhost')
 
 #  Use asyncio's event loop to start the coroutine and wait for the probe
-loop = asyncio.new_event_loop()
+loop = asyncio.get_event_loop()
 result = loop.run_until_complete(probe())
 
 #  Print the probe result
@@ -131,7 +131,11 @@ print(result)
 
 
 def test_readme_getting_started():
-    out = _run_script(README_GETTING_STARTED)
+    src = README_GETTING_STARTED
+    if sys.version_info >= (3, 14):
+        # asyncio.get_event_loop() no longer makes a loop there, whatever the library.
+        src = src.replace("get_event_loop", "new_event_loop")
+    out = _run_script(src)
     assert out.startswith("ProbeResult(success=True, result='reply'")
 
 
@@ -292,3 +296,41 @@ def test_a_full_burst_is_answered_without_the_ring():
     results, stats = run(main())
     assert sum(r.success for r in results) == 16384, {r.result for r in results}
     assert stats["timed_out"] == 0
+
+
+@requires_root
+def test_size_bit_pattern_and_tos_reach_the_wire():
+    # A UDP probe to a local socket: the datagram shows the probe's size (IP + UDP +
+    # payload), its bit pattern and, through IP_RECVTOS, its TOS byte.
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+    rx.settimeout(5)
+    port = rx.getsockname()[1]
+
+    async def main():
+        async with Prober() as p:
+            return await p.probe("127.0.0.1", protocol="udp", port=port, size=300,
+                                 bit_pattern=0x5A, tos=0x20, timeout=2)
+
+    try:
+        run(main())
+        data, ancillary, _, _ = rx.recvmsg(2048, socket.CMSG_SPACE(4))
+    finally:
+        rx.close()
+    assert len(data) == 300 - 20 - 8, len(data)
+    # The first two bytes make the UDP checksum carry the probe's tag (as mtr-packet's do).
+    assert data[2:] == bytes([0x5A]) * (len(data) - 2), data
+    tos = [c[2][0] for c in ancillary if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS]
+    assert tos == [0x20], ancillary
+
+
+def test_size_bit_pattern_and_tos_out_of_range_name_the_keyword():
+    async def main(**kw):
+        async with Prober() as p:
+            return await p.probe("127.0.0.1", **kw)
+
+    for kw in ({"bit_pattern": 256}, {"tos": -1}, {"ttl": 300}, {"port": 70000}, {"size": -5}):
+        (name,) = kw
+        with pytest.raises(errors.NetloomError, match=name.replace("_", "[_ -]")):
+            run(main(**kw))

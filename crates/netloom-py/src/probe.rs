@@ -100,6 +100,17 @@ fn parse_version(v: Option<u8>) -> Result<Option<IpVersion>, Error> {
     }
 }
 
+/// A keyword's integer as the type the prober takes, or InvalidArgument naming the keyword
+/// and `expected` (a Python int out of range is not an OverflowError outside NetloomError).
+fn int_arg<T: TryFrom<i64>>(name: &str, value: i64, expected: &str) -> Result<T, Error> {
+    T::try_from(value).map_err(|_| {
+        Error::new(
+            "InvalidArgument",
+            format!("{name}={value}: expected {expected}"),
+        )
+    })
+}
+
 fn seconds(name: &str, s: f64) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(s)
         .map_err(|e| Error::new("InvalidArgument", format!("{name}={s}: {e}")))
@@ -123,17 +134,33 @@ impl ProbeSpec {
     #[allow(clippy::too_many_arguments)]
     fn new(
         protocol: &str,
-        ttl: u8,
-        port: Option<u16>,
+        ttl: i64,
+        port: Option<i64>,
         local_ip: Option<&str>,
-        local_port: Option<u16>,
+        local_port: Option<i64>,
         timeout: f64,
-        size: Option<usize>,
-        bit_pattern: u8,
-        tos: u8,
-        mark: Option<u32>,
-        ip_version: Option<u8>,
+        size: Option<i64>,
+        bit_pattern: i64,
+        tos: i64,
+        mark: Option<i64>,
+        ip_version: Option<i64>,
     ) -> Result<ProbeSpec, Error> {
+        let ttl: u8 = int_arg("ttl", ttl, "1..=255")?;
+        let port = port.map(|p| int_arg("port", p, "0..=65535")).transpose()?;
+        let local_port = local_port
+            .map(|p| int_arg("local_port", p, "0..=65535"))
+            .transpose()?;
+        let size = size
+            .map(|s| int_arg("size", s, "a packet size in bytes"))
+            .transpose()?;
+        let bit_pattern = int_arg("bit_pattern", bit_pattern, "0..=255")?;
+        let tos = int_arg("tos", tos, "0..=255")?;
+        let mark = mark
+            .map(|m| int_arg("mark", m, "0..=4294967295"))
+            .transpose()?;
+        let ip_version = ip_version
+            .map(|v| int_arg("ip_version", v, "4 or 6"))
+            .transpose()?;
         let local_addr = local_ip
             .map(|s| {
                 s.parse::<IpAddr>().map_err(|_| {
@@ -320,19 +347,22 @@ impl NativeProber {
         &self,
         py: Python<'py>,
         host: String,
-        cycles: u32,
-        first_ttl: u8,
-        max_ttl: u8,
+        cycles: i64,
+        first_ttl: i64,
+        max_ttl: i64,
         interval: f64,
         protocol: &str,
-        port: Option<u16>,
+        port: Option<i64>,
         timeout: f64,
-        size: Option<usize>,
-        ip_version: Option<u8>,
+        size: Option<i64>,
+        ip_version: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let cycles = int_arg("cycles", cycles, "0..=4294967295")?;
+        let first_ttl = int_arg("first_ttl", first_ttl, "1..=255")?;
+        let max_ttl: u8 = int_arg("max_ttl", max_ttl, "1..=255")?;
         let req = ProbeSpec::new(
             protocol,
-            max_ttl.max(1),
+            i64::from(max_ttl.max(1)),
             port,
             None,
             None,
