@@ -22,11 +22,7 @@ from netloom.channel import (
     ServerBootstrap,
 )
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import held_port
 
 
 def wait_listening(port, proc=None, timeout=10):
@@ -108,32 +104,32 @@ def cert(tmp_path_factory):
 # --- the py-netty README's examples -------------------------------------------------
 
 def test_readme_echo_server():
-    port = free_port()
-    proc = run_script(
-        "from netloom.channel import ServerBootstrap\n"
-        f"ServerBootstrap().bind(address='127.0.0.1', port={port}).close_future().sync()\n"
-    )
-    try:
-        wait_listening(port, proc)
-        echo_roundtrip(port)
-        echo_roundtrip(port, os.urandom(100_000))
-    finally:
-        interrupt(proc)
+    with held_port() as port:
+        proc = run_script(
+            "from netloom.channel import ServerBootstrap\n"
+            f"ServerBootstrap().bind(address='127.0.0.1', port={port}).close_future().sync()\n"
+        )
+        try:
+            wait_listening(port, proc)
+            echo_roundtrip(port)
+            echo_roundtrip(port, os.urandom(100_000))
+        finally:
+            interrupt(proc)
 
 
 def test_readme_tls_echo_server(cert):
     ca, _crt, _key, both = cert
-    port = free_port()
-    proc = run_script(
-        "from netloom.channel import ServerBootstrap\n"
-        f"ServerBootstrap(certfile={both!r}, keyfile={both!r}).bind(address='127.0.0.1', port={port}).close_future().sync()\n"
-    )
-    try:
-        wait_listening(port, proc)
-        ctx = ssl.create_default_context(cafile=ca)
-        echo_roundtrip(port, wrap=lambda s: ctx.wrap_socket(s, server_hostname="localhost"))
-    finally:
-        interrupt(proc)
+    with held_port() as port:
+        proc = run_script(
+            "from netloom.channel import ServerBootstrap\n"
+            f"ServerBootstrap(certfile={both!r}, keyfile={both!r}).bind(address='127.0.0.1', port={port}).close_future().sync()\n"
+        )
+        try:
+            wait_listening(port, proc)
+            ctx = ssl.create_default_context(cafile=ca)
+            echo_roundtrip(port, wrap=lambda s: ctx.wrap_socket(s, server_hostname="localhost"))
+        finally:
+            interrupt(proc)
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
@@ -261,17 +257,17 @@ sb.bind(port={port}).close_future().sync()
 def test_readme_port_forwarding():
     upstream = ServerBootstrap().bind(address="127.0.0.1", port=0)  # netloom's echo server
     up_port = upstream.channel().local_address()[1]
-    port = free_port()
-    proc = run_script(README_FORWARDING.format(upstream=up_port, port=port))
-    try:
-        wait_listening(port, proc)
-        for _ in range(3):
-            echo_roundtrip(port)
-        # Well above the channels' 64 KiB high water mark: backpressure both ways.
-        echo_roundtrip(port, os.urandom(200_000))
-    finally:
-        interrupt(proc)
-        upstream.channel().close()
+    with held_port() as port:
+        proc = run_script(README_FORWARDING.format(upstream=up_port, port=port))
+        try:
+            wait_listening(port, proc)
+            for _ in range(3):
+                echo_roundtrip(port)
+            # Well above the channels' 64 KiB high water mark: backpressure both ways.
+            echo_roundtrip(port, os.urandom(200_000))
+        finally:
+            interrupt(proc)
+            upstream.channel().close()
 
 
 # --- the API in-process ---------------------------------------------------------------
@@ -383,10 +379,10 @@ def test_an_unhandled_exception_closes_only_that_channel():
 
 
 def test_connect_refused_raises_at_sync():
-    port = free_port()
-    future = Bootstrap(handler_initializer=ChannelHandlerAdapter).connect("127.0.0.1", port)
-    with pytest.raises(errors.ChannelError, match="connect"):
-        future.sync()
+    with held_port() as port:
+        future = Bootstrap(handler_initializer=ChannelHandlerAdapter).connect("127.0.0.1", port)
+        with pytest.raises(errors.ChannelError, match="connect"):
+            future.sync()
 
 
 def test_bind_on_a_taken_port_raises():
