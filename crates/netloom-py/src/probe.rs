@@ -111,6 +111,15 @@ fn int_arg<T: TryFrom<i64>>(name: &str, value: i64, expected: &str) -> Result<T,
     })
 }
 
+/// [`int_arg`] for a keyword that may be `None`.
+fn opt_int_arg<T: TryFrom<i64>>(
+    name: &str,
+    value: Option<i64>,
+    expected: &str,
+) -> Result<Option<T>, Error> {
+    value.map(|v| int_arg(name, v, expected)).transpose()
+}
+
 fn seconds(name: &str, s: f64) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(s)
         .map_err(|e| Error::new("InvalidArgument", format!("{name}={s}: {e}")))
@@ -146,21 +155,13 @@ impl ProbeSpec {
         ip_version: Option<i64>,
     ) -> Result<ProbeSpec, Error> {
         let ttl: u8 = int_arg("ttl", ttl, "1..=255")?;
-        let port = port.map(|p| int_arg("port", p, "0..=65535")).transpose()?;
-        let local_port = local_port
-            .map(|p| int_arg("local_port", p, "0..=65535"))
-            .transpose()?;
-        let size = size
-            .map(|s| int_arg("size", s, "a packet size in bytes"))
-            .transpose()?;
+        let port = opt_int_arg("port", port, "0..=65535")?;
+        let local_port = opt_int_arg("local_port", local_port, "0..=65535")?;
+        let size = opt_int_arg("size", size, "a packet size in bytes")?;
         let bit_pattern = int_arg("bit_pattern", bit_pattern, "0..=255")?;
         let tos = int_arg("tos", tos, "0..=255")?;
-        let mark = mark
-            .map(|m| int_arg("mark", m, "0..=4294967295"))
-            .transpose()?;
-        let ip_version = ip_version
-            .map(|v| int_arg("ip_version", v, "4 or 6"))
-            .transpose()?;
+        let mark = opt_int_arg("mark", mark, "0..=4294967295")?;
+        let ip_version = opt_int_arg("ip_version", ip_version, "4 or 6")?;
         let local_addr = local_ip
             .map(|s| {
                 s.parse::<IpAddr>().map_err(|_| {
