@@ -85,6 +85,45 @@ impl PacketLoss {
     ) -> Result<PacketLoss> {
         let per_million = per_million(probability)?;
         let rule = rule(local, direction, per_million);
+        PacketLoss::install(local, direction, per_million, &rule)
+    }
+
+    /// Like [`PacketLoss::new`], but reproducible: the matching segments are counted
+    /// (`numgen inc mod 1000`) and those at `probability` x 1,000 positions of each 1,000,
+    /// chosen by `seed`, are dropped. The same seed and the same traffic drop the same
+    /// segments; the probability is kept in thousandths (at least one position when above
+    /// zero). This is what `netloom proxy --seed` gives a TCP `loss` toxic.
+    ///
+    /// ```no_run
+    /// # fn main() -> netloom_fault::Result<()> {
+    /// use netloom_fault::{LossDirection, PacketLoss};
+    /// let l = PacketLoss::seeded("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.25, 7)?;
+    /// assert_eq!(l.probability(), 0.25);
+    /// # Ok(()) }
+    /// ```
+    pub fn seeded(
+        local: SocketAddr,
+        direction: LossDirection,
+        probability: f64,
+        seed: u64,
+    ) -> Result<PacketLoss> {
+        let positions = seeded_positions(per_million(probability)?, seed);
+        let per_million = positions.len() as u32 * (SCALE / CYCLE);
+        let rule = match positions.len() {
+            0 => rule(local, direction, 0),
+            n if n == CYCLE as usize => rule(local, direction, SCALE),
+            _ => seeded_rule(local, direction, &positions),
+        };
+        PacketLoss::install(local, direction, per_million, &rule)
+    }
+
+    /// Installs `rule` in a table of its own.
+    fn install(
+        local: SocketAddr,
+        direction: LossDirection,
+        per_million: u32,
+        rule: &str,
+    ) -> Result<PacketLoss> {
         let table = install_table(
             "packet loss (nftables rules)",
             "without it, run the server in a network namespace where you have it, \
@@ -181,8 +220,8 @@ fn per_million(probability: f64) -> Result<u32> {
     Ok((probability * f64::from(SCALE)).round() as u32)
 }
 
-/// The nft rule dropping `per_million` of the segments to or from `local`.
-fn rule(local: SocketAddr, direction: LossDirection, per_million: u32) -> String {
+/// The nft match of the segments to or from `local`: `[ip daddr A ]tcp dport P`.
+fn segments(local: SocketAddr, direction: LossDirection) -> String {
     let (addr_dir, port_dir) = match direction {
         LossDirection::ToLocal => ("daddr", "dport"),
         LossDirection::FromLocal => ("saddr", "sport"),
@@ -192,12 +231,56 @@ fn rule(local: SocketAddr, direction: LossDirection, per_million: u32) -> String
         std::net::IpAddr::V4(ip) => format!("ip {addr_dir} {ip} "),
         std::net::IpAddr::V6(ip) => format!("ip6 {addr_dir} {ip} "),
     };
+    format!("{addr}tcp {port_dir} {}", local.port())
+}
+
+/// The nft rule dropping `per_million` of the segments to or from `local`.
+fn rule(local: SocketAddr, direction: LossDirection, per_million: u32) -> String {
     let chance = match per_million {
         // Every segment (`mod 1000000 < 1000000` is out of nft's range).
         SCALE.. => String::new(),
         n => format!(" numgen random mod {SCALE} < {n}"),
     };
-    format!("{addr}tcp {port_dir} {}{chance} drop", local.port())
+    format!("{}{chance} drop", segments(local, direction))
+}
+
+/// A seeded [`PacketLoss`] drops by a segment's position in a cycle of this many.
+const CYCLE: u32 = 1000;
+
+/// The positions of each [`CYCLE`] whose segments a seeded loss of `per_million` drops:
+/// round(share x CYCLE) of them (at least one when above zero), chosen by `seed`, sorted.
+fn seeded_positions(per_million: u32, seed: u64) -> Vec<u32> {
+    let wanted =
+        (u64::from(per_million) * u64::from(CYCLE) + u64::from(SCALE) / 2) / u64::from(SCALE);
+    let wanted = if per_million > 0 { wanted.max(1) } else { 0 } as usize;
+    // SplitMix64 driving a partial Fisher-Yates shuffle of 0..CYCLE.
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut all: Vec<u32> = (0..CYCLE).collect();
+    for i in 0..wanted {
+        let j = i + (next() % (u64::from(CYCLE) - i as u64)) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(wanted);
+    all.sort_unstable();
+    all
+}
+
+/// The nft rule of a seeded loss: the nth matching segment is dropped when `n mod CYCLE` is
+/// one of `positions`.
+fn seeded_rule(local: SocketAddr, direction: LossDirection, positions: &[u32]) -> String {
+    let map: Vec<String> = positions.iter().map(|p| format!("{p} : drop")).collect();
+    format!(
+        "{} numgen inc mod {CYCLE} vmap {{ {} }}",
+        segments(local, direction),
+        map.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -222,6 +305,26 @@ mod tests {
         assert_eq!(
             rule("0.0.0.0:5".parse().unwrap(), LossDirection::FromLocal, 7),
             "tcp sport 5 numgen random mod 1000000 < 7 drop"
+        );
+    }
+
+    #[test]
+    fn seeded_positions_are_reproducible_and_sized_by_the_probability() {
+        let a = seeded_positions(300_000, 7);
+        assert_eq!(a, seeded_positions(300_000, 7));
+        assert_ne!(a, seeded_positions(300_000, 8));
+        assert_eq!(a.len(), 300);
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && a.iter().all(|p| *p < CYCLE));
+        assert_eq!(seeded_positions(1, 7).len(), 1, "above zero: at least one");
+        assert!(seeded_positions(0, 7).is_empty());
+        assert_eq!(seeded_positions(SCALE, 7).len(), CYCLE as usize);
+        assert_eq!(
+            seeded_rule(
+                "127.0.0.1:80".parse().unwrap(),
+                LossDirection::ToLocal,
+                &[3, 17]
+            ),
+            "ip daddr 127.0.0.1 tcp dport 80 numgen inc mod 1000 vmap { 3 : drop, 17 : drop }"
         );
     }
 

@@ -13,6 +13,7 @@ use netloom_channel::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::Rng;
 use crate::conn::{Shared, Side};
 use crate::metrics::{self, ProxyMetrics};
 use crate::spec::{ToxicEntry, Trigger};
@@ -97,7 +98,15 @@ fn check_kernel(toxics: &[Arc<ToxicEntry>]) -> Result<(), ProxyError> {
 /// Installs the kernel rules of `toxics` for proxy `p` while it listens (keeping rules
 /// already in place, removing those of toxics that are gone); when it does not listen,
 /// removes them all. On error nothing changes.
-fn sync_kernel(p: &mut ProxyState, toxics: &[Arc<ToxicEntry>]) -> Result<(), ProxyError> {
+///
+/// Each toxic's rules are seeded from `seed` (the server's), the proxy's `name` and the
+/// toxic's name, so `--seed` makes them reproducible too.
+fn sync_kernel(
+    p: &mut ProxyState,
+    toxics: &[Arc<ToxicEntry>],
+    seed: u64,
+    name: &str,
+) -> Result<(), ProxyError> {
     let listen = match &p.server {
         Some(_) => p.listen.parse::<SocketAddr>().ok(),
         None => None,
@@ -111,7 +120,8 @@ fn sync_kernel(p: &mut ProxyState, toxics: &[Arc<ToxicEntry>]) -> Result<(), Pro
         if let Some(k) = t.toxic.kernel()
             && !p.kernel.contains_key(&t.uid)
         {
-            fresh.insert(t.uid, k.install(listen, t.stream)?);
+            let toxic_seed = Rng::derive(seed, &("kernel", name, t.name.as_str())).next_u64();
+            fresh.insert(t.uid, k.install(listen, t.stream, toxic_seed)?);
         }
     }
     let mut kept: HashMap<u64, KernelRules> = toxics
@@ -451,7 +461,7 @@ impl ProxyServer {
         tracing::info!(proxy = name, listen = %p.listen, upstream = %p.upstream, "proxy started");
         p.server = Some(server);
         let toxics = p.shared.snapshot().1;
-        if let Err(e) = sync_kernel(p, &toxics) {
+        if let Err(e) = sync_kernel(p, &toxics, self.seed(), name) {
             Self::stop(p);
             return Err(e);
         }
@@ -707,7 +717,7 @@ impl ProxyServer {
         let mut toxics = p.shared.snapshot().1.to_vec();
         let r = f(&mut toxics)?;
         check_kernel(&toxics)?;
-        sync_kernel(p, &toxics)?;
+        sync_kernel(p, &toxics, self.seed(), proxy)?;
         p.shared.set_toxics(toxics);
         Ok(r)
     }

@@ -280,3 +280,52 @@ fn loss_without_cap_net_admin_is_refused_naming_it() {
         None => test(),
     }
 }
+
+/// The positions of each 1,000 segments a seeded loss rule drops, read back from the
+/// kernel's ruleset of `ns` (`numgen inc mod 1000 vmap { 3 : drop, ... }`).
+fn dropped_positions(ns: &Namespace) -> Vec<u32> {
+    let out = ns
+        .command("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .expect("nft (apt package nftables)");
+    let ruleset = String::from_utf8_lossy(&out.stdout);
+    let map = ruleset
+        .split("vmap {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap_or_else(|| panic!("no vmap in the ruleset:\n{ruleset}"));
+    map.split(',')
+        .map(|entry| entry.split(':').next().unwrap().trim().parse().unwrap())
+        .collect()
+}
+
+/// `--seed` reaches the kernel: a TCP loss toxic drops segments by their position in a
+/// seeded cycle, so the same seed installs the same positions (and another seed others).
+#[test]
+fn seeded_loss_drops_the_same_positions_for_the_same_seed() {
+    skip_unless!(Root, Namespaces, Nftables);
+    let ns = Namespace::create("tcplossseed").unwrap();
+    let positions = |seed: u64| {
+        ns.run(|| {
+            let server = ProxyServer::new(ServerOptions {
+                seed,
+                ..Default::default()
+            })
+            .unwrap();
+            let up = echo_upstream();
+            // The guard keeps the proxy (dropping it removes the proxy and its rules).
+            let _proxy = server.proxy("lossy", "127.0.0.1:0", &up).unwrap();
+            let body =
+                json!({"type": "loss", "stream": "upstream", "attributes": {"probability": 0.3}});
+            server.add_toxic("lossy", &body).unwrap();
+            dropped_positions(&ns)
+        })
+        .unwrap()
+    };
+    let a = positions(7);
+    assert_eq!(a.len(), 300, "30 % of each 1,000 segments");
+    assert_eq!(a, positions(7), "the same seed, the same positions");
+    assert_ne!(a, positions(8), "another seed, other positions");
+    assert_eq!(netloom_tables(&ns), 0, "each server's rules went with it");
+}

@@ -190,11 +190,13 @@ pub trait KernelToxic: Send + Sync {
     /// does not listen.
     fn check(&self) -> Result<(), ProxyError>;
 
-    /// Installs the rules for a proxy listening at `listen`, acting on `stream`.
+    /// Installs the rules for a proxy listening at `listen`, acting on `stream`; `seed`
+    /// (from the server's seed, the proxy's and the toxic's names) decides what is random.
     fn install(
         &self,
         listen: std::net::SocketAddr,
         stream: crate::Stream,
+        seed: u64,
     ) -> Result<KernelRules, ProxyError>;
 }
 

@@ -58,12 +58,18 @@ impl KernelToxic for TcpLoss {
         }
     }
 
-    fn install(&self, listen: SocketAddr, stream: Stream) -> Result<KernelRules, ProxyError> {
+    fn install(
+        &self,
+        listen: SocketAddr,
+        stream: Stream,
+        seed: u64,
+    ) -> Result<KernelRules, ProxyError> {
         let direction = match stream {
             Stream::Upstream => LossDirection::ToLocal,
             Stream::Downstream => LossDirection::FromLocal,
         };
-        let loss = PacketLoss::new(listen, direction, self.probability).map_err(kernel_error)?;
+        let loss =
+            PacketLoss::seeded(listen, direction, self.probability, seed).map_err(kernel_error)?;
         Ok(Box::new(loss))
     }
 }
