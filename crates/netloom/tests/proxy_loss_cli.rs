@@ -99,3 +99,55 @@ fn sigterm_removes_the_loss_rules_and_blackhole_clear_sweeps_after_sigkill() {
     netloom(&ns, &["blackhole", "--clear"]);
     assert_eq!(tables(&ns), 0, "--clear removes the orphan");
 }
+
+/// The README's chaos-proxy commands, read from README.md and run as written (each
+/// `cargo run ... -- ARGS` line as `netloom ARGS`) in a namespace of the test's own, where
+/// the default API address 127.0.0.1:8474 is free: the server on its default port, the
+/// control verbs on their default `--api`, then the TCP loss toxic the README names.
+#[test]
+fn the_readmes_proxy_commands_work_as_written_on_the_default_port() {
+    skip_unless!(Root, Namespaces, Nftables);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let prefix = "cargo run --release -q -p netloom -- proxy ";
+    let lines: Vec<Vec<&str>> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|args| args.split('#').next().unwrap().split_whitespace().collect())
+        .collect();
+    assert!(lines.len() >= 4, "the README's proxy commands: {lines:?}");
+    assert!(
+        readme.contains("cargo run --release -p netloom -- proxy &"),
+        "the README starts the server with no arguments"
+    );
+    let ns = Namespace::create("proxy-readme").unwrap();
+    let mut srv = Netloom::spawn(ns.command(BIN).arg("proxy").stderr(Stdio::null()));
+    assert_eq!(
+        srv.addr.to_string(),
+        "127.0.0.1:8474",
+        "toxiproxy-server's default"
+    );
+    for args in &lines {
+        let out = netloom(&ns, &[&["proxy"], &args[..]].concat());
+        assert!(!out.is_empty(), "{args:?} printed nothing");
+    }
+    // The loss toxic the README shows in its text.
+    let text = "proxy toxic add redis -t loss -a probability=0.3";
+    assert!(readme.contains(text));
+    netloom(&ns, &text.split_whitespace().collect::<Vec<_>>());
+    let list = netloom(&ns, &["proxy", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("redis\t") && l.ends_with("\t2")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("dns\t") && l.contains("\tudp\t")),
+        "{list}"
+    );
+    assert_eq!(tables(&ns), 1, "the loss toxic's table");
+    signal(&srv.child, "TERM");
+    wait_exit(&mut srv.child, Duration::from_secs(10));
+    assert_eq!(tables(&ns), 0, "SIGTERM removes it");
+}
