@@ -8,10 +8,20 @@ use std::net::TcpStream;
 use common::{http, http_ua, json, start};
 use serde_json::json;
 
-/// A loopback port free at the time of the call.
+/// A loopback port nothing else can take for the rest of this test: bound with
+/// `SO_REUSEADDR` and never listening (so a connect to it is refused), held until the test
+/// process exits. A proxy the test puts there binds it too (its listener sets
+/// `SO_REUSEADDR`). Binding and closing a socket to pick a port would let anything take the
+/// port before the proxy does.
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static HELD: std::sync::Mutex<Vec<socket2::Socket>> = std::sync::Mutex::new(Vec::new());
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    HELD.lock().unwrap().push(socket);
+    port
 }
 
 fn is_up(listen: &str) -> bool {
