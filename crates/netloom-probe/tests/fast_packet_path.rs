@@ -6,6 +6,7 @@
 //! removed on drop.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -107,9 +108,7 @@ async fn warm_up(net_dest: (IpAddr, IpAddr)) {
 
 #[test]
 fn packet_socket_replies_match_raw_socket_replies_v4_v6() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()
@@ -134,9 +133,7 @@ fn packet_socket_replies_match_raw_socket_replies_v4_v6() {
 
 #[test]
 fn two_sessions_at_once_never_take_each_others_replies() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()

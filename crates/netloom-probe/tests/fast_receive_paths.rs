@@ -5,6 +5,7 @@
 //! every namespace is removed on drop.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -84,9 +85,7 @@ fn probe_all(net: &Topology, receive_ring: bool) {
 
 #[test]
 fn ring_and_raw_socket_receive_give_the_same_answers() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()

@@ -5,6 +5,7 @@
 //! reason otherwise; the namespaces are removed on drop.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -15,9 +16,7 @@ const SIZES: [usize; 5] = [1_501, 1_600, 3_000, 6_000, 8_000];
 
 #[test]
 fn fragmented_ipv6_echo_replies_are_matched_by_both_receive_paths() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder().routers(1).build().expect("topology");
     let target = net.destination_v6();
     for receive_ring in [true, false] {

@@ -3,6 +3,7 @@
 //! Needs CAP_NET_RAW for raw mode (tests run as root in CI).
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -33,9 +34,7 @@ fn loopbacks() -> [IpAddr; 2] {
 
 #[tokio::test]
 async fn icmp_echo_reaches_loopback_v4_and_v6() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = raw_prober().await;
     for target in loopbacks() {
         let r = p.probe(target, opts(Protocol::Icmp)).await.unwrap();
@@ -49,9 +48,7 @@ async fn icmp_echo_reaches_loopback_v4_and_v6() {
 
 #[tokio::test]
 async fn udp_to_closed_port_is_a_reply_from_the_target() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = raw_prober().await;
     for target in loopbacks() {
         // Bind then drop a socket to find a port that is closed now.
@@ -79,9 +76,7 @@ async fn udp_to_closed_port_is_a_reply_from_the_target() {
 
 #[tokio::test]
 async fn udp_to_open_port_gets_no_reply() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = raw_prober().await;
     for target in loopbacks() {
         let sock = std::net::UdpSocket::bind((target, 0)).unwrap();
@@ -107,9 +102,7 @@ async fn udp_to_open_port_gets_no_reply() {
 
 #[tokio::test]
 async fn tcp_closed_and_open_ports_both_count_as_reached() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = raw_prober().await;
     for target in loopbacks() {
         let listener = tokio::net::TcpListener::bind((target, 0)).await.unwrap();
@@ -135,9 +128,7 @@ async fn tcp_closed_and_open_ports_both_count_as_reached() {
 
 #[tokio::test]
 async fn sctp_is_not_supported_on_this_kernel_or_works() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = raw_prober().await;
     let r = p
         .probe("127.0.0.1".parse().unwrap(), opts(Protocol::Sctp))
@@ -151,9 +142,7 @@ async fn sctp_is_not_supported_on_this_kernel_or_works() {
 
 #[tokio::test]
 async fn limits_and_bad_arguments_are_errors_naming_them() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = Prober::open(ProberConfig {
         max_in_flight: 2,
         privilege: PrivilegeMode::Raw,
@@ -212,9 +201,7 @@ async fn limits_and_bad_arguments_are_errors_naming_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_concurrent_icmp_probes_all_answered() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = raw_prober().await;
     let n = 2000;
     let mut set = tokio::task::JoinSet::new();
@@ -235,9 +222,7 @@ async fn thousands_of_concurrent_icmp_probes_all_answered() {
 
 #[tokio::test]
 async fn local_address_device_mark_tos_size_and_pattern() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let p = raw_prober().await;
     let closed_udp = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()

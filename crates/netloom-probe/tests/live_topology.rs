@@ -4,6 +4,7 @@
 //! Needs root (namespaces, raw sockets); every namespace is removed on drop.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -45,9 +46,7 @@ fn assert_reply(r: &ProbeReply, outcome: Outcome, from: Option<IpAddr>, what: &s
 
 #[test]
 fn ttl_expired_from_each_hop_then_reply_v4_v6_all_protocols() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()
@@ -120,9 +119,7 @@ fn ttl_expired_from_each_hop_then_reply_v4_v6_all_protocols() {
 
 #[test]
 fn ports_blackhole_and_unreachable() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(2)
         .open_ports(true)
@@ -180,9 +177,7 @@ fn ports_blackhole_and_unreachable() {
 
 #[test]
 fn two_probers_on_one_host_keep_their_own_replies() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder().routers(2).build().expect("topology");
     let dst = net.destination_v4();
     in_namespace(net.source(), || async move {
@@ -218,9 +213,7 @@ fn two_probers_on_one_host_keep_their_own_replies() {
 
 #[test]
 fn window_of_16384_probes_to_a_blackhole_tcp_included() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder().routers(1).build().expect("topology");
     let (hole4, hole6) = (net.blackhole_v4(), net.blackhole_v6());
     in_namespace(net.source(), || async move {
@@ -253,9 +246,7 @@ fn window_of_16384_probes_to_a_blackhole_tcp_included() {
 
 #[test]
 fn trace_reports_every_hop_then_stops_at_the_target() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(ROUTERS)
         .build()

@@ -4,6 +4,7 @@
 //! as no-route-network / no-route-host.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::time::Duration;
 
 use netloom_probe::{
@@ -13,9 +14,7 @@ use netloom_testnet::Namespace;
 
 #[test]
 fn no_route_errors_name_the_target_and_scope() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let ns = Namespace::create("probe-errors").expect("namespace");
     ns.ip(&["link", "set", "lo", "up"]).unwrap();
     ns.ip(&[

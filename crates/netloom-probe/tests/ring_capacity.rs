@@ -4,6 +4,7 @@
 //! Needs CAP_NET_RAW: skipped with a reason otherwise.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -41,9 +42,7 @@ fn burst(target: IpAddr, count: usize, size: Option<usize>) -> (usize, u64) {
 
 #[test]
 fn echo_replies_larger_than_a_ring_frame_are_answered_up_to_the_largest_size() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let largest = ProberConfig::default().max_packet_size;
     for target in ["127.0.0.1", "::1"] {
         let target: IpAddr = target.parse().unwrap();
@@ -58,9 +57,7 @@ fn echo_replies_larger_than_a_ring_frame_are_answered_up_to_the_largest_size() {
 
 #[test]
 fn a_burst_of_16384_answered_probes_to_127_0_0_1_is_all_replies() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let n = ProberConfig::default().max_in_flight;
     assert_eq!(n, 16_384);
     let started = Instant::now();
@@ -75,9 +72,7 @@ fn a_burst_of_16384_answered_probes_to_127_0_0_1_is_all_replies() {
 
 #[test]
 fn a_burst_of_4096_answered_probes_to_ipv6_loopback_is_all_replies() {
-    if common::skip_without_raw_sockets() {
-        return;
-    }
+    skip_unless!(NetRaw);
     let n = 4_096;
     let (answered, _) = burst("::1".parse().unwrap(), n, None);
     assert_eq!(answered, n, "answered of {n}");

@@ -7,6 +7,7 @@
 //! Needs root (namespaces, raw sockets); every namespace is removed on drop.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::time::Duration;
 
@@ -47,9 +48,7 @@ fn check(r: &ProbeReply, outcome: Outcome, from: Option<IpAddr>, what: &str) {
 
 #[test]
 fn syn_probes_open_closed_each_hop_and_blackhole_v4_v6() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(ROUTERS)
         .open_ports(true)
@@ -103,9 +102,7 @@ fn syn_probes_open_closed_each_hop_and_blackhole_v4_v6() {
 
 #[test]
 fn a_syn_probe_leaves_no_connection_on_the_target() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder().routers(1).build().expect("topology");
     let dst = net.destination_v4();
     let listener = net
@@ -131,9 +128,7 @@ fn a_syn_probe_leaves_no_connection_on_the_target() {
 
 #[test]
 fn two_probers_to_one_target_never_take_each_others_answers() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder()
         .routers(ROUTERS)
         .open_ports(true)
@@ -178,9 +173,7 @@ fn two_probers_to_one_target_never_take_each_others_answers() {
 
 #[test]
 fn a_given_local_port_is_held_for_the_probe() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder().routers(1).build().expect("topology");
     let dst = net.destination_v4();
     in_namespace(net.source(), || async move {
@@ -216,9 +209,7 @@ fn a_given_local_port_is_held_for_the_probe() {
 
 #[test]
 fn connect_path_reports_no_reply_when_the_kernel_gives_up_the_syn() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder().routers(1).build().expect("topology");
     let hole = net.blackhole_v4();
     // One SYN retransmission: the kernel fails the connect with ETIMEDOUT after ~3 s,

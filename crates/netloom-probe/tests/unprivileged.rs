@@ -6,6 +6,7 @@
 //! replies and ttl-expired read through IP_RECVERR, IPv4 and IPv6.
 mod common;
 
+use netloom_testnet::{Requirement::*, skip_unless};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -18,9 +19,7 @@ const CHILD_ENV: &str = "NETLOOM_PROBE_UNPRIV_CHILD";
 
 #[test]
 fn unprivileged_mode_without_cap_net_raw() {
-    if common::skip_unless_root() {
-        return;
-    }
+    skip_unless!(Root, Namespaces);
     let net = Topology::builder().routers(2).build().expect("topology");
     let exe = std::env::current_exe().expect("test binary path");
     let addrs = [

@@ -1,42 +1,10 @@
-//! Helpers shared by the test files: running in a namespace, counting answers, and
-//! skipping (with a one-line reason) tests that need privileges this run lacks.
+//! Helpers shared by the test files: running in a namespace and counting answers. Tests
+//! that need privileges skip through `netloom_testnet::skip_unless!` (a one-line reason;
+//! a failure under `NETLOOM_TEST_STRICT=1`, as `scripts/test` runs them).
 use std::future::Future;
 
 use netloom_probe::{Outcome, ProbeError, ProbeReply};
 use netloom_testnet::Namespace;
-
-/// True (after printing why) when this process is not root: namespaces, nftables and
-/// sysctls need it. Every test that needs them starts with
-/// `if common::skip_unless_root() { return; }`.
-#[allow(dead_code)]
-pub fn skip_unless_root() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    });
-    if !root {
-        eprintln!("skipped: needs root (network namespaces, CAP_NET_ADMIN and CAP_NET_RAW)");
-    }
-    !root
-}
-
-/// True (after printing why) when this process may not open raw sockets (no
-/// CAP_NET_RAW): raw-mode probes cannot run.
-#[allow(dead_code)]
-pub fn skip_without_raw_sockets() -> bool {
-    let raw = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::RAW,
-        Some(socket2::Protocol::ICMPV4),
-    )
-    .is_ok();
-    if !raw {
-        eprintln!("skipped: raw-mode probes need CAP_NET_RAW (run as root)");
-    }
-    !raw
-}
 
 /// Runs `f` on a current-thread runtime on a thread inside `ns`, so every socket the
 /// prober opens (shared and per-probe) lives in that namespace; returns what `f` returns.
