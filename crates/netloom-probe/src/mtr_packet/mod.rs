@@ -45,5 +45,5 @@ pub use command::{
 };
 pub use lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
 pub use reply::{Dialect, ErrorReply, Reply};
-pub use session::{Session, SessionConfig, SessionStats, Support};
+pub use session::{Session, SessionConfig, SessionStats, Support, Turn};
 pub use stdio::{PipeReader, PipeWriter};

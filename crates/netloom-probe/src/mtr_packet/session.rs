@@ -33,14 +33,6 @@ pub struct SessionConfig {
     pub command_buffer_size: usize,
     /// Argument limits and strictness.
     pub limits: ParseLimits,
-    /// After a turn that wrote less than about 30 replies while probes are in flight,
-    /// block the thread this long before the next turn, so that answers and commands
-    /// gather and go through in batches: fewer system calls and wake-ups per probe, at
-    /// the price of replies written up to this much later. Round-trip times are not
-    /// affected (send time at the send, receive time from the kernel). The sleep blocks
-    /// the runtime thread: use it on a runtime dedicated to the session, as the
-    /// `mtr-packet` binary does. Zero (the default) turns it off.
-    pub coalesce: std::time::Duration,
     /// Send ICMP/UDP probes (raw mode, no mark or device) through a packet socket when
     /// the path to the target is a plain Ethernet next hop: the IP output path is
     /// skipped, and with it the OUTPUT / POSTROUTING netfilter hooks. Off: every probe
@@ -56,7 +48,6 @@ impl Default for SessionConfig {
             command_buffer_size: DEFAULT_COMMAND_BUFFER_SIZE,
             limits: ParseLimits::default(),
             packet_socket: true,
-            coalesce: std::time::Duration::ZERO,
         }
     }
 }
@@ -167,9 +158,17 @@ pub struct Session {
     support: Support,
 }
 
-/// Output below this many bytes after a turn makes it a quiet one (see
-/// [`SessionConfig::coalesce`]).
-const COALESCE_BELOW_BYTES: usize = 1500;
+/// What one turn of [`Session::run_paced`] did (a turn: the commands of one read, or the
+/// answers that arrived together, and the replies written for them), as its pacing hook
+/// sees it once the replies are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Turn {
+    /// Bytes of replies the turn wrote (a reply is about 50 bytes).
+    pub reply_bytes: usize,
+    /// Probes still in flight.
+    pub in_flight: usize,
+}
 
 /// Probes in flight that need a future of their own (TCP/SCTP, a mark or device,
 /// unprivileged mode), polled by the session's own task (no task spawn per probe).
@@ -219,7 +218,34 @@ impl Session {
     /// assert_eq!(output, b"1 feature-support support 0.96\n");
     /// # Ok(()) }
     /// ```
-    pub async fn run<R, W>(&self, mut input: R, mut output: W) -> io::Result<SessionStats>
+    pub async fn run<R, W>(&self, input: R, output: W) -> io::Result<SessionStats>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        self.run_paced(input, output, |_| {}).await
+    }
+
+    /// [`run`](Session::run), calling `pace` after each turn's replies are written: a hook
+    /// for the caller's own pacing. The `mtr-packet` binary blocks its thread for a few
+    /// microseconds after a quiet turn while probes are in flight, so that answers and
+    /// commands gather and go through in batches (fewer system calls per probe); that
+    /// blocking belongs to a runtime dedicated to the session, so it lives in the binary.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: netloom_probe::mtr_packet::Session) -> std::io::Result<()> {
+    /// let input: &[u8] = b"1 check-support feature version\n";
+    /// let mut turns = 0;
+    /// session.run_paced(input, Vec::new(), |turn| turns += usize::from(turn.reply_bytes > 0)).await?;
+    /// assert_eq!(turns, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_paced<R, W>(
+        &self,
+        mut input: R,
+        mut output: W,
+        mut pace: impl FnMut(Turn),
+    ) -> io::Result<SessionStats>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -262,17 +288,16 @@ impl Session {
             }
             // This turn's probes leave together.
             fast.flush(&mut |done| self.write_finished(done, &mut out));
-            // Replies are about 50 bytes: a short output means a quiet turn.
-            let quiet = out.len() < COALESCE_BELOW_BYTES;
+            let turn = Turn {
+                reply_bytes: out.len(),
+                in_flight: in_flight.len() + fast.len(),
+            };
             if !out.is_empty() {
                 output.write_all(out.as_bytes()).await?;
                 output.flush().await?;
                 out.clear();
             }
-            if quiet && !self.config.coalesce.is_zero() && in_flight.len() + fast.len() > 0 {
-                // Let answers and commands gather (see `SessionConfig::coalesce`).
-                std::thread::sleep(self.config.coalesce);
-            }
+            pace(turn);
         }
         stats.packet_socket_sends = fast.packet_socket_sends();
         Ok(stats)

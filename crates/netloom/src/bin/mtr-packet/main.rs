@@ -13,7 +13,7 @@ mod dialect;
 use dialect::DialectArg;
 use netloom_probe::mtr_packet::{
     DEFAULT_COMMAND_BUFFER_SIZE, ParseLimits, PipeReader, PipeWriter, Session, SessionConfig,
-    Support,
+    Support, Turn,
 };
 use netloom_probe::{PrivilegeMode, Prober, ProberConfig};
 
@@ -117,7 +117,15 @@ fn run(args: Args) -> anyhow::Result<()> {
             ..ParseLimits::default()
         },
         packet_socket: !args.no_packet_socket,
-        coalesce: std::time::Duration::from_micros(u64::from(args.coalesce_us)),
+    };
+    let coalesce = std::time::Duration::from_micros(u64::from(args.coalesce_us));
+    // After a quiet turn (replies are about 50 bytes: under 1,500 is fewer than ~30) while
+    // probes are in flight, block this thread (the session's own) for `--coalesce-us`, so
+    // that answers and commands gather and go through in batches.
+    let pace = move |turn: Turn| {
+        if !coalesce.is_zero() && turn.reply_bytes < 1500 && turn.in_flight > 0 {
+            std::thread::sleep(coalesce);
+        }
     };
     // One thread: the session and the engine's receive tasks share it, which costs the
     // least CPU per probe.
@@ -134,10 +142,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         // reactor; anything else (a file, a terminal) through tokio's blocking stdio.
         let pipes = (PipeReader::stdin()?, PipeWriter::stdout()?);
         let stats = match pipes {
-            (Some(input), Some(output)) => session.run(input, output).await,
-            (Some(input), None) => session.run(input, tokio::io::stdout()).await,
-            (None, Some(output)) => session.run(tokio::io::stdin(), output).await,
-            (None, None) => session.run(tokio::io::stdin(), tokio::io::stdout()).await,
+            (Some(input), Some(output)) => session.run_paced(input, output, pace).await,
+            (Some(input), None) => session.run_paced(input, tokio::io::stdout(), pace).await,
+            (None, Some(output)) => session.run_paced(tokio::io::stdin(), output, pace).await,
+            (None, None) => {
+                session
+                    .run_paced(tokio::io::stdin(), tokio::io::stdout(), pace)
+                    .await
+            }
         }
         .context("reading commands / writing replies")?;
         tracing::info!(?stats, "command stream closed, all probes finished");
