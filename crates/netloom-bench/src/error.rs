@@ -10,6 +10,7 @@ use std::path::PathBuf;
 /// assert!(err.to_string().contains("connections"));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BenchError {
     /// A benchmark parameter is out of range.
     #[error("invalid benchmark configuration: {what}")]

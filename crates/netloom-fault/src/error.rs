@@ -17,6 +17,7 @@ use crate::method::Method;
 /// assert!(err.to_string().contains("CAP_NET_ADMIN"));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FaultError {
     /// An operation needs a capability the calling process does not have in its effective set.
     #[error("{operation} needs {capability}, which this process does not have; {alternative}")]

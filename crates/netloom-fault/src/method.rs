@@ -25,6 +25,7 @@ use crate::error::{FaultError, Result};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Method {
     /// The best method allowed, chosen per connection.
     #[default]

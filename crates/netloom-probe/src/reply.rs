@@ -15,6 +15,7 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum UnreachableKind {
     /// Network unreachable (v4 codes 0, 6, 11; v6 code 0 "no route").
     Network,
@@ -79,6 +80,7 @@ impl UnreachableKind {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "reason")]
+#[non_exhaustive]
 pub enum Outcome {
     /// The probe reached the target: an echo reply, a port unreachable (UDP to a closed
     /// port), or a TCP SYN-ACK / RST.

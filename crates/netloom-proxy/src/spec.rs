@@ -62,6 +62,7 @@ impl Stream {
 /// assert_eq!(Protocol::parse("sctp").unwrap_err().status(), 400);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Protocol {
     /// Byte streams (the default).
     #[default]

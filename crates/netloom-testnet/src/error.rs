@@ -14,6 +14,7 @@ use std::io;
 /// assert!(e.to_string().contains("ip netns add x"));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TestnetError {
     /// A helper program (`ip`) could not be started at all.
     #[error(

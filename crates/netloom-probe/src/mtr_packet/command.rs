@@ -57,6 +57,7 @@ impl Default for ParseLimits {
 /// assert_eq!(parse_line(b"1"), Err(CommandParseError::TooFewTokens));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandParseError {
     /// A command needs at least a token and a command name.
     #[error("a command needs a token and a name")]
