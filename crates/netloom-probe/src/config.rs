@@ -46,7 +46,8 @@ pub struct ProberConfig {
     /// socket, when the ring can be set up (default true). The ring has a 2 KiB frame per
     /// probe [`max_in_flight`](Self::max_in_flight) allows plus an eighth (at least 4 MiB,
     /// at most 256 MiB of kernel memory per IP version; 36 MiB at the default), so every
-    /// answer of a full burst fits; answers larger than a frame (up to
+    /// answer of a full burst fits (with the ring, `max_in_flight` above 116,508 is
+    /// refused at open); answers larger than a frame (up to
     /// [`max_packet_size`](Self::max_packet_size)) are read whole from a copy the kernel
     /// queues on the packet socket (8 MiB receive buffer).
     pub receive_ring: bool,

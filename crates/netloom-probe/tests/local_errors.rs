@@ -79,3 +79,23 @@ fn no_route_errors_name_the_target_and_scope() {
     })
     .expect("thread in the namespace");
 }
+
+/// With the receive ring, more probes in flight than its largest size holds answers for
+/// are refused at open, naming the option and what to do (the ring would drop answers).
+#[tokio::test]
+async fn max_in_flight_beyond_the_rings_capacity_is_refused_at_open() {
+    let config = netloom_probe::ProberConfig {
+        max_in_flight: 200_000,
+        receive_ring: true,
+        ..Default::default()
+    };
+    match netloom_probe::Prober::open(config).await {
+        Err(netloom_probe::ProbeError::InvalidArgument { what }) => {
+            assert!(
+                what.contains("max_in_flight") && what.contains("receive_ring"),
+                "{what}"
+            );
+        }
+        other => panic!("expected InvalidArgument, got {:?}", other.map(|_| ())),
+    }
+}

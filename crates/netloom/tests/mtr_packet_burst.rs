@@ -83,3 +83,20 @@ fn a_burst_of_4096_icmp_probes_to_ipv6_loopback_and_the_largest_size_are_all_rep
         "{out}"
     );
 }
+
+/// A `--max-in-flight` the receive ring could not hold every answer of is refused up front
+/// with its range (it accepted up to 1,048,576 while the ring holds answers for 116,508).
+#[test]
+fn max_in_flight_beyond_what_the_ring_holds_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mtr-packet"))
+        .args(["--max-in-flight", "200000"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("mtr-packet runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--max-in-flight") && err.contains("100000"),
+        "{err}"
+    );
+}

@@ -101,6 +101,16 @@ impl Engine {
                 ),
             });
         }
+        if config.receive_ring && config.max_in_flight > rx_ring::MAX_IN_FLIGHT {
+            return Err(ProbeError::InvalidArgument {
+                what: format!(
+                    "ProberConfig::max_in_flight {} is more than the receive ring holds \
+                     answers for ({}); lower it, or set receive_ring to false",
+                    config.max_in_flight,
+                    rx_ring::MAX_IN_FLIGHT
+                ),
+            });
+        }
         let sockets::Opened { raw, v4, v6 } = sockets::open_families(config.privilege)?;
         let syn = syn::Syn::open(raw, v4.is_ok(), v6.is_ok(), config.max_in_flight);
         Ok(Engine::assemble(

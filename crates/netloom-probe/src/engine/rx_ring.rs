@@ -35,6 +35,9 @@ const FRAMES_PER_BLOCK: usize = (BLOCK_SIZE / FRAME_SIZE) as usize;
 /// Fewest blocks (2,048 frames, 4 MiB) and most (131,072 frames, 256 MiB) of one ring.
 const MIN_BLOCKS: usize = 2_048 / FRAMES_PER_BLOCK;
 const MAX_BLOCKS: usize = 131_072 / FRAMES_PER_BLOCK;
+/// The most probes in flight whose answers the largest ring holds (a frame each plus an
+/// eighth, as [`RxRing::blocks_for`] sizes it).
+pub(crate) const MAX_IN_FLIGHT: usize = MAX_BLOCKS * FRAMES_PER_BLOCK * 8 / 9;
 /// Receive buffer of the packet socket, which holds the whole copies of packets larger
 /// than a frame until the reader takes them (about 500 answers of 9,000 bytes).
 const COPY_BUFFER: usize = 8 << 20;

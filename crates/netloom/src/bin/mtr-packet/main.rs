@@ -27,8 +27,9 @@ struct Args {
     /// no-route-host, no-route-network, host-down) or `0.95` (Debian 12's mtr: no-route).
     #[arg(long, value_enum, default_value_t = DialectArg::Auto)]
     dialect: DialectArg,
-    /// Most probes in flight; more get `probes-exhausted`.
-    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    /// Most probes in flight; more get `probes-exhausted`. At most 100,000: in raw mode the
+    /// receive ring holds a frame for every answer of a full burst.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_in_flight: u32,
     /// Command buffer size in bytes; a longer line gets `0 command-buffer-overflow`.
     #[arg(long, default_value_t = DEFAULT_COMMAND_BUFFER_SIZE as u32, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
