@@ -186,3 +186,55 @@ fn forward_closes_an_idle_client_after_the_idle_timeout() {
     assert_eq!(s.read(&mut buf).expect("EOF within 5 s"), 0);
     assert!(start.elapsed() >= Duration::from_millis(250));
 }
+
+/// `--half-close-linger` (socat's `-t`): after the client ends its output, a target that
+/// never answers nor closes keeps the pair open that long, not the default 10 s; out of
+/// range it is a usage error naming the flag and its range.
+#[test]
+fn half_close_linger_bounds_the_wait_for_the_other_direction() {
+    // A target that reads and keeps the connection open without answering.
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = target.local_addr().unwrap().to_string();
+    let holder = thread::spawn(move || {
+        let (mut c, _) = target.accept().unwrap();
+        let mut sink = Vec::new();
+        let _ = c.read_to_end(&mut sink);
+        // Open (never answering) well past the linger; the client sees EOF long before.
+        thread::sleep(Duration::from_secs(2));
+    });
+    let fwd = Netloom::start(
+        &["forward", "--to", &to, "--half-close-linger", "0.3"],
+        Stdio::null(),
+    );
+    let mut s = TcpStream::connect(fwd.addr).unwrap();
+    s.write_all(b"hello\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).expect("closed within 5 s"), 0);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+    drop(fwd);
+    holder.join().unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netloom"))
+        .args([
+            "forward",
+            "--to",
+            "127.0.0.1:9",
+            "--half-close-linger",
+            "7200",
+        ])
+        .output()
+        .expect("netloom runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--half-close-linger") && err.contains("3600"),
+        "{err}"
+    );
+}

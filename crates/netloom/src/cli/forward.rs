@@ -46,6 +46,12 @@ pub struct ForwardArgs {
     /// Event loop threads (default: the CPUs this process may use) [range: 1..=256].
     #[arg(long, value_name = "N", value_parser = ranges::usize_in(ranges::THREADS))]
     pub threads: Option<usize>,
+    /// After one side ends its output (its FIN is passed on), how many seconds the other
+    /// direction may go on before both connections close, as socat's `-t` [range:
+    /// 0..=3600].
+    #[arg(long, value_name = "SECS", default_value = "10",
+          value_parser = ranges::secs_in(ranges::HALF_CLOSE_LINGER_SECS))]
+    pub half_close_linger: Duration,
     /// Keep-alive and the graceful stop.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -58,6 +64,7 @@ pub struct ForwardArgs {
 pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     let stop = StopSignals::install()?;
     let mut config = ForwardConfig::new(args.to.as_str());
+    config.half_close_linger = args.half_close_linger;
     if args.tls_to {
         let roots = match &args.tls_ca {
             Some(path) => {

@@ -27,6 +27,9 @@ pub const HANDSHAKE_TIMEOUT_SECS: RangeInclusive<f64> = 0.1..=600.0;
 pub const KEEPALIVE_SECS: RangeInclusive<f64> = 0.0..=86_400.0;
 /// Seconds connections get to finish after SIGINT/SIGTERM (`--grace`).
 pub const GRACE_SECS: RangeInclusive<f64> = 0.0..=3_600.0;
+/// Seconds the other direction may go on after one side half-closed (`forward
+/// --half-close-linger`; the library's `ForwardConfig::MAX_LINGER` is the top).
+pub const HALF_CLOSE_LINGER_SECS: RangeInclusive<f64> = 0.0..=3_600.0;
 /// Seconds a UDP peer may stay silent (`--udp-idle-timeout`).
 pub const UDP_IDLE_SECS: RangeInclusive<f64> = 0.01..=86_400.0;
 /// Seconds between UDP peer-count reports (`--udp-report-interval`).
