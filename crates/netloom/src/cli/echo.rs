@@ -80,7 +80,7 @@ pub struct EchoArgs {
     #[arg(long, conflicts_with_all = [
         "tls_cert", "threads", "tcp_notsent_lowat", "read_chunk_size",
         "max_bytes_per_gathering_write", "keepalive", "grace", "idle_timeout",
-        "tls_handshake_timeout", "max_connections", "buffer_budget",
+        "tls_handshake_timeout", "max_connections",
     ])]
     pub udp: bool,
 

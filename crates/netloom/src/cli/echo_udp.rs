@@ -52,11 +52,14 @@ fn emit(stats: &UdpStats, json: bool, last: bool) -> std::io::Result<()> {
 
 /// Echoes datagrams until SIGINT/SIGTERM/SIGHUP, then prints the final counts; exit 0.
 pub fn run(args: &EchoArgs, stop: StopSignals) -> anyhow::Result<ExitCode> {
-    let config = UdpConfig {
+    let mut config = UdpConfig {
         idle_timeout: args.udp_idle_timeout,
         max_peers: args.udp_max_peers,
         ..UdpConfig::default()
     };
+    // One budget for what every peer's framer holds of unfinished frames (`--buffer-budget`).
+    config.channel.memory_budget =
+        Some(netloom_channel::MemoryBudget::new(args.guard.buffer_budget));
     config
         .validate()
         .map_err(|e| output::usage(e.to_string()))?;
