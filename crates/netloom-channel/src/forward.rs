@@ -630,11 +630,11 @@ impl Handler for Outbound {
             // A certificate that does not verify, an alert, a handshake that never ends:
             // the operator must see it (the client only sees its connection closed). The
             // TLS handler reports a failure once, so this is one line per connection.
-            Some(reason) => tracing::warn!(
+            Some(error) => tracing::warn!(
                 to = %self.to,
                 target_channel = %ctx.channel(),
                 client = %self.client,
-                %reason,
+                reason = %plain_tls_reason(error),
                 "TLS toward the target failed; closing the client"
             ),
             None if matches!(error, ChannelError::TlsHandshakeTimeout(_)) => tracing::warn!(
@@ -647,5 +647,29 @@ impl Handler for Outbound {
         }
         ctx.close();
         Ok(())
+    }
+}
+
+/// A failed TLS verification in words an operator acts on, with rustls's own text after
+/// it: `certificate not signed by a trusted CA (add its CA to the trusted roots): invalid
+/// peer certificate: UnknownIssuer`.
+fn plain_tls_reason(error: &rustls::Error) -> String {
+    use rustls::CertificateError as E;
+    let hint = match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            E::UnknownIssuer => {
+                Some("certificate not signed by a trusted CA (add its CA to the trusted roots)")
+            }
+            E::Expired | E::ExpiredContext { .. } => Some("certificate expired"),
+            E::NotValidYet | E::NotValidYetContext { .. } => Some("certificate not valid yet"),
+            E::BadSignature => Some("certificate signature does not verify"),
+            E::Revoked => Some("certificate revoked"),
+            _ => None,
+        },
+        _ => None,
+    };
+    match hint {
+        Some(hint) => format!("{hint}: {error}"),
+        None => error.to_string(),
     }
 }

@@ -101,6 +101,11 @@ fn assert_two_warnings(to: &str, stderr: &str, reason: &str) {
 fn an_untrusted_target_certificate_is_one_warn_line_per_connection() {
     let (to, stderr) = two_failed_connections(None, "target.example");
     assert_two_warnings(&to, &stderr, "UnknownIssuer");
+    // In words first (defect 7: messages that leak internals), rustls's name after.
+    assert!(
+        stderr.contains("certificate not signed by a trusted CA"),
+        "{stderr}"
+    );
 }
 
 #[test]
