@@ -295,3 +295,45 @@ fn a_signal_right_after_the_address_line_still_stops_gracefully() {
         }
     }
 }
+
+/// `--keepalive SECS` turns TCP keep-alive on for accepted connections with that idle time
+/// (issue 13, defect 15), and 0 turns it off: the kernel's socket table (`ss -o`) shows
+/// the server side's keep-alive timer.
+#[test]
+fn keepalive_sets_the_accepted_sockets_timer() {
+    netloom_testnet::skip_unless!(netloom_testnet::Requirement::Program("ss"));
+    for (secs, expect_timer) in [("7", true), ("0", false)] {
+        let echo = Netloom::start(
+            &["echo", "--listen", "127.0.0.1:0", "--keepalive", secs],
+            Stdio::null(),
+        );
+        let mut c = TcpStream::connect(echo.addr).unwrap();
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.read_exact(&mut b).unwrap(); // accepted and serving
+        let out = Command::new("ss")
+            .args(["-tnoH", "state", "established"])
+            .arg(format!("( sport = :{} )", echo.addr.port()))
+            .output()
+            .expect("ss runs");
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(table.lines().count(), 1, "the server's side: {table}");
+        // `timer:(keepalive,TIME,0)`: armed with the idle time given.
+        let keepalive = table.contains("timer:(keepalive,");
+        assert_eq!(keepalive, expect_timer, "--keepalive {secs}: {table}");
+        if expect_timer {
+            let time = table.split("timer:(keepalive,").nth(1).unwrap();
+            let digits: String = time
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let mut left: f64 = digits.parse().expect(&table);
+            // Debian 12's ss prints seconds as `6.996ms`; others print `6996ms` or `7sec`.
+            if time[digits.len()..].starts_with("ms") && left > 100.0 {
+                left /= 1000.0;
+            }
+            assert!(left > 5.0 && left <= 7.0, "{table}");
+        }
+    }
+}
