@@ -434,6 +434,47 @@ fn names_and_as_numbers_from_a_test_dns_server() {
     drop(server);
 }
 
+/// Name lookups never hold the probes back: with a name server that takes every query and
+/// never answers, `trace -r -z` still sends every cycle on schedule (every hop 0 % loss, 3
+/// sent), shows addresses, and finishes within the report's 3 s wait for names.
+#[test]
+fn a_silent_name_server_never_delays_the_probes() {
+    skip_unless!(Root, Namespaces);
+    let net = Topology::builder().routers(2).build().expect("topology");
+    let dst = net.destination_v4().to_string();
+    // A UDP socket on port 53 of the destination that nobody reads: queries queue, unanswered.
+    let silent = net
+        .destination()
+        .run(|| std::net::UdpSocket::bind(format!("{dst}:53")).expect("bind :53"))
+        .expect("in the destination namespace");
+    let dir = std::path::PathBuf::from(format!("/etc/netns/{}", net.source().name()));
+    std::fs::create_dir_all(&dir).expect("/etc/netns dir");
+    let _dir = RemoveDir(dir.clone());
+    std::fs::write(dir.join("resolv.conf"), format!("nameserver {dst}\n")).expect("resolv.conf");
+    let started = std::time::Instant::now();
+    let (code, out, err) = output(
+        net.source()
+            .command(NETLOOM)
+            .args(["trace", "-r", "-z", "-c", "3", "-i", "0.2", &dst]),
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{out}{err}");
+    let hops: Vec<&str> = out.lines().filter(|l| l.contains(".|-- ")).collect();
+    assert_eq!(hops.len(), 3, "{out}");
+    for hop in &hops {
+        assert!(
+            hop.contains("AS??? ") && hop.contains(" 0.0%     3 "),
+            "{out}"
+        );
+    }
+    assert!(
+        hops[2].contains(&dst),
+        "addresses while names are unknown: {out}"
+    );
+    assert!(took < std::time::Duration::from_secs(6), "{took:?}");
+    drop(silent);
+}
+
 /// `--json` follows docs/cli.md: one compact JSON object per line, each line parsing
 /// alone (issue 13, defect 9: trace printed pretty JSON over many lines).
 #[test]
