@@ -77,3 +77,70 @@ fn terminate_and_originate_tls_with_verification() {
     assert_eq!(e.status(), 400);
     assert!(e.to_string().contains("/nonexistent.pem"));
 }
+
+/// Originating TLS verifies by default: with no `ca`, the system roots (which do not hold a
+/// self-signed certificate) refuse the upstream; with the `ca` and no `server_name`, the
+/// name verified (and sent as SNI) is the upstream's host.
+#[test]
+fn upstream_tls_verifies_with_the_system_roots_and_the_upstream_host_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let s = ProxyServer::new(ServerOptions {
+        seed: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let inner = s
+        .create(
+            &json!({"name": "tls-in", "listen": "127.0.0.1:0", "upstream": echo().to_string(),
+            "tls": {"cert": cert, "key": key}}),
+        )
+        .unwrap();
+    let port = inner["listen"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let round_trip = |proxy: &serde_json::Value| {
+        let mut c = TcpStream::connect(proxy["listen"].as_str().unwrap()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = c.write_all(b"secret");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 6];
+        if c.read_exact(&mut buf).is_ok() {
+            got.extend_from_slice(&buf);
+        }
+        got
+    };
+    // No `ca`: the system roots. The self-signed upstream is refused.
+    let system = s
+        .create(&json!({"name": "system-roots", "listen": "127.0.0.1:0",
+            "upstream": format!("localhost:{port}"), "upstream_tls": {}}))
+        .unwrap();
+    assert!(
+        round_trip(&system).is_empty(),
+        "verified against the system roots"
+    );
+    // The `ca`, no `server_name`: `localhost` from the upstream address is the name.
+    let by_host = s
+        .create(&json!({"name": "by-host", "listen": "127.0.0.1:0",
+            "upstream": format!("localhost:{port}"), "upstream_tls": {"ca": cert}}))
+        .unwrap();
+    assert_eq!(round_trip(&by_host), b"secret");
+    // The same `ca` with the upstream as an address: the certificate's name does not match.
+    let by_addr = s
+        .create(&json!({"name": "by-addr", "listen": "127.0.0.1:0",
+            "upstream": format!("127.0.0.1:{port}"), "upstream_tls": {"ca": cert}}))
+        .unwrap();
+    assert!(
+        round_trip(&by_addr).is_empty(),
+        "127.0.0.1 is not the certificate's name"
+    );
+}
