@@ -312,6 +312,31 @@ fn latency_delays_each_datagram_both_ways() {
     }
 }
 
+/// Jitter over real sockets: each datagram waits latency ± jitter (here 30 ± 20 ms, one
+/// way), so round trips fall in 10..=50 ms plus scheduling slack and spread out.
+#[test]
+fn jitter_spreads_each_datagrams_delay_within_its_bounds() {
+    let s = server(3);
+    let p = s
+        .udp_proxy("jit", "127.0.0.1:0", &echo().to_string())
+        .unwrap();
+    p.add(ToxicSpec::latency(30, 20)).unwrap();
+    let c = client();
+    let mut rtts = Vec::new();
+    for i in 0..20u8 {
+        let t = Instant::now();
+        assert_eq!(ask(&c, p.listen(), &[i]), vec![i]);
+        rtts.push(t.elapsed());
+    }
+    let (min, max) = (*rtts.iter().min().unwrap(), *rtts.iter().max().unwrap());
+    assert!(min >= Duration::from_millis(10), "{rtts:?}");
+    assert!(max <= Duration::from_millis(50 + 150), "{rtts:?}");
+    assert!(
+        max - min >= Duration::from_millis(5),
+        "jitter spreads the delays: {rtts:?}"
+    );
+}
+
 #[test]
 fn bandwidth_paces_whole_datagrams() {
     let s = server(1);
