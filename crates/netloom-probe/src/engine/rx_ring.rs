@@ -23,6 +23,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use libc::{PACKET_COPY_THRESH, SKF_AD_OFF, SKF_AD_PKTTYPE, TP_STATUS_COPY, TP_STATUS_USER};
+
 use super::sys::setsockopt;
 
 /// Ring geometry: blocks of one 4 KiB page holding two 2 KiB frames (single pages: the
@@ -45,12 +47,9 @@ const COPY_BUFFER: usize = 8 << 20;
 /// jumbogram is cut and fails to parse).
 const COPY_MAX: usize = 1 << 16;
 
+/// `tpacket_versions::TPACKET_V2` (linux/if_packet.h): libc 0.2 has the other
+/// packet-socket constants used here, not this enum.
 const TPACKET_V2: libc::c_int = 1;
-const PACKET_COPY_THRESH: libc::c_int = 7;
-const TP_STATUS_USER: u32 = 1;
-const TP_STATUS_COPY: u32 = 1 << 1;
-const SKF_AD_PKTTYPE: u32 = 4;
-const SKF_AD_OFF: i32 = -0x1000;
 
 fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -68,7 +67,7 @@ fn host_only(to_drop: u8) -> [libc::sock_filter; 2] {
             libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
             0,
             0,
-            (SKF_AD_OFF + SKF_AD_PKTTYPE as i32) as u32,
+            (SKF_AD_OFF + SKF_AD_PKTTYPE) as u32,
         ),
         op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, to_drop, 0),
     ]
