@@ -63,12 +63,12 @@ fn forwards_100_mib_to_a_slow_consumer_with_bounded_memory() {
         ForwardConfig::new(target),
     )
     .unwrap();
-    let rss_before = rss_kib();
+    let rss_before = rss_kib(None);
     let client = TcpStream::connect(fwd.local_addr()).unwrap();
     let producer = thread::spawn(move || produce(client, total));
     let mut peak_rss = rss_before;
     while !consumer.is_finished() {
-        peak_rss = peak_rss.max(rss_kib());
+        peak_rss = peak_rss.max(rss_kib(None));
         thread::sleep(Duration::from_millis(20));
     }
     producer.join().unwrap();

@@ -65,7 +65,7 @@ fn clients_sending_empty_lines_without_reading_keep_the_server_bounded() {
         .sync()
         .unwrap();
     let addr = server.local_addr().inet().unwrap();
-    let rss_before = rss_kib();
+    let rss_before = rss_kib(None);
     // Each client writes empty lines until the server stops taking them (up to 4 MiB).
     let flooders: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -96,7 +96,7 @@ fn clients_sending_empty_lines_without_reading_keep_the_server_bounded() {
         let t = Instant::now();
         round_trip(&mut probe, b"still there?\n");
         worst = worst.max(t.elapsed());
-        peak_rss = peak_rss.max(rss_kib());
+        peak_rss = peak_rss.max(rss_kib(None));
         thread::sleep(Duration::from_millis(20));
     }
     let clients: Vec<(TcpStream, usize)> =
@@ -105,7 +105,7 @@ fn clients_sending_empty_lines_without_reading_keep_the_server_bounded() {
     let mut fresh = TcpStream::connect(addr).unwrap();
     round_trip(&mut fresh, b"new client\n");
     worst = worst.max(t.elapsed());
-    peak_rss = peak_rss.max(rss_kib());
+    peak_rss = peak_rss.max(rss_kib(None));
     let o = ChannelOptions::default();
     let pending: Vec<usize> = channels
         .lock()

@@ -13,14 +13,7 @@ use std::time::{Duration, Instant};
 use netloom_proxy::{ProxyServer, ServerOptions, ToxicSpec};
 
 fn rss_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
+    netloom_testnet::rss_kib(None) * 1024
 }
 
 #[test]

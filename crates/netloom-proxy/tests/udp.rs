@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{http, json, start};
 use netloom_proxy::{ProxyServer, ServerOptions, ToxicSpec, UdpSettings};
+use netloom_testnet::wait_until;
 
 fn server(seed: u64) -> ProxyServer {
     ProxyServer::new(ServerOptions {
@@ -74,14 +75,6 @@ fn ask(c: &UdpSocket, to: SocketAddr, data: &[u8]) -> Vec<u8> {
     let (n, from) = c.recv_from(&mut buf).expect("an answer through the proxy");
     assert_eq!(from, to, "answers come from the proxy's listen address");
     buf[..n].to_vec()
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Sends datagrams `0..n` (u32 big-endian sequence numbers, padded to `size`), at most

@@ -41,6 +41,7 @@ pub mod mtu;
 mod namespace;
 mod require;
 mod topology;
+mod wait;
 
 pub use error::{Result, TestnetError};
 pub use listeners::OpenPorts;
@@ -50,3 +51,4 @@ pub use topology::{
     CLOSED_TCP_PORT, CLOSED_UDP_PORT, MAX_ROUTERS, OPEN_TCP_PORT, OPEN_UDP_PORT, Topology,
     TopologyBuilder,
 };
+pub use wait::{rss_kib, wait_until};

@@ -10,15 +10,9 @@ use std::time::Duration;
 mod common;
 use common::Netloom;
 
-/// Resident memory of a `netloom` child.
-fn rss_kib(netloom: &Netloom) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", netloom.child.id()))
-        .expect("the forwarder is alive");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+/// Resident memory of a `netloom` child, in KiB.
+fn rss_kib_of(netloom: &Netloom) -> u64 {
+    netloom_testnet::rss_kib(Some(netloom.child.id()))
 }
 
 #[test]
@@ -71,7 +65,7 @@ fn memory_stays_bounded_with_a_slow_consumer() {
         ],
         Stdio::null(),
     );
-    let baseline = rss_kib(&fwd);
+    let baseline = rss_kib_of(&fwd);
     let mut client = TcpStream::connect(fwd.addr).unwrap();
     let producer = thread::spawn(move || {
         let chunk = vec![0x5au8; 64 * 1024];
@@ -81,7 +75,7 @@ fn memory_stays_bounded_with_a_slow_consumer() {
     });
     let mut peak = baseline;
     while !consumer.is_finished() {
-        peak = peak.max(rss_kib(&fwd));
+        peak = peak.max(rss_kib_of(&fwd));
         thread::sleep(Duration::from_millis(20));
     }
     producer.join().unwrap();

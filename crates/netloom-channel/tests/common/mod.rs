@@ -1,6 +1,9 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (polling and memory readers come from
+//! netloom-testnet, shared with the other crates' tests).
+#![allow(dead_code, unused_imports)]
 pub mod tls;
+
+pub use netloom_testnet::{rss_kib, wait_until};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -111,30 +114,11 @@ pub fn read_until_closed(c: &mut TcpStream) -> (Vec<u8>, Duration) {
     }
 }
 
-/// This process's resident memory (VmRSS), in KiB.
-pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Fills `buf` with the byte pattern `(offset + i) % 251`, so a stream's bytes can be
 /// checked for order and loss at any offset.
 pub fn pattern(offset: usize, buf: &mut [u8]) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b = ((offset + i) % 251) as u8;
-    }
-}
-
-/// Waits until `cond` holds (polling), failing after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

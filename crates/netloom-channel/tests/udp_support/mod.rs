@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use netloom_channel::{ChannelError, Context, Handler, HandlerResult, Msg};
@@ -113,13 +113,9 @@ pub fn round_trip(s: &UdpSocket, server: SocketAddr, data: &[u8]) -> Vec<u8> {
     buf
 }
 
-/// Polls `cond` every 10 ms for up to 5 s.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Polls `cond` for up to 5 s (netloom_testnet::wait_until with the UDP tests' limit).
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    netloom_testnet::wait_until(what, Duration::from_secs(5), cond);
 }
 
 /// Records what it reads as `got TEXT`, without answering (a client's end).
