@@ -10,28 +10,43 @@ use common::echo;
 use netloom_proxy::{ProxyServer, ServerOptions, ToxicSpec};
 use serde_json::json;
 
-#[test]
-fn terminate_and_originate_tls_with_verification() {
-    let dir = tempfile::tempdir().unwrap();
+/// A self-signed certificate for `localhost` and its key, as PEM files in `dir`.
+fn self_signed(dir: &tempfile::TempDir) -> (String, String) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
+    (path(cert), path(key))
+}
 
-    let s = ProxyServer::new(ServerOptions {
+/// Proxy `tls-in` on `s`: terminates TLS with `cert`/`key`, plaintext to an echo server.
+fn tls_echo(s: &ProxyServer, cert: &str, key: &str) -> serde_json::Value {
+    s.create(
+        &json!({"name": "tls-in", "listen": "127.0.0.1:0", "upstream": echo().to_string(),
+        "tls": {"cert": cert, "key": key}}),
+    )
+    .unwrap()
+}
+
+fn server() -> ProxyServer {
+    ProxyServer::new(ServerOptions {
         seed: 1,
         ..Default::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn terminate_and_originate_tls_with_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(&dir);
+    let (cert, key) = (cert.as_str(), key.as_str());
+
+    let s = server();
     // TLS in, plaintext to the echo server.
-    let inner = s
-        .create(
-            &json!({"name": "tls-in", "listen": "127.0.0.1:0", "upstream": echo().to_string(),
-            "tls": {"cert": cert, "key": key}}),
-        )
-        .unwrap();
+    let inner = tls_echo(&s, cert, key);
     let inner_addr = inner["listen"].as_str().unwrap().to_owned();
     assert_eq!(inner["tls"]["cert"], cert);
     // Plaintext in, TLS to the inner proxy, verified against the self-signed certificate.
@@ -84,23 +99,10 @@ fn terminate_and_originate_tls_with_verification() {
 #[test]
 fn upstream_tls_verifies_with_the_system_roots_and_the_upstream_host_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    let s = ProxyServer::new(ServerOptions {
-        seed: 1,
-        ..Default::default()
-    })
-    .unwrap();
-    let inner = s
-        .create(
-            &json!({"name": "tls-in", "listen": "127.0.0.1:0", "upstream": echo().to_string(),
-            "tls": {"cert": cert, "key": key}}),
-        )
-        .unwrap();
+    let (cert, key) = self_signed(&dir);
+    let (cert, key) = (cert.as_str(), key.as_str());
+    let s = server();
+    let inner = tls_echo(&s, cert, key);
     let port = inner["listen"]
         .as_str()
         .unwrap()
