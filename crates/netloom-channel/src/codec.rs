@@ -7,7 +7,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::MemoryBudget;
 use crate::log_limit::LogLimit;
-use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Interest, Msg};
+use crate::{BoxError, ChannelError, Context, Handler, HandlerResult, Msg};
 
 /// A codec error that may leave the codec usable: the frame is skipped (and logged) and the
 /// connection goes on, instead of an exception.
@@ -222,6 +222,7 @@ impl<D> Drop for DecoderHandler<D> {
     }
 }
 
+#[crate::handler]
 impl<D> Handler for DecoderHandler<D>
 where
     D: Decoder + 'static,
@@ -232,11 +233,6 @@ where
         self.budget = ctx.channel().memory_budget().cloned();
         Ok(())
     }
-
-    fn interest(&self) -> Interest {
-        Interest::READ | Interest::READ_COMPLETE | Interest::INACTIVE | Interest::WRITABILITY
-    }
-
     fn channel_writability_changed(
         &mut self,
         ctx: &mut Context<'_>,
@@ -361,16 +357,13 @@ impl<E, T> EncoderHandler<E, T> {
     }
 }
 
+#[crate::handler]
 impl<E, T> Handler for EncoderHandler<E, T>
 where
     E: Encoder<T> + 'static,
     E::Error: RecoverableError,
     T: Send + 'static,
 {
-    fn interest(&self) -> Interest {
-        Interest::WRITE
-    }
-
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         match msg.downcast::<T>() {
             Ok(item) => {
@@ -429,6 +422,7 @@ impl<D, E, T> FramingHandler<D, E, T> {
     }
 }
 
+#[crate::handler]
 impl<D, E, T> Handler for FramingHandler<D, E, T>
 where
     D: Decoder + 'static,
@@ -438,10 +432,6 @@ where
     E::Error: RecoverableError,
     T: Send + 'static,
 {
-    fn interest(&self) -> Interest {
-        self.decoder.interest() | self.encoder.interest()
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         self.decoder.channel_read(ctx, msg)
     }

@@ -1,7 +1,7 @@
 //! The echo handler: an example handler (a complete one in a dozen lines), used by the
 //! tests, the doc examples and `netloom echo`. The echo *servers* (signals, reports,
 //! printing) are application code and live in the CLI (`crates/netloom/src/cli/`).
-use crate::{Context, Handler, HandlerResult, Interest, Msg};
+use crate::{Context, Handler, HandlerResult, Msg};
 
 /// Writes every message back. A flush only marks data ready: the channel writes after the
 /// read burst (or once a read chunk's worth is flushed), so small messages still take one
@@ -19,11 +19,8 @@ use crate::{Context, Handler, HandlerResult, Interest, Msg};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EchoHandler;
 
+#[crate::handler]
 impl Handler for EchoHandler {
-    fn interest(&self) -> Interest {
-        Interest::READ | Interest::WRITABILITY
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
         ctx.write_and_flush(msg);
         Ok(())

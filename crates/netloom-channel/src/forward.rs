@@ -51,8 +51,8 @@ use std::time::Duration;
 
 use crate::{
     Bootstrap, Channel, ChannelError, ChannelOptions, CloseFuture, Context, EventLoopGroup,
-    Handler, HandlerResult, Initializer, Interest, Msg, Pipeline, RemoteAddr, ServerBootstrap,
-    ServerChannel, TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
+    Handler, HandlerResult, Initializer, Msg, Pipeline, RemoteAddr, ServerBootstrap, ServerChannel,
+    TlsClientConfig, TlsHandler, TlsServerConfig, UserEvent,
 };
 
 /// What to forward where.
@@ -426,16 +426,8 @@ struct Inbound {
     input_ended: bool,
 }
 
+#[crate::handler]
 impl Handler for Inbound {
-    fn interest(&self) -> Interest {
-        Interest::ACTIVE
-            | Interest::USER_EVENT
-            | Interest::READ
-            | Interest::WRITABILITY
-            | Interest::INACTIVE
-            | Interest::EXCEPTION
-    }
-
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         ctx.set_auto_read(false);
         let inbound = ctx.channel().clone();
@@ -573,15 +565,8 @@ struct Outbound {
     to: RemoteAddr,
 }
 
+#[crate::handler]
 impl Handler for Outbound {
-    fn interest(&self) -> Interest {
-        Interest::READ
-            | Interest::WRITABILITY
-            | Interest::USER_EVENT
-            | Interest::INACTIVE
-            | Interest::EXCEPTION
-    }
-
     fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) -> HandlerResult {
         if let UserEvent::InputShutdown = event {
             // The target is done sending: pass the FIN on to the client.

@@ -1,9 +1,7 @@
 //! Idle detection and read timeouts, as handlers.
 use std::time::{Duration, Instant};
 
-use crate::{
-    ChannelError, CloseMode, Context, Handler, HandlerResult, IdleState, Interest, Msg, UserEvent,
-};
+use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, IdleState, Msg, UserEvent};
 
 /// Fires `UserEvent::Idle(..)` when nothing was read (`ReaderIdle`), written (`WriterIdle`)
 /// or either (`AllIdle`) for the configured time, and again after every further period of
@@ -63,11 +61,8 @@ impl IdleStateHandler {
     }
 }
 
+#[crate::handler]
 impl Handler for IdleStateHandler {
-    fn interest(&self) -> Interest {
-        Interest::READ | Interest::WRITE | Interest::INACTIVE
-    }
-
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.touch(&[0, 1, 2]);
         self.schedule(ctx);
@@ -139,11 +134,8 @@ impl ReadTimeoutHandler {
     }
 }
 
+#[crate::handler]
 impl Handler for ReadTimeoutHandler {
-    fn interest(&self) -> Interest {
-        Interest::READ
-    }
-
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.last_read = Instant::now();
         ctx.schedule_timer(self.timeout);
@@ -188,11 +180,8 @@ impl IdleTimeoutHandler {
     }
 }
 
+#[crate::handler]
 impl Handler for IdleTimeoutHandler {
-    fn interest(&self) -> Interest {
-        Interest::READ | Interest::WRITE
-    }
-
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         self.last = Instant::now();
         ctx.schedule_timer(self.timeout);

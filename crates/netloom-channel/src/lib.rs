@@ -53,6 +53,9 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+// `#[handler]` expands to `::netloom_channel::...` paths, also inside this crate.
+extern crate self as netloom_channel;
+
 mod alarm;
 mod bootstrap;
 mod budget;
@@ -98,6 +101,31 @@ pub use handler::Handler;
 pub use idle::{IdleStateHandler, ReadTimeoutHandler};
 pub use interest::Interest;
 pub use message::Msg;
+/// Implements [`Handler::interest`] from the callbacks an `impl Handler for T` block writes,
+/// so an overridden callback can never be left out of the interest set (the pipeline passes
+/// events by handlers that do not list them: a callback left out would silently never
+/// run). Writing `fn interest` in the block too does not compile. Generic impls work.
+///
+/// ```
+/// use netloom_channel::{handler, Context, Handler, HandlerResult, Interest, Msg};
+///
+/// struct Counter(usize);
+///
+/// #[handler]
+/// impl Handler for Counter {
+///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+///         self.0 += 1;
+///         ctx.fire_channel_read(msg);
+///         Ok(())
+///     }
+///     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+///         ctx.flush();
+///         Ok(())
+///     }
+/// }
+/// assert_eq!(Counter(0).interest(), Interest::READ | Interest::READ_COMPLETE);
+/// ```
+pub use netloom_macros::handler;
 pub use options::ChannelOptions;
 pub use pending::PendingWrites;
 pub use pipeline::{Context, Pipeline};

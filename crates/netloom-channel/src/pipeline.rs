@@ -162,9 +162,10 @@ pub(crate) struct EmbeddedQueues {
 ///
 /// [`Handler::interest`] lists the callbacks a handler implements; events it does not list
 /// pass it by without a call (Netty's `@Skip`). Listing too much costs a call; listing too
-/// little means an overridden callback is never called. Writing the impl inside
-/// [`handler!`](crate::handler) computes the set from the callbacks written, so it cannot
-/// be wrong. `handler_added`, `timer_expired` and `resumed` are always delivered.
+/// little means an overridden callback is never called. Marking the impl with
+/// [`#[handler]`](crate::handler) computes the set from the callbacks written, so it cannot
+/// be wrong (every handler of this workspace whose interest is fixed is written that way).
+/// `handler_added`, `timer_expired` and `resumed` are always delivered.
 ///
 /// # Cross-pipeline writes
 ///

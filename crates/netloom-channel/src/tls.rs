@@ -12,9 +12,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, Server
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::{
-    ChannelError, CloseMode, Context, Handler, HandlerResult, Interest, Msg, TlsInfo, UserEvent,
-};
+use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, Msg, TlsInfo, UserEvent};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -514,11 +512,8 @@ impl TlsHandler {
     }
 }
 
+#[crate::handler]
 impl Handler for TlsHandler {
-    fn interest(&self) -> Interest {
-        Interest::ACTIVE | Interest::READ | Interest::WRITE | Interest::CLOSE | Interest::USER_EVENT
-    }
-
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         if let Some(timeout) = self.handshake_timeout {
             ctx.schedule_timer(timeout);

@@ -444,25 +444,43 @@ fn a_flush_never_overtakes_a_write_queued_for_a_handler_it_passes_by() {
     assert_eq!(read_exact_timeout(&mut c, 5), b"2:ab,");
 }
 
-/// Written with `handler!`: the interest set follows the callbacks.
+/// Written with `#[handler]`: the interest set follows the callbacks.
 struct Shout;
 
-netloom_channel::handler! {
-    impl Handler for Shout {
-        fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-            let upper = msg
-                .downcast::<Bytes>()
-                .map(|b| Bytes::from(b.to_ascii_uppercase()))
-                .map_err(|_| "not bytes")?;
-            ctx.fire_channel_read(upper);
-            Ok(())
-        }
-        fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-            ctx.write(msg);
-            ctx.flush();
-            Ok(())
-        }
+#[netloom_channel::handler]
+impl Handler for Shout {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        let upper = msg
+            .downcast::<Bytes>()
+            .map(|b| Bytes::from(b.to_ascii_uppercase()))
+            .map_err(|_| "not bytes")?;
+        ctx.fire_channel_read(upper);
+        Ok(())
     }
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
+        ctx.write(msg);
+        ctx.flush();
+        Ok(())
+    }
+}
+
+/// Generic impls too, `where` clauses and all.
+struct Tagged<T>(T);
+
+#[netloom_channel::handler]
+impl<T> Handler for Tagged<T>
+where
+    T: 'static,
+{
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.fire_channel_active();
+        Ok(())
+    }
+}
+
+#[test]
+fn the_handler_attribute_covers_generic_impls() {
+    assert_eq!(Tagged(1u8).interest(), Interest::ACTIVE);
 }
 
 #[test]

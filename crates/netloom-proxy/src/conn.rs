@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use netloom_channel::{
-    Bootstrap, Channel, ChannelError, ChannelOptions, Context, Handler, HandlerResult, Interest,
-    Msg, PendingWrites, UserEvent,
+    Bootstrap, Channel, ChannelError, ChannelOptions, Context, Handler, HandlerResult, Msg,
+    PendingWrites, UserEvent,
 };
 
 use crate::deadline::Deadline;
@@ -459,16 +459,8 @@ async fn drain(
     }
 }
 
+#[netloom_channel::handler]
 impl Handler for Side {
-    fn interest(&self) -> Interest {
-        Interest::ACTIVE
-            | Interest::USER_EVENT
-            | Interest::READ
-            | Interest::WRITABILITY
-            | Interest::INACTIVE
-            | Interest::EXCEPTION
-    }
-
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         if !self.client_side {
             // Toxics that act without data (timeout, reset_peer) start their clocks now.

@@ -370,11 +370,8 @@ impl ServerBootstrap {
 /// Holds one of the `max_connections` slots while its channel's pipeline lives.
 struct ConnectionSlot(Arc<AtomicUsize>);
 
-impl crate::Handler for ConnectionSlot {
-    fn interest(&self) -> crate::Interest {
-        crate::Interest::UNREGISTERED
-    }
-}
+#[crate::handler]
+impl crate::Handler for ConnectionSlot {}
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use netloom_channel::tracking::{NewPeer, Verdict};
 use netloom_channel::udp::{Eviction, UdpBootstrap, UdpConfig, UdpEndpoint};
 use netloom_channel::{
-    Channel, ChannelError, Context, EventLoopGroup, Handler, HandlerResult, Interest, Msg,
-    UserEvent,
+    Channel, ChannelError, Context, EventLoopGroup, Handler, HandlerResult, Msg, UserEvent,
 };
 
 use super::UdpSettings;
@@ -306,15 +305,8 @@ async fn connect(
     }
 }
 
+#[netloom_channel::handler]
 impl Handler for UdpSide {
-    fn interest(&self) -> Interest {
-        Interest::ACTIVE
-            | Interest::USER_EVENT
-            | Interest::READ
-            | Interest::INACTIVE
-            | Interest::EXCEPTION
-    }
-
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         if self.client_side {
             self.client_active(ctx);

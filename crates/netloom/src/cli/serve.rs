@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use netloom_channel::{
-    ChannelOptions, CloseFuture, Context, Handler, HandlerResult, Interest, Pipeline,
-};
+use netloom_channel::{ChannelOptions, CloseFuture, Context, Handler, HandlerResult, Pipeline};
 
 use super::ranges;
 
@@ -144,11 +142,8 @@ struct Guard {
     counted: bool,
 }
 
+#[netloom_channel::handler]
 impl Handler for Guard {
-    fn interest(&self) -> Interest {
-        Interest::ACTIVE | Interest::INACTIVE
-    }
-
     fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         let peer = peer(ctx);
         let now = self.open.0.fetch_add(1, Ordering::Relaxed) + 1;
