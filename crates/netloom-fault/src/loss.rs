@@ -89,15 +89,18 @@ impl PacketLoss {
     }
 
     /// Like [`PacketLoss::new`], but reproducible: the matching segments are counted
-    /// (`numgen inc mod 1000`) and those at `probability` x 1,000 positions of each 1,000,
-    /// chosen by `seed`, are dropped. The same seed and the same traffic drop the same
-    /// segments; the probability is kept in thousandths (at least one position when above
-    /// zero). This is what `netloom proxy --seed` gives a TCP `loss` toxic.
+    /// (`numgen inc mod 1000`) and those at `probability` x 1,000 positions of each 1,000
+    /// are dropped, the positions chosen with `draw` (the draws of a seeded generator). The
+    /// same draws and the same traffic drop the same segments; the probability is kept in
+    /// thousandths (at least one position when above zero). `netloom proxy --seed` gives a
+    /// TCP `loss` toxic its seeded generator this way.
     ///
     /// ```no_run
     /// # fn main() -> netloom_fault::Result<()> {
     /// use netloom_fault::{LossDirection, PacketLoss};
-    /// let l = PacketLoss::seeded("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.25, 7)?;
+    /// let mut state = 7u64; // any seeded generator
+    /// let draw = move || { state = state.wrapping_mul(6364136223846793005).wrapping_add(1); state };
+    /// let l = PacketLoss::seeded("127.0.0.1:80".parse().unwrap(), LossDirection::ToLocal, 0.25, draw)?;
     /// assert_eq!(l.probability(), 0.25);
     /// # Ok(()) }
     /// ```
@@ -105,9 +108,9 @@ impl PacketLoss {
         local: SocketAddr,
         direction: LossDirection,
         probability: f64,
-        seed: u64,
+        draw: impl FnMut() -> u64,
     ) -> Result<PacketLoss> {
-        let positions = seeded_positions(per_million(probability)?, seed);
+        let positions = seeded_positions(per_million(probability)?, draw);
         let per_million = positions.len() as u32 * (SCALE / CYCLE);
         let rule = match positions.len() {
             0 => rule(local, direction, 0),
@@ -248,23 +251,15 @@ fn rule(local: SocketAddr, direction: LossDirection, per_million: u32) -> String
 const CYCLE: u32 = 1000;
 
 /// The positions of each [`CYCLE`] whose segments a seeded loss of `per_million` drops:
-/// round(share x CYCLE) of them (at least one when above zero), chosen by `seed`, sorted.
-fn seeded_positions(per_million: u32, seed: u64) -> Vec<u32> {
+/// round(share x CYCLE) of them (at least one when above zero), chosen by a partial
+/// Fisher-Yates shuffle of 0..CYCLE driven by `draw`, sorted.
+fn seeded_positions(per_million: u32, mut draw: impl FnMut() -> u64) -> Vec<u32> {
     let wanted =
         (u64::from(per_million) * u64::from(CYCLE) + u64::from(SCALE) / 2) / u64::from(SCALE);
     let wanted = if per_million > 0 { wanted.max(1) } else { 0 } as usize;
-    // SplitMix64 driving a partial Fisher-Yates shuffle of 0..CYCLE.
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
     let mut all: Vec<u32> = (0..CYCLE).collect();
     for i in 0..wanted {
-        let j = i + (next() % (u64::from(CYCLE) - i as u64)) as usize;
+        let j = i + (draw() % (u64::from(CYCLE) - i as u64)) as usize;
         all.swap(i, j);
     }
     all.truncate(wanted);
@@ -308,16 +303,31 @@ mod tests {
         );
     }
 
+    /// A seeded generator's draws (a 64-bit LCG; the proxy passes its own SplitMix64).
+    fn draws(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 11
+        }
+    }
+
     #[test]
     fn seeded_positions_are_reproducible_and_sized_by_the_probability() {
-        let a = seeded_positions(300_000, 7);
-        assert_eq!(a, seeded_positions(300_000, 7));
-        assert_ne!(a, seeded_positions(300_000, 8));
+        let a = seeded_positions(300_000, draws(7));
+        assert_eq!(a, seeded_positions(300_000, draws(7)));
+        assert_ne!(a, seeded_positions(300_000, draws(8)));
         assert_eq!(a.len(), 300);
         assert!(a.windows(2).all(|w| w[0] < w[1]) && a.iter().all(|p| *p < CYCLE));
-        assert_eq!(seeded_positions(1, 7).len(), 1, "above zero: at least one");
-        assert!(seeded_positions(0, 7).is_empty());
-        assert_eq!(seeded_positions(SCALE, 7).len(), CYCLE as usize);
+        assert_eq!(
+            seeded_positions(1, draws(7)).len(),
+            1,
+            "above zero: at least one"
+        );
+        assert!(seeded_positions(0, draws(7)).is_empty());
+        assert_eq!(seeded_positions(SCALE, draws(7)).len(), CYCLE as usize);
         assert_eq!(
             seeded_rule(
                 "127.0.0.1:80".parse().unwrap(),

@@ -12,7 +12,7 @@ use netloom_fault::{Capability, FaultError, LossDirection, PacketLoss};
 use serde_json::{Map, Value};
 
 use super::{Attrs, KernelRules, KernelToxic, Toxic};
-use crate::{ProxyError, Stream};
+use crate::{ProxyError, Rng, Stream};
 
 #[derive(Debug)]
 struct TcpLoss {
@@ -68,8 +68,9 @@ impl KernelToxic for TcpLoss {
             Stream::Upstream => LossDirection::ToLocal,
             Stream::Downstream => LossDirection::FromLocal,
         };
-        let loss =
-            PacketLoss::seeded(listen, direction, self.probability, seed).map_err(kernel_error)?;
+        let mut rng = Rng::new(seed);
+        let loss = PacketLoss::seeded(listen, direction, self.probability, || rng.next_u64())
+            .map_err(kernel_error)?;
         Ok(Box::new(loss))
     }
 }

@@ -1,7 +1,7 @@
 //! Names of responders: reverse DNS (PTR), AS numbers and AS names over DNS (Team Cymru's
 //! `origin.asn.cymru.com` and `AS<n>.asn.cymru.com` TXT records, as mtr and trippy ask),
-//! through the system's resolver configuration. Lookups run as tasks on the runtime and fill a cache; asking
-//! never waits, so probes are never held back by a slow name server.
+//! through the system's resolver configuration. Lookups run as tasks on the runtime and
+//! fill a cache; asking never waits, so probes are never held back by a slow name server.
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
