@@ -197,6 +197,22 @@ fn cymru_name(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Whatever TXT text a name server sends, the AS name is the trimmed, non-empty last
+        /// `|` field or nothing, and its handle is its first word; nothing panics.
+        #[test]
+        fn any_txt_answer_gives_a_clean_as_name_or_none(txt in "[ -~]{0,80}|([a-zA-Z0-9 ,.-]{0,12}\\|){0,6}[a-zA-Z0-9 ,.-]{0,20}") {
+            if let Some(name) = as_name_from_txt(&txt) {
+                proptest::prop_assert!(!name.is_empty() && !name.contains('|'));
+                proptest::prop_assert_eq!(name.trim(), name.as_str());
+                let h = handle(&name);
+                proptest::prop_assert!(name.starts_with(h.trim_end_matches(',')) && !h.contains(' '));
+            } else {
+                proptest::prop_assert!(!txt.contains('|') || txt.rsplit('|').next().unwrap().trim().is_empty());
+            }
+        }
+    }
+
     #[test]
     fn as_names_from_cymru_answers() {
         let txt = "64500 | ZZ | test | 2026-01-01 | EXAMPLE-NET - Example network, ZZ";
