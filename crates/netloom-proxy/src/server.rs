@@ -898,15 +898,7 @@ impl ProxyServer {
         upstream: &str,
     ) -> Result<ProxyGuard, ProxyError> {
         let v = self.create(&json!({"name": name, "listen": listen, "upstream": upstream}))?;
-        let listen = v["listen"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        Ok(ProxyGuard {
-            server: self.clone(),
-            name: name.to_owned(),
-            listen,
-        })
+        Ok(self.guard(name, &v))
     }
 
     /// Creates UDP proxy `name` (default `udp` limits) and returns a guard that deletes it
@@ -947,15 +939,20 @@ impl ProxyServer {
             &json!({"name": name, "listen": listen, "upstream": upstream,
             "protocol": "udp", "udp": settings.to_json()}),
         )?;
-        let listen = v["listen"]
+        Ok(self.guard(name, &v))
+    }
+
+    /// The guard of proxy `name`, whose create answered `created`.
+    fn guard(&self, name: &str, created: &Value) -> ProxyGuard {
+        let listen = created["listen"]
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        Ok(ProxyGuard {
+        ProxyGuard {
             server: self.clone(),
             name: name.to_owned(),
             listen,
-        })
+        }
     }
 }
 

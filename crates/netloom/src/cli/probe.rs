@@ -43,6 +43,14 @@ pub struct ProbeSettings {
     /// Send through this interface only.
     #[arg(long)]
     pub device: Option<String>,
+    /// Address family, flow and socket choices (the same flags for `probe` and `trace`).
+    #[command(flatten)]
+    pub path: PathSettings,
+}
+
+/// The flags `probe` and `trace` share as they are: family, flow and socket kind.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PathSettings {
     /// Paris traceroute: keep the flow identifiers constant across probes.
     #[arg(long)]
     pub constant_flow: bool,
@@ -89,7 +97,7 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 impl ProbeSettings {
     /// The IP version asked for with -4 / -6.
     pub fn version(&self) -> Option<IpVersion> {
-        match (self.ipv4, self.ipv6) {
+        match (self.path.ipv4, self.path.ipv6) {
             (true, _) => Some(IpVersion::V4),
             (_, true) => Some(IpVersion::V6),
             _ => None,
@@ -110,7 +118,7 @@ impl ProbeSettings {
             tos: self.tos,
             mark: self.mark,
             device: self.device.clone(),
-            constant_flow: self.constant_flow,
+            constant_flow: self.path.constant_flow,
         }
     }
 
@@ -157,7 +165,7 @@ impl ProbeSettings {
     ) -> anyhow::Result<(IpAddr, Prober)> {
         self.check()?;
         let target = resolve(host, self.version()).await?;
-        let privilege = if self.unprivileged {
+        let privilege = if self.path.unprivileged {
             PrivilegeMode::Unprivileged
         } else {
             PrivilegeMode::Auto

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use netloom::probe::Protocol;
 use netloom::probe::trace::{self, TraceConfig};
 
-use super::probe::ProbeSettings;
+use super::probe::{PathSettings, ProbeSettings};
 
 pub mod live;
 mod names;
@@ -106,18 +106,9 @@ pub struct TraceArgs {
     /// a PMTU column (report, CSV, live view) and "pmtu" per hop (JSON). Needs raw sockets.
     #[arg(long)]
     pub pmtu: bool,
-    /// Paris traceroute: keep the flow identifiers constant across probes.
-    #[arg(long)]
-    pub constant_flow: bool,
-    /// Use IPv4 only.
-    #[arg(short = '4', conflicts_with = "ipv6")]
-    pub ipv4: bool,
-    /// Use IPv6 only.
-    #[arg(short = '6')]
-    pub ipv6: bool,
-    /// Never use raw sockets (ICMP datagram sockets allowed by ping_group_range).
-    #[arg(long)]
-    pub unprivileged: bool,
+    /// Address family, flow and socket choices (the same flags for `probe` and `trace`).
+    #[command(flatten)]
+    pub path: PathSettings,
     /// Print the report as JSON.
     #[arg(long, short = 'j', conflicts_with = "csv")]
     pub json: bool,
@@ -181,10 +172,7 @@ impl TraceArgs {
             mark: self.mark,
             local: self.address,
             device: self.interface.clone(),
-            constant_flow: self.constant_flow,
-            ipv4: self.ipv4,
-            ipv6: self.ipv6,
-            unprivileged: self.unprivileged,
+            path: self.path.clone(),
         }
     }
 }
