@@ -1,6 +1,5 @@
 //! `netloom echo`: an echo server on netloom-channel (bytes, frames, optionally over TLS).
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use netloom_channel::{
     ChannelOptions, EchoHandler, EventLoopGroup, FramingHandler, ServerBootstrap, TlsHandler,
-    TlsServerConfig,
 };
 use netloom_codec::Framer;
 
-use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop, StopSignals};
+use super::serve::{self, GuardArgs, ListenArgs, OpenCount, ServeArgs, Stop, StopSignals};
 use super::{addr, echo_udp, ranges};
 
 /// Arguments of `netloom echo`.
@@ -31,17 +29,9 @@ pub struct EchoArgs {
     #[arg(long, value_name = "NAME", long_help = framing_help())]
     pub framing: Option<Framer>,
 
-    /// Serve TLS with this PEM certificate chain.
-    #[arg(long, requires = "tls_key", value_name = "PEM")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert", value_name = "PEM")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Event loop threads (default: the CPUs this process may use) [range: 1..=256].
-    #[arg(long, value_name = "N", value_parser = ranges::usize_in(ranges::THREADS))]
-    pub threads: Option<usize>,
+    /// TLS on the listening side and the event loop threads.
+    #[command(flatten)]
+    pub listen_side: ListenArgs,
 
     /// TCP_NOTSENT_LOWAT of every connection: at most this many bytes wait unsent in the
     /// kernel; the rest waits in the channel, whose back-pressure stops reading (0: the
@@ -122,16 +112,8 @@ pub fn run(args: EchoArgs) -> anyhow::Result<ExitCode> {
     if args.udp {
         return echo_udp::run(&args, stop);
     }
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            TlsServerConfig::from_pem_files(cert, key)
-                .map_err(|e| super::output::usage(e.to_string()))?,
-        ),
-        _ => None,
-    };
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let tls = args.listen_side.tls()?;
+    let threads = args.listen_side.threads();
     let group = EventLoopGroup::new(threads, "echo")?;
     let options = child_options(&args);
     let framing = args.framing.clone();

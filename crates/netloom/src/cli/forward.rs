@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use netloom_channel::{
-    ChannelOptions, EventLoopGroup, ForwardConfig, Forwarder, TlsClientConfig, TlsServerConfig,
-};
+use netloom_channel::{ChannelOptions, EventLoopGroup, ForwardConfig, Forwarder, TlsClientConfig};
 
 use super::output::usage;
-use super::serve::{self, GuardArgs, OpenCount, ServeArgs, Stop, StopSignals};
+use super::serve::{self, GuardArgs, ListenArgs, OpenCount, ServeArgs, Stop, StopSignals};
 use super::{addr, ranges};
 
 /// Arguments of `netloom forward`.
@@ -37,15 +35,9 @@ pub struct ForwardArgs {
     /// The name to verify and send as SNI with --tls-to (default: the host of --to).
     #[arg(long, requires = "tls_to", value_name = "NAME")]
     pub tls_server_name: Option<String>,
-    /// Terminate TLS on the listening side with this PEM certificate chain.
-    #[arg(long, requires = "tls_key", value_name = "PEM")]
-    pub tls_cert: Option<PathBuf>,
-    /// The PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert", value_name = "PEM")]
-    pub tls_key: Option<PathBuf>,
-    /// Event loop threads (default: the CPUs this process may use) [range: 1..=256].
-    #[arg(long, value_name = "N", value_parser = ranges::usize_in(ranges::THREADS))]
-    pub threads: Option<usize>,
+    /// TLS on the listening side and the event loop threads.
+    #[command(flatten)]
+    pub listen_side: ListenArgs,
     /// After one side ends its output (its FIN is passed on), how many seconds the other
     /// direction may go on before both connections close, as socat's `-t` [range:
     /// 0..=3600].
@@ -78,18 +70,13 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
         config.tls_to = Some(roots);
         config.tls_server_name = args.tls_server_name;
     }
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls_listen =
-            Some(TlsServerConfig::from_pem_files(cert, key).map_err(|e| usage(e.to_string()))?);
-    }
+    config.tls_listen = args.listen_side.tls()?;
     let mut options = ChannelOptions::default();
     args.serve.apply(&mut options);
     args.guard.apply(&mut options);
     config.options = options;
     config.tls_handshake_timeout = Some(args.guard.tls_handshake_timeout);
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let threads = args.listen_side.threads();
     let open = Arc::new(OpenCount::default());
     let counted = open.clone();
     // Two descriptors per forwarded connection: the client's and the target's.

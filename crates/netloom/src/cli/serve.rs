@@ -1,11 +1,14 @@
 //! What the servers (`echo`, `forward`) share: the per-connection limits (idle and
 //! handshake timeouts, keep-alive, a connection cap), `-v` connection logs, and the
 //! graceful stop on SIGINT/SIGTERM.
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use netloom_channel::{ChannelOptions, CloseFuture, Context, Handler, HandlerResult, Pipeline};
+use netloom_channel::{
+    ChannelOptions, CloseFuture, Context, Handler, HandlerResult, Pipeline, TlsServerConfig,
+};
 
 use super::ranges;
 
@@ -30,6 +33,42 @@ impl ServeArgs {
     /// Sets keep-alive on `options`.
     pub fn apply(&self, options: &mut ChannelOptions) {
         options.tcp_keepalive = (!self.keepalive.is_zero()).then_some(self.keepalive);
+    }
+}
+
+/// TLS on the listening side and the event loop threads: what `echo` and `forward` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListenArgs {
+    /// Serve TLS on the listening side with this PEM certificate chain.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Event loop threads (default: the CPUs this process may use) [range: 1..=256].
+    #[arg(long, value_name = "N", value_parser = ranges::usize_in(ranges::THREADS))]
+    pub threads: Option<usize>,
+}
+
+impl ListenArgs {
+    /// The TLS server configuration of --tls-cert/--tls-key, if given; a file that cannot
+    /// be read or does not match is a usage error.
+    pub fn tls(&self) -> anyhow::Result<Option<TlsServerConfig>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(
+                TlsServerConfig::from_pem_files(cert, key)
+                    .map_err(|e| super::output::usage(e.to_string()))?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// --threads, or the CPUs this process may use.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
     }
 }
 
