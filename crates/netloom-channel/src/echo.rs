@@ -14,7 +14,7 @@ use crate::{Context, Handler, HandlerResult, Msg};
 /// use netloom_channel::{EchoHandler, EmbeddedChannel};
 /// let mut ch = EmbeddedChannel::new(|p| { p.add_last("echo", EchoHandler)?; Ok(()) }).unwrap();
 /// ch.write_inbound(Bytes::from_static(b"a"));
-/// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"a")));
+/// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"a")));
 /// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EchoHandler;
