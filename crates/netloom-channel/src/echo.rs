@@ -7,7 +7,8 @@ use crate::{Context, Handler, HandlerResult, Msg};
 /// read burst (or once a read chunk's worth is flushed), so small messages still take one
 /// system call per burst. Stops reading while the channel is unwritable, so a peer that
 /// sends faster than it reads cannot make the server buffer without bound. It takes only
-/// reads and writability changes ([`Interest`]): the pipeline passes everything else by.
+/// reads and writability changes ([`Interest`](crate::Interest)): the pipeline passes
+/// everything else by.
 ///
 /// ```
 /// use bytes::Bytes;

@@ -1,22 +1,4 @@
 //! A channel over an in-memory transport, to unit-test handlers.
-//!
-//! An [`EmbeddedChannel`] is a real channel: the task that drives every channel reads,
-//! writes, closes and keeps writability, over a transport whose "socket" is two queues the
-//! test holds the other end of. It only differs in who polls: the test's thread, at once
-//! and until there is nothing left to do, instead of an event loop. So what a test sees is
-//! what a connection sees — the outbound buffer, watermarks, auto-read, close and output
-//! shutdown, unhandled errors closing the channel — and the pipeline has no test-only
-//! path.
-//!
-//! - Inbound, the test sends bytes ([`write_inbound`](EmbeddedChannel::write_inbound)); the
-//!   channel reads them like a socket's. Typed messages come from a decoder in the pipeline.
-//! - Outbound, what the transport took comes back as bytes
-//!   ([`read_outbound`](EmbeddedChannel::read_outbound)): a message that is not bytes when
-//!   it reaches the transport end is the same error it is on a socket.
-//! - At the application end, messages and errors no handler took are kept for
-//!   [`read_inbound`](EmbeddedChannel::read_inbound) and
-//!   [`take_exception`](EmbeddedChannel::take_exception) instead of logged; an unhandled
-//!   error closes the channel, as anywhere.
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -36,8 +18,23 @@ use crate::task::ChannelTask;
 use crate::{Channel, ChannelError, ChannelOptions, Msg, Pipeline, Transport, UserEvent};
 
 /// A channel over an in-memory transport, polled on the calling thread: send bytes in,
-/// read what reached the end of the pipeline, and what was written to the transport (see
-/// the [module docs](self) for how it relates to a socket's channel).
+/// read what reached the end of the pipeline, and what was written to the transport.
+///
+/// It is a real channel: the task that drives every channel reads, writes, closes and
+/// keeps writability, over a transport whose "socket" is two queues the test holds the
+/// other end of. It only differs in who polls: the calling thread, at once and until there
+/// is nothing left to do, instead of an event loop. So what a test sees is what a
+/// connection sees — the outbound buffer, watermarks, auto-read, close and output shutdown,
+/// unhandled errors closing the channel — and the [`Pipeline`] has no test-only path.
+///
+/// - Inbound, the test sends bytes ([`write_inbound`](Self::write_inbound)); the channel
+///   reads them as it reads a socket. Typed messages come from a decoder in the pipeline.
+/// - Outbound, what the transport took comes back as bytes
+///   ([`read_outbound`](Self::read_outbound)): a message that is not bytes when it reaches
+///   the transport end is the same error it is on a socket.
+/// - At the application end, messages and errors no handler took are kept for
+///   [`read_inbound`](Self::read_inbound) and [`take_exception`](Self::take_exception)
+///   instead of logged; an unhandled error closes the channel, as on any channel.
 ///
 /// ```
 /// use bytes::Bytes;

@@ -3,11 +3,13 @@
 //! channel task.
 mod common;
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
-use common::{Log, Recorder};
+use common::{Log, Recorder, wait_until};
 use netloom_channel::{
     ChannelError, ChannelOptions, CloseMode, Context, EchoHandler, EmbeddedChannel, Handler,
-    HandlerResult, Msg,
+    HandlerResult, Msg, ReadTimeoutHandler,
 };
 
 const BIG: usize = 100 * 1024; // over the default high water mark (64 KiB)
@@ -205,4 +207,24 @@ fn a_message_no_handler_took_reaches_the_application_end() {
     assert_eq!(ch.read_inbound(), Some(Bytes::from_static(b"one")));
     assert_eq!(ch.read_inbound(), Some(Bytes::from_static(b"two")));
     assert!(ch.channel().is_open());
+}
+
+#[test]
+fn a_handler_timer_fires_when_the_channel_is_polled_after_its_deadline() {
+    let timeout = Duration::from_millis(20);
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("timeout", ReadTimeoutHandler::new(timeout))?;
+        Ok(())
+    })
+    .unwrap();
+    let start = Instant::now();
+    wait_until("the read timeout", Duration::from_secs(10), || {
+        ch.run_pending();
+        !ch.channel().is_open()
+    });
+    assert!(start.elapsed() >= timeout);
+    assert!(matches!(
+        ch.take_exception(),
+        Some(ChannelError::ReadTimeout(t)) if t == timeout
+    ));
 }
