@@ -262,7 +262,10 @@ impl Channel {
     /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
     /// ch.channel().write(Bytes::from_static(b"x")).unwrap();
     /// ch.run_pending();
-    /// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"x")));
+    /// assert_eq!(ch.read_outbound(), None); // written, not flushed yet
+    /// ch.channel().flush();
+    /// ch.run_pending();
+    /// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"x")));
     /// ```
     pub fn write(&self, msg: impl Into<Msg>) -> Result<(), ChannelError> {
         self.queue_write(msg.into(), false)

@@ -331,7 +331,7 @@ where
 ///     Ok(())
 /// }).unwrap();
 /// ch.write_outbound(Bytes::from_static(b"hi"));
-/// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"hi\n")));
+/// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"hi\n")));
 /// ```
 pub struct EncoderHandler<E, T> {
     encoder: E,
@@ -400,7 +400,7 @@ where
 ///     Ok(())
 /// }).unwrap();
 /// ch.write_inbound(Bytes::from_static(b"abc\n"));
-/// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"3:abc,")));
+/// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"3:abc,")));
 /// ```
 pub struct FramingHandler<D, E, T = Bytes> {
     decoder: DecoderHandler<D>,

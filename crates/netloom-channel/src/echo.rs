@@ -7,14 +7,15 @@ use crate::{Context, Handler, HandlerResult, Msg};
 /// read burst (or once a read chunk's worth is flushed), so small messages still take one
 /// system call per burst. Stops reading while the channel is unwritable, so a peer that
 /// sends faster than it reads cannot make the server buffer without bound. It takes only
-/// reads and writability changes ([`Interest`]): the pipeline passes everything else by.
+/// reads and writability changes ([`Interest`](crate::Interest)): the pipeline passes
+/// everything else by.
 ///
 /// ```
 /// use bytes::Bytes;
 /// use netloom_channel::{EchoHandler, EmbeddedChannel};
 /// let mut ch = EmbeddedChannel::new(|p| { p.add_last("echo", EchoHandler)?; Ok(()) }).unwrap();
 /// ch.write_inbound(Bytes::from_static(b"a"));
-/// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"a")));
+/// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"a")));
 /// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EchoHandler;

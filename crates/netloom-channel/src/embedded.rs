@@ -1,14 +1,40 @@
-//! A channel without a socket, to unit-test handlers.
+//! A channel over an in-memory transport, to unit-test handlers.
 use std::any::Any;
-use std::time::Instant;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Wake, Waker};
 
-use crate::pipeline::{EmbeddedQueues, Ev};
-use crate::task::apply_command;
-use crate::{Channel, ChannelAddr, ChannelError, ChannelOptions, Msg, Pipeline, UserEvent};
+use bytes::Bytes;
 
-/// Runs a pipeline in memory: feed inbound messages, read what reaches the end of the
-/// pipeline, and what was written towards the transport. Everything runs on the calling
-/// thread, synchronously.
+use crate::alarm::Polled;
+use crate::memory::{MemoryTransport, Wire};
+use crate::tail::Tail;
+use crate::task::ChannelTask;
+use crate::{Channel, ChannelError, ChannelOptions, Msg, Pipeline, Transport, UserEvent};
+
+/// A channel over an in-memory transport, polled on the calling thread: send bytes in,
+/// read what reached the end of the pipeline, and what was written to the transport.
+///
+/// It is a real channel: the task that drives every channel reads, writes, closes and
+/// keeps writability, over a transport whose "socket" is two queues the test holds the
+/// other end of. It only differs in who polls: the calling thread, at once and until there
+/// is nothing left to do, instead of an event loop. So what a test sees is what a
+/// connection sees — the outbound buffer, watermarks, auto-read, close and output shutdown,
+/// unhandled errors closing the channel — and the [`Pipeline`] has no test-only path.
+///
+/// - Inbound, the test sends bytes ([`write_inbound`](Self::write_inbound)); the channel
+///   reads them as it reads a socket. Typed messages come from a decoder in the pipeline.
+/// - Outbound, what the transport took comes back as bytes
+///   ([`read_outbound`](Self::read_outbound)): a message that is not bytes when it reaches
+///   the transport end is the same error it is on a socket.
+/// - At the application end, messages and errors no handler took are kept for
+///   [`read_inbound`](Self::read_inbound) and [`take_exception`](Self::take_exception)
+///   instead of logged; an unhandled error closes the channel, as on any channel.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -16,11 +42,17 @@ use crate::{Channel, ChannelAddr, ChannelError, ChannelOptions, Msg, Pipeline, U
 ///
 /// let mut ch = EmbeddedChannel::new(|p| { p.add_last("echo", EchoHandler)?; Ok(()) }).unwrap();
 /// ch.write_inbound(Bytes::from_static(b"ping"));
-/// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"ping")));
+/// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"ping")));
 /// ```
 pub struct EmbeddedChannel {
-    pipeline: Pipeline,
-    scratch: Vec<crate::channel::Command>,
+    task: ChannelTask<MemoryTransport, Polled>,
+    /// The peer's end of the transport.
+    wire: Rc<RefCell<Wire>>,
+    /// What reached the application end.
+    app: Rc<RefCell<AppEnd>>,
+    /// The task's waker: records that the task asked to be polled again.
+    waker: Waker,
+    woken: Arc<Woken>,
 }
 
 impl EmbeddedChannel {
@@ -34,21 +66,31 @@ impl EmbeddedChannel {
     pub fn new(
         init: impl FnOnce(&mut Pipeline) -> Result<(), ChannelError>,
     ) -> Result<EmbeddedChannel, ChannelError> {
+        let options = ChannelOptions::default();
+        let wire = Rc::<RefCell<Wire>>::default();
+        let transport = MemoryTransport(wire.clone());
         let channel = Channel::new(
             None,
-            Some(ChannelAddr::Embedded),
-            Some(ChannelAddr::Embedded),
+            transport.local_addr(),
+            transport.peer_addr(),
             None,
-            &ChannelOptions::default(),
+            &options,
         );
-        let mut pipeline = Pipeline::new(channel.clone(), true);
-        init(&mut pipeline)?;
+        let app = Rc::<RefCell<AppEnd>>::default();
+        let mut pipeline = Pipeline::new(channel.clone());
+        pipeline.set_tail(Box::new(AppTail(app.clone())));
+        if let Err(err) = init(&mut pipeline) {
+            channel.mark_closed(|| {});
+            return Err(err);
+        }
         channel.set_active(true);
-        pipeline.fire_inbound(Ev::Registered);
-        pipeline.fire_inbound(Ev::Active);
+        let woken = Arc::new(Woken(AtomicBool::new(false)));
         let mut ch = EmbeddedChannel {
-            pipeline,
-            scratch: Vec::new(),
+            task: ChannelTask::new(transport, pipeline, &options),
+            wire,
+            app,
+            waker: Waker::from(woken.clone()),
+            woken,
         };
         ch.run_pending();
         Ok(ch)
@@ -61,7 +103,7 @@ impl EmbeddedChannel {
     /// assert!(EmbeddedChannel::new(|_| Ok(())).unwrap().channel().is_open());
     /// ```
     pub fn channel(&self) -> &Channel {
-        &self.pipeline.channel
+        self.task.pipeline().channel()
     }
 
     /// The pipeline.
@@ -71,7 +113,7 @@ impl EmbeddedChannel {
     /// assert!(EmbeddedChannel::new(|_| Ok(())).unwrap().pipeline().names().is_empty());
     /// ```
     pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+        self.task.pipeline()
     }
 
     /// The pipeline, to change it (call [`run_pending`](Self::run_pending) afterwards).
@@ -83,10 +125,11 @@ impl EmbeddedChannel {
     /// ch.run_pending();
     /// ```
     pub fn pipeline_mut(&mut self) -> &mut Pipeline {
-        &mut self.pipeline
+        self.task.pipeline_mut()
     }
 
-    /// Delivers queued events, handle commands and due timers until nothing is left.
+    /// Polls the channel until it has nothing left to do: queued events, handle commands,
+    /// reads, writes, due timers, a close.
     ///
     /// ```
     /// use netloom_channel::EmbeddedChannel;
@@ -94,31 +137,21 @@ impl EmbeddedChannel {
     /// ch.run_pending();
     /// ```
     pub fn run_pending(&mut self) {
+        let mut cx = TaskContext::from_waker(&self.waker);
         loop {
-            if self.pipeline.channel.take_commands(&mut self.scratch) {
-                for cmd in self.scratch.drain(..) {
-                    apply_command(&mut self.pipeline, cmd);
-                }
-            }
-            if self.pipeline.next_timer().is_some() {
-                self.pipeline.fire_due_timers(Instant::now());
-            }
-            self.pipeline.run();
-            if self.pipeline.close_requested().is_some() && !self.pipeline.head_closed() {
-                self.pipeline.mark_head_closed();
-                let ch = self.pipeline.channel.clone();
-                ch.mark_closed(|| {});
-                self.pipeline.fire_inbound(Ev::Inactive);
-                self.pipeline.fire_inbound(Ev::Unregistered);
-                continue;
-            }
-            if !self.pipeline.has_queued() {
+            self.woken.0.store(false, Ordering::Relaxed);
+            if Pin::new(&mut self.task).poll(&mut cx).is_ready()
+                || !self.woken.0.load(Ordering::Relaxed)
+            {
                 return;
             }
         }
     }
 
-    /// Feeds a message in as if read from the socket (then `channel_read_complete`).
+    /// The peer sends `bytes`: the channel reads them as it reads a socket — one
+    /// `channel_read` of these bytes, then `channel_read_complete` — when it reads (not
+    /// while auto-read is off or reading waits for the outbound backlog; they are read once
+    /// it resumes). Empty bytes are nothing.
     ///
     /// ```
     /// use bytes::Bytes;
@@ -126,11 +159,16 @@ impl EmbeddedChannel {
     /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
     /// ch.write_inbound(Bytes::from_static(b"x"));
     /// assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"x")));
+    ///
+    /// ch.channel().set_auto_read(false);
+    /// ch.write_inbound(Bytes::from_static(b"y"));
+    /// assert_eq!(ch.read_inbound::<Bytes>(), None);
+    /// ch.channel().set_auto_read(true);
+    /// ch.run_pending();
+    /// assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"y")));
     /// ```
-    pub fn write_inbound(&mut self, msg: impl Into<Msg>) {
-        self.pipeline.fire_inbound(Ev::Read(msg.into()));
-        self.run_pending();
-        self.pipeline.fire_inbound(Ev::ReadComplete);
+    pub fn write_inbound(&mut self, bytes: impl Into<Bytes>) {
+        self.wire.borrow_mut().send(bytes.into());
         self.run_pending();
     }
 
@@ -141,11 +179,12 @@ impl EmbeddedChannel {
     /// use netloom_channel::EmbeddedChannel;
     /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
     /// ch.write_outbound(Bytes::from_static(b"x"));
-    /// assert_eq!(ch.read_outbound::<Bytes>(), Some(Bytes::from_static(b"x")));
+    /// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"x")));
     /// ```
     pub fn write_outbound(&mut self, msg: impl Into<Msg>) {
-        self.pipeline.fire_outbound(Ev::Write(msg.into()));
-        self.pipeline.fire_outbound(Ev::Flush);
+        let pipeline = self.task.pipeline_mut();
+        pipeline.write(msg.into());
+        pipeline.flush();
         self.run_pending();
     }
 
@@ -157,91 +196,167 @@ impl EmbeddedChannel {
     /// ch.fire_user_event(UserEvent::Custom(Box::new(())));
     /// ```
     pub fn fire_user_event(&mut self, event: UserEvent) {
-        self.pipeline.fire_inbound(Ev::User(event));
+        self.task.pipeline_mut().fire_user_event(event);
         self.run_pending();
     }
 
     /// Takes the next message that reached the end of the pipeline, if it is a `T`.
     ///
     /// ```
-    /// use netloom_channel::{EmbeddedChannel, Msg};
+    /// use bytes::Bytes;
+    /// use netloom_channel::EmbeddedChannel;
     /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
-    /// ch.write_inbound(Msg::new(5u8));
-    /// assert_eq!(ch.read_inbound::<u16>(), None);
-    /// assert_eq!(ch.read_inbound::<u8>(), Some(5));
+    /// ch.write_inbound(Bytes::from_static(b"x"));
+    /// assert_eq!(ch.read_inbound::<String>(), None);
+    /// assert_eq!(ch.read_inbound::<Bytes>(), Some(Bytes::from_static(b"x")));
     /// ```
     pub fn read_inbound<T: Any>(&mut self) -> Option<T> {
-        take_typed(&mut self.queues().inbound)
+        let queue = &mut self.app.borrow_mut().messages;
+        let msg = queue.pop_front()?;
+        match msg.downcast::<T>() {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                queue.push_front(msg);
+                None
+            }
+        }
     }
 
-    /// Takes the next message written towards the transport, if it is a `T`.
+    /// Takes the next bytes the transport took from the channel: one written message per
+    /// call, unless it went out in parts (larger than
+    /// [`max_bytes_per_gathering_write`](crate::ChannelOptions::max_bytes_per_gathering_write),
+    /// or than the room [`set_write_capacity`](Self::set_write_capacity) left). Only
+    /// flushed messages reach the transport.
     ///
     /// ```
+    /// use bytes::Bytes;
     /// use netloom_channel::{EmbeddedChannel, Msg};
     /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.write_outbound(Bytes::from_static(b"hi"));
+    /// assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"hi")));
+    ///
+    /// // As on a socket, a message no handler encoded is an error, and closes the channel.
     /// ch.write_outbound(Msg::new(String::from("hi")));
-    /// assert_eq!(ch.read_outbound::<String>().as_deref(), Some("hi"));
+    /// assert_eq!(ch.read_outbound(), None);
+    /// assert!(ch.take_exception().unwrap().to_string().contains("String"));
+    /// assert!(!ch.channel().is_open());
     /// ```
-    pub fn read_outbound<T: Any>(&mut self) -> Option<T> {
-        take_typed(&mut self.queues().outbound)
+    pub fn read_outbound(&mut self) -> Option<Bytes> {
+        let (bytes, limited) = {
+            let mut wire = self.wire.borrow_mut();
+            (wire.take_written(), wire.is_limited())
+        };
+        if bytes.is_some() && limited {
+            // Room was made: writes waiting for it go on.
+            self.run_pending();
+        }
+        bytes
     }
 
-    /// Takes the next error that no handler handled.
+    /// Sets how many written bytes the transport holds (not yet taken by
+    /// [`read_outbound`](Self::read_outbound)) before it takes no more, as a socket whose
+    /// peer does not read: the rest waits in the channel's outbound buffer and counts
+    /// towards its watermarks. `None` (the default) is no limit.
     ///
     /// ```
+    /// use bytes::Bytes;
+    /// use netloom_channel::EmbeddedChannel;
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.set_write_capacity(Some(0));
+    /// ch.write_outbound(Bytes::from(vec![0u8; 100 * 1024]));
+    /// assert!(!ch.channel().is_writable());
+    /// ch.set_write_capacity(None);
+    /// assert!(ch.channel().is_writable());
+    /// let mut taken = 0;
+    /// while let Some(bytes) = ch.read_outbound() {
+    ///     taken += bytes.len();
+    /// }
+    /// assert_eq!(taken, 100 * 1024);
+    /// ```
+    pub fn set_write_capacity(&mut self, bytes: Option<usize>) {
+        self.wire.borrow_mut().set_capacity(bytes);
+        self.run_pending();
+    }
+
+    /// Whether the channel shut its output down: the FIN a socket would send, after a
+    /// graceful close or a [`CloseMode::Output`](crate::CloseMode::Output) once what was
+    /// written before it is out.
+    ///
+    /// ```
+    /// use netloom_channel::EmbeddedChannel;
+    /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
+    /// ch.channel().shutdown_output();
+    /// ch.run_pending();
+    /// assert!(ch.is_output_shut_down());
+    /// assert!(ch.channel().is_open());
+    /// ```
+    pub fn is_output_shut_down(&self) -> bool {
+        self.wire.borrow().is_shut_down()
+    }
+
+    /// Takes the next error that no handler handled (each one closed the channel).
+    ///
+    /// ```
+    /// use bytes::Bytes;
     /// use netloom_channel::{EmbeddedChannel, Handler, HandlerResult, Context, Msg};
     /// struct Fails;
     /// impl Handler for Fails {
     ///     fn channel_read(&mut self, _: &mut Context<'_>, _: Msg) -> HandlerResult { Err("bad".into()) }
     /// }
     /// let mut ch = EmbeddedChannel::new(|p| { p.add_last("f", Fails)?; Ok(()) }).unwrap();
-    /// ch.write_inbound(Msg::new(1u8));
+    /// ch.write_inbound(Bytes::from_static(b"x"));
     /// assert!(ch.take_exception().unwrap().to_string().contains("bad"));
+    /// assert!(!ch.channel().is_open());
     /// ```
     pub fn take_exception(&mut self) -> Option<ChannelError> {
-        let exceptions = &mut self.queues().exceptions;
-        if exceptions.is_empty() {
-            None
-        } else {
-            Some(exceptions.remove(0))
-        }
+        self.app.borrow_mut().errors.pop_front()
     }
 
-    /// Closes the channel (fires `channel_inactive` and `channel_unregistered`).
+    /// Closes the channel gracefully: what was written goes out, the output is shut down,
+    /// then `channel_inactive` and `channel_unregistered` fire.
     ///
     /// ```
     /// use netloom_channel::EmbeddedChannel;
     /// let mut ch = EmbeddedChannel::new(|_| Ok(())).unwrap();
     /// ch.close();
     /// assert!(!ch.channel().is_open());
+    /// assert!(ch.is_output_shut_down());
     /// ```
     pub fn close(&mut self) {
-        self.pipeline.close(crate::CloseMode::Graceful);
+        self.task.pipeline_mut().close(crate::CloseMode::Graceful);
         self.run_pending();
     }
+}
 
-    /// The queues standing in for transport and application (always present: `new` builds
-    /// an embedded pipeline; re-created empty if it were ever missing).
-    fn queues(&mut self) -> &mut EmbeddedQueues {
-        self.pipeline.embedded.get_or_insert_with(Box::default)
+/// Messages and errors that reached the application end.
+#[derive(Default)]
+struct AppEnd {
+    messages: VecDeque<Msg>,
+    errors: VecDeque<ChannelError>,
+}
+
+/// The pipeline's tail of an embedded channel: keeps what it is given for the test.
+struct AppTail(Rc<RefCell<AppEnd>>);
+
+impl Tail for AppTail {
+    fn read(&mut self, _: &Channel, msg: Msg) {
+        self.0.borrow_mut().messages.push_back(msg);
+    }
+
+    fn exception(&mut self, _: &Channel, err: ChannelError) {
+        self.0.borrow_mut().errors.push_back(err);
     }
 }
 
-fn take_typed<T: Any>(queue: &mut std::collections::VecDeque<Msg>) -> Option<T> {
-    let msg = queue.pop_front()?;
-    match msg.downcast::<T>() {
-        Ok(v) => Some(v),
-        Err(msg) => {
-            queue.push_front(msg);
-            None
-        }
-    }
-}
+/// Whether the task woke itself (or was woken) since the flag was cleared.
+struct Woken(AtomicBool);
 
-impl Drop for EmbeddedChannel {
-    fn drop(&mut self) {
-        if self.pipeline.channel.is_open() {
-            self.pipeline.channel.mark_closed(|| {});
-        }
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

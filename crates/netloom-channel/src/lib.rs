@@ -25,7 +25,8 @@
 //!   `set_auto_read(false)` stops reading. [`Forwarder`] uses both for a bounded proxy.
 //! - [`Bootstrap`] connects (refused or timed out is an `Err`), [`ServerBootstrap`] binds and
 //!   accepts; both return futures that can be awaited or blocked on with `.sync()`.
-//! - [`EmbeddedChannel`] runs a pipeline in memory for unit tests.
+//! - [`EmbeddedChannel`] is a channel over an in-memory transport, polled by the calling
+//!   thread, for unit tests of handlers: the same task and pipeline as a socket's.
 //!
 //! # Plugging in a transport
 //!
@@ -72,11 +73,13 @@ mod handler;
 mod idle;
 mod interest;
 mod log_limit;
+mod memory;
 mod message;
 mod options;
 mod outbound;
 mod pending;
 mod pipeline;
+mod tail;
 mod task;
 mod task_set;
 mod tls;

@@ -10,6 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use crate::outbound::OutboundBuffer;
+use crate::tail::{LogTail, Tail};
 use crate::{Channel, ChannelError, CloseMode, Handler, HandlerResult, Interest, Msg, UserEvent};
 
 /// An event on its way to a handler.
@@ -89,8 +90,8 @@ impl Slot {
 }
 
 /// The transport end of the pipeline: where outbound operations land. Private to the
-/// pipeline: the driver of a channel (its task, the UDP driver, `EmbeddedChannel`) reads
-/// the requests through `Pipeline`'s methods and keeps its own state.
+/// pipeline: the driver of a channel (its task, the UDP driver) reads the requests through
+/// `Pipeline`'s methods and keeps its own state.
 #[derive(Default)]
 pub(crate) struct Head {
     out: OutboundBuffer,
@@ -101,19 +102,6 @@ pub(crate) struct Head {
     /// later writes are dropped.
     shutdown_output: bool,
     closed: bool,
-}
-
-/// What an [`EmbeddedChannel`](crate::EmbeddedChannel) collects in place of a transport
-/// and an application. Boxed and present only for embedded pipelines, so real channels
-/// (thousands of idle UDP peers) do not carry the empty queues.
-#[derive(Default)]
-pub(crate) struct EmbeddedQueues {
-    /// Messages written towards the transport.
-    pub(crate) outbound: VecDeque<Msg>,
-    /// Messages that reached the end of the pipeline.
-    pub(crate) inbound: VecDeque<Msg>,
-    /// Errors that no handler handled.
-    pub(crate) exceptions: Vec<ChannelError>,
 }
 
 /// A channel's ordered list of named handlers — and the contract every handler can rely
@@ -146,6 +134,20 @@ pub(crate) struct EmbeddedQueues {
 /// `flush`, `close`) start at the handler that issues them (or the last handler, from a
 /// [`Channel`] handle) and go towards the transport. Each callback's default passes the
 /// event on; a handler stops an event by not passing it.
+///
+/// # The two ends
+///
+/// The pipeline holds intents, its channel's driver acts on them. At the transport end,
+/// written messages must be bytes by then (anything else is
+/// [`ChannelError::UnsupportedMessage`], an error like any other) and wait in the outbound
+/// buffer; flushes, close and output-shutdown requests are recorded. The driver — the
+/// channel's task, or the UDP endpoint for its peers — reads the transport, writes flushed
+/// bytes, keeps the watermarks, and owns the close and shutdown state. At the application
+/// end, what no handler took is reported (logged) and dropped; an error also closes the
+/// channel. Every channel works this way, an
+/// [`EmbeddedChannel`](crate::EmbeddedChannel) included: it is the channel task over an
+/// in-memory transport, and it keeps what reaches the application end for the test
+/// instead of logging it.
 ///
 /// # Ordering and re-entrancy
 ///
@@ -212,10 +214,11 @@ pub struct Pipeline {
     /// running handler is the one whose slot has lent out its `handler`.
     running: usize,
     pub(crate) channel: Channel,
-    pub(crate) head: Head,
-    /// `Some` only for an `EmbeddedChannel`.
-    pub(crate) embedded: Option<Box<EmbeddedQueues>>,
-    pub(crate) timers_changed: bool,
+    head: Head,
+    /// Where what no handler took is reported.
+    tail: Box<dyn Tail>,
+    /// A handler set or moved its timer since the driver last asked.
+    timers_changed: bool,
     /// Bytes of `Write` events waiting in `queue`: they count towards the high water mark
     /// (so `is_writable` turns false in the callback that crosses it), not towards the
     /// channel's pending bytes.
@@ -223,7 +226,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(channel: Channel, embedded: bool) -> Pipeline {
+    pub(crate) fn new(channel: Channel) -> Pipeline {
         let head = Head {
             out: OutboundBuffer::new(false, channel.message_overhead()),
             ..Head::default()
@@ -235,7 +238,7 @@ impl Pipeline {
             running: 0,
             channel,
             head,
-            embedded: embedded.then(Box::default),
+            tail: Box::new(LogTail),
             timers_changed: false,
             queued_write_bytes: 0,
         }
@@ -841,11 +844,6 @@ impl Pipeline {
         self.head.closed = true;
     }
 
-    /// Whether `mark_head_closed` was called.
-    pub(crate) fn head_closed(&self) -> bool {
-        self.head.closed
-    }
-
     /// The outbound buffer: written messages waiting for the transport.
     pub(crate) fn outbound(&self) -> &OutboundBuffer {
         &self.head.out
@@ -860,8 +858,6 @@ impl Pipeline {
     fn head_write(&mut self, msg: Msg) {
         if self.head.closed || self.head.shutdown_output {
             tracing::trace!(channel = %self.channel, "write after close or output shutdown dropped");
-        } else if let Some(queues) = &mut self.embedded {
-            queues.outbound.push_back(msg);
         } else {
             match msg.into_bytes() {
                 Ok(bytes) => {
@@ -899,25 +895,31 @@ impl Pipeline {
 
     #[cold]
     fn tail_read(&mut self, msg: Msg) {
-        if let Some(queues) = &mut self.embedded {
-            queues.inbound.push_back(msg);
-        } else {
-            tracing::debug!(channel = %self.channel, ty = msg.type_name(), "message reached the end of the pipeline; dropped");
-        }
+        self.tail.read(&self.channel, msg);
     }
 
+    /// An unhandled error closes the channel (forced), whatever the tail reports.
     #[cold]
     fn tail_exception(&mut self, err: ChannelError) {
-        if let Some(queues) = &mut self.embedded {
-            queues.exceptions.push(err);
-        } else {
-            if err.is_routine() {
-                tracing::debug!(channel = %self.channel, error = %err, "connection ended; closing the channel");
-            } else {
-                tracing::warn!(channel = %self.channel, error = %err, "unhandled exception; closing the channel");
-            }
-            self.request_close(CloseMode::Forced);
-        }
+        self.request_close(CloseMode::Forced);
+        self.tail.exception(&self.channel, err);
+    }
+
+    /// Replaces where unhandled messages and errors are reported (the driver does it once,
+    /// before the channel starts).
+    pub(crate) fn set_tail(&mut self, tail: Box<dyn Tail>) {
+        self.tail = tail;
+    }
+
+    /// Whether a handler set or moved its timer since the last call (the driver re-arms
+    /// its alarm).
+    pub(crate) fn take_timers_changed(&mut self) -> bool {
+        std::mem::take(&mut self.timers_changed)
+    }
+
+    /// Whether a handler set or moved its timer since the last `take_timers_changed`.
+    pub(crate) fn timers_changed(&self) -> bool {
+        self.timers_changed
     }
 
     /// Frees the event queue, scratch and write buffer capacity of a pipeline with nothing

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use crate::alarm::Alarm;
+use crate::alarm::{Alarm, Wakeup};
 use crate::channel::Command;
 use crate::pipeline::Ev;
 use crate::{
@@ -77,10 +77,7 @@ pub(crate) fn register_with_peer<T: Transport>(
         transport.raw_fd(),
         options,
     );
-    let mut pipeline = Pipeline::new(channel.clone(), false);
-    if transport.preserves_boundaries() {
-        pipeline.outbound_mut().set_datagrams(true);
-    }
+    let mut pipeline = Pipeline::new(channel.clone());
     let init = |p: &mut Pipeline| {
         if let Some(timeout) = options.idle_timeout {
             p.add_first(
@@ -96,26 +93,9 @@ pub(crate) fn register_with_peer<T: Transport>(
     }
     EventLoop::track_channel(&channel);
     channel.set_active(true);
-    crate::event_loop::spawn_channel_task(ChannelTask {
-        transport: Some(transport),
-        pipeline,
-        max_reads: options.max_reads_per_poll,
-        pause_unwritable: options.pause_reads_while_unwritable,
-        read_chunk: options.read_chunk_size,
-        max_write: options.max_bytes_per_gathering_write,
-        graceful_timeout: options.graceful_close_timeout,
-        half_closure: options.allow_half_closure,
-        started: false,
-        input_closed: false,
-        output: Output::Open,
-        closing: None,
-        close_deadline: None,
-        writable: true,
-        finished: false,
-        maybe_drained: false,
-        alarm: Alarm::default(),
-        scratch: Vec::new(),
-    });
+    crate::event_loop::spawn_channel_task(ChannelTask::<T, Alarm>::new(
+        transport, pipeline, options,
+    ));
     Ok(channel)
 }
 
@@ -145,7 +125,9 @@ enum Output {
     Closed,
 }
 
-struct ChannelTask<T: Transport> {
+/// Drives one channel: a future on its event loop (waiting with an [`Alarm`]), or polled
+/// by an [`EmbeddedChannel`](crate::EmbeddedChannel) over an in-memory transport.
+pub(crate) struct ChannelTask<T: Transport, A: Wakeup> {
     transport: Option<T>,
     pipeline: Pipeline,
     max_reads: usize,
@@ -166,7 +148,7 @@ struct ChannelTask<T: Transport> {
     finished: bool,
     /// The last read did not fill the buffer: ask for readiness before reading again.
     maybe_drained: bool,
-    alarm: Alarm,
+    alarm: A,
     scratch: Vec<Command>,
 }
 
@@ -178,7 +160,45 @@ enum ReadResult {
     Error(io::Error),
 }
 
-impl<T: Transport> ChannelTask<T> {
+impl<T: Transport, A: Wakeup> ChannelTask<T, A> {
+    /// A task for a channel whose pipeline `init` has built; the channel is active. It
+    /// fires `channel_registered` and `channel_active` when first polled.
+    pub(crate) fn new(transport: T, mut pipeline: Pipeline, options: &ChannelOptions) -> Self {
+        if transport.preserves_boundaries() {
+            pipeline.outbound_mut().set_datagrams(true);
+        }
+        ChannelTask {
+            transport: Some(transport),
+            pipeline,
+            max_reads: options.max_reads_per_poll,
+            pause_unwritable: options.pause_reads_while_unwritable,
+            read_chunk: options.read_chunk_size,
+            max_write: options.max_bytes_per_gathering_write,
+            graceful_timeout: options.graceful_close_timeout,
+            half_closure: options.allow_half_closure,
+            started: false,
+            input_closed: false,
+            output: Output::Open,
+            closing: None,
+            close_deadline: None,
+            writable: true,
+            finished: false,
+            maybe_drained: false,
+            alarm: A::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The channel's pipeline.
+    pub(crate) fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The channel's pipeline, to change it (the next poll runs what that queued).
+    pub(crate) fn pipeline_mut(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
+
     fn io_error(&self, op: &'static str, source: io::Error) -> ChannelError {
         ChannelError::Io {
             op,
@@ -411,7 +431,6 @@ impl<T: Transport> ChannelTask<T> {
             (None, CloseMode::Graceful) => {
                 self.closing = Some(CloseMode::Graceful);
                 self.close_deadline = Some(Instant::now() + self.graceful_timeout);
-                self.pipeline.timers_changed = true;
             }
             // `close_requested` never holds `Output` (the head keeps it apart), and
             // `closing` only what came from there.
@@ -513,12 +532,13 @@ impl<T: Transport> ChannelTask<T> {
 
     /// Arms the alarm for the earliest timer; returns true if one is already due.
     fn poll_timers(&mut self, cx: &mut TaskContext<'_>) -> bool {
-        if !self.pipeline.timers_changed && !self.alarm.is_armed() && self.close_deadline.is_none()
+        if !self.pipeline.take_timers_changed()
+            && !self.alarm.is_armed()
+            && self.close_deadline.is_none()
         {
             return false;
         }
         let next = Alarm::earliest(self.pipeline.next_timer(), self.close_deadline);
-        self.pipeline.timers_changed = false;
         self.alarm.poll_at(next, cx)
     }
 }
@@ -571,7 +591,7 @@ fn poll_write_slices<T: Transport, const N: usize>(
 /// Rounds one poll of a channel task may run before it yields (see above).
 const MAX_ROUNDS_PER_POLL: usize = 1;
 
-impl<T: Transport> Future for ChannelTask<T> {
+impl<T: Transport, A: Wakeup> Future for ChannelTask<T, A> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
@@ -591,7 +611,7 @@ impl<T: Transport> Future for ChannelTask<T> {
             rounds += 1;
             this.drain_commands();
             this.pipeline.run();
-            if this.pipeline.timers_changed || this.alarm.is_armed() {
+            if this.pipeline.timers_changed() || this.alarm.is_armed() {
                 this.pipeline.fire_due_timers(Instant::now());
                 this.pipeline.run();
             }
@@ -631,7 +651,7 @@ impl<T: Transport> Future for ChannelTask<T> {
     }
 }
 
-impl<T: Transport> Drop for ChannelTask<T> {
+impl<T: Transport, A: Wakeup> Drop for ChannelTask<T, A> {
     fn drop(&mut self) {
         if !self.finished {
             // The loop is shutting down: close without calling handlers.

@@ -282,7 +282,7 @@ fn run_taps(
             Traffic::User => ch.fire_user_event(UserEvent::Custom(Box::new(()))),
         }
     }
-    let outbound = std::iter::from_fn(|| ch.read_outbound::<Bytes>()).collect();
+    let outbound = std::iter::from_fn(|| ch.read_outbound()).collect();
     let inbound = std::iter::from_fn(|| ch.read_inbound::<Bytes>()).collect();
     let seen = log.lock().unwrap().clone();
     (seen, outbound, inbound)

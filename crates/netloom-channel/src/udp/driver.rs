@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::UdpConfig;
 use super::stats::{Counters, bump};
 use super::table::{Keyed, PeerId, PeerTable};
-use crate::alarm::Alarm;
+use crate::alarm::{Alarm, Wakeup};
 use crate::channel::{CloseSignal, Command};
 use crate::pipeline::Ev;
 use crate::task::apply_command;
@@ -228,7 +228,7 @@ impl Driver {
             None,
             &self.config.channel,
         );
-        let mut pipeline = Pipeline::new(channel.clone(), false);
+        let mut pipeline = Pipeline::new(channel.clone());
         pipeline.outbound_mut().set_datagrams(true);
         let admitted = admit(
             acceptor,
@@ -355,11 +355,10 @@ impl Driver {
             self.close_peer(id, Closing::Closed(mode));
             return;
         }
-        if peer.pipeline.timers_changed {
-            peer.pipeline.timers_changed = false;
-            if let Some(at) = peer.pipeline.next_timer() {
-                self.timers.push(Reverse((at, id)));
-            }
+        if peer.pipeline.take_timers_changed()
+            && let Some(at) = peer.pipeline.next_timer()
+        {
+            self.timers.push(Reverse((at, id)));
         }
         let escaped = !peer.waker && Arc::strong_count(&peer.pipeline.channel.0) > 1;
         if !peer.dirty {
