@@ -10,17 +10,29 @@ use socket2::{Domain, Protocol as SockProto, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::packet::{self, payload_len};
 use super::sockets::{self, unspecified};
 use super::sys::{self, SendMeta};
 use super::table::{KeyKind, Stamp, key};
 use super::{Engine, UDP_DEFAULT_PORT, UDP_PORT_BASE, UDP_PORT_COUNT, local_address};
 use crate::parse::classify_error;
-use crate::wire::pseudo_header_sum;
+use crate::wire::{IcmpChecksum, IcmpRepr, UdpRepr, icmpv4, icmpv6, pseudo_header_sum};
 use crate::{ProbeError, ProbeOptions, ProbeReply};
 
 /// How long a send may wait for buffer space (ENOBUFS / EAGAIN) before failing.
 pub(super) const SEND_RETRY_FOR: Duration = Duration::from_secs(1);
+
+/// Bytes of payload when the caller gives no size: enough for the checksum-adjust word
+/// plus some room, like ping's 56-byte default minus the timestamp.
+const DEFAULT_PAYLOAD: usize = 36;
+
+/// Payload length for a probe whose whole IP packet should be `size` bytes (at least the
+/// 2 bytes a forced checksum adjusts).
+fn payload_len(size: Option<usize>, headers: usize) -> usize {
+    match size {
+        Some(s) => s.saturating_sub(headers).max(2),
+        None => DEFAULT_PAYLOAD,
+    }
+}
 
 fn ip_header_len(v6: bool) -> usize {
     if v6 { 40 } else { 20 }
@@ -137,16 +149,21 @@ impl Engine {
         let fam = self.family(v6)?;
         let ident = fam.ident;
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
-        let constant = if opts.constant_flow {
+        let fill = if opts.constant_flow {
             let pseudo = if v6 {
                 let src = self.sockets.source_for(target, opts)?;
                 pseudo_header_sum(src, target, 58, (8 + len) as u32)
             } else {
                 Default::default()
             };
-            Some((pseudo, self.udp_tag))
+            IcmpChecksum::Forced {
+                pseudo,
+                value: self.udp_tag,
+            }
+        } else if !v6 && self.raw {
+            IcmpChecksum::V4
         } else {
-            None
+            IcmpChecksum::Kernel
         };
         let (first, count) = self.icmp_seq_range;
         let counter = &self.icmp_seq[usize::from(v6 && self.config.icmp_sequence.is_none())];
@@ -159,16 +176,12 @@ impl Engine {
             .map(|seq| key(v6, KeyKind::Icmp, ident, seq, 0));
         let (k, out) = insert(&mut keys)?;
         let seq = (k >> 16) as u16;
-        packet::echo_request(
-            buf,
-            v6,
-            ident,
-            seq,
-            len,
-            opts.bit_pattern,
-            constant,
-            !v6 && self.raw,
-        );
+        let msg_type = if v6 {
+            icmpv6::ECHO_REQUEST
+        } else {
+            icmpv4::ECHO_REQUEST
+        };
+        IcmpRepr::echo(msg_type, ident, seq).emit_into(len, opts.bit_pattern, fill, buf);
         Ok(out)
     }
 
@@ -237,13 +250,13 @@ impl Engine {
         };
         let (src_port, checksum) = ((k >> 32) as u16, k as u16);
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
-        packet::udp_datagram(
-            buf,
-            (src, src_port),
-            (target, dst_port),
+        UdpRepr { src_port, dst_port }.emit_forced_into(
+            src,
+            target,
             len,
             opts.bit_pattern,
             checksum,
+            buf,
         );
         Ok((out, src))
     }

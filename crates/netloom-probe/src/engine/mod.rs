@@ -10,7 +10,6 @@ mod datagram;
 pub(crate) mod fragment;
 #[cfg(test)]
 mod matching_tests;
-mod packet;
 mod packet_tx;
 pub(crate) mod recv;
 mod rx_ring;

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::wire::{
-    self, ARPHRD_ETHER, Ipv4Repr, Ipv6Repr, NUD_USABLE, RTN_UNICAST, RtMessage, pseudo_header_sum,
+    self, ARPHRD_ETHER, IcmpPacket, Ipv4Repr, Ipv6Repr, NUD_USABLE, RTN_UNICAST, RtMessage,
 };
 
 /// How long a looked-up path is used.
@@ -166,14 +166,10 @@ impl PacketTx {
                 ip.emit_header(transport.len(), out);
                 let body = out.len();
                 out.extend_from_slice(transport);
-                if protocol == 58 && transport.len() >= 4 {
-                    let b = &mut out[body..];
-                    b[2..4].copy_from_slice(&[0, 0]);
-                    let len = transport.len() as u32;
-                    let mut c = pseudo_header_sum(path.src, IpAddr::V6(dst), 58, len);
-                    c.add_bytes(b);
-                    let sum = c.finish();
-                    b[2..4].copy_from_slice(&sum.to_be_bytes());
+                if protocol == 58
+                    && let Ok(mut icmp) = IcmpPacket::new_checked(&mut out[body..])
+                {
+                    icmp.fill_checksum_v6(src, dst);
                 }
             }
             _ => return false,

@@ -14,6 +14,7 @@ use super::Engine;
 use super::rx_ring::RxRing;
 use super::sys::{self, RecvBatch};
 use crate::parse::{self, Message, Parsed, Quote, classify_error};
+use crate::wire::IcmpPacket;
 
 /// Datagrams read per `recvmmsg` call.
 const BATCH: usize = 32;
@@ -187,7 +188,11 @@ fn drain_error_queue(engine: &Engine, fd: i32, v6: bool, ident: u16, buf: &mut [
         let Some(outcome) = classify_error(v6, e.icmp_type, e.icmp_code) else {
             continue;
         };
-        let seq = u16::from_be_bytes([buf[6], buf[7]]);
+        let Ok(original) = IcmpPacket::new_checked(&*buf) else {
+            engine.count_malformed();
+            continue;
+        };
+        let seq = original.seq();
         let parsed = Parsed {
             responder: offender,
             message: Message::Error {

@@ -314,6 +314,7 @@ impl RxRing {
 mod tests {
     use super::*;
     use crate::parse::{Message, parse_captured};
+    use crate::wire::{IcmpRepr, icmpv4};
     use socket2::{Domain, Protocol, Socket, Type};
     use std::net::SocketAddr;
 
@@ -327,11 +328,7 @@ mod tests {
         };
         let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
         let ident = std::process::id() as u16 ^ 0x5a5a;
-        let mut echo = vec![8, 0, 0, 0];
-        echo.extend_from_slice(&ident.to_be_bytes());
-        echo.extend_from_slice(&[0, 1, 1, 2, 3, 4]);
-        let c = crate::wire::checksum(&echo);
-        echo[2..4].copy_from_slice(&c.to_be_bytes());
+        let echo = IcmpRepr::echo(icmpv4::ECHO_REQUEST, ident, 1).emit_v4(&[1, 2, 3, 4]);
         let to: SocketAddr = "127.0.0.1:0".parse().unwrap();
         sock.send_to(&echo, &to.into()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
