@@ -275,7 +275,7 @@ impl Engine {
         let sock = Socket::new(domain, Type::DGRAM, Some(SockProto::UDP))
             .map_err(|e| ProbeError::io("opening a UDP probe socket", e))?;
         sock.set_nonblocking(true)
-            .and_then(|()| sys::set_recverr(sock.as_raw_fd(), v6))
+            .and_then(|()| sys::set_recverr(&sock, v6))
             .map_err(|e| ProbeError::io("configuring a UDP probe socket", e))?;
         sockets::apply_mark_device(&sock, opts)?;
         sock.bind(&local.into())
@@ -331,19 +331,11 @@ pub(super) async fn socket_answer(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
-        // SAFETY: `buf` is a live buffer of the given length.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
+        // The socket is nonblocking: a read that would wait returns WouldBlock.
+        let err = match io::Read::read(&mut afd.get_ref(), &mut buf) {
+            Ok(_) => return Ok(Some((crate::Outcome::Reply, target))),
+            Err(err) => err,
         };
-        if n >= 0 {
-            return Ok(Some((crate::Outcome::Reply, target)));
-        }
-        let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::WouldBlock {
             guard.clear_ready();
         }

@@ -17,7 +17,7 @@ pub(crate) mod sockets;
 mod stream;
 pub(crate) mod submit;
 mod syn;
-mod sys;
+pub(crate) mod sys;
 pub(crate) mod table;
 
 use std::net::IpAddr;

@@ -46,7 +46,7 @@ pub(crate) fn run(engine: Arc<Engine>, v6: bool) -> impl Future<Output = ()> {
 /// The ring for `v6`, and the raw socket's ICMP filter closed; None if either fails.
 fn open_ring(engine: &Engine, v6: bool) -> Option<(AsyncFd<RxRing>, u16)> {
     let fam = engine.family(v6).ok()?;
-    let fd = fam.icmp.get_ref().as_raw_fd();
+    let icmp = fam.icmp.get_ref();
     let blocks = RxRing::blocks_for(engine.config.max_in_flight);
     let opened = RxRing::open(v6, blocks).and_then(|ring| {
         // SAFETY: the ring owns its socket and closes it only when dropped; the
@@ -55,9 +55,9 @@ fn open_ring(engine: &Engine, v6: bool) -> Option<(AsyncFd<RxRing>, u16)> {
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(io::Error::from)?;
         if v6 {
-            sys::set_icmp_filter_v6(fd, &[])?;
+            sys::set_icmp_filter_v6(icmp, &[])?;
         } else {
-            sys::set_icmp_filter_v4(fd, &[])?;
+            sys::set_icmp_filter_v4(icmp, &[])?;
         }
         Ok(ring)
     });

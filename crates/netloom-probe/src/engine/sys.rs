@@ -1,11 +1,26 @@
-//! Thin wrappers over the Linux system calls the engine needs beyond socket2: sendmsg
-//! with per-packet TTL/TOS/source control messages, recvmmsg batches, the socket error
-//! queue (IP_RECVERR), ICMP type filters, and resource limits.
+//! The system calls of the engine: most through socket2, nix and rustix, and here by hand
+//! only what no crate does safely, each block with why it is sound:
+//! - `sendmmsg` with per-message control data (TTL / hop limit, TOS / traffic class, source
+//!   address differ from datagram to datagram in one batch: nix's `sendmmsg` takes one set
+//!   of control messages for the whole batch), on IP and on packet sockets (`sockaddr_ll`
+//!   destinations, which no crate builds);
+//! - `recvmmsg` into reused buffers with the kernel's receive timestamp per datagram, and
+//!   the single `sendmsg` sharing the batch's control-message builder;
+//! - the error queue (`IP_RECVERR`): the offender's address follows `sock_extended_err`;
+//! - `setsockopt` for options no crate names (ICMP type filters, `IPV6_AUTOFLOWLABEL`,
+//!   `IP(V6)_MTU_DISCOVER`, the packet ring's options) and `bind` to a `sockaddr_ll`.
+//!
+//! The receive ring's `mmap` is in `rx_ring.rs`, next to the frames it reads.
 use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, SystemTime};
+
+use nix::sys::socket::sockopt;
+use rustix::process::{Resource, getrlimit, setrlimit};
+use rustix::rand::{GetRandomFlags, getrandom};
+use socket2::{SockFilter, SockRef};
 
 /// Per-packet settings passed as control messages.
 #[derive(Debug, Clone, Copy)]
@@ -401,9 +416,8 @@ fn receive_timestamp(msg: &libc::msghdr) -> Option<SystemTime> {
 }
 
 /// Asks the kernel to stamp every received datagram with its arrival time.
-pub(crate) fn enable_receive_timestamps(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one)
+pub(crate) fn enable_receive_timestamps(sock: &impl AsFd) -> io::Result<()> {
+    setsockopt_nix(sock, sockopt::ReceiveTimestampns, &true)
 }
 
 /// One entry of a socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`).
@@ -489,12 +503,21 @@ pub(crate) fn recv_error(fd: RawFd, buf: &mut [u8]) -> io::Result<QueuedError> {
     Ok(out)
 }
 
-/// `setsockopt(2)` with a typed value.
-pub(super) fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live reference of the size we pass.
+/// `setsockopt(2)` with a plain-data value, for the options no crate names: the ICMP type
+/// filters, `IPV6_AUTOFLOWLABEL`, `IP(V6)_MTU_DISCOVER` and the packet ring's
+/// `PACKET_VERSION` / `PACKET_COPY_THRESH` / `PACKET_RX_RING`. `T` must hold no pointers
+/// (the kernel copies `size_of::<T>()` bytes).
+pub(crate) fn setsockopt<T: Copy>(
+    sock: &impl AsFd,
+    level: i32,
+    name: i32,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: the descriptor is open for the borrow's life; `value` is a live reference of
+    // the size passed, and the kernel only reads it.
     let r = unsafe {
         libc::setsockopt(
-            fd,
+            sock.as_fd().as_raw_fd(),
             level,
             name,
             value as *const T as *const libc::c_void,
@@ -508,105 +531,145 @@ pub(super) fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::
     }
 }
 
-/// Enables IP_RECVERR (v4) or IPV6_RECVERR (v6) so ICMP errors land on the error queue.
-pub(crate) fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    if v6 {
-        setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, &one)
-    } else {
-        setsockopt(fd, libc::IPPROTO_IP, libc::IP_RECVERR, &one)
+/// A packet socket address (`sockaddr_ll`): frames of `ethertype` on interface `ifindex`
+/// (0: any), to the link-layer address `next_hop` when sending.
+pub(crate) fn link_address(
+    ethertype: i32,
+    ifindex: i32,
+    next_hop: Option<[u8; 6]>,
+) -> libc::sockaddr_ll {
+    let mut sll_addr = [0u8; 8];
+    if let Some(mac) = next_hop {
+        sll_addr[..6].copy_from_slice(&mac);
     }
+    libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: (ethertype as u16).to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: if next_hop.is_some() { 6 } else { 0 },
+        sll_addr,
+    }
+}
+
+/// `bind(2)` of a packet socket to `addr` (no crate builds an `AF_PACKET` address).
+pub(crate) fn bind_link(sock: &impl AsFd, addr: &libc::sockaddr_ll) -> io::Result<()> {
+    // SAFETY: the descriptor is open for the borrow's life; `addr` is a live sockaddr_ll of
+    // the size passed, which the kernel only reads.
+    let r = unsafe {
+        libc::bind(
+            sock.as_fd().as_raw_fd(),
+            (addr as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Enables IP_RECVERR (v4) or IPV6_RECVERR (v6) so ICMP errors land on the error queue.
+pub(crate) fn set_recverr(sock: &impl AsFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        setsockopt_nix(sock, sockopt::Ipv6RecvErr, &true)
+    } else {
+        setsockopt_nix(sock, sockopt::Ipv4RecvErr, &true)
+    }
+}
+
+/// nix's `setsockopt` with its error as an `io::Error`.
+fn setsockopt_nix<O: nix::sys::socket::SetSockOpt>(
+    sock: &impl AsFd,
+    opt: O,
+    value: &O::Val,
+) -> io::Result<()> {
+    nix::sys::socket::setsockopt(sock, opt, value).map_err(io::Error::from)
 }
 
 /// Lets `bind` to an address with port 0 leave the port for `connect` to choose (from
 /// the whole ephemeral range, unique per 4-tuple).
-pub(crate) fn bind_address_no_port(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    setsockopt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one)
+pub(crate) fn bind_address_no_port(sock: &impl AsFd) -> io::Result<()> {
+    setsockopt_nix(sock, sockopt::IpBindAddressNoPort, &true)
 }
 
 /// Turns off automatic IPv6 flow labels, so every probe of a constant flow carries the
 /// same (zero) flow label and ECMP routers hashing on it keep the probes on one path.
-pub(crate) fn no_auto_flow_label(fd: RawFd) -> io::Result<()> {
+pub(crate) fn no_auto_flow_label(sock: &impl AsFd) -> io::Result<()> {
     let zero: libc::c_int = 0;
-    setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_AUTOFLOWLABEL, &zero)
+    setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_AUTOFLOWLABEL, &zero)
 }
 
 /// Lets only the listed ICMPv4 types through a raw ICMP socket (Linux ICMP_FILTER).
-pub(crate) fn set_icmp_filter_v4(fd: RawFd, allowed: &[u8]) -> io::Result<()> {
+pub(crate) fn set_icmp_filter_v4(sock: &impl AsFd, allowed: &[u8]) -> io::Result<()> {
     const ICMP_FILTER: i32 = 1;
     let mut blocked: u32 = !0;
     for t in allowed.iter().filter(|t| **t < 32) {
         blocked &= !(1u32 << t);
     }
-    setsockopt(fd, libc::IPPROTO_RAW, ICMP_FILTER, &blocked)
+    setsockopt(sock, libc::IPPROTO_RAW, ICMP_FILTER, &blocked)
 }
 
 /// Lets only the listed ICMPv6 types through a raw ICMPv6 socket (ICMP6_FILTER).
-pub(crate) fn set_icmp_filter_v6(fd: RawFd, allowed: &[u8]) -> io::Result<()> {
+pub(crate) fn set_icmp_filter_v6(sock: &impl AsFd, allowed: &[u8]) -> io::Result<()> {
     const ICMP6_FILTER: i32 = 1;
     let mut blocked = [!0u32; 8];
     for t in allowed {
         blocked[usize::from(*t >> 5)] &= !(1u32 << (t & 31));
     }
-    setsockopt(fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &blocked)
+    setsockopt(sock, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &blocked)
+}
+
+/// One classic BPF instruction (`code` is `BPF_*` bits).
+pub(crate) fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> SockFilter {
+    SockFilter::new(code as u16, jt, jf, k)
+}
+
+/// Replaces the socket's filter with `program` (SO_ATTACH_FILTER).
+pub(crate) fn attach_filter(sock: &impl AsFd, program: &[SockFilter]) -> io::Result<()> {
+    SockRef::from(sock).attach_filter(program)
 }
 
 /// Makes a send-only raw socket discard everything it would receive (a BPF `ret 0`).
-pub(crate) fn drop_all_input(fd: RawFd) -> io::Result<()> {
-    let mut code = [libc::sock_filter {
-        code: (libc::BPF_RET | libc::BPF_K) as u16,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    }];
-    let prog = libc::sock_fprog {
-        len: 1,
-        filter: code.as_mut_ptr(),
-    };
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+pub(crate) fn drop_all_input(sock: &impl AsFd) -> io::Result<()> {
+    attach_filter(sock, &[bpf(libc::BPF_RET | libc::BPF_K, 0, 0, 0)])
 }
 
 /// Sets the receive buffer, beyond `rmem_max` when permitted (SO_RCVBUFFORCE); a
 /// failure leaves the default, which only means fewer replies fit in a burst.
-pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) {
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
-        let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+pub(crate) fn set_recv_buffer(sock: &impl AsFd, bytes: usize) {
+    let bytes = bytes.min(libc::c_int::MAX as usize);
+    if setsockopt_nix(sock, sockopt::RcvBufForce, &bytes).is_err() {
+        let _ = SockRef::from(sock).set_recv_buffer_size(bytes);
     }
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
 pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
-    // SAFETY: rlimit is plain old data.
-    let mut lim: libc::rlimit = unsafe { zeroed() };
-    // SAFETY: `lim` is a live rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
-        return Err(io::Error::last_os_error());
+    // `None` is RLIM_INFINITY.
+    let value = |limit: Option<u64>| limit.unwrap_or(u64::MAX);
+    let mut lim = getrlimit(Resource::Nofile);
+    if value(lim.current) < value(lim.maximum) {
+        lim.current = lim.maximum;
+        setrlimit(Resource::Nofile, lim)?;
     }
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a live rlimit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(lim.rlim_cur)
+    Ok(value(lim.current))
 }
 
 /// A random u16 from the kernel (falls back to time-derived bits if getrandom fails).
 pub(crate) fn random_u16() -> u16 {
     let mut b = [0u8; 2];
-    // SAFETY: `b` is a live 2-byte buffer.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 2, 0) };
-    if n == 2 {
-        u16::from_ne_bytes(b)
-    } else {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        (t ^ std::process::id()) as u16
+    match getrandom(&mut b[..], GetRandomFlags::empty()) {
+        Ok(2) => u16::from_ne_bytes(b),
+        _ => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            (t ^ std::process::id()) as u16
+        }
     }
 }
 
