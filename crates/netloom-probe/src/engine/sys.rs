@@ -1,23 +1,26 @@
-//! The system calls of the engine: most through socket2, nix and rustix, and here by hand
-//! only what no crate does safely, each block with why it is sound:
-//! - `sendmmsg` with per-message control data (TTL / hop limit, TOS / traffic class, source
-//!   address differ from datagram to datagram in one batch: nix's `sendmmsg` takes one set
-//!   of control messages for the whole batch), on IP and on packet sockets (`sockaddr_ll`
-//!   destinations, which no crate builds);
-//! - `recvmmsg` into reused buffers with the kernel's receive timestamp per datagram, and
-//!   the single `sendmsg` sharing the batch's control-message builder;
-//! - the error queue (`IP_RECVERR`): the offender's address follows `sock_extended_err`;
-//! - `setsockopt` for options no crate names (ICMP type filters, `IPV6_AUTOFLOWLABEL`,
-//!   `IP(V6)_MTU_DISCOVER`, the packet ring's options) and `bind` to a `sockaddr_ll`.
+//! The system calls of the engine. Most go through socket2, nix and rustix (packet
+//! sockets, BPF filters, socket options, a single `sendmsg` with its control messages, the
+//! `IP_RECVERR` error queue, rlimits, getrandom); this module writes by hand only what no
+//! crate does safely, each `unsafe` block saying why it is sound:
+//! - `sendmmsg` with per-message control data: TTL / hop limit, TOS / traffic class and
+//!   source address differ from datagram to datagram within one batch, and nix's
+//!   `sendmmsg` takes one set of control messages for the whole batch; on packet sockets
+//!   the destinations are `sockaddr_ll`, which no crate builds;
+//! - `recvmmsg` into buffers reused across calls, with each datagram's receive timestamp;
+//! - `setsockopt` for the options no crate names (the ICMP type filters,
+//!   `IPV6_AUTOFLOWLABEL`, `IP(V6)_MTU_DISCOVER`, the packet ring's `PACKET_*` options),
+//!   and `bind` to a `sockaddr_ll`.
 //!
 //! The receive ring's `mmap` is in `rx_ring.rs`, next to the frames it reads.
-use std::io;
-use std::mem::{MaybeUninit, size_of, zeroed};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, SystemTime};
 
-use nix::sys::socket::sockopt;
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, sendmsg, sockopt,
+};
 use rustix::process::{Resource, getrlimit, setrlimit};
 use rustix::rand::{GetRandomFlags, getrandom};
 use socket2::{SockFilter, SockRef};
@@ -146,13 +149,7 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
                 used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IP, libc::IP_TOS, tos);
             }
             if let Some(IpAddr::V4(src)) = meta.src {
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from_ne_bytes(src.octets()),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
+                let info = pktinfo_v4(src);
                 used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IP, libc::IP_PKTINFO, info);
             }
         }
@@ -168,12 +165,7 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
                 used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos);
             }
             if let Some(IpAddr::V6(src)) = meta.src {
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: src.octets(),
-                    },
-                    ipi6_ifindex: 0,
-                };
+                let info = pktinfo_v6(src);
                 used = push_cmsg(
                     &mut cbuf,
                     used,
@@ -203,24 +195,64 @@ fn fill_msghdr(msg: &mut libc::msghdr, p: &mut Prepared, iov: &mut libc::iovec) 
     msg.msg_controllen = p.cmsg_len as _;
 }
 
-/// `sendmsg` of one datagram to `dst` with the probe's per-packet settings.
+/// `sendmsg` of one datagram to `dst` with the probe's per-packet settings (nix builds the
+/// same control messages as [`prepare`] does for a batch).
 pub(crate) fn send_with(
     fd: RawFd,
     buf: &[u8],
     dst: SocketAddr,
     meta: &SendMeta,
 ) -> io::Result<usize> {
-    let mut p = prepare(dst, meta);
-    let mut iov = iovec(buf);
-    // SAFETY: msghdr is plain old data; all-zero is valid before we fill it in.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    fill_msghdr(&mut msg, &mut p, &mut iov);
-    // SAFETY: every pointer in `msg` refers to a live local for the duration of the call.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+    let ttl = libc::c_int::from(meta.ttl);
+    let tclass = libc::c_int::from(meta.tos);
+    let src4 = match meta.src {
+        Some(IpAddr::V4(src)) => Some(pktinfo_v4(src)),
+        _ => None,
+    };
+    let src6 = match meta.src {
+        Some(IpAddr::V6(src)) => Some(pktinfo_v6(src)),
+        _ => None,
+    };
+    let mut cmsgs = Vec::with_capacity(3);
+    match dst {
+        SocketAddr::V4(_) => {
+            cmsgs.push(ControlMessage::Ipv4Ttl(&ttl));
+            if meta.tos != 0 {
+                cmsgs.push(ControlMessage::Ipv4Tos(&meta.tos));
+            }
+            cmsgs.extend(src4.as_ref().map(ControlMessage::Ipv4PacketInfo));
+        }
+        SocketAddr::V6(_) => {
+            cmsgs.push(ControlMessage::Ipv6HopLimit(&ttl));
+            if meta.tos != 0 {
+                cmsgs.push(ControlMessage::Ipv6TClass(&tclass));
+            }
+            cmsgs.extend(src6.as_ref().map(ControlMessage::Ipv6PacketInfo));
+        }
+    }
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    let to = SockaddrStorage::from(dst);
+    Ok(sendmsg(fd, &[IoSlice::new(buf)], &cmsgs, flags, Some(&to))?)
+}
+
+/// `IP_PKTINFO` choosing the source address `src`.
+fn pktinfo_v4(src: Ipv4Addr) -> libc::in_pktinfo {
+    libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from_ne_bytes(src.octets()),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    }
+}
+
+/// `IPV6_PKTINFO` choosing the source address `src`.
+fn pktinfo_v6(src: Ipv6Addr) -> libc::in6_pktinfo {
+    libc::in6_pktinfo {
+        ipi6_addr: libc::in6_addr {
+            s6_addr: src.octets(),
+        },
+        ipi6_ifindex: 0,
     }
 }
 
@@ -438,69 +470,50 @@ pub(crate) struct QueuedError {
 
 /// Reads one entry of the error queue without blocking.
 pub(crate) fn recv_error(fd: RawFd, buf: &mut [u8]) -> io::Result<QueuedError> {
-    let mut cbuf = CmsgBuf([0; 160]);
-    // SAFETY: sockaddr_storage and msghdr are plain old data.
-    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = cbuf.0.len() as _;
-    // SAFETY: all pointers in `msg` refer to live locals / `buf` during the call.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Room for the error, its offender and the receive timestamp the socket may add.
+    let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6, libc::timespec);
+    let capacity = buf.len();
+    let mut iov = [IoSliceMut::new(buf)];
+    let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags)?;
     let mut out = QueuedError {
         from_icmp: false,
         icmp_type: 0,
         icmp_code: 0,
         offender: None,
-        dest: socket_addr_of(&name),
-        len: (n as usize).min(buf.len()),
+        dest: msg.address.and_then(|a| socket_addr_of_nix(&a)),
+        len: msg.bytes.min(capacity),
     };
-    // SAFETY: the kernel filled `msg_control` up to `msg_controllen`; CMSG_FIRSTHDR and
-    // CMSG_NXTHDR stay within it, and a RECVERR message carries a sock_extended_err
-    // followed by the offender's sockaddr (SO_EE_OFFENDER).
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            let level = (*c).cmsg_level;
-            let ty = (*c).cmsg_type;
-            if (level == libc::IPPROTO_IP && ty == libc::IP_RECVERR)
-                || (level == libc::IPPROTO_IPV6 && ty == libc::IPV6_RECVERR)
-            {
-                let ee_ptr = libc::CMSG_DATA(c) as *const libc::sock_extended_err;
-                let ee: libc::sock_extended_err = std::ptr::read_unaligned(ee_ptr);
-                out.from_icmp = ee.ee_origin == libc::SO_EE_ORIGIN_ICMP
-                    || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
-                out.icmp_type = ee.ee_type;
-                out.icmp_code = ee.ee_code;
-                let data_len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let want = size_of::<libc::sock_extended_err>() + size_of::<libc::sockaddr_in>();
-                if data_len >= want {
-                    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-                    let avail = (data_len - size_of::<libc::sock_extended_err>())
-                        .min(size_of::<libc::sockaddr_storage>());
-                    std::ptr::copy_nonoverlapping(
-                        ee_ptr.add(1) as *const u8,
-                        ss.as_mut_ptr() as *mut u8,
-                        avail,
-                    );
-                    out.offender = socket_addr_of(&ss.assume_init()).map(|a| a.ip());
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
+    for c in msg.cmsgs()? {
+        let (ee, offender) = match c {
+            ControlMessageOwned::Ipv4RecvErr(ee, from) => (
+                ee,
+                from.filter(|a| i32::from(a.sin_family) == libc::AF_INET)
+                    .map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))),
+            ),
+            ControlMessageOwned::Ipv6RecvErr(ee, from) => (
+                ee,
+                from.filter(|a| i32::from(a.sin6_family) == libc::AF_INET6)
+                    .map(|a| IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))),
+            ),
+            _ => continue,
+        };
+        out.from_icmp =
+            ee.ee_origin == libc::SO_EE_ORIGIN_ICMP || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
+        out.icmp_type = ee.ee_type;
+        out.icmp_code = ee.ee_code;
+        out.offender = offender;
     }
     Ok(out)
+}
+
+/// An IPv4/IPv6 socket address out of nix's storage (None for other families).
+fn socket_addr_of_nix(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        Some(SocketAddr::V4((*v4).into()))
+    } else {
+        a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+    }
 }
 
 /// `setsockopt(2)` with a plain-data value, for the options no crate names: the ICMP type
@@ -683,4 +696,72 @@ pub(crate) fn register(
     // to the same socket for the whole life of the registration.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock, interest) }
         .map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What a receiver on loopback sees of a datagram: (TTL / hop limit, TOS / traffic
+    /// class, source address).
+    fn receive(rx: &UdpSocket) -> (i32, i32, IpAddr) {
+        let mut buf = [0u8; 64];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(libc::c_int, libc::c_int);
+        let msg = recvmsg::<SockaddrStorage>(
+            rx.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .expect("a datagram");
+        let (mut ttl, mut tos) = (-1, -1);
+        for c in msg.cmsgs().unwrap() {
+            match c {
+                ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => ttl = t,
+                ControlMessageOwned::Ipv4Tos(t) => tos = i32::from(t),
+                ControlMessageOwned::Ipv6TClass(t) => tos = t,
+                _ => {}
+            }
+        }
+        let from = msg
+            .address
+            .and_then(|a| socket_addr_of_nix(&a))
+            .expect("a sender");
+        (ttl, tos, from.ip())
+    }
+
+    /// The single send (nix's control messages) and the batched one (this module's) give a
+    /// datagram the same TTL / hop limit, TOS / traffic class and source address.
+    #[test]
+    fn single_and_batched_sends_carry_the_per_packet_settings() {
+        for (v6, lo) in [(false, "127.0.0.1"), (true, "::1")] {
+            let lo: IpAddr = lo.parse().unwrap();
+            let rx = UdpSocket::bind((lo, 0)).unwrap();
+            rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            if v6 {
+                nix::sys::socket::setsockopt(&rx, sockopt::Ipv6RecvHopLimit, &true).unwrap();
+                nix::sys::socket::setsockopt(&rx, sockopt::Ipv6RecvTClass, &true).unwrap();
+            } else {
+                nix::sys::socket::setsockopt(&rx, sockopt::Ipv4RecvTtl, &true).unwrap();
+                nix::sys::socket::setsockopt(&rx, sockopt::IpRecvTos, &true).unwrap();
+            }
+            let tx = UdpSocket::bind((lo, 0)).unwrap();
+            let to = rx.local_addr().unwrap();
+            let meta = SendMeta {
+                ttl: 7,
+                tos: 0x20,
+                src: Some(lo),
+            };
+            send_with(tx.as_raw_fd(), b"one", to, &meta).unwrap();
+            assert_eq!(receive(&rx), (7, 0x20, lo), "sendmsg, v6 {v6}");
+            let meta = SendMeta { ttl: 9, ..meta };
+            let sent = send_many(tx.as_raw_fd(), &[(b"two", to, meta)]);
+            assert!(sent[0].is_ok());
+            assert_eq!(receive(&rx), (9, 0x20, lo), "sendmmsg, v6 {v6}");
+        }
+    }
 }
