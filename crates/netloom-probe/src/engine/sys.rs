@@ -14,7 +14,7 @@
 //! The receive ring's `mmap` is in `rx_ring.rs`, next to the frames it reads.
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::{size_of, zeroed};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, SystemTime};
 
@@ -23,7 +23,7 @@ use nix::sys::socket::{
 };
 use rustix::process::{Resource, getrlimit, setrlimit};
 use rustix::rand::{GetRandomFlags, getrandom};
-use socket2::{SockFilter, SockRef};
+use socket2::{SockAddr, SockAddrStorage, SockFilter, SockRef};
 
 /// Per-packet settings passed as control messages.
 #[derive(Debug, Clone, Copy)]
@@ -36,66 +36,6 @@ pub(crate) struct SendMeta {
 /// A control-message buffer aligned for `cmsghdr`.
 #[repr(C, align(8))]
 struct CmsgBuf([u8; 160]);
-
-fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
-/// Reads an IPv4/IPv6 socket address out of `ss` (None for other families).
-pub(crate) fn socket_addr_of(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
 
 /// Appends one control message; returns the new used length.
 fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value: T) -> usize {
@@ -128,8 +68,7 @@ fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value
 
 /// Destination and control messages of one outgoing datagram, ready for a `msghdr`.
 struct Prepared {
-    name: libc::sockaddr_storage,
-    name_len: libc::socklen_t,
+    name: SockAddr,
     cmsg: CmsgBuf,
     cmsg_len: usize,
 }
@@ -137,7 +76,7 @@ struct Prepared {
 /// Builds the destination and the TTL/hop limit, TOS/traffic class and optional source
 /// address control messages, so one socket serves probes with different settings.
 fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
-    let (name, name_len) = sockaddr_of(dst);
+    let name = SockAddr::from(dst);
     let mut cbuf = CmsgBuf([0; 160]);
     let mut used = 0;
     let ttl = libc::c_int::from(meta.ttl);
@@ -178,7 +117,6 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
     }
     Prepared {
         name,
-        name_len,
         cmsg: cbuf,
         cmsg_len: used,
     }
@@ -187,8 +125,9 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
 /// Fills `msg` to send `iov` with `p`'s destination and control messages. The pointers
 /// stay valid while `p` and `iov` live and do not move.
 fn fill_msghdr(msg: &mut libc::msghdr, p: &mut Prepared, iov: &mut libc::iovec) {
-    msg.msg_name = &mut p.name as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = p.name_len;
+    // The kernel only reads the destination of a send.
+    msg.msg_name = p.name.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = p.name.len();
     msg.msg_iov = iov;
     msg.msg_iovlen = 1;
     msg.msg_control = p.cmsg.0.as_mut_ptr() as *mut libc::c_void;
@@ -349,7 +288,8 @@ unsafe fn send_mmsg(fd: RawFd, msgs: &mut [libc::mmsghdr]) -> Vec<io::Result<()>
 /// Buffers for receiving up to `n` datagrams with one `recvmmsg` call.
 pub(crate) struct RecvBatch {
     bufs: Vec<Vec<u8>>,
-    names: Vec<libc::sockaddr_storage>,
+    names: Vec<SockAddrStorage>,
+    senders: Vec<Option<IpAddr>>,
     lens: Vec<usize>,
     controls: Vec<CmsgBuf>,
     stamps: Vec<Option<SystemTime>>,
@@ -359,8 +299,8 @@ impl RecvBatch {
     pub(crate) fn new(n: usize, size: usize) -> Self {
         RecvBatch {
             bufs: vec![vec![0; size]; n],
-            // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
-            names: vec![unsafe { zeroed() }; n],
+            names: (0..n).map(|_| SockAddrStorage::zeroed()).collect(),
+            senders: vec![None; n],
             lens: vec![0; n],
             controls: (0..n).map(|_| CmsgBuf([0; 160])).collect(),
             stamps: vec![None; n],
@@ -382,8 +322,9 @@ impl RecvBatch {
             .map(|i| {
                 // SAFETY: mmsghdr is plain old data; all-zero is valid before filling.
                 let mut m: libc::mmsghdr = unsafe { zeroed() };
-                m.msg_hdr.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
-                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+                m.msg_hdr.msg_namelen = self.names[i].size_of();
+                m.msg_hdr.msg_name =
+                    &mut self.names[i] as *mut SockAddrStorage as *mut libc::c_void;
                 m.msg_hdr.msg_iov = &mut iovs[i];
                 m.msg_hdr.msg_iovlen = 1;
                 m.msg_hdr.msg_control = self.controls[i].0.as_mut_ptr() as *mut libc::c_void;
@@ -409,6 +350,12 @@ impl RecvBatch {
         for (i, m) in msgs.iter().take(got).enumerate() {
             self.lens[i] = (m.msg_len as usize).min(self.bufs[i].len());
             self.stamps[i] = receive_timestamp(&m.msg_hdr);
+            let name = std::mem::replace(&mut self.names[i], SockAddrStorage::zeroed());
+            let len = m.msg_hdr.msg_namelen.min(name.size_of());
+            // SAFETY: recvmmsg wrote the sender's address, `msg_namelen` bytes, into this
+            // storage (a zeroed one when the socket has none to give).
+            let sender = unsafe { SockAddr::new(name, len) };
+            self.senders[i] = sender.as_socket().map(|a| a.ip());
         }
         Ok(got)
     }
@@ -420,10 +367,7 @@ impl RecvBatch {
 
     /// The `i`th datagram of the last [`RecvBatch::recv`] and its sender.
     pub(crate) fn get(&self, i: usize) -> (&[u8], Option<IpAddr>) {
-        (
-            &self.bufs[i][..self.lens[i]],
-            socket_addr_of(&self.names[i]).map(|a| a.ip()),
-        )
+        (&self.bufs[i][..self.lens[i]], self.senders[i])
     }
 }
 
