@@ -83,17 +83,12 @@ mod tests {
     /// Reads segments until one for `port` arrives (its flags) or `wait` ends.
     fn received(sock: &Socket, port: u16, wait: Duration) -> Option<u8> {
         let deadline = Instant::now() + wait;
-        let mut buf = [std::mem::MaybeUninit::new(0u8); 256];
+        let mut buf = [0u8; 256];
         while Instant::now() < deadline {
-            match sock.recv(&mut buf) {
+            match std::io::Read::read(&mut &*sock, &mut buf) {
                 Ok(n) => {
-                    // SAFETY: recv initialized the first `n` bytes.
-                    let bytes: Vec<u8> = buf[..n]
-                        .iter()
-                        .map(|b| unsafe { b.assume_init() })
-                        .collect();
                     // Not parse_tcp_answer: that would hide what the filter let through.
-                    let ip = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+                    let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
                     let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
                     if tcp.dst_port() == port {
                         return Some(tcp.flags());
