@@ -17,7 +17,9 @@
 use std::net::IpAddr;
 
 use crate::reply::{MplsLabel, Outcome, UnreachableKind};
-use crate::wire::{ExtensionHeader, IcmpPacket, Ipv4Packet, Ipv6Packet, Malformed, icmpv4, icmpv6};
+use crate::wire::{
+    self, ExtensionHeader, IcmpPacket, Ipv4Packet, Ipv6Packet, Malformed, UdpPacket, icmpv4, icmpv6,
+};
 
 mod captured;
 mod tcp;
@@ -274,25 +276,23 @@ fn quote(protocol: u8, t: &[u8], icmp_proto: u8) -> Result<Quote, Malformed> {
             what: "quoted transport header shorter than 8 bytes",
         });
     };
-    let w = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    let h = &h[..];
+    let (src_port, dst_port) = wire::ports(h).unwrap_or_default();
     match protocol {
-        p if p == icmp_proto => Ok(Quote::Icmp {
-            ident: w(4),
-            seq: w(6),
-        }),
+        p if p == icmp_proto => {
+            let icmp = IcmpPacket::new_checked(h)?;
+            Ok(Quote::Icmp {
+                ident: icmp.ident(),
+                seq: icmp.seq(),
+            })
+        }
         17 => Ok(Quote::Udp {
-            src_port: w(0),
-            dst_port: w(2),
-            checksum: w(6),
+            src_port,
+            dst_port,
+            checksum: UdpPacket::new_checked(h)?.checksum(),
         }),
-        6 => Ok(Quote::Tcp {
-            src_port: w(0),
-            dst_port: w(2),
-        }),
-        132 => Ok(Quote::Sctp {
-            src_port: w(0),
-            dst_port: w(2),
-        }),
+        6 => Ok(Quote::Tcp { src_port, dst_port }),
+        132 => Ok(Quote::Sctp { src_port, dst_port }),
         _ => Err(Malformed {
             what: "quoted datagram is not ICMP, UDP, TCP or SCTP",
         }),

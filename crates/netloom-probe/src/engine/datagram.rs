@@ -10,17 +10,29 @@ use socket2::{Domain, Protocol as SockProto, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::packet::{self, payload_len};
 use super::sockets::{self, unspecified};
 use super::sys::{self, SendMeta};
 use super::table::{KeyKind, Stamp, key};
 use super::{Engine, UDP_DEFAULT_PORT, UDP_PORT_BASE, UDP_PORT_COUNT, local_address};
 use crate::parse::classify_error;
-use crate::wire::pseudo_header_sum;
+use crate::wire::{IcmpChecksum, IcmpRepr, UdpRepr, icmpv4, icmpv6, pseudo_header_sum};
 use crate::{ProbeError, ProbeOptions, ProbeReply};
 
 /// How long a send may wait for buffer space (ENOBUFS / EAGAIN) before failing.
 pub(super) const SEND_RETRY_FOR: Duration = Duration::from_secs(1);
+
+/// Bytes of payload when the caller gives no size: enough for the checksum-adjust word
+/// plus some room, like ping's 56-byte default minus the timestamp.
+const DEFAULT_PAYLOAD: usize = 36;
+
+/// Payload length for a probe whose whole IP packet should be `size` bytes (at least the
+/// 2 bytes a forced checksum adjusts).
+fn payload_len(size: Option<usize>, headers: usize) -> usize {
+    match size {
+        Some(s) => s.saturating_sub(headers).max(2),
+        None => DEFAULT_PAYLOAD,
+    }
+}
 
 fn ip_header_len(v6: bool) -> usize {
     if v6 { 40 } else { 20 }
@@ -137,16 +149,21 @@ impl Engine {
         let fam = self.family(v6)?;
         let ident = fam.ident;
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
-        let constant = if opts.constant_flow {
+        let fill = if opts.constant_flow {
             let pseudo = if v6 {
                 let src = self.sockets.source_for(target, opts)?;
                 pseudo_header_sum(src, target, 58, (8 + len) as u32)
             } else {
                 Default::default()
             };
-            Some((pseudo, self.udp_tag))
+            IcmpChecksum::Forced {
+                pseudo,
+                value: self.udp_tag,
+            }
+        } else if !v6 && self.raw {
+            IcmpChecksum::V4
         } else {
-            None
+            IcmpChecksum::Kernel
         };
         let (first, count) = self.icmp_seq_range;
         let counter = &self.icmp_seq[usize::from(v6 && self.config.icmp_sequence.is_none())];
@@ -159,16 +176,12 @@ impl Engine {
             .map(|seq| key(v6, KeyKind::Icmp, ident, seq, 0));
         let (k, out) = insert(&mut keys)?;
         let seq = (k >> 16) as u16;
-        packet::echo_request(
-            buf,
-            v6,
-            ident,
-            seq,
-            len,
-            opts.bit_pattern,
-            constant,
-            !v6 && self.raw,
-        );
+        let msg_type = if v6 {
+            icmpv6::ECHO_REQUEST
+        } else {
+            icmpv4::ECHO_REQUEST
+        };
+        IcmpRepr::echo(msg_type, ident, seq).emit_into(len, opts.bit_pattern, fill, buf);
         Ok(out)
     }
 
@@ -237,13 +250,13 @@ impl Engine {
         };
         let (src_port, checksum) = ((k >> 32) as u16, k as u16);
         let len = payload_len(opts.size, ip_header_len(v6) + 8);
-        packet::udp_datagram(
-            buf,
-            (src, src_port),
-            (target, dst_port),
+        UdpRepr { src_port, dst_port }.emit_forced_into(
+            src,
+            target,
             len,
             opts.bit_pattern,
             checksum,
+            buf,
         );
         Ok((out, src))
     }
@@ -262,7 +275,7 @@ impl Engine {
         let sock = Socket::new(domain, Type::DGRAM, Some(SockProto::UDP))
             .map_err(|e| ProbeError::io("opening a UDP probe socket", e))?;
         sock.set_nonblocking(true)
-            .and_then(|()| sys::set_recverr(sock.as_raw_fd(), v6))
+            .and_then(|()| sys::set_recverr(&sock, v6))
             .map_err(|e| ProbeError::io("configuring a UDP probe socket", e))?;
         sockets::apply_mark_device(&sock, opts)?;
         sock.bind(&local.into())
@@ -318,19 +331,11 @@ pub(super) async fn socket_answer(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
-        // SAFETY: `buf` is a live buffer of the given length.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
+        // The socket is nonblocking: a read that would wait returns WouldBlock.
+        let err = match io::Read::read(&mut afd.get_ref(), &mut buf) {
+            Ok(_) => return Ok(Some((crate::Outcome::Reply, target))),
+            Err(err) => err,
         };
-        if n >= 0 {
-            return Ok(Some((crate::Outcome::Reply, target)));
-        }
-        let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::WouldBlock {
             guard.clear_ready();
         }

@@ -167,29 +167,16 @@ fn probes_past_max_in_flight_and_keys_all_taken_are_refused_naming_the_limit() {
 /// as malformed by the reader and never reaches the probe.
 #[tokio::test]
 async fn captured_packets_are_parsed_and_matched_as_the_ring_reader_does() {
-    use crate::wire::{Ipv4Repr, checksum};
+    use crate::wire::craft::{IPV4_MF, ipv4_fragment};
+    use crate::wire::{IcmpRepr, icmpv4};
     let e = engine(16);
     let target = ip("192.0.2.7");
     let reply = |seq: u16, fragment: bool| {
-        let mut icmp = vec![0, 0, 0, 0, 0x12, 0x34, 0, seq as u8];
-        icmp.extend_from_slice(&[0x55; 64]);
-        let c = checksum(&icmp);
-        icmp[2..4].copy_from_slice(&c.to_be_bytes());
-        let mut packet = Ipv4Repr {
-            src: "192.0.2.7".parse().unwrap(),
-            dst: "10.0.0.1".parse().unwrap(),
-            protocol: 1,
-            ttl: 60,
-            tos: 0,
-            ident: 9,
-        }
-        .emit(&icmp);
+        let icmp = IcmpRepr::echo(icmpv4::ECHO_REPLY, 0x1234, seq).emit_v4(&[0x55; 64]);
+        // More fragments follow, or none.
+        let flags = if fragment { IPV4_MF } else { 0 };
+        let mut packet = ipv4_fragment([192, 0, 2, 7], 0, flags, &icmp);
         if fragment {
-            // More fragments follow; the header checksum is redone for the new flags.
-            packet[6] |= 0x20;
-            packet[10..12].copy_from_slice(&[0, 0]);
-            let c = checksum(&packet[..20]);
-            packet[10..12].copy_from_slice(&c.to_be_bytes());
             // The ICMP checksum no longer covers what is here, as in a real fragment.
             packet[30] ^= 0xff;
         }

@@ -10,7 +10,6 @@ mod datagram;
 pub(crate) mod fragment;
 #[cfg(test)]
 mod matching_tests;
-mod packet;
 mod packet_tx;
 pub(crate) mod recv;
 mod rx_ring;
@@ -18,7 +17,7 @@ pub(crate) mod sockets;
 mod stream;
 pub(crate) mod submit;
 mod syn;
-mod sys;
+pub(crate) mod sys;
 pub(crate) mod table;
 
 use std::net::IpAddr;

@@ -13,15 +13,16 @@
 //! POSTROUTING netfilter hooks (they do pass the interface's qdisc and taps).
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::mem::zeroed;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Socket, Type};
+
 use crate::wire::{
-    self, ARPHRD_ETHER, Ipv4Repr, Ipv6Repr, NUD_USABLE, RTN_UNICAST, RtMessage, pseudo_header_sum,
+    self, ARPHRD_ETHER, IcmpPacket, Ipv4Repr, Ipv6Repr, NUD_USABLE, RTN_UNICAST, RtMessage,
 };
 
 /// How long a looked-up path is used.
@@ -45,7 +46,7 @@ pub(crate) struct Path {
 
 /// A packet socket plus the path cache.
 pub(crate) struct PacketTx {
-    socket: OwnedFd,
+    socket: Socket,
     netlink: Mutex<Netlink>,
     paths: Mutex<HashMap<IpAddr, (Instant, Option<Path>)>>,
     ip_ident: AtomicU16,
@@ -55,15 +56,13 @@ impl PacketTx {
     /// Opens the packet socket and a route netlink socket; `None` if either fails
     /// (no CAP_NET_RAW, no AF_PACKET): probes then use the raw IP socket only.
     pub(crate) fn open() -> Option<PacketTx> {
-        // SAFETY: plain socket(2) calls; the descriptors are owned right away.
-        let socket =
-            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if socket < 0 {
-            tracing::debug!(err = %io::Error::last_os_error(), "no packet socket: raw IP sends only");
-            return None;
-        }
-        // SAFETY: `socket` was just returned by socket(2) and is owned by nobody else.
-        let socket = unsafe { OwnedFd::from_raw_fd(socket) };
+        let socket = match Socket::new(Domain::PACKET, Type::DGRAM, None) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::debug!(%err, "no packet socket: raw IP sends only");
+                return None;
+            }
+        };
         let netlink = match Netlink::open() {
             Ok(n) => n,
             Err(err) => {
@@ -166,14 +165,10 @@ impl PacketTx {
                 ip.emit_header(transport.len(), out);
                 let body = out.len();
                 out.extend_from_slice(transport);
-                if protocol == 58 && transport.len() >= 4 {
-                    let b = &mut out[body..];
-                    b[2..4].copy_from_slice(&[0, 0]);
-                    let len = transport.len() as u32;
-                    let mut c = pseudo_header_sum(path.src, IpAddr::V6(dst), 58, len);
-                    c.add_bytes(b);
-                    let sum = c.finish();
-                    b[2..4].copy_from_slice(&sum.to_be_bytes());
+                if protocol == 58
+                    && let Ok(mut icmp) = IcmpPacket::new_checked(&mut out[body..])
+                {
+                    icmp.fill_checksum_v6(src, dst);
                 }
             }
             _ => return false,
@@ -184,15 +179,8 @@ impl PacketTx {
 
 /// `sockaddr_ll` for a packet to `path`'s next hop.
 pub(crate) fn link_address(path: &Path, v6: bool) -> libc::sockaddr_ll {
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut ll: libc::sockaddr_ll = unsafe { zeroed() };
-    ll.sll_family = libc::AF_PACKET as u16;
-    let ethertype: u16 = if v6 { 0x86dd } else { 0x0800 };
-    ll.sll_protocol = ethertype.to_be();
-    ll.sll_ifindex = path.ifindex;
-    ll.sll_halen = 6;
-    ll.sll_addr[..6].copy_from_slice(&path.next_hop);
-    ll
+    let ethertype = if v6 { libc::ETH_P_IPV6 } else { libc::ETH_P_IP };
+    super::sys::link_address(ethertype, path.ifindex, Some(path.next_hop))
 }
 
 /// A route netlink socket used for one request at a time.

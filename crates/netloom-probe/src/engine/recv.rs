@@ -14,6 +14,7 @@ use super::Engine;
 use super::rx_ring::RxRing;
 use super::sys::{self, RecvBatch};
 use crate::parse::{self, Message, Parsed, Quote, classify_error};
+use crate::wire::IcmpPacket;
 
 /// Datagrams read per `recvmmsg` call.
 const BATCH: usize = 32;
@@ -45,7 +46,7 @@ pub(crate) fn run(engine: Arc<Engine>, v6: bool) -> impl Future<Output = ()> {
 /// The ring for `v6`, and the raw socket's ICMP filter closed; None if either fails.
 fn open_ring(engine: &Engine, v6: bool) -> Option<(AsyncFd<RxRing>, u16)> {
     let fam = engine.family(v6).ok()?;
-    let fd = fam.icmp.get_ref().as_raw_fd();
+    let icmp = fam.icmp.get_ref();
     let blocks = RxRing::blocks_for(engine.config.max_in_flight);
     let opened = RxRing::open(v6, blocks).and_then(|ring| {
         // SAFETY: the ring owns its socket and closes it only when dropped; the
@@ -54,9 +55,9 @@ fn open_ring(engine: &Engine, v6: bool) -> Option<(AsyncFd<RxRing>, u16)> {
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(io::Error::from)?;
         if v6 {
-            sys::set_icmp_filter_v6(fd, &[])?;
+            sys::set_icmp_filter_v6(icmp, &[])?;
         } else {
-            sys::set_icmp_filter_v4(fd, &[])?;
+            sys::set_icmp_filter_v4(icmp, &[])?;
         }
         Ok(ring)
     });
@@ -187,7 +188,11 @@ fn drain_error_queue(engine: &Engine, fd: i32, v6: bool, ident: u16, buf: &mut [
         let Some(outcome) = classify_error(v6, e.icmp_type, e.icmp_code) else {
             continue;
         };
-        let seq = u16::from_be_bytes([buf[6], buf[7]]);
+        let Ok(original) = IcmpPacket::new_checked(&*buf) else {
+            engine.count_malformed();
+            continue;
+        };
+        let seq = original.seq();
         let parsed = Parsed {
             responder: offender,
             message: Message::Error {

@@ -18,14 +18,17 @@
 //! (a large echo reply) is cut in the ring and its whole copy queued on the packet
 //! socket itself (`PACKET_COPY_THRESH`, `TP_STATUS_COPY`), where the reader takes it.
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use libc::{PACKET_COPY_THRESH, SKF_AD_OFF, SKF_AD_PKTTYPE, TP_STATUS_COPY, TP_STATUS_USER};
+use libc::{
+    ETH_P_IP, ETH_P_IPV6, PACKET_COPY_THRESH, SKF_AD_OFF, SKF_AD_PKTTYPE, TP_STATUS_COPY,
+    TP_STATUS_USER,
+};
+use socket2::{Domain, SockFilter, Socket, Type};
 
-use super::sys::setsockopt;
+use super::sys::{self, bpf};
 
 /// Ring geometry: blocks of one 4 KiB page holding two 2 KiB frames (single pages: the
 /// kernel sets a ring of thousands of them up several times faster than one of 64 KiB
@@ -51,44 +54,35 @@ const COPY_MAX: usize = 1 << 16;
 /// packet-socket constants used here, not this enum.
 const TPACKET_V2: libc::c_int = 1;
 
-fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
-}
-
 /// `ld pkttype; jne PACKET_HOST, drop` — the first two instructions of both filters.
-fn host_only(to_drop: u8) -> [libc::sock_filter; 2] {
+fn host_only(to_drop: u8) -> [SockFilter; 2] {
     [
-        op(
+        bpf(
             libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
             0,
             0,
             (SKF_AD_OFF + SKF_AD_PKTTYPE) as u32,
         ),
-        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, to_drop, 0),
+        bpf(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, to_drop, 0),
     ]
 }
 
 /// IPv4: to this host, protocol ICMP, not a fragment, type 0, 3 or 11.
-fn filter_v4() -> Vec<libc::sock_filter> {
+fn filter_v4() -> Vec<SockFilter> {
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-    let mut f = host_only(10).to_vec();
+    let mut f = Vec::from(host_only(10));
     f.extend([
-        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 9),
-        op(jeq, 0, 8, 1),
-        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 6),
-        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 6, 0, 0x1fff),
-        op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0),
-        op(libc::BPF_LD | libc::BPF_B | libc::BPF_IND, 0, 0, 0),
-        op(jeq, 2, 0, 0),
-        op(jeq, 1, 0, 3),
-        op(jeq, 0, 1, 11),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+        bpf(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 9),
+        bpf(jeq, 0, 8, 1),
+        bpf(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 6),
+        bpf(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 6, 0, 0x1fff),
+        bpf(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0),
+        bpf(libc::BPF_LD | libc::BPF_B | libc::BPF_IND, 0, 0, 0),
+        bpf(jeq, 2, 0, 0),
+        bpf(jeq, 1, 0, 3),
+        bpf(jeq, 0, 1, 11),
+        bpf(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000),
+        bpf(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
     ]);
     f
 }
@@ -96,35 +90,35 @@ fn filter_v4() -> Vec<libc::sock_filter> {
 /// IPv6: to this host, and either next header ICMPv6 (no extension headers) with type
 /// 1, 3 or 129, or a fragment header at offset 0 (the first fragment) before an ICMPv6
 /// echo reply (129). The instruction indices are in the comments; jumps are relative.
-fn filter_v6() -> Vec<libc::sock_filter> {
+fn filter_v6() -> Vec<SockFilter> {
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let ld_b = libc::BPF_LD | libc::BPF_B | libc::BPF_ABS;
-    let accept = op(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000);
-    let drop = op(libc::BPF_RET | libc::BPF_K, 0, 0, 0);
-    let mut f = host_only(14).to_vec(); // 0, 1: not to this host -> 16
+    let accept = bpf(libc::BPF_RET | libc::BPF_K, 0, 0, 0x0004_0000);
+    let drop = bpf(libc::BPF_RET | libc::BPF_K, 0, 0, 0);
+    let mut f = Vec::from(host_only(14)); // 0, 1: not to this host -> 16
     f.extend([
-        op(ld_b, 0, 0, 6),                                              // 2: next header
-        op(jeq, 7, 0, 58),                                              // 3: ICMPv6 -> 11
-        op(jeq, 0, 11, 44), // 4: fragment header, else -> 16
-        op(ld_b, 0, 0, 40), // 5: the fragment header's next header
-        op(jeq, 0, 9, 58),  // 6: not ICMPv6 -> 16
-        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 42), // 7: offset and flags
-        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 7, 0, 0xfff8), // 8: offset -> 16
-        op(ld_b, 0, 0, 48), // 9: ICMPv6 type in the first fragment
-        op(jeq, 4, 5, 129), // 10: echo reply -> 15, else -> 16
-        op(ld_b, 0, 0, 40), // 11: ICMPv6 type
-        op(jeq, 2, 0, 1),   // 12: destination unreachable -> 15
-        op(jeq, 1, 0, 3),   // 13: time exceeded -> 15
-        op(jeq, 0, 1, 129), // 14: echo reply -> 15, else -> 16
-        accept,             // 15
-        drop,               // 16
+        bpf(ld_b, 0, 0, 6),                                              // 2: next header
+        bpf(jeq, 7, 0, 58),                                              // 3: ICMPv6 -> 11
+        bpf(jeq, 0, 11, 44), // 4: fragment header, else -> 16
+        bpf(ld_b, 0, 0, 40), // 5: the fragment header's next header
+        bpf(jeq, 0, 9, 58),  // 6: not ICMPv6 -> 16
+        bpf(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 42), // 7: offset and flags
+        bpf(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 7, 0, 0xfff8), // 8: offset -> 16
+        bpf(ld_b, 0, 0, 48), // 9: ICMPv6 type in the first fragment
+        bpf(jeq, 4, 5, 129), // 10: echo reply -> 15, else -> 16
+        bpf(ld_b, 0, 0, 40), // 11: ICMPv6 type
+        bpf(jeq, 2, 0, 1),   // 12: destination unreachable -> 15
+        bpf(jeq, 1, 0, 3),   // 13: time exceeded -> 15
+        bpf(jeq, 0, 1, 129), // 14: echo reply -> 15, else -> 16
+        accept,              // 15
+        drop,                // 16
     ]);
     f
 }
 
 /// An open receive ring for one IP version.
 pub(crate) struct RxRing {
-    socket: OwnedFd,
+    socket: Socket,
     map: *mut u8,
     len: usize,
     head: usize,
@@ -164,36 +158,21 @@ impl RxRing {
     /// `blocks` blocks (see [`RxRing::blocks_for`]). Needs CAP_NET_RAW.
     pub(crate) fn open(v6: bool, blocks: usize) -> io::Result<RxRing> {
         let blocks = blocks.clamp(MIN_BLOCKS, MAX_BLOCKS);
-        // SAFETY: plain socket(2); protocol 0 receives nothing until `bind` below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut code = if v6 { filter_v6() } else { filter_v4() };
-        let prog = libc::sock_fprog {
-            len: code.len() as u16,
-            filter: code.as_mut_ptr(),
-        };
-        setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
-        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V2)?;
+        // Protocol 0 receives nothing until `bind` below.
+        let socket = Socket::new(Domain::PACKET, Type::DGRAM.nonblocking(), None)?;
+        let filter = if v6 { filter_v6() } else { filter_v4() };
+        sys::attach_filter(&socket, &filter)?;
+        sys::setsockopt(&socket, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V2)?;
         // Packets larger than a frame: also queue a whole copy on the socket.
-        setsockopt(fd, libc::SOL_PACKET, PACKET_COPY_THRESH, &1)?;
-        super::sys::set_recv_buffer(fd, COPY_BUFFER);
+        sys::setsockopt(&socket, libc::SOL_PACKET, PACKET_COPY_THRESH, &1)?;
+        sys::set_recv_buffer(&socket, COPY_BUFFER);
         let req = libc::tpacket_req {
             tp_block_size: BLOCK_SIZE,
             tp_block_nr: blocks as u32,
             tp_frame_size: FRAME_SIZE,
             tp_frame_nr: (FRAMES_PER_BLOCK * blocks) as u32,
         };
-        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        sys::setsockopt(&socket, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
         let len = BLOCK_SIZE as usize * blocks;
         // SAFETY: maps the ring the kernel just allocated for this socket.
         let map = unsafe {
@@ -202,7 +181,7 @@ impl RxRing {
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                fd,
+                socket.as_raw_fd(),
                 0,
             )
         };
@@ -216,22 +195,8 @@ impl RxRing {
             head: 0,
             copy: Vec::new(),
         };
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        ll.sll_family = libc::AF_PACKET as u16;
-        let ethertype: u16 = if v6 { 0x86dd } else { 0x0800 };
-        ll.sll_protocol = ethertype.to_be();
-        // SAFETY: `ll` is a live sockaddr_ll of the size passed.
-        let r = unsafe {
-            libc::bind(
-                fd,
-                &ll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let ethertype = if v6 { ETH_P_IPV6 } else { ETH_P_IP };
+        sys::bind_link(&ring.socket, &sys::link_address(ethertype, 0, None))?;
         Ok(ring)
     }
 
@@ -314,6 +279,7 @@ impl RxRing {
 mod tests {
     use super::*;
     use crate::parse::{Message, parse_captured};
+    use crate::wire::{IcmpRepr, icmpv4};
     use socket2::{Domain, Protocol, Socket, Type};
     use std::net::SocketAddr;
 
@@ -327,11 +293,7 @@ mod tests {
         };
         let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
         let ident = std::process::id() as u16 ^ 0x5a5a;
-        let mut echo = vec![8, 0, 0, 0];
-        echo.extend_from_slice(&ident.to_be_bytes());
-        echo.extend_from_slice(&[0, 1, 1, 2, 3, 4]);
-        let c = crate::wire::checksum(&echo);
-        echo[2..4].copy_from_slice(&c.to_be_bytes());
+        let echo = IcmpRepr::echo(icmpv4::ECHO_REQUEST, ident, 1).emit_v4(&[1, 2, 3, 4]);
         let to: SocketAddr = "127.0.0.1:0".parse().unwrap();
         sock.send_to(&echo, &to.into()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -116,13 +115,13 @@ fn open_raw(v6: bool) -> io::Result<Family> {
     let icmp = Socket::new(domain(v6), Type::RAW, Some(icmp_proto(v6)))?;
     icmp.set_nonblocking(true)?;
     if v6 {
-        sys::set_icmp_filter_v6(icmp.as_raw_fd(), &[1, 3, 129])?;
-        sys::no_auto_flow_label(icmp.as_raw_fd())?;
+        sys::set_icmp_filter_v6(&icmp, &[1, 3, 129])?;
+        sys::no_auto_flow_label(&icmp)?;
     } else {
-        sys::set_icmp_filter_v4(icmp.as_raw_fd(), &[0, 3, 11])?;
+        sys::set_icmp_filter_v4(&icmp, &[0, 3, 11])?;
     }
-    sys::set_recv_buffer(icmp.as_raw_fd(), RECV_BUFFER);
-    sys::enable_receive_timestamps(icmp.as_raw_fd())?;
+    sys::set_recv_buffer(&icmp, RECV_BUFFER);
+    sys::enable_receive_timestamps(&icmp)?;
     let udp = raw_udp(v6)?;
     Ok(Family {
         icmp: sys::register(
@@ -136,9 +135,9 @@ fn open_raw(v6: bool) -> io::Result<Family> {
 
 fn raw_udp(v6: bool) -> io::Result<Socket> {
     let udp = Socket::new(domain(v6), Type::RAW, Some(SockProto::UDP))?;
-    sys::drop_all_input(udp.as_raw_fd())?;
+    sys::drop_all_input(&udp)?;
     if v6 {
-        sys::no_auto_flow_label(udp.as_raw_fd())?;
+        sys::no_auto_flow_label(&udp)?;
     }
     udp.set_nonblocking(true)?;
     Ok(udp)
@@ -157,9 +156,9 @@ fn open_ping(v6: bool) -> io::Result<Family> {
     let icmp = Socket::new(domain(v6), Type::DGRAM, Some(icmp_proto(v6)))?;
     icmp.set_nonblocking(true)?;
     icmp.bind(&SocketAddr::new(unspecified(v6), 0).into())?;
-    sys::set_recverr(icmp.as_raw_fd(), v6)?;
-    sys::set_recv_buffer(icmp.as_raw_fd(), RECV_BUFFER);
-    sys::enable_receive_timestamps(icmp.as_raw_fd())?;
+    sys::set_recverr(&icmp, v6)?;
+    sys::set_recv_buffer(&icmp, RECV_BUFFER);
+    sys::enable_receive_timestamps(&icmp)?;
     let ident = icmp
         .local_addr()?
         .as_socket()
@@ -266,7 +265,7 @@ impl Extra {
         }
         let sock = Socket::new(domain(v6), Type::RAW, Some(proto))
             .map_err(|e| ProbeError::io("opening a raw send socket", e))?;
-        sys::drop_all_input(sock.as_raw_fd())
+        sys::drop_all_input(&sock)
             .and_then(|()| sock.set_nonblocking(true))
             .map_err(|e| ProbeError::io("configuring a raw send socket", e))?;
         apply_mark_device(&sock, opts)?;

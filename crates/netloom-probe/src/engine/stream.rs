@@ -39,7 +39,7 @@ fn setup(sock: &Socket, v6: bool, opts: &ProbeOptions) -> io::Result<()> {
     }
     // Close with RST, leaving no TIME_WAIT behind thousands of probes.
     sock.set_linger(Some(Duration::ZERO))?;
-    sys::set_recverr(sock.as_raw_fd(), v6)
+    sys::set_recverr(&sock, v6)
 }
 
 impl Engine {
@@ -73,7 +73,7 @@ impl Engine {
         // registration still arrives through the socket's error queue.
         if opts.local_port.is_some() || opts.local_addr.is_some() {
             if opts.local_port.is_none() {
-                sys::bind_address_no_port(sock.as_raw_fd())
+                sys::bind_address_no_port(&sock)
                     .map_err(|e| ProbeError::io(format!("configuring a {what} probe socket"), e))?;
             }
             sock.bind(&local.into())

@@ -1,11 +1,29 @@
-//! Thin wrappers over the Linux system calls the engine needs beyond socket2: sendmsg
-//! with per-packet TTL/TOS/source control messages, recvmmsg batches, the socket error
-//! queue (IP_RECVERR), ICMP type filters, and resource limits.
-use std::io;
-use std::mem::{MaybeUninit, size_of, zeroed};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::RawFd;
+//! The system calls of the engine. Most go through socket2, nix and rustix (packet
+//! sockets, BPF filters, socket options, a single `sendmsg` with its control messages, the
+//! `IP_RECVERR` error queue, rlimits, getrandom); this module writes by hand only what no
+//! crate does safely, each `unsafe` block saying why it is sound:
+//! - `sendmmsg` with per-message control data: TTL / hop limit, TOS / traffic class and
+//!   source address differ from datagram to datagram within one batch, and nix's
+//!   `sendmmsg` takes one set of control messages for the whole batch; on packet sockets
+//!   the destinations are `sockaddr_ll`, which no crate builds;
+//! - `recvmmsg` into buffers reused across calls, with each datagram's receive timestamp;
+//! - `setsockopt` for the options no crate names (the ICMP type filters,
+//!   `IPV6_AUTOFLOWLABEL`, `IP(V6)_MTU_DISCOVER`, the packet ring's `PACKET_*` options),
+//!   and `bind` to a `sockaddr_ll`.
+//!
+//! The receive ring's `mmap` is in `rx_ring.rs`, next to the frames it reads.
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, SystemTime};
+
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, sendmsg, sockopt,
+};
+use rustix::process::{Resource, getrlimit, setrlimit};
+use rustix::rand::{GetRandomFlags, getrandom};
+use socket2::{SockAddr, SockAddrStorage, SockFilter, SockRef};
 
 /// Per-packet settings passed as control messages.
 #[derive(Debug, Clone, Copy)]
@@ -18,66 +36,6 @@ pub(crate) struct SendMeta {
 /// A control-message buffer aligned for `cmsghdr`.
 #[repr(C, align(8))]
 struct CmsgBuf([u8; 160]);
-
-fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
-/// Reads an IPv4/IPv6 socket address out of `ss` (None for other families).
-pub(crate) fn socket_addr_of(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
 
 /// Appends one control message; returns the new used length.
 fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value: T) -> usize {
@@ -110,8 +68,7 @@ fn push_cmsg<T: Copy>(buf: &mut CmsgBuf, used: usize, level: i32, ty: i32, value
 
 /// Destination and control messages of one outgoing datagram, ready for a `msghdr`.
 struct Prepared {
-    name: libc::sockaddr_storage,
-    name_len: libc::socklen_t,
+    name: SockAddr,
     cmsg: CmsgBuf,
     cmsg_len: usize,
 }
@@ -119,7 +76,7 @@ struct Prepared {
 /// Builds the destination and the TTL/hop limit, TOS/traffic class and optional source
 /// address control messages, so one socket serves probes with different settings.
 fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
-    let (name, name_len) = sockaddr_of(dst);
+    let name = SockAddr::from(dst);
     let mut cbuf = CmsgBuf([0; 160]);
     let mut used = 0;
     let ttl = libc::c_int::from(meta.ttl);
@@ -131,13 +88,7 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
                 used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IP, libc::IP_TOS, tos);
             }
             if let Some(IpAddr::V4(src)) = meta.src {
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from_ne_bytes(src.octets()),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
+                let info = pktinfo_v4(src);
                 used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IP, libc::IP_PKTINFO, info);
             }
         }
@@ -153,12 +104,7 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
                 used = push_cmsg(&mut cbuf, used, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos);
             }
             if let Some(IpAddr::V6(src)) = meta.src {
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: src.octets(),
-                    },
-                    ipi6_ifindex: 0,
-                };
+                let info = pktinfo_v6(src);
                 used = push_cmsg(
                     &mut cbuf,
                     used,
@@ -171,7 +117,6 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
     }
     Prepared {
         name,
-        name_len,
         cmsg: cbuf,
         cmsg_len: used,
     }
@@ -180,32 +125,73 @@ fn prepare(dst: SocketAddr, meta: &SendMeta) -> Prepared {
 /// Fills `msg` to send `iov` with `p`'s destination and control messages. The pointers
 /// stay valid while `p` and `iov` live and do not move.
 fn fill_msghdr(msg: &mut libc::msghdr, p: &mut Prepared, iov: &mut libc::iovec) {
-    msg.msg_name = &mut p.name as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = p.name_len;
+    // The kernel only reads the destination of a send.
+    msg.msg_name = p.name.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = p.name.len();
     msg.msg_iov = iov;
     msg.msg_iovlen = 1;
     msg.msg_control = p.cmsg.0.as_mut_ptr() as *mut libc::c_void;
     msg.msg_controllen = p.cmsg_len as _;
 }
 
-/// `sendmsg` of one datagram to `dst` with the probe's per-packet settings.
+/// `sendmsg` of one datagram to `dst` with the probe's per-packet settings (nix builds the
+/// same control messages as [`prepare`] does for a batch).
 pub(crate) fn send_with(
     fd: RawFd,
     buf: &[u8],
     dst: SocketAddr,
     meta: &SendMeta,
 ) -> io::Result<usize> {
-    let mut p = prepare(dst, meta);
-    let mut iov = iovec(buf);
-    // SAFETY: msghdr is plain old data; all-zero is valid before we fill it in.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    fill_msghdr(&mut msg, &mut p, &mut iov);
-    // SAFETY: every pointer in `msg` refers to a live local for the duration of the call.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+    let ttl = libc::c_int::from(meta.ttl);
+    let tclass = libc::c_int::from(meta.tos);
+    let src4 = match meta.src {
+        Some(IpAddr::V4(src)) => Some(pktinfo_v4(src)),
+        _ => None,
+    };
+    let src6 = match meta.src {
+        Some(IpAddr::V6(src)) => Some(pktinfo_v6(src)),
+        _ => None,
+    };
+    let mut cmsgs = Vec::with_capacity(3);
+    match dst {
+        SocketAddr::V4(_) => {
+            cmsgs.push(ControlMessage::Ipv4Ttl(&ttl));
+            if meta.tos != 0 {
+                cmsgs.push(ControlMessage::Ipv4Tos(&meta.tos));
+            }
+            cmsgs.extend(src4.as_ref().map(ControlMessage::Ipv4PacketInfo));
+        }
+        SocketAddr::V6(_) => {
+            cmsgs.push(ControlMessage::Ipv6HopLimit(&ttl));
+            if meta.tos != 0 {
+                cmsgs.push(ControlMessage::Ipv6TClass(&tclass));
+            }
+            cmsgs.extend(src6.as_ref().map(ControlMessage::Ipv6PacketInfo));
+        }
+    }
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    let to = SockaddrStorage::from(dst);
+    Ok(sendmsg(fd, &[IoSlice::new(buf)], &cmsgs, flags, Some(&to))?)
+}
+
+/// `IP_PKTINFO` choosing the source address `src`.
+fn pktinfo_v4(src: Ipv4Addr) -> libc::in_pktinfo {
+    libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from_ne_bytes(src.octets()),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    }
+}
+
+/// `IPV6_PKTINFO` choosing the source address `src`.
+fn pktinfo_v6(src: Ipv6Addr) -> libc::in6_pktinfo {
+    libc::in6_pktinfo {
+        ipi6_addr: libc::in6_addr {
+            s6_addr: src.octets(),
+        },
+        ipi6_ifindex: 0,
     }
 }
 
@@ -302,7 +288,8 @@ unsafe fn send_mmsg(fd: RawFd, msgs: &mut [libc::mmsghdr]) -> Vec<io::Result<()>
 /// Buffers for receiving up to `n` datagrams with one `recvmmsg` call.
 pub(crate) struct RecvBatch {
     bufs: Vec<Vec<u8>>,
-    names: Vec<libc::sockaddr_storage>,
+    names: Vec<SockAddrStorage>,
+    senders: Vec<Option<IpAddr>>,
     lens: Vec<usize>,
     controls: Vec<CmsgBuf>,
     stamps: Vec<Option<SystemTime>>,
@@ -312,8 +299,8 @@ impl RecvBatch {
     pub(crate) fn new(n: usize, size: usize) -> Self {
         RecvBatch {
             bufs: vec![vec![0; size]; n],
-            // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
-            names: vec![unsafe { zeroed() }; n],
+            names: (0..n).map(|_| SockAddrStorage::zeroed()).collect(),
+            senders: vec![None; n],
             lens: vec![0; n],
             controls: (0..n).map(|_| CmsgBuf([0; 160])).collect(),
             stamps: vec![None; n],
@@ -335,8 +322,9 @@ impl RecvBatch {
             .map(|i| {
                 // SAFETY: mmsghdr is plain old data; all-zero is valid before filling.
                 let mut m: libc::mmsghdr = unsafe { zeroed() };
-                m.msg_hdr.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
-                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+                m.msg_hdr.msg_namelen = self.names[i].size_of();
+                m.msg_hdr.msg_name =
+                    &mut self.names[i] as *mut SockAddrStorage as *mut libc::c_void;
                 m.msg_hdr.msg_iov = &mut iovs[i];
                 m.msg_hdr.msg_iovlen = 1;
                 m.msg_hdr.msg_control = self.controls[i].0.as_mut_ptr() as *mut libc::c_void;
@@ -362,6 +350,12 @@ impl RecvBatch {
         for (i, m) in msgs.iter().take(got).enumerate() {
             self.lens[i] = (m.msg_len as usize).min(self.bufs[i].len());
             self.stamps[i] = receive_timestamp(&m.msg_hdr);
+            let name = std::mem::replace(&mut self.names[i], SockAddrStorage::zeroed());
+            let len = m.msg_hdr.msg_namelen.min(name.size_of());
+            // SAFETY: recvmmsg wrote the sender's address, `msg_namelen` bytes, into this
+            // storage (a zeroed one when the socket has none to give).
+            let sender = unsafe { SockAddr::new(name, len) };
+            self.senders[i] = sender.as_socket().map(|a| a.ip());
         }
         Ok(got)
     }
@@ -373,10 +367,7 @@ impl RecvBatch {
 
     /// The `i`th datagram of the last [`RecvBatch::recv`] and its sender.
     pub(crate) fn get(&self, i: usize) -> (&[u8], Option<IpAddr>) {
-        (
-            &self.bufs[i][..self.lens[i]],
-            socket_addr_of(&self.names[i]).map(|a| a.ip()),
-        )
+        (&self.bufs[i][..self.lens[i]], self.senders[i])
     }
 }
 
@@ -401,9 +392,8 @@ fn receive_timestamp(msg: &libc::msghdr) -> Option<SystemTime> {
 }
 
 /// Asks the kernel to stamp every received datagram with its arrival time.
-pub(crate) fn enable_receive_timestamps(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one)
+pub(crate) fn enable_receive_timestamps(sock: &impl AsFd) -> io::Result<()> {
+    setsockopt_nix(sock, sockopt::ReceiveTimestampns, &true)
 }
 
 /// One entry of a socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`).
@@ -424,77 +414,67 @@ pub(crate) struct QueuedError {
 
 /// Reads one entry of the error queue without blocking.
 pub(crate) fn recv_error(fd: RawFd, buf: &mut [u8]) -> io::Result<QueuedError> {
-    let mut cbuf = CmsgBuf([0; 160]);
-    // SAFETY: sockaddr_storage and msghdr are plain old data.
-    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = &mut name as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = cbuf.0.len() as _;
-    // SAFETY: all pointers in `msg` refer to live locals / `buf` during the call.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Room for the error, its offender and the receive timestamp the socket may add.
+    let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6, libc::timespec);
+    let capacity = buf.len();
+    let mut iov = [IoSliceMut::new(buf)];
+    let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags)?;
     let mut out = QueuedError {
         from_icmp: false,
         icmp_type: 0,
         icmp_code: 0,
         offender: None,
-        dest: socket_addr_of(&name),
-        len: (n as usize).min(buf.len()),
+        dest: msg.address.and_then(|a| socket_addr_of_nix(&a)),
+        len: msg.bytes.min(capacity),
     };
-    // SAFETY: the kernel filled `msg_control` up to `msg_controllen`; CMSG_FIRSTHDR and
-    // CMSG_NXTHDR stay within it, and a RECVERR message carries a sock_extended_err
-    // followed by the offender's sockaddr (SO_EE_OFFENDER).
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            let level = (*c).cmsg_level;
-            let ty = (*c).cmsg_type;
-            if (level == libc::IPPROTO_IP && ty == libc::IP_RECVERR)
-                || (level == libc::IPPROTO_IPV6 && ty == libc::IPV6_RECVERR)
-            {
-                let ee_ptr = libc::CMSG_DATA(c) as *const libc::sock_extended_err;
-                let ee: libc::sock_extended_err = std::ptr::read_unaligned(ee_ptr);
-                out.from_icmp = ee.ee_origin == libc::SO_EE_ORIGIN_ICMP
-                    || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
-                out.icmp_type = ee.ee_type;
-                out.icmp_code = ee.ee_code;
-                let data_len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let want = size_of::<libc::sock_extended_err>() + size_of::<libc::sockaddr_in>();
-                if data_len >= want {
-                    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-                    let avail = (data_len - size_of::<libc::sock_extended_err>())
-                        .min(size_of::<libc::sockaddr_storage>());
-                    std::ptr::copy_nonoverlapping(
-                        ee_ptr.add(1) as *const u8,
-                        ss.as_mut_ptr() as *mut u8,
-                        avail,
-                    );
-                    out.offender = socket_addr_of(&ss.assume_init()).map(|a| a.ip());
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
+    for c in msg.cmsgs()? {
+        let (ee, offender) = match c {
+            ControlMessageOwned::Ipv4RecvErr(ee, from) => (
+                ee,
+                from.filter(|a| i32::from(a.sin_family) == libc::AF_INET)
+                    .map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))),
+            ),
+            ControlMessageOwned::Ipv6RecvErr(ee, from) => (
+                ee,
+                from.filter(|a| i32::from(a.sin6_family) == libc::AF_INET6)
+                    .map(|a| IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))),
+            ),
+            _ => continue,
+        };
+        out.from_icmp =
+            ee.ee_origin == libc::SO_EE_ORIGIN_ICMP || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
+        out.icmp_type = ee.ee_type;
+        out.icmp_code = ee.ee_code;
+        out.offender = offender;
     }
     Ok(out)
 }
 
-/// `setsockopt(2)` with a typed value.
-pub(super) fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live reference of the size we pass.
+/// An IPv4/IPv6 socket address out of nix's storage (None for other families).
+fn socket_addr_of_nix(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        Some(SocketAddr::V4((*v4).into()))
+    } else {
+        a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+    }
+}
+
+/// `setsockopt(2)` with a plain-data value, for the options no crate names: the ICMP type
+/// filters, `IPV6_AUTOFLOWLABEL`, `IP(V6)_MTU_DISCOVER` and the packet ring's
+/// `PACKET_VERSION` / `PACKET_COPY_THRESH` / `PACKET_RX_RING`. `T` must hold no pointers
+/// (the kernel copies `size_of::<T>()` bytes).
+pub(crate) fn setsockopt<T: Copy>(
+    sock: &impl AsFd,
+    level: i32,
+    name: i32,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: the descriptor is open for the borrow's life; `value` is a live reference of
+    // the size passed, and the kernel only reads it.
     let r = unsafe {
         libc::setsockopt(
-            fd,
+            sock.as_fd().as_raw_fd(),
             level,
             name,
             value as *const T as *const libc::c_void,
@@ -508,105 +488,145 @@ pub(super) fn setsockopt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::
     }
 }
 
-/// Enables IP_RECVERR (v4) or IPV6_RECVERR (v6) so ICMP errors land on the error queue.
-pub(crate) fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    if v6 {
-        setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, &one)
-    } else {
-        setsockopt(fd, libc::IPPROTO_IP, libc::IP_RECVERR, &one)
+/// A packet socket address (`sockaddr_ll`): frames of `ethertype` on interface `ifindex`
+/// (0: any), to the link-layer address `next_hop` when sending.
+pub(crate) fn link_address(
+    ethertype: i32,
+    ifindex: i32,
+    next_hop: Option<[u8; 6]>,
+) -> libc::sockaddr_ll {
+    let mut sll_addr = [0u8; 8];
+    if let Some(mac) = next_hop {
+        sll_addr[..6].copy_from_slice(&mac);
     }
+    libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: (ethertype as u16).to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: if next_hop.is_some() { 6 } else { 0 },
+        sll_addr,
+    }
+}
+
+/// `bind(2)` of a packet socket to `addr` (no crate builds an `AF_PACKET` address).
+pub(crate) fn bind_link(sock: &impl AsFd, addr: &libc::sockaddr_ll) -> io::Result<()> {
+    // SAFETY: the descriptor is open for the borrow's life; `addr` is a live sockaddr_ll of
+    // the size passed, which the kernel only reads.
+    let r = unsafe {
+        libc::bind(
+            sock.as_fd().as_raw_fd(),
+            (addr as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Enables IP_RECVERR (v4) or IPV6_RECVERR (v6) so ICMP errors land on the error queue.
+pub(crate) fn set_recverr(sock: &impl AsFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        setsockopt_nix(sock, sockopt::Ipv6RecvErr, &true)
+    } else {
+        setsockopt_nix(sock, sockopt::Ipv4RecvErr, &true)
+    }
+}
+
+/// nix's `setsockopt` with its error as an `io::Error`.
+fn setsockopt_nix<O: nix::sys::socket::SetSockOpt>(
+    sock: &impl AsFd,
+    opt: O,
+    value: &O::Val,
+) -> io::Result<()> {
+    nix::sys::socket::setsockopt(sock, opt, value).map_err(io::Error::from)
 }
 
 /// Lets `bind` to an address with port 0 leave the port for `connect` to choose (from
 /// the whole ephemeral range, unique per 4-tuple).
-pub(crate) fn bind_address_no_port(fd: RawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    setsockopt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one)
+pub(crate) fn bind_address_no_port(sock: &impl AsFd) -> io::Result<()> {
+    setsockopt_nix(sock, sockopt::IpBindAddressNoPort, &true)
 }
 
 /// Turns off automatic IPv6 flow labels, so every probe of a constant flow carries the
 /// same (zero) flow label and ECMP routers hashing on it keep the probes on one path.
-pub(crate) fn no_auto_flow_label(fd: RawFd) -> io::Result<()> {
+pub(crate) fn no_auto_flow_label(sock: &impl AsFd) -> io::Result<()> {
     let zero: libc::c_int = 0;
-    setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_AUTOFLOWLABEL, &zero)
+    setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_AUTOFLOWLABEL, &zero)
 }
 
 /// Lets only the listed ICMPv4 types through a raw ICMP socket (Linux ICMP_FILTER).
-pub(crate) fn set_icmp_filter_v4(fd: RawFd, allowed: &[u8]) -> io::Result<()> {
+pub(crate) fn set_icmp_filter_v4(sock: &impl AsFd, allowed: &[u8]) -> io::Result<()> {
     const ICMP_FILTER: i32 = 1;
     let mut blocked: u32 = !0;
     for t in allowed.iter().filter(|t| **t < 32) {
         blocked &= !(1u32 << t);
     }
-    setsockopt(fd, libc::IPPROTO_RAW, ICMP_FILTER, &blocked)
+    setsockopt(sock, libc::IPPROTO_RAW, ICMP_FILTER, &blocked)
 }
 
 /// Lets only the listed ICMPv6 types through a raw ICMPv6 socket (ICMP6_FILTER).
-pub(crate) fn set_icmp_filter_v6(fd: RawFd, allowed: &[u8]) -> io::Result<()> {
+pub(crate) fn set_icmp_filter_v6(sock: &impl AsFd, allowed: &[u8]) -> io::Result<()> {
     const ICMP6_FILTER: i32 = 1;
     let mut blocked = [!0u32; 8];
     for t in allowed {
         blocked[usize::from(*t >> 5)] &= !(1u32 << (t & 31));
     }
-    setsockopt(fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &blocked)
+    setsockopt(sock, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &blocked)
+}
+
+/// One classic BPF instruction (`code` is `BPF_*` bits).
+pub(crate) fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> SockFilter {
+    SockFilter::new(code as u16, jt, jf, k)
+}
+
+/// Replaces the socket's filter with `program` (SO_ATTACH_FILTER).
+pub(crate) fn attach_filter(sock: &impl AsFd, program: &[SockFilter]) -> io::Result<()> {
+    SockRef::from(sock).attach_filter(program)
 }
 
 /// Makes a send-only raw socket discard everything it would receive (a BPF `ret 0`).
-pub(crate) fn drop_all_input(fd: RawFd) -> io::Result<()> {
-    let mut code = [libc::sock_filter {
-        code: (libc::BPF_RET | libc::BPF_K) as u16,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    }];
-    let prog = libc::sock_fprog {
-        len: 1,
-        filter: code.as_mut_ptr(),
-    };
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+pub(crate) fn drop_all_input(sock: &impl AsFd) -> io::Result<()> {
+    attach_filter(sock, &[bpf(libc::BPF_RET | libc::BPF_K, 0, 0, 0)])
 }
 
 /// Sets the receive buffer, beyond `rmem_max` when permitted (SO_RCVBUFFORCE); a
 /// failure leaves the default, which only means fewer replies fit in a burst.
-pub(crate) fn set_recv_buffer(fd: RawFd, bytes: usize) {
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
-        let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+pub(crate) fn set_recv_buffer(sock: &impl AsFd, bytes: usize) {
+    let bytes = bytes.min(libc::c_int::MAX as usize);
+    if setsockopt_nix(sock, sockopt::RcvBufForce, &bytes).is_err() {
+        let _ = SockRef::from(sock).set_recv_buffer_size(bytes);
     }
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
 pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
-    // SAFETY: rlimit is plain old data.
-    let mut lim: libc::rlimit = unsafe { zeroed() };
-    // SAFETY: `lim` is a live rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
-        return Err(io::Error::last_os_error());
+    // `None` is RLIM_INFINITY.
+    let value = |limit: Option<u64>| limit.unwrap_or(u64::MAX);
+    let mut lim = getrlimit(Resource::Nofile);
+    if value(lim.current) < value(lim.maximum) {
+        lim.current = lim.maximum;
+        setrlimit(Resource::Nofile, lim)?;
     }
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a live rlimit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(lim.rlim_cur)
+    Ok(value(lim.current))
 }
 
 /// A random u16 from the kernel (falls back to time-derived bits if getrandom fails).
 pub(crate) fn random_u16() -> u16 {
     let mut b = [0u8; 2];
-    // SAFETY: `b` is a live 2-byte buffer.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 2, 0) };
-    if n == 2 {
-        u16::from_ne_bytes(b)
-    } else {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        (t ^ std::process::id()) as u16
+    match getrandom(&mut b[..], GetRandomFlags::empty()) {
+        Ok(2) => u16::from_ne_bytes(b),
+        _ => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            (t ^ std::process::id()) as u16
+        }
     }
 }
 
@@ -620,4 +640,72 @@ pub(crate) fn register(
     // to the same socket for the whole life of the registration.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock, interest) }
         .map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What a receiver on loopback sees of a datagram: (TTL / hop limit, TOS / traffic
+    /// class, source address).
+    fn receive(rx: &UdpSocket) -> (i32, i32, IpAddr) {
+        let mut buf = [0u8; 64];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(libc::c_int, libc::c_int);
+        let msg = recvmsg::<SockaddrStorage>(
+            rx.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .expect("a datagram");
+        let (mut ttl, mut tos) = (-1, -1);
+        for c in msg.cmsgs().unwrap() {
+            match c {
+                ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => ttl = t,
+                ControlMessageOwned::Ipv4Tos(t) => tos = i32::from(t),
+                ControlMessageOwned::Ipv6TClass(t) => tos = t,
+                _ => {}
+            }
+        }
+        let from = msg
+            .address
+            .and_then(|a| socket_addr_of_nix(&a))
+            .expect("a sender");
+        (ttl, tos, from.ip())
+    }
+
+    /// The single send (nix's control messages) and the batched one (this module's) give a
+    /// datagram the same TTL / hop limit, TOS / traffic class and source address.
+    #[test]
+    fn single_and_batched_sends_carry_the_per_packet_settings() {
+        for (v6, lo) in [(false, "127.0.0.1"), (true, "::1")] {
+            let lo: IpAddr = lo.parse().unwrap();
+            let rx = UdpSocket::bind((lo, 0)).unwrap();
+            rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            if v6 {
+                nix::sys::socket::setsockopt(&rx, sockopt::Ipv6RecvHopLimit, &true).unwrap();
+                nix::sys::socket::setsockopt(&rx, sockopt::Ipv6RecvTClass, &true).unwrap();
+            } else {
+                nix::sys::socket::setsockopt(&rx, sockopt::Ipv4RecvTtl, &true).unwrap();
+                nix::sys::socket::setsockopt(&rx, sockopt::IpRecvTos, &true).unwrap();
+            }
+            let tx = UdpSocket::bind((lo, 0)).unwrap();
+            let to = rx.local_addr().unwrap();
+            let meta = SendMeta {
+                ttl: 7,
+                tos: 0x20,
+                src: Some(lo),
+            };
+            send_with(tx.as_raw_fd(), b"one", to, &meta).unwrap();
+            assert_eq!(receive(&rx), (7, 0x20, lo), "sendmsg, v6 {v6}");
+            let meta = SendMeta { ttl: 9, ..meta };
+            let sent = send_many(tx.as_raw_fd(), &[(b"two", to, meta)]);
+            assert!(sent[0].is_ok());
+            assert_eq!(receive(&rx), (9, 0x20, lo), "sendmmsg, v6 {v6}");
+        }
+    }
 }

@@ -12,6 +12,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -19,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Debug)]
 struct NonBlocking {
     file: File,
-    flags: libc::c_int,
+    flags: OFlags,
 }
 
 impl NonBlocking {
@@ -31,24 +32,15 @@ impl NonBlocking {
         if !(kind.is_fifo() || kind.is_socket()) {
             return Ok(None);
         }
-        let raw = file.as_raw_fd();
-        // SAFETY: F_GETFL on a descriptor we own; no memory is passed.
-        let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: F_SETFL with an integer flag set on a descriptor we own.
-        if unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let flags = fcntl_getfl(&file)?;
+        fcntl_setfl(&file, flags | OFlags::NONBLOCK)?;
         Ok(Some(NonBlocking { file, flags }))
     }
 }
 
 impl Drop for NonBlocking {
     fn drop(&mut self) {
-        // SAFETY: F_SETFL with the flags read at creation, on a descriptor we own.
-        unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_SETFL, self.flags) };
+        let _ = fcntl_setfl(&self.file, self.flags);
     }
 }
 

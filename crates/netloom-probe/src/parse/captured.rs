@@ -1,9 +1,9 @@
 //! IP packets as a packet socket captures them (network header first), before the IP
 //! layer has looked at them: the engine's receive ring reads answers this way.
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use super::{Parsed, parse_icmpv6, parse_ipv4_icmp};
-use crate::wire::{Checksum, Malformed, checksum, pseudo_header_sum};
+use crate::wire::{IcmpPacket, Ipv4Packet, Ipv6Packet, Malformed};
 
 fn malformed(what: &'static str) -> Result<Option<Parsed>, Malformed> {
     Err(Malformed { what })
@@ -23,43 +23,29 @@ fn malformed(what: &'static str) -> Result<Option<Parsed>, Malformed> {
 pub fn parse_captured(packet: &[u8]) -> Result<Option<Parsed>, Malformed> {
     match packet.first().map(|b| b >> 4) {
         Some(4) => {
-            let ihl = usize::from(packet[0] & 0x0f) * 4;
-            if ihl < 20 || packet.len() < ihl {
-                return malformed("captured IPv4 header shorter than its length field");
-            }
-            if checksum(&packet[..ihl]) != 0 {
+            let ip = Ipv4Packet::new_checked(packet)?;
+            if !ip.verify_checksum() {
                 return malformed("captured IPv4 header checksum");
             }
-            // Without the link layer's padding of short frames.
-            let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
-            match packet.get(..total) {
-                Some(ip) => parse_ipv4_icmp(ip),
-                None => malformed("captured IPv4 total length beyond the packet"),
+            if !ip.is_whole() {
+                return malformed("captured IPv4 total length beyond the packet");
             }
+            // Without the link layer's padding of short frames.
+            parse_ipv4_icmp(&packet[..usize::from(ip.total_len())])
         }
         Some(6) => {
-            if packet.len() < 40 {
-                return malformed("captured IPv6 packet shorter than its header");
-            }
-            if packet[6] != 58 {
+            let ip = Ipv6Packet::new_checked(packet)?;
+            if ip.next_header() != 58 {
                 return Ok(None);
             }
-            let len = usize::from(u16::from_be_bytes([packet[4], packet[5]]));
-            let Some(icmp) = packet.get(40..40 + len) else {
+            if !ip.is_whole() {
                 return malformed("captured IPv6 payload length beyond the packet");
-            };
-            let addr = |at: usize| {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&packet[at..at + 16]);
-                IpAddr::V6(Ipv6Addr::from(a))
-            };
-            let (src, dst) = (addr(8), addr(24));
-            let mut c: Checksum = pseudo_header_sum(src, dst, 58, len as u32);
-            c.add_bytes(icmp);
-            if c.finish() != 0 {
+            }
+            let icmp = IcmpPacket::new_checked(ip.payload())?;
+            if !icmp.verify_checksum_v6(ip.src(), ip.dst()) {
                 return malformed("captured ICMPv6 checksum");
             }
-            parse_icmpv6(icmp, src)
+            parse_icmpv6(ip.payload(), IpAddr::V6(ip.src()))
         }
         _ => malformed("captured packet is neither IPv4 nor IPv6"),
     }
@@ -68,13 +54,11 @@ pub fn parse_captured(packet: &[u8]) -> Result<Option<Parsed>, Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Ipv4Repr, Ipv6Repr};
+    use crate::wire::{IcmpRepr, Ipv4Repr, Ipv6Repr, icmpv4, icmpv6};
+    use std::net::Ipv6Addr;
 
     fn echo_reply_v6(s: Ipv6Addr, d: Ipv6Addr) -> Vec<u8> {
-        let mut icmp = vec![129, 0, 0, 0, 0, 7, 0, 9];
-        let mut c = pseudo_header_sum(s.into(), d.into(), 58, icmp.len() as u32);
-        c.add_bytes(&icmp);
-        icmp[2..4].copy_from_slice(&c.finish().to_be_bytes());
+        let icmp = IcmpRepr::echo(icmpv6::ECHO_REPLY, 7, 9).emit_v6(s, d, &[]);
         Ipv6Repr {
             src: s,
             dst: d,
@@ -88,9 +72,7 @@ mod tests {
 
     #[test]
     fn checks_what_the_kernel_would_have_checked() {
-        let mut icmp = vec![0, 0, 0, 0, 0, 7, 0, 9];
-        let c = checksum(&icmp);
-        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let icmp = IcmpRepr::echo(icmpv4::ECHO_REPLY, 7, 9).emit_v4(&[]);
         let v4 = Ipv4Repr {
             src: "10.0.0.1".parse().unwrap(),
             dst: "10.0.0.2".parse().unwrap(),

@@ -21,16 +21,17 @@
 //! at a time.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use nix::sys::socket::{SockaddrStorage, recvfrom, sockopt};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
+use crate::engine::sys;
 use crate::parse::{Message, Quote, parse_icmpv6, parse_ipv4_icmp};
 use crate::wire::{IcmpPacket, IcmpRepr, Ipv4Packet, icmpv4, icmpv6};
 use crate::{Outcome, ProbeError, UnreachableKind};
@@ -247,26 +248,26 @@ impl Prober {
         let setup = || -> io::Result<()> {
             sock.set_nonblocking(true)?;
             if v6 {
-                set_int(
+                sys::setsockopt(
                     &sock,
                     libc::IPPROTO_IPV6,
                     libc::IPV6_MTU_DISCOVER,
-                    libc::IPV6_PMTUDISC_PROBE,
+                    &libc::IPV6_PMTUDISC_PROBE,
                 )?;
-                set_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1)?;
+                nix::sys::socket::setsockopt(&sock, sockopt::Ipv6DontFrag, &true)?;
             } else {
-                set_int(
+                sys::setsockopt(
                     &sock,
                     libc::IPPROTO_IP,
                     libc::IP_MTU_DISCOVER,
-                    libc::IP_PMTUDISC_PROBE,
+                    &libc::IP_PMTUDISC_PROBE,
                 )?;
             }
             Ok(())
         };
         setup().map_err(|e| ProbeError::io("configuring the path MTU socket", e))?;
-        let fd =
-            register(sock).map_err(|e| ProbeError::io("registering the path MTU socket", e))?;
+        let fd = sys::register(sock, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| ProbeError::io("registering the path MTU socket", e))?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -413,19 +414,14 @@ impl Prober {
             let buf = &mut self.buf;
             self.fd
                 .async_io(Interest::READABLE, |s| {
-                    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the socket only
-                    // writes initialized bytes into the slice.
-                    let uninit = unsafe {
-                        &mut *(buf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>])
-                    };
-                    s.recv_from(uninit)
+                    recvfrom::<SockaddrStorage>(s.as_raw_fd(), buf).map_err(io::Error::from)
                 })
                 .await
                 .map_err(|e| ProbeError::io("reading path MTU answers", e))?
         };
         let packet = &self.buf[..n];
         let (parsed, mtu) = if v6 {
-            let Some(from) = from.as_socket().map(|a| a.ip()) else {
+            let Some(from) = from.and_then(|a| Some(IpAddr::V6(a.as_sockaddr_in6()?.ip()))) else {
                 return Ok(None);
             };
             let mtu = IcmpPacket::new_checked(packet)
@@ -470,40 +466,6 @@ impl Prober {
             _ => None,
         })
     }
-}
-
-/// Sets an integer socket option.
-fn set_int(
-    sock: &Socket,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: the descriptor is open (owned by `sock`); the value is a live c_int whose
-    // size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Registers the socket with the reactor.
-fn register(sock: Socket) -> io::Result<AsyncFd<Socket>> {
-    // SAFETY: the `Socket` owns its descriptor and closes it only when dropped; the
-    // `AsyncFd` owns the `Socket`, so the descriptor stays open and the same for the
-    // registration's whole life.
-    unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE) }
-        .map_err(io::Error::from)
 }
 
 #[cfg(test)]

@@ -79,6 +79,21 @@ impl Checksum {
     }
 }
 
+/// Makes the checksum of `buf` (plus `pseudo`, the pseudo-header sum) come out as `want`:
+/// writes `want` into the checksum field at `field` and sets the 16-bit word at `adjust`
+/// (even, not `field`, inside `buf`) to the value that makes the whole sum verify. Paris
+/// traceroute keeps a probe's checksum, which routers hash into the flow, constant this
+/// way while the identifying fields change.
+pub(crate) fn force(buf: &mut [u8], field: usize, adjust: usize, pseudo: Checksum, want: u16) {
+    buf[adjust..adjust + 2].copy_from_slice(&[0, 0]);
+    buf[field..field + 2].copy_from_slice(&want.to_be_bytes());
+    let mut c = pseudo;
+    c.add_bytes(buf);
+    // The sum of every word must fold to 0xffff: add the complement of what there is.
+    let word = !c.fold();
+    buf[adjust..adjust + 2].copy_from_slice(&word.to_be_bytes());
+}
+
 /// The checksum of `bytes` alone (ICMPv4, IPv4 header, RFC 4884 extensions). Verifying a
 /// packet that carries its checksum gives 0.
 ///

@@ -1,7 +1,8 @@
 //! ICMPv4 and ICMPv6 message views and builders (they share the 8-byte header layout).
 use std::net::Ipv6Addr;
 
-use super::{Malformed, be16, checksum, malformed, pseudo_header_sum};
+use super::checksum::force;
+use super::{Checksum, Malformed, be16, checksum, malformed, pseudo_header_sum};
 
 /// ICMPv4 message types used by probes (RFC 792).
 ///
@@ -204,6 +205,53 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
+    /// Writes the ICMPv6 checksum (with the `src` → `dst` pseudo header) into the
+    /// message, as a raw ICMPv6 socket would have on sending it.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{IcmpPacket, IcmpRepr};
+    /// let (s, d) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+    /// let mut b = IcmpRepr::echo(128, 1, 1).emit_v4(&[7]); // not an ICMPv6 checksum yet
+    /// let mut p = IcmpPacket::new_checked(&mut b[..]).unwrap();
+    /// p.fill_checksum_v6(s, d);
+    /// assert!(p.verify_checksum_v6(s, d));
+    /// ```
+    pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        let b = self.buf.as_mut();
+        b[2..4].copy_from_slice(&[0, 0]);
+        let mut c = pseudo_header_sum(src.into(), dst.into(), 58, b.len() as u32);
+        c.add_bytes(b);
+        let sum = c.finish();
+        b[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+/// How [`IcmpRepr::emit_into`] fills the checksum field.
+///
+/// ```
+/// use netloom_probe::wire::{Checksum, IcmpChecksum};
+/// let paris = IcmpChecksum::Forced { pseudo: Checksum::default(), value: 0x4242 };
+/// assert_ne!(paris, IcmpChecksum::Kernel);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpChecksum {
+    /// Left 0: the kernel fills it in (ICMPv6 sockets, ICMP datagram sockets).
+    Kernel,
+    /// The ICMPv4 checksum over the message (raw ICMPv4 sockets send it as given).
+    V4,
+    /// Forced to `value` by choosing the first two body bytes (Paris traceroute: the
+    /// checksum, which routers hash into the flow, stays the same for every probe).
+    /// `pseudo` is the ICMPv6 pseudo-header sum, `Checksum::default()` for ICMPv4. A body
+    /// shorter than 2 bytes leaves the field 0.
+    Forced {
+        /// Sum of the pseudo header the checksum covers.
+        pseudo: Checksum,
+        /// The checksum the message is to carry.
+        value: u16,
+    },
+}
+
 /// An ICMP/ICMPv6 header to emit: type, code and the 4 "rest of header" bytes.
 ///
 /// ```
@@ -255,6 +303,38 @@ impl IcmpRepr {
     fn header(&self) -> [u8; 8] {
         let r = self.rest;
         [self.msg_type, self.code, 0, 0, r[0], r[1], r[2], r[3]]
+    }
+
+    /// Appends the message to `out`, the caller's buffer: the header followed by
+    /// `body_len` bytes of `pattern`, its checksum filled as `fill` says.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Checksum, IcmpChecksum, IcmpPacket, IcmpRepr, icmpv4};
+    /// let mut out = vec![0xee]; // bytes already in the buffer stay
+    /// let fill = IcmpChecksum::Forced { pseudo: Checksum::default(), value: 0x4242 };
+    /// IcmpRepr::echo(icmpv4::ECHO_REQUEST, 7, 9).emit_into(20, 0, fill, &mut out);
+    /// let p = IcmpPacket::new_checked(&out[1..]).unwrap();
+    /// assert_eq!((p.checksum(), p.seq(), p.body().len()), (0x4242, 9, 20));
+    /// assert!(p.verify_checksum_v4());
+    /// ```
+    pub fn emit_into(&self, body_len: usize, pattern: u8, fill: IcmpChecksum, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.reserve(8 + body_len);
+        out.extend_from_slice(&self.header());
+        out.resize(start + 8 + body_len, pattern);
+        let b = &mut out[start..];
+        match fill {
+            IcmpChecksum::Kernel => {}
+            IcmpChecksum::V4 => {
+                let c = checksum(b);
+                b[2..4].copy_from_slice(&c.to_be_bytes());
+            }
+            IcmpChecksum::Forced { pseudo, value } => {
+                if b.len() >= 10 {
+                    force(b, 2, 8, pseudo, value);
+                }
+            }
+        }
     }
 
     /// Emits an ICMPv4 message with `body`, checksum over the message.
@@ -316,5 +396,54 @@ impl IcmpRepr {
         }
         body.extend_from_slice(extensions);
         body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn a_forced_checksum_verifies_on_v4_and_v6() {
+        let mut b = Vec::new();
+        let fill = IcmpChecksum::Forced {
+            pseudo: Checksum::default(),
+            value: 0x4242,
+        };
+        IcmpRepr::echo(icmpv4::ECHO_REQUEST, 7, 9).emit_into(20, 0, fill, &mut b);
+        let p = IcmpPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(p.checksum(), 0x4242);
+        assert!(p.verify_checksum_v4());
+        let (s, d) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        let pseudo = pseudo_header_sum(IpAddr::V6(s), IpAddr::V6(d), 58, 8 + 20);
+        let mut b = vec![1, 2];
+        let fill = IcmpChecksum::Forced {
+            pseudo,
+            value: 0x4242,
+        };
+        IcmpRepr::echo(icmpv6::ECHO_REQUEST, 7, 9).emit_into(20, 0, fill, &mut b);
+        let p = IcmpPacket::new_checked(&b[2..]).unwrap();
+        assert!(p.verify_checksum_v6(s, d));
+        assert_eq!(p.checksum(), 0x4242);
+    }
+
+    #[test]
+    fn the_kernel_fill_leaves_the_field_zero() {
+        let mut b = Vec::new();
+        IcmpRepr::echo(icmpv6::ECHO_REQUEST, 1, 2).emit_into(4, 0xaa, IcmpChecksum::Kernel, &mut b);
+        assert_eq!(b, [128, 0, 0, 0, 0, 1, 0, 2, 0xaa, 0xaa, 0xaa, 0xaa]);
+    }
+
+    proptest::proptest! {
+        /// Filling the ICMPv6 checksum after the fact gives what `emit_v6` computes.
+        #[test]
+        fn filled_v6_checksum_matches_emit_v6(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300), s: [u8; 16], d: [u8; 16]) {
+            let (s, d) = (Ipv6Addr::from(s), Ipv6Addr::from(d));
+            let want = IcmpRepr::echo(icmpv6::ECHO_REQUEST, 3, 4).emit_v6(s, d, &body);
+            let mut got = IcmpRepr::echo(icmpv6::ECHO_REQUEST, 3, 4).emit_v4(&body);
+            IcmpPacket::new_checked(&mut got[..]).unwrap().fill_checksum_v6(s, d);
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

@@ -125,6 +125,42 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buf.as_ref()[6] & 0x40 != 0
     }
 
+    /// Whether MF (more fragments) is set: this is a fragment, and not the last.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv4Packet, Ipv4Repr};
+    /// # let b = Ipv4Repr { src: [1, 1, 1, 1].into(), dst: [2, 2, 2, 2].into(), protocol: 1, ttl: 1, tos: 0, ident: 0 }.emit(&[]);
+    /// assert!(!Ipv4Packet::new_checked(&b[..]).unwrap().more_fragments());
+    /// ```
+    pub fn more_fragments(&self) -> bool {
+        self.buf.as_ref()[6] & 0x20 != 0
+    }
+
+    /// Fragment offset, in 8-byte units (0 for an unfragmented packet and a first
+    /// fragment).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv4Packet, Ipv4Repr};
+    /// # let b = Ipv4Repr { src: [1, 1, 1, 1].into(), dst: [2, 2, 2, 2].into(), protocol: 1, ttl: 1, tos: 0, ident: 0 }.emit(&[]);
+    /// assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap().frag_offset(), 0);
+    /// ```
+    pub fn frag_offset(&self) -> u16 {
+        be16(self.buf.as_ref(), 6) & 0x1fff
+    }
+
+    /// True if the packet is whole in the buffer (its total length is within it);
+    /// [`Ipv4Packet::payload`] then holds everything the header says it carries.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv4Packet, Ipv4Repr};
+    /// # let b = Ipv4Repr { src: [1, 1, 1, 1].into(), dst: [2, 2, 2, 2].into(), protocol: 1, ttl: 1, tos: 0, ident: 0 }.emit(&[5, 6]);
+    /// assert!(Ipv4Packet::new_checked(&b[..]).unwrap().is_whole());
+    /// assert!(!Ipv4Packet::new_checked(&b[..21]).unwrap().is_whole());
+    /// ```
+    pub fn is_whole(&self) -> bool {
+        usize::from(self.total_len()) <= self.buf.as_ref().len()
+    }
+
     /// Source address.
     ///
     /// ```

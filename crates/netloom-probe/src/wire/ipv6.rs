@@ -116,6 +116,18 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         addr(&self.buf.as_ref()[24..40])
     }
 
+    /// True if the packet is whole in the buffer (its payload length is within it).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{Ipv6Packet, Ipv6Repr};
+    /// # let b = Ipv6Repr { src: "::1".parse().unwrap(), dst: "::2".parse().unwrap(), next_header: 58, hop_limit: 7, traffic_class: 0, flow_label: 0 }.emit(&[4, 5]);
+    /// assert!(Ipv6Packet::new_checked(&b[..]).unwrap().is_whole());
+    /// assert!(!Ipv6Packet::new_checked(&b[..41]).unwrap().is_whole());
+    /// ```
+    pub fn is_whole(&self) -> bool {
+        40 + usize::from(self.payload_len()) <= self.buf.as_ref().len()
+    }
+
     /// Bytes after the fixed header, up to the payload length or the end of the buffer.
     ///
     /// ```
@@ -127,6 +139,79 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let b = self.buf.as_ref();
         let end = (40 + usize::from(self.payload_len())).min(b.len());
         &b[40..end]
+    }
+}
+
+/// A view over an IPv6 fragment extension header (RFC 8200 §4.5) and what follows it.
+///
+/// `new_checked` requires the 8 bytes of the header.
+///
+/// ```
+/// use netloom_probe::wire::Ipv6Fragment;
+/// let f = Ipv6Fragment::new_checked(&[58u8, 0, 0, 1, 0, 0, 0, 7, 9][..]).unwrap();
+/// assert_eq!((f.next_header(), f.offset(), f.more_fragments(), f.payload()), (58, 0, true, &[9u8][..]));
+/// assert!(Ipv6Fragment::new_checked(&[0u8; 7][..]).is_err());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Ipv6Fragment<T> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv6Fragment<T> {
+    /// The next-header value that announces a fragment header.
+    pub const NEXT_HEADER: u8 = 44;
+
+    /// Validates and wraps `buf`.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::Ipv6Fragment;
+    /// assert!(Ipv6Fragment::new_checked(&[0u8; 8][..]).is_ok());
+    /// ```
+    pub fn new_checked(buf: T) -> Result<Self, Malformed> {
+        if buf.as_ref().len() < 8 {
+            return malformed("IPv6 fragment header shorter than 8 bytes");
+        }
+        Ok(Ipv6Fragment { buf })
+    }
+
+    /// Protocol of the fragmented payload.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::Ipv6Fragment;
+    /// assert_eq!(Ipv6Fragment::new_checked(&[17u8, 0, 0, 0, 0, 0, 0, 0][..]).unwrap().next_header(), 17);
+    /// ```
+    pub fn next_header(&self) -> u8 {
+        self.buf.as_ref()[0]
+    }
+
+    /// Fragment offset, in 8-byte units.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::Ipv6Fragment;
+    /// assert_eq!(Ipv6Fragment::new_checked(&[58u8, 0, 0x05, 0xa9, 0, 0, 0, 0][..]).unwrap().offset(), 181);
+    /// ```
+    pub fn offset(&self) -> u16 {
+        be16(self.buf.as_ref(), 2) >> 3
+    }
+
+    /// Whether M (more fragments) is set.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::Ipv6Fragment;
+    /// assert!(!Ipv6Fragment::new_checked(&[58u8, 0, 0x05, 0xa8, 0, 0, 0, 0][..]).unwrap().more_fragments());
+    /// ```
+    pub fn more_fragments(&self) -> bool {
+        self.buf.as_ref()[3] & 1 != 0
+    }
+
+    /// Bytes after the fragment header.
+    ///
+    /// ```
+    /// # use netloom_probe::wire::Ipv6Fragment;
+    /// assert!(Ipv6Fragment::new_checked(&[0u8; 8][..]).unwrap().payload().is_empty());
+    /// ```
+    pub fn payload(&self) -> &[u8] {
+        &self.buf.as_ref()[8..]
     }
 }
 

@@ -20,6 +20,8 @@
 //! assert_eq!((ip.ttl(), ip.protocol(), ip.payload()), (3, 17, &[1u8, 2, 3][..]));
 //! ```
 mod checksum;
+#[cfg(test)]
+pub(crate) mod craft;
 mod ext;
 mod icmp;
 mod ipv4;
@@ -34,9 +36,9 @@ pub use ext::{
     ExtensionHeader, ExtensionObject, ExtensionObjects, MPLS_CLASS, MPLS_CTYPE, MplsEntries,
     emit_extensions,
 };
-pub use icmp::{IcmpPacket, IcmpRepr, icmpv4, icmpv6};
+pub use icmp::{IcmpChecksum, IcmpPacket, IcmpRepr, icmpv4, icmpv6};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
-pub use ipv6::{Ipv6Packet, Ipv6Repr};
+pub use ipv6::{Ipv6Fragment, Ipv6Packet, Ipv6Repr};
 pub use rtnetlink::{
     ARPHRD_ETHER, LinkInfo, NUD_USABLE, NeighbourInfo, RTN_UNICAST, RouteInfo, RtMessage,
     link_request, neighbour_request, parse_rtnetlink, route_request,
@@ -67,6 +69,18 @@ impl std::error::Error for Malformed {}
 
 pub(crate) fn malformed<T>(what: &'static str) -> Result<T, Malformed> {
     Err(Malformed { what })
+}
+
+/// The source and destination ports that TCP, UDP and SCTP headers all begin with;
+/// `None` for fewer than 4 bytes. An ICMP error may quote just 8 bytes of the transport
+/// header, too few for a [`TcpPacket`] view.
+///
+/// ```
+/// assert_eq!(netloom_probe::wire::ports(&[0, 80, 0x9c, 0x40, 0, 0, 0, 0]), Some((80, 40000)));
+/// assert_eq!(netloom_probe::wire::ports(&[0, 80]), None);
+/// ```
+pub fn ports(header: &[u8]) -> Option<(u16, u16)> {
+    (header.len() >= 4).then(|| (be16(header, 0), be16(header, 2)))
 }
 
 /// Reads a big-endian u16 at `at`; callers have checked the length.

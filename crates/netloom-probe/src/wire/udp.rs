@@ -1,6 +1,7 @@
 //! UDP header view and builder.
 use std::net::IpAddr;
 
+use super::checksum::force;
 use super::{Malformed, be16, malformed, pseudo_header_sum};
 
 /// A view over a UDP datagram; `new_checked` requires the 8-byte header.
@@ -110,10 +111,7 @@ impl UdpRepr {
     pub fn emit(&self, src: IpAddr, dst: IpAddr, payload: &[u8]) -> Vec<u8> {
         let len = 8 + payload.len();
         let mut b = Vec::with_capacity(len);
-        b.extend_from_slice(&self.src_port.to_be_bytes());
-        b.extend_from_slice(&self.dst_port.to_be_bytes());
-        b.extend_from_slice(&(u16::try_from(len).unwrap_or(u16::MAX)).to_be_bytes());
-        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&self.header(len));
         b.extend_from_slice(payload);
         let mut c = pseudo_header_sum(src, dst, 17, len as u32);
         c.add_bytes(&b);
@@ -123,6 +121,45 @@ impl UdpRepr {
         };
         b[6..8].copy_from_slice(&sum.to_be_bytes());
         b
+    }
+
+    /// The 8-byte header of a `len`-byte datagram, checksum 0.
+    fn header(&self, len: usize) -> [u8; 8] {
+        let [s0, s1] = self.src_port.to_be_bytes();
+        let [d0, d1] = self.dst_port.to_be_bytes();
+        let [l0, l1] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+        [s0, s1, d0, d1, l0, l1, 0, 0]
+    }
+
+    /// Appends to `out`, the caller's buffer, a datagram from `src` to `dst` with
+    /// `payload_len` bytes of `pattern` (at least 2) whose checksum is `checksum`
+    /// (nonzero): the first two payload bytes are chosen to make it verify, so the
+    /// checksum can identify a probe (Paris traceroute's UDP probes).
+    ///
+    /// ```
+    /// # use netloom_probe::wire::{UdpPacket, UdpRepr};
+    /// let (s, d) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    /// let mut out = vec![0xee]; // bytes already in the buffer stay
+    /// UdpRepr { src_port: 40000, dst_port: 33434 }.emit_forced_into(s, d, 30, 0, 0x1234, &mut out);
+    /// assert_eq!(UdpPacket::new_checked(&out[1..]).unwrap().checksum(), 0x1234);
+    /// assert!(UdpRepr::verify(s, d, &out[1..]));
+    /// ```
+    pub fn emit_forced_into(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        payload_len: usize,
+        pattern: u8,
+        checksum: u16,
+        out: &mut Vec<u8>,
+    ) {
+        let len = 8 + payload_len.max(2);
+        let start = out.len();
+        out.reserve(len);
+        out.extend_from_slice(&self.header(len));
+        out.resize(start + len, pattern);
+        let pseudo = pseudo_header_sum(src, dst, 17, len as u32);
+        force(&mut out[start..], 6, 8, pseudo, checksum);
     }
 
     /// True if the UDP checksum of `datagram` verifies for `src` → `dst`.
@@ -138,5 +175,50 @@ impl UdpRepr {
         let mut c = pseudo_header_sum(src, dst, 17, datagram.len() as u32);
         c.add_bytes(datagram);
         c.finish() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forced_checksum_is_carried_and_verifies() {
+        let (s, d): (IpAddr, IpAddr) = ("10.1.2.3".parse().unwrap(), "10.9.8.7".parse().unwrap());
+        for want in [1u16, 0x1234, 0xfffe, 0xffff] {
+            let mut b = vec![0xee; 3];
+            let repr = UdpRepr {
+                src_port: 40000,
+                dst_port: 33434,
+            };
+            repr.emit_forced_into(s, d, 30, 0xaa, want, &mut b);
+            let b = &b[3..];
+            assert_eq!(UdpPacket::new_checked(b).unwrap().checksum(), want);
+            assert!(UdpRepr::verify(s, d, b), "checksum {want:#x} verifies");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn forced_checksum_always_verifies(
+            want in 1u16..,
+            len in 0usize..600,
+            pattern: u8,
+            ports: (u16, u16),
+            v6: bool,
+        ) {
+            let (s, d): (IpAddr, IpAddr) = if v6 {
+                ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
+            } else {
+                ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+            };
+            let mut b = Vec::new();
+            let repr = UdpRepr { src_port: ports.0, dst_port: ports.1 };
+            repr.emit_forced_into(s, d, len, pattern, want, &mut b);
+            let u = UdpPacket::new_checked(&b[..]).unwrap();
+            proptest::prop_assert_eq!((u.checksum(), u.src_port(), u.dst_port()), (want, ports.0, ports.1));
+            proptest::prop_assert_eq!(usize::from(u.len()), b.len());
+            proptest::prop_assert!(UdpRepr::verify(s, d, &b));
+        }
     }
 }

@@ -99,7 +99,7 @@ impl Syn {
         }
         for (v6, sock) in [(false, &self.v4), (true, &self.v6)] {
             if let Some(s) = sock {
-                socket::receive_answers(s.get_ref().as_raw_fd(), v6)
+                socket::receive_answers(s.get_ref(), v6)
                     .map_err(|e| ProbeError::io("setting the raw TCP socket's filter", e))?;
             }
         }

@@ -24,7 +24,6 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -205,7 +204,7 @@ pub(crate) fn hold(v6: bool, addr: Option<IpAddr>, port: u16) -> io::Result<Sock
 /// (`EADDRNOTAVAIL` otherwise), without taking a port.
 pub(crate) fn check_local_address(addr: IpAddr) -> io::Result<()> {
     let sock = tcp_socket(addr.is_ipv6())?;
-    sys::bind_address_no_port(sock.as_raw_fd())?;
+    sys::bind_address_no_port(&sock)?;
     sock.bind(&SocketAddr::new(addr, 0).into())
 }
 

@@ -3,12 +3,10 @@
 //! Until the prober sends its first TCP probe the filter passes nothing, so a prober that
 //! only sends ICMP or UDP is not woken by the host's TCP traffic.
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, RawFd};
 
-use socket2::{Domain, Protocol as SockProto, Socket, Type};
+use socket2::{Domain, Protocol as SockProto, SockFilter, Socket, Type};
 
-use super::super::sys;
+use super::super::sys::{self, bpf};
 
 /// Receive buffer, so bursts of thousands of answers fit.
 const RECV_BUFFER: usize = 4 << 20;
@@ -19,34 +17,25 @@ pub(crate) fn open(v6: bool) -> io::Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let sock = Socket::new(domain, Type::RAW, Some(SockProto::TCP))?;
     sock.set_nonblocking(true)?;
-    sys::drop_all_input(sock.as_raw_fd())?;
+    sys::drop_all_input(&sock)?;
     if v6 {
-        sys::no_auto_flow_label(sock.as_raw_fd())?;
+        sys::no_auto_flow_label(&sock)?;
     }
-    sys::set_recv_buffer(sock.as_raw_fd(), RECV_BUFFER);
-    sys::enable_receive_timestamps(sock.as_raw_fd())?;
+    sys::set_recv_buffer(&sock, RECV_BUFFER);
+    sys::enable_receive_timestamps(&sock)?;
     Ok(sock)
-}
-
-fn insn(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
 }
 
 /// The classic BPF program passing segments with ACK and (SYN or RST) set: SYN-ACKs
 /// and resets, the only answers to a SYN. A raw IPv4 socket's filter sees the IP
 /// header (the flags are at IHL×4 + 13), a raw IPv6 socket's the TCP header alone.
-pub(crate) fn answer_filter(v6: bool) -> Vec<libc::sock_filter> {
+pub(crate) fn answer_filter(v6: bool) -> Vec<SockFilter> {
     let load_flags = if v6 {
-        vec![insn(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 13)]
+        vec![bpf(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 13)]
     } else {
         vec![
-            insn(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0),
-            insn(libc::BPF_LD | libc::BPF_B | libc::BPF_IND, 0, 0, 13),
+            bpf(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0),
+            bpf(libc::BPF_LD | libc::BPF_B | libc::BPF_IND, 0, 0, 13),
         ]
     };
     let jset = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
@@ -54,37 +43,18 @@ pub(crate) fn answer_filter(v6: bool) -> Vec<libc::sock_filter> {
     let mut prog = load_flags;
     prog.extend([
         // ACK set? else drop (3 ahead).
-        insn(jset, 0, 2, 0x10),
+        bpf(jset, 0, 2, 0x10),
         // SYN or RST set? else drop (1 ahead).
-        insn(jset, 0, 1, 0x06),
-        insn(ret, 0, 0, 0xffff),
-        insn(ret, 0, 0, 0),
+        bpf(jset, 0, 1, 0x06),
+        bpf(ret, 0, 0, 0xffff),
+        bpf(ret, 0, 0, 0),
     ]);
     prog
 }
 
 /// Replaces the socket's filter with [`answer_filter`]: SYN-ACKs and resets come in.
-pub(crate) fn receive_answers(fd: RawFd, v6: bool) -> io::Result<()> {
-    let mut code = answer_filter(v6);
-    let prog = libc::sock_fprog {
-        len: u16::try_from(code.len()).unwrap_or(u16::MAX),
-        filter: code.as_mut_ptr(),
-    };
-    // SAFETY: `prog` points at `code`, alive for the call; the kernel copies the program.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &prog as *const libc::sock_fprog as *const libc::c_void,
-            size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+pub(crate) fn receive_answers(sock: &Socket, v6: bool) -> io::Result<()> {
+    sys::attach_filter(sock, &answer_filter(v6))
 }
 
 #[cfg(test)]
@@ -113,17 +83,12 @@ mod tests {
     /// Reads segments until one for `port` arrives (its flags) or `wait` ends.
     fn received(sock: &Socket, port: u16, wait: Duration) -> Option<u8> {
         let deadline = Instant::now() + wait;
-        let mut buf = [std::mem::MaybeUninit::new(0u8); 256];
+        let mut buf = [0u8; 256];
         while Instant::now() < deadline {
-            match sock.recv(&mut buf) {
+            match std::io::Read::read(&mut &*sock, &mut buf) {
                 Ok(n) => {
-                    // SAFETY: recv initialized the first `n` bytes.
-                    let bytes: Vec<u8> = buf[..n]
-                        .iter()
-                        .map(|b| unsafe { b.assume_init() })
-                        .collect();
                     // Not parse_tcp_answer: that would hide what the filter let through.
-                    let ip = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+                    let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
                     let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
                     if tcp.dst_port() == port {
                         return Some(tcp.flags());
@@ -144,7 +109,7 @@ mod tests {
         let port = 40_000 + crate::engine::sys::random_u16() % 20_000;
         send(port, TcpRepr::RST | TcpRepr::ACK);
         assert_eq!(received(&sock, port, Duration::from_millis(50)), None);
-        receive_answers(sock.as_raw_fd(), false).unwrap();
+        receive_answers(&sock, false).unwrap();
         // A bare SYN and a bare RST answer no SYN: filtered out in the kernel.
         send(port, TcpRepr::SYN);
         send(port, TcpRepr::RST);
