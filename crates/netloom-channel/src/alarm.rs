@@ -1,16 +1,21 @@
 //! A re-armable timer: one `Sleep` that follows the earliest deadline of its owner.
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Context;
+use std::task::{Context, Waker};
 use std::time::Instant;
 
 use tokio::time::Sleep;
+
+use crate::clock;
+use crate::task_set::same_waker;
 
 /// One lazily allocated `Sleep`, reset only when the wanted deadline changes.
 #[derive(Default)]
 pub(crate) struct Alarm {
     sleep: Option<Pin<Box<Sleep>>>,
     at: Option<Instant>,
+    /// The waker the `Sleep` was last polled with: it wakes that one when due.
+    waker: Option<Waker>,
 }
 
 impl Alarm {
@@ -27,8 +32,21 @@ impl Alarm {
         let Some(at) = next else {
             self.sleep = None;
             self.at = None;
+            self.waker = None;
             return false;
         };
+        if self.at == Some(at)
+            && self
+                .waker
+                .as_ref()
+                .is_some_and(|w| same_waker(w, cx.waker()))
+            && !self.may_be_due()
+        {
+            // Armed for this deadline and this waker, and not due yet: polling the `Sleep`
+            // again (once per wake-up of a busy channel) would only register the same waker.
+            // Once tokio fires it, the batch clock has passed `at` (see `clock::now`).
+            return false;
+        }
         if self.at != Some(at) {
             let deadline = tokio::time::Instant::from_std(at);
             match self.sleep.as_mut() {
@@ -37,10 +55,23 @@ impl Alarm {
             }
             self.at = Some(at);
         }
+        if !self
+            .waker
+            .as_ref()
+            .is_some_and(|w| same_waker(w, cx.waker()))
+        {
+            self.waker = Some(cx.waker().clone());
+        }
         match self.sleep.as_mut() {
             Some(s) => s.as_mut().poll(cx).is_ready(),
             None => false,
         }
+    }
+
+    /// Whether the armed deadline has passed by the event loop's batch clock: the owner's
+    /// timers need a look only then (or when they changed).
+    pub(crate) fn may_be_due(&self) -> bool {
+        self.at.is_some_and(|at| clock::now() >= at)
     }
 
     /// Whether a deadline is armed.

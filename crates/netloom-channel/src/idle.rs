@@ -1,6 +1,8 @@
 //! Idle detection and read timeouts, as handlers.
 use std::time::{Duration, Instant};
 
+use crate::clock;
+
 use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, IdleState, Msg, UserEvent};
 
 /// Fires `UserEvent::Idle(..)` when nothing was read (`ReaderIdle`), written (`WriterIdle`)
@@ -35,7 +37,7 @@ impl IdleStateHandler {
     /// let _h = netloom_channel::IdleStateHandler::new(Duration::from_secs(5), Duration::ZERO, Duration::ZERO);
     /// ```
     pub fn new(reader: Duration, writer: Duration, all: Duration) -> IdleStateHandler {
-        let now = Instant::now();
+        let now = clock::now();
         IdleStateHandler {
             limits: [reader, writer, all],
             marks: [now; 3],
@@ -43,7 +45,7 @@ impl IdleStateHandler {
     }
 
     fn schedule(&self, ctx: &mut Context<'_>) {
-        let now = Instant::now();
+        let now = clock::now();
         let next = (0..3)
             .filter(|&i| !self.limits[i].is_zero())
             .map(|i| (self.marks[i] + self.limits[i]).saturating_duration_since(now))
@@ -54,7 +56,7 @@ impl IdleStateHandler {
     }
 
     fn touch(&mut self, kinds: &[usize]) {
-        let now = Instant::now();
+        let now = clock::now();
         for &i in kinds {
             self.marks[i] = now;
         }
@@ -82,7 +84,7 @@ impl Handler for IdleStateHandler {
     }
 
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let now = Instant::now();
+        let now = clock::now();
         for ((limit, mark), kind) in self.limits.iter().zip(&mut self.marks).zip(KINDS) {
             if !limit.is_zero() && now >= *mark + *limit {
                 *mark = now;
@@ -128,7 +130,7 @@ impl ReadTimeoutHandler {
     pub fn new(timeout: Duration) -> ReadTimeoutHandler {
         ReadTimeoutHandler {
             timeout,
-            last_read: Instant::now(),
+            last_read: clock::now(),
             fired: false,
         }
     }
@@ -137,20 +139,20 @@ impl ReadTimeoutHandler {
 #[crate::handler]
 impl Handler for ReadTimeoutHandler {
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        self.last_read = Instant::now();
+        self.last_read = clock::now();
         ctx.schedule_timer(self.timeout);
         Ok(())
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last_read = Instant::now();
+        self.last_read = clock::now();
         ctx.fire_channel_read(msg);
         Ok(())
     }
 
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         let deadline = self.last_read + self.timeout;
-        let now = Instant::now();
+        let now = clock::now();
         if now < deadline {
             ctx.schedule_timer(deadline - now);
         } else if !self.fired {
@@ -175,7 +177,7 @@ impl IdleTimeoutHandler {
     pub(crate) fn new(timeout: Duration) -> IdleTimeoutHandler {
         IdleTimeoutHandler {
             timeout,
-            last: Instant::now(),
+            last: clock::now(),
         }
     }
 }
@@ -183,26 +185,26 @@ impl IdleTimeoutHandler {
 #[crate::handler]
 impl Handler for IdleTimeoutHandler {
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        self.last = Instant::now();
+        self.last = clock::now();
         ctx.schedule_timer(self.timeout);
         Ok(())
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last = Instant::now();
+        self.last = clock::now();
         ctx.fire_channel_read(msg);
         Ok(())
     }
 
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last = Instant::now();
+        self.last = clock::now();
         ctx.write(msg);
         Ok(())
     }
 
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         let deadline = self.last + self.timeout;
-        let now = Instant::now();
+        let now = clock::now();
         if now < deadline {
             ctx.schedule_timer(deadline - now);
             return Ok(());

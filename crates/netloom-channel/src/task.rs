@@ -591,8 +591,8 @@ impl<T: Transport> Future for ChannelTask<T> {
             rounds += 1;
             this.drain_commands();
             this.pipeline.run();
-            if this.pipeline.timers_changed || this.alarm.is_armed() {
-                this.pipeline.fire_due_timers(Instant::now());
+            if this.pipeline.timers_changed || this.alarm.may_be_due() {
+                this.pipeline.fire_due_timers(crate::clock::now());
                 this.pipeline.run();
             }
             let more = this.read_burst(cx);
