@@ -1,4 +1,5 @@
 //! Idle detection and read timeouts, as handlers.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock;
@@ -164,46 +165,67 @@ impl Handler for ReadTimeoutHandler {
     }
 }
 
-/// Closes its channel after `ChannelOptions::idle_timeout` without a read or a write;
-/// added first in the pipeline by the channel itself when that option is set.
+/// When a channel last read or wrote, for `ChannelOptions::idle_timeout`: the channel task
+/// notes each read and the pipeline each write that reaches the transport, with the loop's
+/// batch clock — a relaxed store, where a handler first in the pipeline cost every read
+/// and write a hop through the pipeline's queue (docs/benchmarks.md, issue 17).
+pub(crate) struct Activity {
+    since: Instant,
+    /// Nanoseconds from `since` to the last read or write.
+    last: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        Activity {
+            since: clock::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn note(&self) {
+        let nanos = clock::now()
+            .saturating_duration_since(self.since)
+            .as_nanos();
+        self.last
+            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn last(&self) -> Instant {
+        self.since + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    }
+}
+
+/// Closes its channel after `ChannelOptions::idle_timeout` without a read or a write (as
+/// noted in [`Activity`]); added first in the pipeline by the channel itself when that
+/// option is set. It takes no reads or writes, so they pass it by (it does take
+/// `channel_inactive`: the pipeline delivers `handler_added` and `timer_expired` only to
+/// handlers that take some event).
 pub(crate) struct IdleTimeoutHandler {
     timeout: Duration,
-    last: Instant,
 }
 
 impl IdleTimeoutHandler {
     pub(crate) const NAME: &'static str = "idle-timeout";
 
     pub(crate) fn new(timeout: Duration) -> IdleTimeoutHandler {
-        IdleTimeoutHandler {
-            timeout,
-            last: clock::now(),
-        }
+        IdleTimeoutHandler { timeout }
     }
 }
 
 #[crate::handler]
 impl Handler for IdleTimeoutHandler {
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        self.last = clock::now();
+        ctx.channel().note_activity();
         ctx.schedule_timer(self.timeout);
         Ok(())
     }
 
-    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last = clock::now();
-        ctx.fire_channel_read(msg);
-        Ok(())
-    }
-
-    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last = clock::now();
-        ctx.write(msg);
-        Ok(())
-    }
-
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let deadline = self.last + self.timeout;
+        let Some(last) = ctx.channel().last_activity() else {
+            return Ok(());
+        };
+        let deadline = last + self.timeout;
         let now = clock::now();
         if now < deadline {
             ctx.schedule_timer(deadline - now);
@@ -212,6 +234,12 @@ impl Handler for IdleTimeoutHandler {
         tracing::debug!(channel = %ctx.channel(), timeout = ?self.timeout, "idle_timeout: closing");
         ctx.fire_exception_caught(ChannelError::IdleTimeout(self.timeout));
         ctx.close_with(CloseMode::Forced);
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.cancel_timer();
+        ctx.fire_channel_inactive();
         Ok(())
     }
 }

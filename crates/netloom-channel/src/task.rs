@@ -292,6 +292,7 @@ impl<T: Transport> ChannelTask<T> {
             match result {
                 ReadResult::Data(bytes, short) => {
                     reads += 1;
+                    self.pipeline.channel.note_activity();
                     self.pipeline.dispatch_read(Msg::from(bytes));
                     // A full chunk's worth flushed: write it now, while it is still in the
                     // cache, instead of after the whole burst (up to `max_reads` chunks).
