@@ -381,10 +381,14 @@ impl Pace {
     }
 
     /// Takes the slots due by now, at most `room`. Slots missed while the window was full
-    /// (a slow server) are sent as soon as it has room, so the offered load holds until the
-    /// server saturates; then the run's msg/s falls below it.
+    /// (a late echo) are sent as soon as it has room, but at most one period's worth: a
+    /// server that fell behind (saturated, or still warming up) is not sent a banked
+    /// backlog later, and its msg/s falls below the offered load instead.
     fn take_due(&mut self, room: usize) -> usize {
         let now = tokio::time::Instant::now();
+        if let Some(floor) = now.checked_sub(self.period) {
+            self.next = self.next.max(floor);
+        }
         let mut due = 0;
         while due < room && self.next <= now {
             self.next += self.period;
