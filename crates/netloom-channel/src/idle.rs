@@ -169,30 +169,25 @@ impl Handler for ReadTimeoutHandler {
 /// notes each read and the pipeline each write that reaches the transport, with the loop's
 /// batch clock — a relaxed store, where a handler first in the pipeline cost every read
 /// and write a hop through the pipeline's queue (docs/benchmarks.md, issue 17).
+#[derive(Default)]
 pub(crate) struct Activity {
-    since: Instant,
-    /// Nanoseconds from `since` to the last read or write.
+    /// Nanoseconds from `clock::epoch()` to the last read or write.
     last: AtomicU64,
 }
 
 impl Activity {
     pub(crate) fn new() -> Activity {
-        Activity {
-            since: clock::now(),
-            last: AtomicU64::new(0),
-        }
+        let activity = Activity::default();
+        activity.note();
+        activity
     }
 
     pub(crate) fn note(&self) {
-        let nanos = clock::now()
-            .saturating_duration_since(self.since)
-            .as_nanos();
-        self.last
-            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.last.store(clock::nanos(), Ordering::Relaxed);
     }
 
     pub(crate) fn last(&self) -> Instant {
-        self.since + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+        clock::epoch() + Duration::from_nanos(self.last.load(Ordering::Relaxed))
     }
 }
 
