@@ -32,6 +32,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// How many error descriptions a report keeps.
 const ERROR_SAMPLES: usize = 5;
+/// Highest offered load (`LoadConfig::rate`), in messages per second.
+pub const MAX_RATE: f64 = 10_000_000.0;
 
 /// How each connection sends its messages.
 ///
@@ -103,6 +105,12 @@ pub struct LoadConfig {
     pub sources: Vec<IpAddr>,
     /// The server's process id: its CPU time is read before and after the measurement.
     pub server_pid: Option<u32>,
+    /// Offered load in messages per second across all connections, or `None` to send as
+    /// fast as echoes come back. Paced, each connection sends one message every
+    /// `connections / rate` seconds (the connections' schedules spread evenly over that
+    /// period), as long as its window has room: below either side's saturation every
+    /// server then sees the same load, and its CPU per message compares at that load.
+    pub rate: Option<f64>,
 }
 
 impl LoadConfig {
@@ -120,6 +128,7 @@ impl LoadConfig {
             drain_timeout: Duration::from_secs(5),
             sources: Vec::new(),
             server_pid: None,
+            rate: None,
         }
     }
 
@@ -153,7 +162,29 @@ impl LoadConfig {
         if self.max_messages == 0 {
             return bad("max messages must be at least 1".into());
         }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+                return bad(format!(
+                    "rate is {rate} msg/s, must be above 0 and at most {MAX_RATE}"
+                ));
+            }
+            if !self.fits_one_batch() {
+                return bad(format!(
+                    "rate needs a window of at most {MAX_BATCH_BYTES} bytes (in flight x size), \
+                     not {} x {} ({})",
+                    in_flight, self.size, self.mode
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+impl LoadConfig {
+    /// Whether every connection's window fits in one write (request/response and shallow
+    /// pipelines), so one task drives the connection ([`drive_window`]).
+    fn fits_one_batch(&self) -> bool {
+        matches!(self.mode, Mode::Pipelined { in_flight } if in_flight * self.size <= MAX_BATCH_BYTES)
     }
 }
 
@@ -231,14 +262,20 @@ async fn run_local(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     });
     let pattern = Arc::new(Pattern::new(config.size));
     let mut tasks = tokio::task::JoinSet::new();
+    let paced_from = tokio::time::Instant::now();
+    let one_batch = config.fits_one_batch();
     for (index, stream) in streams.into_iter().enumerate() {
         let shared = Rc::clone(&shared);
         let pattern = Arc::clone(&pattern);
-        let (mode, size, drain) = (config.mode, config.size, config.drain_timeout);
+        let (mode, drain) = (config.mode, config.drain_timeout);
+        let pace = config
+            .rate
+            .map(|rate| Pace::new(paced_from, rate, index, config.connections));
         tasks.spawn_local(async move {
             let result = match mode {
-                Mode::Pipelined { in_flight } if in_flight * size <= MAX_BATCH_BYTES => {
-                    drive_window(index, stream, in_flight, pattern, drain, &shared).await
+                Mode::Pipelined { in_flight } if one_batch => {
+                    let window = Window { in_flight, pace };
+                    drive_window(index, stream, window, pattern, drain, &shared).await
                 }
                 _ => drive_connection(index, stream, mode, pattern, drain, &shared).await,
             };
@@ -317,20 +354,67 @@ fn client_cpu_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// How [`drive_window`] keeps a connection's window full.
+struct Window {
+    /// Messages in flight at most.
+    in_flight: usize,
+    /// The connection's send schedule under an offered load, or `None` to top the window
+    /// up as soon as echoes come back.
+    pace: Option<Pace>,
+}
+
+/// One connection's share of an offered load: a send slot every `period`.
+struct Pace {
+    next: tokio::time::Instant,
+    period: Duration,
+}
+
+impl Pace {
+    /// Connection `index` of `connections` sharing `rate` msg/s: one message per
+    /// `connections / rate` seconds each, the first slots spread evenly over that period.
+    fn new(from: tokio::time::Instant, rate: f64, index: usize, connections: usize) -> Pace {
+        let period = Duration::from_secs_f64(connections as f64 / rate);
+        Pace {
+            next: from + period.mul_f64(index as f64 / connections as f64),
+            period,
+        }
+    }
+
+    /// Takes the slots due by now, at most `room`. Slots missed while the window was full
+    /// (a late echo) are sent as soon as it has room, but at most one period's worth: a
+    /// server that fell behind (saturated, or still warming up) is not sent a banked
+    /// backlog later, and its msg/s falls below the offered load instead.
+    fn take_due(&mut self, room: usize) -> usize {
+        let now = tokio::time::Instant::now();
+        if let Some(floor) = now.checked_sub(self.period) {
+            self.next = self.next.max(floor);
+        }
+        let mut due = 0;
+        while due < room && self.next <= now {
+            self.next += self.period;
+            due += 1;
+        }
+        due
+    }
+}
+
 /// A window that fits in one batch (request/response, shallow pipelines): one task that
 /// tops the window up in one write, then reads — no second half, semaphore or `select!` per
 /// message, so the client spends less per message than the servers it measures. The
 /// whole window fits in the socket buffers, so writing it before reading cannot deadlock.
+/// Paced ([`Pace`]), the window is topped up only with the slots that are due, and a read
+/// also ends at the next slot.
 async fn drive_window(
     index: usize,
     mut stream: TcpStream,
-    in_flight: usize,
+    mut window: Window,
     pattern: Arc<Pattern>,
     drain_timeout: Duration,
     shared: &Shared,
 ) -> Result<(), String> {
     let id = index as u64;
     let size = pattern.size();
+    let in_flight = window.in_flight;
     let mut checker = EchoChecker::new(Arc::clone(&pattern), id);
     let mut buf = vec![0u8; size.clamp(4096, 64 * 1024)];
     let mut batch = Vec::with_capacity(in_flight * size);
@@ -341,21 +425,23 @@ async fn drive_window(
         if drain_deadline.is_none() && shared.phase.get() == Phase::Stop {
             drain_deadline = Some(tokio::time::Instant::now() + drain_timeout);
         }
-        if drain_deadline.is_none() && sent_at.len() < in_flight {
-            let count = in_flight - sent_at.len();
-            fill_batch(&mut batch, &mut sent_at, &pattern, (id, seq), count);
-            stream
-                .write_all(&batch)
-                .await
-                .map_err(|err| format!("write of messages {seq}..{}: {err}", seq + count as u64))?;
-            seq += count as u64;
+        let room = in_flight - sent_at.len();
+        if drain_deadline.is_none() && room > 0 {
+            let count = match window.pace.as_mut() {
+                Some(pace) => pace.take_due(room),
+                None => room,
+            };
+            if count > 0 {
+                fill_batch(&mut batch, &mut sent_at, &pattern, (id, seq), count);
+                stream.write_all(&batch).await.map_err(|err| {
+                    format!("write of messages {seq}..{}: {err}", seq + count as u64)
+                })?;
+                seq += count as u64;
+            }
         }
-        if sent_at.is_empty() {
-            return Ok(());
-        }
-        let read = match drain_deadline {
-            None => stream.read(&mut buf).await,
-            Some(deadline) => tokio::time::timeout_at(deadline, stream.read(&mut buf))
+        let read = match (drain_deadline, window.pace.as_ref()) {
+            (Some(_), _) if sent_at.is_empty() => return Ok(()),
+            (Some(deadline), _) => tokio::time::timeout_at(deadline, stream.read(&mut buf))
                 .await
                 .map_err(|_| {
                     format!(
@@ -363,6 +449,14 @@ async fn drive_window(
                         sent_at.len()
                     )
                 })?,
+            (None, Some(pace)) if sent_at.len() < in_flight => {
+                let next = pace.next;
+                tokio::select! {
+                    read = stream.read(&mut buf) => read,
+                    () = tokio::time::sleep_until(next) => continue,
+                }
+            }
+            (None, _) => stream.read(&mut buf).await,
         };
         let n = read.map_err(|err| format!("read: {err}"))?;
         take_echoes(&buf[..n], &mut checker, &mut sent_at, shared)?;

@@ -182,6 +182,34 @@ fn limits_are_named_in_errors() {
     assert!(err.to_string().contains("connections"), "{err}");
     let err = run(&quick(addr, 1, Mode::Pipelined { in_flight: 0 }, 32)).unwrap_err();
     assert!(err.to_string().contains("in flight"), "{err}");
+    for (mode, size, rate) in [
+        (Mode::Pipelined { in_flight: 1 }, 32, 0.0),
+        (Mode::Pipelined { in_flight: 1 }, 32, f64::NAN),
+        (Mode::Streaming, 32, 1000.0),
+        (Mode::Pipelined { in_flight: 2 }, 64 * 1024, 1000.0),
+    ] {
+        let mut config = quick(addr, 1, mode, size);
+        config.rate = Some(rate);
+        let err = run(&config).unwrap_err();
+        assert!(err.to_string().contains("rate"), "{err}");
+    }
+}
+
+#[test]
+fn an_offered_load_is_held_below_saturation_and_every_echo_checked() {
+    let addr = spawn_server(Fault::None);
+    let mut config = quick(addr, 40, Mode::Pipelined { in_flight: 2 }, 32);
+    config.duration = Duration::from_secs(1);
+    config.rate = Some(2_000.0);
+    let report = run(&config).unwrap();
+    assert_clean(&report);
+    // Unpaced, 40 connections against a local echo run at tens of thousands of msg/s;
+    // paced, the run may not exceed its schedule (one slot per connection of slack at each
+    // end of the measurement), and a lightly loaded server keeps up with it.
+    let scheduled = 2_000.0 * report.duration_secs;
+    let messages = report.messages as f64;
+    assert!(messages <= scheduled + 80.0, "{messages} > {scheduled}");
+    assert!(messages >= scheduled * 0.5, "{messages} << {scheduled}");
 }
 
 #[test]

@@ -2,16 +2,21 @@
 //! deadline of its owner), and its stand-in for drivers that poll on their own.
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Context;
+use std::task::{Context, Waker};
 use std::time::Instant;
 
 use tokio::time::Sleep;
+
+use crate::clock;
+use crate::task_set::same_waker;
 
 /// One lazily allocated `Sleep`, reset only when the wanted deadline changes.
 #[derive(Default)]
 pub(crate) struct Alarm {
     sleep: Option<Pin<Box<Sleep>>>,
     at: Option<Instant>,
+    /// The waker the `Sleep` was last polled with: it wakes that one when due.
+    waker: Option<Waker>,
 }
 
 /// How a channel's driver waits for its next deadline (handler timers, a graceful close).
@@ -21,6 +26,10 @@ pub(crate) trait Wakeup: Default + Unpin {
 
     /// Whether a deadline is armed.
     fn is_armed(&self) -> bool;
+
+    /// Whether the armed deadline has passed by the event loop's batch clock
+    /// ([`clock::now`]): the owner's timers need a look only then (or when they changed).
+    fn may_be_due(&self) -> bool;
 }
 
 impl Alarm {
@@ -39,8 +48,21 @@ impl Wakeup for Alarm {
         let Some(at) = next else {
             self.sleep = None;
             self.at = None;
+            self.waker = None;
             return false;
         };
+        if self.at == Some(at)
+            && self
+                .waker
+                .as_ref()
+                .is_some_and(|w| same_waker(w, cx.waker()))
+            && !self.may_be_due()
+        {
+            // Armed for this deadline and this waker, and not due yet: polling the `Sleep`
+            // again (once per wake-up of a busy channel) would only register the same waker.
+            // Once tokio fires it, the batch clock has passed `at` (see `clock::now`).
+            return false;
+        }
         if self.at != Some(at) {
             let deadline = tokio::time::Instant::from_std(at);
             match self.sleep.as_mut() {
@@ -49,13 +71,23 @@ impl Wakeup for Alarm {
             }
             self.at = Some(at);
         }
+        if !self
+            .waker
+            .as_ref()
+            .is_some_and(|w| same_waker(w, cx.waker()))
+        {
+            self.waker = Some(cx.waker().clone());
+        }
         match self.sleep.as_mut() {
             Some(s) => s.as_mut().poll(cx).is_ready(),
             None => false,
         }
     }
 
-    /// Whether a deadline is armed.
+    fn may_be_due(&self) -> bool {
+        self.at.is_some_and(|at| clock::now() >= at)
+    }
+
     fn is_armed(&self) -> bool {
         self.sleep.is_some()
     }
@@ -77,5 +109,9 @@ impl Wakeup for Polled {
 
     fn is_armed(&self) -> bool {
         self.at.is_some()
+    }
+
+    fn may_be_due(&self) -> bool {
+        self.at.is_some_and(|at| clock::now() >= at)
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::channel_waker::ChannelWaker;
+use crate::idle::Activity;
 use crate::{ChannelError, ChannelOptions, CloseMode, EventLoop, Msg, Pipeline, UserEvent};
 
 /// A channel's local or remote address.
@@ -91,6 +92,8 @@ pub(crate) struct Shared {
     /// Inline (not its own `Arc`): a [`CloseFuture`] holds the whole `Shared`.
     close: CloseSignal,
     fd: RwLock<Option<RawFd>>,
+    /// The last read or write, when `ChannelOptions::idle_timeout` is set.
+    activity: Option<Activity>,
 }
 
 /// A handle to a channel (a connection and its pipeline). Cloning is cheap; every method
@@ -140,6 +143,7 @@ impl Channel {
             waker: ChannelWaker::default(),
             close: CloseSignal::default(),
             fd: RwLock::new(fd),
+            activity: options.idle_timeout.map(|_| Activity::new()),
         }))
     }
 
@@ -475,6 +479,20 @@ impl Channel {
 
     pub(crate) fn account_pending(&self, added: usize) {
         self.0.pending.fetch_add(added, Ordering::AcqRel);
+        // A write reached the transport's end of the pipeline.
+        self.note_activity();
+    }
+
+    /// Notes a read or a write for the idle timeout (nothing when it is off).
+    pub(crate) fn note_activity(&self) {
+        if let Some(activity) = &self.0.activity {
+            activity.note();
+        }
+    }
+
+    /// The last read or write noted, if the idle timeout is on.
+    pub(crate) fn last_activity(&self) -> Option<std::time::Instant> {
+        self.0.activity.as_ref().map(Activity::last)
     }
 
     pub(crate) fn release_pending(&self, removed: usize) {

@@ -186,7 +186,10 @@ impl<F: Future> Future for WithChannels<F> {
             let batch = std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(|cx| {
                 Poll::Ready(tasks.poll_woken(cx))
             })));
-            let woke_meanwhile = matches!(batch.poll(cx), Poll::Ready(true));
+            // One clock reading for the batch: the idle and read timeouts of every channel
+            // polled in it stamp their reads and writes with it (`clock`).
+            let woke_meanwhile =
+                crate::clock::in_batch(|| matches!(batch.poll(cx), Poll::Ready(true)));
             if woke_meanwhile {
                 // Tasks woke while the batch ran (one used up its read budget): let the
                 // runtime poll the driver first, then come back.

@@ -1,5 +1,8 @@
 //! Idle detection and read timeouts, as handlers.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::clock;
 
 use crate::{ChannelError, CloseMode, Context, Handler, HandlerResult, IdleState, Msg, UserEvent};
 
@@ -35,7 +38,7 @@ impl IdleStateHandler {
     /// let _h = netloom_channel::IdleStateHandler::new(Duration::from_secs(5), Duration::ZERO, Duration::ZERO);
     /// ```
     pub fn new(reader: Duration, writer: Duration, all: Duration) -> IdleStateHandler {
-        let now = Instant::now();
+        let now = clock::now();
         IdleStateHandler {
             limits: [reader, writer, all],
             marks: [now; 3],
@@ -43,7 +46,7 @@ impl IdleStateHandler {
     }
 
     fn schedule(&self, ctx: &mut Context<'_>) {
-        let now = Instant::now();
+        let now = clock::now();
         let next = (0..3)
             .filter(|&i| !self.limits[i].is_zero())
             .map(|i| (self.marks[i] + self.limits[i]).saturating_duration_since(now))
@@ -54,7 +57,7 @@ impl IdleStateHandler {
     }
 
     fn touch(&mut self, kinds: &[usize]) {
-        let now = Instant::now();
+        let now = clock::now();
         for &i in kinds {
             self.marks[i] = now;
         }
@@ -82,7 +85,7 @@ impl Handler for IdleStateHandler {
     }
 
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let now = Instant::now();
+        let now = clock::now();
         for ((limit, mark), kind) in self.limits.iter().zip(&mut self.marks).zip(KINDS) {
             if !limit.is_zero() && now >= *mark + *limit {
                 *mark = now;
@@ -128,7 +131,7 @@ impl ReadTimeoutHandler {
     pub fn new(timeout: Duration) -> ReadTimeoutHandler {
         ReadTimeoutHandler {
             timeout,
-            last_read: Instant::now(),
+            last_read: clock::now(),
             fired: false,
         }
     }
@@ -137,20 +140,20 @@ impl ReadTimeoutHandler {
 #[crate::handler]
 impl Handler for ReadTimeoutHandler {
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        self.last_read = Instant::now();
+        self.last_read = clock::now();
         ctx.schedule_timer(self.timeout);
         Ok(())
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last_read = Instant::now();
+        self.last_read = clock::now();
         ctx.fire_channel_read(msg);
         Ok(())
     }
 
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
         let deadline = self.last_read + self.timeout;
-        let now = Instant::now();
+        let now = clock::now();
         if now < deadline {
             ctx.schedule_timer(deadline - now);
         } else if !self.fired {
@@ -162,47 +165,63 @@ impl Handler for ReadTimeoutHandler {
     }
 }
 
-/// Closes its channel after `ChannelOptions::idle_timeout` without a read or a write;
-/// added first in the pipeline by the channel itself when that option is set.
+/// When a channel last read or wrote, for `ChannelOptions::idle_timeout`: the channel task
+/// notes each read and the pipeline each write that reaches the transport, with the loop's
+/// batch clock — a relaxed store, where a handler first in the pipeline cost every read
+/// and write a hop through the pipeline's queue (docs/benchmarks.md, issue 17).
+#[derive(Default)]
+pub(crate) struct Activity {
+    /// Nanoseconds from `clock::epoch()` to the last read or write.
+    last: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        let activity = Activity::default();
+        activity.note();
+        activity
+    }
+
+    pub(crate) fn note(&self) {
+        self.last.store(clock::nanos(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn last(&self) -> Instant {
+        clock::epoch() + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    }
+}
+
+/// Closes its channel after `ChannelOptions::idle_timeout` without a read or a write (as
+/// noted in [`Activity`]); added first in the pipeline by the channel itself when that
+/// option is set. It takes no reads or writes, so they pass it by (it does take
+/// `channel_inactive`: the pipeline delivers `handler_added` and `timer_expired` only to
+/// handlers that take some event).
 pub(crate) struct IdleTimeoutHandler {
     timeout: Duration,
-    last: Instant,
 }
 
 impl IdleTimeoutHandler {
     pub(crate) const NAME: &'static str = "idle-timeout";
 
     pub(crate) fn new(timeout: Duration) -> IdleTimeoutHandler {
-        IdleTimeoutHandler {
-            timeout,
-            last: Instant::now(),
-        }
+        IdleTimeoutHandler { timeout }
     }
 }
 
 #[crate::handler]
 impl Handler for IdleTimeoutHandler {
     fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        self.last = Instant::now();
+        ctx.channel().note_activity();
         ctx.schedule_timer(self.timeout);
         Ok(())
     }
 
-    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last = Instant::now();
-        ctx.fire_channel_read(msg);
-        Ok(())
-    }
-
-    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg) -> HandlerResult {
-        self.last = Instant::now();
-        ctx.write(msg);
-        Ok(())
-    }
-
     fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
-        let deadline = self.last + self.timeout;
-        let now = Instant::now();
+        let Some(last) = ctx.channel().last_activity() else {
+            return Ok(());
+        };
+        let deadline = last + self.timeout;
+        let now = clock::now();
         if now < deadline {
             ctx.schedule_timer(deadline - now);
             return Ok(());
@@ -210,6 +229,12 @@ impl Handler for IdleTimeoutHandler {
         tracing::debug!(channel = %ctx.channel(), timeout = ?self.timeout, "idle_timeout: closing");
         ctx.fire_exception_caught(ChannelError::IdleTimeout(self.timeout));
         ctx.close_with(CloseMode::Forced);
+        Ok(())
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.cancel_timer();
+        ctx.fire_channel_inactive();
         Ok(())
     }
 }

@@ -62,6 +62,7 @@ mod bootstrap;
 mod budget;
 mod channel;
 mod channel_waker;
+mod clock;
 mod codec;
 mod echo;
 mod embedded;

@@ -312,6 +312,7 @@ impl<T: Transport, A: Wakeup> ChannelTask<T, A> {
             match result {
                 ReadResult::Data(bytes, short) => {
                     reads += 1;
+                    self.pipeline.channel.note_activity();
                     self.pipeline.dispatch_read(Msg::from(bytes));
                     // A full chunk's worth flushed: write it now, while it is still in the
                     // cache, instead of after the whole burst (up to `max_reads` chunks).
@@ -611,8 +612,8 @@ impl<T: Transport, A: Wakeup> Future for ChannelTask<T, A> {
             rounds += 1;
             this.drain_commands();
             this.pipeline.run();
-            if this.pipeline.timers_changed() || this.alarm.is_armed() {
-                this.pipeline.fire_due_timers(Instant::now());
+            if this.pipeline.timers_changed() || this.alarm.may_be_due() {
+                this.pipeline.fire_due_timers(crate::clock::now());
                 this.pipeline.run();
             }
             let more = this.read_burst(cx);

@@ -6,9 +6,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::{Log, Recorder, bind_local, time_until_closed};
 use netloom_channel::{
-    ChannelOptions, EchoHandler, EventLoopGroup, ServerBootstrap, TlsHandler, TlsServerConfig,
+    ChannelOptions, Context, EchoHandler, EventLoopGroup, Handler, HandlerResult, ServerBootstrap,
+    TlsHandler, TlsServerConfig,
 };
 
 /// The server closed `c` after its timeout (300 ms in these tests), not at once, and said
@@ -24,13 +26,23 @@ fn assert_closed_by_timeout(c: &mut TcpStream, log: &Log, limit: &str) {
 }
 
 fn echo_with_idle_timeout(group: &EventLoopGroup, timeout: Duration, log: &Log) -> SocketAddr {
+    with_idle_timeout(group, timeout, log, || EchoHandler)
+}
+
+/// A server with `timeout` as its idle timeout, a recorder, then the handler `last` makes.
+fn with_idle_timeout<H: Handler + 'static>(
+    group: &EventLoopGroup,
+    timeout: Duration,
+    log: &Log,
+    last: impl Fn() -> H + Send + Sync + 'static,
+) -> SocketAddr {
     let l = log.clone();
     let server = ServerBootstrap::new(group, group)
         .idle_timeout(timeout)
         .tcp_keepalive(Duration::from_secs(60))
         .child_handler(move |p| {
             p.add_last("rec", Recorder(l.clone()))?
-                .add_last("echo", EchoHandler)?;
+                .add_last("last", last())?;
             Ok(())
         });
     bind_local(server).1
@@ -61,6 +73,40 @@ fn a_talking_client_is_not_closed_by_the_idle_timeout() {
         c.read_exact(&mut b).unwrap();
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(!log.contains("inactive"), "{:?}", log.events());
+}
+
+/// Writes one byte every 100 ms, from channel_active on; takes nothing else.
+struct Ticker;
+
+#[netloom_channel::handler]
+impl Handler for Ticker {
+    fn channel_active(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.schedule_timer(Duration::from_millis(100));
+        ctx.fire_channel_active();
+        Ok(())
+    }
+
+    fn timer_expired(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        ctx.write_and_flush(Bytes::from_static(b"t"));
+        ctx.schedule_timer(Duration::from_millis(100));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_server_that_keeps_writing_is_not_closed_by_the_idle_timeout() {
+    // The channel notes writes as activity, not only reads: a client that only listens
+    // (a feed, a long download) stays open while the server writes.
+    let group = EventLoopGroup::new(1, "idle-writes").unwrap();
+    let log = Log::default();
+    let addr = with_idle_timeout(&group, Duration::from_millis(400), &log, || Ticker);
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // 1.2 s of the server's writes, three timeouts' worth, and not a byte from the client.
+    let mut got = [0u8; 12];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"tttttttttttt");
     assert!(!log.contains("inactive"), "{:?}", log.events());
 }
 

@@ -40,6 +40,12 @@ struct Args {
     /// `CONNECTIONSxIN_FLIGHT-SIZE` (`4096x1-32`).
     #[arg(long = "case")]
     cases: Vec<String>,
+    /// Offered load in messages per second across each case's connections (e.g. 100000):
+    /// each connection sends on a fixed schedule instead of as soon as its echo returns.
+    /// Below either side's saturation, every server gets the same load and its CPU per
+    /// message is compared at that load. Needs a window of at most 64 KiB per connection.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Directory for results.md, results.json and server logs.
     #[arg(long, default_value = "target/bench-echo")]
     out: PathBuf,
@@ -81,6 +87,7 @@ fn main() -> anyhow::Result<()> {
     plan.duration = secs("--duration", args.duration)?;
     plan.rounds = args.rounds;
     plan.idle_connections = args.idle_connections;
+    plan.rate = args.rate;
     plan.log_dir = args.out.clone();
     let comparison = netloom_bench::compare::run(&plan, |line| eprintln!("bench-echo: {line}"));
     let markdown = table::markdown(&comparison);

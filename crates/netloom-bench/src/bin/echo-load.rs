@@ -48,6 +48,10 @@ enum Command {
         /// The server's pid: its CPU time per message is reported.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Offered load in msg/s across all connections (default: as fast as echoes come
+        /// back). Each connection sends on a fixed schedule while its window has room.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Opens N connections, exchanges one message on each and reports the server's RSS growth.
     Idle {
@@ -76,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             max_messages,
             source,
             server_pid,
+            rate,
         } => {
             loopback_only(addr)?;
             let mode = if stream {
@@ -89,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             config.max_messages = max_messages;
             config.sources = source;
             config.server_pid = server_pid;
+            config.rate = rate;
             serde_json::to_string_pretty(&netloom_bench::load::run(&config)?)?
         }
         Command::Idle {

@@ -167,6 +167,9 @@ pub struct Plan {
     pub log_dir: PathBuf,
     /// How long a server may take to start listening.
     pub start_timeout: Duration,
+    /// Offered load of every case in msg/s ([`LoadConfig::rate`]), or `None` for as fast
+    /// as each server echoes.
+    pub rate: Option<f64>,
 }
 
 impl Plan {
@@ -185,6 +188,7 @@ impl Plan {
             idle_connections: 10_000,
             log_dir: PathBuf::from("."),
             start_timeout: Duration::from_secs(30),
+            rate: None,
         }
     }
 }
@@ -263,6 +267,8 @@ pub struct Comparison {
     pub duration_secs: f64,
     /// Rounds run.
     pub rounds: usize,
+    /// Offered load of every case in msg/s, or `None` when unpaced.
+    pub rate: Option<f64>,
     /// The network namespace's TCP settings, read at the end of the run
     /// ([`crate::procfs::tcp_settings`]).
     pub tcp: String,
@@ -320,7 +326,13 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Comparison {
             let server = start(spec).map_err(|err| err.to_string())?;
             progress(&format!("{}: warming up", spec.name));
             let warm = Case::new(64, Mode::Pipelined { in_flight: 16 }, 32);
-            if let Err(err) = load(&server, &warm, Duration::ZERO, plan.server_warmup) {
+            let unpaced = Plan {
+                warmup: Duration::ZERO,
+                duration: plan.server_warmup,
+                rate: None,
+                ..plan.clone()
+            };
+            if let Err(err) = load(&server, &warm, &unpaced) {
                 progress(&format!("{}: warm-up failed: {err}", spec.name));
             }
             Ok(server)
@@ -333,7 +345,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Comparison {
                 let index = (k + round + case_index) % servers.len();
                 let outcome = match &servers[index] {
                     Ok(server) => {
-                        let outcome = load(server, case, plan.warmup, plan.duration);
+                        let outcome = load(server, case, plan);
                         let result = &mut results[index];
                         if result.threads.is_none() {
                             result.threads = ProcSample::read(server.pid()).ok().map(|s| s.threads);
@@ -366,20 +378,18 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Comparison {
         warmup_secs: plan.warmup.as_secs_f64(),
         duration_secs: plan.duration.as_secs_f64(),
         rounds: plan.rounds,
+        rate: plan.rate,
         tcp: crate::procfs::tcp_settings(),
     }
 }
 
-/// One load run of `case` against `server`, reading its CPU time.
-fn load(
-    server: &ServerProcess,
-    case: &Case,
-    warmup: Duration,
-    duration: Duration,
-) -> Result<LoadReport, BenchError> {
+/// One load run of `case` against `server` with the plan's warm-up, duration and rate,
+/// reading the server's CPU time.
+fn load(server: &ServerProcess, case: &Case, plan: &Plan) -> Result<LoadReport, BenchError> {
     let mut config = LoadConfig::new(server.addr(), case.connections, case.mode, case.size);
-    config.warmup = warmup;
-    config.duration = duration;
+    config.warmup = plan.warmup;
+    config.duration = plan.duration;
+    config.rate = plan.rate;
     config.server_pid = Some(server.pid());
     crate::load::run(&config)
 }

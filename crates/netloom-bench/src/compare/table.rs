@@ -19,7 +19,7 @@ pub const IDLE_KIB_TARGET: f64 = 8.0;
 ///
 /// ```
 /// use netloom_bench::compare::{Comparison, table::markdown};
-/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, tcp: String::new() };
+/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, rate: None, tcp: String::new() };
 /// assert!(markdown(&empty).contains("Targets"));
 /// ```
 pub fn markdown(comparison: &Comparison) -> String {
@@ -31,6 +31,17 @@ pub fn markdown(comparison: &Comparison) -> String {
          servers run back to back alike, cancels out. TCP: {}.\n\n",
         comparison.warmup_secs, comparison.duration_secs, comparison.rounds, comparison.tcp
     );
+    if let Some(rate) = comparison.rate {
+        let _ = writeln!(
+            out,
+            "Offered load: {} msg/s in every case, spread evenly over its connections (each \
+             sends one message per connections / rate seconds while its window has room). \
+             Below saturation every server sees the same load, so msg/s matches it and \
+             server CPU µs/msg is the comparison; a server's msg/s below it means that \
+             server saturated.\n",
+            thousands(rate)
+        );
+    }
     servers_table(&mut out, comparison);
     for (index, case) in comparison.cases.iter().enumerate() {
         let _ = writeln!(out, "\n### {}\n", case.name);
@@ -145,7 +156,7 @@ impl Ratios {
     ///
     /// ```
     /// use netloom_bench::compare::{Comparison, table::Ratios};
-    /// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, tcp: String::new() };
+    /// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, rate: None, tcp: String::new() };
     /// assert_eq!(Ratios::of(&empty, 0).msgs_vs_tokio, None);
     /// ```
     pub fn of(comparison: &Comparison, index: usize) -> Self {
@@ -214,7 +225,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 ///
 /// ```
 /// use netloom_bench::compare::{Comparison, table::rounds_spread};
-/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, tcp: String::new() };
+/// let empty = Comparison { cases: vec![], servers: vec![], warmup_secs: 1.0, duration_secs: 5.0, rounds: 3, rate: None, tcp: String::new() };
 /// assert_eq!(rounds_spread(&empty, 0), None);
 /// ```
 pub fn rounds_spread(comparison: &Comparison, index: usize) -> Option<f64> {
@@ -372,6 +383,7 @@ mod tests {
             warmup_secs: 1.0,
             duration_secs: 4.0,
             rounds: 3,
+            rate: None,
             tcp: "congestion control cubic, tcp_rmem 4096 131072 6291456, tcp_wmem 4096 16384 4194304".into(),
         }
     }
