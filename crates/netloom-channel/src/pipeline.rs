@@ -37,6 +37,12 @@ impl Ev {
         matches!(self, Ev::Write(_) | Ev::Flush | Ev::Close(_))
     }
 
+    /// `handler_added`, timers and resumes: addressed to one handler, which is called
+    /// whatever its interest set (even an empty one).
+    fn is_addressed(&self) -> bool {
+        matches!(self, Ev::Added | Ev::Timer | Ev::Resume)
+    }
+
     /// The callback this event calls. `handler_added`, timers and resumes are addressed to
     /// one handler and are never skipped: they count as every callback.
     fn interest(&self) -> Interest {
@@ -703,7 +709,7 @@ impl Pipeline {
     fn deliver_at(&mut self, idx: usize, ev: Ev) {
         let id = self.slots[idx].id;
         let kind = ev.interest();
-        if !self.slots[idx].interest.intersects(kind) {
+        if !ev.is_addressed() && !self.slots[idx].interest.intersects(kind) {
             // Addressed to a handler that does not take it (the neighbour of a handler that
             // forwarded while events were queued, a retargeted event, an error for a handler
             // without `exception_caught`): passed on as its default callback would.

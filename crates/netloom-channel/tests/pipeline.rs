@@ -504,3 +504,43 @@ fn the_handler_macro_derives_the_interest_set_and_every_callback_is_called() {
     ch.write_outbound(Bytes::from_static(b"out"));
     assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"out")));
 }
+
+/// Counts its own addressed callbacks; takes no routed event, so its interest set is empty.
+struct Ticker(std::rc::Rc<std::cell::Cell<(u32, u32)>>);
+
+#[netloom_channel::handler]
+impl Handler for Ticker {
+    fn handler_added(&mut self, ctx: &mut Context<'_>) -> HandlerResult {
+        let (added, fired) = self.0.get();
+        self.0.set((added + 1, fired));
+        ctx.schedule_timer(Duration::from_millis(1));
+        Ok(())
+    }
+
+    fn timer_expired(&mut self, _ctx: &mut Context<'_>) -> HandlerResult {
+        let (added, fired) = self.0.get();
+        self.0.set((added, fired + 1));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_handler_that_takes_no_routed_event_still_gets_added_and_its_timers() {
+    let counts = std::rc::Rc::new(std::cell::Cell::new((0, 0)));
+    let ticker = Ticker(counts.clone());
+    assert_eq!(ticker.interest(), Interest::NONE);
+    let mut ch = EmbeddedChannel::new(|p| {
+        p.add_last("ticker", ticker)?
+            .add_last("echo", EchoHandler)?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(counts.get().0, 1, "handler_added was not called");
+    wait_until("the ticker's timer", Duration::from_secs(10), || {
+        ch.run_pending();
+        counts.get().1 == 1
+    });
+    // Routed events pass it by.
+    ch.write_inbound(Bytes::from_static(b"x"));
+    assert_eq!(ch.read_outbound(), Some(Bytes::from_static(b"x")));
+}
