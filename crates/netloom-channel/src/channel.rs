@@ -92,8 +92,8 @@ pub(crate) struct Shared {
     /// Inline (not its own `Arc`): a [`CloseFuture`] holds the whole `Shared`.
     close: CloseSignal,
     fd: RwLock<Option<RawFd>>,
-    /// The last read or write, when `ChannelOptions::idle_timeout` is set.
-    activity: Option<Activity>,
+    /// The last read or write, when `ChannelOptions::idle_timeout` is set (off otherwise).
+    activity: Activity,
 }
 
 /// A handle to a channel (a connection and its pipeline). Cloning is cheap; every method
@@ -143,7 +143,7 @@ impl Channel {
             waker: ChannelWaker::default(),
             close: CloseSignal::default(),
             fd: RwLock::new(fd),
-            activity: options.idle_timeout.map(|_| Activity::new()),
+            activity: Activity::new(options.idle_timeout.is_some()),
         }))
     }
 
@@ -485,14 +485,12 @@ impl Channel {
 
     /// Notes a read or a write for the idle timeout (nothing when it is off).
     pub(crate) fn note_activity(&self) {
-        if let Some(activity) = &self.0.activity {
-            activity.note();
-        }
+        self.0.activity.note();
     }
 
     /// The last read or write noted, if the idle timeout is on.
     pub(crate) fn last_activity(&self) -> Option<std::time::Instant> {
-        self.0.activity.as_ref().map(Activity::last)
+        self.0.activity.last()
     }
 
     pub(crate) fn release_pending(&self, removed: usize) {

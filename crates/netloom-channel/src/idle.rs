@@ -169,33 +169,42 @@ impl Handler for ReadTimeoutHandler {
 /// notes each read and the pipeline each write that reaches the transport, with the loop's
 /// batch clock — a relaxed store, where a handler first in the pipeline cost every read
 /// and write a hop through the pipeline's queue (docs/benchmarks.md, issue 17).
-#[derive(Default)]
 pub(crate) struct Activity {
-    /// Nanoseconds from `clock::epoch()` to the last read or write.
+    /// Nanoseconds from `clock::epoch()` to the last read or write, at least 1; 0 while
+    /// off (one word, not an `Option`: every channel carries it, idle UDP peers included).
     last: AtomicU64,
 }
 
 impl Activity {
-    pub(crate) fn new() -> Activity {
-        let activity = Activity::default();
+    /// Noting from now on (`on`), or off for good.
+    pub(crate) fn new(on: bool) -> Activity {
+        let activity = Activity {
+            last: AtomicU64::new(u64::from(on)),
+        };
         activity.note();
         activity
     }
 
+    /// Stamps a read or a write (nothing while off).
     pub(crate) fn note(&self) {
-        self.last.store(clock::nanos(), Ordering::Relaxed);
+        if self.last.load(Ordering::Relaxed) != 0 {
+            self.last.store(clock::nanos().max(1), Ordering::Relaxed);
+        }
     }
 
-    pub(crate) fn last(&self) -> Instant {
-        clock::epoch() + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    /// The last read or write, if on.
+    pub(crate) fn last(&self) -> Option<Instant> {
+        match self.last.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(clock::epoch() + Duration::from_nanos(nanos)),
+        }
     }
 }
 
 /// Closes its channel after `ChannelOptions::idle_timeout` without a read or a write (as
 /// noted in [`Activity`]); added first in the pipeline by the channel itself when that
-/// option is set. It takes no reads or writes, so they pass it by (it does take
-/// `channel_inactive`: the pipeline delivers `handler_added` and `timer_expired` only to
-/// handlers that take some event).
+/// option is set. It takes no reads or writes, so they pass it by; it takes
+/// `channel_inactive` to cancel its timer.
 pub(crate) struct IdleTimeoutHandler {
     timeout: Duration,
 }

@@ -218,7 +218,7 @@ pub struct Pipeline {
     queue: VecDeque<Queued>,
     /// Callbacks on the stack right now (a handler being added runs inside its adder). A
     /// running handler is the one whose slot has lent out its `handler`.
-    running: usize,
+    running: u32,
     pub(crate) channel: Channel,
     head: Head,
     /// Where what no handler took is reported.
