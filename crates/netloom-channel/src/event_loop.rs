@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -127,10 +127,14 @@ struct WithChannels<F> {
     locals: Arc<FlagWake>,
     locals_waker: Waker,
     main_waker: Option<Waker>,
+    /// `LoopOptions::busy_poll`.
+    busy_poll: Duration,
+    /// When the loop last had work (kept only while busy-polling).
+    last_work: Instant,
 }
 
 impl<F: Future> WithChannels<F> {
-    fn new(inner: F, local: tokio::task::LocalSet) -> Self {
+    fn new(inner: F, local: tokio::task::LocalSet, busy_poll: Duration) -> Self {
         let jobs = FlagWake::new_woken();
         let locals = FlagWake::new_woken();
         WithChannels {
@@ -142,6 +146,8 @@ impl<F: Future> WithChannels<F> {
             locals_waker: Waker::from(locals.clone()),
             locals,
             main_waker: None,
+            busy_poll,
+            last_work: Instant::now(),
         }
     }
 }
@@ -162,6 +168,14 @@ impl<F: Future> Future for WithChannels<F> {
             MAIN_WAKER.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
         }
         loop {
+            if !this.busy_poll.is_zero()
+                && (this.tasks.has_woken()
+                    || SPAWNED_ANY.get()
+                    || this.jobs.woken.load(Ordering::Acquire)
+                    || this.locals.woken.load(Ordering::Acquire))
+            {
+                this.last_work = Instant::now();
+            }
             if this.jobs.take() {
                 let mut jobs_cx = TaskContext::from_waker(&this.jobs_waker);
                 if let Poll::Ready(out) = this.inner.as_mut().poll(&mut jobs_cx) {
@@ -200,6 +214,11 @@ impl<F: Future> Future for WithChannels<F> {
                 && !this.jobs.woken.load(Ordering::Acquire)
                 && !this.locals.woken.load(Ordering::Acquire)
             {
+                if !this.busy_poll.is_zero() && this.last_work.elapsed() < this.busy_poll {
+                    // Busy-polling: come back after the runtime has polled the driver
+                    // (without blocking, since this future is woken) instead of sleeping.
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
         }
@@ -354,6 +373,29 @@ struct GroupInner {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// How each loop of an [`EventLoopGroup`] runs.
+///
+/// ```
+/// let options = netloom_channel::LoopOptions::default();
+/// assert!(options.busy_poll.is_zero()); // sleeps as soon as it has nothing to do
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LoopOptions {
+    /// After its last work (a woken channel, a job, a local task), a loop keeps polling its
+    /// sockets without sleeping for this long, 0..=10 ms (default 0: it sleeps at once).
+    /// A message answered within the budget then meets a loop that is awake: no wake-up
+    /// of a sleeping thread (on a virtual machine, of a halted CPU) on its path, at the
+    /// price of a CPU kept busy while traffic flows and for `busy_poll` after it, as Go's
+    /// scheduler spins before parking. For the lowest added latency of a proxy or a
+    /// forwarder; docs/benchmarks.md has what it saves.
+    pub busy_poll: Duration,
+}
+
+impl LoopOptions {
+    /// The largest [`busy_poll`](LoopOptions::busy_poll) budget.
+    pub const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
+}
+
 /// A group of event loops. New channels go to the loops in turn.
 ///
 /// ```
@@ -375,6 +417,37 @@ impl EventLoopGroup {
     /// assert!(err.to_string().contains("threads"));
     /// ```
     pub fn new(threads: usize, name: &str) -> Result<EventLoopGroup, ChannelError> {
+        EventLoopGroup::with_options(threads, name, LoopOptions::default())
+    }
+
+    /// [`new`](EventLoopGroup::new) with `options` for every loop.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use netloom_channel::{EventLoopGroup, LoopOptions};
+    /// let options = LoopOptions { busy_poll: Duration::from_micros(200), ..LoopOptions::default() };
+    /// let group = EventLoopGroup::with_options(1, "spin", options)?;
+    /// assert_eq!(group.len(), 1);
+    /// let too_long = LoopOptions { busy_poll: Duration::from_secs(1), ..LoopOptions::default() };
+    /// let err = EventLoopGroup::with_options(1, "spin", too_long).unwrap_err();
+    /// assert!(err.to_string().contains("busy_poll"));
+    /// # Ok::<(), netloom_channel::ChannelError>(())
+    /// ```
+    pub fn with_options(
+        threads: usize,
+        name: &str,
+        options: LoopOptions,
+    ) -> Result<EventLoopGroup, ChannelError> {
+        if options.busy_poll > LoopOptions::MAX_BUSY_POLL {
+            return Err(ChannelError::InvalidOption {
+                name: "busy_poll",
+                reason: format!(
+                    "{:?} is above the largest busy-poll budget, {:?}",
+                    options.busy_poll,
+                    LoopOptions::MAX_BUSY_POLL
+                ),
+            });
+        }
         if threads == 0 {
             return Err(ChannelError::InvalidOption {
                 name: "threads",
@@ -394,7 +467,7 @@ impl EventLoopGroup {
             let el_for_thread = el.clone();
             let handle = std::thread::Builder::new()
                 .name(thread_name.clone())
-                .spawn(move || run_thread(el_for_thread, rx))
+                .spawn(move || run_thread(el_for_thread, rx, options.busy_poll))
                 .map_err(|source| ChannelError::ThreadSpawn {
                     name: thread_name,
                     source,
@@ -561,7 +634,7 @@ impl IntoFuture for Termination {
     }
 }
 
-fn run_thread(el: EventLoop, mut rx: mpsc::UnboundedReceiver<Message>) {
+fn run_thread(el: EventLoop, mut rx: mpsc::UnboundedReceiver<Message>, busy_poll: Duration) {
     let _ = el.0.thread.set(std::thread::current().id());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -592,7 +665,7 @@ fn run_thread(el: EventLoop, mut rx: mpsc::UnboundedReceiver<Message>) {
         drain(&mut rx, quiet, timeout).await;
         Some(done)
     };
-    let main = WithChannels::new(jobs, local);
+    let main = WithChannels::new(jobs, local, busy_poll);
     // Returning drops the remaining channel tasks (their sockets close) and local tasks.
     let done = runtime.block_on(main);
     SPAWNED.with(|s| s.borrow_mut().clear());

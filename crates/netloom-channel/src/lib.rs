@@ -99,7 +99,7 @@ pub use echo::EchoHandler;
 pub use embedded::EmbeddedChannel;
 pub use error::{BoxError, ChannelError, HandlerResult};
 pub use event::{CloseMode, IdleState, TlsInfo, UserEvent};
-pub use event_loop::{EventLoop, EventLoopGroup, Termination};
+pub use event_loop::{EventLoop, EventLoopGroup, LoopOptions, Termination};
 pub use forward::{ForwardConfig, ForwardStats, Forwarder};
 pub use handler::Handler;
 pub use idle::{IdleStateHandler, ReadTimeoutHandler};

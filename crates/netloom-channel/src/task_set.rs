@@ -170,6 +170,11 @@ impl TaskSet {
         self.ready.any.load(Ordering::Acquire)
     }
 
+    /// Whether a task was woken since the last batch.
+    pub(crate) fn has_woken(&self) -> bool {
+        self.ready.any.load(Ordering::Acquire)
+    }
+
     /// The number of live tasks.
     #[cfg(test)]
     fn len(&self) -> usize {

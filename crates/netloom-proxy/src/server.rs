@@ -8,8 +8,8 @@ use crate::UdpSettings;
 use crate::spec::Protocol;
 use netloom_channel::udp::UdpEndpoint;
 use netloom_channel::{
-    ChannelOptions, EventLoopGroup, ServerBootstrap, ServerChannel, TlsClientConfig, TlsHandler,
-    TlsServerConfig,
+    ChannelOptions, EventLoopGroup, LoopOptions, ServerBootstrap, ServerChannel, TlsClientConfig,
+    TlsHandler, TlsServerConfig,
 };
 use serde_json::{Map, Value, json};
 
@@ -37,6 +37,10 @@ pub struct ServerOptions {
     pub threads: usize,
     /// Options of every proxied channel.
     pub channel: ChannelOptions,
+    /// How the event loops run (default: `busy_poll` 100 µs — polling for that long after
+    /// traffic instead of sleeping, so that an answer within it is forwarded by an awake
+    /// loop; `Duration::ZERO` sleeps at once).
+    pub event_loop: LoopOptions,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +59,9 @@ impl Default for ServerOptions {
             channel: ChannelOptions {
                 read_chunk_size: 63 * 1024,
                 ..ChannelOptions::default()
+            },
+            event_loop: LoopOptions {
+                busy_poll: std::time::Duration::from_micros(100),
             },
         }
     }
@@ -324,7 +331,11 @@ impl ProxyServer {
     /// assert!(s.list().as_object().unwrap().is_empty());
     /// ```
     pub fn new(options: ServerOptions) -> Result<ProxyServer, ProxyError> {
-        let group = EventLoopGroup::new(options.threads.max(1), "proxy")?;
+        let group = EventLoopGroup::with_options(
+            options.threads.max(1),
+            "proxy",
+            options.event_loop.clone(),
+        )?;
         Ok(ProxyServer {
             inner: Arc::new(Inner {
                 group,

@@ -264,6 +264,12 @@ fn bad_options_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     let out = Command::new(BIN)
+        .args(["proxy", "--busy-poll", "10001"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--busy-poll"));
+    let out = Command::new(BIN)
         .args(["proxy", "--port", "0", "--config", "/nonexistent/x.json"])
         .output()
         .unwrap();
