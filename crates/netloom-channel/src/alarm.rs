@@ -24,12 +24,19 @@ pub(crate) trait Wakeup: Default + Unpin {
     /// Arms for `next` (disarms for `None`) and polls; true if it is due.
     fn poll_at(&mut self, next: Option<Instant>, cx: &mut Context<'_>) -> bool;
 
+    /// The armed deadline, if any.
+    fn deadline(&self) -> Option<Instant>;
+
     /// Whether a deadline is armed.
-    fn is_armed(&self) -> bool;
+    fn is_armed(&self) -> bool {
+        self.deadline().is_some()
+    }
 
     /// Whether the armed deadline has passed by the event loop's batch clock
     /// ([`clock::now`]): the owner's timers need a look only then (or when they changed).
-    fn may_be_due(&self) -> bool;
+    fn may_be_due(&self) -> bool {
+        self.deadline().is_some_and(|at| clock::now() >= at)
+    }
 }
 
 impl Alarm {
@@ -84,12 +91,9 @@ impl Wakeup for Alarm {
         }
     }
 
-    fn may_be_due(&self) -> bool {
-        self.at.is_some_and(|at| clock::now() >= at)
-    }
-
-    fn is_armed(&self) -> bool {
-        self.sleep.is_some()
+    fn deadline(&self) -> Option<Instant> {
+        // `at` and `sleep` are set and cleared together.
+        self.at
     }
 }
 
@@ -107,11 +111,7 @@ impl Wakeup for Polled {
         next.is_some_and(|at| at <= Instant::now())
     }
 
-    fn is_armed(&self) -> bool {
-        self.at.is_some()
-    }
-
-    fn may_be_due(&self) -> bool {
-        self.at.is_some_and(|at| clock::now() >= at)
+    fn deadline(&self) -> Option<Instant> {
+        self.at
     }
 }

@@ -152,6 +152,15 @@ impl<F: Future> WithChannels<F> {
     }
 }
 
+impl<F> WithChannels<F> {
+    /// Whether a job, a local task or a newly spawned channel task waits for this loop.
+    fn has_queued_work(&self) -> bool {
+        SPAWNED_ANY.get()
+            || self.jobs.woken.load(Ordering::Acquire)
+            || self.locals.woken.load(Ordering::Acquire)
+    }
+}
+
 impl<F: Future> Future for WithChannels<F> {
     type Output = F::Output;
 
@@ -168,12 +177,7 @@ impl<F: Future> Future for WithChannels<F> {
             MAIN_WAKER.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
         }
         loop {
-            if !this.busy_poll.is_zero()
-                && (this.tasks.has_woken()
-                    || SPAWNED_ANY.get()
-                    || this.jobs.woken.load(Ordering::Acquire)
-                    || this.locals.woken.load(Ordering::Acquire))
-            {
+            if !this.busy_poll.is_zero() && (this.tasks.has_woken() || this.has_queued_work()) {
                 this.last_work = Instant::now();
             }
             if this.jobs.take() {
@@ -210,10 +214,7 @@ impl<F: Future> Future for WithChannels<F> {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            if !SPAWNED_ANY.get()
-                && !this.jobs.woken.load(Ordering::Acquire)
-                && !this.locals.woken.load(Ordering::Acquire)
-            {
+            if !this.has_queued_work() {
                 if !this.busy_poll.is_zero() && this.last_work.elapsed() < this.busy_poll {
                     // Busy-polling: come back after the runtime has polled the driver
                     // (without blocking, since this future is woken) instead of sleeping.

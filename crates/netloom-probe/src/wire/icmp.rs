@@ -198,10 +198,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     /// assert!(IcmpPacket::new_checked(&b[..]).unwrap().verify_checksum_v6(s, d));
     /// ```
     pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
-        let b = self.buf.as_ref();
-        let mut c = pseudo_header_sum(src.into(), dst.into(), 58, b.len() as u32);
-        c.add_bytes(b);
-        c.finish() == 0
+        sum_v6(src, dst, self.buf.as_ref()).finish() == 0
     }
 }
 
@@ -220,11 +217,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         let b = self.buf.as_mut();
         b[2..4].copy_from_slice(&[0, 0]);
-        let mut c = pseudo_header_sum(src.into(), dst.into(), 58, b.len() as u32);
-        c.add_bytes(b);
-        let sum = c.finish();
+        let sum = sum_v6(src, dst, b).finish();
         b[2..4].copy_from_slice(&sum.to_be_bytes());
     }
+}
+
+/// The one's-complement sum of ICMPv6 message `msg` with its `src` → `dst` pseudo header.
+fn sum_v6(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> Checksum {
+    let mut c = pseudo_header_sum(src.into(), dst.into(), 58, msg.len() as u32);
+    c.add_bytes(msg);
+    c
 }
 
 /// How [`IcmpRepr::emit_into`] fills the checksum field.
@@ -365,9 +367,8 @@ impl IcmpRepr {
         let mut b = Vec::with_capacity(8 + body.len());
         b.extend_from_slice(&self.header());
         b.extend_from_slice(body);
-        let mut c = pseudo_header_sum(src.into(), dst.into(), 58, b.len() as u32);
-        c.add_bytes(&b);
-        b[2..4].copy_from_slice(&c.finish().to_be_bytes());
+        let sum = sum_v6(src, dst, &b).finish();
+        b[2..4].copy_from_slice(&sum.to_be_bytes());
         b
     }
 
