@@ -153,8 +153,11 @@ fn loss_makes_tcp_retransmit_and_every_byte_arrives() {
                 got.len(),
                 data.len()
             );
+            // The seeded drops cost about 30 retransmissions; a clean transfer on a loaded
+            // 2-core machine has seen up to 11 spurious ones (a 20 ms timeout fired), so the
+            // lossy count must exceed the clean one by a margin, not by a ratio.
             assert!(
-                lossy >= 10 && lossy > 5 * clean.max(1),
+                lossy >= clean + 10,
                 "{stream}: retransmissions: {lossy} with loss, {clean} without"
             );
             if stream == "upstream" {
