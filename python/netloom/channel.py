@@ -36,10 +36,19 @@ from netloom._native import Channel, ChannelHandlerContext, CloseFuture, ServerC
 
 
 class EventLoopGroup:
-    """``num`` event loop threads named ``prefix-N`` (py-netty's signature)."""
+    """``num`` event loop threads named ``prefix-N`` (py-netty's signature).
 
-    def __init__(self, num: int = 1, prefix: str = "EventLoop") -> None:
-        self._native = _native.EventLoopGroup(num, prefix)
+    Beyond py-netty, ``busy_poll`` (seconds, 0 to 0.01, default 0): after its last work each
+    loop keeps polling its sockets this long before it sleeps, so that a message answered
+    within that time meets an awake thread instead of waking a sleeping one. It lowers the
+    latency of request/response traffic at the price of a CPU kept busy while traffic flows
+    (docs/benchmarks.md has what it saves)::
+
+        group = EventLoopGroup(1, "Worker", busy_poll=100e-6)
+    """
+
+    def __init__(self, num: int = 1, prefix: str = "EventLoop", busy_poll: float = 0.0) -> None:
+        self._native = _native.EventLoopGroup(num, prefix, busy_poll)
 
     def __len__(self) -> int:
         return len(self._native)

@@ -167,8 +167,10 @@ class Prober:
     ) -> List[ProbeResult]:
         """Sends one probe to each of ``hosts`` at once (same keywords as :meth:`probe`) and
         returns their results in order: one awaitable for the whole batch, so the cost per
-        probe in Python is a fraction of :meth:`probe`'s. Repeat a host to probe it
-        several times. Probes beyond ``max_in_flight`` end as ``probes-exhausted``.
+        probe in Python is a fraction of :meth:`probe`'s, and (raw sockets; ICMP, UDP or
+        TCP; no ``mark``) the probes leave in batches with one timer for all of them.
+        Repeat a host to probe it several times. Probes beyond ``max_in_flight`` end as
+        ``probes-exhausted``.
 
         Raises HostResolveError if a host does not resolve, InvalidArgument for a bad
         keyword value.

@@ -453,6 +453,16 @@ def test_group_and_ctrl_c_in_sync():
         socket.create_connection(addr, timeout=1).close()
 
 
+def test_busy_polling_group_serves_and_refuses_out_of_range_budgets():
+    group = EventLoopGroup(1, "Spin", busy_poll=100e-6)
+    server = ServerBootstrap(parent_group=group).bind(address="127.0.0.1", port=0)
+    echo_roundtrip(server.channel().local_address()[1])
+    group.shutdown_gracefully()
+    for bad in (0.011, -1e-6, float("nan")):
+        with pytest.raises(errors.InvalidArgument, match="busy_poll"):
+            EventLoopGroup(1, "Spin", busy_poll=bad)
+
+
 BUSY_AT_EXIT = """
 import time
 from netloom.channel import Bootstrap, ChannelHandlerAdapter, ServerBootstrap

@@ -334,3 +334,17 @@ def test_size_bit_pattern_and_tos_out_of_range_name_the_keyword():
         (name,) = kw
         with pytest.raises(errors.NetloomError, match=name.replace("_", "[_ -]")):
             run(main(**kw))
+
+
+@requires_root
+def test_probe_many_past_max_in_flight_refuses_only_the_rest():
+    async def main():
+        async with Prober(max_in_flight=4) as p:
+            first = await p.probe_many(["127.0.0.1"] * 6, timeout=5)
+            # Every slot was given back: a full batch again.
+            return first, await p.probe_many(["127.0.0.1"] * 4, timeout=5)
+
+    results, again = run(main())
+    assert [r.result for r in results].count("reply") == 4
+    assert [r.result for r in results].count("probes-exhausted") == 2
+    assert all(r.success for r in again)

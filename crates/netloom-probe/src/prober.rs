@@ -1,11 +1,15 @@
 //! The public probe handle: [`Prober`].
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::task::JoinHandle;
 
 use crate::engine::{self, Engine};
 use crate::{ProbeError, ProbeOptions, ProbeReply, ProberConfig};
+
+/// Probes [`Prober::probe_many`] sends before it lets the receive tasks run.
+const BURST: usize = 256;
 
 /// Counters of a prober since it was opened.
 ///
@@ -103,6 +107,70 @@ impl Prober {
         options: ProbeOptions,
     ) -> Result<ProbeReply, ProbeError> {
         self.inner.engine.probe(target, &options).await
+    }
+
+    /// Sends one probe with `options` to each of `targets`, all at once, and waits for
+    /// every outcome: the results are in the order of `targets`, each as
+    /// [`probe`](Prober::probe) would give it (a probe the in-flight limit has no room
+    /// for is `Err(ProbesExhausted)`, the others still go out).
+    ///
+    /// Cheaper per probe than as many [`probe`](Prober::probe) futures when the options
+    /// allow (raw sockets; ICMP, UDP or TCP SYN probes; no mark or device): the probes
+    /// then leave in `sendmmsg` batches, their answers come through one queue and their
+    /// timeouts through one timer, as in the `mtr-packet` server. Dropping the future
+    /// ends the probes not yet finished.
+    ///
+    /// ```no_run
+    /// # async fn demo(prober: netloom_probe::Prober) {
+    /// use netloom_probe::ProbeOptions;
+    /// let hosts = ["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+    /// for (host, result) in hosts.iter().zip(prober.probe_many(&hosts, &ProbeOptions::default()).await) {
+    ///     println!("{host}: {:?}", result.map(|r| r.outcome));
+    /// }
+    /// # }
+    /// ```
+    pub async fn probe_many(
+        &self,
+        targets: &[IpAddr],
+        options: &ProbeOptions,
+    ) -> Vec<Result<ProbeReply, ProbeError>> {
+        let engine = &self.inner.engine;
+        if !engine.can_submit(options) {
+            let probes = targets.iter().map(|t| engine.probe(*t, options));
+            return futures::future::join_all(probes).await;
+        }
+        let mut results: Vec<Option<Result<ProbeReply, ProbeError>>> =
+            targets.iter().map(|_| None).collect();
+        let mut put = |(i, r): engine::fast::Finished<usize>| results[i] = Some(r);
+        let mut fast = engine::fast::FastProbes::new(engine.clone(), false);
+        for (n, slice) in targets.chunks(BURST).enumerate() {
+            if n > 0 {
+                // Lets the receive tasks read the answers so far (on a one-thread runtime
+                // they run only now): a burst of thousands would overflow the socket's
+                // receive buffer before anyone read it.
+                tokio::task::yield_now().await;
+            }
+            for (i, target) in slice.iter().enumerate() {
+                let i = n * BURST + i;
+                if let Err(e) = fast.submit(i, *target, options) {
+                    put((i, Err(e)));
+                }
+            }
+            fast.flush(&mut put);
+        }
+        std::future::poll_fn(|cx| {
+            while fast.len() > 0 {
+                if fast.poll_finished(cx, &mut put).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+        results
+            .into_iter()
+            .map(|r| r.expect("every submitted probe finishes before fast.len() is 0"))
+            .collect()
     }
 
     /// Counters since [`Prober::open`].

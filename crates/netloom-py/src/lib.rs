@@ -25,6 +25,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    wait::configure_runtime();
     bridge::register(m)?;
     cli::register(m)?;
     wait::register(m)?;

@@ -242,7 +242,12 @@ async fn probe_one(prober: Prober, host: String, spec: ProbeSpec) -> PyResult<Ou
     let target = netloom_probe::resolve(&host, spec.version)
         .await
         .map_err(probe_error)?;
-    Ok(Outcome(match prober.probe(target, spec.options).await {
+    outcome(prober.probe(target, spec.options).await)
+}
+
+/// A probe's result as a `ProbeResult`, or the Python exception for a bad argument.
+fn outcome(result: Result<ProbeReply, ProbeError>) -> PyResult<Outcome> {
+    Ok(Outcome(match result {
         Ok(reply) => result_tuple(reply),
         Err(ProbeError::InvalidArgument { what }) => {
             return Err(Error::new("InvalidArgument", what).into());
@@ -334,10 +339,17 @@ impl NativeProber {
         let spec = spec.get().clone();
         let prober = self.prober.clone();
         crate::bridge::awaitable_batched(py, move || async move {
-            let probes = hosts
+            let resolving = hosts
+                .iter()
+                .map(|host| netloom_probe::resolve(host, spec.version));
+            let targets = futures::future::try_join_all(resolving)
+                .await
+                .map_err(probe_error)?;
+            let results = prober.probe_many(&targets, &spec.options).await;
+            results
                 .into_iter()
-                .map(|host| probe_one(prober.clone(), host, spec.clone()));
-            futures::future::try_join_all(probes).await
+                .map(outcome)
+                .collect::<PyResult<Vec<_>>>()
         })
     }
 

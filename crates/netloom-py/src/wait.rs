@@ -57,6 +57,20 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
 }
 
+/// Makes [`runtime`] one worker thread (`TOKIO_WORKER_THREADS` overrides it): the probe
+/// engine's receive tasks and the probes they answer then run on one thread, instead of
+/// each answer waking a second worker (cross-thread wake-ups cost a probe batch ~30 % more
+/// CPU, docs/benchmarks.md). Called at import, before anything uses the runtime; the
+/// netloom.channel event loops are threads of their own.
+pub(crate) fn configure_runtime() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("netloom-runtime");
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    pyo3_async_runtimes::tokio::init(builder);
+}
+
 /// `sleep(seconds)`: blocks for `seconds` (interruptible by Ctrl-C): the plain case of
 /// every blocking wait, for tests.
 #[pyfunction]

@@ -7,6 +7,7 @@
 //! O(1).
 mod batch;
 mod datagram;
+pub(crate) mod fast;
 pub(crate) mod fragment;
 #[cfg(test)]
 mod matching_tests;

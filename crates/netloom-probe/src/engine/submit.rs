@@ -349,9 +349,10 @@ impl Engine {
         })
     }
 
-    /// Ends a submitted probe whose datagram could not be sent (an answer that raced
-    /// in is dropped by the submitter, which no longer knows the id).
-    fn cancel(&self, probe: Submitted) {
+    /// Ends a submitted probe whose datagram could not be sent, or that its submitter
+    /// gave up on (an answer that raced in is dropped by the submitter, which no longer
+    /// knows the id).
+    pub(crate) fn cancel(&self, probe: Submitted) {
         self.table.remove(probe.key, probe.generation);
         self.in_flight.release();
     }

@@ -34,7 +34,6 @@
 //! ```
 
 mod command;
-mod fast;
 mod lines;
 mod reply;
 mod session;

@@ -9,9 +9,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::command::{ParseLimits, Request, SendProbe, parse_line};
-use super::fast::{self, FastProbes};
 use super::lines::{DEFAULT_COMMAND_BUFFER_SIZE, LineEvent, LineSplitter};
 use super::reply::{Dialect, ErrorReply, Reply};
+use crate::engine::fast::{self, FastProbes};
 use crate::options::Transport;
 use crate::{ProbeOptions, Prober, Protocol};
 
@@ -172,13 +172,13 @@ pub struct Turn {
 
 /// Probes in flight that need a future of their own (TCP/SCTP, a mark or device,
 /// unprivileged mode), polled by the session's own task (no task spawn per probe).
-type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = fast::Finished>>>>;
+type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = fast::Finished<i32>>>>>;
 
 /// Where a new probe goes: the engine's submit path when it takes the options, else a
 /// probe future.
 struct Probes<'a> {
     slow: &'a mut InFlight,
-    fast: &'a mut FastProbes,
+    fast: &'a mut FastProbes<i32>,
 }
 
 impl Probes<'_> {
@@ -303,7 +303,7 @@ impl Session {
         Ok(stats)
     }
 
-    fn write_finished(&self, (token, result): fast::Finished, out: &mut String) {
+    fn write_finished(&self, (token, result): fast::Finished<i32>, out: &mut String) {
         match result {
             Ok(reply) => Reply::Probe { token, reply },
             Err(error) => {

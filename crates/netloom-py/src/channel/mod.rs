@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netloom_channel::{
-    Bootstrap, ChannelError, EventLoopGroup, FramingHandler, Pipeline, ServerBootstrap,
-    TlsClientConfig, TlsHandler, TlsServerConfig,
+    Bootstrap, ChannelError, EventLoopGroup, FramingHandler, LoopOptions, Pipeline,
+    ServerBootstrap, TlsClientConfig, TlsHandler, TlsServerConfig,
 };
 use netloom_codec::Framer;
 use pyo3::prelude::*;
@@ -34,9 +34,11 @@ pub(crate) struct PyGroup {
 
 #[pymethods]
 impl PyGroup {
-    /// `threads` event loops named `name-N`.
+    /// `threads` event loops named `name-N`, each polling for `busy_poll` seconds after its
+    /// last work before it sleeps (0 to 0.01; `LoopOptions::busy_poll`).
     #[new]
-    fn new(threads: usize, name: &str) -> PyResult<PyGroup> {
+    #[pyo3(signature = (threads, name, busy_poll=0.0))]
+    fn new(threads: usize, name: &str, busy_poll: f64) -> PyResult<PyGroup> {
         if !(1..=256).contains(&threads) {
             return Err(Error::new(
                 "InvalidArgument",
@@ -44,7 +46,19 @@ impl PyGroup {
             )
             .into());
         }
-        let group = EventLoopGroup::new(threads, name).map_err(channel_error)?;
+        let max = LoopOptions::MAX_BUSY_POLL.as_secs_f64();
+        // Written so that NaN fails too.
+        if !(0.0..=max).contains(&busy_poll) {
+            return Err(Error::new(
+                "InvalidArgument",
+                format!("busy_poll={busy_poll}: expected 0 to {max} seconds"),
+            )
+            .into());
+        }
+        let options = LoopOptions {
+            busy_poll: Duration::from_secs_f64(busy_poll),
+        };
+        let group = EventLoopGroup::with_options(threads, name, options).map_err(channel_error)?;
         GROUPS
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -1,7 +1,9 @@
-//! The session's probes without a future each (raw sockets, ICMP and UDP, no mark or
-//! device): submitted to the engine under a slot id of this table, sent once per turn,
-//! answered through one completion queue, timed out through one deadline heap and one
-//! timer.
+//! Probes without a future each (raw sockets, ICMP, UDP and TCP SYN, no mark or device;
+//! see [`Engine::can_submit`]): submitted to the engine under a slot id of this table,
+//! sent together, answered through one completion queue, timed out through one deadline
+//! heap and one timer. The `mtr-packet` session and [`Prober::probe_many`] use it.
+//!
+//! [`Prober::probe_many`]: crate::Prober::probe_many
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
@@ -13,15 +15,15 @@ use std::time::{Duration, Instant};
 
 use tokio::time::Sleep;
 
-use crate::engine::Engine;
-use crate::engine::submit::{Completions, Delivery, Outbox, SendOutcome, Stamp, Submitted};
+use super::Engine;
+use super::submit::{Completions, Delivery, Outbox, SendOutcome, Stamp, Submitted};
 use crate::{ProbeError, ProbeOptions, ProbeReply};
 
 /// How long datagrams refused for lack of buffer space wait before the next try.
 const RETRY_AFTER: Duration = Duration::from_micros(200);
 
-struct Record {
-    token: i32,
+struct Record<T> {
+    token: T,
     serial: u32,
     probe: Submitted,
     timeout: Duration,
@@ -29,17 +31,18 @@ struct Record {
     sent: Option<Stamp>,
 }
 
-/// A finished probe: its command's token and what to answer.
-pub(super) type Finished = (i32, Result<ProbeReply, ProbeError>);
+/// A finished probe: the token it was submitted with, and its result.
+pub(crate) type Finished<T> = (T, Result<ProbeReply, ProbeError>);
 
-/// Probes of one session on the engine's submit path.
-pub(super) struct FastProbes {
+/// Probes on the engine's submit path, each known by a token of the caller's (an
+/// `mtr-packet` command's token, a position in a batch).
+pub(crate) struct FastProbes<T> {
     engine: Arc<Engine>,
     queue: Arc<Completions>,
     outbox: Outbox,
     /// Slots by index; an engine id is `serial << 32 | index`, so a stale answer for a
     /// reused slot is recognised.
-    records: Vec<Option<Record>>,
+    records: Vec<Option<Record<T>>>,
     free: Vec<u32>,
     live: usize,
     serial: u32,
@@ -50,10 +53,10 @@ pub(super) struct FastProbes {
     timer_at: Option<Instant>,
 }
 
-impl FastProbes {
+impl<T: Copy> FastProbes<T> {
     /// With `packet_socket`, datagrams leave through a packet socket where the path
     /// allows (see `engine/packet_tx.rs`).
-    pub(super) fn new(engine: Arc<Engine>, packet_socket: bool) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, packet_socket: bool) -> Self {
         FastProbes {
             engine,
             queue: Arc::default(),
@@ -70,30 +73,31 @@ impl FastProbes {
     }
 
     /// True if these options can take this path.
-    pub(super) fn accepts(&self, opts: &ProbeOptions) -> bool {
+    pub(crate) fn accepts(&self, opts: &ProbeOptions) -> bool {
         self.engine.can_submit(opts)
     }
 
     /// Datagrams sent through the packet socket so far.
-    pub(super) fn packet_socket_sends(&self) -> u64 {
+    pub(crate) fn packet_socket_sends(&self) -> u64 {
         self.outbox.packet_sends()
     }
 
     /// Probes submitted and not finished.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.live
     }
 
     /// Submits one probe; its datagram leaves at the next [`FastProbes::flush`].
-    pub(super) fn submit(
+    pub(crate) fn submit(
         &mut self,
-        token: i32,
+        token: T,
         target: IpAddr,
         opts: &ProbeOptions,
     ) -> Result<(), ProbeError> {
         let index = self.free.pop().unwrap_or_else(|| {
             self.records.push(None);
-            // The session's in-flight limit (at most 2^20) keeps this far below 2^32.
+            // Live probes hold match-table keys (16-bit sequences and ports per target
+            // family): far fewer than 2^32.
             u32::try_from(self.records.len() - 1).unwrap_or(u32::MAX)
         });
         self.serial = self.serial.wrapping_add(1);
@@ -121,12 +125,12 @@ impl FastProbes {
     }
 
     /// The live record of engine id `id`, if it is still the probe that id names.
-    fn record(records: &mut [Option<Record>], id: u64) -> Option<&mut Record> {
+    fn record(records: &mut [Option<Record<T>>], id: u64) -> Option<&mut Record<T>> {
         let slot = records.get_mut((id & 0xffff_ffff) as usize)?;
         slot.as_mut().filter(|r| u64::from(r.serial) == id >> 32)
     }
 
-    fn release(&mut self, id: u64) -> Option<Record> {
+    fn release(&mut self, id: u64) -> Option<Record<T>> {
         Self::record(&mut self.records, id)?;
         let index = (id & 0xffff_ffff) as u32;
         self.live -= 1;
@@ -135,7 +139,7 @@ impl FastProbes {
     }
 
     /// Sends what the outbox holds; failed sends are finished at once.
-    pub(super) fn flush(&mut self, finished: &mut impl FnMut(Finished)) {
+    pub(crate) fn flush(&mut self, finished: &mut impl FnMut(Finished<T>)) {
         if self.outbox.is_empty() {
             return;
         }
@@ -161,10 +165,10 @@ impl FastProbes {
 
     /// Finishes every probe answered or timed out; pending when there is none (after
     /// arranging a wake-up for the next deadline or send retry).
-    pub(super) fn poll_finished(
+    pub(crate) fn poll_finished(
         &mut self,
         cx: &mut Context<'_>,
-        finished: &mut impl FnMut(Finished),
+        finished: &mut impl FnMut(Finished<T>),
     ) -> Poll<()> {
         let mut any = false;
         loop {
@@ -211,7 +215,7 @@ impl FastProbes {
     }
 
     /// Ends every probe whose deadline passed; true if any was finished here.
-    fn expire(&mut self, finished: &mut impl FnMut(Finished)) -> bool {
+    fn expire(&mut self, finished: &mut impl FnMut(Finished<T>)) -> bool {
         let now = Instant::now();
         let mut any = false;
         while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
@@ -231,5 +235,16 @@ impl FastProbes {
             }
         }
         any
+    }
+}
+
+impl<T> Drop for FastProbes<T> {
+    /// Probes still live when their submitter goes (a dropped `probe_many`, a session
+    /// that ends) leave the match table and give back their share of the in-flight
+    /// limit.
+    fn drop(&mut self) {
+        for r in self.records.iter().flatten() {
+            self.engine.cancel(r.probe);
+        }
     }
 }
