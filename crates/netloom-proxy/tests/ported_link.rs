@@ -480,8 +480,9 @@ fn api_calls_never_wait_for_a_stalled_reader() {
     p.add(ToxicSpec::timeout(0)).unwrap();
     s.reset().unwrap();
     s.delete("stall").unwrap();
+    // Blocked, these calls would wait for the 60 s latency or forever.
     assert!(
-        t.elapsed() < Duration::from_millis(500),
+        t.elapsed() < Duration::from_secs(2),
         "the API waited {:?}",
         t.elapsed()
     );
