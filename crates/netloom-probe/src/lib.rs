@@ -3,7 +3,8 @@
 //!
 //! Open a [`Prober`] once, then call [`Prober::probe`] many times concurrently: thousands
 //! of probes share a few raw sockets, replies are matched in O(1) and checked against the
-//! probed destination.
+//! probed destination. [`Prober::probe_many`] sends a whole batch with the same options
+//! for less CPU per probe.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), netloom_probe::ProbeError> {
