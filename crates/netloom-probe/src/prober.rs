@@ -124,7 +124,8 @@ impl Prober {
     /// # async fn demo(prober: netloom_probe::Prober) {
     /// use netloom_probe::ProbeOptions;
     /// let hosts = ["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
-    /// for (host, result) in hosts.iter().zip(prober.probe_many(&hosts, &ProbeOptions::default()).await) {
+    /// let results = prober.probe_many(&hosts, &ProbeOptions::default()).await;
+    /// for (host, result) in hosts.iter().zip(results) {
     ///     println!("{host}: {:?}", result.map(|r| r.outcome));
     /// }
     /// # }
